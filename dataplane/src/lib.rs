@@ -1,0 +1,10 @@
+//! rvs dataplane: the packet logic of the gateway, as pure deterministic Rust.
+//!
+//! Invariants:
+//! - No DPDK types and no `unsafe`: everything here builds, tests, fuzzes and benches on any host.
+//! - No allocation on the per-packet path: tables and queues are sized at construction.
+//! - Time is an input (`now` in the calls, see [`flow::Millis`]), never read from the clock here.
+#![deny(unsafe_code)]
+
+pub mod flow;
+pub mod wire;

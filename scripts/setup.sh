@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Idempotent machine set-up for rvs on Debian 12: packages, Rust components, hugepages.
+# Safe to run repeatedly; says what it did.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: must run as root (apt, hugepages, namespaces)" >&2
+    exit 1
+fi
+
+PKGS=(
+    # DPDK and the FFI build
+    libdpdk-dev dpdk libclang-dev clang pkg-config build-essential
+    # topology and test peers
+    iproute2 ethtool iputils-ping curl python3 nginx-light wrk hping3 socat tcpdump
+    nftables procps util-linux
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # nginx-light's package starts a system nginx on :80 in the root namespace; the tests run their own.
+    systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+else
+    log "packages already installed"
+fi
+pkill -x nginx >/dev/null 2>&1 || true
+
+if command -v rustup >/dev/null 2>&1; then
+    for c in clippy rustfmt; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+            log "adding rust component $c"
+            rustup component add "$c"
+        fi
+    done
+fi
+
+# Hugepages: 1024 x 2 MiB. Where the kernel refuses, rvsd falls back to --no-huge (see docs/config.md).
+want=1024
+have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+if [ "$have" -lt "$want" ]; then
+    echo "$want" > /proc/sys/vm/nr_hugepages 2>/dev/null || true
+    have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+fi
+mkdir -p /dev/hugepages
+if ! mountpoint -q /dev/hugepages; then
+    mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+fi
+if [ "$have" -gt 0 ] && mountpoint -q /dev/hugepages; then
+    log "hugepages: $have x 2MiB reserved, hugetlbfs at /dev/hugepages"
+else
+    log "hugepages unavailable (have=$have); rvsd will run with --no-huge"
+fi
+log "done"
