@@ -1,1 +1,9 @@
-//! placeholder
+//! rvs control plane: the typed configuration, API types, the socket server and `rvsadm`.
+//!
+//! The control logic is a library; the daemon's socket server is a thin shell around it.
+pub mod config;
+
+pub use config::{Config, ConfigError};
+
+/// Scheduler names accepted in config and API (LVS names).
+pub const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "sh", "mh"];

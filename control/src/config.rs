@@ -1,0 +1,702 @@
+//! The daemon's one typed configuration, read from TOML (`rvsd -c FILE`).
+//!
+//! Every field has a named default (see the `defaults` module), so a minimal file names only ports,
+//! addresses and services. [`Config::from_toml`] parses and [`Config::validate`] checks everything that
+//! can be checked without touching the machine; each error names the field (`ports[1].addr`) in one
+//! line. Checks that need the machine (interfaces, lcores) live in the daemon and use the same error.
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build reads and writes.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Named defaults, documented in docs/config.md.
+pub mod defaults {
+    pub const SOCKET: &str = "/run/rvs/rvsd.sock";
+    pub const BURST: u16 = 32;
+    pub const RX_DESC: u16 = 1024;
+    pub const TX_DESC: u16 = 1024;
+    pub const MBUFS: u32 = 16383;
+    pub const MBUF_CACHE: u32 = 256;
+    pub const MTU: u16 = 1500;
+    pub const NO_HUGE_MEMORY_MB: u32 = 512;
+    pub const MAX_CONNS_PER_WORKER: u32 = 1 << 20;
+    pub const ARP_QUEUE: u32 = 64;
+    pub const NEIGH_TIMEOUT_S: u32 = 300;
+    pub const PERSIST_TEMPLATES: u32 = 65536;
+    pub const LPORT_MIN: u16 = 1025;
+    pub const LPORT_MAX: u16 = 65535;
+    pub const EXPIRE_BUDGET: u32 = 256;
+    pub const LOG_LEVEL: &str = "info";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending field, e.g. `services[0].reals[2].weight`.
+    pub field: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.msg)
+        } else {
+            write!(f, "{}: {}", self.field, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), msg: msg.into() }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Schema version; must equal [`CONFIG_VERSION`].
+    #[serde(default = "version_default")]
+    pub version: u32,
+    #[serde(default)]
+    pub eal: EalConfig,
+    #[serde(default)]
+    pub workers: WorkersConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub conn: ConnConfig,
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+fn version_default() -> u32 {
+    CONFIG_VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EalConfig {
+    /// DPDK `--file-prefix`; empty means `rvs-<pid>` so concurrent instances never collide.
+    pub file_prefix: String,
+    /// Run with `--in-memory`: no runtime files, nothing stale after a crash.
+    pub in_memory: bool,
+    /// `auto` uses hugepages when some are free and falls back to `--no-huge`; `on`/`off` force it.
+    pub hugepages: HugepageMode,
+    /// Memory for `--no-huge` mode, in MiB.
+    pub no_huge_memory_mb: u32,
+    /// DPDK log level (1..8), passed as `--log-level`.
+    pub log_level: u32,
+    /// Extra EAL arguments, appended verbatim.
+    pub args: Vec<String>,
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        EalConfig {
+            file_prefix: String::new(),
+            in_memory: true,
+            hugepages: HugepageMode::Auto,
+            no_huge_memory_mb: defaults::NO_HUGE_MEMORY_MB,
+            log_level: 5,
+            args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HugepageMode {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// The lcore (CPU) the main and control threads run on.
+    pub main_lcore: u32,
+    /// One poll-mode worker per lcore listed; each owns queue pair i on every port.
+    pub lcores: Vec<u32>,
+    /// Packets per rx/tx burst (1..=256).
+    pub burst: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Mbufs in the packet pool (per socket).
+    pub mbufs: u32,
+    pub mbuf_cache: u32,
+    /// Microseconds a worker sleeps after an empty poll; 0 is pure busy polling (production).
+    pub idle_sleep_us: u32,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            main_lcore: 0,
+            lcores: vec![1],
+            burst: defaults::BURST,
+            rx_desc: defaults::RX_DESC,
+            tx_desc: defaults::TX_DESC,
+            mbufs: defaults::MBUFS,
+            mbuf_cache: defaults::MBUF_CACHE,
+            idle_sleep_us: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix socket of the API.
+    pub socket: String,
+    /// Optional group allowed to use the socket (mode 0660 instead of 0600).
+    pub admin_group: Option<String>,
+    /// tracing filter for the daemon's own log (e.g. `info`, `rvsd=debug`).
+    pub log: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig { socket: defaults::SOCKET.into(), admin_group: None, log: defaults::LOG_LEVEL.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Name used by routes and in stats, e.g. `client`.
+    pub name: String,
+    /// DPDK device: a PCI address (`0000:03:00.0`) or vdev arguments (`net_af_packet0,iface=veth0`).
+    pub device: String,
+    /// The gateway's own address on this port, with prefix length (`198.18.0.1/24`).
+    pub addr: String,
+    #[serde(default = "mtu_default")]
+    pub mtu: u16,
+}
+
+fn mtu_default() -> u16 {
+    defaults::MTU
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Destination prefix, `0.0.0.0/0` for the default route.
+    pub dst: String,
+    /// Next hop; must lie in a port's connected subnet.
+    pub via: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnConfig {
+    /// Hard per-worker connection capacity (preallocated).
+    pub max_per_worker: u32,
+    /// Answer a TCP non-SYN that matches no connection with RST instead of dropping it silently.
+    pub rst_on_miss: bool,
+    /// Connections expired per burst at most (the rest wait for the next burst).
+    pub expire_budget: u32,
+    /// Per-worker persistence templates.
+    pub persist_templates: u32,
+    /// Packets held per unresolved neighbour.
+    pub arp_queue: u32,
+    pub neigh_timeout_s: u32,
+    /// Local (FULLNAT source) port range.
+    pub lport_min: u16,
+    pub lport_max: u16,
+    /// What to do with TCP timestamps on the way to real servers: `strip` (default; avoids PAWS drops
+    /// when different clients reuse one LIP:lport) or `keep`.
+    pub tcp_timestamps: TimestampMode,
+    pub timeouts: TimeoutsConfig,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            max_per_worker: defaults::MAX_CONNS_PER_WORKER,
+            rst_on_miss: false,
+            expire_budget: defaults::EXPIRE_BUDGET,
+            persist_templates: defaults::PERSIST_TEMPLATES,
+            arp_queue: defaults::ARP_QUEUE,
+            neigh_timeout_s: defaults::NEIGH_TIMEOUT_S,
+            lport_min: defaults::LPORT_MIN,
+            lport_max: defaults::LPORT_MAX,
+            tcp_timestamps: TimestampMode::Strip,
+            timeouts: TimeoutsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampMode {
+    Strip,
+    Keep,
+}
+
+/// LVS timeouts, seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    pub established: u32,
+    pub syn_sent: u32,
+    pub syn_recv: u32,
+    pub fin_wait: u32,
+    pub time_wait: u32,
+    pub close: u32,
+    pub close_wait: u32,
+    pub last_ack: u32,
+    pub udp: u32,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            established: 900,
+            syn_sent: 120,
+            syn_recv: 30,
+            fin_wait: 120,
+            time_wait: 120,
+            close: 10,
+            close_wait: 60,
+            last_ack: 30,
+            udp: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// `VIP:port`.
+    pub vip: String,
+    /// LVS scheduler name: rr, wrr, lc, wlc, sh, mh.
+    #[serde(default = "sched_default")]
+    pub sched: String,
+    /// Persistence timeout in seconds (`-p`); absent means none.
+    #[serde(default)]
+    pub persistence: Option<u32>,
+    /// Insert the client address as TCP option 254 (TOA) towards real servers.
+    #[serde(default)]
+    pub toa: bool,
+    /// SYN-proxy (SYN cookies on the gateway).
+    #[serde(default)]
+    pub synproxy: bool,
+    /// FULLNAT source addresses for this service.
+    #[serde(default)]
+    pub laddrs: Vec<String>,
+    #[serde(default)]
+    pub reals: Vec<RealConfig>,
+}
+
+fn sched_default() -> String {
+    "wlc".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealConfig {
+    /// `RS:port`.
+    pub addr: String,
+    #[serde(default = "weight_default")]
+    pub weight: u32,
+    /// Forwarding method; rvs forwards `fullnat` (`-b`). masq/route/tunnel are accepted by the API
+    /// for ipvsadm compatibility but refused at validation until implemented.
+    #[serde(default = "fwd_default")]
+    pub forward: String,
+    /// Upper connection threshold (`-x`), 0 = none.
+    #[serde(default)]
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`), 0 = none.
+    #[serde(default)]
+    pub l_threshold: u32,
+}
+
+fn weight_default() -> u32 {
+    1
+}
+
+fn fwd_default() -> String {
+    "fullnat".into()
+}
+
+/// Largest weight ipvsadm accepts.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Cidr {
+    pub fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len)
+        }
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        (u32::from(a) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("\"{s}\" is not ADDRESS/PREFIXLEN"))?;
+        let addr = Ipv4Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv4 address"))?;
+        let len = u8::from_str(l).ok().filter(|l| *l <= 32).ok_or_else(|| format!("bad prefix length \"{l}\""))?;
+        Ok(Cidr { addr, len })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Parses `A.B.C.D:PORT` with a non-zero port.
+pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
+    let (a, p) = s.rsplit_once(':').ok_or_else(|| format!("\"{s}\" is not ADDRESS:PORT"))?;
+    let addr = Ipv4Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv4 address"))?;
+    let port = u16::from_str(p).ok().filter(|p| *p != 0).ok_or_else(|| format!("bad port \"{p}\""))?;
+    Ok((addr, port))
+}
+
+/// vdev drivers rvs knows how to drive; anything else is refused before DPDK sees it.
+pub const KNOWN_VDEVS: &[&str] =
+    &["net_af_packet", "net_af_xdp", "net_tap", "net_memif", "net_ring", "net_null", "net_pcap", "net_virtio_user"];
+
+/// What a `device` string names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceKind {
+    Pci(String),
+    /// Driver name (`net_af_packet`), instance name (`net_af_packet0`), and the `key=value` arguments.
+    Vdev { driver: String, name: String, args: Vec<(String, String)> },
+}
+
+pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty device".into());
+    }
+    if is_pci_addr(s) {
+        return Ok(DeviceKind::Pci(s.to_owned()));
+    }
+    let mut parts = s.split(',');
+    let name = parts.next().unwrap_or_default().to_owned();
+    let driver = name.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
+    if !KNOWN_VDEVS.contains(&driver.as_str()) {
+        return Err(format!("unknown device \"{name}\" (a PCI address or one of {})", KNOWN_VDEVS.join(", ")));
+    }
+    if driver == name {
+        return Err(format!("vdev \"{name}\" needs an instance number, e.g. {driver}0"));
+    }
+    let mut args = Vec::new();
+    for kv in parts {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("vdev argument \"{kv}\" is not key=value"))?;
+        args.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(DeviceKind::Vdev { driver, name, args })
+}
+
+fn is_pci_addr(s: &str) -> bool {
+    // DDDD:BB:DD.F or BB:DD.F, hex digits.
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    let (head, func) = match s.rsplit_once('.') {
+        Some(x) => x,
+        None => return false,
+    };
+    if !(func.len() == 1 && func.chars().all(|c| c.is_digit(8))) {
+        return false;
+    }
+    let f: Vec<&str> = head.split(':').collect();
+    match f.as_slice() {
+        [d, b, dev] => hex(d, 4) && hex(b, 2) && hex(dev, 2),
+        [b, dev] => hex(b, 2) && hex(dev, 2),
+        _ => false,
+    }
+}
+
+impl Config {
+    /// Parses TOML; syntax and type errors come back as one line naming the line and key.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => {
+                    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let line_text = text.lines().nth(line_no - 1).unwrap_or("");
+                    let key = line_text.split_once('=').map(|(k, _)| k.trim().to_owned()).unwrap_or_default();
+                    (format!("line {line_no}"), key)
+                }
+                None => (String::new(), String::new()),
+            };
+            let msg = e.message().replace('\n', " ");
+            let field = match (line.is_empty(), key.is_empty()) {
+                (false, false) => format!("{line}: {key}"),
+                (false, true) => line,
+                _ => String::new(),
+            };
+            err(field, msg)
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks everything that does not need the machine. The first error wins.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(err("version", format!("unsupported version {}, this rvsd reads {CONFIG_VERSION}", self.version)));
+        }
+        let w = &self.workers;
+        if w.lcores.is_empty() {
+            return Err(err("workers.lcores", "at least one worker lcore is needed"));
+        }
+        let mut seen = HashSet::new();
+        for (i, l) in w.lcores.iter().enumerate() {
+            if *l >= 128 {
+                return Err(err(format!("workers.lcores[{i}]"), format!("lcore {l} is out of range")));
+            }
+            if *l == w.main_lcore {
+                return Err(err(format!("workers.lcores[{i}]"), format!("lcore {l} is the main lcore")));
+            }
+            if !seen.insert(*l) {
+                return Err(err(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice")));
+            }
+        }
+        if w.burst == 0 || w.burst > 256 {
+            return Err(err("workers.burst", format!("{} is outside 1..=256", w.burst)));
+        }
+        for (f, v) in [("workers.rx_desc", w.rx_desc), ("workers.tx_desc", w.tx_desc)] {
+            if !(64..=16384).contains(&v) || !v.is_power_of_two() {
+                return Err(err(f, format!("{v} must be a power of two in 64..=16384")));
+            }
+        }
+        if w.mbufs < 1024 {
+            return Err(err("workers.mbufs", "at least 1024 mbufs are needed"));
+        }
+        if self.eal.log_level == 0 || self.eal.log_level > 8 {
+            return Err(err("eal.log_level", "must be 1..=8"));
+        }
+        if self.ports.is_empty() {
+            return Err(err("ports", "at least one port is needed"));
+        }
+        let mut names = HashSet::new();
+        let mut devices = HashSet::new();
+        let mut subnets = Vec::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let f = |k: &str| format!("ports[{i}].{k}");
+            if p.name.is_empty() || !names.insert(p.name.as_str()) {
+                return Err(err(f("name"), format!("\"{}\" is empty or used twice", p.name)));
+            }
+            let dev = parse_device(&p.device).map_err(|m| err(f("device"), m))?;
+            let dev_name = match &dev {
+                DeviceKind::Pci(a) => a.clone(),
+                DeviceKind::Vdev { name, .. } => name.clone(),
+            };
+            if !devices.insert(dev_name.clone()) {
+                return Err(err(f("device"), format!("\"{dev_name}\" is used by two ports")));
+            }
+            let c = Cidr::from_str(&p.addr).map_err(|m| err(f("addr"), m))?;
+            if c.len == 0 || c.len > 30 {
+                return Err(err(f("addr"), format!("prefix /{} leaves no room for neighbours", c.len)));
+            }
+            if !(576..=9000).contains(&p.mtu) {
+                return Err(err(f("mtu"), format!("{} is outside 576..=9000", p.mtu)));
+            }
+            subnets.push(c);
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
+            let via = Ipv4Addr::from_str(&r.via)
+                .map_err(|_| err(format!("routes[{i}].via"), format!("\"{}\" is not an IPv4 address", r.via)))?;
+            if !subnets.iter().any(|s| s.contains(via)) {
+                return Err(err(format!("routes[{i}].via"), format!("{via} is not in any port's subnet")));
+            }
+        }
+        let c = &self.conn;
+        if c.max_per_worker == 0 {
+            return Err(err("conn.max_per_worker", "must be at least 1"));
+        }
+        if c.lport_min == 0 || c.lport_min > c.lport_max {
+            return Err(err("conn.lport_min", "local port range is empty"));
+        }
+        if c.arp_queue == 0 {
+            return Err(err("conn.arp_queue", "must be at least 1"));
+        }
+        let mut svcs = HashSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let f = |k: &str| format!("services[{i}].{k}");
+            if s.proto != "tcp" && s.proto != "udp" {
+                return Err(err(f("proto"), format!("\"{}\" is neither tcp nor udp", s.proto)));
+            }
+            let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(f("vip"), m))?;
+            if !svcs.insert((s.proto.clone(), vip, vport)) {
+                return Err(err(f("vip"), format!("{} service {} is defined twice", s.proto, s.vip)));
+            }
+            if !crate::SCHEDULERS.contains(&s.sched.as_str()) {
+                return Err(err(
+                    f("sched"),
+                    format!("unknown scheduler \"{}\" (one of {})", s.sched, crate::SCHEDULERS.join(", ")),
+                ));
+            }
+            if s.synproxy && s.proto != "tcp" {
+                return Err(err(f("synproxy"), "syn-proxy applies to tcp services only"));
+            }
+            let mut laddrs = HashSet::new();
+            for (j, l) in s.laddrs.iter().enumerate() {
+                let a = Ipv4Addr::from_str(l)
+                    .map_err(|_| err(format!("services[{i}].laddrs[{j}]"), format!("\"{l}\" is not an IPv4 address")))?;
+                if !laddrs.insert(a) {
+                    return Err(err(format!("services[{i}].laddrs[{j}]"), format!("{a} is listed twice")));
+                }
+            }
+            let mut reals = HashSet::new();
+            for (j, r) in s.reals.iter().enumerate() {
+                let g = |k: &str| format!("services[{i}].reals[{j}].{k}");
+                let ep = parse_endpoint(&r.addr).map_err(|m| err(g("addr"), m))?;
+                if !reals.insert(ep) {
+                    return Err(err(g("addr"), format!("real server {} is listed twice", r.addr)));
+                }
+                if r.weight > MAX_WEIGHT {
+                    return Err(err(g("weight"), format!("{} is outside 0..={MAX_WEIGHT}", r.weight)));
+                }
+                if r.forward != "fullnat" {
+                    return Err(err(
+                        g("forward"),
+                        format!("forwarding method \"{}\" is not supported; rvs forwards fullnat", r.forward),
+                    ));
+                }
+            }
+            if !s.reals.is_empty() && s.laddrs.is_empty() {
+                return Err(err(f("laddrs"), "a FULLNAT service with real servers needs at least one local address"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[workers]
+lcores = [1]
+
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface=rvs-c0"
+addr = "198.18.0.1/24"
+
+[[ports]]
+name = "server"
+device = "net_af_packet1,iface=rvs-s0"
+addr = "198.18.1.1/24"
+
+[[routes]]
+dst = "0.0.0.0/0"
+via = "198.18.0.254"
+
+[[services]]
+proto = "tcp"
+vip = "198.18.0.100:80"
+sched = "rr"
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
+"#;
+
+    #[test]
+    fn good_config_parses_and_validates() {
+        let c = Config::from_toml(GOOD).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.workers.burst, defaults::BURST);
+        assert_eq!(c.services[0].reals[1].weight, 2);
+        assert_eq!(c.conn.timeouts.established, 900);
+        // save/restore round trip is lossless
+        let again = Config::from_toml(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    fn bad(replace: &str, with: &str) -> ConfigError {
+        let text = GOOD.replacen(replace, with, 1);
+        match Config::from_toml(&text) {
+            Err(e) => e,
+            Ok(c) => c.validate().unwrap_err(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("net_af_packet0,iface", "net_bogus0,iface", "ports[0].device"),
+            ("198.18.0.1/24", "198.18.0.300/24", "ports[0].addr"),
+            ("198.18.0.1/24", "198.18.0.1", "ports[0].addr"),
+            ("lcores = [1]", "lcores = [0]", "workers.lcores[0]"),
+            ("lcores = [1]", "lcores = []", "workers.lcores"),
+            ("sched = \"rr\"", "sched = \"xyz\"", "services[0].sched"),
+            ("weight = 2", "weight = 70000", "services[0].reals[1].weight"),
+            ("198.18.1.12:80", "198.18.1.11:80", "services[0].reals[1].addr"),
+            ("198.18.1.12:80", "198.18.1.12:0", "services[0].reals[1].addr"),
+            ("via = \"198.18.0.254\"", "via = \"10.0.0.1\"", "routes[0].via"),
+            ("proto = \"tcp\"", "proto = \"sctp\"", "services[0].proto"),
+        ];
+        for (from, to, field) in cases {
+            let e = bad(from, to);
+            assert_eq!(e.field, field, "{from} -> {to}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_the_key() {
+        let e = bad("lcores = [1]", "lcores = [1]\nburst = \"many\"");
+        assert!(e.field.contains("burst"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let e = bad("[workers]", "[workers]\nbogus = 1");
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn devices() {
+        assert!(matches!(parse_device("0000:03:00.0"), Ok(DeviceKind::Pci(_))));
+        assert!(matches!(parse_device("03:00.1"), Ok(DeviceKind::Pci(_))));
+        match parse_device("net_af_packet3,iface=v0,qpairs=2").unwrap() {
+            DeviceKind::Vdev { driver, name, args } => {
+                assert_eq!(driver, "net_af_packet");
+                assert_eq!(name, "net_af_packet3");
+                assert_eq!(args.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_device("net_af_packet,iface=x").is_err());
+        assert!(parse_device("eth0").is_err());
+    }
+
+    #[test]
+    fn cidr() {
+        let c: Cidr = "198.18.0.1/24".parse().unwrap();
+        assert!(c.contains("198.18.0.200".parse().unwrap()));
+        assert!(!c.contains("198.18.1.1".parse().unwrap()));
+        assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().mask(), 0);
+    }
+}

@@ -1,0 +1,367 @@
+//! Ethernet ports and the per-worker queue handles.
+//!
+//! Invariant: a queue handle is the only way to burst on its queue, and each is owned by exactly one
+//! worker (`Send`, not `Sync`). Handles keep the port alive; [`Port::stop`] refuses while any handle
+//! exists, so a port is never stopped or closed under a polling worker.
+use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::error::{check, Errno, Error, Result};
+use crate::mbuf::Mbuf;
+use crate::mempool::Mempool;
+use crate::sys;
+
+/// RSS hash types rvs asks for (IPv4 addresses and TCP/UDP ports). `RTE_ETH_RSS_*` are
+/// function-like macros that bindgen cannot evaluate, so the bits are spelled here (rte_ethdev.h).
+pub const RSS_IPV4: u64 = 1 << 2;
+pub const RSS_FRAG_IPV4: u64 = 1 << 3;
+pub const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+pub const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+pub const RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
+pub const RSS_WANTED: u64 =
+    RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP | RSS_NONFRAG_IPV4_OTHER;
+
+/// What to configure on a port.
+#[derive(Debug, Clone)]
+pub struct PortConf {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mtu: Option<u16>,
+    pub promiscuous: bool,
+}
+
+/// Capabilities from `rte_eth_dev_info_get`.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub rx_offload_capa: u64,
+    pub tx_offload_capa: u64,
+    pub rss_offloads: u64,
+    pub reta_size: u16,
+    pub hash_key_size: u8,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Link {
+    pub up: bool,
+    pub speed_mbps: u32,
+}
+
+/// Basic counters from `rte_eth_stats_get`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    id: u16,
+}
+
+/// An ethernet device found by name (a vdev name such as `net_af_packet0` or a PCI address).
+#[derive(Debug)]
+pub struct Port {
+    shared: Arc<Shared>,
+    name: String,
+    started: bool,
+    configured: bool,
+}
+
+impl Port {
+    /// Finds a probed device by its name.
+    pub fn by_name(name: &str) -> Result<Port> {
+        let c = CString::new(name)
+            .map_err(|_| Error::new("rte_eth_dev_get_port_by_name", Errno::Invalid, "name contains NUL"))?;
+        let mut id = 0u16;
+        // SAFETY: c is valid for the call, id is a valid out pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        check("rte_eth_dev_get_port_by_name", ret)?;
+        Ok(Port { shared: Arc::new(Shared { id }), name: name.to_owned(), started: false, configured: false })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.shared.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn info(&self) -> Result<PortInfo> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out pointer.
+        check("rte_eth_dev_info_get", unsafe { sys::rte_eth_dev_info_get(self.id(), &mut info) })?;
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: DPDK guarantees a static NUL-terminated driver name when non-null.
+            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+        };
+        Ok(PortInfo {
+            driver,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            rx_offload_capa: info.rx_offload_capa,
+            tx_offload_capa: info.tx_offload_capa,
+            rss_offloads: info.flow_type_rss_offloads,
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
+            min_mtu: info.min_mtu,
+            max_mtu: info.max_mtu,
+        })
+    }
+
+    /// Configures queues (RSS when more than one RX queue and the device hashes) and sets them up
+    /// on `pool`. Returns one (rx, tx) handle pair per queue index.
+    pub fn configure(&mut self, conf: &PortConf, pool: &Mempool) -> Result<Vec<(RxQueue, TxQueue)>> {
+        if self.started {
+            return Err(Error::new("rte_eth_dev_configure", Errno::Busy, "port is started"));
+        }
+        let info = self.info()?;
+        if conf.rx_queues == 0 || conf.rx_queues > info.max_rx_queues {
+            return Err(Error::new(
+                "rte_eth_dev_configure",
+                Errno::Invalid,
+                format!("{} rx queues requested, device supports 1..={}", conf.rx_queues, info.max_rx_queues),
+            ));
+        }
+        if conf.tx_queues == 0 || conf.tx_queues > info.max_tx_queues {
+            return Err(Error::new(
+                "rte_eth_dev_configure",
+                Errno::Invalid,
+                format!("{} tx queues requested, device supports 1..={}", conf.tx_queues, info.max_tx_queues),
+            ));
+        }
+        let mut eth = sys::rte_eth_conf::default();
+        let rss_hf = RSS_WANTED & info.rss_offloads;
+        if conf.rx_queues > 1 && rss_hf != 0 {
+            eth.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
+            eth.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
+        let id = self.id();
+        // SAFETY: valid port id and conf pointer; the port is stopped.
+        let ret = unsafe { sys::rte_eth_dev_configure(id, conf.rx_queues, conf.tx_queues, &eth) };
+        check("rte_eth_dev_configure", ret)?;
+        if let Some(mtu) = conf.mtu {
+            // SAFETY: valid port id.
+            check("rte_eth_dev_set_mtu", unsafe { sys::rte_eth_dev_set_mtu(id, mtu) })?;
+        }
+        // SAFETY: valid port id.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..conf.rx_queues {
+            // SAFETY: valid port/queue; NULL rx_conf means driver defaults; pool outlives the port's use
+            // of it because the daemon stops ports before dropping the pool.
+            let ret = unsafe {
+                sys::rte_eth_rx_queue_setup(id, q, conf.rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            };
+            check("rte_eth_rx_queue_setup", ret)?;
+        }
+        for q in 0..conf.tx_queues {
+            // SAFETY: valid port/queue; NULL tx_conf means driver defaults.
+            let ret = unsafe { sys::rte_eth_tx_queue_setup(id, q, conf.tx_desc, socket, std::ptr::null()) };
+            check("rte_eth_tx_queue_setup", ret)?;
+        }
+        if conf.promiscuous {
+            // SAFETY: valid port id. Some vdevs report ENOTSUP; they receive everything anyway.
+            let ret = unsafe { sys::rte_eth_promiscuous_enable(id) };
+            if ret < 0 && Errno::from_raw(ret) != Errno::NotSupported {
+                return Err(Error::from_ret("rte_eth_promiscuous_enable", ret));
+            }
+        }
+        self.configured = true;
+        let mut queues = Vec::new();
+        // A worker owns queue pair q on every port; surplus queues of the larger side stay unused.
+        for q in 0..conf.rx_queues.min(conf.tx_queues) {
+            queues.push((
+                RxQueue { port: self.shared.clone(), queue: q, _not_sync: PhantomData },
+                TxQueue { port: self.shared.clone(), queue: q, _not_sync: PhantomData },
+            ));
+        }
+        Ok(queues)
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: valid, configured port.
+        check("rte_eth_dev_start", unsafe { sys::rte_eth_dev_start(self.id()) })?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the port. Refused while any worker still holds one of its queue handles.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.started {
+            return Ok(());
+        }
+        if Arc::strong_count(&self.shared) > 1 {
+            return Err(Error::new("rte_eth_dev_stop", Errno::Busy, "queue handles are still in use"));
+        }
+        // SAFETY: valid port; no queue handle exists, so no thread is bursting on it.
+        check("rte_eth_dev_stop", unsafe { sys::rte_eth_dev_stop(self.id()) })?;
+        self.started = false;
+        Ok(())
+    }
+
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: valid port and out pointer.
+        check("rte_eth_macaddr_get", unsafe { sys::rte_eth_macaddr_get(self.id(), &mut addr) })?;
+        Ok(addr.addr_bytes)
+    }
+
+    pub fn link(&self) -> Result<Link> {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: valid port and out pointer.
+        check("rte_eth_link_get_nowait", unsafe { sys::rte_eth_link_get_nowait(self.id(), &mut l) })?;
+        Ok(Link { up: l.link_status() != 0, speed_mbps: l.link_speed })
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port and out pointer.
+        check("rte_eth_stats_get", unsafe { sys::rte_eth_stats_get(self.id(), &mut s) })?;
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Extended statistics as (name, value) pairs.
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        let id = self.id();
+        // SAFETY: NULL/0 asks for the count.
+        let n = check("rte_eth_xstats_get_names", unsafe {
+            sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0)
+        })? as usize;
+        let mut names = vec![sys::rte_eth_xstat_name::default(); n];
+        let mut vals = vec![sys::rte_eth_xstat::default(); n];
+        // SAFETY: arrays hold n elements each.
+        let got = check("rte_eth_xstats_get_names", unsafe {
+            sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32)
+        })? as usize;
+        // SAFETY: as above.
+        let got2 =
+            check("rte_eth_xstats_get", unsafe { sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) })?
+                as usize;
+        let mut out = Vec::with_capacity(got.min(got2));
+        for v in vals.iter().take(got.min(got2)) {
+            let Some(nm) = names.get(v.id as usize) else { continue };
+            // SAFETY: DPDK NUL-terminates names within the fixed array.
+            let s = unsafe { CStr::from_ptr(nm.name.as_ptr()) }.to_string_lossy().into_owned();
+            out.push((s, v.value));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.started && Arc::strong_count(&self.shared) == 1 {
+            // SAFETY: no queue handles remain; valid port.
+            unsafe { sys::rte_eth_dev_stop(self.id()) };
+            self.started = false;
+        }
+        if !self.started && self.configured {
+            // SAFETY: the port is stopped; closing releases the vdev's kernel resources (sockets, rings).
+            unsafe { sys::rte_eth_dev_close(self.id()) };
+        }
+    }
+}
+
+/// The receive side of one queue, owned by one worker.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: Arc<Shared>,
+    queue: u16,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+/// The transmit side of one queue, owned by one worker.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: Arc<Shared>,
+    queue: u16,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl RxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the spare capacity of `out` (at most `out.capacity() - out.len()`, capped at
+    /// u16::MAX). Returns how many arrived. Never allocates.
+    #[inline]
+    pub fn rx_burst(&mut self, out: &mut Vec<Mbuf>) -> usize {
+        let spare = out.spare_capacity_mut();
+        let max = spare.len().min(u16::MAX as usize) as u16;
+        if max == 0 {
+            return 0;
+        }
+        // SAFETY: `Mbuf` is repr(transparent) over NonNull<rte_mbuf>, so spare capacity is a valid
+        // rte_mbuf* array of `max` slots; this handle is the queue's only user.
+        let n = unsafe {
+            sys::rvs_rx_burst(self.port.id, self.queue, spare.as_mut_ptr() as *mut *mut sys::rte_mbuf, max)
+        } as usize;
+        // SAFETY: the driver wrote `n` valid, non-null mbufs that we now own.
+        unsafe { out.set_len(out.len() + n) };
+        n
+    }
+}
+
+impl TxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends from the front of `pkts`; what was sent is removed (now owned by the driver), what the
+    /// driver refused stays in `pkts` in order. Returns how many were sent.
+    #[inline]
+    pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
+        let len = pkts.len().min(u16::MAX as usize);
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: Vec<Mbuf> is an rte_mbuf* array (repr(transparent)); this handle is the queue's only user.
+        let sent = unsafe {
+            sys::rvs_tx_burst(self.port.id, self.queue, pkts.as_mut_ptr() as *mut *mut sys::rte_mbuf, len as u16)
+        } as usize;
+        let total = pkts.len();
+        // SAFETY: the first `sent` mbufs now belong to the driver and must not be dropped; shift the
+        // rest down over them and shorten the vector without running destructors.
+        unsafe {
+            let base = pkts.as_mut_ptr();
+            std::ptr::copy(base.add(sent), base, total - sent);
+            pkts.set_len(total - sent);
+        }
+        sent
+    }
+}
