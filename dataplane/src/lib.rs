@@ -7,4 +7,5 @@
 #![deny(unsafe_code)]
 
 pub mod flow;
+pub mod sched;
 pub mod wire;
