@@ -1,1 +1,188 @@
-fn main() {}
+//! rvsd: the rvs daemon.
+//!
+//! Threads: the main thread initialises DPDK, configures ports and launches one poll-mode worker per
+//! configured lcore; a control thread serves the Unix-socket API; the main thread then waits for a
+//! signal, stops the workers, prints final counters and releases the ports. See docs/architecture.md.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use dpdk_sys::{Eal, Mempool, Port, PortConf};
+use rvs_control::config::Config;
+use rvs_dataplane::stats::Stats;
+
+mod control;
+mod eal_args;
+mod machine;
+mod worker;
+
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about = "rvs: DPDK poll-mode FULLNAT layer-4 load balancer")]
+struct Cli {
+    /// TOML configuration file (see docs/config.md).
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// Check the configuration (syntax, values, this machine) and exit.
+    #[arg(long)]
+    check: bool,
+    /// Override the API socket path.
+    #[arg(long)]
+    socket: Option<String>,
+    /// Extra EAL arguments, after `--`.
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let text = std::fs::read_to_string(&cli.config)
+        .map_err(|e| format!("cannot read config {}: {e}", cli.config.display()))?;
+    let mut cfg = Config::from_toml(&text).map_err(|e| format!("config error: {e}"))?;
+    if let Some(s) = &cli.socket {
+        cfg.control.socket = s.clone();
+    }
+    cfg.eal.args.extend(cli.eal.iter().cloned());
+    cfg.validate().map_err(|e| format!("config error: {e}"))?;
+    machine::check(&cfg).map_err(|e| format!("config error: {e}"))?;
+    Ok(cfg)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let cfg = load(&cli)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.control.log)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if cli.check {
+        println!("config ok");
+        return Ok(());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+
+    let (eal_argv, huge) = eal_args::build(&cfg, eal_args::HugepageState::read(), std::process::id());
+    tracing::info!(hugepages = huge, args = %eal_argv.join(" "), "starting EAL");
+    let eal = Eal::init(&eal_argv).map_err(|e| format!("DPDK EAL initialisation failed: {e}"))?;
+
+    let nworkers = cfg.workers.lcores.len() as u16;
+    let pool = Arc::new(
+        Mempool::pktmbuf("rvs_pkt", cfg.workers.mbufs, cfg.workers.mbuf_cache, 2048 + 128, -1)
+            .map_err(|e| format!("workers.mbufs: cannot create the packet pool: {e}"))?,
+    );
+
+    let mut ports = Vec::new();
+    let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
+    let mut macs = Vec::new();
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let name = eal_args::port_name(&pc.device).unwrap_or_default();
+        let mut port = Port::by_name(&name).map_err(|_| {
+            format!(
+                "config error: ports[{i}].device: device \"{}\" did not come up (see the DPDK log above)",
+                pc.device
+            )
+        })?;
+        let info = port.info().map_err(|e| format!("ports[{i}]: {e}"))?;
+        let conf = PortConf {
+            rx_queues: nworkers,
+            tx_queues: nworkers,
+            rx_desc: cfg.workers.rx_desc,
+            tx_desc: cfg.workers.tx_desc,
+            mtu: None,
+            promiscuous: true,
+        };
+        let qs = port.configure(&conf, &pool).map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
+        port.start().map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
+        let mac = port.mac().map_err(|e| format!("ports[{i}]: {e}"))?;
+        tracing::info!(
+            port = %pc.name, device = %pc.device, driver = %info.driver,
+            mac = %rvs_dataplane::wire::EthernetAddress(mac), queues = nworkers, "port up"
+        );
+        for (w, q) in qs.into_iter().enumerate() {
+            queues[w].push(q);
+        }
+        macs.push(mac);
+        ports.push(port);
+    }
+
+    let setup = rvs_control::setup::dataplane_setup(&cfg, &macs).map_err(|e| format!("config error: {e}"))?;
+    let setup = Arc::new(setup);
+    let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
+
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut launched = Vec::new();
+    for (w, qs) in queues.into_iter().enumerate() {
+        let lcore = cfg.workers.lcores[w];
+        let ctx = worker::WorkerCtx {
+            index: w as u16,
+            queues: qs,
+            pool: pool.clone(),
+            stats: stats[w].clone(),
+            setup: setup.clone(),
+            stop: worker_stop.clone(),
+            burst: cfg.workers.burst as usize,
+            idle_sleep_us: cfg.workers.idle_sleep_us,
+        };
+        eal.launch(lcore, move || worker::run(ctx)).map_err(|e| format!("workers.lcores[{w}]: {e}"))?;
+        launched.push(lcore);
+        tracing::info!(worker = w, lcore, "worker started");
+    }
+
+    let control = control::spawn(&cfg.control, stats.clone(), stop.clone())
+        .map_err(|e| format!("control.socket: {e}"))?;
+
+    println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::info!("stopping");
+    worker_stop.store(true, Ordering::SeqCst);
+    for lcore in &launched {
+        eal.wait(*lcore);
+    }
+    control.join();
+
+    println!("rvsd: final counters");
+    for (i, p) in ports.iter().enumerate() {
+        if let Ok(s) = p.stats() {
+            println!(
+                "  port {} ({}): rx {} pkts {} bytes, tx {} pkts {} bytes, missed {}, rx_errors {}, tx_errors {}, rx_nombuf {}",
+                i, cfg.ports[i].name, s.ipackets, s.ibytes, s.opackets, s.obytes, s.imissed, s.ierrors, s.oerrors,
+                s.rx_nombuf
+            );
+        }
+    }
+    for (w, s) in stats.iter().enumerate() {
+        let line: Vec<String> = s.nonzero().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  worker {w}: {}", if line.is_empty() { "(no traffic)".to_owned() } else { line.join(" ") });
+    }
+    for p in &mut ports {
+        if let Err(e) = p.stop() {
+            tracing::warn!(port = p.name(), error = %e, "stop failed");
+        }
+    }
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    Ok(())
+}

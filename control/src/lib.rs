@@ -1,7 +1,10 @@
 //! rvs control plane: the typed configuration, API types, the socket server and `rvsadm`.
 //!
 //! The control logic is a library; the daemon's socket server is a thin shell around it.
+pub mod api;
 pub mod config;
+pub mod server;
+pub mod setup;
 
 pub use config::{Config, ConfigError};
 

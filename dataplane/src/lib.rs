@@ -7,5 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod flow;
+pub mod frame;
 pub mod sched;
+pub mod stats;
 pub mod wire;

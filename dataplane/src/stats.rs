@@ -1,0 +1,213 @@
+//! Per-worker counters: every drop reason is a [`DropReason`] variant, every other event a
+//! [`Event`] variant, each with its own counter.
+//!
+//! Invariant: a [`Stats`] block belongs to one worker, which is its only writer. Writes are a relaxed
+//! load plus a relaxed store (no locked read-modify-write, so as cheap as a plain add), and the control
+//! thread reads them relaxed at any time. Blocks are indexed by worker, never global.
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counter_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            pub const COUNT: usize = Self::ALL.len();
+            /// The counter's name in stats output.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+        }
+    };
+}
+
+counter_enum! {
+    /// Why a packet was dropped.
+    DropReason {
+        /// Shorter than an Ethernet header.
+        EthTruncated => "eth_truncated",
+        /// An EtherType the gateway does not handle (IPv6, LLDP, ...).
+        EtherType => "ethertype",
+        /// Frame for another MAC address.
+        NotOurMac => "not_our_mac",
+        /// VLAN-tagged frame (no VLAN is configured).
+        Vlan => "vlan",
+        ArpMalformed => "arp_malformed",
+        /// ARP request for an address the gateway does not own.
+        ArpNotOurs => "arp_not_ours",
+        /// ARP reply nobody asked for, or claiming one of our own addresses.
+        ArpUnsolicited => "arp_unsolicited",
+        Ipv4Truncated => "ipv4_truncated",
+        Ipv4BadHeader => "ipv4_bad_header",
+        Ipv4BadChecksum => "ipv4_bad_checksum",
+        Ipv4BadSource => "ipv4_bad_source",
+        Ipv4Land => "ipv4_land",
+        Ipv4Fragment => "ipv4_fragment",
+        TtlExceeded => "ttl_exceeded",
+        /// IPv4 to an address the gateway neither owns nor balances.
+        NotForUs => "not_for_us",
+        /// An IP protocol the address does not serve.
+        Protocol => "protocol",
+        IcmpMalformed => "icmp_malformed",
+        /// An ICMP type other than echo request sent to one of our addresses.
+        IcmpType => "icmp_type",
+        /// An ICMP error quoting a connection we do not track.
+        IcmpUnknownConn => "icmp_unknown_conn",
+        TcpMalformed => "tcp_malformed",
+        TcpBadChecksum => "tcp_bad_checksum",
+        TcpBadFlags => "tcp_bad_flags",
+        UdpMalformed => "udp_malformed",
+        UdpBadChecksum => "udp_bad_checksum",
+        /// TCP/UDP to one of our addresses and a port with no virtual service.
+        NoService => "no_service",
+        /// TCP non-SYN matching no connection.
+        TcpNoConn => "tcp_no_conn",
+        /// Packet to a local address (LIP) that matches no connection.
+        LipNoConn => "lip_no_conn",
+        /// The service has no usable real server.
+        NoRealServer => "no_real_server",
+        /// Connection table at capacity.
+        ConnTableFull => "conn_table_full",
+        /// No free local port on any of the service's local addresses.
+        LportExhausted => "lport_exhausted",
+        /// No route to the destination.
+        NoRoute => "no_route",
+        /// The neighbour's queue of packets awaiting ARP resolution is full.
+        NeighQueueFull => "neigh_queue_full",
+        /// The neighbour never answered ARP; its queued packets were dropped.
+        NeighUnresolved => "neigh_unresolved",
+        /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
+        MtuExceeded => "mtu_exceeded",
+        /// Packet buffer pool empty when a new packet was needed.
+        NoMbuf => "no_mbuf",
+        /// Chained (multi-segment) buffer that could not be linearised.
+        Chained => "chained",
+        /// The transmit queue refused the packet.
+        TxFull => "tx_full",
+        /// More output in one burst than the outbox holds.
+        OutboxFull => "outbox_full",
+    }
+}
+
+counter_enum! {
+    /// Things that happened, for stats.
+    Event {
+        RxPackets => "rx_packets",
+        RxBytes => "rx_bytes",
+        TxPackets => "tx_packets",
+        TxBytes => "tx_bytes",
+        ArpRepliesSent => "arp_replies_sent",
+        ArpRequestsSent => "arp_requests_sent",
+        ArpLearned => "arp_learned",
+        IcmpEchoReplies => "icmp_echo_replies",
+        ConnsCreated => "conns_created",
+        ConnsExpired => "conns_expired",
+        ToaInserted => "toa_inserted",
+        /// No room for the TOA option in the segment that should carry it.
+        ToaSkipped => "toa_skipped",
+        IcmpErrorsRelayed => "icmp_errors_relayed",
+        RstSent => "rst_sent",
+        LportRetry => "lport_retry",
+        PersistHits => "persist_hits",
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug)]
+pub struct Stats {
+    drops: [AtomicU64; DropReason::COUNT],
+    events: [AtomicU64; Event::COUNT],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Stats {
+    /// Counts a drop. Only the owning worker calls this.
+    #[inline]
+    pub fn drop(&self, r: DropReason) {
+        let c = &self.drops[r as usize];
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Adds to an event counter. Only the owning worker calls this.
+    #[inline]
+    pub fn add(&self, e: Event, n: u64) {
+        let c = &self.events[e as usize];
+        c.store(c.load(Relaxed) + n, Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self, e: Event) {
+        self.add(e, 1);
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Relaxed)
+    }
+
+    pub fn events(&self, e: Event) -> u64 {
+        self.events[e as usize].load(Relaxed)
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+    }
+
+    /// Non-zero counters as (name, value), drops prefixed `drop.`.
+    pub fn nonzero(&self) -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        for e in Event::ALL {
+            let n = self.events(*e);
+            if n != 0 {
+                v.push((e.as_str().to_owned(), n));
+            }
+        }
+        for r in DropReason::ALL {
+            let n = self.drops(*r);
+            if n != 0 {
+                v.push((format!("drop.{}", r.as_str()), n));
+            }
+        }
+        v
+    }
+
+    /// Resets every counter (`rvsadm -Z`). Racy against the writer by design: a concurrent increment
+    /// may survive, which is what zeroing live counters means anyway.
+    pub fn zero(&self) {
+        for c in self.drops.iter().chain(self.events.iter()) {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_counters_count() {
+        let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.extend(Event::ALL.iter().map(|e| e.as_str()));
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        let s = Stats::default();
+        s.drop(DropReason::NoService);
+        s.drop(DropReason::NoService);
+        s.add(Event::RxPackets, 5);
+        assert_eq!(s.drops(DropReason::NoService), 2);
+        assert_eq!(s.total_drops(), 2);
+        assert_eq!(s.nonzero(), vec![("rx_packets".into(), 5), ("drop.no_service".into(), 2)]);
+        s.zero();
+        assert_eq!(s.total_drops(), 0);
+    }
+}

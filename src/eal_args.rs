@@ -1,0 +1,136 @@
+//! Builds the EAL command line from the config, so DPDK sees exactly the ports and lcores the config
+//! names and nothing else (no PCI scan when no PCI port is configured, no shared runtime files).
+use rvs_control::config::{parse_device, Config, DeviceKind, HugepageMode};
+
+/// Facts about the machine that decide the hugepage fallback.
+#[derive(Debug, Clone, Copy)]
+pub struct HugepageState {
+    pub free_pages: u64,
+    pub mounted: bool,
+}
+
+impl HugepageState {
+    pub fn read() -> HugepageState {
+        let free_pages = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("HugePages_Free:"))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+            })
+            .unwrap_or(0);
+        let mounted = std::fs::read_to_string("/proc/mounts")
+            .map(|m| m.lines().any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs")))
+            .unwrap_or(false);
+        HugepageState { free_pages, mounted }
+    }
+
+    pub fn usable(&self) -> bool {
+        self.mounted && self.free_pages >= 64
+    }
+}
+
+/// The EAL argv (argv[0] included) and whether hugepages are used.
+pub fn build(cfg: &Config, huge: HugepageState, pid: u32) -> (Vec<String>, bool) {
+    let mut a = vec!["rvsd".to_owned()];
+    let mut lcores = vec![cfg.workers.main_lcore];
+    lcores.extend(cfg.workers.lcores.iter().copied());
+    a.push("-l".into());
+    a.push(lcores.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+    a.push("--main-lcore".into());
+    a.push(cfg.workers.main_lcore.to_string());
+    let prefix =
+        if cfg.eal.file_prefix.is_empty() { format!("rvs-{pid}") } else { cfg.eal.file_prefix.clone() };
+    a.push(format!("--file-prefix={prefix}"));
+    if cfg.eal.in_memory {
+        a.push("--in-memory".into());
+    }
+    a.push("--no-telemetry".into());
+    let use_huge = match cfg.eal.hugepages {
+        HugepageMode::On => true,
+        HugepageMode::Off => false,
+        HugepageMode::Auto => huge.usable(),
+    };
+    if !use_huge {
+        a.push("--no-huge".into());
+        a.push("-m".into());
+        a.push(cfg.eal.no_huge_memory_mb.to_string());
+    }
+    let mut any_pci = false;
+    for p in &cfg.ports {
+        match parse_device(&p.device) {
+            Ok(DeviceKind::Pci(addr)) => {
+                any_pci = true;
+                a.push("-a".into());
+                a.push(addr);
+            }
+            Ok(DeviceKind::Vdev { .. }) => {
+                a.push("--vdev".into());
+                a.push(p.device.trim().to_owned());
+            }
+            Err(_) => {} // validate() refused it already
+        }
+    }
+    if !any_pci {
+        a.push("--no-pci".into());
+    }
+    a.push(format!("--log-level={}", cfg.eal.log_level));
+    a.extend(cfg.eal.args.iter().cloned());
+    (a, use_huge)
+}
+
+/// The DPDK port name a configured device is registered under.
+pub fn port_name(device: &str) -> Option<String> {
+    match parse_device(device).ok()? {
+        DeviceKind::Pci(a) => Some(a),
+        DeviceKind::Vdev { name, .. } => Some(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::from_toml(
+            r#"
+[workers]
+main_lcore = 0
+lcores = [1]
+[[ports]]
+name = "c"
+device = "net_af_packet0,iface=a"
+addr = "198.18.0.1/24"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn vdev_only_means_no_pci_scan_and_in_memory() {
+        let (a, huge) = build(&cfg(), HugepageState { free_pages: 1024, mounted: true }, 42);
+        assert!(huge);
+        let s = a.join(" ");
+        assert!(s.contains("-l 0,1 --main-lcore 0 --file-prefix=rvs-42 --in-memory"), "{s}");
+        assert!(s.contains("--vdev net_af_packet0,iface=a"));
+        assert!(s.contains("--no-pci"));
+        assert!(!s.contains("--no-huge"));
+    }
+
+    #[test]
+    fn falls_back_to_no_huge() {
+        let (a, huge) = build(&cfg(), HugepageState { free_pages: 0, mounted: true }, 1);
+        assert!(!huge);
+        assert!(a.join(" ").contains("--no-huge -m 512"));
+    }
+
+    #[test]
+    fn pci_ports_are_allow_listed() {
+        let mut c = cfg();
+        c.ports[0].device = "0000:03:00.0".into();
+        let (a, _) = build(&c, HugepageState { free_pages: 0, mounted: false }, 1);
+        let s = a.join(" ");
+        assert!(s.contains("-a 0000:03:00.0") && !s.contains("--no-pci"), "{s}");
+        assert_eq!(port_name("net_ring0").as_deref(), Some("net_ring0"));
+    }
+}

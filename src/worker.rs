@@ -1,0 +1,130 @@
+//! The poll-mode loop of one worker lcore: the only glue between DPDK queues and the dataplane.
+//!
+//! Per burst: receive on every port, hand each packet to the dataplane, run its timers, transmit
+//! what it queued. No locks, no allocation (all vectors are sized before the loop), no syscalls
+//! unless `idle_sleep_us` asks for a sleep after an empty poll.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use dpdk_sys::{eal, Mbuf, Mempool, RxQueue, TxQueue};
+use rvs_dataplane::frame::{Frame, FramePool};
+use rvs_dataplane::stats::{DropReason, Stats};
+use rvs_dataplane::worker::{Outbox, Setup, Worker};
+
+/// An mbuf as the dataplane sees it.
+#[derive(Debug)]
+pub struct Pkt(Mbuf);
+
+impl Frame for Pkt {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        self.0.prepend(n)
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        self.0.adj(n)
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> bool {
+        self.0.append(n)
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        self.0.trim(n)
+    }
+}
+
+/// The shared mempool as the dataplane's frame source.
+#[derive(Debug)]
+pub struct Pool(Arc<Mempool>);
+
+impl FramePool for Pool {
+    type Frame = Pkt;
+    #[inline]
+    fn alloc(&mut self) -> Option<Pkt> {
+        self.0.alloc().map(Pkt)
+    }
+}
+
+/// Everything a worker owns.
+#[derive(Debug)]
+pub struct WorkerCtx {
+    pub index: u16,
+    /// (rx, tx) queue pair `index` of every port, in port order.
+    pub queues: Vec<(RxQueue, TxQueue)>,
+    pub pool: Arc<Mempool>,
+    pub stats: Arc<Stats>,
+    pub setup: Arc<Setup>,
+    pub stop: Arc<AtomicBool>,
+    pub burst: usize,
+    pub idle_sleep_us: u32,
+}
+
+/// Milliseconds from the TSC: one multiply-free division per burst.
+struct Clock {
+    t0: u64,
+    ticks_per_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { t0: eal::rdtsc(), ticks_per_ms: (eal::tsc_hz() / 1000).max(1) }
+    }
+    #[inline]
+    fn now_ms(&self) -> u64 {
+        (eal::rdtsc() - self.t0) / self.ticks_per_ms
+    }
+}
+
+pub fn run(ctx: WorkerCtx) -> i32 {
+    let nports = ctx.queues.len();
+    let burst = ctx.burst;
+    let (mut rxq, mut txq): (Vec<RxQueue>, Vec<TxQueue>) = ctx.queues.into_iter().unzip();
+    let mut dp = Worker::new(&ctx.setup, ctx.index, Pool(ctx.pool), ctx.stats.clone());
+    let mut out: Outbox<Pkt> = Outbox::new(nports, dp.outbox_capacity(burst));
+    let mut rx: Vec<Mbuf> = Vec::with_capacity(burst);
+    let mut tx: Vec<Vec<Mbuf>> = (0..nports).map(|_| Vec::with_capacity(out.capacity())).collect();
+    let clock = Clock::new();
+    let stats = ctx.stats;
+
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let now = clock.now_ms();
+        let mut got = 0;
+        for (p, q) in rxq.iter_mut().enumerate() {
+            got += q.rx_burst(&mut rx);
+            for m in rx.drain(..) {
+                let mut m = m;
+                if !m.is_contiguous() && m.linearize().is_err() {
+                    stats.drop(DropReason::Chained);
+                    continue;
+                }
+                m.reset_offloads();
+                dp.process(Pkt(m), p, now, &mut out);
+            }
+        }
+        dp.poll(now, &mut out);
+        for (p, q) in txq.iter_mut().enumerate() {
+            let pending = out.port(p);
+            if pending.is_empty() {
+                continue;
+            }
+            tx[p].extend(pending.drain(..).map(|f| f.0));
+            q.tx_burst(&mut tx[p]);
+            for _ in tx[p].drain(..) {
+                stats.drop(DropReason::TxFull);
+            }
+        }
+        if got == 0 && ctx.idle_sleep_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(ctx.idle_sleep_us as u64));
+        }
+    }
+    0
+}
