@@ -6,6 +6,7 @@
 //! - Time is an input (`now` in the calls, see [`flow::Millis`]), never read from the clock here.
 #![deny(unsafe_code)]
 
+pub mod conn;
 pub mod flow;
 pub mod frame;
 pub mod sched;

@@ -1,0 +1,549 @@
+//! Per-worker FULLNAT connection table.
+//!
+//! One [`ConnTable`] per worker core, owned by that core: no locks, no atomics, no sharing.
+//!
+//! A FULLNAT connection has two tuples, each indexed exactly as it arrives on the wire:
+//! - the client tuple `client:cport -> VIP:vport` ([`Dir::Original`], LVS "input");
+//! - the reply tuple `RS:rport -> LIP:lport` ([`Dir::Reply`], LVS "output").
+//!
+//! The rewrite follows from the two: a packet received in `Original` leaves as
+//! `LIP:lport -> RS:rport` (the reply tuple reversed), one received in `Reply` leaves as
+//! `VIP:vport -> client:cport` (the client tuple reversed); see [`Conn::out_key`].
+//!
+//! Invariants:
+//! - Every live connection has exactly two index entries (client tuple, reply tuple), both pointing
+//!   at its slab slot; a free slot has none. Both are inserted and removed together.
+//! - No allocation after [`ConnTable::new`]: the slab, the free list, the timer wheel and the hash
+//!   index are sized there. The index holds at most `2 * capacity()` entries, below its allocated
+//!   capacity. hashbrown's tombstones can still eat the spare room under churn, and hashbrown would
+//!   then reallocate on insert; before that can happen the table clears the index in place and
+//!   re-inserts every live connection (`Stats::index_rebuilds`: O(capacity), no allocation, rare —
+//!   see `LOAD_EIGHTHS`).
+//! - The expiry deadline of a connection lives in the connection (`u32` ticks of
+//!   [`wheel::TICK_MS`]); a per-packet refresh in the same state only stores it, and the wheel entry
+//!   is moved lazily when its old slot fires. The entry is moved eagerly (O(1), doubly linked) on a
+//!   state change or whenever a deadline gets earlier, so it is never queued after its deadline. Expiry is never before the deadline and at most one tick after it (plus any
+//!   backlog left by the caller's budget).
+//! - Connection ids are slab indices: an id is valid from `insert` until the connection is expired
+//!   or removed, after which it may be handed out again.
+use std::mem::size_of;
+use std::net::Ipv4Addr;
+
+use hashbrown::HashMap;
+
+use crate::flow::{FlowKey, Millis, Proto};
+
+pub mod lport;
+pub mod state;
+pub mod wheel;
+
+pub use lport::{alloc_lport, owner, LportCursor, PortSlice, LPORT_HI, LPORT_LO};
+pub use state::{next_state, tcp_flags, Dir, StateChange, TcpState, Timeouts};
+
+use wheel::{before, deadline_tick, tick_of, Wheel, NIL};
+
+/// Index of a connection in its worker's table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ConnId(pub u32);
+
+/// Hash index value: connection id (31 bits) plus the direction in the top bit.
+///
+/// Two `u16` halves instead of one `u32` keep the alignment at 2, so a bucket
+/// `(FlowKey, ConnRef)` is 18 bytes instead of 20.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConnRef([u16; 2]);
+
+const REPLY_BIT: u32 = 1 << 31;
+
+impl ConnRef {
+    fn new(id: u32, dir: Dir) -> ConnRef {
+        let v = id | if dir == Dir::Reply { REPLY_BIT } else { 0 };
+        ConnRef([v as u16, (v >> 16) as u16])
+    }
+    fn raw(self) -> u32 {
+        self.0[0] as u32 | (self.0[1] as u32) << 16
+    }
+    pub fn id(self) -> ConnId {
+        ConnId(self.raw() & !REPLY_BIT)
+    }
+    pub fn dir(self) -> Dir {
+        if self.raw() & REPLY_BIT != 0 {
+            Dir::Reply
+        } else {
+            Dir::Original
+        }
+    }
+}
+
+/// Why [`ConnTable::insert`] refused a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InsertError {
+    /// Every slot is in use; the caller counts the drop.
+    Full,
+    /// The client tuple or the reply tuple already belongs to a live connection (or the two
+    /// tuples are identical).
+    Exists,
+}
+
+/// What a new connection is made of.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NewConn {
+    /// The client tuple as received: `client:cport -> VIP:vport`.
+    pub client: FlowKey,
+    /// Local (FULLNAT source) address and port towards the real server.
+    pub lip: Ipv4Addr,
+    pub lport: u16,
+    /// Real server address and port.
+    pub rs: Ipv4Addr,
+    pub rport: u16,
+    /// Caller's service and real-server handles, stored verbatim.
+    pub service: u32,
+    pub real: u32,
+}
+
+impl NewConn {
+    /// The reply tuple as it will be received: `RS:rport -> LIP:lport`.
+    pub fn reply_key(&self) -> FlowKey {
+        FlowKey {
+            proto: self.client.proto,
+            src: self.rs,
+            dst: self.lip,
+            sport: self.rport,
+            dport: self.lport,
+        }
+    }
+}
+
+const F_LIVE: u8 = 1 << 0;
+const F_ACTIVE: u8 = 1 << 1;
+const F_TOA_DONE: u8 = 1 << 2;
+
+/// One tracked connection (52 bytes). Fields are private so the table's invariants (index
+/// entries, timer links, state) cannot be broken through [`ConnTable::get_mut`].
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    /// Client tuple as received.
+    client: FlowKey,
+    lip: Ipv4Addr,
+    rs: Ipv4Addr,
+    lport: u16,
+    rport: u16,
+    service: u32,
+    real: u32,
+    /// Expiry deadline in wheel ticks (wrapping).
+    deadline: u32,
+    seq_delta: u32,
+    /// Timer list links; `next` doubles as the free-list link for free slots.
+    prev: u32,
+    next: u32,
+    /// `TcpState` as u8; always `None` for UDP.
+    state: u8,
+    flags: u8,
+}
+
+impl Conn {
+    const FREE: Conn = Conn {
+        client: FlowKey {
+            proto: Proto::Tcp,
+            src: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::UNSPECIFIED,
+            sport: 0,
+            dport: 0,
+        },
+        lip: Ipv4Addr::UNSPECIFIED,
+        rs: Ipv4Addr::UNSPECIFIED,
+        lport: 0,
+        rport: 0,
+        service: 0,
+        real: 0,
+        deadline: 0,
+        seq_delta: 0,
+        prev: NIL,
+        next: NIL,
+        state: 0,
+        flags: 0,
+    };
+
+    fn is_live(&self) -> bool {
+        self.flags & F_LIVE != 0
+    }
+
+    pub fn proto(&self) -> Proto {
+        self.client.proto
+    }
+    /// Client tuple as received from the client: `client:cport -> VIP:vport`.
+    pub fn client_key(&self) -> FlowKey {
+        self.client
+    }
+    /// Reply tuple as received from the real server: `RS:rport -> LIP:lport`.
+    pub fn reply_key(&self) -> FlowKey {
+        FlowKey {
+            proto: self.client.proto,
+            src: self.rs,
+            dst: self.lip,
+            sport: self.rport,
+            dport: self.lport,
+        }
+    }
+    /// The tuple as received in direction `dir`.
+    pub fn key(&self, dir: Dir) -> FlowKey {
+        match dir {
+            Dir::Original => self.client_key(),
+            Dir::Reply => self.reply_key(),
+        }
+    }
+    /// The tuple a packet received in `dir` must leave with after the FULLNAT rewrite:
+    /// `Original` → `LIP:lport -> RS:rport`, `Reply` → `VIP:vport -> client:cport`.
+    pub fn out_key(&self, dir: Dir) -> FlowKey {
+        match dir {
+            Dir::Original => self.reply_key().reversed(),
+            Dir::Reply => self.client.reversed(),
+        }
+    }
+    pub fn client_addr(&self) -> (Ipv4Addr, u16) {
+        (self.client.src, self.client.sport)
+    }
+    pub fn vip(&self) -> (Ipv4Addr, u16) {
+        (self.client.dst, self.client.dport)
+    }
+    pub fn lip(&self) -> (Ipv4Addr, u16) {
+        (self.lip, self.lport)
+    }
+    pub fn rs(&self) -> (Ipv4Addr, u16) {
+        (self.rs, self.rport)
+    }
+    pub fn service(&self) -> u32 {
+        self.service
+    }
+    pub fn real(&self) -> u32 {
+        self.real
+    }
+    /// LVS TCP state; `TcpState::None` for UDP.
+    pub fn state(&self) -> TcpState {
+        TcpState::from_u8(self.state)
+    }
+    /// Whether the caller should currently have this connection in its real's active count
+    /// (ESTABLISHED); otherwise it is in the inactive count. Starts `false`.
+    pub fn is_counted_active(&self) -> bool {
+        self.flags & F_ACTIVE != 0
+    }
+    pub fn toa_done(&self) -> bool {
+        self.flags & F_TOA_DONE != 0
+    }
+    pub fn set_toa_done(&mut self, done: bool) {
+        if done {
+            self.flags |= F_TOA_DONE;
+        } else {
+            self.flags &= !F_TOA_DONE;
+        }
+    }
+    /// Sequence delta slot for SYN-proxy; the table never interprets it.
+    pub fn seq_delta(&self) -> u32 {
+        self.seq_delta
+    }
+    pub fn set_seq_delta(&mut self, delta: u32) {
+        self.seq_delta = delta;
+    }
+    /// Milliseconds until the connection becomes eligible for expiry (0 if already due).
+    pub fn expires_in(&self, now: Millis) -> Millis {
+        let ticks = self.deadline.wrapping_sub(tick_of(now)) as i32 as i64;
+        (ticks * wheel::TICK_MS as i64 - (now % wheel::TICK_MS) as i64).max(0) as Millis
+    }
+}
+
+/// Counters for tests and the control plane's stats.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Stats {
+    pub inserted: u64,
+    pub expired: u64,
+    pub removed: u64,
+    /// Connections the wheel looked at during `expire` (expired or re-queued). The O(expired)
+    /// claim is that this grows with expiries and deadline extensions, never with table size.
+    pub timer_visits: u64,
+    /// In-place index rebuilds forced by hashbrown tombstones (see module invariants).
+    pub index_rebuilds: u64,
+}
+
+/// The per-worker connection table.
+pub struct ConnTable {
+    index: HashMap<FlowKey, ConnRef>,
+    slab: Vec<Conn>,
+    free: u32,
+    len: u32,
+    wheel: Wheel,
+    timeouts: Timeouts,
+    stats: Stats,
+}
+
+/// The index is sized so that a full table fills 5/8 of its buckets. hashbrown allows 7/8; the
+/// other 2/8 are room for tombstones. Measured with every operation replacing a connection in a
+/// full 60k table: 5/8 needs one rebuild per ~250k replacements, 6/8 one per ~33k. 5/8 still keeps
+/// the memory per connection near 115 bytes.
+const LOAD_EIGHTHS: usize = 5;
+
+impl ConnTable {
+    /// A table for at least `min_capacity` connections. The capacity is rounded up to what the
+    /// index's power-of-two bucket array holds at the target load (memory that is allocated either
+    /// way), so `capacity()` may be up to about twice `min_capacity`.
+    ///
+    /// `now` starts the timer wheel.
+    pub fn new(min_capacity: usize, timeouts: Timeouts, now: Millis) -> ConnTable {
+        assert!(min_capacity > 0, "a connection table needs room for one connection");
+        let mut buckets = 16usize;
+        while buckets / 8 * LOAD_EIGHTHS / 2 < min_capacity {
+            buckets *= 2;
+        }
+        let capacity = buckets / 8 * LOAD_EIGHTHS / 2;
+        assert!(capacity + wheel::SLOTS < REPLY_BIT as usize - 1, "connection table too large for u32 ids");
+        assert!(
+            timeouts.max() / wheel::TICK_MS < (1 << 30),
+            "timeouts beyond 2^30 ticks break wrapping deadline comparison"
+        );
+        // hashbrown maps a requested capacity of 7/8 of a power of two to exactly that many buckets.
+        let index = HashMap::with_capacity(buckets / 8 * 7);
+        assert_eq!(index.capacity(), buckets / 8 * 7, "unexpected hashbrown bucket sizing");
+        let mut slab = vec![Conn::FREE; capacity];
+        // Low ids first: fresh tables fill the slab front to back.
+        for (i, c) in slab.iter_mut().enumerate() {
+            c.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+        }
+        ConnTable {
+            index,
+            slab,
+            free: 0,
+            len: 0,
+            wheel: Wheel::new(capacity as u32, now),
+            timeouts,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slab.len()
+    }
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.free == NIL
+    }
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+    /// Takes effect for each connection at its next state update or touch.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        assert!(timeouts.max() / wheel::TICK_MS < (1 << 30));
+        self.timeouts = timeouts;
+    }
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Bytes of memory per connection slot: hash index (buckets of `(FlowKey, ConnRef)` plus control
+    /// bytes, as allocated), slab, timer wheel heads and the table header, divided by `capacity()`.
+    pub fn memory_per_conn(&self) -> usize {
+        let total = self.index.allocation_size()
+            + self.slab.capacity() * size_of::<Conn>()
+            + self.wheel.heap_bytes()
+            + size_of::<Self>();
+        total.div_ceil(self.capacity())
+    }
+
+    /// Whether `key` is either tuple of a live connection.
+    #[inline]
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.index.contains_key(key)
+    }
+
+    /// The connection a received packet belongs to, and which way it travelled.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        self.index.get(key).map(|r| (r.id(), r.dir()))
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab.get(id.0 as usize).filter(|c| c.is_live())
+    }
+
+    /// Mutable access for the per-connection extras (TOA flag, sequence delta).
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab.get_mut(id.0 as usize).filter(|c| c.is_live())
+    }
+
+    /// Tracks a new connection: TCP in state NONE with the NONE timeout (feed the first segment to
+    /// [`Self::update_tcp`] next), UDP with the UDP timeout. It starts inactive.
+    pub fn insert(&mut self, new: &NewConn, now: Millis) -> Result<ConnId, InsertError> {
+        if self.free == NIL {
+            return Err(InsertError::Full);
+        }
+        let ck = new.client;
+        let rk = new.reply_key();
+        if ck == rk || self.index.contains_key(&ck) || self.index.contains_key(&rk) {
+            return Err(InsertError::Exists);
+        }
+        // hashbrown reserves (and would reallocate) when growth_left hits 0, even if the key's slot
+        // is a reusable tombstone; keep room for both keys.
+        if self.index.capacity() - self.index.len() < 2 {
+            self.rebuild_index();
+        }
+        let id = self.free;
+        let timeout = match ck.proto {
+            Proto::Tcp => self.timeouts.none,
+            Proto::Udp => self.timeouts.udp,
+        };
+        let deadline = deadline_tick(now, timeout);
+        let c = &mut self.slab[id as usize];
+        self.free = c.next;
+        *c = Conn {
+            client: ck,
+            lip: new.lip,
+            rs: new.rs,
+            lport: new.lport,
+            rport: new.rport,
+            service: new.service,
+            real: new.real,
+            deadline,
+            seq_delta: 0,
+            prev: NIL,
+            next: NIL,
+            state: TcpState::None as u8,
+            flags: F_LIVE,
+        };
+        self.index.insert(ck, ConnRef::new(id, Dir::Original));
+        self.index.insert(rk, ConnRef::new(id, Dir::Reply));
+        self.wheel.link(&mut self.slab, id, deadline);
+        self.len += 1;
+        self.stats.inserted += 1;
+        Ok(ConnId(id))
+    }
+
+    /// LVS `set_tcp_state`: transition on one segment received in `dir` with raw TCP `flags`, and
+    /// re-arm the deadline to `now + timeout(new state)`. Keeps the conn's counted-active flag equal
+    /// to `new.is_active()`; the caller moves the real's counters when the result says so.
+    ///
+    /// `id` must be live; a stale id is a no-op reporting CLOSE -> CLOSE (debug builds panic).
+    pub fn update_tcp(&mut self, id: ConnId, dir: Dir, flags: u8, now: Millis) -> StateChange {
+        let Some(c) = self.get_mut(id) else {
+            debug_assert!(false, "update_tcp on a free slot {id:?}");
+            return StateChange { old: TcpState::Close, new: TcpState::Close };
+        };
+        let old = c.state();
+        let new = next_state(old, dir, flags);
+        c.state = new as u8;
+        if new.is_active() {
+            c.flags |= F_ACTIVE;
+        } else {
+            c.flags &= !F_ACTIVE;
+        }
+        let deadline = deadline_tick(now, self.timeouts.tcp(new));
+        if new == old {
+            self.rearm(id.0, deadline);
+        } else {
+            // A few state changes per connection: re-queue now, so e.g. the 2 s NONE slot a new
+            // connection was queued on does not cost a visit once the handshake moved it on.
+            let c = &mut self.slab[id.0 as usize];
+            c.deadline = deadline;
+            self.wheel.unlink(&mut self.slab, id.0);
+            self.wheel.link(&mut self.slab, id.0, deadline);
+        }
+        StateChange { old, new }
+    }
+
+    /// Re-arms the deadline to `now + timeout(current state)` (UDP: the UDP timeout). For UDP this
+    /// is the whole per-packet update.
+    pub fn touch(&mut self, id: ConnId, now: Millis) {
+        let Some(c) = self.get(id) else {
+            debug_assert!(false, "touch on a free slot {id:?}");
+            return;
+        };
+        let timeout = match c.proto() {
+            Proto::Tcp => self.timeouts.tcp(c.state()),
+            Proto::Udp => self.timeouts.udp,
+        };
+        self.rearm(id.0, deadline_tick(now, timeout));
+    }
+
+    #[inline]
+    fn rearm(&mut self, id: u32, deadline: u32) {
+        let c = &mut self.slab[id as usize];
+        let old = c.deadline;
+        c.deadline = deadline;
+        // A later deadline is found lazily when the old slot fires; an earlier one must move now or
+        // the connection would outlive it.
+        if before(deadline, old) {
+            self.wheel.unlink(&mut self.slab, id);
+            self.wheel.link(&mut self.slab, id, deadline);
+        }
+    }
+
+    /// Removes a connection now (e.g. the control plane flushing a real). Returns a copy of it so
+    /// the caller can fix per-real counters and release the local port; `None` if `id` is not live.
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        let c = *self.get(id)?;
+        self.wheel.unlink(&mut self.slab, id.0);
+        self.release(id.0, &c);
+        self.stats.removed += 1;
+        Some(c)
+    }
+
+    /// Drops both index entries and returns the slot to the free list. The slot must already be off
+    /// the timer lists.
+    fn release(&mut self, id: u32, c: &Conn) {
+        self.index.remove(&c.client);
+        self.index.remove(&c.reply_key());
+        let slot = &mut self.slab[id as usize];
+        *slot = Conn::FREE;
+        slot.next = self.free;
+        self.free = id;
+        self.len -= 1;
+    }
+
+    /// Expires connections whose deadline is at or before `now`, looking at no more than `budget`
+    /// connections (expired or re-queued). `on_expire` sees each expired connection after it left
+    /// the table (its tuples are free again). Returns how many expired. Work left over by the
+    /// budget is resumed by the next call.
+    pub fn expire(&mut self, now: Millis, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
+        let target = tick_of(now);
+        let mut visited = 0;
+        let mut expired = 0;
+        while visited < budget {
+            let Some(id) = self.wheel.next_due(&mut self.slab, target) else { break };
+            visited += 1;
+            let c = self.slab[id as usize];
+            if before(target, c.deadline) {
+                self.wheel.link(&mut self.slab, id, c.deadline);
+            } else {
+                self.release(id, &c);
+                expired += 1;
+                on_expire(&c);
+            }
+        }
+        self.stats.timer_visits += visited as u64;
+        self.stats.expired += expired as u64;
+        expired
+    }
+
+    /// All live connections, in slot order. O(capacity): control plane only.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+        self.slab.iter().enumerate().filter(|(_, c)| c.is_live()).map(|(i, c)| (ConnId(i as u32), c))
+    }
+
+    /// Clears the index without freeing it and re-inserts every live connection, reclaiming
+    /// hashbrown's tombstones. O(capacity), no allocation.
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        for (i, c) in self.slab.iter().enumerate() {
+            if c.is_live() {
+                self.index.insert(c.client, ConnRef::new(i as u32, Dir::Original));
+                self.index.insert(c.reply_key(), ConnRef::new(i as u32, Dir::Reply));
+            }
+        }
+        self.stats.index_rebuilds += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;
