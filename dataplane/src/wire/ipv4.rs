@@ -215,6 +215,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.write_byte(field::DSCP_ECN, (dscp << 2) | (ecn & 0x03));
     }
 
+    /// The caller keeps `header_len() <= len <= buffer.len()` (e.g. after growing the packet into its
+    /// tailroom), or `payload()` may panic.
     pub fn set_total_len(&mut self, len: u16) {
         self.write_word(field::LENGTH.start, len);
     }

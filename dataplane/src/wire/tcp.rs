@@ -448,10 +448,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put16(self.buffer.as_mut(), field::CHECKSUM.start, c);
     }
 
-    /// Raw write of the data offset, for building headers; follow with [`Packet::fill_checksum`].
+    /// Raw write of the data offset (`len` a multiple of 4 in 20..=60), for building headers; follow with
+    /// [`Packet::fill_checksum`]. The caller keeps `len <= buffer.len()`, or later accessors may panic.
     pub fn set_header_len_raw(&mut self, len: usize) {
+        debug_assert!(len % 4 == 0 && (HEADER_LEN..=MAX_HEADER_LEN).contains(&len));
         let b = self.buffer.as_mut();
-        b[field::OFF_FLAGS.start] = (((len / 4) as u8) << 4) | (b[field::OFF_FLAGS.start] & 0x0f);
+        b[field::OFF_FLAGS.start] = ((((len / 4) & 0x0f) as u8) << 4) | (b[field::OFF_FLAGS.start] & 0x0f);
     }
 
     /// Recompute the checksum over pseudo header and segment.
@@ -525,12 +527,17 @@ pub fn insert_option(buf: &mut [u8], option: &[u8]) -> Result<usize> {
         return Err(Error::NoRoom);
     }
     let mut end_of_options = thl;
-    for (at, opt) in std::iter::from_fn({
-        let mut it = tcp.options_iter();
-        move || Some((it.position(), it.next()?))
-    }) {
-        if opt? == TcpOption::EndOfList {
-            end_of_options = field::OPTIONS + at;
+    let mut it = tcp.options_iter();
+    loop {
+        let at = it.position();
+        match it.next() {
+            None => break,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(TcpOption::EndOfList)) => {
+                end_of_options = field::OPTIONS + at;
+                break;
+            }
+            Some(Ok(_)) => {}
         }
     }
     let seg_len = total - ihl;
@@ -604,6 +611,32 @@ mod tests {
         );
         assert_eq!(opts.iter().map(|o| o.buffer_len()).sum::<usize>(), 20);
         assert_eq!(p.mss_option(), Some(1460));
+    }
+
+    #[test]
+    fn build_round_trip() {
+        let mut b = [0u8; 28 + 3];
+        let mut p = Packet::new_unchecked(&mut b[..]);
+        p.set_header_len_raw(28);
+        p.set_src_port(1234);
+        p.set_dst_port(443);
+        p.set_seq_number(0xdead_beef);
+        p.set_ack_number(7);
+        p.set_flags(TcpFlags::PSH | TcpFlags::ACK);
+        p.set_window_len(1000);
+        p.options_mut().copy_from_slice(&[2, 4, 0x05, 0x78, 1, 1, 0, 0]);
+        p.payload_mut().copy_from_slice(b"hey");
+        p.fill_checksum(SRC, DST);
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert!(p.verify_checksum(SRC, DST));
+        assert_eq!((p.src_port(), p.dst_port(), p.seq_number(), p.ack_number()), (1234, 443, 0xdead_beef, 7));
+        assert_eq!((p.flags(), p.window_len(), p.header_len()), (TcpFlags::PSH | TcpFlags::ACK, 1000, 28));
+        assert_eq!((p.mss_option(), p.payload()), (Some(1400), &b"hey"[..]));
+        let opts: Vec<_> = p.options_iter().collect();
+        assert_eq!(
+            opts,
+            [Ok(TcpOption::Mss(1400)), Ok(TcpOption::Nop), Ok(TcpOption::Nop), Ok(TcpOption::EndOfList)]
+        );
     }
 
     #[test]
