@@ -552,7 +552,8 @@ pub fn insert_option(buf: &mut [u8], option: &[u8]) -> Result<usize> {
     // Incremental rather than a full recompute: it costs nothing per payload byte, and unlike a recompute
     // it keeps a segment that arrived corrupted detectably corrupted. The moved bytes shift by a multiple
     // of 4 and keep their word alignment, so only the new bytes, the data offset and the pseudo-header
-    // length contribute (the pseudo-header addresses do not change). New bytes at an odd offset land byte-swapped in the 16-bit sum.
+    // length contribute (the pseudo-header addresses do not change). New bytes at an odd offset land
+    // byte-swapped in the 16-bit sum.
     let opt_sum = checksum::data(option);
     let opt_sum = if end_of_options % 2 == 1 { opt_sum.swap_bytes() } else { opt_sum };
     let delta = checksum::delta16(off_word_old, get16(tcp.buffer, field::OFF_FLAGS.start))
