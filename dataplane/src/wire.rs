@@ -1,1 +1,0 @@
-//! Packet views (filled in below).
