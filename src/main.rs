@@ -68,6 +68,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.control.log)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if cli.check {
         println!("config ok");

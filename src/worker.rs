@@ -103,7 +103,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             for m in rx.drain(..) {
                 let mut m = m;
                 if !m.is_contiguous() && m.linearize().is_err() {
-                    stats.drop(DropReason::Chained);
+                    stats.dropped(DropReason::Chained);
                     continue;
                 }
                 m.reset_offloads();
@@ -119,7 +119,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             tx[p].extend(pending.drain(..).map(|f| f.0));
             q.tx_burst(&mut tx[p]);
             for _ in tx[p].drain(..) {
-                stats.drop(DropReason::TxFull);
+                stats.dropped(DropReason::TxFull);
             }
         }
         if got == 0 && ctx.idle_sleep_us > 0 {

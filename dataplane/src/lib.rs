@@ -9,6 +9,11 @@
 pub mod conn;
 pub mod flow;
 pub mod frame;
+pub mod neigh;
+pub mod route;
 pub mod sched;
+pub mod service;
+pub mod setup;
 pub mod stats;
 pub mod wire;
+pub mod worker;

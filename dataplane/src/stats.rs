@@ -71,10 +71,14 @@ counter_enum! {
         ConnTableFull => "conn_table_full",
         /// No free local port on any of the service's local addresses.
         LportExhausted => "lport_exhausted",
+        /// A new connection's tuple was already live (cannot happen unless tables disagree).
+        ConnCollision => "conn_collision",
         /// No route to the destination.
         NoRoute => "no_route",
         /// The neighbour's queue of packets awaiting ARP resolution is full.
         NeighQueueFull => "neigh_queue_full",
+        /// No free slot in the neighbour table for a new next hop.
+        NeighTableFull => "neigh_table_full",
         /// The neighbour never answered ARP; its queued packets were dropped.
         NeighUnresolved => "neigh_unresolved",
         /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
@@ -110,6 +114,8 @@ counter_enum! {
         RstSent => "rst_sent",
         LportRetry => "lport_retry",
         PersistHits => "persist_hits",
+        /// The persistence template table was full; the connection was made without a template.
+        PersistFull => "persist_full",
     }
 }
 
@@ -132,7 +138,7 @@ impl Default for Stats {
 impl Stats {
     /// Counts a drop. Only the owning worker calls this.
     #[inline]
-    pub fn drop(&self, r: DropReason) {
+    pub fn dropped(&self, r: DropReason) {
         let c = &self.drops[r as usize];
         c.store(c.load(Relaxed) + 1, Relaxed);
     }
@@ -201,8 +207,8 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n);
         let s = Stats::default();
-        s.drop(DropReason::NoService);
-        s.drop(DropReason::NoService);
+        s.dropped(DropReason::NoService);
+        s.dropped(DropReason::NoService);
         s.add(Event::RxPackets, 5);
         assert_eq!(s.drops(DropReason::NoService), 2);
         assert_eq!(s.total_drops(), 2);

@@ -131,19 +131,22 @@ rvsd_start() {
     return 1
 }
 
-# rvsd_stop: SIGINT and wait (at most 5 s, then SIGKILL). Prints how long the stop took, in ms.
+# rvsd_stop [SIGNAL]: signal rvsd (INT by default) and wait, at most 5 s before SIGKILL. Sets
+# RVSD_RC (exit status) and RVSD_STOP_MS (how long the stop took).
+RVSD_RC=
+RVSD_STOP_MS=
 rvsd_stop() {
     [ -n "$RVSD_PID" ] || return 0
     local t0 t1
     t0=$(date +%s%N)
-    kill -INT "$RVSD_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$RVSD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill "-${1:-INT}" "$RVSD_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$RVSD_PID" 2>/dev/null || break; sleep 0.05; done
     if kill -0 "$RVSD_PID" 2>/dev/null; then kill -9 "$RVSD_PID"; fi
     wait "$RVSD_PID" 2>/dev/null
     RVSD_RC=$?
     t1=$(date +%s%N)
     RVSD_PID=
-    echo $(( (t1 - t0) / 1000000 ))
+    RVSD_STOP_MS=$(( (t1 - t0) / 1000000 ))
 }
 
 # api JSON: one request to the daemon's socket, the response line on stdout.

@@ -1,0 +1,99 @@
+//! Turns a validated [`Config`] into the dataplane's [`Setup`].
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use rvs_dataplane::conn::Timeouts;
+use rvs_dataplane::flow::Proto;
+use rvs_dataplane::sched::SchedKind;
+use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
+use rvs_dataplane::wire::EthernetAddress;
+
+use crate::config::{parse_endpoint, Cidr, Config, ConfigError, TimestampMode};
+
+fn err(field: String, msg: impl Into<String>) -> ConfigError {
+    ConfigError { field, msg: msg.into() }
+}
+
+/// Timeouts in the dataplane's units.
+pub fn timeouts(cfg: &Config) -> Timeouts {
+    let t = &cfg.conn.timeouts;
+    let s = |v: u32| v as u64 * 1000;
+    Timeouts {
+        established: s(t.established),
+        syn_sent: s(t.syn_sent),
+        syn_recv: s(t.syn_recv),
+        fin_wait: s(t.fin_wait),
+        time_wait: s(t.time_wait),
+        close: s(t.close),
+        close_wait: s(t.close_wait),
+        last_ack: s(t.last_ack),
+        udp: s(t.udp),
+        ..Timeouts::default()
+    }
+}
+
+/// `macs[i]` is the MAC address of `cfg.ports[i]`.
+pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigError> {
+    let mut ports = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let c = Cidr::from_str(&p.addr).map_err(|m| err(format!("ports[{i}].addr"), m))?;
+        let mac = macs.get(i).copied().ok_or_else(|| err(format!("ports[{i}]"), "port has no MAC address"))?;
+        ports.push(PortSetup { name: p.name.clone(), mac: EthernetAddress(mac), addr: c.addr, prefix_len: c.len, mtu: p.mtu });
+    }
+    let mut routes = Vec::new();
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let c = Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
+        let via = Ipv4Addr::from_str(&r.via).map_err(|_| err(format!("routes[{i}].via"), "not an IPv4 address"))?;
+        routes.push(RouteSetup { dst: c.addr, prefix_len: c.len, via });
+    }
+    let mut services = Vec::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(format!("services[{i}].vip"), m))?;
+        let proto = if s.proto == "udp" { Proto::Udp } else { Proto::Tcp };
+        let sched = SchedKind::from_str(&s.sched).map_err(|e| err(format!("services[{i}].sched"), e.to_string()))?;
+        let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).collect();
+        let mut reals = Vec::new();
+        for (j, r) in s.reals.iter().enumerate() {
+            let (addr, port) =
+                parse_endpoint(&r.addr).map_err(|m| err(format!("services[{i}].reals[{j}].addr"), m))?;
+            reals.push(RealSetup {
+                addr,
+                port,
+                weight: r.weight,
+                u_threshold: r.u_threshold,
+                l_threshold: r.l_threshold,
+            });
+        }
+        services.push(ServiceSetup {
+            proto,
+            vip,
+            vport,
+            sched,
+            persistence_ms: s.persistence.map(|p| p as u64 * 1000),
+            toa: s.toa,
+            synproxy: s.synproxy,
+            laddrs,
+            reals,
+        });
+    }
+    let c = &cfg.conn;
+    Ok(Setup {
+        ports,
+        routes,
+        services,
+        conn: ConnSetup {
+            max_per_worker: c.max_per_worker,
+            rst_on_miss: c.rst_on_miss,
+            expire_budget: c.expire_budget,
+            persist_templates: c.persist_templates,
+            arp_queue: c.arp_queue,
+            max_neighbours: 1024,
+            neigh_timeout_ms: c.neigh_timeout_s as u64 * 1000,
+            lport_min: c.lport_min,
+            lport_max: c.lport_max,
+            strip_timestamps: c.tcp_timestamps == TimestampMode::Strip,
+            timeouts: timeouts(cfg),
+        },
+        workers: cfg.workers.lcores.len() as u16,
+    })
+}

@@ -1,0 +1,708 @@
+//! One worker's packet path: the `process`/`poll` entry points the daemon, the tests, the fuzzers
+//! and the benchmarks all drive.
+//!
+//! Invariants:
+//! - A `Worker` is owned by exactly one thread and shares nothing mutable: its connection table,
+//!   neighbour table, scheduler state and persistence templates are its own.
+//! - `process` consumes every frame it is given: it is either queued for transmit in the [`Outbox`],
+//!   held by the neighbour table awaiting ARP (bounded), or dropped with exactly one
+//!   [`DropReason`] counted.
+//! - No allocation per packet: frames are reused in place (ARP and echo replies, NAT rewrites);
+//!   only ARP requests take a fresh frame from the pool.
+//! - Packets are only ever sent to the gateway's own neighbours, resolved by ARP on the port the
+//!   routing table chooses.
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::conn::{alloc_lport, ConnId, ConnTable, Dir, InsertError, NewConn};
+use crate::flow::{FlowKey, Millis, Proto};
+use crate::frame::{Frame, FramePool};
+use crate::neigh::{Neighbours, Resolved};
+use crate::route::Routes;
+use crate::sched::Persistence;
+use crate::service::Services;
+use crate::stats::{DropReason as D, Event as E, Stats};
+use crate::wire::{
+    self, arp, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket,
+    Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
+};
+
+pub use crate::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
+
+const ETH: usize = wire::ethernet::HEADER_LEN;
+/// Candidate local ports tried per local address before moving to the next one.
+const LPORT_TRIES: usize = 64;
+/// Persistence templates expired per burst at most.
+const PERSIST_EXPIRE_BUDGET: usize = 64;
+/// TTL of packets the gateway originates (echo replies, RSTs).
+const OWN_TTL: u8 = 64;
+
+/// Frames to transmit, per port, collected over one burst. Bounded: past its capacity a frame is
+/// dropped and counted instead of growing the vector.
+#[derive(Debug)]
+pub struct Outbox<F> {
+    ports: Vec<Vec<F>>,
+    cap: usize,
+}
+
+impl<F> Outbox<F> {
+    pub fn new(nports: usize, cap: usize) -> Outbox<F> {
+        Outbox { ports: (0..nports).map(|_| Vec::with_capacity(cap)).collect(), cap }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The frames queued for `port`; the daemon drains it into the TX queue.
+    pub fn port(&mut self, port: usize) -> &mut Vec<F> {
+        &mut self.ports[port]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.iter().all(Vec::is_empty)
+    }
+}
+
+#[inline]
+fn emit<F: Frame>(stats: &Stats, out: &mut Outbox<F>, port: usize, f: F) {
+    let Some(q) = out.ports.get_mut(port) else {
+        stats.dropped(D::OutboxFull);
+        return;
+    };
+    if q.len() >= out.cap {
+        stats.dropped(D::OutboxFull);
+        return;
+    }
+    stats.inc(E::TxPackets);
+    stats.add(E::TxBytes, f.len() as u64);
+    q.push(f);
+}
+
+#[inline]
+fn set_eth_dst<F: Frame>(f: &mut F, mac: EthernetAddress) {
+    f.data_mut()[0..6].copy_from_slice(&mac.0);
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PortRt {
+    mac: EthernetAddress,
+    addr: Ipv4Addr,
+    mask: u32,
+    mtu: u16,
+}
+
+impl PortRt {
+    fn holds(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask == u32::from(self.addr) & self.mask
+    }
+
+    fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask)
+    }
+}
+
+/// An ARP request for `ip` from `port`, in a fresh frame.
+fn arp_request<P: FramePool>(pool: &mut P, port: &PortRt, ip: Ipv4Addr) -> Option<P::Frame> {
+    let mut f = pool.alloc()?;
+    if !f.append(ETH + arp::PACKET_LEN) {
+        return None;
+    }
+    let d = f.data_mut();
+    d[0..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+    d[6..12].copy_from_slice(&port.mac.0);
+    d[12..14].copy_from_slice(&u16::from(EtherType::Arp).to_be_bytes());
+    let req = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hw_addr: port.mac,
+        sender_proto_addr: port.addr,
+        target_hw_addr: EthernetAddress([0; 6]),
+        target_proto_addr: ip,
+    };
+    req.emit(&mut d[ETH..]).ok()?;
+    Some(f)
+}
+
+/// TCP flag combinations no legitimate stack sends: SYN+FIN, SYN+RST, nothing at all, or anything
+/// but a bare SYN or RST without ACK.
+#[inline]
+fn tcp_flags_valid(f: TcpFlags) -> bool {
+    let core = f.bits() & (TcpFlags::SYN.bits() | TcpFlags::RST.bits() | TcpFlags::FIN.bits() | TcpFlags::ACK.bits());
+    if f.syn() && (f.fin() || f.rst()) {
+        return false;
+    }
+    if f.ack() {
+        return true;
+    }
+    core == TcpFlags::SYN.bits() || core == TcpFlags::RST.bits()
+}
+
+#[inline]
+fn bad_source(a: Ipv4Addr) -> bool {
+    a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback()
+}
+
+/// One worker.
+pub struct Worker<P: FramePool> {
+    index: u16,
+    ports: Vec<PortRt>,
+    routes: Routes,
+    services: Services,
+    conns: ConnTable,
+    neigh: Neighbours<P::Frame>,
+    persist: Persistence,
+    pool: P,
+    stats: Arc<Stats>,
+    strip_ts: bool,
+    rst_on_miss: bool,
+    expire_budget: usize,
+    arp_queue: usize,
+}
+
+impl<P: FramePool> std::fmt::Debug for Worker<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("conns", &self.conns.len())
+            .field("neighbours", &self.neigh.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: FramePool> Worker<P> {
+    /// Builds worker `index`'s private tables (this allocates; it runs before the loop starts).
+    pub fn new(setup: &Setup, index: u16, pool: P, stats: Arc<Stats>) -> Worker<P> {
+        let c = &setup.conn;
+        let ports = setup
+            .ports
+            .iter()
+            .map(|p| PortRt {
+                mac: p.mac,
+                addr: p.addr,
+                mask: if p.prefix_len == 0 { 0 } else { u32::MAX << (32 - p.prefix_len as u32) },
+                mtu: p.mtu,
+            })
+            .collect();
+        Worker {
+            index,
+            ports,
+            routes: Routes::new(&setup.ports, &setup.routes),
+            services: Services::new(setup, index),
+            conns: ConnTable::new(c.max_per_worker as usize, c.timeouts.clone(), 0),
+            neigh: Neighbours::new(c.max_neighbours as usize, c.arp_queue as usize, c.neigh_timeout_ms),
+            persist: Persistence::with_capacity(c.persist_templates.max(1) as usize),
+            pool,
+            stats,
+            strip_ts: c.strip_timestamps,
+            rst_on_miss: c.rst_on_miss,
+            expire_budget: c.expire_budget.max(1) as usize,
+            arp_queue: c.arp_queue as usize,
+        }
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// How many frames one burst may queue per port: a burst of forwards plus a neighbour's release.
+    pub fn outbox_capacity(&self, burst: usize) -> usize {
+        2 * burst + self.arp_queue + 16
+    }
+
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    #[inline]
+    fn discard(&self, f: P::Frame, r: D) {
+        self.stats.dropped(r);
+        drop(f);
+    }
+
+    fn port_addr(&self, a: Ipv4Addr) -> bool {
+        self.ports.iter().any(|p| p.addr == a)
+    }
+
+    /// Addresses the gateway answers ARP for: port addresses, VIPs and local addresses.
+    fn owns(&self, a: Ipv4Addr) -> bool {
+        self.port_addr(a) || self.services.is_vip(a) || self.services.is_lip(a)
+    }
+
+    /// Handles one received frame from `in_port`.
+    pub fn process(&mut self, f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
+        self.stats.inc(E::RxPackets);
+        self.stats.add(E::RxBytes, f.len() as u64);
+        let Some(port) = self.ports.get(in_port).copied() else {
+            return self.discard(f, D::NotOurMac);
+        };
+        let l2 = match wire::ethernet::parse_l2(f.data()) {
+            Ok(l) => l,
+            Err(_) => return self.discard(f, D::EthTruncated),
+        };
+        if l2.vlan.is_some() {
+            return self.discard(f, D::Vlan);
+        }
+        let d = f.data();
+        let dst = EthernetAddress([d[0], d[1], d[2], d[3], d[4], d[5]]);
+        if dst != port.mac && !dst.is_broadcast() {
+            return self.discard(f, D::NotOurMac);
+        }
+        match l2.ethertype {
+            EtherType::Arp => self.arp(f, in_port, now, out),
+            EtherType::Ipv4 => self.ipv4(f, in_port, now, out),
+            _ => self.discard(f, D::EtherType),
+        }
+    }
+
+    fn arp(&mut self, mut f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
+        let (op, sha, spa, tpa) = match ArpPacket::new_checked(&f.data()[ETH..]) {
+            Ok(p) => (p.operation(), p.sender_hw_addr(), p.sender_proto_addr(), p.target_proto_addr()),
+            Err(_) => return self.discard(f, D::ArpMalformed),
+        };
+        let port = self.ports[in_port];
+        // Only a unicast neighbour on this port's subnet, never claiming one of our addresses, is learned.
+        let sender_ok = sha.is_unicast() && !spa.is_unspecified() && port.holds(spa) && !self.owns(spa);
+        let stats = &*self.stats;
+        let release = |mut fr: P::Frame, mac: EthernetAddress, p: usize| {
+            set_eth_dst(&mut fr, mac);
+            emit(stats, out, p, fr);
+        };
+        match op {
+            ArpOperation::Request => {
+                if !self.owns(tpa) {
+                    return self.discard(f, D::ArpNotOurs);
+                }
+                if sender_ok {
+                    self.neigh.learn(spa, in_port, sha, now, true, release);
+                }
+                let d = f.data_mut();
+                ArpPacket::new_unchecked(&mut d[ETH..]).make_reply_in_place(port.mac);
+                d[0..6].copy_from_slice(&sha.0);
+                d[6..12].copy_from_slice(&port.mac.0);
+                self.stats.inc(E::ArpRepliesSent);
+                emit(&self.stats, out, in_port, f);
+            }
+            ArpOperation::Reply => {
+                if sender_ok && self.neigh.learn(spa, in_port, sha, now, false, release) {
+                    self.stats.inc(E::ArpLearned);
+                    drop(f);
+                } else {
+                    self.discard(f, D::ArpUnsolicited);
+                }
+            }
+            _ => self.discard(f, D::ArpMalformed),
+        }
+    }
+
+    fn ipv4(&mut self, mut f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
+        let (src, dst, proto, total, hl, frag) = {
+            let ip = match Ipv4Packet::new_checked(&f.data()[ETH..]) {
+                Ok(p) => p,
+                Err(wire::Error::Truncated) => return self.discard(f, D::Ipv4Truncated),
+                Err(_) => return self.discard(f, D::Ipv4BadHeader),
+            };
+            if !ip.verify_checksum() {
+                return self.discard(f, D::Ipv4BadChecksum);
+            }
+            (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.total_len() as usize, ip.header_len(), ip.is_fragment())
+        };
+        // Ethernet padding past the IP total length must not travel on with the rewritten packet.
+        let pad = f.len() - ETH - total;
+        if pad > 0 {
+            f.trim(pad);
+        }
+        let port = self.ports[in_port];
+        if bad_source(src) || src == port.broadcast() {
+            return self.discard(f, D::Ipv4BadSource);
+        }
+        if src == dst {
+            return self.discard(f, D::Ipv4Land);
+        }
+        let is_vip = self.services.is_vip(dst);
+        let is_lip = self.services.is_lip(dst);
+        if !(is_vip || is_lip || self.port_addr(dst)) {
+            return self.discard(f, D::NotForUs);
+        }
+        if frag {
+            return self.discard(f, D::Ipv4Fragment);
+        }
+        match proto {
+            ipv4::PROTO_ICMP => self.icmp(f, in_port, hl, now, out),
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => self.l4(f, in_port, hl, is_vip, is_lip, now, out),
+            _ => self.discard(f, D::Protocol),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn l4(
+        &mut self,
+        f: P::Frame,
+        in_port: usize,
+        hl: usize,
+        is_vip: bool,
+        is_lip: bool,
+        now: Millis,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let ip = &f.data()[ETH..];
+        let key = match wire::flow_key(ip) {
+            Ok(k) => k,
+            Err(wire::Error::Fragment) => return self.discard(f, D::Ipv4Fragment),
+            Err(_) if ip[9] == ipv4::PROTO_TCP => return self.discard(f, D::TcpMalformed),
+            Err(_) => return self.discard(f, D::UdpMalformed),
+        };
+        let flags = if key.proto == Proto::Tcp {
+            match TcpPacket::new_checked(&ip[hl..]) {
+                Ok(t) if tcp_flags_valid(t.flags()) => t.flags(),
+                Ok(_) => return self.discard(f, D::TcpBadFlags),
+                Err(_) => return self.discard(f, D::TcpMalformed),
+            }
+        } else {
+            if UdpPacket::new_checked(&ip[hl..]).is_err() {
+                return self.discard(f, D::UdpMalformed);
+            }
+            TcpFlags::NONE
+        };
+        if let Some((id, dir)) = self.conns.lookup(&key) {
+            return self.forward(f, id, dir, flags, hl, now, out);
+        }
+        let svc = if is_vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
+        let Some(svc) = svc else {
+            return self.discard(f, if is_lip { D::LipNoConn } else { D::NoService });
+        };
+        if key.proto == Proto::Tcp {
+            let syn_only = flags.bits() & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
+                == TcpFlags::SYN.bits();
+            if !syn_only {
+                if self.rst_on_miss && !flags.rst() {
+                    return self.send_rst(f, in_port, hl, out);
+                }
+                return self.discard(f, D::TcpNoConn);
+            }
+            // State is created only for a segment that is intact end to end.
+            if !TcpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
+                return self.discard(f, D::TcpBadChecksum);
+            }
+        } else if !UdpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
+            return self.discard(f, D::UdpBadChecksum);
+        }
+        match self.create(svc, &key, now) {
+            Ok(id) => self.forward(f, id, Dir::Original, flags, hl, now, out),
+            Err(r) => self.discard(f, r),
+        }
+    }
+
+    /// Schedules a real server and a local address:port for a new connection and records it.
+    fn create(&mut self, svc_idx: u32, key: &FlowKey, now: Millis) -> Result<ConnId, D> {
+        if self.conns.is_full() {
+            return Err(D::ConnTableFull);
+        }
+        let svc = &mut self.services.list[svc_idx as usize];
+        let mut real = None;
+        if svc.persistence_ms.is_some() {
+            if let Some(r) = self.persist.lookup(svc_idx, key.src, now) {
+                if svc.views.get(r as usize).is_some_and(|v| v.usable()) {
+                    real = Some(r as usize);
+                    self.stats.inc(E::PersistHits);
+                }
+            }
+        }
+        let real = match real {
+            Some(r) => r,
+            None => svc.sched.pick(&svc.views, key.src, key.sport).ok_or(D::NoRealServer)?,
+        };
+        let rs = svc.reals[real];
+        let n = svc.lips.len();
+        let mut found = None;
+        for k in 0..n {
+            let li = (svc.next_lip + k) % n;
+            let lip = &mut svc.lips[li];
+            if let Some(p) = alloc_lport(&self.conns, &mut lip.cursor, lip.addr, rs.addr, rs.port, key.proto, LPORT_TRIES)
+            {
+                found = Some((lip.addr, p));
+                svc.next_lip = (li + 1) % n;
+                break;
+            }
+            self.stats.inc(E::LportRetry);
+        }
+        let (lip, lport) = found.ok_or(D::LportExhausted)?;
+        let new = NewConn {
+            client: *key,
+            lip,
+            lport,
+            rs: rs.addr,
+            rport: rs.port,
+            service: svc_idx,
+            real: real as u32,
+        };
+        let id = self.conns.insert(&new, now).map_err(|e| match e {
+            InsertError::Full => D::ConnTableFull,
+            InsertError::Exists => D::ConnCollision,
+        })?;
+        svc.conn_added(real);
+        if let Some(ms) = svc.persistence_ms {
+            if self.persist.insert(svc_idx, key.src, real as u32, ms, now).is_err() {
+                self.stats.inc(E::PersistFull);
+            }
+        }
+        self.stats.inc(E::ConnsCreated);
+        Ok(id)
+    }
+
+    /// The FULLNAT rewrite of a packet of a tracked connection, then routing.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &mut self,
+        mut f: P::Frame,
+        id: ConnId,
+        dir: Dir,
+        flags: TcpFlags,
+        hl: usize,
+        now: Millis,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let Some(c) = self.conns.get(id) else { return self.discard(f, D::TcpNoConn) };
+        let (to, svc_idx, real, client, toa_done, proto) =
+            (c.out_key(dir), c.service() as usize, c.real() as usize, c.client_addr(), c.toa_done(), c.proto());
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]);
+            if !ip.decrement_ttl() {
+                return self.discard(f, D::TtlExceeded);
+            }
+        }
+        if wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport).is_err() {
+            return self.discard(f, if proto == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
+        }
+        let toa = self.services.list.get(svc_idx).is_some_and(|s| s.toa);
+        if proto == Proto::Tcp {
+            match dir {
+                Dir::Original => {
+                    if flags.syn() && self.strip_ts {
+                        TcpPacket::new_unchecked(&mut f.data_mut()[ETH + hl..]).nop_out_timestamps();
+                    }
+                    if toa && !toa_done && flags.ack() && !flags.syn() {
+                        self.insert_toa(&mut f, client);
+                        if let Some(c) = self.conns.get_mut(id) {
+                            c.set_toa_done(true);
+                        }
+                    }
+                }
+                Dir::Reply => {
+                    // The client's segments will carry the TOA option too: leave it room under the MSS.
+                    if toa && flags.syn() && flags.ack() {
+                        let mut t = TcpPacket::new_unchecked(&mut f.data_mut()[ETH + hl..]);
+                        if let Some(mss) = t.mss_option() {
+                            t.set_mss_option(mss.saturating_sub(toa::TOA_LEN as u16));
+                        }
+                    }
+                }
+            }
+            let ch = self.conns.update_tcp(id, dir, flags.bits(), now);
+            if let Some(s) = self.services.list.get_mut(svc_idx) {
+                if ch.became_active() {
+                    s.conn_activity(real, true);
+                } else if ch.became_inactive() {
+                    s.conn_activity(real, false);
+                }
+            }
+        } else {
+            self.conns.touch(id, now);
+        }
+        self.send_ip(f, to.dst, now, out);
+    }
+
+    fn insert_toa(&mut self, f: &mut P::Frame, client: (Ipv4Addr, u16)) {
+        if !f.append(toa::TOA_LEN) {
+            self.stats.inc(E::ToaSkipped);
+            return;
+        }
+        match toa::insert_toa(&mut f.data_mut()[ETH..], client.0, client.1) {
+            Ok(_) => self.stats.inc(E::ToaInserted),
+            Err(_) => {
+                f.trim(toa::TOA_LEN);
+                self.stats.inc(E::ToaSkipped);
+            }
+        }
+    }
+
+    /// Routes an IPv4 packet (Ethernet header present, EtherType IPv4) and hands it to the neighbour.
+    fn send_ip(&mut self, mut f: P::Frame, dst: Ipv4Addr, now: Millis, out: &mut Outbox<P::Frame>) {
+        let Some((port, nh)) = self.routes.lookup(dst) else {
+            return self.discard(f, D::NoRoute);
+        };
+        let pr = self.ports[port];
+        if f.len() - ETH > pr.mtu as usize {
+            return self.discard(f, D::MtuExceeded);
+        }
+        f.data_mut()[6..12].copy_from_slice(&pr.mac.0);
+        match self.neigh.resolve(nh, port, f, now) {
+            Resolved::Send(mut f, mac) => {
+                set_eth_dst(&mut f, mac);
+                emit(&self.stats, out, port, f);
+            }
+            Resolved::QueuedRequest => match arp_request(&mut self.pool, &pr, nh) {
+                Some(req) => {
+                    self.stats.inc(E::ArpRequestsSent);
+                    emit(&self.stats, out, port, req);
+                }
+                None => self.stats.dropped(D::NoMbuf),
+            },
+            Resolved::Queued => {}
+            Resolved::QueueFull(f) => self.discard(f, D::NeighQueueFull),
+            Resolved::TableFull(f) => self.discard(f, D::NeighTableFull),
+        }
+    }
+
+    /// Echo requests to our addresses are answered; ICMP errors about tracked connections are relayed.
+    fn icmp(&mut self, mut f: P::Frame, in_port: usize, hl: usize, now: Millis, out: &mut Outbox<P::Frame>) {
+        let (ty, is_error) = match IcmpPacket::new_checked(&f.data()[ETH + hl..]) {
+            Ok(p) => (p.msg_type(), p.is_error()),
+            Err(_) => return self.discard(f, D::IcmpMalformed),
+        };
+        if ty == icmp::msg::ECHO_REQUEST {
+            let d = f.data_mut();
+            let mut m = IcmpPacket::new_unchecked(&mut d[ETH + hl..]);
+            if !m.verify_checksum() {
+                return self.discard(f, D::IcmpMalformed);
+            }
+            m.make_echo_reply();
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH..]);
+            let (s, t) = (ip.src_addr(), ip.dst_addr());
+            ip.set_src_addr(t);
+            ip.set_dst_addr(s);
+            ip.set_ttl(OWN_TTL);
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&d[6..12]);
+            d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
+            d[0..6].copy_from_slice(&mac);
+            self.stats.inc(E::IcmpEchoReplies);
+            return emit(&self.stats, out, in_port, f);
+        }
+        if !is_error {
+            return self.discard(f, D::IcmpType);
+        }
+        let inner = {
+            let Ok(p) = IcmpPacket::new_checked(&f.data()[ETH + hl..]) else {
+                return self.discard(f, D::IcmpMalformed);
+            };
+            let Ok(q) = p.inner() else { return self.discard(f, D::IcmpMalformed) };
+            let Some(proto) = Proto::from_number(q.protocol()) else {
+                return self.discard(f, D::IcmpUnknownConn);
+            };
+            FlowKey { proto, src: q.src_addr(), dst: q.dst_addr(), sport: q.src_port(), dport: q.dst_port() }
+        };
+        // The quoted packet is one we sent, so its reverse is a tuple we received and indexed.
+        let Some((id, dir)) = self.conns.lookup(&inner.reversed()) else {
+            return self.discard(f, D::IcmpUnknownConn);
+        };
+        let Some(c) = self.conns.get(id) else { return self.discard(f, D::IcmpUnknownConn) };
+        let (src, dst, quoted) = match dir {
+            // From the real-server side about LIP->RS: tell the client, about its own packet.
+            Dir::Reply => (c.vip().0, c.client_addr().0, c.client_key()),
+            // From the client side about VIP->client: tell the real server, about its packet.
+            Dir::Original => (c.lip().0, c.rs().0, c.reply_key()),
+        };
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]);
+            if !ip.decrement_ttl() {
+                return self.discard(f, D::TtlExceeded);
+            }
+        }
+        if wire::rewrite_icmp_error(&mut f.data_mut()[ETH..], src, dst, &quoted).is_err() {
+            return self.discard(f, D::IcmpMalformed);
+        }
+        self.stats.inc(E::IcmpErrorsRelayed);
+        self.send_ip(f, dst, now, out);
+    }
+
+    /// Answers a TCP segment that matches no connection with a RST, in place (`conn.rst_on_miss`).
+    fn send_rst(&mut self, mut f: P::Frame, in_port: usize, hl: usize, out: &mut Outbox<P::Frame>) {
+        let d = f.data_mut();
+        let (src, dst, seq, ack, flags, plen, sport, dport) = {
+            let ip = Ipv4Packet::new_unchecked(&d[ETH..]);
+            let t = TcpPacket::new_unchecked(ip.payload());
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                t.seq_number(),
+                t.ack_number(),
+                t.flags(),
+                t.payload().len() as u32,
+                t.src_port(),
+                t.dst_port(),
+            )
+        };
+        let new_len = hl + wire::tcp::HEADER_LEN;
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH..]);
+            ip.set_src_addr(dst);
+            ip.set_dst_addr(src);
+            ip.set_ttl(OWN_TTL);
+            ip.set_total_len(new_len as u16);
+        }
+        {
+            let mut t = TcpPacket::new_unchecked(&mut d[ETH + hl..ETH + new_len]);
+            t.set_src_port(dport);
+            t.set_dst_port(sport);
+            t.set_header_len_raw(wire::tcp::HEADER_LEN);
+            if flags.ack() {
+                t.set_seq_number(ack);
+                t.set_ack_number(0);
+                t.set_flags(TcpFlags::RST);
+            } else {
+                let consumed = plen + u32::from(flags.syn()) + u32::from(flags.fin());
+                t.set_seq_number(0);
+                t.set_ack_number(seq.wrapping_add(consumed));
+                t.set_flags(TcpFlags::RST.union(TcpFlags::ACK));
+            }
+            t.set_window_len(0);
+            t.set_urgent_at(0);
+            t.fill_checksum(dst, src);
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&d[6..12]);
+        d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
+        d[0..6].copy_from_slice(&mac);
+        let excess = f.len() - (ETH + new_len);
+        f.trim(excess);
+        self.stats.inc(E::RstSent);
+        emit(&self.stats, out, in_port, f);
+    }
+
+    /// Timers, once per burst: connection expiry, persistence expiry, neighbour retries and ageing.
+    pub fn poll(&mut self, now: Millis, out: &mut Outbox<P::Frame>) {
+        let services = &mut self.services;
+        let n = self.conns.expire(now, self.expire_budget, |c| {
+            if let Some(s) = services.list.get_mut(c.service() as usize) {
+                s.conn_removed(c.real() as usize, c.is_counted_active());
+            }
+        });
+        if n > 0 {
+            self.stats.add(E::ConnsExpired, n as u64);
+        }
+        self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+        let (pool, ports, stats) = (&mut self.pool, &self.ports, &*self.stats);
+        self.neigh.poll(
+            now,
+            |ip, port| match ports.get(port).and_then(|p| arp_request(pool, p, ip)) {
+                Some(req) => {
+                    stats.inc(E::ArpRequestsSent);
+                    emit(stats, out, port, req);
+                }
+                None => stats.dropped(D::NoMbuf),
+            },
+            |f| {
+                stats.dropped(D::NeighUnresolved);
+                drop(f);
+            },
+        );
+    }
+}
