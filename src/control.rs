@@ -25,9 +25,10 @@ pub fn spawn(cfg: &ControlConfig, stats: Vec<Arc<Stats>>, stop: Arc<AtomicBool>)
     let listener = server::bind(&cfg.socket)?;
     let handler = Arc::new(move |req: Request| -> Response {
         match req {
-            Request::Version => {
-                Response::ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
-            }
+            Request::Version => Response::ok(Reply::Version {
+                api: API_VERSION,
+                daemon: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
             Request::Stats => Response::ok(Reply::Stats {
                 workers: stats
                     .iter()

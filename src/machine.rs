@@ -59,7 +59,9 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
             if driver == "net_af_packet" || driver == "net_af_xdp" {
                 let iface = args.iter().find(|(k, _)| k == "iface").map(|(_, v)| v.as_str());
                 match iface {
-                    None => return Err(err(format!("ports[{i}].device"), format!("{driver} needs iface=NAME"))),
+                    None => {
+                        return Err(err(format!("ports[{i}].device"), format!("{driver} needs iface=NAME")))
+                    }
                     Some(n) if !std::path::Path::new(&format!("/sys/class/net/{n}")).exists() => {
                         return Err(err(
                             format!("ports[{i}].device"),

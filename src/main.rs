@@ -175,7 +175,10 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     for (w, s) in stats.iter().enumerate() {
         let line: Vec<String> = s.nonzero().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("  worker {w}: {}", if line.is_empty() { "(no traffic)".to_owned() } else { line.join(" ") });
+        println!(
+            "  worker {w}: {}",
+            if line.is_empty() { "(no traffic)".to_owned() } else { line.join(" ") }
+        );
     }
     for p in &mut ports {
         if let Err(e) = p.stop() {

@@ -361,7 +361,8 @@ impl FromStr for Cidr {
     fn from_str(s: &str) -> Result<Cidr, String> {
         let (a, l) = s.split_once('/').ok_or_else(|| format!("\"{s}\" is not ADDRESS/PREFIXLEN"))?;
         let addr = Ipv4Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv4 address"))?;
-        let len = u8::from_str(l).ok().filter(|l| *l <= 32).ok_or_else(|| format!("bad prefix length \"{l}\""))?;
+        let len =
+            u8::from_str(l).ok().filter(|l| *l <= 32).ok_or_else(|| format!("bad prefix length \"{l}\""))?;
         Ok(Cidr { addr, len })
     }
 }
@@ -381,15 +382,27 @@ pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
 }
 
 /// vdev drivers rvs knows how to drive; anything else is refused before DPDK sees it.
-pub const KNOWN_VDEVS: &[&str] =
-    &["net_af_packet", "net_af_xdp", "net_tap", "net_memif", "net_ring", "net_null", "net_pcap", "net_virtio_user"];
+pub const KNOWN_VDEVS: &[&str] = &[
+    "net_af_packet",
+    "net_af_xdp",
+    "net_tap",
+    "net_memif",
+    "net_ring",
+    "net_null",
+    "net_pcap",
+    "net_virtio_user",
+];
 
 /// What a `device` string names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceKind {
     Pci(String),
     /// Driver name (`net_af_packet`), instance name (`net_af_packet0`), and the `key=value` arguments.
-    Vdev { driver: String, name: String, args: Vec<(String, String)> },
+    Vdev {
+        driver: String,
+        name: String,
+        args: Vec<(String, String)>,
+    },
 }
 
 pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
@@ -404,7 +417,10 @@ pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
     let name = parts.next().unwrap_or_default().to_owned();
     let driver = name.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
     if !KNOWN_VDEVS.contains(&driver.as_str()) {
-        return Err(format!("unknown device \"{name}\" (a PCI address or one of {})", KNOWN_VDEVS.join(", ")));
+        return Err(format!(
+            "unknown device \"{name}\" (a PCI address or one of {})",
+            KNOWN_VDEVS.join(", ")
+        ));
     }
     if driver == name {
         return Err(format!("vdev \"{name}\" needs an instance number, e.g. {driver}0"));
@@ -465,7 +481,10 @@ impl Config {
     /// Checks everything that does not need the machine. The first error wins.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.version != CONFIG_VERSION {
-            return Err(err("version", format!("unsupported version {}, this rvsd reads {CONFIG_VERSION}", self.version)));
+            return Err(err(
+                "version",
+                format!("unsupported version {}, this rvsd reads {CONFIG_VERSION}", self.version),
+            ));
         }
         let w = &self.workers;
         if w.lcores.is_empty() {
@@ -527,8 +546,9 @@ impl Config {
         }
         for (i, r) in self.routes.iter().enumerate() {
             Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
-            let via = Ipv4Addr::from_str(&r.via)
-                .map_err(|_| err(format!("routes[{i}].via"), format!("\"{}\" is not an IPv4 address", r.via)))?;
+            let via = Ipv4Addr::from_str(&r.via).map_err(|_| {
+                err(format!("routes[{i}].via"), format!("\"{}\" is not an IPv4 address", r.via))
+            })?;
             if !subnets.iter().any(|s| s.contains(via)) {
                 return Err(err(format!("routes[{i}].via"), format!("{via} is not in any port's subnet")));
             }
@@ -564,8 +584,9 @@ impl Config {
             }
             let mut laddrs = HashSet::new();
             for (j, l) in s.laddrs.iter().enumerate() {
-                let a = Ipv4Addr::from_str(l)
-                    .map_err(|_| err(format!("services[{i}].laddrs[{j}]"), format!("\"{l}\" is not an IPv4 address")))?;
+                let a = Ipv4Addr::from_str(l).map_err(|_| {
+                    err(format!("services[{i}].laddrs[{j}]"), format!("\"{l}\" is not an IPv4 address"))
+                })?;
                 if !laddrs.insert(a) {
                     return Err(err(format!("services[{i}].laddrs[{j}]"), format!("{a} is listed twice")));
                 }
@@ -588,7 +609,10 @@ impl Config {
                 }
             }
             if !s.reals.is_empty() && s.laddrs.is_empty() {
-                return Err(err(f("laddrs"), "a FULLNAT service with real servers needs at least one local address"));
+                return Err(err(
+                    f("laddrs"),
+                    "a FULLNAT service with real servers needs at least one local address",
+                ));
             }
         }
         Ok(())

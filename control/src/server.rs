@@ -87,7 +87,9 @@ fn client<H: Fn(Request) -> Response>(stream: UnixStream, handler: &H) {
             Ok(0) => return,
             Ok(n) if n > MAX_REQUEST_BYTES => {
                 let _ = writer.write_all(
-                    Response::error(format!("request longer than {MAX_REQUEST_BYTES} bytes")).to_line().as_bytes(),
+                    Response::error(format!("request longer than {MAX_REQUEST_BYTES} bytes"))
+                        .to_line()
+                        .as_bytes(),
                 );
                 return;
             }

@@ -37,20 +37,29 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
     let mut ports = Vec::new();
     for (i, p) in cfg.ports.iter().enumerate() {
         let c = Cidr::from_str(&p.addr).map_err(|m| err(format!("ports[{i}].addr"), m))?;
-        let mac = macs.get(i).copied().ok_or_else(|| err(format!("ports[{i}]"), "port has no MAC address"))?;
-        ports.push(PortSetup { name: p.name.clone(), mac: EthernetAddress(mac), addr: c.addr, prefix_len: c.len, mtu: p.mtu });
+        let mac =
+            macs.get(i).copied().ok_or_else(|| err(format!("ports[{i}]"), "port has no MAC address"))?;
+        ports.push(PortSetup {
+            name: p.name.clone(),
+            mac: EthernetAddress(mac),
+            addr: c.addr,
+            prefix_len: c.len,
+            mtu: p.mtu,
+        });
     }
     let mut routes = Vec::new();
     for (i, r) in cfg.routes.iter().enumerate() {
         let c = Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
-        let via = Ipv4Addr::from_str(&r.via).map_err(|_| err(format!("routes[{i}].via"), "not an IPv4 address"))?;
+        let via =
+            Ipv4Addr::from_str(&r.via).map_err(|_| err(format!("routes[{i}].via"), "not an IPv4 address"))?;
         routes.push(RouteSetup { dst: c.addr, prefix_len: c.len, via });
     }
     let mut services = Vec::new();
     for (i, s) in cfg.services.iter().enumerate() {
         let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(format!("services[{i}].vip"), m))?;
         let proto = if s.proto == "udp" { Proto::Udp } else { Proto::Tcp };
-        let sched = SchedKind::from_str(&s.sched).map_err(|e| err(format!("services[{i}].sched"), e.to_string()))?;
+        let sched =
+            SchedKind::from_str(&s.sched).map_err(|e| err(format!("services[{i}].sched"), e.to_string()))?;
         let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).collect();
         let mut reals = Vec::new();
         for (j, r) in s.reals.iter().enumerate() {

@@ -177,7 +177,12 @@ impl<F> Neighbours<F> {
 
     /// Ageing and retries for a few slots. `request(ip, port)` must send an ARP request; `dropped`
     /// receives frames of neighbours that never answered.
-    pub fn poll(&mut self, now: Millis, mut request: impl FnMut(Ipv4Addr, usize), mut dropped: impl FnMut(F)) {
+    pub fn poll(
+        &mut self,
+        now: Millis,
+        mut request: impl FnMut(Ipv4Addr, usize),
+        mut dropped: impl FnMut(F),
+    ) {
         let n = self.slots.len();
         for _ in 0..POLL_SLOTS.min(n) {
             let i = self.cursor;

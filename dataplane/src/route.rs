@@ -36,7 +36,13 @@ impl Routes {
         let mut entries = Vec::new();
         for (i, p) in ports.iter().enumerate() {
             let m = mask(p.prefix_len);
-            entries.push(Entry { net: u32::from(p.addr) & m, mask: m, len: p.prefix_len, port: i, via: None });
+            entries.push(Entry {
+                net: u32::from(p.addr) & m,
+                mask: m,
+                len: p.prefix_len,
+                port: i,
+                via: None,
+            });
         }
         for r in routes {
             let m = mask(r.prefix_len);
@@ -46,7 +52,13 @@ impl Routes {
             }) else {
                 continue;
             };
-            entries.push(Entry { net: u32::from(r.dst) & m, mask: m, len: r.prefix_len, port, via: Some(r.via) });
+            entries.push(Entry {
+                net: u32::from(r.dst) & m,
+                mask: m,
+                len: r.prefix_len,
+                port,
+                via: Some(r.via),
+            });
         }
         entries.sort_by(|a, b| b.len.cmp(&a.len));
         Routes { entries }
@@ -66,15 +78,29 @@ mod tests {
     use crate::wire::EthernetAddress;
 
     fn port(addr: &str, len: u8) -> PortSetup {
-        PortSetup { name: "p".into(), mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addr: addr.parse().unwrap(), prefix_len: len, mtu: 1500 }
+        PortSetup {
+            name: "p".into(),
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            addr: addr.parse().unwrap(),
+            prefix_len: len,
+            mtu: 1500,
+        }
     }
 
     #[test]
     fn longest_prefix_wins() {
         let ports = [port("198.18.0.1", 24), port("198.18.1.1", 24)];
         let routes = [
-            RouteSetup { dst: "0.0.0.0".parse().unwrap(), prefix_len: 0, via: "198.18.0.254".parse().unwrap() },
-            RouteSetup { dst: "198.19.0.0".parse().unwrap(), prefix_len: 16, via: "198.18.1.254".parse().unwrap() },
+            RouteSetup {
+                dst: "0.0.0.0".parse().unwrap(),
+                prefix_len: 0,
+                via: "198.18.0.254".parse().unwrap(),
+            },
+            RouteSetup {
+                dst: "198.19.0.0".parse().unwrap(),
+                prefix_len: 16,
+                via: "198.18.1.254".parse().unwrap(),
+            },
             RouteSetup { dst: "10.0.0.0".parse().unwrap(), prefix_len: 8, via: "192.0.2.1".parse().unwrap() },
         ];
         let r = Routes::new(&ports, &routes);

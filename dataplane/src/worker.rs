@@ -127,7 +127,8 @@ fn arp_request<P: FramePool>(pool: &mut P, port: &PortRt, ip: Ipv4Addr) -> Optio
 /// but a bare SYN or RST without ACK.
 #[inline]
 fn tcp_flags_valid(f: TcpFlags) -> bool {
-    let core = f.bits() & (TcpFlags::SYN.bits() | TcpFlags::RST.bits() | TcpFlags::FIN.bits() | TcpFlags::ACK.bits());
+    let core = f.bits()
+        & (TcpFlags::SYN.bits() | TcpFlags::RST.bits() | TcpFlags::FIN.bits() | TcpFlags::ACK.bits());
     if f.syn() && (f.fin() || f.rst()) {
         return false;
     }
@@ -312,7 +313,14 @@ impl<P: FramePool> Worker<P> {
             if !ip.verify_checksum() {
                 return self.discard(f, D::Ipv4BadChecksum);
             }
-            (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.total_len() as usize, ip.header_len(), ip.is_fragment())
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                ip.protocol(),
+                ip.total_len() as usize,
+                ip.header_len(),
+                ip.is_fragment(),
+            )
         };
         // Ethernet padding past the IP total length must not travel on with the rewritten packet.
         let pad = f.len() - ETH - total;
@@ -379,7 +387,8 @@ impl<P: FramePool> Worker<P> {
             return self.discard(f, if is_lip { D::LipNoConn } else { D::NoService });
         };
         if key.proto == Proto::Tcp {
-            let syn_only = flags.bits() & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
+            let syn_only = flags.bits()
+                & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
                 == TcpFlags::SYN.bits();
             if !syn_only {
                 if self.rst_on_miss && !flags.rst() {
@@ -425,7 +434,8 @@ impl<P: FramePool> Worker<P> {
         for k in 0..n {
             let li = (svc.next_lip + k) % n;
             let lip = &mut svc.lips[li];
-            if let Some(p) = alloc_lport(&self.conns, &mut lip.cursor, lip.addr, rs.addr, rs.port, key.proto, LPORT_TRIES)
+            if let Some(p) =
+                alloc_lport(&self.conns, &mut lip.cursor, lip.addr, rs.addr, rs.port, key.proto, LPORT_TRIES)
             {
                 found = Some((lip.addr, p));
                 svc.next_lip = (li + 1) % n;
@@ -470,8 +480,14 @@ impl<P: FramePool> Worker<P> {
         out: &mut Outbox<P::Frame>,
     ) {
         let Some(c) = self.conns.get(id) else { return self.discard(f, D::TcpNoConn) };
-        let (to, svc_idx, real, client, toa_done, proto) =
-            (c.out_key(dir), c.service() as usize, c.real() as usize, c.client_addr(), c.toa_done(), c.proto());
+        let (to, svc_idx, real, client, toa_done, proto) = (
+            c.out_key(dir),
+            c.service() as usize,
+            c.real() as usize,
+            c.client_addr(),
+            c.toa_done(),
+            c.proto(),
+        );
         {
             let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]);
             if !ip.decrement_ttl() {

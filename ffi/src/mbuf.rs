@@ -69,7 +69,10 @@ impl Mbuf {
         let m = self.m_mut();
         // SAFETY: as in `data`, and we hold the only reference.
         unsafe {
-            std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(m.data_off as usize), m.data_len as usize)
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
         }
     }
 
@@ -175,7 +178,11 @@ impl Mbuf {
         // SAFETY: we own the chain exclusively.
         let ret = unsafe { sys::rvs_pktmbuf_linearize(self.0.as_ptr()) };
         if ret < 0 {
-            return Err(Error::new("rte_pktmbuf_linearize", Errno::NoSpace, "chain does not fit one segment"));
+            return Err(Error::new(
+                "rte_pktmbuf_linearize",
+                Errno::NoSpace,
+                "chain does not fit one segment",
+            ));
         }
         Ok(())
     }

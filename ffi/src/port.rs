@@ -352,7 +352,12 @@ impl TxQueue {
         }
         // SAFETY: Vec<Mbuf> is an rte_mbuf* array (repr(transparent)); this handle is the queue's only user.
         let sent = unsafe {
-            sys::rvs_tx_burst(self.port.id, self.queue, pkts.as_mut_ptr() as *mut *mut sys::rte_mbuf, len as u16)
+            sys::rvs_tx_burst(
+                self.port.id,
+                self.queue,
+                pkts.as_mut_ptr() as *mut *mut sys::rte_mbuf,
+                len as u16,
+            )
         } as usize;
         let total = pkts.len();
         // SAFETY: the first `sent` mbufs now belong to the driver and must not be dropped; shift the

@@ -66,15 +66,13 @@ pub fn ring_spsc(name: &str, count: u32, socket: i32) -> Result<(RingTx, RingRx)
     if !count.is_power_of_two() {
         return Err(Error::new("rte_ring_create", Errno::Invalid, "ring size must be a power of two"));
     }
-    let c = CString::new(name).map_err(|_| Error::new("rte_ring_create", Errno::Invalid, "name contains NUL"))?;
+    let c =
+        CString::new(name).map_err(|_| Error::new("rte_ring_create", Errno::Invalid, "name contains NUL"))?;
     // SAFETY: valid name; EAL initialised by the caller owning Eal.
     let p = unsafe { sys::rte_ring_create(c.as_ptr(), count, socket, RING_F_SP_ENQ | RING_F_SC_DEQ) };
     let ptr = NonNull::new(p).ok_or_else(|| Error::last("rte_ring_create"))?;
     let inner = Arc::new(Inner { ptr });
-    Ok((
-        RingTx { inner: inner.clone(), _not_sync: PhantomData },
-        RingRx { inner, _not_sync: PhantomData },
-    ))
+    Ok((RingTx { inner: inner.clone(), _not_sync: PhantomData }, RingRx { inner, _not_sync: PhantomData }))
 }
 
 impl RingTx {

@@ -8,7 +8,8 @@
 #                                                 gs = 198.18.1.1 (port "server"), LIP 198.18.1.100
 #
 # Addresses are from 198.18.0.0/15 (RFC 2544), inside namespaces this script creates; nothing is
-# sent anywhere else. Names carry a per-run id so concurrent runs never collide.
+# sent anywhere else. The namespaces have no default route on purpose: every peer is on a connected
+# subnet, so a stray lookup (resolvers, reverse DNS) fails at once instead of leaving the topology. Names carry a per-run id so concurrent runs never collide.
 
 RVS_ROOT=${RVS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 RVS_ID=${RVS_ID:-$(( $$ % 100000 ))}
@@ -50,10 +51,8 @@ topo_up() {
     _no_offload "$NS_C" c0; _no_offload "$NS_G" gc; _no_offload "$NS_G" gs; _no_offload "$NS_S" s0
     ip -n "$NS_C" addr add "$CLIENT/24" dev c0
     ip -n "$NS_C" link set c0 up
-    ip -n "$NS_C" route add default via "$GW_C"
     for a in "${RS[@]}"; do ip -n "$NS_S" addr add "$a/24" dev s0; done
     ip -n "$NS_S" link set s0 up
-    ip -n "$NS_S" route add default via "$GW_S"
     ip -n "$NS_G" link set gc up
     ip -n "$NS_G" link set gs up
     log "topology up: $NS_C / $NS_G / $NS_S"
