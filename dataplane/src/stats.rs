@@ -119,11 +119,26 @@ counter_enum! {
     }
 }
 
+counter_enum! {
+    /// Levels the worker publishes (set, not added).
+    Gauge {
+        /// Connections in this worker's table.
+        Conns => "conns",
+        /// The table's preallocated capacity.
+        ConnCapacity => "conn_capacity",
+        /// Memory per tracked connection, bytes (slab entry + both index entries + timer links).
+        BytesPerConn => "bytes_per_conn",
+        /// Neighbours (ARP entries) known.
+        Neighbours => "neighbours",
+    }
+}
+
 /// One worker's counters.
 #[derive(Debug)]
 pub struct Stats {
     drops: [AtomicU64; DropReason::COUNT],
     events: [AtomicU64; Event::COUNT],
+    gauges: [AtomicU64; Gauge::COUNT],
 }
 
 impl Default for Stats {
@@ -131,6 +146,7 @@ impl Default for Stats {
         Stats {
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             events: std::array::from_fn(|_| AtomicU64::new(0)),
+            gauges: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -155,6 +171,16 @@ impl Stats {
         self.add(e, 1);
     }
 
+    /// Publishes a level. Only the owning worker calls this.
+    #[inline]
+    pub fn set(&self, g: Gauge, v: u64) {
+        self.gauges[g as usize].store(v, Relaxed);
+    }
+
+    pub fn gauge(&self, g: Gauge) -> u64 {
+        self.gauges[g as usize].load(Relaxed)
+    }
+
     pub fn drops(&self, r: DropReason) -> u64 {
         self.drops[r as usize].load(Relaxed)
     }
@@ -167,9 +193,10 @@ impl Stats {
         DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
     }
 
-    /// Non-zero counters as (name, value), drops prefixed `drop.`.
+    /// Gauges, then non-zero counters, as (name, value); drops are prefixed `drop.`.
     pub fn nonzero(&self) -> Vec<(String, u64)> {
-        let mut v = Vec::new();
+        let mut v: Vec<(String, u64)> =
+            Gauge::ALL.iter().map(|g| (g.as_str().to_owned(), self.gauge(*g))).collect();
         for e in Event::ALL {
             let n = self.events(*e);
             if n != 0 {
@@ -202,6 +229,7 @@ mod tests {
     fn names_are_unique_and_counters_count() {
         let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
         names.extend(Event::ALL.iter().map(|e| e.as_str()));
+        names.extend(Gauge::ALL.iter().map(|g| g.as_str()));
         let n = names.len();
         names.sort();
         names.dedup();
@@ -212,7 +240,10 @@ mod tests {
         s.add(Event::RxPackets, 5);
         assert_eq!(s.drops(DropReason::NoService), 2);
         assert_eq!(s.total_drops(), 2);
-        assert_eq!(s.nonzero(), vec![("rx_packets".into(), 5), ("drop.no_service".into(), 2)]);
+        s.set(Gauge::Conns, 7);
+        let nz = s.nonzero();
+        assert_eq!(nz[0], ("conns".into(), 7));
+        assert_eq!(nz[Gauge::COUNT..], [("rx_packets".into(), 5), ("drop.no_service".into(), 2)]);
         s.zero();
         assert_eq!(s.total_drops(), 0);
     }

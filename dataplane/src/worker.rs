@@ -21,7 +21,7 @@ use crate::neigh::{Neighbours, Resolved};
 use crate::route::Routes;
 use crate::sched::Persistence;
 use crate::service::Services;
-use crate::stats::{DropReason as D, Event as E, Stats};
+use crate::stats::{DropReason as D, Event as E, Gauge, Stats};
 use crate::wire::{
     self, arp, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket,
     Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
@@ -184,12 +184,15 @@ impl<P: FramePool> Worker<P> {
                 mtu: p.mtu,
             })
             .collect();
+        let conns = ConnTable::new(c.max_per_worker as usize, c.timeouts.clone(), 0);
+        stats.set(Gauge::ConnCapacity, conns.capacity() as u64);
+        stats.set(Gauge::BytesPerConn, conns.memory_per_conn() as u64);
         Worker {
             index,
             ports,
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
-            conns: ConnTable::new(c.max_per_worker as usize, c.timeouts.clone(), 0),
+            conns,
             neigh: Neighbours::new(c.max_neighbours as usize, c.arp_queue as usize, c.neigh_timeout_ms),
             persist: Persistence::with_capacity(c.persist_templates.max(1) as usize),
             pool,
@@ -705,6 +708,8 @@ impl<P: FramePool> Worker<P> {
             self.stats.add(E::ConnsExpired, n as u64);
         }
         self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+        self.stats.set(Gauge::Conns, self.conns.len() as u64);
+        self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
         let (pool, ports, stats) = (&mut self.pool, &self.ports, &*self.stats);
         self.neigh.poll(
             now,
