@@ -184,7 +184,7 @@ impl<P: FramePool> Worker<P> {
                 mtu: p.mtu,
             })
             .collect();
-        let conns = ConnTable::new(c.max_per_worker as usize, c.timeouts.clone(), 0);
+        let conns = ConnTable::new(c.max_per_worker as usize, c.timeouts, 0);
         stats.set(Gauge::ConnCapacity, conns.capacity() as u64);
         stats.set(Gauge::BytesPerConn, conns.memory_per_conn() as u64);
         Worker {

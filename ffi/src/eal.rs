@@ -107,10 +107,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` came from Box::into_raw in `launch` and is consumed here exactly once.
     let f = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send>) };
     // A panic must not unwind into C; the daemon is built with panic=abort, and in tests we catch it.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || f())) {
-        Ok(rc) => rc,
-        Err(_) => -1,
-    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(-1)
 }
 
 impl Drop for Eal {
