@@ -2,8 +2,12 @@
 //! response object per line. Usable by a person with `socat - UNIX-CONNECT:/run/rvs/rvsd.sock`.
 //!
 //! Every request names its `op`; every response carries `ok` and either the result or `error`.
-//! See docs/api.md for each operation with an example.
+//! Services are named by `proto` + `vip` (`"198.18.0.100:80"`), real servers by `addr` (`"RS:port"`),
+//! exactly as in the config file, whose schema `save`/`restore` use. See docs/api.md for each
+//! operation with an example.
 use serde::{Deserialize, Serialize};
+
+use crate::config::{RealConfig, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
 pub const API_VERSION: u32 = 1;
@@ -11,27 +15,217 @@ pub const API_VERSION: u32 = 1;
 /// Largest request line accepted; longer lines get an error and the connection is closed.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// Names one service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceId {
+    pub proto: String,
+    pub vip: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Daemon and API version.
     Version,
-    /// Per-worker counters (events and drops by reason).
+    /// Per-worker counters (events, gauges and drops by reason).
     Stats,
+    /// All services with their real servers, weights and connection counts (`ipvsadm -Ln`).
+    ListServices,
+    /// Adds a service (`ipvsadm -A`); `service` uses the config file's schema and may include reals.
+    AddService { service: ServiceConfig },
+    /// Changes a service's scheduler, persistence or switches (`ipvsadm -E`); absent fields stay.
+    EditService {
+        #[serde(flatten)]
+        id: ServiceId,
+        #[serde(default)]
+        sched: Option<String>,
+        /// Seconds; 0 turns persistence off.
+        #[serde(default)]
+        persistence: Option<u32>,
+        #[serde(default)]
+        toa: Option<bool>,
+        #[serde(default)]
+        synproxy: Option<bool>,
+    },
+    /// Deletes a service (`ipvsadm -D`).
+    DeleteService {
+        #[serde(flatten)]
+        id: ServiceId,
+    },
+    /// Adds a real server to a service (`ipvsadm -a`).
+    AddReal {
+        #[serde(flatten)]
+        id: ServiceId,
+        real: RealConfig,
+    },
+    /// Replaces a real server's weight, forwarding method and thresholds (`ipvsadm -e`).
+    EditReal {
+        #[serde(flatten)]
+        id: ServiceId,
+        real: RealConfig,
+    },
+    /// Removes a real server (`ipvsadm -d`).
+    DeleteReal {
+        #[serde(flatten)]
+        id: ServiceId,
+        addr: String,
+    },
+    /// Adds a FULLNAT local address to a service (`--add-laddr`).
+    AddLaddr {
+        #[serde(flatten)]
+        id: ServiceId,
+        addr: String,
+    },
+    /// Removes a local address (`--del-laddr`).
+    DeleteLaddr {
+        #[serde(flatten)]
+        id: ServiceId,
+        addr: String,
+    },
+    /// A service's local addresses (`--get-laddr`).
+    ListLaddrs {
+        #[serde(flatten)]
+        id: ServiceId,
+    },
+    /// Zeroes counters of one service, or of everything when no service is named (`ipvsadm -Z`).
+    Zero {
+        #[serde(default, flatten)]
+        id: Option<ServiceId>,
+    },
+    /// Deletes every service (`ipvsadm -C`).
+    Clear,
+    /// Connections, optionally of one service, paged (`ipvsadm -Lnc`).
+    ListConns {
+        #[serde(default, flatten)]
+        id: Option<ServiceId>,
+        #[serde(default)]
+        offset: u64,
+        /// At most this many (default 1000, at most 100000).
+        #[serde(default)]
+        limit: Option<u64>,
+    },
+    /// Counters and rates per service and real server (`ipvsadm -Ln --stats` / `--rate`).
+    ServiceStats,
+    /// The whole configuration as TOML, in the config file's schema (`ipvsadm -S`).
+    Save,
+    /// Replaces all services with those of `config` (TOML, the config file's schema; ports and
+    /// workers must match the running ones) atomically (`ipvsadm -R`).
+    Restore { config: String },
+}
+
+/// One real server as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealInfo {
+    pub addr: String,
+    pub weight: u32,
+    pub forward: String,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// Connections in ESTABLISHED (summed over workers).
+    pub active_conns: u64,
+    /// Other connections (summed over workers).
+    pub inactive_conns: u64,
+    /// Health-check state: `up`, `down` (taken out of scheduling) or `unchecked`.
+    pub health: String,
+}
+
+/// One service as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub proto: String,
+    pub vip: String,
+    pub sched: String,
+    /// Persistence timeout in seconds, if any.
+    pub persistence: Option<u32>,
+    pub toa: bool,
+    pub synproxy: bool,
+    pub laddrs: Vec<String>,
+    pub reals: Vec<RealInfo>,
+}
+
+/// Counters of a service or real server, summed over workers, with per-second rates over the last
+/// estimation interval (2 s, as LVS's estimator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealStats {
+    pub addr: String,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStats {
+    pub proto: String,
+    pub vip: String,
+    pub counters: Counters,
+    pub reals: Vec<RealStats>,
+}
+
+/// One connection as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub proto: String,
+    pub client: String,
+    pub vip: String,
+    pub lip: String,
+    pub rs: String,
+    /// LVS state name (ESTABLISHED, SYN_RECV, TIME_WAIT, ..., UDP).
+    pub state: String,
+    /// Milliseconds until it expires.
+    pub expires_ms: u64,
+    pub worker: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStats {
     pub worker: u16,
-    /// Non-zero counters by name; drops are named `drop.<reason>`.
+    /// Gauges, then non-zero counters, by name; drops are named `drop.<reason>`.
     pub counters: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Reply {
-    Version { api: u32, daemon: String },
-    Stats { workers: Vec<WorkerStats> },
+    Version {
+        api: u32,
+        daemon: String,
+    },
+    Stats {
+        workers: Vec<WorkerStats>,
+    },
+    Services {
+        services: Vec<ServiceInfo>,
+    },
+    Laddrs {
+        laddrs: Vec<String>,
+    },
+    Conns {
+        total: u64,
+        conns: Vec<ConnInfo>,
+    },
+    ServiceStats {
+        services: Vec<ServiceStats>,
+    },
+    Config {
+        config: String,
+    },
+    /// A change was applied by every worker; `epoch` counts applied changes.
+    Applied {
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +270,36 @@ mod tests {
         assert!(parse_request(r#"{"op":"explode"}"#).unwrap_err().contains("bad request"));
         assert!(parse_request("{not json").is_err());
         assert!(parse_request("").is_err());
+    }
+
+    #[test]
+    fn service_ops_parse_flat() {
+        let r = parse_request(
+            r#"{"op":"delete_real","proto":"tcp","vip":"198.18.0.100:80","addr":"198.18.1.11:80"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request::DeleteReal {
+                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() },
+                addr: "198.18.1.11:80".into()
+            }
+        );
+        let r = parse_request(
+            r#"{"op":"add_real","proto":"tcp","vip":"198.18.0.100:80","real":{"addr":"198.18.1.14:80","weight":3}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::AddReal { ref real, .. } if real.weight == 3 && real.forward == "fullnat")
+        );
+        assert_eq!(parse_request(r#"{"op":"zero"}"#), Ok(Request::Zero { id: None }));
+        assert!(matches!(
+            parse_request(r#"{"op":"list_conns","limit":5}"#),
+            Ok(Request::ListConns { id: None, offset: 0, limit: Some(5) })
+        ));
+        let r = parse_request(r#"{"op":"add_service","service":{"proto":"udp","vip":"198.18.0.100:53"}}"#)
+            .unwrap();
+        assert!(matches!(r, Request::AddService { ref service } if service.sched == "wlc"));
     }
 
     #[test]

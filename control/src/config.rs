@@ -299,6 +299,53 @@ pub struct ServiceConfig {
     pub laddrs: Vec<String>,
     #[serde(default)]
     pub reals: Vec<RealConfig>,
+    /// Health check applied to every real server of the service; none means always up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckConfig>,
+}
+
+/// A keepalived-style health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// `tcp` (connect) or `http` (GET `path`, expect `expect_status`).
+    pub kind: String,
+    /// Port to check; the real server's port when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "check_path_default")]
+    pub path: String,
+    #[serde(default = "check_status_default")]
+    pub expect_status: u16,
+    #[serde(default = "check_interval_default")]
+    pub interval_ms: u32,
+    #[serde(default = "check_timeout_default")]
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down server back.
+    #[serde(default = "check_rise_default")]
+    pub rise: u32,
+    /// Consecutive failures that take a server out.
+    #[serde(default = "check_fall_default")]
+    pub fall: u32,
+}
+
+fn check_path_default() -> String {
+    "/".into()
+}
+fn check_status_default() -> u16 {
+    200
+}
+fn check_interval_default() -> u32 {
+    1000
+}
+fn check_timeout_default() -> u32 {
+    500
+}
+fn check_rise_default() -> u32 {
+    2
+}
+fn check_fall_default() -> u32 {
+    2
 }
 
 fn sched_default() -> String {
@@ -606,6 +653,23 @@ impl Config {
                         g("forward"),
                         format!("forwarding method \"{}\" is not supported; rvs forwards fullnat", r.forward),
                     ));
+                }
+            }
+            if let Some(c) = &s.check {
+                if c.kind != "tcp" && c.kind != "http" {
+                    return Err(err(f("check.kind"), format!("\"{}\" is neither tcp nor http", c.kind)));
+                }
+                if c.interval_ms < 100 || c.timeout_ms == 0 || c.timeout_ms > c.interval_ms {
+                    return Err(err(
+                        f("check.timeout_ms"),
+                        "need 100 <= interval_ms and 0 < timeout_ms <= interval_ms",
+                    ));
+                }
+                if c.rise == 0 || c.fall == 0 {
+                    return Err(err(f("check.rise"), "rise and fall must be at least 1"));
+                }
+                if c.kind == "http" && !c.path.starts_with('/') {
+                    return Err(err(f("check.path"), "must start with /"));
                 }
             }
             if !s.reals.is_empty() && s.laddrs.is_empty() {
