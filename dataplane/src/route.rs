@@ -60,7 +60,7 @@ impl Routes {
                 via: Some(r.via),
             });
         }
-        entries.sort_by(|a, b| b.len.cmp(&a.len));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.len));
         Routes { entries }
     }
 

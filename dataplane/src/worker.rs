@@ -189,7 +189,7 @@ impl<P: FramePool> Worker<P> {
             ports,
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
-            conns: ConnTable::new(c.max_per_worker as usize, c.timeouts.clone(), 0),
+            conns: ConnTable::new(c.max_per_worker as usize, c.timeouts, 0),
             neigh: Neighbours::new(c.max_neighbours as usize, c.arp_queue as usize, c.neigh_timeout_ms),
             persist: Persistence::with_capacity(c.persist_templates.max(1) as usize),
             pool,
