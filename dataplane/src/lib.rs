@@ -17,3 +17,5 @@ pub mod setup;
 pub mod stats;
 pub mod wire;
 pub mod worker;
+#[cfg(test)]
+mod worker_tests;

@@ -406,6 +406,10 @@ impl<P: FramePool> Worker<P> {
         } else if !UdpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
             return self.discard(f, D::UdpBadChecksum);
         }
+        // A packet that `forward` will drop for its TTL must not create state or move the scheduler.
+        if Ipv4Packet::new_unchecked(ip).ttl() <= 1 {
+            return self.discard(f, D::TtlExceeded);
+        }
         match self.create(svc, &key, now) {
             Ok(id) => self.forward(f, id, Dir::Original, flags, hl, now, out),
             Err(r) => self.discard(f, r),
