@@ -1,46 +1,382 @@
-//! The daemon's control thread: the API server wired to the daemon's state.
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+//! The daemon's control thread: the API server wired to the control state and the workers.
+//!
+//! Changes are validated and committed by [`ControlState`] under one mutex (control plane only,
+//! never touched by a worker), turned into a dataplane `Setup`, and sent to every worker's command
+//! channel; the request is answered only when every worker has acknowledged the new epoch.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use rvs_control::api::{Reply, Request, Response, WorkerStats, API_VERSION};
+use crossbeam::channel::{bounded, Sender};
+use rvs_control::api::{
+    ConnInfo, Counters, RealInfo, RealStats, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats,
+    WorkerStats, API_VERSION,
+};
 use rvs_control::config::ControlConfig;
 use rvs_control::server;
+use rvs_control::state::ControlState;
+use rvs_dataplane::service::Counters as DpCounters;
 use rvs_dataplane::stats::Stats;
+use rvs_dataplane::worker::RealCounts;
 
-#[derive(Debug)]
-pub struct Control {
-    thread: JoinHandle<()>,
-    path: String,
+use crate::worker::Command;
+
+/// How long a request waits for every worker to acknowledge a change or answer a query.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
+/// LVS's rate estimator interval.
+const RATE_INTERVAL: Duration = Duration::from_secs(2);
+/// Largest page of connections one request returns.
+const MAX_CONNS_PAGE: u64 = 100_000;
+
+/// The control thread's handle on one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerLink {
+    pub commands: Sender<Command>,
+    pub applied: Arc<AtomicU64>,
 }
 
-impl Control {
-    pub fn join(self) {
-        let _ = self.thread.join();
-        let _ = std::fs::remove_file(&self.path);
+#[derive(Debug, Clone, Copy, Default)]
+struct Rates {
+    cps: u64,
+    inpps: u64,
+    outpps: u64,
+    inbps: u64,
+    outbps: u64,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<ControlState>,
+    workers: Vec<WorkerLink>,
+    stats: Vec<Arc<Stats>>,
+    macs: Vec<[u8; 6]>,
+    /// Per (service id, real id): the last sample and the rates derived from it.
+    rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
+}
+
+fn api_counters(c: &DpCounters, r: &Rates) -> Counters {
+    Counters {
+        conns: c.conns,
+        inpkts: c.inpkts,
+        outpkts: c.outpkts,
+        inbytes: c.inbytes,
+        outbytes: c.outbytes,
+        cps: r.cps,
+        inpps: r.inpps,
+        outpps: r.outpps,
+        inbps: r.inbps,
+        outbps: r.outbps,
     }
 }
 
-pub fn spawn(cfg: &ControlConfig, stats: Vec<Arc<Stats>>, stop: Arc<AtomicBool>) -> std::io::Result<Control> {
-    let listener = server::bind(&cfg.socket)?;
-    let handler = Arc::new(move |req: Request| -> Response {
-        match req {
-            Request::Version => Response::ok(Reply::Version {
-                api: API_VERSION,
-                daemon: env!("CARGO_PKG_VERSION").to_owned(),
-            }),
-            Request::Stats => Response::ok(Reply::Stats {
-                workers: stats
+impl Shared {
+    pub fn new(
+        state: ControlState,
+        workers: Vec<WorkerLink>,
+        stats: Vec<Arc<Stats>>,
+        macs: Vec<[u8; 6]>,
+    ) -> Shared {
+        Shared { state: Mutex::new(state), workers, stats, macs, rates: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        // A panic while holding the lock cannot leave ControlState half-changed (changes are
+        // committed by assignment), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends the state's configuration to every worker and waits for all acknowledgements.
+    pub fn publish(&self, st: &mut ControlState) -> Result<u64, String> {
+        let setup = Arc::new(st.setup(&self.macs)?);
+        st.epoch += 1;
+        let epoch = st.epoch;
+        for (i, w) in self.workers.iter().enumerate() {
+            w.commands
+                .send_timeout(Command::Apply { setup: setup.clone(), epoch }, WORKER_TIMEOUT)
+                .map_err(|_| format!("worker {i} is not taking commands"))?;
+        }
+        let deadline = Instant::now() + WORKER_TIMEOUT;
+        for (i, w) in self.workers.iter().enumerate() {
+            while w.applied.load(Ordering::Acquire) < epoch {
+                if Instant::now() > deadline {
+                    return Err(format!("worker {i} did not acknowledge change {epoch} in time"));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        Ok(epoch)
+    }
+
+    /// Asks every worker and collects the answers.
+    fn ask<T: Send + 'static>(&self, make: impl Fn(Sender<T>) -> Command) -> Result<Vec<T>, String> {
+        let mut pending = Vec::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            w.commands
+                .send_timeout(make(tx), WORKER_TIMEOUT)
+                .map_err(|_| format!("worker {i} is not taking commands"))?;
+            pending.push((i, rx));
+        }
+        pending
+            .into_iter()
+            .map(|(i, rx)| {
+                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {i} did not answer in time"))
+            })
+            .collect()
+    }
+
+    /// Per (service id, real id): active, inactive and counters summed over workers.
+    fn counts(&self) -> Result<HashMap<(u32, u32), (u64, u64, DpCounters)>, String> {
+        let mut m: HashMap<(u32, u32), (u64, u64, DpCounters)> = HashMap::new();
+        for v in self.ask(Command::RealCounts)? {
+            for RealCounts { service, real, active, inactive, counters } in v {
+                let e = m.entry((service, real)).or_default();
+                e.0 += active as u64;
+                e.1 += inactive as u64;
+                e.2.add(&counters);
+            }
+        }
+        Ok(m)
+    }
+
+    /// One rate-estimator step: rates over the last interval.
+    pub fn estimate(&self) {
+        let Ok(counts) = self.counts() else { return };
+        let secs = RATE_INTERVAL.as_secs().max(1);
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = HashMap::new();
+        for (k, (_, _, c)) in counts {
+            let r = match rates.get(&k) {
+                Some((p, _)) => Rates {
+                    cps: c.conns.saturating_sub(p.conns) / secs,
+                    inpps: c.inpkts.saturating_sub(p.inpkts) / secs,
+                    outpps: c.outpkts.saturating_sub(p.outpkts) / secs,
+                    inbps: c.inbytes.saturating_sub(p.inbytes) / secs,
+                    outbps: c.outbytes.saturating_sub(p.outbytes) / secs,
+                },
+                None => Rates::default(),
+            };
+            next.insert(k, (c, r));
+        }
+        *rates = next;
+    }
+
+    fn list_services(&self) -> Result<Vec<ServiceInfo>, String> {
+        let counts = self.counts()?;
+        let st = self.lock();
+        let mut out = Vec::new();
+        for s in &st.config().services {
+            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let reals = s
+                .reals
+                .iter()
+                .map(|r| {
+                    let rid = st.real_id(sid, &r.addr).unwrap_or(0);
+                    let (a, i, _) = counts.get(&(sid, rid)).copied().unwrap_or_default();
+                    RealInfo {
+                        addr: r.addr.clone(),
+                        weight: r.weight,
+                        forward: r.forward.clone(),
+                        u_threshold: r.u_threshold,
+                        l_threshold: r.l_threshold,
+                        active_conns: a,
+                        inactive_conns: i,
+                        health: if s.check.is_none() {
+                            "unchecked".into()
+                        } else if st.is_down(sid, rid) {
+                            "down".into()
+                        } else {
+                            "up".into()
+                        },
+                    }
+                })
+                .collect();
+            out.push(ServiceInfo {
+                proto: s.proto.clone(),
+                vip: s.vip.clone(),
+                sched: s.sched.clone(),
+                persistence: s.persistence,
+                toa: s.toa,
+                synproxy: s.synproxy,
+                laddrs: s.laddrs.clone(),
+                reals,
+            });
+        }
+        Ok(out)
+    }
+
+    fn service_stats(&self) -> Result<Vec<ServiceStats>, String> {
+        let counts = self.counts()?;
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let st = self.lock();
+        let mut out = Vec::new();
+        for s in &st.config().services {
+            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let mut total = Counters::default();
+            let mut reals = Vec::new();
+            for r in &s.reals {
+                let rid = st.real_id(sid, &r.addr).unwrap_or(0);
+                let c = counts.get(&(sid, rid)).map(|x| x.2).unwrap_or_default();
+                let rt = rates.get(&(sid, rid)).map(|x| x.1).unwrap_or_default();
+                let ac = api_counters(&c, &rt);
+                total.conns += ac.conns;
+                total.inpkts += ac.inpkts;
+                total.outpkts += ac.outpkts;
+                total.inbytes += ac.inbytes;
+                total.outbytes += ac.outbytes;
+                total.cps += ac.cps;
+                total.inpps += ac.inpps;
+                total.outpps += ac.outpps;
+                total.inbps += ac.inbps;
+                total.outbps += ac.outbps;
+                reals.push(RealStats { addr: r.addr.clone(), counters: ac });
+            }
+            out.push(ServiceStats { proto: s.proto.clone(), vip: s.vip.clone(), counters: total, reals });
+        }
+        Ok(out)
+    }
+
+    fn service_id(&self, id: &Option<ServiceId>) -> Result<Option<u32>, String> {
+        match id {
+            None => Ok(None),
+            Some(id) => self
+                .lock()
+                .service_id(&id.proto, &id.vip)
+                .map(Some)
+                .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip)),
+        }
+    }
+
+    fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, String> {
+        let service = self.service_id(id)?;
+        let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
+        let mut total = 0;
+        let mut conns = Vec::new();
+        let mut skip = offset;
+        for (w, link) in self.workers.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            let want = limit - conns.len() as u64;
+            link.commands
+                .send_timeout(
+                    Command::Conns { service, offset: skip, limit: want, reply: tx },
+                    WORKER_TIMEOUT,
+                )
+                .map_err(|_| format!("worker {w} is not taking commands"))?;
+            let (n, page) =
+                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
+            total += n;
+            skip = skip.saturating_sub(n);
+            conns.extend(page.into_iter().map(|c| ConnInfo {
+                proto: if c.proto == rvs_dataplane::flow::Proto::Tcp { "tcp".into() } else { "udp".into() },
+                client: format!("{}:{}", c.client.0, c.client.1),
+                vip: format!("{}:{}", c.vip.0, c.vip.1),
+                lip: format!("{}:{}", c.lip.0, c.lip.1),
+                rs: format!("{}:{}", c.rs.0, c.rs.1),
+                state: c.state.to_owned(),
+                expires_ms: c.expires_ms,
+                worker: w as u16,
+            }));
+        }
+        Ok(Reply::Conns { total, conns })
+    }
+
+    pub fn handle(&self, req: Request) -> Response {
+        let r = match req {
+            Request::Version => {
+                Ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
+            }
+            Request::Stats => Ok(Reply::Stats {
+                workers: self
+                    .stats
                     .iter()
                     .enumerate()
                     .map(|(i, s)| WorkerStats { worker: i as u16, counters: s.nonzero() })
                     .collect(),
             }),
+            Request::ListServices => self.list_services().map(|services| Reply::Services { services }),
+            Request::ServiceStats => self.service_stats().map(|services| Reply::ServiceStats { services }),
+            Request::ListLaddrs { id } => {
+                let st = self.lock();
+                st.config()
+                    .services
+                    .iter()
+                    .find(|s| st.service_id(&s.proto, &s.vip) == st.service_id(&id.proto, &id.vip))
+                    .filter(|_| st.service_id(&id.proto, &id.vip).is_some())
+                    .map(|s| Reply::Laddrs { laddrs: s.laddrs.clone() })
+                    .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip))
+            }
+            Request::ListConns { id, offset, limit } => self.list_conns(&id, offset, limit),
+            Request::Zero { id } => self.service_id(&id).and_then(|svc| {
+                for (i, w) in self.workers.iter().enumerate() {
+                    w.commands
+                        .send_timeout(Command::Zero(svc), WORKER_TIMEOUT)
+                        .map_err(|_| format!("worker {i} is not taking commands"))?;
+                }
+                if svc.is_none() {
+                    self.stats.iter().for_each(|s| s.zero());
+                }
+                self.rates.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                Ok(Reply::Applied { epoch: self.lock().epoch })
+            }),
+            Request::Save => Ok(Reply::Config { config: self.lock().config().to_toml() }),
+            change => {
+                let mut st = self.lock();
+                match st.change(&change) {
+                    Ok(true) => self.publish(&mut st).map(|epoch| Reply::Applied { epoch }),
+                    Ok(false) => Err("nothing to change".to_owned()),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match r {
+            Ok(reply) => Response::ok(reply),
+            Err(e) => Response::error(e),
         }
-    });
-    let thread = std::thread::Builder::new()
-        .name("rvs-control".into())
-        .spawn(move || server::serve(listener, handler, stop))?;
+    }
+}
+
+#[derive(Debug)]
+pub struct Control {
+    threads: Vec<JoinHandle<()>>,
+    path: String,
+}
+
+impl Control {
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> std::io::Result<Control> {
+    let listener = server::bind(&cfg.socket, cfg.admin_group.as_deref())?;
+    let handler = {
+        let shared = shared.clone();
+        Arc::new(move |req: Request| shared.handle(req))
+    };
+    let mut threads = Vec::new();
+    {
+        let stop = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-control".into())
+                .spawn(move || server::serve(listener, handler, stop))?,
+        );
+    }
+    threads.push(std::thread::Builder::new().name("rvs-estimator".into()).spawn(move || {
+        let mut next = Instant::now() + RATE_INTERVAL;
+        while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next {
+                shared.estimate();
+                next += RATE_INTERVAL;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })?);
     tracing::info!(socket = %cfg.socket, "control API listening");
-    Ok(Control { thread, path: cfg.socket.clone() })
+    Ok(Control { threads, path: cfg.socket.clone() })
 }

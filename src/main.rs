@@ -5,13 +5,14 @@
 //! signal, stops the workers, prints final counters and releases the ports. See docs/architecture.md.
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use dpdk_sys::{Eal, Mempool, Port, PortConf};
 use rvs_control::config::Config;
+use rvs_control::state::ControlState;
 use rvs_dataplane::stats::Stats;
 
 mod control;
@@ -126,14 +127,18 @@ fn run(cli: Cli) -> Result<(), String> {
         ports.push(port);
     }
 
-    let setup = rvs_control::setup::dataplane_setup(&cfg, &macs).map_err(|e| format!("config error: {e}"))?;
-    let setup = Arc::new(setup);
+    let state = ControlState::new(cfg.clone());
+    let setup = Arc::new(state.setup(&macs).map_err(|e| format!("config error: {e}"))?);
     let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
+    let mut links = Vec::new();
 
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut launched = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
         let lcore = cfg.workers.lcores[w];
+        let (tx, rx) = crossbeam::channel::bounded(64);
+        let applied = Arc::new(AtomicU64::new(0));
+        links.push(control::WorkerLink { commands: tx, applied: applied.clone() });
         let ctx = worker::WorkerCtx {
             index: w as u16,
             queues: qs,
@@ -143,14 +148,17 @@ fn run(cli: Cli) -> Result<(), String> {
             stop: worker_stop.clone(),
             burst: cfg.workers.burst as usize,
             idle_sleep_us: cfg.workers.idle_sleep_us,
+            commands: rx,
+            applied,
         };
         eal.launch(lcore, move || worker::run(ctx)).map_err(|e| format!("workers.lcores[{w}]: {e}"))?;
         launched.push(lcore);
         tracing::info!(worker = w, lcore, "worker started");
     }
 
-    let control = control::spawn(&cfg.control, stats.clone(), stop.clone())
-        .map_err(|e| format!("control.socket: {e}"))?;
+    let shared = Arc::new(control::Shared::new(state, links, stats.clone(), macs.clone()));
+    let control =
+        control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     while !stop.load(Ordering::SeqCst) {

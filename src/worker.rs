@@ -3,13 +3,34 @@
 //! Per burst: receive on every port, hand each packet to the dataplane, run its timers, transmit
 //! what it queued. No locks, no allocation (all vectors are sized before the loop), no syscalls
 //! unless `idle_sleep_us` asks for a sleep after an empty poll.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crossbeam::channel::{Receiver, Sender};
 
 use dpdk_sys::{eal, Mbuf, Mempool, RxQueue, TxQueue};
 use rvs_dataplane::frame::{Frame, FramePool};
 use rvs_dataplane::stats::{DropReason, Stats};
-use rvs_dataplane::worker::{Outbox, Setup, Worker};
+use rvs_dataplane::worker::{ConnView, Outbox, RealCounts, Setup, Worker};
+
+/// What the control thread asks of a worker. Commands are picked up between bursts: a worker never
+/// runs a half-applied change, and the fast path only polls an empty channel.
+#[derive(Debug)]
+pub enum Command {
+    /// Adopt this configuration, then publish `epoch` as applied.
+    Apply {
+        setup: Arc<Setup>,
+        epoch: u64,
+    },
+    RealCounts(Sender<Vec<RealCounts>>),
+    Conns {
+        service: Option<u32>,
+        offset: u64,
+        limit: u64,
+        reply: Sender<(u64, Vec<ConnView>)>,
+    },
+    Zero(Option<u32>),
+}
 
 /// An mbuf as the dataplane sees it.
 #[derive(Debug)]
@@ -66,6 +87,9 @@ pub struct WorkerCtx {
     pub stop: Arc<AtomicBool>,
     pub burst: usize,
     pub idle_sleep_us: u32,
+    pub commands: Receiver<Command>,
+    /// The last configuration epoch this worker applied.
+    pub applied: Arc<AtomicU64>,
 }
 
 /// Milliseconds from the TSC: one multiply-free division per burst.
@@ -120,6 +144,21 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             q.tx_burst(&mut tx[p]);
             for _ in tx[p].drain(..) {
                 stats.dropped(DropReason::TxFull);
+            }
+        }
+        while let Ok(cmd) = ctx.commands.try_recv() {
+            match cmd {
+                Command::Apply { setup, epoch } => {
+                    dp.apply(&setup);
+                    ctx.applied.store(epoch, Ordering::Release);
+                }
+                Command::RealCounts(reply) => {
+                    let _ = reply.send(dp.real_counts());
+                }
+                Command::Conns { service, offset, limit, reply } => {
+                    let _ = reply.send(dp.conns_page(service, offset, limit, now));
+                }
+                Command::Zero(service) => dp.zero(service),
             }
         }
         if got == 0 && ctx.idle_sleep_us > 0 {

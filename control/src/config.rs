@@ -159,7 +159,7 @@ impl Default for WorkersConfig {
 pub struct ControlConfig {
     /// Unix socket of the API.
     pub socket: String,
-    /// Optional group allowed to use the socket (mode 0660 instead of 0600).
+    /// Optional group whose members may use the socket (group-owned, mode 0660 instead of 0600).
     pub admin_group: Option<String>,
     /// tracing filter for the daemon's own log (e.g. `info`, `rvsd=debug`).
     pub log: String,
@@ -217,7 +217,18 @@ pub struct ConnConfig {
     /// What to do with TCP timestamps on the way to real servers: `strip` (default; avoids PAWS drops
     /// when different clients reuse one LIP:lport) or `keep`.
     pub tcp_timestamps: TimestampMode,
+    /// What happens to the connections of a real server removed from its service: `keep` forwards
+    /// them until they expire (default); `expire` drops them at once (with `rst_on_miss` the client's
+    /// next segment gets a RST).
+    pub on_real_removed: RealRemovedMode,
     pub timeouts: TimeoutsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RealRemovedMode {
+    Keep,
+    Expire,
 }
 
 impl Default for ConnConfig {
@@ -232,6 +243,7 @@ impl Default for ConnConfig {
             lport_min: defaults::LPORT_MIN,
             lport_max: defaults::LPORT_MAX,
             tcp_timestamps: TimestampMode::Strip,
+            on_real_removed: RealRemovedMode::Keep,
             timeouts: TimeoutsConfig::default(),
         }
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod server;
 pub mod setup;
+pub mod state;
 
 pub use config::{Config, ConfigError};
 

@@ -17,8 +17,19 @@ pub const MAX_CLIENTS: usize = 256;
 /// A client that sends nothing for this long is disconnected.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds `path` (replacing a stale socket), mode 0600.
-pub fn bind(path: &str) -> std::io::Result<UnixListener> {
+/// The gid of group `name`, from /etc/group.
+pub fn group_id(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// Binds `path` (replacing a stale socket): owner root, mode 0600, or 0660 with group
+/// `admin_group` when one is given.
+pub fn bind(path: &str, admin_group: Option<&str>) -> std::io::Result<UnixListener> {
     let p = Path::new(path);
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir)?;
@@ -35,6 +46,13 @@ pub fn bind(path: &str) -> std::io::Result<UnixListener> {
     }
     let l = UnixListener::bind(p)?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
+    if let Some(g) = admin_group {
+        let gid = group_id(g).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("admin group \"{g}\" does not exist"))
+        })?;
+        std::os::unix::fs::chown(p, None, Some(gid))?;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o660))?;
+    }
     l.set_nonblocking(true)?;
     Ok(l)
 }

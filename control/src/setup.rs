@@ -8,7 +8,7 @@ use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
 use rvs_dataplane::wire::EthernetAddress;
 
-use crate::config::{parse_endpoint, Cidr, Config, ConfigError, TimestampMode};
+use crate::config::{parse_endpoint, Cidr, Config, ConfigError, RealRemovedMode, TimestampMode};
 
 fn err(field: String, msg: impl Into<String>) -> ConfigError {
     ConfigError { field, msg: msg.into() }
@@ -32,7 +32,8 @@ pub fn timeouts(cfg: &Config) -> Timeouts {
     }
 }
 
-/// `macs[i]` is the MAC address of `cfg.ports[i]`.
+/// `macs[i]` is the MAC address of `cfg.ports[i]`. Service and real ids are left 0: the control
+/// state fills them in ([`crate::state::ControlState::setup`]).
 pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigError> {
     let mut ports = Vec::new();
     for (i, p) in cfg.ports.iter().enumerate() {
@@ -66,6 +67,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             let (addr, port) =
                 parse_endpoint(&r.addr).map_err(|m| err(format!("services[{i}].reals[{j}].addr"), m))?;
             reals.push(RealSetup {
+                id: 0,
                 addr,
                 port,
                 weight: r.weight,
@@ -74,6 +76,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             });
         }
         services.push(ServiceSetup {
+            id: 0,
             proto,
             vip,
             vport,
@@ -102,6 +105,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             lport_max: c.lport_max,
             strip_timestamps: c.tcp_timestamps == TimestampMode::Strip,
             timeouts: timeouts(cfg),
+            expire_on_real_removed: c.on_real_removed == RealRemovedMode::Expire,
         },
         workers: cfg.workers.lcores.len() as u16,
     })

@@ -1,9 +1,17 @@
-//! A worker's runtime view of the virtual services: lookup by (proto, VIP, vport), scheduler state,
-//! per-real connection counts, and the local addresses with this worker's port cursors.
+//! A worker's runtime view of the virtual services: lookup by (proto, VIP, vport) and by id,
+//! scheduler state, per-real connection counts and traffic counters, and the local addresses with
+//! this worker's port cursors.
 //!
-//! Invariants: built from a [`Setup`] per worker and never shared; `views[i]` describes `reals[i]`
-//! in the order the scheduler was built with (the scheduler's pool contract). Per-real active/inactive
-//! counts here are this worker's only; the control plane sums them over workers.
+//! Invariants:
+//! - Built from a [`Setup`] per worker and never shared. `views[i]` and `counters[i]` describe
+//!   `reals[i]`, in the order the scheduler was built with (the scheduler's pool contract).
+//! - Connections refer to services and reals by their stable ids, never by position, so a pool
+//!   change can reorder, add and remove reals without touching the connection table.
+//! - [`Services::rebuild`] carries every per-real count and counter over to the new pool for the
+//!   ids that remain; a removed real's counts go with it, and its connections, when they expire,
+//!   find no real to decrement.
+//! - Per-real counts here are this worker's only; the control plane sums them over workers, and
+//!   lc/wlc on each worker decide on its local counts (see docs/architecture.md).
 use std::net::Ipv4Addr;
 
 use hashbrown::{HashMap, HashSet};
@@ -13,6 +21,26 @@ use crate::flow::{Millis, Proto};
 use crate::sched::{update_overload, RealView, Scheduler};
 use crate::setup::{RealSetup, ServiceSetup, Setup};
 
+/// Traffic of one real server (or service) on one worker. `in` is client to real server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.conns += o.conns;
+        self.inpkts += o.inpkts;
+        self.outpkts += o.outpkts;
+        self.inbytes += o.inbytes;
+        self.outbytes += o.outbytes;
+    }
+}
+
 #[derive(Debug)]
 pub struct Lip {
     pub addr: Ipv4Addr,
@@ -21,6 +49,7 @@ pub struct Lip {
 
 #[derive(Debug)]
 pub struct Service {
+    pub id: u32,
     pub proto: Proto,
     pub vip: Ipv4Addr,
     pub vport: u16,
@@ -29,6 +58,8 @@ pub struct Service {
     pub synproxy: bool,
     pub reals: Vec<RealSetup>,
     pub views: Vec<RealView>,
+    pub counters: Vec<Counters>,
+    real_by_id: HashMap<u32, usize>,
     pub sched: Scheduler,
     pub lips: Vec<Lip>,
     /// Where the next connection starts looking for a local port (rotates over `lips`).
@@ -36,11 +67,13 @@ pub struct Service {
 }
 
 impl Service {
-    fn new(s: &ServiceSetup, setup: &Setup, worker: u16, seed: u16) -> Service {
-        let views: Vec<RealView> =
+    fn new(s: &ServiceSetup, setup: &Setup, worker: u16, old: Option<&mut Service>) -> Service {
+        let mut views: Vec<RealView> =
             s.reals.iter().map(|r| RealView::new(RealView::id_of(r.addr, r.port), r.weight)).collect();
+        let mut counters = vec![Counters::default(); s.reals.len()];
         let slice = PortSlice::new(setup.workers.max(1), worker);
-        let lips = s
+        let seed = (s.id as u16).wrapping_mul(7919).wrapping_add(worker.wrapping_mul(10_007));
+        let mut lips: Vec<Lip> = s
             .laddrs
             .iter()
             .map(|a| Lip {
@@ -48,7 +81,30 @@ impl Service {
                 cursor: LportCursor::new(slice, setup.conn.lport_min, setup.conn.lport_max, seed),
             })
             .collect();
+        let mut next_lip = 0;
+        if let Some(old) = old {
+            for (i, r) in s.reals.iter().enumerate() {
+                if let Some(&j) = old.real_by_id.get(&r.id) {
+                    let (w, overloaded) = (views[i].weight, old.views[j].overloaded);
+                    views[i] = old.views[j];
+                    views[i].weight = w;
+                    views[i].overloaded = overloaded;
+                    let v = &mut views[i];
+                    update_overload(&mut v.overloaded, v.active + v.inactive, r.u_threshold, r.l_threshold);
+                    counters[i] = old.counters[j];
+                }
+            }
+            // Keep each surviving local address's cursor, so its ports keep rotating from where
+            // they were instead of starting over.
+            for l in &mut lips {
+                if let Some(o) = old.lips.iter().find(|o| o.addr == l.addr) {
+                    l.cursor = o.cursor.clone();
+                }
+            }
+            next_lip = old.next_lip % lips.len().max(1);
+        }
         Service {
+            id: s.id,
             proto: s.proto,
             vip: s.vip,
             vport: s.vport,
@@ -58,46 +114,55 @@ impl Service {
             reals: s.reals.clone(),
             sched: Scheduler::new(s.sched, &views),
             views,
+            counters,
+            real_by_id: s.reals.iter().enumerate().map(|(i, r)| (r.id, i)).collect(),
             lips,
-            next_lip: 0,
+            next_lip,
         }
     }
 
-    /// A connection to `real` was created (it starts inactive, as in LVS).
+    /// The position of real `id` in this pool.
+    #[inline]
+    pub fn real_index(&self, id: u32) -> Option<usize> {
+        self.real_by_id.get(&id).copied()
+    }
+
+    /// A connection to `real` (an index) was created (it starts inactive, as in LVS).
     #[inline]
     pub fn conn_added(&mut self, real: usize) {
         if let Some(v) = self.views.get_mut(real) {
             v.inactive += 1;
             let r = &self.reals[real];
             update_overload(&mut v.overloaded, v.active + v.inactive, r.u_threshold, r.l_threshold);
+            self.counters[real].conns += 1;
         }
     }
 
-    /// A connection to `real` went away; `active` says which count it was in.
+    /// A connection to real `id` went away; `active` says which count it was in.
     #[inline]
-    pub fn conn_removed(&mut self, real: usize, active: bool) {
-        if let Some(v) = self.views.get_mut(real) {
-            if active {
-                v.active = v.active.saturating_sub(1);
-            } else {
-                v.inactive = v.inactive.saturating_sub(1);
-            }
-            let r = &self.reals[real];
-            update_overload(&mut v.overloaded, v.active + v.inactive, r.u_threshold, r.l_threshold);
+    pub fn conn_removed(&mut self, id: u32, active: bool) {
+        let Some(i) = self.real_index(id) else { return };
+        let v = &mut self.views[i];
+        if active {
+            v.active = v.active.saturating_sub(1);
+        } else {
+            v.inactive = v.inactive.saturating_sub(1);
         }
+        let r = &self.reals[i];
+        update_overload(&mut v.overloaded, v.active + v.inactive, r.u_threshold, r.l_threshold);
     }
 
-    /// A connection moved between inactive and active.
+    /// A connection to real `id` moved between inactive and active.
     #[inline]
-    pub fn conn_activity(&mut self, real: usize, became_active: bool) {
-        if let Some(v) = self.views.get_mut(real) {
-            if became_active {
-                v.inactive = v.inactive.saturating_sub(1);
-                v.active += 1;
-            } else {
-                v.active = v.active.saturating_sub(1);
-                v.inactive += 1;
-            }
+    pub fn conn_activity(&mut self, id: u32, became_active: bool) {
+        let Some(i) = self.real_index(id) else { return };
+        let v = &mut self.views[i];
+        if became_active {
+            v.inactive = v.inactive.saturating_sub(1);
+            v.active += 1;
+        } else {
+            v.active = v.active.saturating_sub(1);
+            v.inactive += 1;
         }
     }
 }
@@ -107,27 +172,49 @@ impl Service {
 pub struct Services {
     pub list: Vec<Service>,
     by_key: HashMap<(Proto, Ipv4Addr, u16), u32>,
+    by_id: HashMap<u32, usize>,
     vips: HashSet<Ipv4Addr>,
     lips: HashSet<Ipv4Addr>,
 }
 
 impl Services {
     pub fn new(setup: &Setup, worker: u16) -> Services {
+        Services::rebuild(Services::default(), setup, worker)
+    }
+
+    /// The services of `setup`, carrying per-real state over from `old` by id.
+    pub fn rebuild(mut old: Services, setup: &Setup, worker: u16) -> Services {
         let mut s = Services::default();
         for (i, svc) in setup.services.iter().enumerate() {
-            // Spread the workers' and services' cursors so they do not all start at the same port.
-            let seed = (i as u16).wrapping_mul(7919).wrapping_add(worker.wrapping_mul(10_007));
+            let prev = old.by_id.get(&svc.id).copied();
+            let prev = prev.and_then(|j| old.list.get_mut(j));
             s.by_key.insert((svc.proto, svc.vip, svc.vport), i as u32);
+            s.by_id.insert(svc.id, i);
             s.vips.insert(svc.vip);
             s.lips.extend(svc.laddrs.iter().copied());
-            s.list.push(Service::new(svc, setup, worker, seed));
+            s.list.push(Service::new(svc, setup, worker, prev));
         }
         s
     }
 
+    /// Position of the service for a packet to (proto, vip, vport).
     #[inline]
     pub fn find(&self, proto: Proto, vip: Ipv4Addr, vport: u16) -> Option<u32> {
         self.by_key.get(&(proto, vip, vport)).copied()
+    }
+
+    /// The service with stable id `id`.
+    #[inline]
+    pub fn by_id(&self, id: u32) -> Option<&Service> {
+        self.by_id.get(&id).and_then(|i| self.list.get(*i))
+    }
+
+    #[inline]
+    pub fn by_id_mut(&mut self, id: u32) -> Option<&mut Service> {
+        match self.by_id.get(&id) {
+            Some(i) => self.list.get_mut(*i),
+            None => None,
+        }
     }
 
     #[inline]

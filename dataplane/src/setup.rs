@@ -36,6 +36,9 @@ pub struct RouteSetup {
 
 #[derive(Debug, Clone)]
 pub struct ServiceSetup {
+    /// Stable for the service's lifetime and never reused: connections refer to services by id,
+    /// so a connection outliving its service's deletion can never attach to another one.
+    pub id: u32,
     pub proto: Proto,
     pub vip: Ipv4Addr,
     pub vport: u16,
@@ -50,6 +53,8 @@ pub struct ServiceSetup {
 
 #[derive(Debug, Clone, Copy)]
 pub struct RealSetup {
+    /// Stable and never reused, like [`ServiceSetup::id`].
+    pub id: u32,
     pub addr: Ipv4Addr,
     pub port: u16,
     pub weight: u32,
@@ -71,6 +76,10 @@ pub struct ConnSetup {
     /// Replace TCP timestamp options in client SYNs with NOPs (see docs/architecture.md, PAWS).
     pub strip_timestamps: bool,
     pub timeouts: Timeouts,
+    /// When a real server is removed from its service: true drops its connections at once (with
+    /// `rst_on_miss` the client's next segment is answered with a RST); false keeps forwarding them
+    /// until they expire.
+    pub expire_on_real_removed: bool,
 }
 
 impl Default for ConnSetup {
@@ -87,6 +96,7 @@ impl Default for ConnSetup {
             lport_max: 65535,
             strip_timestamps: true,
             timeouts: Timeouts::default(),
+            expire_on_real_removed: false,
         }
     }
 }

@@ -20,12 +20,13 @@ use crate::frame::{Frame, FramePool};
 use crate::neigh::{Neighbours, Resolved};
 use crate::route::Routes;
 use crate::sched::Persistence;
-use crate::service::Services;
+use crate::service::{Counters, Services};
 use crate::stats::{DropReason as D, Event as E, Gauge, Stats};
 use crate::wire::{
     self, arp, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket,
     Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
 };
+use hashbrown::HashSet;
 
 pub use crate::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
 
@@ -143,6 +144,29 @@ fn bad_source(a: Ipv4Addr) -> bool {
     a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback()
 }
 
+/// One real server's state on one worker, as reported to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealCounts {
+    pub service: u32,
+    pub real: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub counters: Counters,
+}
+
+/// One connection as reported to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnView {
+    pub proto: Proto,
+    pub client: (Ipv4Addr, u16),
+    pub vip: (Ipv4Addr, u16),
+    pub lip: (Ipv4Addr, u16),
+    pub rs: (Ipv4Addr, u16),
+    pub state: &'static str,
+    pub expires_ms: Millis,
+    pub service: u32,
+}
+
 /// One worker.
 pub struct Worker<P: FramePool> {
     index: u16,
@@ -158,6 +182,7 @@ pub struct Worker<P: FramePool> {
     rst_on_miss: bool,
     expire_budget: usize,
     arp_queue: usize,
+    expire_on_real_removed: bool,
 }
 
 impl<P: FramePool> std::fmt::Debug for Worker<P> {
@@ -201,7 +226,104 @@ impl<P: FramePool> Worker<P> {
             rst_on_miss: c.rst_on_miss,
             expire_budget: c.expire_budget.max(1) as usize,
             arp_queue: c.arp_queue as usize,
+            expire_on_real_removed: c.expire_on_real_removed,
         }
+    }
+
+    /// Adopts a new service configuration between bursts. Connections keep their real server
+    /// (they refer to it by id); per-real counts and counters carry over for the ids that remain.
+    /// Templates of removed reals are forgotten, and with `expire_on_real_removed` their
+    /// connections are dropped at once. Ports and routes are fixed for the daemon's lifetime.
+    pub fn apply(&mut self, setup: &Setup) {
+        let mut removed: HashSet<(u32, u32)> = HashSet::new();
+        for old in &self.services.list {
+            let new = setup.services.iter().find(|s| s.id == old.id);
+            for r in &old.reals {
+                if !new.is_some_and(|n| n.reals.iter().any(|x| x.id == r.id)) {
+                    removed.insert((old.id, r.id));
+                }
+            }
+            if new.is_none() {
+                self.persist.forget_service(old.id);
+            }
+        }
+        for (s, r) in &removed {
+            self.persist.forget_real(*s, *r);
+        }
+        let old = std::mem::take(&mut self.services);
+        self.services = Services::rebuild(old, setup, self.index);
+        self.expire_on_real_removed = setup.conn.expire_on_real_removed;
+        if self.expire_on_real_removed && !removed.is_empty() {
+            let doomed: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| removed.contains(&(c.service(), c.real())))
+                .map(|(id, _)| id)
+                .collect();
+            for id in doomed {
+                self.conns.remove(id);
+            }
+            self.stats.set(Gauge::Conns, self.conns.len() as u64);
+        }
+    }
+
+    /// Per-real connection counts and counters of this worker, for the control plane.
+    pub fn real_counts(&self) -> Vec<RealCounts> {
+        let mut v = Vec::new();
+        for s in &self.services.list {
+            for (i, r) in s.reals.iter().enumerate() {
+                v.push(RealCounts {
+                    service: s.id,
+                    real: r.id,
+                    active: s.views[i].active,
+                    inactive: s.views[i].inactive,
+                    counters: s.counters[i],
+                });
+            }
+        }
+        v
+    }
+
+    /// Zeroes traffic counters of one service (by id) or of all.
+    pub fn zero(&mut self, service: Option<u32>) {
+        for s in &mut self.services.list {
+            if service.is_none_or(|id| id == s.id) {
+                s.counters.iter_mut().for_each(|c| *c = Counters::default());
+            }
+        }
+    }
+
+    /// A page of this worker's connections, optionally of one service (by id), and how many match.
+    /// O(table capacity): control plane only.
+    pub fn conns_page(
+        &self,
+        service: Option<u32>,
+        offset: u64,
+        limit: u64,
+        now: Millis,
+    ) -> (u64, Vec<ConnView>) {
+        let mut total = 0u64;
+        let mut v = Vec::new();
+        for (_, c) in self.conns.iter() {
+            if service.is_some_and(|id| id != c.service()) {
+                continue;
+            }
+            if total >= offset && (v.len() as u64) < limit {
+                let k = c.client_key();
+                v.push(ConnView {
+                    proto: c.proto(),
+                    client: (k.src, k.sport),
+                    vip: c.vip(),
+                    lip: c.lip(),
+                    rs: c.rs(),
+                    state: if c.proto() == Proto::Udp { "UDP" } else { c.state().name() },
+                    expires_ms: c.expires_in(now),
+                    service: c.service(),
+                });
+            }
+            total += 1;
+        }
+        (total, v)
     }
 
     pub fn index(&self) -> u16 {
@@ -424,9 +546,10 @@ impl<P: FramePool> Worker<P> {
         let svc = &mut self.services.list[svc_idx as usize];
         let mut real = None;
         if svc.persistence_ms.is_some() {
-            if let Some(r) = self.persist.lookup(svc_idx, key.src, now) {
-                if svc.views.get(r as usize).is_some_and(|v| v.usable()) {
-                    real = Some(r as usize);
+            // Templates name the real by id: a pool change that moves it keeps the client on it.
+            if let Some(r) = self.persist.lookup(svc.id, key.src, now).and_then(|id| svc.real_index(id)) {
+                if svc.views[r].usable() {
+                    real = Some(r);
                     self.stats.inc(E::PersistHits);
                 }
             }
@@ -451,22 +574,15 @@ impl<P: FramePool> Worker<P> {
             self.stats.inc(E::LportRetry);
         }
         let (lip, lport) = found.ok_or(D::LportExhausted)?;
-        let new = NewConn {
-            client: *key,
-            lip,
-            lport,
-            rs: rs.addr,
-            rport: rs.port,
-            service: svc_idx,
-            real: real as u32,
-        };
+        let new =
+            NewConn { client: *key, lip, lport, rs: rs.addr, rport: rs.port, service: svc.id, real: rs.id };
         let id = self.conns.insert(&new, now).map_err(|e| match e {
             InsertError::Full => D::ConnTableFull,
             InsertError::Exists => D::ConnCollision,
         })?;
         svc.conn_added(real);
         if let Some(ms) = svc.persistence_ms {
-            if self.persist.insert(svc_idx, key.src, real as u32, ms, now).is_err() {
+            if self.persist.insert(svc.id, key.src, rs.id, ms, now).is_err() {
                 self.stats.inc(E::PersistFull);
             }
         }
@@ -487,14 +603,8 @@ impl<P: FramePool> Worker<P> {
         out: &mut Outbox<P::Frame>,
     ) {
         let Some(c) = self.conns.get(id) else { return self.discard(f, D::TcpNoConn) };
-        let (to, svc_idx, real, client, toa_done, proto) = (
-            c.out_key(dir),
-            c.service() as usize,
-            c.real() as usize,
-            c.client_addr(),
-            c.toa_done(),
-            c.proto(),
-        );
+        let (to, svc_id, real_id, client, toa_done, proto) =
+            (c.out_key(dir), c.service(), c.real(), c.client_addr(), c.toa_done(), c.proto());
         {
             let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]);
             if !ip.decrement_ttl() {
@@ -504,7 +614,26 @@ impl<P: FramePool> Worker<P> {
         if wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport).is_err() {
             return self.discard(f, if proto == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
         }
-        let toa = self.services.list.get(svc_idx).is_some_and(|s| s.toa);
+        let len = f.len() as u64;
+        let toa = match self.services.by_id_mut(svc_id) {
+            Some(s) => {
+                if let Some(i) = s.real_index(real_id) {
+                    let c = &mut s.counters[i];
+                    match dir {
+                        Dir::Original => {
+                            c.inpkts += 1;
+                            c.inbytes += len;
+                        }
+                        Dir::Reply => {
+                            c.outpkts += 1;
+                            c.outbytes += len;
+                        }
+                    }
+                }
+                s.toa
+            }
+            None => false,
+        };
         if proto == Proto::Tcp {
             match dir {
                 Dir::Original => {
@@ -529,11 +658,9 @@ impl<P: FramePool> Worker<P> {
                 }
             }
             let ch = self.conns.update_tcp(id, dir, flags.bits(), now);
-            if let Some(s) = self.services.list.get_mut(svc_idx) {
-                if ch.became_active() {
-                    s.conn_activity(real, true);
-                } else if ch.became_inactive() {
-                    s.conn_activity(real, false);
+            if ch.became_active() || ch.became_inactive() {
+                if let Some(s) = self.services.by_id_mut(svc_id) {
+                    s.conn_activity(real_id, ch.became_active());
                 }
             }
         } else {
@@ -704,8 +831,8 @@ impl<P: FramePool> Worker<P> {
     pub fn poll(&mut self, now: Millis, out: &mut Outbox<P::Frame>) {
         let services = &mut self.services;
         let n = self.conns.expire(now, self.expire_budget, |c| {
-            if let Some(s) = services.list.get_mut(c.service() as usize) {
-                s.conn_removed(c.real() as usize, c.is_counted_active());
+            if let Some(s) = services.by_id_mut(c.service()) {
+                s.conn_removed(c.real(), c.is_counted_active());
             }
         });
         if n > 0 {

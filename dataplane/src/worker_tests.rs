@@ -358,14 +358,22 @@ fn is_arp_request_for(frame: &[u8], port_mac: EthernetAddress, port_ip: Ipv4Addr
 // ---------------------------------------------------------------------------------------------------
 
 fn real(i: u8, port: u16) -> RealSetup {
-    RealSetup { addr: rs(i), port, weight: 1, u_threshold: 0, l_threshold: 0 }
+    RealSetup {
+        id: u32::from(i) << 16 | u32::from(port),
+        addr: rs(i),
+        port,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
 }
 
 /// The gateway: port 0 "client" 198.18.0.1/24, port 1 "server" 198.18.1.1/24; service 0 TCP VIP:80
 /// rr over 198.18.1.11-13:80 with LIP 198.18.1.100; service 1 UDP VIP:53 -> 198.18.1.11:5353.
 fn setup() -> Setup {
     let port = |name: &str, mac, addr| PortSetup { name: name.into(), mac, addr, prefix_len: 24, mtu: 1500 };
-    let svc = |proto, vport, reals: Vec<RealSetup>| ServiceSetup {
+    let svc = |proto, vport: u16, reals: Vec<RealSetup>| ServiceSetup {
+        id: u32::from(vport),
         proto,
         vip: VIP,
         vport,

@@ -65,7 +65,9 @@ topo_down() {
     local rc=$?
     set +e
     rvsd_stop >/dev/null 2>&1
+    if declare -F nginx_rs_stop >/dev/null; then nginx_rs_stop >/dev/null 2>&1; fi
     for p in "${_bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
     for ns in "$NS_C" "$NS_G" "$NS_S" "$NS_F"; do
         if ip netns list | grep -qw "$ns"; then
             ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null

@@ -1,0 +1,408 @@
+//! The control plane's state: the running configuration, the stable ids the dataplane knows its
+//! services and real servers by, and health-check verdicts. Pure logic, no sockets, no threads.
+//!
+//! Invariants:
+//! - Every change is applied to a copy, validated whole with [`Config::validate`], and committed only
+//!   if valid: a refused request leaves the state exactly as it was.
+//! - Ids are never reused: a service or real server that is deleted and added again gets a new id,
+//!   so connections of the old one can never be mistaken for the new one's.
+//! - A real server that fails its health check keeps its configured weight here (what `save`
+//!   shows) and is given weight 0 in the dataplane (inhibited) until it recovers.
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use rvs_dataplane::setup::Setup;
+
+use crate::api::{Request, ServiceId};
+use crate::config::{parse_endpoint, Config, RealConfig, ServiceConfig};
+use crate::setup::dataplane_setup;
+
+/// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
+pub type ServiceKey = (String, Ipv4Addr, u16);
+
+/// A real server's identity within its service.
+pub type RealKey = (Ipv4Addr, u16);
+
+fn service_key(proto: &str, vip: &str) -> Result<ServiceKey, String> {
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!("protocol \"{proto}\" is neither tcp nor udp"));
+    }
+    let (a, p) = parse_endpoint(vip).map_err(|e| format!("bad virtual service address: {e}"))?;
+    Ok((proto.to_owned(), a, p))
+}
+
+fn real_key(addr: &str) -> Result<RealKey, String> {
+    parse_endpoint(addr).map_err(|e| format!("bad real server address: {e}"))
+}
+
+fn label(k: &ServiceKey) -> String {
+    format!("{} {}:{}", k.0, k.1, k.2)
+}
+
+#[derive(Debug)]
+pub struct ControlState {
+    cfg: Config,
+    service_ids: HashMap<ServiceKey, u32>,
+    real_ids: HashMap<(u32, RealKey), u32>,
+    next_id: u32,
+    /// (service id, real id) of real servers whose health check says down.
+    down: HashSet<(u32, u32)>,
+    /// Changes applied since start.
+    pub epoch: u64,
+}
+
+impl ControlState {
+    /// From a validated startup configuration.
+    pub fn new(cfg: Config) -> ControlState {
+        let mut s = ControlState {
+            cfg,
+            service_ids: HashMap::new(),
+            real_ids: HashMap::new(),
+            next_id: 1,
+            down: HashSet::new(),
+            epoch: 0,
+        };
+        s.assign_ids();
+        s
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Gives every service and real server of the current config an id, keeping existing ones.
+    fn assign_ids(&mut self) {
+        let mut live_s = HashSet::new();
+        let mut live_r = HashSet::new();
+        for s in &self.cfg.services {
+            let Ok(k) = service_key(&s.proto, &s.vip) else { continue };
+            let sid = *self.service_ids.entry(k).or_insert_with(|| {
+                self.next_id += 1;
+                self.next_id - 1
+            });
+            live_s.insert(sid);
+            for r in &s.reals {
+                let Ok(rk) = real_key(&r.addr) else { continue };
+                let rid = *self.real_ids.entry((sid, rk)).or_insert_with(|| {
+                    self.next_id += 1;
+                    self.next_id - 1
+                });
+                live_r.insert((sid, rid));
+            }
+        }
+        self.service_ids.retain(|_, id| live_s.contains(id));
+        self.real_ids.retain(|(sid, _), rid| live_r.contains(&(*sid, *rid)));
+        self.down.retain(|k| live_r.contains(k));
+    }
+
+    pub fn service_id(&self, proto: &str, vip: &str) -> Option<u32> {
+        self.service_ids.get(&service_key(proto, vip).ok()?).copied()
+    }
+
+    pub fn real_id(&self, service: u32, addr: &str) -> Option<u32> {
+        self.real_ids.get(&(service, real_key(addr).ok()?)).copied()
+    }
+
+    fn find_service(&self, id: &ServiceId) -> Result<usize, String> {
+        let k = service_key(&id.proto, &id.vip)?;
+        self.cfg
+            .services
+            .iter()
+            .position(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k))
+            .ok_or_else(|| format!("no such service: {}", label(&k)))
+    }
+
+    /// Applies a configuration-changing request. Ok(false) means the request changes nothing here
+    /// (reads, zeroing); Ok(true) that the services changed and must be published to the workers.
+    pub fn change(&mut self, req: &Request) -> Result<bool, String> {
+        let mut next = self.cfg.clone();
+        match req {
+            Request::AddService { service } => {
+                let k = service_key(&service.proto, &service.vip)?;
+                if next.services.iter().any(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k)) {
+                    return Err(format!("service {} already exists", label(&k)));
+                }
+                next.services.push(service.clone());
+            }
+            Request::EditService { id, sched, persistence, toa, synproxy } => {
+                let i = self.find_service(id)?;
+                let s = &mut next.services[i];
+                if let Some(v) = sched {
+                    s.sched = v.clone();
+                }
+                if let Some(p) = persistence {
+                    s.persistence = if *p == 0 { None } else { Some(*p) };
+                }
+                if let Some(v) = toa {
+                    s.toa = *v;
+                }
+                if let Some(v) = synproxy {
+                    s.synproxy = *v;
+                }
+            }
+            Request::DeleteService { id } => {
+                let i = self.find_service(id)?;
+                next.services.remove(i);
+            }
+            Request::AddReal { id, real } => {
+                let i = self.find_service(id)?;
+                let rk = real_key(&real.addr)?;
+                let s = &mut next.services[i];
+                if s.reals.iter().any(|r| real_key(&r.addr).ok() == Some(rk)) {
+                    return Err(format!(
+                        "real server {}:{} already exists in {} {}",
+                        rk.0, rk.1, s.proto, s.vip
+                    ));
+                }
+                s.reals.push(real.clone());
+            }
+            Request::EditReal { id, real } => {
+                let i = self.find_service(id)?;
+                let rk = real_key(&real.addr)?;
+                let s = &mut next.services[i];
+                let Some(r) = s.reals.iter_mut().find(|r| real_key(&r.addr).ok() == Some(rk)) else {
+                    return Err(format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip));
+                };
+                *r = RealConfig { addr: r.addr.clone(), ..real.clone() };
+            }
+            Request::DeleteReal { id, addr } => {
+                let i = self.find_service(id)?;
+                let rk = real_key(addr)?;
+                let s = &mut next.services[i];
+                let n = s.reals.len();
+                s.reals.retain(|r| real_key(&r.addr).ok() != Some(rk));
+                if s.reals.len() == n {
+                    return Err(format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip));
+                }
+            }
+            Request::AddLaddr { id, addr } => {
+                let i = self.find_service(id)?;
+                let a: Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
+                let s = &mut next.services[i];
+                if s.laddrs.iter().any(|l| l.parse::<Ipv4Addr>().ok() == Some(a)) {
+                    return Err(format!("local address {a} already exists in {} {}", s.proto, s.vip));
+                }
+                s.laddrs.push(a.to_string());
+            }
+            Request::DeleteLaddr { id, addr } => {
+                let i = self.find_service(id)?;
+                let a: Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
+                let s = &mut next.services[i];
+                let n = s.laddrs.len();
+                s.laddrs.retain(|l| l.parse::<Ipv4Addr>().ok() != Some(a));
+                if s.laddrs.len() == n {
+                    return Err(format!("no such local address {a} in {} {}", s.proto, s.vip));
+                }
+            }
+            Request::Clear => next.services.clear(),
+            Request::Restore { config } => {
+                next.services = self.restorable(config)?;
+            }
+            _ => return Ok(false),
+        }
+        next.validate().map_err(|e| e.to_string())?;
+        // Local addresses and VIPs must not collide with the gateway's own port addresses or each other.
+        check_addresses(&next)?;
+        self.cfg = next;
+        self.assign_ids();
+        Ok(true)
+    }
+
+    /// The services of a `restore` text. Sections other than `services` must be absent or equal
+    /// to the running ones: ports, workers and the rest cannot change at runtime.
+    fn restorable(&self, text: &str) -> Result<Vec<ServiceConfig>, String> {
+        let value: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| format!("restore: {}", e.message()))?;
+        let parsed = Config::from_toml(text).map_err(|e| format!("restore: {e}"))?;
+        let running: toml::Table = toml::to_string(&self.cfg)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or("restore: cannot serialise the running configuration")?;
+        for (k, v) in &value {
+            if k == "services" || k == "version" {
+                continue;
+            }
+            let normalised: toml::Table = toml::to_string(&parsed)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or("restore: cannot normalise the configuration")?;
+            let _ = v;
+            if normalised.get(k) != running.get(k) {
+                return Err(format!(
+                    "restore: section \"{k}\" differs from the running configuration; only services can change at runtime"
+                ));
+            }
+        }
+        Ok(parsed.services)
+    }
+
+    /// Records a health verdict. Returns true when it changes what the dataplane must see.
+    pub fn set_health(&mut self, service: u32, real: u32, up: bool) -> bool {
+        if !self.real_ids.values().any(|r| *r == real) {
+            return false;
+        }
+        if up {
+            self.down.remove(&(service, real))
+        } else {
+            self.down.insert((service, real))
+        }
+    }
+
+    pub fn is_down(&self, service: u32, real: u32) -> bool {
+        self.down.contains(&(service, real))
+    }
+
+    /// The dataplane's view: ids filled in, failed real servers at weight 0.
+    pub fn setup(&self, macs: &[[u8; 6]]) -> Result<Setup, String> {
+        let mut setup = dataplane_setup(&self.cfg, macs).map_err(|e| e.to_string())?;
+        for (svc, sc) in setup.services.iter_mut().zip(&self.cfg.services) {
+            svc.id = self.service_id(&sc.proto, &sc.vip).unwrap_or(0);
+            for (r, rc) in svc.reals.iter_mut().zip(&sc.reals) {
+                r.id = self.real_id(svc.id, &rc.addr).unwrap_or(0);
+                if self.down.contains(&(svc.id, r.id)) {
+                    r.weight = 0;
+                }
+            }
+        }
+        Ok(setup)
+    }
+}
+
+fn check_addresses(cfg: &Config) -> Result<(), String> {
+    let ports: HashSet<Ipv4Addr> =
+        cfg.ports.iter().filter_map(|p| p.addr.split('/').next().and_then(|a| a.parse().ok())).collect();
+    let mut vips = HashSet::new();
+    let mut lips = HashSet::new();
+    for s in &cfg.services {
+        if let Ok((v, _)) = parse_endpoint(&s.vip) {
+            vips.insert(v);
+        }
+        lips.extend(s.laddrs.iter().filter_map(|l| l.parse::<Ipv4Addr>().ok()));
+    }
+    if let Some(a) = lips.iter().find(|a| vips.contains(*a) || ports.contains(*a)) {
+        return Err(format!("local address {a} is also a VIP or a port address"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ControlState {
+        let cfg = Config::from_toml(
+            r#"
+[[ports]]
+name = "c"
+device = "net_ring0"
+addr = "198.18.0.1/24"
+[[ports]]
+name = "s"
+device = "net_ring1"
+addr = "198.18.1.1/24"
+[[services]]
+proto = "tcp"
+vip = "198.18.0.100:80"
+sched = "rr"
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
+"#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        ControlState::new(cfg)
+    }
+
+    fn id() -> ServiceId {
+        ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() }
+    }
+
+    fn real(addr: &str, weight: u32) -> RealConfig {
+        RealConfig { addr: addr.into(), weight, forward: "fullnat".into(), u_threshold: 0, l_threshold: 0 }
+    }
+
+    #[test]
+    fn bad_requests_leave_the_state_unchanged() {
+        let mut s = state();
+        let before = s.config().clone();
+        let bad = [
+            Request::AddReal { id: id(), real: real("198.18.1.11:80", 1) },
+            Request::AddReal { id: id(), real: real("198.18.1.300:80", 1) },
+            Request::AddReal { id: id(), real: real("198.18.1.14:0", 1) },
+            Request::AddReal { id: id(), real: real("198.18.1.14:80", 70000) },
+            Request::AddReal {
+                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:81".into() },
+                real: real("198.18.1.14:80", 1),
+            },
+            Request::EditService {
+                id: id(),
+                sched: Some("bogus".into()),
+                persistence: None,
+                toa: None,
+                synproxy: None,
+            },
+            Request::DeleteReal { id: id(), addr: "198.18.1.99:80".into() },
+            Request::AddLaddr { id: id(), addr: "198.18.0.100".into() },
+            Request::Restore {
+                config: "[[ports]]\nname=\"x\"\ndevice=\"net_ring5\"\naddr=\"10.0.0.1/24\"\n".into(),
+            },
+        ];
+        for r in bad {
+            assert!(s.change(&r).is_err(), "{r:?} was accepted");
+            assert_eq!(s.config(), &before);
+        }
+    }
+
+    #[test]
+    fn ids_are_stable_and_never_reused() {
+        let mut s = state();
+        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let r11 = s.real_id(sid, "198.18.1.11:80").unwrap();
+        assert!(s.change(&Request::AddReal { id: id(), real: real("198.18.1.13:80", 2) }).unwrap());
+        assert_eq!(s.real_id(sid, "198.18.1.11:80"), Some(r11));
+        s.change(&Request::DeleteReal { id: id(), addr: "198.18.1.11:80".into() }).unwrap();
+        assert_eq!(s.real_id(sid, "198.18.1.11:80"), None);
+        s.change(&Request::AddReal { id: id(), real: real("198.18.1.11:80", 1) }).unwrap();
+        assert_ne!(s.real_id(sid, "198.18.1.11:80"), Some(r11));
+        let setup = s.setup(&[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]).unwrap();
+        assert_eq!(setup.services[0].id, sid);
+        assert_eq!(setup.services[0].reals.len(), 3);
+    }
+
+    #[test]
+    fn health_inhibits_without_changing_the_config() {
+        let mut s = state();
+        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let rid = s.real_id(sid, "198.18.1.12:80").unwrap();
+        assert!(s.set_health(sid, rid, false));
+        assert!(!s.set_health(sid, rid, false));
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        assert_eq!(setup.services[0].reals[1].weight, 0);
+        assert_eq!(s.config().services[0].reals[1].weight, 1);
+        assert!(s.set_health(sid, rid, true));
+        assert_eq!(s.setup(&[[0; 6], [0; 6]]).unwrap().services[0].reals[1].weight, 1);
+    }
+
+    #[test]
+    fn restore_replaces_services_only() {
+        let mut s = state();
+        let text = r#"
+[[services]]
+proto = "udp"
+vip = "198.18.0.100:53"
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:53" }]
+"#;
+        assert!(s.change(&Request::Restore { config: text.into() }).unwrap());
+        assert_eq!(s.config().services.len(), 1);
+        assert_eq!(s.config().services[0].proto, "udp");
+        assert_eq!(s.config().ports.len(), 2);
+        // the saved whole config restores to the same state
+        let saved = s.config().to_toml();
+        let before = s.config().clone();
+        s.change(&Request::Restore { config: saved }).unwrap();
+        assert_eq!(s.config(), &before);
+        assert!(s.change(&Request::Clear).unwrap());
+        assert!(s.config().services.is_empty());
+    }
+}
