@@ -37,6 +37,9 @@ pub struct WorkerLink {
     pub applied: Arc<AtomicU64>,
 }
 
+/// Active and inactive connections and counters of one real server, summed over workers.
+type RealTotals = (u64, u64, DpCounters);
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Rates {
     cps: u64,
@@ -128,8 +131,8 @@ impl Shared {
     }
 
     /// Per (service id, real id): active, inactive and counters summed over workers.
-    fn counts(&self) -> Result<HashMap<(u32, u32), (u64, u64, DpCounters)>, String> {
-        let mut m: HashMap<(u32, u32), (u64, u64, DpCounters)> = HashMap::new();
+    fn counts(&self) -> Result<HashMap<(u32, u32), RealTotals>, String> {
+        let mut m: HashMap<(u32, u32), RealTotals> = HashMap::new();
         for v in self.ask(Command::RealCounts)? {
             for RealCounts { service, real, active, inactive, counters } in v {
                 let e = m.entry((service, real)).or_default();
