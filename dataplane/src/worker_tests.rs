@@ -1660,3 +1660,98 @@ fn mtu_is_enforced_on_the_way_out() {
     let fits = from_client(1).tcp(client(1), 48000, VIP, 80, PSH | ACK, fl.cseq + 1, 1, &[], &[0x5a; 60]);
     h.step("100-byte packet", &fits, 0, tx(1, verify_checksums));
 }
+
+// ---------------------------------------------------------------------------------------------------
+// 12. Pool changes (Worker::apply)
+// ---------------------------------------------------------------------------------------------------
+
+/// A data segment from the client on an established flow reaches the flow's own real server.
+fn data_to_rs(h: &mut H, fl: &Flow) {
+    let input =
+        from_client(fl.n).tcp(client(fl.n), fl.cport, VIP, 80, ACK, fl.cseq + 1, fl.sseq + 1, &[], b"GET");
+    let want =
+        to_rs(fl.rs).ttl(63).tcp(LIP, fl.lport, rs(fl.rs), 80, ACK, fl.cseq + 1, fl.sseq + 1, &[], b"GET");
+    h.step("client data", &input, 0, tx_exact(1, want));
+}
+
+#[test]
+fn pool_change_keeps_connections_on_their_real_and_carries_counts() {
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let flows: Vec<Flow> = (1..=3).map(|n| handshake(&mut h, &s, n, 40_000 + n as u16)).collect();
+    let on_rs2 = flows.iter().find(|f| f.rs == 2).expect("rr put one flow on .12").cport;
+    // Reorder the pool, drop .11, add a new real .14 with weight 3, and change .12's weight.
+    let s2 = setup_with(|s| {
+        let reals = &mut s.services[0].reals;
+        let mut r12 = reals[1];
+        r12.weight = 5;
+        reals.clear();
+        reals.push(real(3, 80));
+        reals.push(r12);
+        reals.push(RealSetup { weight: 3, ..real(4, 80) });
+    });
+    h.w.apply(&s2);
+    let svc = &h.w.services().list[0];
+    let idx = |i: u8| svc.reals.iter().position(|r| r.addr == rs(i)).unwrap();
+    assert_eq!(svc.views[idx(2)].active, 1, "count of .12 carried over");
+    assert_eq!(svc.views[idx(2)].weight, 5, "new weight applied");
+    assert_eq!(svc.views[idx(3)].active, 1);
+    assert_eq!(svc.views[idx(4)].active, 0);
+    assert_eq!(svc.counters[idx(2)].conns, 1, "traffic counters carried over");
+    // Every existing flow, including the one on the removed .11 (kept by default), still reaches
+    // its own real server.
+    for fl in &flows {
+        data_to_rs(&mut h, fl);
+    }
+    assert_eq!(h.w.conns().len(), 3);
+    assert!(flows.iter().any(|f| f.cport == on_rs2 && f.rs == 2));
+}
+
+#[test]
+fn removed_real_with_expire_policy_drops_its_connections_only() {
+    let s = setup_with(|s| s.conn.expire_on_real_removed = true);
+    let mut h = H::resolved(&s);
+    let flows: Vec<Flow> = (1..=3).map(|n| handshake(&mut h, &s, n, 41_000 + n as u16)).collect();
+    let s2 = setup_with(|s2| {
+        *s2 = s.clone();
+        s2.services[0].reals.retain(|r| r.addr != rs(1));
+    });
+    h.w.apply(&s2);
+    assert_eq!(h.w.conns().len(), 2, "the connection to .11 is gone");
+    for fl in flows.iter().filter(|f| f.rs != 1) {
+        data_to_rs(&mut h, fl);
+    }
+    let gone = flows.iter().find(|f| f.rs == 1).unwrap();
+    let input = from_client(gone.n).tcp(
+        client(gone.n),
+        gone.cport,
+        VIP,
+        80,
+        ACK,
+        gone.cseq + 1,
+        gone.sseq + 1,
+        &[],
+        b"x",
+    );
+    h.step("segment of a dropped connection", &input, 0, Expect::Drop(DropReason::TcpNoConn));
+    // New connections only go to the remaining reals.
+    let fl = syn(&mut h, &s2, 3, 42_000);
+    assert_ne!(fl.rs, 1);
+}
+
+#[test]
+fn deleted_service_stops_matching_and_its_connections_find_no_service_state() {
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let fl = handshake(&mut h, &s, 1, 43_000);
+    let s2 = setup_with(|s| s.services.retain(|x| x.vport != 80));
+    h.w.apply(&s2);
+    // The kept connection is still forwarded (LVS keeps connections of a removed service until they
+    // expire); a new SYN to the port finds no service.
+    data_to_rs(&mut h, &fl);
+    let input = from_client(2).tcp(client(2), 43_001, VIP, 80, SYN, 7, 0, &SYN_OPTS, &[]);
+    h.step("SYN to the deleted service", &input, 0, Expect::Drop(DropReason::NoService));
+    // Expiry of the orphaned connection touches no service and does not panic.
+    h.poll(h.now + 2_000_000);
+    assert_eq!(h.w.conns().len(), 0);
+}
