@@ -6,6 +6,9 @@
 #                                          ├ gateway ns: rvsd owns gc/gs through DPDK af_packet
 #   server ns  s0 198.18.1.11-13/24 ─veth─ gs ┘   gc = 198.18.0.1 (port "client"), VIP 198.18.0.100
 #                                                 gs = 198.18.1.1 (port "server"), LIP 198.18.1.100
+#   server ns  sm 198.18.2.2/24 ─veth─ gm 198.18.2.1/24 (gateway ns kernel): the management link
+#              health checks use; the gateway ns routes 198.18.1.0/24 over it (as keepalived would
+#              check real servers from the director's kernel network)
 #
 # Addresses are from 198.18.0.0/15 (RFC 2544), inside namespaces this script creates; nothing is
 # sent anywhere else. The namespaces have no default route on purpose: every peer is on a connected
@@ -26,6 +29,8 @@ GW_S=198.18.1.1
 LIP=198.18.1.100
 CLIENT=198.18.0.2
 RS=(198.18.1.11 198.18.1.12 198.18.1.13)
+# Spare real-server addresses, configured on s0 too, for tests that add servers at runtime.
+RS_SPARE=(198.18.1.14 198.18.1.15)
 # The release binaries; scripts build them first.
 RVSD="$RVS_ROOT/target/release/rvsd"
 RVSADM="$RVS_ROOT/target/release/rvsadm"
@@ -51,10 +56,16 @@ topo_up() {
     _no_offload "$NS_C" c0; _no_offload "$NS_G" gc; _no_offload "$NS_G" gs; _no_offload "$NS_S" s0
     ip -n "$NS_C" addr add "$CLIENT/24" dev c0
     ip -n "$NS_C" link set c0 up
-    for a in "${RS[@]}"; do ip -n "$NS_S" addr add "$a/24" dev s0; done
+    for a in "${RS[@]}" "${RS_SPARE[@]}"; do ip -n "$NS_S" addr add "$a/24" dev s0; done
     ip -n "$NS_S" link set s0 up
     ip -n "$NS_G" link set gc up
     ip -n "$NS_G" link set gs up
+    ip link add sm netns "$NS_S" type veth peer name gm netns "$NS_G"
+    ip -n "$NS_S" addr add 198.18.2.2/24 dev sm
+    ip -n "$NS_S" link set sm up
+    ip -n "$NS_G" addr add 198.18.2.1/24 dev gm
+    ip -n "$NS_G" link set gm up
+    ip -n "$NS_G" route add 198.18.1.0/24 via 198.18.2.2 dev gm
     log "topology up: $NS_C / $NS_G / $NS_S"
 }
 
