@@ -5,7 +5,7 @@
 //! channel; the request is answered only when every worker has acknowledged the new epoch.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use rvs_control::api::{
     WorkerStats, API_VERSION,
 };
 use rvs_control::config::ControlConfig;
+use rvs_control::health::{HealthChecker, Target, Transition};
 use rvs_control::server;
 use rvs_control::state::ControlState;
 use rvs_dataplane::service::Counters as DpCounters;
@@ -49,7 +50,6 @@ struct Rates {
     outbps: u64,
 }
 
-#[derive(Debug)]
 pub struct Shared {
     state: Mutex<ControlState>,
     workers: Vec<WorkerLink>,
@@ -57,6 +57,13 @@ pub struct Shared {
     macs: Vec<[u8; 6]>,
     /// Per (service id, real id): the last sample and the rates derived from it.
     rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
+    health: OnceLock<HealthChecker>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("workers", &self.workers.len()).finish_non_exhaustive()
+    }
 }
 
 fn api_counters(c: &DpCounters, r: &Rates) -> Counters {
@@ -81,7 +88,68 @@ impl Shared {
         stats: Vec<Arc<Stats>>,
         macs: Vec<[u8; 6]>,
     ) -> Shared {
-        Shared { state: Mutex::new(state), workers, stats, macs, rates: Mutex::new(HashMap::new()) }
+        Shared {
+            state: Mutex::new(state),
+            workers,
+            stats,
+            macs,
+            rates: Mutex::new(HashMap::new()),
+            health: OnceLock::new(),
+        }
+    }
+
+    /// Starts the health checker; its verdicts inhibit and restore real servers.
+    pub fn start_health(self: &Arc<Self>) {
+        let weak: Weak<Shared> = Arc::downgrade(self);
+        let checker = HealthChecker::start(move |t: Transition| {
+            if let Some(shared) = weak.upgrade() {
+                shared.health_changed(&t);
+            }
+        });
+        if self.health.set(checker).is_ok() {
+            self.refresh_health_targets();
+        }
+    }
+
+    /// A health transition: inhibit (weight 0 in the dataplane) or restore the real server.
+    fn health_changed(&self, t: &Transition) {
+        let Some((proto, vip)) = t.target.service.split_once(' ') else { return };
+        let mut st = self.lock();
+        let Some(sid) = st.service_id(proto, vip) else { return };
+        let Some(rid) = st.real_id(sid, &t.target.addr.to_string()) else { return };
+        if st.set_health(sid, rid, t.up) {
+            let verdict = if t.up { "restored" } else { "taken out of scheduling" };
+            match self.publish(&mut st) {
+                Ok(epoch) => tracing::info!(service = %t.target.service, real = %t.target.addr, reason = %t.reason, epoch, "health: {verdict}"),
+                Err(e) => tracing::warn!(service = %t.target.service, real = %t.target.addr, error = %e, "health: could not publish"),
+            }
+        }
+    }
+
+    /// Points the checker at the real servers of every service with a check. Called without the
+    /// state lock held: the checker's callback takes that lock.
+    fn refresh_health_targets(&self) {
+        let Some(checker) = self.health.get() else { return };
+        let targets = {
+            let st = self.lock();
+            let mut v = Vec::new();
+            for s in &st.config().services {
+                let Some(check) = &s.check else { continue };
+                for r in &s.reals {
+                    if let Ok((a, p)) = rvs_control::config::parse_endpoint(&r.addr) {
+                        v.push((
+                            Target {
+                                service: format!("{} {}", s.proto, s.vip),
+                                addr: std::net::SocketAddrV4::new(a, p),
+                            },
+                            check.clone(),
+                        ));
+                    }
+                }
+            }
+            v
+        };
+        checker.set_targets(targets);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
@@ -325,12 +393,18 @@ impl Shared {
             }),
             Request::Save => Ok(Reply::Config { config: self.lock().config().to_toml() }),
             change => {
-                let mut st = self.lock();
-                match st.change(&change) {
-                    Ok(true) => self.publish(&mut st).map(|epoch| Reply::Applied { epoch }),
-                    Ok(false) => Err("nothing to change".to_owned()),
-                    Err(e) => Err(e),
+                let r = {
+                    let mut st = self.lock();
+                    match st.change(&change) {
+                        Ok(true) => self.publish(&mut st).map(|epoch| Reply::Applied { epoch }),
+                        Ok(false) => Err("nothing to change".to_owned()),
+                        Err(e) => Err(e),
+                    }
+                };
+                if r.is_ok() {
+                    self.refresh_health_targets();
                 }
+                r
             }
         };
         match r {
@@ -357,6 +431,7 @@ impl Control {
 
 pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> std::io::Result<Control> {
     let listener = server::bind(&cfg.socket, cfg.admin_group.as_deref())?;
+    shared.start_health();
     let handler = {
         let shared = shared.clone();
         Arc::new(move |req: Request| shared.handle(req))
