@@ -1,6 +1,7 @@
 //! rvs control plane: the typed configuration, API types, the socket server and `rvsadm`.
 //!
 //! The control logic is a library; the daemon's socket server is a thin shell around it.
+pub mod adm;
 pub mod api;
 pub mod config;
 pub mod health;

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Independent oracle for rvsadm's golden files.
+
+Regenerates control/tests/golden/*.txt from the fixture below (the same data as
+control/tests/golden.rs) by transcribing ipvsadm 1.31's printf calls (ipvsadm.c: list_all,
+print_title, print_service_entry, print_largenum, list_conn, print_conn) into Python's %-formatting,
+which follows C printf. It shares no code with rvsadm. Run: python3 printf_oracle.py
+"""
+import os
+
+# (proto, vip, sched, persistence, toa, synproxy, laddrs, [(addr, weight, fwd, uthr, lthr, act, inact)])
+SERVICES = [
+    ("udp", "198.18.0.100:53", "wrr", None, False, False, ["198.18.1.100"], [
+        ("198.18.1.22:53", 0, "fullnat", 100, 10, 0, 0),
+        ("198.18.1.21:53", 10, "fullnat", 0, 0, 0, 7),
+    ]),
+    ("tcp", "198.18.0.100:80", "rr", 300, True, True, ["198.18.1.100", "198.18.1.101"], [
+        ("198.18.1.13:8080", 5, "fullnat", 0, 0, 1234, 56),
+        ("198.18.1.11:80", 1, "fullnat", 0, 0, 12, 3),
+        ("198.18.1.12:80", 2, "fullnat", 0, 0, 0, 0),
+    ]),
+]
+# counters: conns inpkts outpkts inbytes outbytes cps inpps outpps inbps outbps
+STATS = {
+    ("tcp", "198.18.0.100:80"): ((1302, 987654321, 12345678901, 123456789012, 234567890123456,
+                                  15, 4321, 4000, 123456789, 99999999), {
+        "198.18.1.11:80": (100, 5000, 4800, 350000, 7200000, 5, 1000, 900, 80000, 1200000),
+        "198.18.1.13:8080": (1202, 987649321, 12345674101, 123456439012, 234567882923456,
+                             10, 3321, 3100, 123376789, 98799999),
+    }),
+    ("udp", "198.18.0.100:53"): ((7, 7, 7, 420, 980, 0, 0, 0, 0, 0), {
+        "198.18.1.21:53": (7, 7, 7, 420, 980, 0, 0, 0, 0, 0),
+    }),
+}
+# (proto, client, vip, lip, rs, state, expires_ms)
+CONNS = [
+    ("tcp", "203.0.113.7:51234", "198.18.0.100:80", "198.18.1.100:40001", "198.18.1.11:80", "ESTABLISHED", 899500),
+    ("tcp", "203.0.113.200:65535", "198.18.0.100:80", "198.18.1.101:40002", "198.18.1.13:8080", "SYN_RECV", 30000),
+    ("udp", "203.0.113.9:5353", "198.18.0.100:53", "198.18.1.100:40003", "198.18.1.21:53", "UDP", 299999),
+    ("tcp", "203.0.113.8:60000", "198.18.0.100:80", "198.18.1.101:40004", "198.18.1.12:80", "TIME_WAIT", 120000),
+    ("tcp", "10.0.0.1:0", "198.18.0.100:80", "0.0.0.0:0", "198.18.1.11:80", "NONE", 10803000),
+]
+
+FWD_NAME = {"fullnat": "FullNat", "masq": "Masq", "route": "Route", "tunnel": "Tunnel"}
+FWD_SWITCH = {"fullnat": "-b", "masq": "-m", "route": "-g", "tunnel": "-i"}
+ZERO = (0,) * 10
+
+
+def ep(s):
+    a, p = s.rsplit(":", 1)
+    return tuple(int(x) for x in a.split(".")), int(p)
+
+
+def sorted_svcs():  # ipvs_cmp_services: protocol, address, port
+    return sorted(SERVICES, key=lambda s: ({"tcp": 6, "udp": 17}[s[0]], ep(s[1])))
+
+
+def sorted_reals(s):  # ipvs_cmp_dests: address, port
+    return sorted(s[7], key=lambda r: ep(r[0]))
+
+
+def largenum(i, exact):  # print_largenum
+    if exact:
+        n = len("%d" % i)
+        return "%*d" % (9 if n <= 8 else n + 1, i)
+    if i < 100000000:
+        return "%9d" % i
+    if i < 1000000000:
+        return "%8dK" % (i // 1000)
+    if i < 100000000000:
+        return "%8dM" % (i // 1000000)
+    if i < 100000000000000:
+        return "%8dG" % (i // 1000000000)
+    return "%8dT" % (i // 1000000000000)
+
+
+def title(view):  # print_title
+    if view == "stats":
+        return "%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n" % (
+            "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+    if view == "rate":
+        return "%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n" % (
+            "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")
+    if view == "thresholds":
+        return "%-33s %-10s %-10s %-10s %-10s\n  -> RemoteAddress:Port\n" % (
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn")
+    return ("Prot LocalAddress:Port Scheduler Flags\n"
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
+
+
+def service_entry(s, view, exact):  # print_service_entry
+    proto, vip, sched, pers, toa, syn, laddrs, reals = s
+    svc_name = ("%s  %s" % (proto.upper(), vip))[:33]
+    st, rst = STATS.get((proto, vip), (ZERO, {}))
+    out = ""
+    if view == "stats":
+        out += "%-33s" % svc_name + "".join(largenum(x, exact) for x in st[0:5])
+    elif view == "rate":
+        out += "%-33s" % svc_name + "".join(largenum(x, exact) for x in st[5:10])
+    else:
+        out += "%s %s" % (svc_name, sched)
+        if pers:
+            out += " persistent %u" % pers
+        if syn:
+            out += " synproxy"          # DPVS
+        if toa:
+            out += " toa"               # rvs
+    out += "\n"
+    for (addr, w, fwd, ut, lt, act, inact) in sorted_reals(s):
+        dname = addr[:28]
+        c = rst.get(addr, ZERO)
+        if view == "stats":
+            out += "  -> %-28s" % dname + "".join(largenum(x, exact) for x in c[0:5]) + "\n"
+        elif view == "rate":
+            out += "  -> %-28s %8u %8u %8u" % (dname, c[5], c[6], c[7])
+            out += largenum(c[8], exact) + largenum(c[9], exact) + "\n"
+        elif view == "thresholds":
+            out += "  -> %-28s %-10u %-10u %-10u %-10u\n" % (dname, ut, lt, act, inact)
+        else:
+            out += "  -> %-28s %-7s %-6d %-10u %-10u\n" % (dname, FWD_NAME[fwd], w, act, inact)
+    return out
+
+
+def list_all(view, exact=False):
+    out = "IP Virtual Server version %d.%d.%d (size=%d)\n" % (1, 2, 1, 4096)
+    out += title(view)
+    for s in sorted_svcs():
+        out += service_entry(s, view, exact)
+    return out
+
+
+def list_service(vip, view):  # list_service: no banner
+    return title(view) + "".join(service_entry(s, view, False) for s in SERVICES if s[1] == vip and s[0] == "tcp")
+
+
+def list_conn(show_lip):
+    out = "IPVS connection entries\n"
+    if show_lip:
+        out += "pro expire %-11s %-18s %-18s %-18s %s\n" % ("state", "source", "virtual", "local", "destination")
+    else:
+        out += "pro expire %-11s %-18s %-18s %s\n" % ("state", "source", "virtual", "destination")
+    for (proto, c, v, l, d, state, ms) in CONNS:
+        expires = ms // 1000
+        expire_str = "%02d:%02d" % (expires // 60, expires % 60)
+        if show_lip:
+            out += "%-3s %-6s %-11s %-18s %-18s %-18s %s\n" % (proto.upper(), expire_str, state, c, v, l, d)
+        else:
+            out += "%-3s %-6s %-11s %-18s %-18s %s\n" % (proto.upper(), expire_str, state, c, v, d)
+    return out
+
+
+def save():  # list_all(FMT_RULE)
+    out = ""
+    for s in sorted_svcs():
+        proto, vip, sched, pers, toa, syn, laddrs, reals = s
+        svc_name = "%s %s" % ("-t" if proto == "tcp" else "-u", vip)
+        out += "-A %s -s %s" % (svc_name, sched)
+        if pers:
+            out += " -p %u" % pers
+        if syn:
+            out += " -j enable"         # DPVS switch
+        if toa:
+            out += " --toa on"          # rvs
+        out += "\n"
+        for l in laddrs:
+            out += "--add-laddr %s -z %s\n" % (svc_name, l)   # DPVS command, rvs prints it
+        for (addr, w, fwd, ut, lt, act, inact) in sorted_reals(s):
+            out += "-a %s -r %s %s -w %d" % (svc_name, addr, FWD_SWITCH[fwd], w)
+            if ut:
+                out += " -x %u" % ut
+            if lt:
+                out += " -y %u" % lt
+            out += "\n"
+    return out
+
+
+def get_laddr():  # DPVS list_all_laddrs, without the per-address counters
+    out = "%-20s %-8s %-20s\n" % ("VIP:VPORT", "TOTAL", "SNAT_IP")
+    for s in sorted_svcs():
+        out += "%-20s %-8u \n" % (s[1], len(s[6]))
+        for l in s[6]:
+            out += "%-20s %-8s %-20s\n" % ("", "", l)
+    return out
+
+
+FILES = {
+    "list.txt": list_all("plain"),
+    "list_stats.txt": list_all("stats"),
+    "list_rate.txt": list_all("rate"),
+    "list_stats_exact.txt": list_all("stats", exact=True),
+    "list_rate_exact.txt": list_all("rate", exact=True),
+    "list_thresholds.txt": list_all("thresholds"),
+    "list_one.txt": list_service("198.18.0.100:80", "plain"),
+    "conns.txt": list_conn(False),
+    "conns_lip.txt": list_conn(True),
+    "save.txt": save(),
+    "laddrs.txt": get_laddr(),
+}
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, text in FILES.items():
+        with open(os.path.join(here, name), "w") as f:
+            f.write(text)
