@@ -32,6 +32,7 @@ sched = "rr"
 toa = true
 laddrs = ["$LIP"]
 reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS[1]}:80" }, { addr = "${RS[2]}:80" }]
+check = { kind = "http", path = "/", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }
 
 # UDP request/response.
 [[services]]
@@ -71,6 +72,23 @@ PY
 
 say "the real servers saw the gateway's local address, not the client:"
 ip netns exec "$NS_S" ss -tn state time-wait '( sport = :80 )' | head -4
+
+say "rvsadm -Ln"
+"$RVSADM" --socket "$RVS_SOCK" -Ln
+
+say "rvsadm -Ln --stats"
+"$RVSADM" --socket "$RVS_SOCK" -Ln --stats
+
+say "rvsadm -e -t $VIP:80 -r ${RS[2]}:80 -w 0   (drain .13), then 6 requests"
+"$RVSADM" --socket "$RVS_SOCK" -e -t "$VIP:80" -r "${RS[2]}:80" -w 0
+for i in $(seq 6); do ip netns exec "$NS_C" curl -s -m 3 "http://$VIP/"; done | sort | uniq -c
+
+say "the health check takes a stopped real server out: kill the server on ${RS[0]}"
+kill "${_bg_pids[0]}" 2>/dev/null
+sleep 1.5
+"$RVSADM" --socket "$RVS_SOCK" -Ln
+grep -h "health:" "$RVS_TMP/rvsd.err" | sed 's/^/  /' || true
+for i in $(seq 4); do ip netns exec "$NS_C" curl -s -m 3 "http://$VIP/"; done | sort | uniq -c
 
 say "rvsd counters (API: {\"op\":\"stats\"} on $RVS_SOCK)"
 api '{"op":"stats"}' | python3 -c '

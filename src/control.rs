@@ -120,8 +120,12 @@ impl Shared {
         if st.set_health(sid, rid, t.up) {
             let verdict = if t.up { "restored" } else { "taken out of scheduling" };
             match self.publish(&mut st) {
-                Ok(epoch) => tracing::info!(service = %t.target.service, real = %t.target.addr, reason = %t.reason, epoch, "health: {verdict}"),
-                Err(e) => tracing::warn!(service = %t.target.service, real = %t.target.addr, error = %e, "health: could not publish"),
+                Ok(epoch) => {
+                    tracing::info!(service = %t.target.service, real = %t.target.addr, reason = %t.reason, epoch, "health: {verdict}")
+                }
+                Err(e) => {
+                    tracing::warn!(service = %t.target.service, real = %t.target.addr, error = %e, "health: could not publish")
+                }
             }
         }
     }

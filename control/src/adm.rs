@@ -912,11 +912,13 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
                 "  -> {d:<28} {:<10} {:<10} {:<10} {:<10}\n",
                 r.u_threshold, r.l_threshold, r.active_conns, r.inactive_conns
             )),
-            // "  -> %-28s %-7s %-6d %-10u %-10u\n"
+            // "  -> %-28s %-7s %-6d %-10u %-10u\n". A server its health check took out shows the
+            // weight the dataplane uses, 0, as ipvsadm shows a keepalived-inhibited one; `-S`
+            // keeps the configured weight.
             View::Plain => out.push_str(&format!(
                 "  -> {d:<28} {:<7} {:<6} {:<10} {:<10}\n",
                 fwd_name(&r.forward),
-                r.weight,
+                if r.health == "down" { 0 } else { r.weight },
                 r.active_conns,
                 r.inactive_conns
             )),
@@ -1211,7 +1213,19 @@ pub fn execute<T: Transport + ?Sized>(
         Action::Restore => {
             let mut text = String::new();
             input.read_to_string(&mut text).map_err(|e| AdmError::Io(format!("cannot read rules: {e}")))?;
-            let services = parse_rules(&text)?;
+            let mut services = parse_rules(&text)?;
+            // ipvsadm's rule syntax has no health checks: a restored service keeps the check its
+            // running namesake has, so `-S | -R` does not silently drop them.
+            let saved: String = field(&call_ok(t, &Request::Save)?, "config")?;
+            if let Ok(running) = crate::config::Config::from_toml(&saved) {
+                for s in services.iter_mut().filter(|s| s.check.is_none()) {
+                    s.check = running
+                        .services
+                        .iter()
+                        .find(|r| r.proto == s.proto && r.vip == s.vip)
+                        .and_then(|r| r.check.clone());
+                }
+            }
             let req = Request::Restore { config: restore_toml(&services)? };
             let len = serde_json::to_string(&req).map(|s| s.len()).unwrap_or(0);
             if len >= MAX_REQUEST_BYTES {
@@ -1810,14 +1824,25 @@ mod tests {
     #[test]
     fn restore_sends_one_atomic_request() {
         let rules = "-A -t 1.2.3.4:80 -s rr\n--add-laddr -t 1.2.3.4:80 -z 10.0.0.9\n-a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 1\n-A -u 1.2.3.4:53 -s wlc\n";
-        let (out, sent) = run("-R", rules, |_| Response::ok(Reply::Applied { epoch: 7 }));
+        // The running configuration has a health check on the TCP service, which rules cannot express.
+        let running = "[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\naddr = \"1.2.3.1/24\"\n\n[[services]]\nproto = \"tcp\"\nvip = \"1.2.3.4:80\"\ncheck = { kind = \"tcp\" }\n";
+        let answer = |req: &Request| match req {
+            Request::Save => Response::ok(Reply::Config { config: running.into() }),
+            _ => Response::ok(Reply::Applied { epoch: 7 }),
+        };
+        let (out, sent) = run("-R", rules, answer);
         assert_eq!(out.unwrap(), "");
-        assert_eq!(sent.len(), 1);
-        match &sent[0] {
+        assert_eq!(sent.len(), 2, "one read of the running checks, one atomic restore");
+        assert_eq!(sent[0], Request::Save);
+        match &sent[1] {
             Request::Restore { config } => {
                 let services = services_from_toml(config).unwrap();
-                assert_eq!(services, parse_rules(rules).unwrap());
+                let mut want = parse_rules(rules).unwrap();
+                assert_eq!(services[0].check.as_ref().map(|c| c.kind.as_str()), Some("tcp"), "check kept");
+                want[0].check = services[0].check.clone();
+                assert_eq!(services, want);
                 assert_eq!(services.len(), 2);
+                assert!(services[1].check.is_none());
                 assert!(!config.contains("[workers]") && !config.contains("[[ports]]"), "{config}");
             }
             r => panic!("{r:?}"),

@@ -12,8 +12,9 @@ use crate::config::{RealConfig, ServiceConfig};
 /// The API version this build speaks; reported by `version`.
 pub const API_VERSION: u32 = 1;
 
-/// Largest request line accepted; longer lines get an error and the connection is closed.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest request line accepted; longer lines get an error and the connection is closed. Large
+/// enough for a `restore` of thousands of services.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// Names one service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ fn cli_against_a_live_socket() {
     let sock = dir.join("rvsd.sock").to_string_lossy().into_owned();
     let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let listener = server::bind(&sock).unwrap();
+    let listener = server::bind(&sock, None).unwrap();
     let log = seen.clone();
     let handler = Arc::new(move |req: Request| {
         log.lock().unwrap().push(req.clone());
@@ -57,6 +57,7 @@ fn cli_against_a_live_socket() {
                 }],
             }),
             Request::DeleteService { .. } => Response::error("no such service tcp 198.18.0.1:80"),
+            Request::Save => Response::ok(Reply::Config { config: String::new() }),
             _ => Response::ok(Reply::Applied { epoch: 1 }),
         }
     });

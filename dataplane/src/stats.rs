@@ -107,6 +107,9 @@ counter_enum! {
         IcmpEchoReplies => "icmp_echo_replies",
         ConnsCreated => "conns_created",
         ConnsExpired => "conns_expired",
+        /// A client SYN reused the tuple of a connection in TIME_WAIT/CLOSE: the old entry was
+        /// dropped and the SYN scheduled afresh (LVS conn_reuse_mode).
+        ConnsReused => "conns_reused",
         ToaInserted => "toa_inserted",
         /// No room for the TOA option in the segment that should carry it.
         ToaSkipped => "toa_skipped",

@@ -14,7 +14,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::conn::{alloc_lport, ConnId, ConnTable, Dir, InsertError, NewConn};
+use crate::conn::{alloc_lport, ConnId, ConnTable, Dir, InsertError, NewConn, TcpState};
 use crate::flow::{FlowKey, Millis, Proto};
 use crate::frame::{Frame, FramePool};
 use crate::neigh::{Neighbours, Resolved};
@@ -261,7 +261,7 @@ impl<P: FramePool> Worker<P> {
                 .map(|(id, _)| id)
                 .collect();
             for id in doomed {
-                self.conns.remove(id);
+                self.drop_conn(id);
             }
             self.stats.set(Gauge::Conns, self.conns.len() as u64);
         }
@@ -504,17 +504,26 @@ impl<P: FramePool> Worker<P> {
             }
             TcpFlags::NONE
         };
+        let syn_only = key.proto == Proto::Tcp
+            && flags.bits() & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
+                == TcpFlags::SYN.bits();
         if let Some((id, dir)) = self.conns.lookup(&key) {
-            return self.forward(f, id, dir, flags, hl, now, out);
+            // LVS's conn_reuse_mode: a client reusing the tuple of a connection that is over
+            // (TIME_WAIT, CLOSE) starts a new one, scheduled afresh, instead of riding the old
+            // entry to the old real server.
+            let over = |c: &crate::conn::Conn| matches!(c.state(), TcpState::TimeWait | TcpState::Close);
+            if dir == Dir::Original && syn_only && self.conns.get(id).is_some_and(over) {
+                self.drop_conn(id);
+                self.stats.inc(E::ConnsReused);
+            } else {
+                return self.forward(f, id, dir, flags, hl, now, out);
+            }
         }
         let svc = if is_vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
         let Some(svc) = svc else {
             return self.discard(f, if is_lip { D::LipNoConn } else { D::NoService });
         };
         if key.proto == Proto::Tcp {
-            let syn_only = flags.bits()
-                & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
-                == TcpFlags::SYN.bits();
             if !syn_only {
                 if self.rst_on_miss && !flags.rst() {
                     return self.send_rst(f, in_port, hl, out);
@@ -825,6 +834,15 @@ impl<P: FramePool> Worker<P> {
         f.trim(excess);
         self.stats.inc(E::RstSent);
         emit(&self.stats, out, in_port, f);
+    }
+
+    /// Removes a connection, keeping its real server's counts right.
+    fn drop_conn(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.remove(id) {
+            if let Some(s) = self.services.by_id_mut(c.service()) {
+                s.conn_removed(c.real(), c.is_counted_active());
+            }
+        }
     }
 
     /// Timers, once per burst: connection expiry, persistence expiry, neighbour retries and ageing.

@@ -1755,3 +1755,23 @@ fn deleted_service_stops_matching_and_its_connections_find_no_service_state() {
     h.poll(h.now + 2_000_000);
     assert_eq!(h.w.conns().len(), 0);
 }
+
+#[test]
+fn syn_reusing_a_closed_tuple_is_scheduled_afresh() {
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let fl = handshake(&mut h, &s, 1, 44_000);
+    // The client resets: the entry goes to CLOSE but stays in the table for its timeout.
+    let rst = from_client(1).tcp(client(1), 44_000, VIP, 80, RST, fl.cseq + 1, 0, &[], &[]);
+    h.step("client RST", &rst, 0, tx(1, |_| {}));
+    assert_eq!(h.w.conns().len(), 1);
+    // The same client port opens a new connection: rr moves on to the next real server, and the
+    // old entry is replaced, not reused.
+    let again = syn(&mut h, &s, 1, 44_000);
+    assert_ne!(again.rs, fl.rs, "scheduled afresh, not sent down the old connection");
+    assert_eq!(h.ev(Event::ConnsReused), 1);
+    assert_eq!(h.w.conns().len(), 1);
+    let svc = &h.w.services().list[0];
+    let total: u32 = svc.views.iter().map(|v| v.active + v.inactive).sum();
+    assert_eq!(total, 1, "the replaced connection's count is gone");
+}

@@ -125,7 +125,9 @@ for _ in $(seq 1 60); do
     sleep 0.05
 done
 check "killed server taken out in ${down_ms:-never} ms (interval x fall = 600 ms, + one interval of phase)" [ -n "$down_ms" ] && [ "${down_ms:-9999}" -le 1500 ]
-adm -Ln | sed 's/^/    /'
+adm -Ln | tee "$RVS_TMP/hc-ln" | sed 's/^/    /'
+check "rvsadm -Ln shows the inhibited server at weight 0" grep -qE -- "-> ${RS[1]}:8000 +FullNat 0 " "$RVS_TMP/hc-ln"
+check "rvsadm -S keeps its configured weight" bash -c "\"$RVSADM\" -S | grep -q -- '-r ${RS[1]}:8000 -b -w 1'"
 C bash -c "for i in \$(seq 30); do curl -s -m 2 --noproxy '*' http://$VIP:8000/ || echo FAILED; done" > "$RVS_TMP/hc"
 check "30 of 30 new requests succeed after it is out" [ "$(grep -cx "rs=${RS[0]}" "$RVS_TMP/hc")" -eq 30 ]
 h1=$(hs "${RS[1]}"); _bg_pids+=("$h1")
