@@ -10,7 +10,7 @@ use crossbeam::channel::{Receiver, Sender};
 
 use dpdk_sys::{eal, Mbuf, Mempool, RxQueue, TxQueue};
 use rvs_dataplane::frame::{Frame, FramePool};
-use rvs_dataplane::stats::{DropReason, Stats};
+use rvs_dataplane::stats::{DropReason, Event, Stats};
 use rvs_dataplane::worker::{ConnView, Outbox, RealCounts, Setup, Worker};
 
 /// What the control thread asks of a worker. Commands are picked up between bursts: a worker never
@@ -127,6 +127,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             for m in rx.drain(..) {
                 let mut m = m;
                 if !m.is_contiguous() && m.linearize().is_err() {
+                    stats.inc(Event::RxPackets);
                     stats.dropped(DropReason::Chained);
                     continue;
                 }

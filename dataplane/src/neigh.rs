@@ -62,6 +62,8 @@ pub struct Neighbours<F> {
     timeout: Millis,
     queue_cap: usize,
     cursor: usize,
+    /// Frames held in all queues.
+    held: usize,
 }
 
 impl<F> Neighbours<F> {
@@ -86,6 +88,7 @@ impl<F> Neighbours<F> {
             timeout: timeout.max(2 * REFRESH_MS),
             queue_cap,
             cursor: 0,
+            held: 0,
         }
     }
 
@@ -95,6 +98,11 @@ impl<F> Neighbours<F> {
 
     pub fn is_empty(&self) -> bool {
         self.by_ip.is_empty()
+    }
+
+    /// Frames waiting for resolution, over all neighbours.
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     /// The MAC for `ip` if resolved and not expired.
@@ -136,6 +144,7 @@ impl<F> Neighbours<F> {
             return Resolved::QueueFull(frame);
         }
         s.queue.push_back(frame);
+        self.held += 1;
         if s.tries == 0 || now >= s.last_request + RETRY_MS {
             s.tries = s.tries.saturating_add(1);
             s.last_request = now;
@@ -170,6 +179,7 @@ impl<F> Neighbours<F> {
         s.confirmed = now;
         s.tries = 0;
         while let Some(f) = s.queue.pop_front() {
+            self.held -= 1;
             release(f, mac, port);
         }
         true
@@ -212,6 +222,7 @@ impl<F> Neighbours<F> {
             if now >= s.last_request + RETRY_MS {
                 if s.tries >= MAX_TRIES {
                     while let Some(f) = s.queue.pop_front() {
+                        self.held -= 1;
                         dropped(f);
                     }
                     self.release_slot(i);

@@ -83,8 +83,6 @@ counter_enum! {
         NeighUnresolved => "neigh_unresolved",
         /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
         MtuExceeded => "mtu_exceeded",
-        /// Packet buffer pool empty when a new packet was needed.
-        NoMbuf => "no_mbuf",
         /// Chained (multi-segment) buffer that could not be linearised.
         Chained => "chained",
         /// The transmit queue refused the packet.
@@ -103,6 +101,8 @@ counter_enum! {
         TxBytes => "tx_bytes",
         ArpRepliesSent => "arp_replies_sent",
         ArpRequestsSent => "arp_requests_sent",
+        /// An ARP request could not be sent: the packet buffer pool was empty.
+        ArpRequestNoMbuf => "arp_request_no_mbuf",
         ArpLearned => "arp_learned",
         IcmpEchoReplies => "icmp_echo_replies",
         ConnsCreated => "conns_created",
@@ -133,6 +133,10 @@ counter_enum! {
         BytesPerConn => "bytes_per_conn",
         /// Neighbours (ARP entries) known.
         Neighbours => "neighbours",
+        /// Packets held waiting for ARP resolution.
+        NeighHeld => "neigh_held",
+        /// Connections in ESTABLISHED.
+        ConnsActive => "conns_active",
     }
 }
 
@@ -190,6 +194,20 @@ impl Stats {
 
     pub fn events(&self, e: Event) -> u64 {
         self.events[e as usize].load(Relaxed)
+    }
+
+    /// How far the packet accounting is off (0 when it balances). Every received frame is sent,
+    /// consumed (an ARP reply that taught us a neighbour), held awaiting ARP, or dropped with one
+    /// reason; the only frames sent without being received are ARP requests. `tx_full` drops are of
+    /// frames already counted as sent.
+    ///
+    /// rx_packets + arp_requests_sent == tx_packets + (drops - tx_full) + arp_learned + neigh_held
+    pub fn accounting_gap(&self) -> i64 {
+        let into = self.events(Event::RxPackets) + self.events(Event::ArpRequestsSent);
+        let out = self.events(Event::TxPackets) + self.total_drops() - self.drops(DropReason::TxFull)
+            + self.events(Event::ArpLearned)
+            + self.gauge(Gauge::NeighHeld);
+        into as i64 - out as i64
     }
 
     pub fn total_drops(&self) -> u64 {

@@ -347,6 +347,11 @@ impl<P: FramePool> Worker<P> {
         &self.stats
     }
 
+    /// Frames held awaiting ARP resolution.
+    pub fn neigh_held(&self) -> usize {
+        self.neigh.held()
+    }
+
     #[inline]
     fn discard(&self, f: P::Frame, r: D) {
         self.stats.dropped(r);
@@ -712,7 +717,7 @@ impl<P: FramePool> Worker<P> {
                     self.stats.inc(E::ArpRequestsSent);
                     emit(&self.stats, out, port, req);
                 }
-                None => self.stats.dropped(D::NoMbuf),
+                None => self.stats.inc(E::ArpRequestNoMbuf),
             },
             Resolved::Queued => {}
             Resolved::QueueFull(f) => self.discard(f, D::NeighQueueFull),
@@ -859,6 +864,11 @@ impl<P: FramePool> Worker<P> {
         self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
         self.stats.set(Gauge::Conns, self.conns.len() as u64);
         self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
+        self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
+        self.stats.set(
+            Gauge::ConnsActive,
+            self.services.list.iter().flat_map(|s| &s.views).map(|v| v.active as u64).sum(),
+        );
         let (pool, ports, stats) = (&mut self.pool, &self.ports, &*self.stats);
         self.neigh.poll(
             now,
@@ -867,7 +877,7 @@ impl<P: FramePool> Worker<P> {
                     stats.inc(E::ArpRequestsSent);
                     emit(stats, out, port, req);
                 }
-                None => stats.dropped(D::NoMbuf),
+                None => stats.inc(E::ArpRequestNoMbuf),
             },
             |f| {
                 stats.dropped(D::NeighUnresolved);

@@ -14,7 +14,7 @@ use crate::conn::Timeouts;
 use crate::flow::{Millis, Proto};
 use crate::frame::{Frame, VecFrame, VecPool};
 use crate::sched::SchedKind;
-use crate::stats::{DropReason, Event, Stats};
+use crate::stats::{DropReason, Event, Gauge, Stats};
 use crate::wire::{
     checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
     IcmpPacket, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
@@ -500,6 +500,7 @@ impl H {
             .map(|(r, (a, b))| (*r, a - b))
             .collect();
         let sent: Vec<usize> = out.iter().map(|(p, _)| *p).collect();
+        self.assert_accounting(desc);
         match expect {
             Expect::Tx { port, expect } => {
                 assert!(changed.is_empty(), "{desc}: unexpected drops {changed:?}");
@@ -529,7 +530,14 @@ impl H {
     fn poll(&mut self, now: Millis) -> Vec<(usize, Vec<u8>)> {
         self.now = now;
         self.w.poll(now, &mut self.out);
+        self.assert_accounting("poll");
         self.drain()
+    }
+
+    /// Every frame received is sent, consumed, held or dropped with one reason (Stats::accounting_gap).
+    fn assert_accounting(&self, desc: &str) {
+        self.stats.set(Gauge::NeighHeld, self.w.neigh_held() as u64);
+        assert_eq!(self.stats.accounting_gap(), 0, "{desc}: packet accounting does not balance");
     }
 }
 
