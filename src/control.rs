@@ -216,6 +216,27 @@ impl Shared {
         Ok(m)
     }
 
+    /// Logs (at most once per estimator interval and reason) the dataplane limits hit since the last
+    /// look: the counters say how often, the log says that it is happening.
+    pub fn log_limits(&self, last: &mut [u64]) {
+        use rvs_dataplane::stats::DropReason as D;
+        const LIMITS: [D; 6] = [
+            D::ConnTableFull,
+            D::LportExhausted,
+            D::NeighQueueFull,
+            D::NeighTableFull,
+            D::OutboxFull,
+            D::TxFull,
+        ];
+        for (i, r) in LIMITS.iter().enumerate() {
+            let now: u64 = self.stats.iter().map(|s| s.drops(*r)).sum();
+            if now > last[i] {
+                tracing::warn!(limit = r.as_str(), dropped = now - last[i], total = now, "limit reached");
+            }
+            last[i] = now;
+        }
+    }
+
     /// One rate-estimator step: rates over the last interval.
     pub fn estimate(&self) {
         let Ok(counts) = self.counts() else { return };
@@ -451,9 +472,11 @@ pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) ->
     }
     threads.push(std::thread::Builder::new().name("rvs-estimator".into()).spawn(move || {
         let mut next = Instant::now() + RATE_INTERVAL;
+        let mut limits = [0u64; 6];
         while !stop.load(Ordering::Relaxed) {
             if Instant::now() >= next {
                 shared.estimate();
+                shared.log_limits(&mut limits);
                 next += RATE_INTERVAL;
             }
             std::thread::sleep(Duration::from_millis(50));

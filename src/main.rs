@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dpdk_sys::{Eal, Mempool, Port, PortConf};
 use rvs_control::config::Config;
 use rvs_control::state::ControlState;
-use rvs_dataplane::stats::Stats;
+use rvs_dataplane::stats::{Gauge, Stats};
 
 mod control;
 mod eal_args;
@@ -82,6 +82,9 @@ fn run(cli: Cli) -> Result<(), String> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
+    let term = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())
+        .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
 
     let (eal_argv, huge) = eal_args::build(&cfg, eal_args::HugepageState::read(), std::process::id());
     tracing::info!(hugepages = huge, args = %eal_argv.join(" "), "starting EAL");
@@ -156,14 +159,43 @@ fn run(cli: Cli) -> Result<(), String> {
         tracing::info!(worker = w, lcore, "worker started");
     }
 
+    let drain_links = links.clone();
     let shared = Arc::new(control::Shared::new(state, links, stats.clone(), macs.clone()));
     let control =
         control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
+    // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new
+    // connections and keep forwarding established ones until none is left or the grace period ends.
+    let mut drain_until: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
+        if term.load(Ordering::SeqCst) && drain_until.is_none() {
+            for l in &drain_links {
+                let _ = l.commands.send_timeout(worker::Command::Drain, Duration::from_secs(1));
+            }
+            let grace = Duration::from_secs(cfg.conn.drain_grace_s as u64);
+            drain_until = Some(Instant::now() + grace);
+            tracing::info!(
+                grace_s = cfg.conn.drain_grace_s,
+                "SIGTERM: draining, new connections are refused"
+            );
+            // Let every worker adopt the drain and publish its gauges before looking at them.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(until) = drain_until {
+            let active: u64 = stats.iter().map(|s| s.gauge(Gauge::ConnsActive)).sum();
+            if active == 0 {
+                tracing::info!("drained: no established connection left");
+                break;
+            }
+            if Instant::now() >= until {
+                tracing::info!(active, "grace period over");
+                break;
+            }
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    stop.store(true, Ordering::SeqCst);
     tracing::info!("stopping");
     worker_stop.store(true, Ordering::SeqCst);
     for lcore in &launched {

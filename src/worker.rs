@@ -30,6 +30,8 @@ pub enum Command {
         reply: Sender<(u64, Vec<ConnView>)>,
     },
     Zero(Option<u32>),
+    /// Refuse new connections from now on; keep forwarding established ones.
+    Drain,
 }
 
 /// An mbuf as the dataplane sees it.
@@ -160,6 +162,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                     let _ = reply.send(dp.conns_page(service, offset, limit, now));
                 }
                 Command::Zero(service) => dp.zero(service),
+                Command::Drain => dp.set_draining(true),
             }
         }
         if got == 0 && ctx.idle_sleep_us > 0 {

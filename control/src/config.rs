@@ -32,6 +32,7 @@ pub mod defaults {
     pub const LPORT_MAX: u16 = 65535;
     pub const EXPIRE_BUDGET: u32 = 256;
     pub const LOG_LEVEL: &str = "info";
+    pub const DRAIN_GRACE_S: u32 = 30;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +218,9 @@ pub struct ConnConfig {
     /// What to do with TCP timestamps on the way to real servers: `strip` (default; avoids PAWS drops
     /// when different clients reuse one LIP:lport) or `keep`.
     pub tcp_timestamps: TimestampMode,
+    /// On SIGTERM: seconds established connections keep being forwarded while new ones are refused,
+    /// before rvsd exits (earlier when none is left). SIGINT stops at once.
+    pub drain_grace_s: u32,
     /// What happens to the connections of a real server removed from its service: `keep` forwards
     /// them until they expire (default); `expire` drops them at once (with `rst_on_miss` the client's
     /// next segment gets a RST).
@@ -244,6 +248,7 @@ impl Default for ConnConfig {
             lport_max: defaults::LPORT_MAX,
             tcp_timestamps: TimestampMode::Strip,
             on_real_removed: RealRemovedMode::Keep,
+            drain_grace_s: defaults::DRAIN_GRACE_S,
             timeouts: TimeoutsConfig::default(),
         }
     }
@@ -393,6 +398,12 @@ fn fwd_default() -> String {
 
 /// Largest weight ipvsadm accepts.
 pub const MAX_WEIGHT: u32 = 65535;
+
+/// Limits on what the configuration may hold: every worker builds per-service scheduler state
+/// (a Maglev table is 65537 entries), so these bound the memory a bad `restore` could claim.
+pub const MAX_SERVICES: usize = 1024;
+pub const MAX_REALS_PER_SERVICE: usize = 1024;
+pub const MAX_LADDRS_PER_SERVICE: usize = 256;
 
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -622,9 +633,30 @@ impl Config {
         if c.arp_queue == 0 {
             return Err(err("conn.arp_queue", "must be at least 1"));
         }
+        if self.services.len() > MAX_SERVICES {
+            return Err(err(
+                "services",
+                format!("{} services exceed the limit of {MAX_SERVICES}", self.services.len()),
+            ));
+        }
         let mut svcs = HashSet::new();
         for (i, s) in self.services.iter().enumerate() {
             let f = |k: &str| format!("services[{i}].{k}");
+            if s.reals.len() > MAX_REALS_PER_SERVICE {
+                return Err(err(
+                    f("reals"),
+                    format!("{} real servers exceed the limit of {MAX_REALS_PER_SERVICE}", s.reals.len()),
+                ));
+            }
+            if s.laddrs.len() > MAX_LADDRS_PER_SERVICE {
+                return Err(err(
+                    f("laddrs"),
+                    format!(
+                        "{} local addresses exceed the limit of {MAX_LADDRS_PER_SERVICE}",
+                        s.laddrs.len()
+                    ),
+                ));
+            }
             if s.proto != "tcp" && s.proto != "udp" {
                 return Err(err(f("proto"), format!("\"{}\" is neither tcp nor udp", s.proto)));
             }
@@ -774,6 +806,28 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         assert!(!e.to_string().contains('\n'));
         let e = bad("[workers]", "[workers]\nbogus = 1");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut c = Config::from_toml(GOOD).unwrap();
+        let r = c.services[0].reals[0].clone();
+        c.services[0].reals = (0..=MAX_REALS_PER_SERVICE as u32)
+            .map(|i| RealConfig { addr: format!("198.18.{}.{}:80", 2 + i / 250, 1 + i % 250), ..r.clone() })
+            .collect();
+        assert_eq!(c.validate().unwrap_err().field, "services[0].reals");
+        let mut c = Config::from_toml(GOOD).unwrap();
+        let s = c.services[0].clone();
+        c.services = (0..=MAX_SERVICES as u32)
+            .map(|i| ServiceConfig { vip: format!("198.18.0.100:{}", 1 + i), reals: vec![], ..s.clone() })
+            .collect();
+        assert_eq!(c.validate().unwrap_err().field, "services");
+        let mut c = Config::from_toml(GOOD).unwrap();
+        c.services[0].laddrs =
+            (0..=MAX_LADDRS_PER_SERVICE as u32).map(|i| format!("198.18.5.{}", i % 256)).collect();
+        c.services[0].laddrs.dedup();
+        c.services[0].laddrs.push("198.18.6.1".into());
+        assert_eq!(c.validate().unwrap_err().field, "services[0].laddrs");
     }
 
     #[test]

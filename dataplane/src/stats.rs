@@ -57,8 +57,12 @@ counter_enum! {
         TcpMalformed => "tcp_malformed",
         TcpBadChecksum => "tcp_bad_checksum",
         TcpBadFlags => "tcp_bad_flags",
+        /// A SYN whose options have a zero, one-byte or overrunning length.
+        TcpBadOption => "tcp_bad_option",
         UdpMalformed => "udp_malformed",
         UdpBadChecksum => "udp_bad_checksum",
+        /// A new UDP flow while the gateway drains (new TCP connections are refused with a RST).
+        Draining => "draining",
         /// TCP/UDP to one of our addresses and a port with no virtual service.
         NoService => "no_service",
         /// TCP non-SYN matching no connection.
@@ -115,6 +119,8 @@ counter_enum! {
         ToaSkipped => "toa_skipped",
         IcmpErrorsRelayed => "icmp_errors_relayed",
         RstSent => "rst_sent",
+        /// New connections refused (RST) while draining.
+        RefusedDraining => "refused_draining",
         LportRetry => "lport_retry",
         PersistHits => "persist_hits",
         /// The persistence template table was full; the connection was made without a template.

@@ -183,6 +183,7 @@ pub struct Worker<P: FramePool> {
     expire_budget: usize,
     arp_queue: usize,
     expire_on_real_removed: bool,
+    draining: bool,
 }
 
 impl<P: FramePool> std::fmt::Debug for Worker<P> {
@@ -227,7 +228,14 @@ impl<P: FramePool> Worker<P> {
             expire_budget: c.expire_budget.max(1) as usize,
             arp_queue: c.arp_queue as usize,
             expire_on_real_removed: c.expire_on_real_removed,
+            draining: false,
         }
+    }
+
+    /// Graceful drain: from now on new connections are refused (TCP with a RST, UDP dropped and
+    /// counted) while established ones keep being forwarded.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
     }
 
     /// Adopts a new service configuration between bursts. Connections keep their real server
@@ -528,6 +536,15 @@ impl<P: FramePool> Worker<P> {
         let Some(svc) = svc else {
             return self.discard(f, if is_lip { D::LipNoConn } else { D::NoService });
         };
+        if self.draining {
+            if syn_only {
+                self.stats.inc(E::RefusedDraining);
+                return self.send_rst(f, in_port, hl, out);
+            }
+            if key.proto == Proto::Udp {
+                return self.discard(f, D::Draining);
+            }
+        }
         if key.proto == Proto::Tcp {
             if !syn_only {
                 if self.rst_on_miss && !flags.rst() {
@@ -535,9 +552,14 @@ impl<P: FramePool> Worker<P> {
                 }
                 return self.discard(f, D::TcpNoConn);
             }
-            // State is created only for a segment that is intact end to end.
-            if !TcpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
+            // State is created only for a segment that is intact end to end, with options a real
+            // server will parse the way we did (no zero or overrunning lengths).
+            let t = TcpPacket::new_unchecked(&ip[hl..]);
+            if !t.verify_checksum(key.src, key.dst) {
                 return self.discard(f, D::TcpBadChecksum);
+            }
+            if t.options_iter().any(|o| o.is_err()) {
+                return self.discard(f, D::TcpBadOption);
             }
         } else if !UdpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
             return self.discard(f, D::UdpBadChecksum);

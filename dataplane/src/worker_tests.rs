@@ -993,6 +993,31 @@ fn drop_table() {
     let c1 = from_client(1);
     let syn_to = |dst, dport| c1.tcp(client(1), 40000, dst, dport, SYN, 1000, 0, &SYN_OPTS, &[]);
     let rows = vec![
+        // Options with zero, one-byte and overrunning lengths, and a known kind with a wrong length.
+        case(
+            "SYN with a zero-length option",
+            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 4, 5, 180, 30, 0, 1, 1], &[]),
+            0,
+            Expect::Drop(D::TcpBadOption),
+        ),
+        case(
+            "SYN with a one-byte option length",
+            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[30, 1, 1, 1], &[]),
+            0,
+            Expect::Drop(D::TcpBadOption),
+        ),
+        case(
+            "SYN with an option overrunning the header",
+            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 4, 5, 180, 8, 40, 0, 0], &[]),
+            0,
+            Expect::Drop(D::TcpBadOption),
+        ),
+        case(
+            "SYN with an MSS option of the wrong length",
+            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 6, 5, 180, 0, 0, 1, 1], &[]),
+            0,
+            Expect::Drop(D::TcpBadOption),
+        ),
         case(
             "non-SYN to the VIP with no connection",
             c1.tcp(client(1), 40000, VIP, 80, ACK, 1000, 2000, &[], &[]),
