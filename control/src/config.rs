@@ -402,6 +402,8 @@ pub const MAX_WEIGHT: u32 = 65535;
 /// Limits on what the configuration may hold: every worker builds per-service scheduler state
 /// (a Maglev table is 65537 entries), so these bound the memory a bad `restore` could claim.
 pub const MAX_SERVICES: usize = 1024;
+/// The connection table's ids are 30 bits wide; 16 Mi connections is about 1.9 GB per worker.
+pub const MAX_CONNS_PER_WORKER: u32 = 1 << 24;
 pub const MAX_REALS_PER_SERVICE: usize = 1024;
 pub const MAX_LADDRS_PER_SERVICE: usize = 256;
 
@@ -624,8 +626,11 @@ impl Config {
             }
         }
         let c = &self.conn;
-        if c.max_per_worker == 0 {
-            return Err(err("conn.max_per_worker", "must be at least 1"));
+        if c.max_per_worker == 0 || c.max_per_worker > MAX_CONNS_PER_WORKER {
+            return Err(err(
+                "conn.max_per_worker",
+                format!("{} is outside 1..={MAX_CONNS_PER_WORKER} (about 114 bytes each)", c.max_per_worker),
+            ));
         }
         if c.lport_min == 0 || c.lport_min > c.lport_max {
             return Err(err("conn.lport_min", "local port range is empty"));

@@ -1808,3 +1808,19 @@ fn syn_reusing_a_closed_tuple_is_scheduled_afresh() {
     let total: u32 = svc.views.iter().map(|v| v.active + v.inactive).sum();
     assert_eq!(total, 1, "the replaced connection's count is gone");
 }
+
+#[test]
+fn draining_refuses_new_connections_and_keeps_established_ones() {
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let fl = handshake(&mut h, &s, 1, 45_000);
+    h.w.set_draining(true);
+    data_to_rs(&mut h, &fl);
+    let syn = from_client(2).tcp(client(2), 45_001, VIP, 80, SYN, 77, 0, &SYN_OPTS, &[]);
+    let want = to_client(2).ttl(64).window(0).tcp(VIP, 80, client(2), 45_001, RST | ACK, 0, 78, &[], &[]);
+    h.step("SYN while draining", &syn, 0, tx_exact(0, want));
+    assert_eq!(h.ev(Event::RefusedDraining), 1);
+    let udp = from_client(2).udp(client(2), 5353, VIP, 53, b"q", true);
+    h.step("new UDP flow while draining", &udp, 0, Expect::Drop(DropReason::Draining));
+    assert_eq!(h.w.conns().len(), 1, "nothing new tracked while draining");
+}

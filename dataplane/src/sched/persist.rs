@@ -282,7 +282,9 @@ mod tests {
             }
             now += 10;
             p.expire(now, cap);
-            assert_eq!(p.map.capacity(), map_cap);
+            // capacity() is items + headroom: tombstones lower it until hashbrown rehashes in place,
+            // and only a reallocation could raise it past the initial value.
+            assert!(p.map.capacity() <= map_cap, "map grew: {} > {map_cap}", p.map.capacity());
             assert_eq!(p.free.capacity(), free_cap);
         }
     }
