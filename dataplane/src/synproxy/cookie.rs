@@ -148,7 +148,8 @@ pub enum CookieError {
     /// 256: beyond that, or from the future, the counter byte cannot be placed and it is `BadHash`).
     TooOld,
     /// The cookie verifies, but the ACK's TSecr is not a TSval we can have sent within a cookie lifetime,
-    /// so the options in its low bits are not to be trusted.
+    /// so the options in its low bits are not to be trusted. (Also what a client gets that adds
+    /// timestamps to its ACK without having offered them in its SYN, which RFC 7323 forbids.)
     BadTimestamp,
 }
 
@@ -264,8 +265,8 @@ fn cookie_tsval(syn: &SynOptions, now: Millis) -> u32 {
 /// and options `syn`, made with the current key at `now`; plus our TSval if the client sent timestamps
 /// (`None` otherwise, and the SYN-ACK then carries no timestamps option).
 ///
-/// The MSS the SYN-ACK may promise the client is at most `MSS_TABLE[mss_index(syn.mss)]`'s worth of
-/// what the real server will get; the client's own MSS is rounded down to that entry.
+/// The client's MSS is rounded down to a [`MSS_TABLE`] entry ([`mss_index`]): that is the MSS
+/// [`check_cookie`] reports, and the one to put in the SYN to the real server.
 pub fn make_cookie(
     secrets: &CookieSecrets,
     tuple: &FlowKey,

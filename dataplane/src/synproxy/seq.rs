@@ -11,18 +11,18 @@
 //! Numbers that count *client* bytes (the client's seq, the RS's ack) are the same on both sides: the
 //! SYN to the RS carries the client's ISN. Likewise the client's TSval clock is never changed.
 //!
-//! | direction                      | field         | counts      | rewrite          |
-//! |--------------------------------|---------------|-------------|------------------|
-//! | RS -> client ([`SeqShift::to_client`]) | seq   | server bytes | `seq - delta`    |
-//! |                                | ack           | client bytes | unchanged        |
-//! |                                | SACK blocks   | client bytes | unchanged        |
-//! |                                | TSval         | RS clock    | `+ ts_delta`     |
-//! |                                | TSecr         | client clock | unchanged       |
-//! | client -> RS ([`SeqShift::to_server`]) | seq   | client bytes | unchanged        |
-//! |                                | ack           | server bytes | `+ delta`        |
-//! |                                | SACK blocks   | server bytes | each edge `+ delta` |
-//! |                                | TSval         | client clock | unchanged        |
-//! |                                | TSecr         | our/RS clock | `- ts_delta`     |
+//! | direction                   | field       | counts        | rewrite             |
+//! |-----------------------------|-------------|---------------|---------------------|
+//! | RS -> client (`to_client`)  | seq         | server bytes  | `- delta`           |
+//! |                             | ack         | client bytes  | unchanged           |
+//! |                             | SACK blocks | client bytes  | unchanged           |
+//! |                             | TSval       | RS clock      | `+ ts_delta`        |
+//! |                             | TSecr       | client clock  | unchanged           |
+//! | client -> RS (`to_server`)  | seq         | client bytes  | unchanged           |
+//! |                             | ack         | server bytes  | `+ delta`           |
+//! |                             | SACK blocks | server bytes  | each edge `+ delta` |
+//! |                             | TSval       | client clock  | unchanged           |
+//! |                             | TSecr       | our/RS clock  | `- ts_delta`        |
 //!
 //! `ts_delta` makes the RS's TSvals continue from the TSval of our SYN-ACK, so the client's PAWS check
 //! (RFC 7323 5) and RTT measurement see one clock; a TSecr echoing our SYN-ACK's TSval maps to the RS's

@@ -37,7 +37,8 @@ pub const SYNACK_MAX_LEN: usize = ipv4::HEADER_LEN + tcp::HEADER_LEN + 20;
 pub struct SynAckConfig {
     /// Our MSS option.
     pub mss: u16,
-    /// Our window-scale shift (sent only if the client offered window scaling; clamped to 14).
+    /// Our window-scale shift (clamped to 14); sent only if the client offered window scaling *and*
+    /// timestamps, since only then does the cookie remember the client's shift.
     pub wscale: u8,
     /// The SYN-ACK's window field (never scaled in a SYN-ACK, RFC 7323 2.2).
     pub window: u16,
