@@ -15,6 +15,7 @@ pub mod sched;
 pub mod service;
 pub mod setup;
 pub mod stats;
+pub mod synproxy;
 pub mod wire;
 pub mod worker;
 #[cfg(test)]
