@@ -48,6 +48,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// 16 random bytes for the SYN-cookie secret; each worker derives its rotations from it.
+fn random_key() -> std::io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut k = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut k)?;
+    Ok(k)
+}
+
 fn load(cli: &Cli) -> Result<Config, String> {
     let text = std::fs::read_to_string(&cli.config)
         .map_err(|e| format!("cannot read config {}: {e}", cli.config.display()))?;
@@ -131,7 +139,10 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 
     let state = ControlState::new(cfg.clone());
-    let setup = Arc::new(state.setup(&macs).map_err(|e| format!("config error: {e}"))?);
+    let mut setup = state.setup(&macs).map_err(|e| format!("config error: {e}"))?;
+    setup.conn.synproxy.key =
+        random_key().map_err(|e| format!("cannot read /dev/urandom for the SYN-cookie secret: {e}"))?;
+    let setup = Arc::new(setup);
     let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
     let mut links = Vec::new();
 

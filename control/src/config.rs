@@ -77,7 +77,49 @@ pub struct Config {
     #[serde(default)]
     pub conn: ConnConfig,
     #[serde(default)]
+    pub synproxy: SynproxyConfig,
+    #[serde(default)]
     pub services: Vec<ServiceConfig>,
+}
+
+/// SYN-proxy parameters; a service turns it on with `synproxy = true` (`rvsadm -j enable`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynproxyConfig {
+    /// Cookie counter period in seconds; a cookie is valid for up to two periods, and each worker
+    /// rotates its secret every two periods.
+    pub period_s: u32,
+    /// Half-open proxied connections per worker (client done, real server not yet answered).
+    pub max_half_open: u32,
+    /// Client packets held per connection until the real server answers.
+    pub max_held: u32,
+    /// SYNs re-sent to a silent real server before the client gets a RST.
+    pub syn_retries: u32,
+    pub syn_retry_ms: u32,
+    /// Identical ACKs tolerated while half-open before they are dropped (ack-storm guard).
+    pub ack_storm: u32,
+    /// MSS the gateway advertises in cookie SYN-ACKs (lowered by 8 on TOA services).
+    pub mss: u16,
+    /// Window scale the gateway advertises; must equal the real servers' (their windows are
+    /// relayed unchanged). Linux picks 7 for default buffers.
+    pub wscale: u8,
+    pub window: u16,
+}
+
+impl Default for SynproxyConfig {
+    fn default() -> Self {
+        SynproxyConfig {
+            period_s: 64,
+            max_half_open: 65_536,
+            max_held: 4,
+            syn_retries: 3,
+            syn_retry_ms: 1000,
+            ack_storm: 10,
+            mss: 1460,
+            wscale: 7,
+            window: 65_535,
+        }
+    }
 }
 
 fn version_default() -> u32 {
@@ -629,11 +671,28 @@ impl Config {
         if c.max_per_worker == 0 || c.max_per_worker > MAX_CONNS_PER_WORKER {
             return Err(err(
                 "conn.max_per_worker",
-                format!("{} is outside 1..={MAX_CONNS_PER_WORKER} (about 114 bytes each)", c.max_per_worker),
+                format!("{} is outside 1..={MAX_CONNS_PER_WORKER} (about 118 bytes each)", c.max_per_worker),
             ));
         }
         if c.lport_min == 0 || c.lport_min > c.lport_max {
             return Err(err("conn.lport_min", "local port range is empty"));
+        }
+        let sp = &self.synproxy;
+        if sp.period_s == 0 || sp.max_half_open == 0 || sp.max_held == 0 || sp.syn_retry_ms < 100 {
+            return Err(err(
+                "synproxy",
+                "period_s, max_half_open and max_held must be at least 1, syn_retry_ms at least 100",
+            ));
+        }
+        if sp.wscale > 14 || !(536..=9000).contains(&sp.mss) {
+            return Err(err("synproxy.wscale", "wscale must be 0..=14 and mss 536..=9000"));
+        }
+        let sp_span_ms = (sp.syn_retries as u64 + 1) * sp.syn_retry_ms as u64;
+        if (c.timeouts.syn_recv as u64) * 1000 <= sp_span_ms {
+            return Err(err(
+                "conn.timeouts.syn_recv",
+                format!("must outlast the SYN-proxy retries ({sp_span_ms} ms): a proxied connection waits in SYN_RECV"),
+            ));
         }
         if c.arp_queue == 0 {
             return Err(err("conn.arp_queue", "must be at least 1"));

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::flow::Proto;
 use rvs_dataplane::sched::SchedKind;
-use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
+use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup};
 use rvs_dataplane::wire::EthernetAddress;
 
 use crate::config::{parse_endpoint, Cidr, Config, ConfigError, RealRemovedMode, TimestampMode};
@@ -106,6 +106,22 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             strip_timestamps: c.tcp_timestamps == TimestampMode::Strip,
             timeouts: timeouts(cfg),
             expire_on_real_removed: c.on_real_removed == RealRemovedMode::Expire,
+            synproxy: {
+                let sp = &cfg.synproxy;
+                SynproxySetup {
+                    // The daemon replaces this with a random key at start (see rvsd's main).
+                    key: SynproxySetup::default().key,
+                    period_ms: sp.period_s as u64 * 1000,
+                    max_half_open: sp.max_half_open,
+                    max_held: sp.max_held,
+                    syn_retries: sp.syn_retries,
+                    syn_retry_ms: sp.syn_retry_ms as u64,
+                    ack_storm: sp.ack_storm,
+                    mss: sp.mss,
+                    wscale: sp.wscale,
+                    window: sp.window,
+                }
+            },
         },
         workers: cfg.workers.lcores.len() as u16,
     })

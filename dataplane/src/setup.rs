@@ -80,6 +80,47 @@ pub struct ConnSetup {
     /// `rst_on_miss` the client's next segment is answered with a RST); false keeps forwarding them
     /// until they expire.
     pub expire_on_real_removed: bool,
+    pub synproxy: SynproxySetup,
+}
+
+/// SYN-proxy parameters (docs/config.md, `[synproxy]`).
+#[derive(Debug, Clone, Copy)]
+pub struct SynproxySetup {
+    /// Initial cookie secret (random, from the daemon); each worker rotates its own from it.
+    pub key: [u8; 16],
+    /// Cookie counter period; a cookie is valid for up to two periods.
+    pub period_ms: Millis,
+    /// Half-open proxied connections per worker.
+    pub max_half_open: u32,
+    /// Client packets held per connection until the real server answers.
+    pub max_held: u32,
+    /// SYNs sent to a silent real server before the client gets a RST.
+    pub syn_retries: u32,
+    pub syn_retry_ms: Millis,
+    /// Identical ACKs tolerated while half-open.
+    pub ack_storm: u32,
+    /// MSS, window scale and window the gateway advertises in cookie SYN-ACKs; the window scale
+    /// must match the real servers' (their windows are relayed unchanged).
+    pub mss: u16,
+    pub wscale: u8,
+    pub window: u16,
+}
+
+impl Default for SynproxySetup {
+    fn default() -> Self {
+        SynproxySetup {
+            key: [0x5a; 16],
+            period_ms: 64_000,
+            max_half_open: 65_536,
+            max_held: 4,
+            syn_retries: 3,
+            syn_retry_ms: 1_000,
+            ack_storm: 10,
+            mss: 1460,
+            wscale: 7,
+            window: 65_535,
+        }
+    }
 }
 
 impl Default for ConnSetup {
@@ -97,6 +138,7 @@ impl Default for ConnSetup {
             strip_timestamps: true,
             timeouts: Timeouts::default(),
             expire_on_real_removed: false,
+            synproxy: SynproxySetup::default(),
         }
     }
 }

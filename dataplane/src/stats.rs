@@ -61,6 +61,22 @@ counter_enum! {
         TcpBadOption => "tcp_bad_option",
         UdpMalformed => "udp_malformed",
         UdpBadChecksum => "udp_bad_checksum",
+        /// SYN-proxy: the ACK's cookie did not verify (forged, wrong tuple, or a rotated-out secret).
+        SynproxyBadCookie => "synproxy_bad_cookie",
+        /// SYN-proxy: the ACK's cookie was older than its age limit.
+        SynproxyCookieTooOld => "synproxy_cookie_too_old",
+        /// SYN-proxy: the ACK echoed a timestamp we could not have sent.
+        SynproxyBadTimestamp => "synproxy_bad_timestamp",
+        /// SYN-proxy: the per-worker bound on half-open proxied connections was reached.
+        SynproxyHalfOpenFull => "synproxy_half_open_full",
+        /// SYN-proxy: more client packets than may be held while the real server answers.
+        SynproxyHeldFull => "synproxy_held_full",
+        /// SYN-proxy: repeated identical ACKs while half-open (ack-storm guard).
+        SynproxyAckStorm => "synproxy_ack_storm",
+        /// SYN-proxy: held packets of a connection the real server refused or never answered.
+        SynproxyAborted => "synproxy_aborted",
+        /// SYN-proxy: a segment that could not be sequence-shifted (malformed options).
+        SynproxyBadSegment => "synproxy_bad_segment",
         /// A new UDP flow while the gateway drains (new TCP connections are refused with a RST).
         Draining => "draining",
         /// TCP/UDP to one of our addresses and a port with no virtual service.
@@ -105,8 +121,9 @@ counter_enum! {
         TxBytes => "tx_bytes",
         ArpRepliesSent => "arp_replies_sent",
         ArpRequestsSent => "arp_requests_sent",
-        /// An ARP request could not be sent: the packet buffer pool was empty.
-        ArpRequestNoMbuf => "arp_request_no_mbuf",
+        /// A frame the gateway builds itself (ARP request, SYN-proxy SYN or RST) could not be
+        /// allocated: the packet buffer pool was empty.
+        NoMbuf => "no_mbuf",
         ArpLearned => "arp_learned",
         IcmpEchoReplies => "icmp_echo_replies",
         ConnsCreated => "conns_created",
@@ -119,6 +136,20 @@ counter_enum! {
         ToaSkipped => "toa_skipped",
         IcmpErrorsRelayed => "icmp_errors_relayed",
         RstSent => "rst_sent",
+        /// SYN-proxy: SYNs answered with a cookie SYN-ACK.
+        SynproxySynAcks => "synproxy_synacks",
+        /// SYN-proxy: ACKs whose cookie verified.
+        SynproxyCookiesValid => "synproxy_cookies_valid",
+        /// SYN-proxy: SYNs sent to real servers (first tries and retries).
+        SynproxySynsSent => "synproxy_syns_sent",
+        /// SYN-proxy: real-server SYN-ACKs that completed a proxied handshake (consumed).
+        SynproxyHandshakes => "synproxy_handshakes",
+        /// SYN-proxy: real servers that refused (RST) a proxied connection.
+        SynproxyRsRefused => "synproxy_rs_refused",
+        /// SYN-proxy: real servers that never answered the SYN retries.
+        SynproxyRsTimeouts => "synproxy_rs_timeouts",
+        /// SYN-proxy: RSTs the gateway built for clients (real server timed out).
+        SynproxyRstsGenerated => "synproxy_rsts_generated",
         /// New connections refused (RST) while draining.
         RefusedDraining => "refused_draining",
         LportRetry => "lport_retry",
@@ -143,6 +174,10 @@ counter_enum! {
         NeighHeld => "neigh_held",
         /// Connections in ESTABLISHED.
         ConnsActive => "conns_active",
+        /// SYN-proxied connections waiting for their real server.
+        SynproxyHalfOpen => "synproxy_half_open",
+        /// Client packets held by SYN-proxy until the real server answers.
+        SynproxyHeld => "synproxy_held",
     }
 }
 
@@ -207,12 +242,22 @@ impl Stats {
     /// reason; the only frames sent without being received are ARP requests. `tx_full` drops are of
     /// frames already counted as sent.
     ///
-    /// rx_packets + arp_requests_sent == tx_packets + (drops - tx_full) + arp_learned + neigh_held
+    /// Frames the gateway builds itself are ARP requests, SYN-proxy SYNs to real servers and RSTs
+    /// to clients; a real server's SYN-ACK that completes a proxied handshake is consumed, and
+    /// SYN-proxy holds client packets like the neighbour table does.
+    ///
+    /// rx_packets + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated ==
+    ///   tx_packets + (drops - tx_full) + arp_learned + synproxy_handshakes + neigh_held + synproxy_held
     pub fn accounting_gap(&self) -> i64 {
-        let into = self.events(Event::RxPackets) + self.events(Event::ArpRequestsSent);
+        let into = self.events(Event::RxPackets)
+            + self.events(Event::ArpRequestsSent)
+            + self.events(Event::SynproxySynsSent)
+            + self.events(Event::SynproxyRstsGenerated);
         let out = self.events(Event::TxPackets) + self.total_drops() - self.drops(DropReason::TxFull)
             + self.events(Event::ArpLearned)
-            + self.gauge(Gauge::NeighHeld);
+            + self.events(Event::SynproxyHandshakes)
+            + self.gauge(Gauge::NeighHeld)
+            + self.gauge(Gauge::SynproxyHeld);
         into as i64 - out as i64
     }
 

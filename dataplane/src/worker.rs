@@ -22,13 +22,15 @@ use crate::route::Routes;
 use crate::sched::Persistence;
 use crate::service::{Counters, Services};
 use crate::stats::{DropReason as D, Event as E, Gauge, Stats};
+use crate::synproxy::half_open::{due_buf, HalfOpen, Pending};
+use crate::synproxy::{self, CookieError, CookieSecrets, SynAckConfig, SYNACK_MAX_LEN};
 use crate::wire::{
     self, arp, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket,
-    Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
+    Ipv4Packet, TcpFlags, TcpOption, TcpPacket, UdpPacket,
 };
 use hashbrown::HashSet;
 
-pub use crate::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup};
+pub use crate::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup};
 
 const ETH: usize = wire::ethernet::HEADER_LEN;
 /// Candidate local ports tried per local address before moving to the next one.
@@ -184,6 +186,14 @@ pub struct Worker<P: FramePool> {
     arp_queue: usize,
     expire_on_real_removed: bool,
     draining: bool,
+    sp: SynproxySetup,
+    sp_secrets: CookieSecrets,
+    /// The key the current secret was made from, and when to derive the next one.
+    sp_key: [u8; 16],
+    sp_rotate_at: Millis,
+    half_open: HalfOpen<P::Frame>,
+    /// Scratch space for releasing a connection's held packets (capacity `max_held`, reused).
+    sp_scratch: Vec<P::Frame>,
 }
 
 impl<P: FramePool> std::fmt::Debug for Worker<P> {
@@ -229,7 +239,18 @@ impl<P: FramePool> Worker<P> {
             arp_queue: c.arp_queue as usize,
             expire_on_real_removed: c.expire_on_real_removed,
             draining: false,
+            sp: c.synproxy,
+            sp_secrets: CookieSecrets::with_period(c.synproxy.key, c.synproxy.period_ms.max(1)),
+            sp_key: c.synproxy.key,
+            sp_rotate_at: 2 * c.synproxy.period_ms.max(1),
+            half_open: HalfOpen::new(c.synproxy.max_half_open as usize, c.synproxy.max_held as usize),
+            sp_scratch: Vec::with_capacity(c.synproxy.max_held as usize),
         }
+    }
+
+    /// Client packets held by SYN-proxy until real servers answer.
+    pub fn synproxy_held(&self) -> usize {
+        self.half_open.held()
     }
 
     /// Graceful drain: from now on new connections are refused (TCP with a RST, UDP dropped and
@@ -536,8 +557,11 @@ impl<P: FramePool> Worker<P> {
         let Some(svc) = svc else {
             return self.discard(f, if is_lip { D::LipNoConn } else { D::NoService });
         };
+        let sp = key.proto == Proto::Tcp && self.services.list[svc as usize].synproxy;
+        // A client's handshake-completing ACK to a SYN-proxied service (it may carry data).
+        let sp_ack = sp && flags.ack() && !flags.syn() && !flags.rst() && !flags.fin();
         if self.draining {
-            if syn_only {
+            if syn_only || sp_ack {
                 self.stats.inc(E::RefusedDraining);
                 return self.send_rst(f, in_port, hl, out);
             }
@@ -546,7 +570,7 @@ impl<P: FramePool> Worker<P> {
             }
         }
         if key.proto == Proto::Tcp {
-            if !syn_only {
+            if !syn_only && !sp_ack {
                 if self.rst_on_miss && !flags.rst() {
                     return self.send_rst(f, in_port, hl, out);
                 }
@@ -560,6 +584,13 @@ impl<P: FramePool> Worker<P> {
             }
             if t.options_iter().any(|o| o.is_err()) {
                 return self.discard(f, D::TcpBadOption);
+            }
+            if sp {
+                return if syn_only {
+                    self.sp_syn(f, svc, &key, hl, in_port, now, out)
+                } else {
+                    self.sp_ack(f, svc, &key, hl, now, out)
+                };
             }
         } else if !UdpPacket::new_unchecked(&ip[hl..]).verify_checksum(key.src, key.dst) {
             return self.discard(f, D::UdpBadChecksum);
@@ -639,8 +670,11 @@ impl<P: FramePool> Worker<P> {
         out: &mut Outbox<P::Frame>,
     ) {
         let Some(c) = self.conns.get(id) else { return self.discard(f, D::TcpNoConn) };
-        let (to, svc_id, real_id, client, toa_done, proto) =
-            (c.out_key(dir), c.service(), c.real(), c.client_addr(), c.toa_done(), c.proto());
+        if c.synproxy_pending() {
+            return self.sp_pending(f, id, dir, flags, hl, now, out);
+        }
+        let (to, svc_id, real_id, client, toa_done, proto, shift) =
+            (c.out_key(dir), c.service(), c.real(), c.client_addr(), c.toa_done(), c.proto(), c.seq_shift());
         {
             let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]);
             if !ip.decrement_ttl() {
@@ -649,6 +683,19 @@ impl<P: FramePool> Worker<P> {
         }
         if wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport).is_err() {
             return self.discard(f, if proto == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
+        }
+        if let Some((delta, ts_delta)) = shift {
+            // A SYN-proxied connection: the client's sequence space is the cookie's, the real
+            // server's is its own; shift between them (and between the two timestamp clocks).
+            let sh = synproxy::SeqShift { delta, ts_delta };
+            let seg = &mut f.data_mut()[ETH + hl..];
+            let r = match dir {
+                Dir::Original => sh.to_server(seg),
+                Dir::Reply => sh.to_client(seg),
+            };
+            if r.is_err() {
+                return self.discard(f, D::SynproxyBadSegment);
+            }
         }
         let len = f.len() as u64;
         let toa = match self.services.by_id_mut(svc_id) {
@@ -739,7 +786,7 @@ impl<P: FramePool> Worker<P> {
                     self.stats.inc(E::ArpRequestsSent);
                     emit(&self.stats, out, port, req);
                 }
-                None => self.stats.inc(E::ArpRequestNoMbuf),
+                None => self.stats.inc(E::NoMbuf),
             },
             Resolved::Queued => {}
             Resolved::QueueFull(f) => self.discard(f, D::NeighQueueFull),
@@ -863,9 +910,371 @@ impl<P: FramePool> Worker<P> {
         emit(&self.stats, out, in_port, f);
     }
 
+    /// SYN-proxy: answers a client's SYN with a cookie SYN-ACK built in the same buffer. No state.
+    #[allow(clippy::too_many_arguments)]
+    fn sp_syn(
+        &mut self,
+        mut f: P::Frame,
+        svc: u32,
+        key: &FlowKey,
+        hl: usize,
+        in_port: usize,
+        now: Millis,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let (client_isn, opts) = {
+            let t = TcpPacket::new_unchecked(&f.data()[ETH + hl..]);
+            match synproxy::syn_options(&t) {
+                Ok(o) => (t.seq_number(), o),
+                Err(_) => return self.discard(f, D::TcpBadOption),
+            }
+        };
+        let (isn, tsval) = synproxy::make_cookie(&self.sp_secrets, key, client_isn, &opts, now);
+        let need = ETH + SYNACK_MAX_LEN;
+        if f.len() < need && !f.append(need - f.len()) {
+            return self.discard(f, D::SynproxyBadSegment);
+        }
+        // With TOA on, the client's segments must leave the option room under the MTU.
+        let toa = self.services.list[svc as usize].toa;
+        let cfg = SynAckConfig {
+            mss: self.sp.mss.saturating_sub(if toa { toa::TOA_LEN as u16 } else { 0 }),
+            wscale: self.sp.wscale,
+            window: self.sp.window,
+            ..SynAckConfig::default()
+        };
+        let n = match synproxy::syn_to_synack(&mut f.data_mut()[ETH..], isn, tsval, &cfg) {
+            Ok(n) => n,
+            Err(_) => return self.discard(f, D::SynproxyBadSegment),
+        };
+        let excess = f.len() - (ETH + n);
+        f.trim(excess);
+        let d = f.data_mut();
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&d[6..12]);
+        d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
+        d[0..6].copy_from_slice(&mac);
+        self.stats.inc(E::SynproxySynAcks);
+        emit(&self.stats, out, in_port, f);
+    }
+
+    /// SYN-proxy: a client's ACK completing the handshake with the gateway. A valid cookie creates
+    /// the connection (scheduling a real server), sends the real server a SYN with the client's
+    /// options, and holds this ACK until the real server answers.
+    fn sp_ack(
+        &mut self,
+        f: P::Frame,
+        svc: u32,
+        key: &FlowKey,
+        hl: usize,
+        now: Millis,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let (seq, ack, ts, ttl) = {
+            let ip = &f.data()[ETH..];
+            let t = TcpPacket::new_unchecked(&ip[hl..]);
+            let ts = t.options_iter().find_map(|o| match o {
+                Ok(TcpOption::Timestamps { tsval, tsecr }) => Some((tsval, tsecr)),
+                _ => None,
+            });
+            (t.seq_number(), t.ack_number(), ts, Ipv4Packet::new_unchecked(ip).ttl())
+        };
+        let cookie_isn = ack.wrapping_sub(1);
+        let client_isn = seq.wrapping_sub(1);
+        let opts = match synproxy::check_cookie(&self.sp_secrets, key, cookie_isn, client_isn, ts, now) {
+            Ok(o) => o,
+            Err(CookieError::TooOld) => return self.discard(f, D::SynproxyCookieTooOld),
+            Err(CookieError::BadTimestamp) => return self.discard(f, D::SynproxyBadTimestamp),
+            Err(_) => return self.discard(f, D::SynproxyBadCookie),
+        };
+        self.stats.inc(E::SynproxyCookiesValid);
+        if self.half_open.is_full() {
+            return self.discard(f, D::SynproxyHalfOpenFull);
+        }
+        if ttl <= 1 {
+            return self.discard(f, D::TtlExceeded);
+        }
+        let id = match self.create(svc, key, now) {
+            Ok(id) => id,
+            Err(r) => return self.discard(f, r),
+        };
+        if let Some(c) = self.conns.get_mut(id) {
+            c.set_synproxy_pending(cookie_isn);
+        }
+        let ch = self.conns.update_tcp(id, Dir::Original, TcpFlags::SYN.bits(), now);
+        self.account_state_change(id, ch);
+        let p = Pending {
+            conn: id,
+            cookie_isn,
+            client_isn,
+            opts: synproxy::SynOptions { timestamps: ts, ..opts },
+            our_tsval: ts.map(|t| t.1),
+            tries: 0,
+            last_syn: now,
+            last_ack: (seq, ack),
+            repeats: 0,
+        };
+        self.half_open.insert(p);
+        if let Err(f) = self.half_open.hold(id, f) {
+            self.discard(f, D::SynproxyHeldFull);
+        }
+        self.sp_send_syn(id, now, out);
+    }
+
+    /// Sends (or resends) the SYN of a pending proxied connection to its real server.
+    fn sp_send_syn(&mut self, id: ConnId, now: Millis, out: &mut Outbox<P::Frame>) {
+        let Some(c) = self.conns.get(id).copied() else { return };
+        let Some(p) = self.half_open.get_mut(id) else { return };
+        p.tries += 1;
+        p.last_syn = now;
+        let p = *p;
+        let toa = self.services.by_id(c.service()).is_some_and(|s| s.toa);
+        let mut opts = [0u8; 20];
+        let mss = p.opts.mss.saturating_sub(if toa { toa::TOA_LEN as u16 } else { 0 });
+        opts[..4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
+        let mut n = 4;
+        match p.opts.timestamps {
+            Some((tsval, _)) => {
+                let lead = if p.opts.sack_perm { [4, 2] } else { [1, 1] };
+                opts[n..n + 2].copy_from_slice(&lead);
+                opts[n + 2..n + 4].copy_from_slice(&[8, 10]);
+                opts[n + 4..n + 8].copy_from_slice(&tsval.to_be_bytes());
+                opts[n + 8..n + 12].copy_from_slice(&0u32.to_be_bytes());
+                n += 12;
+            }
+            None if p.opts.sack_perm => {
+                opts[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
+                n += 4;
+            }
+            None => {}
+        }
+        if let Some(ws) = p.opts.wscale {
+            opts[n..n + 4].copy_from_slice(&[1, 3, 3, ws]);
+            n += 4;
+        }
+        let Some(mut f) = self.pool.alloc() else {
+            self.stats.inc(E::NoMbuf);
+            return;
+        };
+        let (lip, lport) = c.lip();
+        let (rs, rport) = c.rs();
+        let tcp_len = wire::tcp::HEADER_LEN + n;
+        if !f.append(ETH + ipv4::HEADER_LEN + tcp_len) {
+            self.stats.inc(E::NoMbuf);
+            return;
+        }
+        let d = f.data_mut();
+        d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+        let ip = ipv4::Repr {
+            src: lip,
+            dst: rs,
+            protocol: ipv4::PROTO_TCP,
+            payload_len: tcp_len as u16,
+            ttl: OWN_TTL,
+            ident: 0,
+            dont_frag: true,
+        };
+        if ip.emit(&mut d[ETH..]).is_err() {
+            return;
+        }
+        {
+            let seg = &mut d[ETH + ipv4::HEADER_LEN..];
+            seg[..tcp_len].fill(0);
+            let mut t = TcpPacket::new_unchecked(&mut seg[..tcp_len]);
+            t.set_src_port(lport);
+            t.set_dst_port(rport);
+            t.set_seq_number(p.client_isn);
+            t.set_header_len_raw(tcp_len);
+            t.set_flags(TcpFlags::SYN);
+            t.set_window_len(65_535);
+            t.options_mut()[..n].copy_from_slice(&opts[..n]);
+            t.fill_checksum(lip, rs);
+        }
+        self.stats.inc(E::SynproxySynsSent);
+        self.send_ip(f, rs, now, out);
+    }
+
+    /// A packet of a proxied connection whose real server has not answered yet.
+    #[allow(clippy::too_many_arguments)]
+    fn sp_pending(
+        &mut self,
+        f: P::Frame,
+        id: ConnId,
+        dir: Dir,
+        flags: TcpFlags,
+        hl: usize,
+        now: Millis,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let (seq, ack, plen, rs_ts) = {
+            let t = TcpPacket::new_unchecked(&f.data()[ETH + hl..]);
+            let ts = t.options_iter().find_map(|o| match o {
+                Ok(TcpOption::Timestamps { tsval, .. }) => Some(tsval),
+                _ => None,
+            });
+            (t.seq_number(), t.ack_number(), t.payload().len(), ts)
+        };
+        match dir {
+            Dir::Original => {
+                if let Some(p) = self.half_open.get_mut(id) {
+                    let pure = plen == 0 && flags.bits() & !TcpFlags::PSH.bits() == TcpFlags::ACK.bits();
+                    if pure && p.last_ack == (seq, ack) {
+                        p.repeats += 1;
+                        if p.repeats > self.sp.ack_storm {
+                            return self.discard(f, D::SynproxyAckStorm);
+                        }
+                    } else {
+                        p.last_ack = (seq, ack);
+                        p.repeats = 0;
+                    }
+                }
+                if let Err(f) = self.half_open.hold(id, f) {
+                    self.discard(f, D::SynproxyHeldFull);
+                }
+            }
+            Dir::Reply if flags.rst() => self.sp_refused(f, id, now, out),
+            Dir::Reply if flags.syn() && flags.ack() => {
+                let Some(p) = self.half_open.get_mut(id).copied() else {
+                    return self.discard(f, D::SynproxyBadSegment);
+                };
+                if ack != p.client_isn.wrapping_add(1) {
+                    return self.discard(f, D::SynproxyBadSegment);
+                }
+                let ts_delta = match (p.our_tsval, rs_ts) {
+                    (Some(ours), Some(rs)) => Some(ours.wrapping_sub(rs)),
+                    _ => None,
+                };
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.set_synproxy_established(seq.wrapping_sub(p.cookie_isn), ts_delta);
+                }
+                let ch = self.conns.update_tcp(id, Dir::Reply, flags.bits(), now);
+                self.account_state_change(id, ch);
+                // The client already has its SYN-ACK (ours): this one is consumed.
+                self.stats.inc(E::SynproxyHandshakes);
+                drop(f);
+                // Release what the client sent meanwhile, its handshake ACK first: forwarded and
+                // shifted like any later packet, it completes the real server's handshake (and
+                // carries TOA where the real server's `toa` module reads it).
+                let mut held = std::mem::take(&mut self.sp_scratch);
+                self.half_open.take(id, |fr| held.push(fr));
+                for fr in held.drain(..) {
+                    let (hl, fl) = {
+                        let ip = Ipv4Packet::new_unchecked(&fr.data()[ETH..]);
+                        let hl = ip.header_len();
+                        (hl, TcpPacket::new_unchecked(&fr.data()[ETH + hl..]).flags())
+                    };
+                    self.forward(fr, id, Dir::Original, fl, hl, now, out);
+                }
+                self.sp_scratch = held;
+            }
+            Dir::Reply => self.discard(f, D::SynproxyBadSegment),
+        }
+    }
+
+    /// The real server refused a proxied connection: its RST becomes the client's.
+    fn sp_refused(&mut self, mut f: P::Frame, id: ConnId, now: Millis, out: &mut Outbox<P::Frame>) {
+        let stats = &*self.stats;
+        let Some(p) = self.half_open.take(id, |fr| {
+            stats.dropped(D::SynproxyAborted);
+            drop(fr);
+        }) else {
+            return self.discard(f, D::SynproxyBadSegment);
+        };
+        let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::SynproxyBadSegment) };
+        self.stats.inc(E::SynproxyRsRefused);
+        let to = c.out_key(Dir::Reply);
+        let hl = Ipv4Packet::new_unchecked(&f.data()[ETH..]).header_len();
+        if wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport).is_err() {
+            self.drop_conn(id);
+            return self.discard(f, D::SynproxyBadSegment);
+        }
+        {
+            let d = f.data_mut();
+            let mut t = TcpPacket::new_unchecked(&mut d[ETH + hl..]);
+            // The client is past its handshake with us: the next sequence number it expects from
+            // the server side is cookie + 1, so this RST is in its window.
+            t.set_seq_number(p.cookie_isn.wrapping_add(1));
+            t.set_ack_number(p.client_isn.wrapping_add(1));
+            t.set_flags(TcpFlags::RST.union(TcpFlags::ACK));
+            Ipv4Packet::new_unchecked(&mut d[ETH..]).set_ttl(OWN_TTL);
+        }
+        self.drop_conn(id);
+        self.send_ip(f, to.dst, now, out);
+    }
+
+    /// The real server never answered the SYN retries: the client gets a RST built here.
+    fn sp_timeout(&mut self, id: ConnId, now: Millis, out: &mut Outbox<P::Frame>) {
+        let stats = &*self.stats;
+        let Some(p) = self.half_open.take(id, |fr| {
+            stats.dropped(D::SynproxyAborted);
+            drop(fr);
+        }) else {
+            return;
+        };
+        let Some(c) = self.conns.get(id).copied() else { return };
+        self.stats.inc(E::SynproxyRsTimeouts);
+        self.drop_conn(id);
+        let to = c.out_key(Dir::Reply);
+        let Some(mut f) = self.pool.alloc() else {
+            self.stats.inc(E::NoMbuf);
+            return;
+        };
+        let len = ipv4::HEADER_LEN + wire::tcp::HEADER_LEN;
+        if !f.append(ETH + len) {
+            self.stats.inc(E::NoMbuf);
+            return;
+        }
+        let d = f.data_mut();
+        d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+        let ip = ipv4::Repr {
+            src: to.src,
+            dst: to.dst,
+            protocol: ipv4::PROTO_TCP,
+            payload_len: wire::tcp::HEADER_LEN as u16,
+            ttl: OWN_TTL,
+            ident: 0,
+            dont_frag: true,
+        };
+        if ip.emit(&mut d[ETH..]).is_err() {
+            return;
+        }
+        {
+            let seg = &mut d[ETH + ipv4::HEADER_LEN..];
+            seg[..wire::tcp::HEADER_LEN].fill(0);
+            let mut t = TcpPacket::new_unchecked(&mut seg[..wire::tcp::HEADER_LEN]);
+            t.set_src_port(to.sport);
+            t.set_dst_port(to.dport);
+            t.set_seq_number(p.cookie_isn.wrapping_add(1));
+            t.set_ack_number(p.client_isn.wrapping_add(1));
+            t.set_header_len_raw(wire::tcp::HEADER_LEN);
+            t.set_flags(TcpFlags::RST.union(TcpFlags::ACK));
+            t.fill_checksum(to.src, to.dst);
+        }
+        self.stats.inc(E::SynproxyRstsGenerated);
+        self.send_ip(f, to.dst, now, out);
+    }
+
+    /// Keeps per-real active/inactive counts in step with a connection's state change.
+    fn account_state_change(&mut self, id: ConnId, ch: crate::conn::StateChange) {
+        if ch.became_active() || ch.became_inactive() {
+            if let Some(c) = self.conns.get(id) {
+                let (svc, real) = (c.service(), c.real());
+                if let Some(s) = self.services.by_id_mut(svc) {
+                    s.conn_activity(real, ch.became_active());
+                }
+            }
+        }
+    }
+
     /// Removes a connection, keeping its real server's counts right.
     fn drop_conn(&mut self, id: ConnId) {
         if let Some(c) = self.conns.remove(id) {
+            if c.synproxy_pending() {
+                let stats = &*self.stats;
+                self.half_open.take(id, |fr| {
+                    stats.dropped(D::SynproxyAborted);
+                    drop(fr);
+                });
+            }
             if let Some(s) = self.services.by_id_mut(c.service()) {
                 s.conn_removed(c.real(), c.is_counted_active());
             }
@@ -874,10 +1283,16 @@ impl<P: FramePool> Worker<P> {
 
     /// Timers, once per burst: connection expiry, persistence expiry, neighbour retries and ageing.
     pub fn poll(&mut self, now: Millis, out: &mut Outbox<P::Frame>) {
-        let services = &mut self.services;
-        let n = self.conns.expire(now, self.expire_budget, |c| {
+        let (services, half_open, stats) = (&mut self.services, &mut self.half_open, &*self.stats);
+        let n = self.conns.expire(now, self.expire_budget, |id, c| {
             if let Some(s) = services.by_id_mut(c.service()) {
                 s.conn_removed(c.real(), c.is_counted_active());
+            }
+            if c.synproxy_pending() {
+                half_open.take(id, |fr| {
+                    stats.dropped(D::SynproxyAborted);
+                    drop(fr);
+                });
             }
         });
         if n > 0 {
@@ -886,6 +1301,31 @@ impl<P: FramePool> Worker<P> {
         self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
         self.stats.set(Gauge::Conns, self.conns.len() as u64);
         self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
+        if now >= self.sp_rotate_at {
+            // Each worker derives its next secret from the last; cookies of the previous one stay
+            // valid for another rotation period.
+            let k = synproxy::cookie::SipKey::from_bytes(self.sp_key);
+            let a = synproxy::cookie::siphash24(&k, &now.to_le_bytes());
+            let b = synproxy::cookie::siphash24(&k, &a.to_le_bytes());
+            self.sp_key[..8].copy_from_slice(&a.to_le_bytes());
+            self.sp_key[8..].copy_from_slice(&b.to_le_bytes());
+            self.sp_secrets.rotate(self.sp_key);
+            self.sp_rotate_at = now + 2 * self.sp.period_ms.max(1);
+        }
+        if !self.half_open.is_empty() {
+            let mut due = due_buf();
+            let n = self.half_open.poll_due(now, self.sp.syn_retry_ms, &mut due);
+            for id in due.into_iter().take(n) {
+                let tries = self.half_open.get_mut(id).map_or(u32::MAX, |p| p.tries);
+                if tries <= self.sp.syn_retries {
+                    self.sp_send_syn(id, now, out);
+                } else {
+                    self.sp_timeout(id, now, out);
+                }
+            }
+        }
+        self.stats.set(Gauge::SynproxyHalfOpen, self.half_open.len() as u64);
+        self.stats.set(Gauge::SynproxyHeld, self.half_open.held() as u64);
         self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
         self.stats.set(
             Gauge::ConnsActive,
@@ -899,7 +1339,7 @@ impl<P: FramePool> Worker<P> {
                     stats.inc(E::ArpRequestsSent);
                     emit(stats, out, port, req);
                 }
-                None => stats.inc(E::ArpRequestNoMbuf),
+                None => stats.inc(E::NoMbuf),
             },
             |f| {
                 stats.dropped(D::NeighUnresolved);

@@ -17,7 +17,7 @@ use crate::sched::SchedKind;
 use crate::stats::{DropReason, Event, Gauge, Stats};
 use crate::wire::{
     checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
-    IcmpPacket, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
+    IcmpPacket, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOption, TcpPacket, UdpPacket,
 };
 use crate::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
 
@@ -537,6 +537,7 @@ impl H {
     /// Every frame received is sent, consumed, held or dropped with one reason (Stats::accounting_gap).
     fn assert_accounting(&self, desc: &str) {
         self.stats.set(Gauge::NeighHeld, self.w.neigh_held() as u64);
+        self.stats.set(Gauge::SynproxyHeld, self.w.synproxy_held() as u64);
         assert_eq!(self.stats.accounting_gap(), 0, "{desc}: packet accounting does not balance");
     }
 }
@@ -1823,4 +1824,251 @@ fn draining_refuses_new_connections_and_keeps_established_ones() {
     let udp = from_client(2).udp(client(2), 5353, VIP, 53, b"q", true);
     h.step("new UDP flow while draining", &udp, 0, Expect::Drop(DropReason::Draining));
     assert_eq!(h.w.conns().len(), 1, "nothing new tracked while draining");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 13. SYN-proxy
+// ---------------------------------------------------------------------------------------------------
+
+fn ts_of(frame: &[u8]) -> Option<(u32, u32)> {
+    tcp_of(frame).options_iter().find_map(|o| match o {
+        Ok(TcpOption::Timestamps { tsval, tsecr }) => Some((tsval, tsecr)),
+        _ => None,
+    })
+}
+
+fn sp_setup() -> Setup {
+    setup_with(|s| {
+        s.services[0].synproxy = true;
+        s.conn.synproxy.max_held = 3;
+    })
+}
+
+/// Client `n`'s SYN from `cport` is answered by the gateway itself with a cookie SYN-ACK; returns
+/// (cookie ISN, our TSval).
+fn sp_syn(h: &mut H, n: u8, cport: u16, cisn: u32) -> (u32, u32) {
+    let conns = h.w.conns().len();
+    let syn = from_client(n).tcp(client(n), cport, VIP, 80, SYN, cisn, 0, &SYN_OPTS, &[]);
+    let out = h.step(
+        "client SYN to a SYN-proxied service",
+        &syn,
+        0,
+        tx(0, move |got| {
+            verify_checksums(got);
+            let ip = ip_of(got);
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP, client(n)));
+            let t = tcp_of(got);
+            assert_eq!((t.src_port(), t.dst_port()), (80, cport));
+            assert!(t.flags().syn() && t.flags().ack());
+            assert_eq!(t.ack_number(), cisn.wrapping_add(1));
+            assert_eq!(t.mss_option(), Some(1460));
+            assert_eq!(ts_of(got).map(|t| t.1), Some(0x0000_1234), "TSecr echoes the client's TSval");
+        }),
+    );
+    assert_eq!(h.w.conns().len(), conns, "no state for a SYN");
+    assert_eq!(h.ev(Event::SynproxySynAcks), 1 + h.ev(Event::SynproxySynAcks) - 1);
+    let f = &out[0].1;
+    (tcp_of(f).seq_number(), ts_of(f).unwrap().0)
+}
+
+/// The client's handshake ACK: the gateway opens the real-server side. Returns (rs index, lport)
+/// and checks the SYN the real server gets.
+fn sp_ack(h: &mut H, n: u8, cport: u16, cisn: u32, cookie: u32, our_ts: u32) -> (u8, u16) {
+    let ts = {
+        let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        o[4..8].copy_from_slice(&0x1234_0010u32.to_be_bytes());
+        o[8..12].copy_from_slice(&our_ts.to_be_bytes());
+        o
+    };
+    let ack = from_client(n).tcp(client(n), cport, VIP, 80, ACK, cisn + 1, cookie.wrapping_add(1), &ts, &[]);
+    let out = h.step(
+        "client ACK with a valid cookie",
+        &ack,
+        0,
+        tx(1, move |got| {
+            verify_checksums(got);
+            let ip = ip_of(got);
+            assert_eq!(ip.src_addr(), LIP);
+            let t = tcp_of(got);
+            assert!(t.flags().syn() && !t.flags().ack(), "a SYN to the real server");
+            assert_eq!(t.seq_number(), cisn, "with the client's own ISN");
+            assert_eq!(t.mss_option(), Some(1460), "the cookie's MSS class");
+            let opts: Vec<_> = t.options_iter().filter_map(|o| o.ok()).collect();
+            assert!(opts.contains(&TcpOption::SackPermitted));
+            assert!(opts.contains(&TcpOption::WindowScale(7)));
+            assert_eq!(ts_of(got), Some((0x1234_0010, 0)), "the client's current TSval");
+        }),
+    );
+    assert_eq!(h.w.synproxy_held(), 1, "the client's ACK waits for the real server");
+    let f = &out[0].1;
+    (rs_index(ip_of(f).dst_addr()), tcp_of(f).src_port())
+}
+
+#[test]
+fn synproxy_handshake_then_shifted_data_both_ways() {
+    let s = sp_setup();
+    let mut h = H::resolved(&s);
+    let cisn = 0xffff_fff0; // wraps during the exchange
+    let (cookie, our_ts) = sp_syn(&mut h, 1, 46_000, cisn);
+    let (i, lport) = sp_ack(&mut h, 1, 46_000, cisn, cookie, our_ts);
+    assert_eq!(h.w.conns().len(), 1);
+    // The real server's SYN-ACK: consumed; the held ACK goes on, shifted into the server's space.
+    let rs_isn: u32 = 0x7000_0000;
+    let rs_ts: u32 = 0x0abc_0000;
+    let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+    o[4..8].copy_from_slice(&rs_ts.to_be_bytes());
+    o[8..12].copy_from_slice(&0x1234_0010u32.to_be_bytes());
+    let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, rs_isn, cisn.wrapping_add(1), &o, &[]);
+    h.step(
+        "real server SYN-ACK",
+        &synack,
+        1,
+        tx(1, move |got| {
+            verify_checksums(got);
+            let t = tcp_of(got);
+            assert_eq!(t.flags(), ACK);
+            assert_eq!(t.seq_number(), cisn.wrapping_add(1));
+            assert_eq!(t.ack_number(), rs_isn + 1, "ack shifted from cookie to server space");
+            assert_eq!(ts_of(got).unwrap().1, rs_ts, "TSecr shifted onto the server's clock");
+        }),
+    );
+    assert_eq!(h.ev(Event::SynproxyHandshakes), 1);
+    assert_eq!(h.w.synproxy_held(), 0);
+    // Server data to the client: seq into cookie space, TSval onto our clock.
+    let d = from_rs(i).tcp(rs(i), 80, LIP, lport, ACK | PSH, rs_isn + 1, cisn.wrapping_add(1), &o, b"hello");
+    h.step(
+        "server data",
+        &d,
+        1,
+        tx(0, move |got| {
+            verify_checksums(got);
+            let t = tcp_of(got);
+            assert_eq!(t.seq_number(), cookie.wrapping_add(1));
+            assert_eq!(ts_of(got).unwrap().0, our_ts, "the client sees our clock");
+        }),
+    );
+    // Client ACK of it with a SACK block: both shifted into server space.
+    let sack = {
+        let mut v = vec![1u8, 1, 5, 10];
+        v.extend_from_slice(&cookie.wrapping_add(100).to_be_bytes());
+        v.extend_from_slice(&cookie.wrapping_add(200).to_be_bytes());
+        v
+    };
+    let a = from_client(1).tcp(
+        client(1),
+        46_000,
+        VIP,
+        80,
+        ACK,
+        cisn.wrapping_add(1),
+        cookie.wrapping_add(6),
+        &sack,
+        &[],
+    );
+    h.step(
+        "client ACK with SACK",
+        &a,
+        0,
+        tx(1, move |got| {
+            verify_checksums(got);
+            let t = tcp_of(got);
+            assert_eq!(t.ack_number(), rs_isn + 6);
+            let blocks: Vec<(u32, u32)> = t
+                .options_iter()
+                .find_map(|o| match o {
+                    Ok(TcpOption::Sack(b)) => Some(b.iter().collect()),
+                    _ => None,
+                })
+                .unwrap();
+            assert_eq!(blocks, vec![(rs_isn + 100, rs_isn + 200)]);
+        }),
+    );
+}
+
+#[test]
+fn synproxy_defences() {
+    let s = setup_with(|s| {
+        s.services[0].synproxy = true;
+        s.conn.synproxy.max_held = 2;
+        s.conn.synproxy.max_half_open = 1;
+    });
+    let mut h = H::resolved(&s);
+    // A forged ACK: dropped, no state.
+    let forged = from_client(2).tcp(client(2), 47_000, VIP, 80, ACK, 5, 0x1234_5678, &[], &[]);
+    h.step("ACK with a forged cookie", &forged, 0, Expect::Drop(DropReason::SynproxyBadCookie));
+    // A real handshake, then the client repeats its ACK while the real server is silent.
+    let (cookie, ts) = sp_syn(&mut h, 1, 47_001, 1000);
+    let (i, lport) = sp_ack(&mut h, 1, 47_001, 1000, cookie, ts);
+    let data = from_client(1).tcp(client(1), 47_001, VIP, 80, ACK | PSH, 1001, cookie + 1, &[], b"GET /");
+    h.step("client data while half-open is held", &data, 0, Expect::Held);
+    h.step("held limit", &data, 0, Expect::Drop(DropReason::SynproxyHeldFull));
+    // The half-open bound: a second client's valid ACK is refused.
+    let (cookie2, ts2) = sp_syn(&mut h, 2, 47_002, 2000);
+    let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+    o[8..12].copy_from_slice(&ts2.to_be_bytes());
+    let ack2 = from_client(2).tcp(client(2), 47_002, VIP, 80, ACK, 2001, cookie2 + 1, &o, &[]);
+    h.step("half-open bound", &ack2, 0, Expect::Drop(DropReason::SynproxyHalfOpenFull));
+    // The real server refuses: its RST becomes the client's, in the client's window.
+    let rst = from_rs(i).tcp(rs(i), 80, LIP, lport, RST | ACK, 0, 1001, &[], &[]);
+    h.w.process(VecFrame::from_bytes(&rst), 1, h.now, &mut h.out);
+    let out = h.drain();
+    assert_eq!(out.len(), 1);
+    let (port, got) = &out[0];
+    assert_eq!(*port, 0);
+    verify_checksums(got);
+    let t = tcp_of(got);
+    assert!(t.flags().rst());
+    assert_eq!(t.seq_number(), cookie.wrapping_add(1), "in the client's window");
+    assert_eq!(ip_of(got).dst_addr(), client(1));
+    assert_eq!(h.stats.drops(DropReason::SynproxyAborted), 2, "the two held packets");
+    h.assert_accounting("after the refusal");
+    assert_eq!(h.ev(Event::SynproxyRsRefused), 1);
+    assert_eq!(h.w.conns().len(), 0);
+    assert_eq!(h.w.synproxy_held(), 0, "held packets dropped and counted");
+}
+
+#[test]
+fn synproxy_silent_real_server_gets_retries_then_the_client_a_rst() {
+    let s = sp_setup();
+    let mut h = H::resolved(&s);
+    let (cookie, ts) = sp_syn(&mut h, 1, 48_000, 9);
+    sp_ack(&mut h, 1, 48_000, 9, cookie, ts);
+    let mut syns = 0;
+    let mut rst = None;
+    let start = h.now;
+    for k in 1..=20 {
+        for (port, f) in h.poll(start + k * 500) {
+            let t = tcp_of(&f);
+            if port == 1 && t.flags().syn() {
+                syns += 1;
+            } else if port == 0 && t.flags().rst() {
+                rst = Some(f);
+            }
+        }
+    }
+    assert_eq!(syns, s.conn.synproxy.syn_retries, "one SYN per retry");
+    let rst = rst.expect("the client got a RST");
+    verify_checksums(&rst);
+    assert_eq!(tcp_of(&rst).seq_number(), cookie.wrapping_add(1));
+    assert_eq!(h.ev(Event::SynproxyRsTimeouts), 1);
+    assert_eq!(h.w.conns().len(), 0);
+}
+
+#[test]
+fn synproxy_ack_storm_is_cut() {
+    let s = sp_setup();
+    let mut h = H::resolved(&s);
+    let (cookie, ts) = sp_syn(&mut h, 1, 49_000, 77);
+    sp_ack(&mut h, 1, 49_000, 77, cookie, ts);
+    let dup = from_client(1).tcp(client(1), 49_000, VIP, 80, ACK, 78, cookie + 1, &[], &[]);
+    // Held up to the per-connection bound, then the same ACK over and over is an ack storm.
+    let mut storm = 0;
+    for _ in 0..30 {
+        let before = h.stats.drops(DropReason::SynproxyAckStorm);
+        h.w.process(VecFrame::from_bytes(&dup), 0, h.now, &mut h.out);
+        h.drain();
+        storm += h.stats.drops(DropReason::SynproxyAckStorm) - before;
+    }
+    assert!(storm >= 30 - s.conn.synproxy.ack_storm as u64 - 3, "ack storm dropped: {storm}");
+    h.assert_accounting("after the storm");
 }

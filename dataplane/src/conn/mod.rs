@@ -117,8 +117,14 @@ impl NewConn {
 const F_LIVE: u8 = 1 << 0;
 const F_ACTIVE: u8 = 1 << 1;
 const F_TOA_DONE: u8 = 1 << 2;
+/// SYN-proxied: sequence numbers (and timestamps with F_TS_SHIFT) are shifted for its lifetime.
+const F_SYNPROXY: u8 = 1 << 3;
+/// SYN-proxied and still waiting for the real server's SYN-ACK.
+const F_SP_PENDING: u8 = 1 << 4;
+/// `ts_delta` is in use.
+const F_TS_SHIFT: u8 = 1 << 5;
 
-/// One tracked connection (52 bytes). Fields are private so the table's invariants (index
+/// One tracked connection (56 bytes). Fields are private so the table's invariants (index
 /// entries, timer links, state) cannot be broken through [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
 pub struct Conn {
@@ -133,6 +139,8 @@ pub struct Conn {
     /// Expiry deadline in wheel ticks (wrapping).
     deadline: u32,
     seq_delta: u32,
+    /// SYN-proxy timestamp shift (valid with F_TS_SHIFT).
+    ts_delta: u32,
     /// Timer list links; `next` doubles as the free-list link for free slots.
     prev: u32,
     next: u32,
@@ -158,6 +166,7 @@ impl Conn {
         real: 0,
         deadline: 0,
         seq_delta: 0,
+        ts_delta: 0,
         prev: NIL,
         next: NIL,
         state: 0,
@@ -243,6 +252,35 @@ impl Conn {
     }
     pub fn set_seq_delta(&mut self, delta: u32) {
         self.seq_delta = delta;
+    }
+    /// The SYN-proxy shift, when this connection is proxied and its real server has answered.
+    pub fn seq_shift(&self) -> Option<(u32, Option<u32>)> {
+        (self.flags & (F_SYNPROXY | F_SP_PENDING) == F_SYNPROXY)
+            .then_some((self.seq_delta, (self.flags & F_TS_SHIFT != 0).then_some(self.ts_delta)))
+    }
+    /// Marks a SYN-proxied connection waiting for its real server; `cookie_isn` is kept until then.
+    pub fn set_synproxy_pending(&mut self, cookie_isn: u32) {
+        self.flags |= F_SYNPROXY | F_SP_PENDING;
+        self.seq_delta = cookie_isn;
+    }
+    pub fn synproxy_pending(&self) -> bool {
+        self.flags & F_SP_PENDING != 0
+    }
+    /// The cookie ISN of a pending SYN-proxied connection.
+    pub fn cookie_isn(&self) -> u32 {
+        self.seq_delta
+    }
+    /// The real server answered: shift from now on.
+    pub fn set_synproxy_established(&mut self, delta: u32, ts_delta: Option<u32>) {
+        self.flags &= !F_SP_PENDING;
+        self.seq_delta = delta;
+        match ts_delta {
+            Some(d) => {
+                self.flags |= F_TS_SHIFT;
+                self.ts_delta = d;
+            }
+            None => self.flags &= !F_TS_SHIFT,
+        }
     }
     /// Milliseconds until the connection becomes eligible for expiry (0 if already due).
     pub fn expires_in(&self, now: Millis) -> Millis {
@@ -407,6 +445,7 @@ impl ConnTable {
             real: new.real,
             deadline,
             seq_delta: 0,
+            ts_delta: 0,
             prev: NIL,
             next: NIL,
             state: TcpState::None as u8,
@@ -502,10 +541,11 @@ impl ConnTable {
     }
 
     /// Expires connections whose deadline is at or before `now`, looking at no more than `budget`
-    /// connections (expired or re-queued). `on_expire` sees each expired connection after it left
+    /// connections (expired or re-queued). `on_expire` sees each expired connection (and its former id)
+    /// after it left
     /// the table (its tuples are free again). Returns how many expired. Work left over by the
     /// budget is resumed by the next call.
-    pub fn expire(&mut self, now: Millis, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
+    pub fn expire(&mut self, now: Millis, budget: usize, mut on_expire: impl FnMut(ConnId, &Conn)) -> usize {
         let target = tick_of(now);
         let mut visited = 0;
         let mut expired = 0;
@@ -518,7 +558,7 @@ impl ConnTable {
             } else {
                 self.release(id, &c);
                 expired += 1;
-                on_expire(&c);
+                on_expire(ConnId(id), &c);
             }
         }
         self.stats.timer_visits += visited as u64;

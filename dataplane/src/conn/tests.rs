@@ -40,7 +40,7 @@ fn table(cap: usize) -> ConnTable {
 fn layout() {
     assert_eq!(size_of::<FlowKey>(), 14);
     assert_eq!(size_of::<(FlowKey, ConnRef)>(), 18);
-    assert_eq!(size_of::<Conn>(), 52);
+    assert_eq!(size_of::<Conn>(), 56);
     for id in [0, 1, 0x1234_5678, REPLY_BIT - 1] {
         for dir in [Dir::Original, Dir::Reply] {
             let r = ConnRef::new(id, dir);
@@ -149,7 +149,7 @@ fn remove_frees_both_entries_and_slot() {
     // A removed connection never expires later.
     t.remove(ids[0]).unwrap();
     let mut seen = Vec::new();
-    t.expire(10_000_000, usize::MAX, |c| seen.push(c.real()));
+    t.expire(10_000_000, usize::MAX, |_, c| seen.push(c.real()));
     seen.sort();
     assert_eq!(seen, [1, 2, 3, 4]);
     assert!(t.is_empty());
@@ -317,10 +317,10 @@ fn expires_at_deadline_not_before() {
     let id = t.insert(&new_conn(1, Proto::Udp), start).unwrap();
     let due = start + t.get(id).unwrap().expires_in(start);
     assert!(due >= start + 300_000 && due < start + 300_000 + TICK_MS);
-    assert_eq!(t.expire(start + 299_999, usize::MAX, |_| panic!("early")), 0);
-    assert_eq!(t.expire(due - 1, usize::MAX, |_| panic!("early")), 0);
+    assert_eq!(t.expire(start + 299_999, usize::MAX, |_, _| panic!("early")), 0);
+    assert_eq!(t.expire(due - 1, usize::MAX, |_, _| panic!("early")), 0);
     let mut got = None;
-    assert_eq!(t.expire(due, usize::MAX, |c| got = Some(c.real())), 1);
+    assert_eq!(t.expire(due, usize::MAX, |_, c| got = Some(c.real())), 1);
     assert_eq!(got, Some(1));
     assert!(t.get(id).is_none() && t.is_empty());
 }
@@ -337,14 +337,14 @@ fn refreshed_connections_do_not_expire_early() {
         for &id in ids.iter().step_by(2) {
             t.touch(id, now);
         }
-        t.expire(now, usize::MAX, |c| expired.push(c.real()));
+        t.expire(now, usize::MAX, |_, c| expired.push(c.real()));
     }
     expired.sort();
     assert_eq!(expired, (0..100).filter(|i| i % 2 == 1).collect::<Vec<_>>());
     assert_eq!(t.len(), 50);
     // Once traffic stops they go exactly one timeout later.
-    assert_eq!(t.expire(now + 299_999, usize::MAX, |_| panic!("early")), 0);
-    assert_eq!(t.expire(now + 300_000 + TICK_MS, usize::MAX, |_| {}), 50);
+    assert_eq!(t.expire(now + 299_999, usize::MAX, |_, _| panic!("early")), 0);
+    assert_eq!(t.expire(now + 300_000 + TICK_MS, usize::MAX, |_, _| {}), 50);
 }
 
 #[test]
@@ -354,9 +354,9 @@ fn shorter_timeout_moves_the_deadline_earlier() {
     t.update_tcp(id, Dir::Original, SYN, 0);
     t.update_tcp(id, Dir::Original, ACK, 0); // ESTABLISHED, 900 s
     t.update_tcp(id, Dir::Reply, RST, 1_000); // CLOSE, 10 s
-    assert_eq!(t.expire(10_999, usize::MAX, |_| panic!("early")), 0);
+    assert_eq!(t.expire(10_999, usize::MAX, |_, _| panic!("early")), 0);
     // Due at 11 s, noticed at the next tick boundary.
-    assert_eq!(t.expire(11_000 + TICK_MS, usize::MAX, |_| {}), 1);
+    assert_eq!(t.expire(11_000 + TICK_MS, usize::MAX, |_, _| {}), 1);
 }
 
 #[test]
@@ -368,9 +368,9 @@ fn timeouts_longer_than_a_wheel_round() {
     let mut now = 0;
     while now < to.udp - TICK_MS {
         now += 10_000.min(to.udp - TICK_MS - now);
-        assert_eq!(t.expire(now, usize::MAX, |_| panic!("early at {now}")), 0);
+        assert_eq!(t.expire(now, usize::MAX, |_, _| panic!("early at {now}")), 0);
     }
-    assert_eq!(t.expire(to.udp + TICK_MS, usize::MAX, |_| {}), 1);
+    assert_eq!(t.expire(to.udp + TICK_MS, usize::MAX, |_, _| {}), 1);
     // Lazy re-queueing costs one visit per round, not per tick.
     assert_eq!(t.stats().timer_visits, 4);
 }
@@ -384,7 +384,7 @@ fn expire_budget_resumes() {
     let mut seen = vec![false; 1000];
     let mut calls = 0;
     loop {
-        let n = t.expire(300_000 + TICK_MS, 64, |c| {
+        let n = t.expire(300_000 + TICK_MS, 64, |_, c| {
             assert!(!seen[c.real() as usize]);
             seen[c.real() as usize] = true;
         });
@@ -398,7 +398,7 @@ fn expire_budget_resumes() {
     assert!(seen.iter().all(|&s| s) && t.is_empty());
     // A budget-interrupted slot must not lose entries that were refreshed or removed meanwhile.
     let ids: Vec<_> = (0..100).map(|i| t.insert(&new_conn(i, Proto::Udp), 400_000).unwrap()).collect();
-    assert_eq!(t.expire(700_000 + TICK_MS, 10, |_| {}), 10);
+    assert_eq!(t.expire(700_000 + TICK_MS, 10, |_, _| {}), 10);
     for &id in &ids[..] {
         if let Some(c) = t.get(id) {
             let r = c.real();
@@ -410,11 +410,11 @@ fn expire_budget_resumes() {
         }
     }
     let mut rest = Vec::new();
-    t.expire(700_000 + TICK_MS, usize::MAX, |c| rest.push(c.real()));
+    t.expire(700_000 + TICK_MS, usize::MAX, |_, c| rest.push(c.real()));
     assert!(rest.iter().all(|r| r % 3 == 2));
     assert!(t.iter().all(|(_, c)| c.real() % 3 == 0));
     let left = t.len();
-    assert_eq!(t.expire(1_000_000, usize::MAX, |c| assert_eq!(c.real() % 3, 0)), left);
+    assert_eq!(t.expire(1_000_000, usize::MAX, |_, c| assert_eq!(c.real() % 3, 0)), left);
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn expire_work_is_o_expired() {
     let mut now = 0;
     while now < 600_000 {
         now += 5;
-        assert_eq!(t.expire(now, 1_000, |_| panic!("early")), 0);
+        assert_eq!(t.expire(now, 1_000, |_, _| panic!("early")), 0);
     }
     assert_eq!(t.stats().timer_visits, base, "the wheel looked at connections that were not due");
     // Refreshing all of them costs one visit each when the old deadline fires, then nothing.
@@ -440,11 +440,11 @@ fn expire_work_is_o_expired() {
         let (id, _) = t.lookup(&tcp(i).client).unwrap();
         t.update_tcp(id, Dir::Reply, ACK, now);
     }
-    assert_eq!(t.expire(900_000 + TICK_MS, usize::MAX, |_| panic!("early")), 0);
+    assert_eq!(t.expire(900_000 + TICK_MS, usize::MAX, |_, _| panic!("early")), 0);
     assert_eq!(t.stats().timer_visits, base + 100_000);
-    assert_eq!(t.expire(now + 899_999, usize::MAX, |_| panic!("early")), 0);
+    assert_eq!(t.expire(now + 899_999, usize::MAX, |_, _| panic!("early")), 0);
     assert_eq!(t.stats().timer_visits, base + 100_000);
-    assert_eq!(t.expire(now + 900_000 + TICK_MS, usize::MAX, |_| {}), 100_000);
+    assert_eq!(t.expire(now + 900_000 + TICK_MS, usize::MAX, |_, _| {}), 100_000);
     assert_eq!(t.stats().timer_visits, base + 200_000);
 }
 
@@ -455,7 +455,7 @@ fn long_idle_gap_is_caught_up() {
         t.insert(&new_conn(i, Proto::Udp), 0).unwrap();
     }
     // Hours without calling expire, then one call: all due, one round of slots scanned.
-    assert_eq!(t.expire(10 * 3_600_000, usize::MAX, |_| {}), 10);
+    assert_eq!(t.expire(10 * 3_600_000, usize::MAX, |_, _| {}), 10);
 }
 
 #[test]
@@ -536,7 +536,7 @@ fn model_check() {
             }
             _ => {
                 let mut gone = Vec::new();
-                t.expire(now, usize::MAX, |c| gone.push(c.real()));
+                t.expire(now, usize::MAX, |_, c| gone.push(c.real()));
                 for k in &gone {
                     let (_, due) = model.remove(k).expect("expired twice or unknown");
                     assert!(due <= now, "expired {} ms early", due - now);

@@ -28,6 +28,7 @@
 //! - Keys are supplied by the caller (random, from the control plane); nothing here generates entropy.
 
 pub mod cookie;
+pub mod half_open;
 pub mod seq;
 pub mod synack;
 
