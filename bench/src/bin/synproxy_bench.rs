@@ -96,7 +96,8 @@ fn main() {
         let mut i = 0usize;
         while i < n {
             for f in frames.iter_mut() {
-                let src = Ipv4Addr::from(0xc612_0000u32 | ((i as u32 >> 16) & 0xff) << 8 | (i as u32 & 0xff) | 2);
+                let src =
+                    Ipv4Addr::from(0xc612_0000u32 | ((i as u32 / 250) % 250 + 2) << 8 | (i as u32 % 250 + 2));
                 let len = f.len();
                 if len < 74 {
                     f.append(74 - len);
@@ -110,6 +111,12 @@ fn main() {
                 w.process(f, 0, 1_000, &mut out);
             }
             frames.append(out.port(0));
+            if frames.len() != burst {
+                let drops: Vec<String> =
+                    stats.nonzero().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+                eprintln!("synproxy_bench: a SYN was not answered: {}", drops.join(" "));
+                std::process::exit(1);
+            }
         }
         let secs = t0.elapsed().as_secs_f64();
         let rate = n as f64 / secs;
