@@ -688,7 +688,8 @@ impl Config {
             return Err(err("synproxy.wscale", "wscale must be 0..=14 and mss 536..=9000"));
         }
         let sp_span_ms = (sp.syn_retries as u64 + 1) * sp.syn_retry_ms as u64;
-        if (c.timeouts.syn_recv as u64) * 1000 <= sp_span_ms {
+        let any_synproxy = self.services.iter().any(|s| s.synproxy);
+        if any_synproxy && (c.timeouts.syn_recv as u64) * 1000 <= sp_span_ms {
             return Err(err(
                 "conn.timeouts.syn_recv",
                 format!("must outlast the SYN-proxy retries ({sp_span_ms} ms): a proxied connection waits in SYN_RECV"),

@@ -65,7 +65,7 @@ check "wrk: 0 errors, 0 non-2xx" [ "${errs:-0}" -eq 0 ] && [ "${non2xx:-0}" -eq 
 # connection count and the real servers' half-open connections.
 flood_round() {
     local label=$1
-    C bash -c "for i in \$(seq 40); do curl -s -m 3 --noproxy '*' -o /dev/null -w '%{http_code} %{time_total}\n' http://$VIP/ || echo '000 9'; sleep 0.1; done" > "$RVS_TMP/loop.$label" &
+    C bash -c "for i in \$(seq 40); do curl -s -m 10 --noproxy '*' -o /dev/null -w '%{http_code} %{time_total}\n' http://$VIP/ || echo '000 99'; sleep 0.1; done" > "$RVS_TMP/loop.$label" &
     local loop=$!
     C timeout "$FLOOD_SECONDS" hping3 --flood --rand-source -S -p 80 "$VIP" >/dev/null 2>&1 &
     local maxc=0 maxsr=0 n sr
@@ -87,7 +87,7 @@ lat=$(awk '$1 == 200 {print $2 * 1000}' "$RVS_TMP/loop.on" | sort -n | awk '{a[N
 echo "    legitimate requests: $ok_n/40 ok, latency $lat; cookie SYN-ACKs during the flood: $(( $(counter synproxy_synacks) - synacks0 ))"
 echo "    gateway connections: $base before (TIME_WAIT of earlier traffic), peak $maxc; real servers' SYN-RECV peak: $maxsr"
 check "legitimate requests during the flood: 100 % ($ok_n/40)" [ "$ok_n" -eq 40 ]
-check "the connection table did not grow with the flood (peak $maxc)" [ "$maxc" -lt 200 ]
+check "the connection table did not grow with the flood ($base -> peak $maxc; the curl loop adds 40)" [ $((maxc - base)) -le 60 ]
 check "no half-open connections on the real servers (peak $maxsr)" [ "$maxsr" -eq 0 ]
 
 echo "== the same flood with SYN-proxy off"
