@@ -87,6 +87,59 @@ fn set_eth_dst<F: Frame>(f: &mut F, mac: EthernetAddress) {
     f.data_mut()[0..6].copy_from_slice(&mac.0);
 }
 
+/// Turns a received frame around on its port: the sender's MAC becomes the destination.
+#[inline]
+fn reply_macs<F: Frame>(f: &mut F, our_mac: EthernetAddress) {
+    let d = f.data_mut();
+    let mut peer = [0u8; 6];
+    peer.copy_from_slice(&d[6..12]);
+    d[0..6].copy_from_slice(&peer);
+    d[6..12].copy_from_slice(&our_mac.0);
+}
+
+/// A TCP segment the gateway originates (SYN-proxy's SYN to a real server, its RST to a client),
+/// in a fresh frame with EtherType IPv4; `send_ip` fills in the MACs.
+fn build_tcp<P: FramePool>(
+    pool: &mut P,
+    flow: &FlowKey,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    opts: &[u8],
+) -> Option<P::Frame> {
+    let tcp_len = wire::tcp::HEADER_LEN + opts.len();
+    let mut f = pool.alloc()?;
+    if !f.append(ETH + ipv4::HEADER_LEN + tcp_len) {
+        return None;
+    }
+    let d = f.data_mut();
+    d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+    let ip = ipv4::Repr {
+        src: flow.src,
+        dst: flow.dst,
+        protocol: ipv4::PROTO_TCP,
+        payload_len: tcp_len as u16,
+        ttl: OWN_TTL,
+        ident: 0,
+        dont_frag: true,
+    };
+    ip.emit(&mut d[ETH..]).ok()?;
+    let seg = &mut d[ETH + ipv4::HEADER_LEN..ETH + ipv4::HEADER_LEN + tcp_len];
+    seg.fill(0);
+    let mut t = TcpPacket::new_unchecked(seg);
+    t.set_src_port(flow.sport);
+    t.set_dst_port(flow.dport);
+    t.set_seq_number(seq);
+    t.set_ack_number(ack);
+    t.set_header_len_raw(tcp_len);
+    t.set_flags(flags);
+    t.set_window_len(window);
+    t.options_mut().copy_from_slice(opts);
+    t.fill_checksum(flow.src, flow.dst);
+    Some(f)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PortRt {
     mac: EthernetAddress,
@@ -812,10 +865,7 @@ impl<P: FramePool> Worker<P> {
             ip.set_src_addr(t);
             ip.set_dst_addr(s);
             ip.set_ttl(OWN_TTL);
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&d[6..12]);
-            d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
-            d[0..6].copy_from_slice(&mac);
+            reply_macs(&mut f, self.ports[in_port].mac);
             self.stats.inc(E::IcmpEchoReplies);
             return emit(&self.stats, out, in_port, f);
         }
@@ -900,10 +950,7 @@ impl<P: FramePool> Worker<P> {
             t.set_urgent_at(0);
             t.fill_checksum(dst, src);
         }
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&d[6..12]);
-        d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
-        d[0..6].copy_from_slice(&mac);
+        reply_macs(&mut f, self.ports[in_port].mac);
         let excess = f.len() - (ETH + new_len);
         f.trim(excess);
         self.stats.inc(E::RstSent);
@@ -948,11 +995,7 @@ impl<P: FramePool> Worker<P> {
         };
         let excess = f.len() - (ETH + n);
         f.trim(excess);
-        let d = f.data_mut();
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&d[6..12]);
-        d[6..12].copy_from_slice(&self.ports[in_port].mac.0);
-        d[0..6].copy_from_slice(&mac);
+        reply_macs(&mut f, self.ports[in_port].mac);
         self.stats.inc(E::SynproxySynAcks);
         emit(&self.stats, out, in_port, f);
     }
@@ -1051,44 +1094,14 @@ impl<P: FramePool> Worker<P> {
             opts[n..n + 4].copy_from_slice(&[1, 3, 3, ws]);
             n += 4;
         }
-        let Some(mut f) = self.pool.alloc() else {
-            self.stats.inc(E::NoMbuf);
-            return;
-        };
         let (lip, lport) = c.lip();
         let (rs, rport) = c.rs();
-        let tcp_len = wire::tcp::HEADER_LEN + n;
-        if !f.append(ETH + ipv4::HEADER_LEN + tcp_len) {
+        let flow = FlowKey { proto: Proto::Tcp, src: lip, dst: rs, sport: lport, dport: rport };
+        let Some(f) = build_tcp(&mut self.pool, &flow, p.client_isn, 0, TcpFlags::SYN, 65_535, &opts[..n])
+        else {
             self.stats.inc(E::NoMbuf);
             return;
-        }
-        let d = f.data_mut();
-        d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
-        let ip = ipv4::Repr {
-            src: lip,
-            dst: rs,
-            protocol: ipv4::PROTO_TCP,
-            payload_len: tcp_len as u16,
-            ttl: OWN_TTL,
-            ident: 0,
-            dont_frag: true,
         };
-        if ip.emit(&mut d[ETH..]).is_err() {
-            return;
-        }
-        {
-            let seg = &mut d[ETH + ipv4::HEADER_LEN..];
-            seg[..tcp_len].fill(0);
-            let mut t = TcpPacket::new_unchecked(&mut seg[..tcp_len]);
-            t.set_src_port(lport);
-            t.set_dst_port(rport);
-            t.set_seq_number(p.client_isn);
-            t.set_header_len_raw(tcp_len);
-            t.set_flags(TcpFlags::SYN);
-            t.set_window_len(65_535);
-            t.options_mut()[..n].copy_from_slice(&opts[..n]);
-            t.fill_checksum(lip, rs);
-        }
         self.stats.inc(E::SynproxySynsSent);
         self.send_ip(f, rs, now, out);
     }
@@ -1214,41 +1227,12 @@ impl<P: FramePool> Worker<P> {
         self.stats.inc(E::SynproxyRsTimeouts);
         self.drop_conn(id);
         let to = c.out_key(Dir::Reply);
-        let Some(mut f) = self.pool.alloc() else {
+        let rst = TcpFlags::RST.union(TcpFlags::ACK);
+        let (seq, ack) = (p.cookie_isn.wrapping_add(1), p.client_isn.wrapping_add(1));
+        let Some(f) = build_tcp(&mut self.pool, &to, seq, ack, rst, 0, &[]) else {
             self.stats.inc(E::NoMbuf);
             return;
         };
-        let len = ipv4::HEADER_LEN + wire::tcp::HEADER_LEN;
-        if !f.append(ETH + len) {
-            self.stats.inc(E::NoMbuf);
-            return;
-        }
-        let d = f.data_mut();
-        d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
-        let ip = ipv4::Repr {
-            src: to.src,
-            dst: to.dst,
-            protocol: ipv4::PROTO_TCP,
-            payload_len: wire::tcp::HEADER_LEN as u16,
-            ttl: OWN_TTL,
-            ident: 0,
-            dont_frag: true,
-        };
-        if ip.emit(&mut d[ETH..]).is_err() {
-            return;
-        }
-        {
-            let seg = &mut d[ETH + ipv4::HEADER_LEN..];
-            seg[..wire::tcp::HEADER_LEN].fill(0);
-            let mut t = TcpPacket::new_unchecked(&mut seg[..wire::tcp::HEADER_LEN]);
-            t.set_src_port(to.sport);
-            t.set_dst_port(to.dport);
-            t.set_seq_number(p.cookie_isn.wrapping_add(1));
-            t.set_ack_number(p.client_isn.wrapping_add(1));
-            t.set_header_len_raw(wire::tcp::HEADER_LEN);
-            t.set_flags(TcpFlags::RST.union(TcpFlags::ACK));
-            t.fill_checksum(to.src, to.dst);
-        }
         self.stats.inc(E::SynproxyRstsGenerated);
         self.send_ip(f, to.dst, now, out);
     }
