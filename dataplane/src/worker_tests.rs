@@ -2072,3 +2072,43 @@ fn synproxy_ack_storm_is_cut() {
     assert!(storm >= 30 - s.conn.synproxy.ack_storm as u64 - 3, "ack storm dropped: {storm}");
     h.assert_accounting("after the storm");
 }
+
+#[test]
+fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
+    let s = sp_setup();
+    let mut h = H::resolved(&s);
+    let cisn = 500;
+    let (cookie, our_ts) = sp_syn(&mut h, 1, 50_000, cisn);
+    let (i, lport) = sp_ack(&mut h, 1, 50_000, cisn, cookie, our_ts);
+    // The client does not wait: its request arrives while the real server is still silent.
+    let req = from_client(1).tcp(
+        client(1),
+        50_000,
+        VIP,
+        80,
+        ACK | PSH,
+        cisn + 1,
+        cookie + 1,
+        &[],
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    h.step("client request while half-open", &req, 0, Expect::Held);
+    assert_eq!(h.w.synproxy_held(), 2);
+    let rs_isn: u32 = 0x9000_0000;
+    let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, rs_isn, cisn + 1, &[], &[]);
+    h.w.process(VecFrame::from_bytes(&synack), 1, h.now, &mut h.out);
+    let out = h.drain();
+    h.assert_accounting("after the release");
+    assert_eq!(out.len(), 2, "the handshake ACK, then the request");
+    for (port, f) in &out {
+        assert_eq!(*port, 1);
+        verify_checksums(f);
+        let t = tcp_of(f);
+        assert_eq!(t.ack_number(), rs_isn + 1, "acknowledgements in the real server's space");
+        assert_eq!(t.dst_port(), 80);
+        assert_eq!(ip_of(f).src_addr(), LIP);
+    }
+    assert!(tcp_of(&out[0].1).payload().is_empty());
+    assert_eq!(tcp_of(&out[1].1).payload(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(h.w.synproxy_held(), 0);
+}
