@@ -211,23 +211,15 @@ impl ControlState {
     /// The services of a `restore` text. Sections other than `services` must be absent or equal
     /// to the running ones: ports, workers and the rest cannot change at runtime.
     fn restorable(&self, text: &str) -> Result<Vec<ServiceConfig>, String> {
-        let value: toml::Table =
+        let given: toml::Table =
             text.parse().map_err(|e: toml::de::Error| format!("restore: {}", e.message()))?;
         let parsed = Config::from_toml(text).map_err(|e| format!("restore: {e}"))?;
-        let running: toml::Table = toml::to_string(&self.cfg)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or("restore: cannot serialise the running configuration")?;
-        for (k, v) in &value {
-            if k == "services" || k == "version" {
-                continue;
-            }
-            let normalised: toml::Table = toml::to_string(&parsed)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .ok_or("restore: cannot normalise the configuration")?;
-            let _ = v;
-            if normalised.get(k) != running.get(k) {
+        // Compare normalised forms (defaults filled in), section by section, for the sections given.
+        let table = |c: &Config| -> Option<toml::Table> { toml::to_string(c).ok()?.parse().ok() };
+        let (restored, running) =
+            table(&parsed).zip(table(&self.cfg)).ok_or("restore: cannot normalise the configuration")?;
+        for k in given.keys().filter(|k| *k != "services" && *k != "version") {
+            if restored.get(k) != running.get(k) {
                 return Err(format!(
                     "restore: section \"{k}\" differs from the running configuration; only services can change at runtime"
                 ));
