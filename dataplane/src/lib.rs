@@ -1,7 +1,8 @@
 //! rvs dataplane: the packet logic of the gateway, as pure deterministic Rust.
 //!
 //! Invariants:
-//! - No DPDK types and no `unsafe`: everything here builds, tests, fuzzes and benches on any host.
+//! - No NIC-library types and no raw-pointer code (`deny(unsafe_code)`): everything here builds,
+//!   tests, fuzzes and benches on any host.
 //! - No allocation on the per-packet path: tables and queues are sized at construction.
 //! - Time is an input (`now` in the calls, see [`flow::Millis`]), never read from the clock here.
 #![deny(unsafe_code)]

@@ -23,7 +23,7 @@
 //! All sequence and timestamp arithmetic is modulo 2^32 (`wrapping_*`), never compared as integers.
 //!
 //! # Invariants
-//! - No allocation, no `unsafe`, no clock: time is the `now` argument ([`Millis`](crate::flow::Millis)).
+//! - No allocation, no raw-pointer code, no clock: time is the `now` argument ([`Millis`](crate::flow::Millis)).
 //! - Functions that fail leave the packet untouched.
 //! - Keys are supplied by the caller (random, from the control plane); nothing here generates entropy.
 
