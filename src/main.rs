@@ -99,6 +99,13 @@ fn run(cli: Cli) -> Result<(), String> {
     let eal = Eal::init(&eal_argv).map_err(|e| format!("DPDK EAL initialisation failed: {e}"))?;
 
     let nworkers = cfg.workers.lcores.len() as u16;
+    if nworkers > 1 {
+        tracing::warn!(
+            workers = nworkers,
+            "replies are not yet handed off between workers: a reply that RSS puts on another worker's \
+             queue is dropped (drop.lip_no_conn); use one worker unless the NIC steers replies"
+        );
+    }
     let pool = Arc::new(
         Mempool::pktmbuf("rvs_pkt", cfg.workers.mbufs, cfg.workers.mbuf_cache, 2048 + 128, -1)
             .map_err(|e| format!("workers.mbufs: cannot create the packet pool: {e}"))?,
