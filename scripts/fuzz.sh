@@ -62,12 +62,14 @@ for t in "${targets[@]}"; do
         mkdir -p "$scratch/$t"
         dirs=("$scratch/$t" "corpus/$t")
     fi
+    dict=()
+    [ -f "dict/$t.dict" ] && dict=(-dict="dict/$t.dict")
     log="$scratch/$t.log"
     echo "fuzz: $t for ${secs}s"
     set +e
     nice -n "$nice_level" cargo fuzz run --sanitizer "$sanitizer" "$t" "${dirs[@]}" -- \
         -max_total_time="$secs" -max_len="$(max_len "$t")" -rss_limit_mb=2048 -timeout=30 \
-        -print_final_stats=1 >"$log" 2>&1
+        "${dict[@]}" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
     grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -n 1 | sed "s/^/fuzz: $t: /" || true
