@@ -43,6 +43,8 @@ if command -v rustup >/dev/null 2>&1; then
     done
 fi
 
+. "$(dirname "$0")/lib/install_cargo_fuzz.sh" && install_cargo_fuzz  # scripts/fuzz.sh
+
 # Hugepages: 1024 x 2 MiB. Where the kernel refuses, rvsd falls back to --no-huge (see docs/config.md).
 want=1024
 have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)

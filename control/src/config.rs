@@ -449,6 +449,10 @@ pub const MAX_CONNS_PER_WORKER: u32 = 1 << 24;
 pub const MAX_REALS_PER_SERVICE: usize = 1024;
 pub const MAX_LADDRS_PER_SERVICE: usize = 256;
 
+/// Largest connection timeout, seconds (a year): the connection table's timer wheel holds deadlines
+/// up to 2^30 ticks of 64 ms (about 795 days) ahead.
+pub const MAX_TIMEOUT_S: u32 = 365 * 24 * 3600;
+
 /// An IPv4 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
@@ -698,6 +702,25 @@ impl Config {
         if c.arp_queue == 0 {
             return Err(err("conn.arp_queue", "must be at least 1"));
         }
+        let t = &c.timeouts;
+        for (k, v) in [
+            ("established", t.established),
+            ("syn_sent", t.syn_sent),
+            ("syn_recv", t.syn_recv),
+            ("fin_wait", t.fin_wait),
+            ("time_wait", t.time_wait),
+            ("close", t.close),
+            ("close_wait", t.close_wait),
+            ("last_ack", t.last_ack),
+            ("udp", t.udp),
+        ] {
+            if v > MAX_TIMEOUT_S {
+                return Err(err(
+                    format!("conn.timeouts.{k}"),
+                    format!("{v} s is more than {MAX_TIMEOUT_S} s"),
+                ));
+            }
+        }
         if self.services.len() > MAX_SERVICES {
             return Err(err(
                 "services",
@@ -862,6 +885,33 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
             assert_eq!(e.field, field, "{from} -> {to}: {e}");
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn timeouts_the_connection_table_cannot_hold_are_refused() {
+        // The connection table's timer wheel compares deadlines in wrapping u32 ticks and refuses
+        // (panics on) timeouts beyond 2^30 ticks of 64 ms (~795 days); u32 seconds go far beyond.
+        let e = bad("[[services]]", "[conn.timeouts]\nestablished = 4000000000\n\n[[services]]");
+        assert_eq!(e.field, "conn.timeouts.established", "{e}");
+        let e = bad("[[services]]", "[conn.timeouts]\nudp = 100000000\n\n[[services]]");
+        assert_eq!(e.field, "conn.timeouts.udp", "{e}");
+        // The largest accepted timeouts build a worker.
+        let max = MAX_TIMEOUT_S;
+        let text = GOOD.replacen(
+            "[[services]]",
+            &format!(
+                "[conn]\nmax_per_worker = 16\n[conn.timeouts]\nestablished = {max}\nsyn_sent = {max}\n\
+                 syn_recv = {max}\nfin_wait = {max}\ntime_wait = {max}\nclose = {max}\n\
+                 close_wait = {max}\nlast_ack = {max}\nudp = {max}\n\n[[services]]"
+            ),
+            1,
+        );
+        let c = Config::from_toml(&text).unwrap();
+        c.validate().unwrap();
+        let setup = crate::setup::dataplane_setup(&c, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]]).unwrap();
+        let stats = std::sync::Arc::new(rvs_dataplane::stats::Stats::default());
+        let _ =
+            rvs_dataplane::worker::Worker::new(&setup, 0, rvs_dataplane::frame::VecPool::default(), stats);
     }
 
     #[test]

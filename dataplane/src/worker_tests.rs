@@ -791,6 +791,14 @@ fn icmp_table() {
             tx_exact(0, reply(Pb::new(M_GW0, M_OTHER), VIP, Ipv4Addr::new(198, 18, 0, 99))),
         ),
         case(
+            // Fuzz finding (packet_path): id 0, sequence 0 and no data make the reply's bytes all
+            // zero, whose checksum must be 0xffff; the RFC 1624 update gave 0x0000 (a bad checksum).
+            "echo of all zeros",
+            from_client(1).icmp(client(1), VIP, icmp::msg::ECHO_REQUEST, 0, 0, &[]),
+            0,
+            tx_exact(0, to_client(1).icmp(VIP, client(1), icmp::msg::ECHO_REPLY, 0, 0, &[])),
+        ),
+        case(
             "echo with a bad ICMP checksum",
             edit(echo(from_client(1), client(1), VIP), |v| v[ETH + 20 + 8] ^= 0xff),
             0,

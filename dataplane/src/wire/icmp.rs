@@ -194,11 +194,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Turn an echo request into its reply in place (type 8 -> 0; id, sequence and data are echoed).
     /// False (unchanged) if this is not an echo request. The caller swaps the IPv4 addresses.
+    ///
+    /// The checksum is recomputed, not updated (RFC 1624): a reply whose bytes are all zero (id 0,
+    /// sequence 0, no data) sums to +0 and needs checksum 0xffff, which an incremental update from
+    /// the request's can only give as 0x0000, a bad checksum. Echo replies are not the fast path.
     pub fn make_echo_reply(&mut self) -> bool {
         if self.msg_type() != msg::ECHO_REQUEST {
             return false;
         }
-        self.set_msg_type(msg::ECHO_REPLY);
+        self.buffer.as_mut()[field::TYPE_CODE.start] = msg::ECHO_REPLY;
+        self.fill_checksum();
         true
     }
 

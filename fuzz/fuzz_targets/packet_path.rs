@@ -1,0 +1,1147 @@
+//! The worker's whole packet path (parse, classify, lookup or create, rewrite, route, ARP, emit)
+//! driven by a sequence of operations with fuzzer-controlled time and configuration.
+//!
+//! Besides raw bytes, operations build valid frames from fuzzed fields (TCP, UDP, ARP, ICMP echo
+//! and errors) with correct checksums, and answer frames the worker sent (the real server's reply,
+//! the neighbour's ARP reply, a router's ICMP error quoting it), so the fuzzer reaches established
+//! connections, TOA, persistence, timers and pool changes instead of stopping at the checksums.
+//!
+//! Invariants checked after every operation:
+//! - no panic;
+//! - the connection table never holds more than its capacity, and every real server's
+//!   active/inactive counts equal the connections the table holds for it;
+//! - the outbox never holds more than its capacity per port;
+//! - frame accounting: every frame that entered (received, or an ARP request the worker made) was
+//!   transmitted, dropped with exactly one reason, consumed as a learned ARP reply, or is held
+//!   awaiting ARP, and the frames alive outside the harness are exactly the held ones;
+//! - every transmitted frame has the port's source MAC and is a well-formed ARP packet or an IPv4
+//!   packet with a valid header checksum and a total length matching the frame; while every input
+//!   carried valid L4 checksums, so does every output (TCP, UDP, ICMP and the quoted IPv4 header);
+//! - at the end, after time runs on far enough, every connection has expired and every held frame
+//!   has been sent or dropped.
+#![no_main]
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use rvs_dataplane::conn::Timeouts;
+use rvs_dataplane::flow::{Millis, Proto};
+use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
+use rvs_dataplane::sched::SchedKind;
+use rvs_dataplane::stats::{DropReason, Event, Stats};
+use rvs_dataplane::wire::{
+    icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
+    Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
+};
+use rvs_dataplane::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
+
+const ETH: usize = 14;
+const M_GW: [EthernetAddress; 2] =
+    [EthernetAddress([0x02, 0, 0, 0, 0, 1]), EthernetAddress([0x02, 0, 0, 0, 1, 1])];
+const GW: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 1, 1)];
+const VIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 100), Ipv4Addr::new(198, 18, 0, 101)];
+const LIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 100), Ipv4Addr::new(198, 18, 1, 101)];
+/// Largest frame a `VecFrame` holds.
+const MAX_FRAME: usize = VecFrame::CAPACITY - VecFrame::HEADROOM;
+/// Upper bound on operations per input, so one input stays fast.
+const MAX_OPS: usize = 256;
+
+fn client(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 10 * (n % 4 + 1))
+}
+fn real(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 1, 11 + i % 4)
+}
+/// Every simulated host's MAC is derived from its address, so answers are consistent.
+fn mac_of(a: Ipv4Addr) -> EthernetAddress {
+    let o = a.octets();
+    EthernetAddress([0x02, 0x00, o[0], o[1], o[2], o[3]])
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A frame and pool that count live frames, so leaks and double counting show.
+// ---------------------------------------------------------------------------------------------------
+
+struct CFrame {
+    f: VecFrame,
+    live: Rc<Cell<usize>>,
+}
+
+impl CFrame {
+    fn new(f: VecFrame, live: &Rc<Cell<usize>>) -> CFrame {
+        live.set(live.get() + 1);
+        CFrame { f, live: live.clone() }
+    }
+}
+
+impl Drop for CFrame {
+    fn drop(&mut self) {
+        self.live.set(self.live.get() - 1);
+    }
+}
+
+impl Frame for CFrame {
+    fn data(&self) -> &[u8] {
+        self.f.data()
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.f.data_mut()
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        self.f.prepend(n)
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        self.f.adj(n)
+    }
+    fn append(&mut self, n: usize) -> bool {
+        self.f.append(n)
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        self.f.trim(n)
+    }
+}
+
+struct CPool {
+    live: Rc<Cell<usize>>,
+    remaining: Option<usize>,
+}
+
+impl FramePool for CPool {
+    type Frame = CFrame;
+    fn alloc(&mut self) -> Option<CFrame> {
+        match &mut self.remaining {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(CFrame::new(VecFrame::empty(), &self.live))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fuzzed configuration
+// ---------------------------------------------------------------------------------------------------
+
+#[derive(Arbitrary, Debug)]
+enum VPort {
+    Http,
+    Dns,
+    Https,
+    Any(u16),
+}
+
+impl VPort {
+    fn get(&self) -> u16 {
+        match self {
+            VPort::Http => 80,
+            VPort::Dns => 53,
+            VPort::Https => 443,
+            VPort::Any(p) => *p,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct RealKnob {
+    host: u8,
+    port: VPort,
+    weight: u8,
+    u_threshold: u8,
+    l_threshold: u8,
+}
+
+#[derive(Arbitrary, Debug)]
+struct SvcKnob {
+    udp: bool,
+    vip: bool,
+    vport: VPort,
+    sched: u8,
+    persistence_s: Option<u8>,
+    toa: bool,
+    /// Bit 0: LIP 0, bit 1: LIP 1.
+    laddrs: u8,
+    reals: Vec<RealKnob>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Knobs {
+    max_conns: u8,
+    rst_on_miss: bool,
+    expire_budget: u8,
+    persist_templates: u8,
+    arp_queue: u8,
+    max_neighbours: u8,
+    neigh_timeout_s: u8,
+    lport_min: u16,
+    lport_span: u16,
+    strip_timestamps: bool,
+    /// Timeouts in seconds (established, syn_sent, syn_recv, fin_wait, time_wait, close,
+    /// close_wait, last_ack, udp); None keeps LVS's defaults.
+    timeouts: Option<[u8; 9]>,
+    expire_on_real_removed: bool,
+    mtu: [u16; 2],
+    workers: u8,
+    index: u8,
+    /// 0: the daemon's size for a burst of 32.
+    outbox_cap: u8,
+    pool_limit: Option<u8>,
+    /// Empty: a TCP service on VIP 0:80 over three reals and a UDP one on VIP 0:53.
+    services: Vec<SvcKnob>,
+    /// Every client and real server ARPs for the gateway first.
+    preresolve: bool,
+}
+
+/// Stable ids as the control plane hands them out: kept while an identity stays configured, never
+/// reused once it is gone.
+#[derive(Default)]
+struct Ids {
+    next: u32,
+    svc: HashMap<(Proto, Ipv4Addr, u16), u32>,
+    real: HashMap<(u32, Ipv4Addr, u16), u32>,
+}
+
+impl Ids {
+    fn assign(&mut self, services: &mut [ServiceSetup]) {
+        let mut svc = HashMap::new();
+        let mut real = HashMap::new();
+        for s in services.iter_mut() {
+            let k = (s.proto, s.vip, s.vport);
+            let next = &mut self.next;
+            let id = *self.svc.get(&k).unwrap_or_else(|| {
+                *next += 1;
+                next
+            });
+            svc.insert(k, id);
+            s.id = id;
+            for r in s.reals.iter_mut() {
+                let k = (id, r.addr, r.port);
+                let rid = *self.real.get(&k).unwrap_or_else(|| {
+                    *next += 1;
+                    next
+                });
+                real.insert(k, rid);
+                r.id = rid;
+            }
+        }
+        self.svc = svc;
+        self.real = real;
+    }
+}
+
+fn default_services() -> Vec<ServiceSetup> {
+    let r = |i: u8, port| RealSetup { id: 0, addr: real(i), port, weight: 1, u_threshold: 0, l_threshold: 0 };
+    let svc = |proto, vport, reals| ServiceSetup {
+        id: 0,
+        proto,
+        vip: VIPS[0],
+        vport,
+        sched: SchedKind::Rr,
+        persistence_ms: None,
+        toa: false,
+        synproxy: false,
+        laddrs: vec![LIPS[0]],
+        reals,
+    };
+    vec![svc(Proto::Tcp, 80, vec![r(0, 80), r(1, 80), r(2, 80)]), svc(Proto::Udp, 53, vec![r(0, 5353)])]
+}
+
+/// Services as `Config::validate` admits them: unique (proto, VIP, port), unique reals, a local
+/// address whenever there are reals.
+fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
+    let mut out: Vec<ServiceSetup> = Vec::new();
+    for k in knobs.iter().take(4) {
+        let proto = if k.udp { Proto::Udp } else { Proto::Tcp };
+        let vip = VIPS[k.vip as usize];
+        let vport = k.vport.get();
+        if out.iter().any(|s| s.proto == proto && s.vip == vip && s.vport == vport) {
+            continue;
+        }
+        let mut reals: Vec<RealSetup> = Vec::new();
+        for r in k.reals.iter().take(4) {
+            let (addr, port) = (real(r.host), r.port.get());
+            if reals.iter().any(|x| x.addr == addr && x.port == port) {
+                continue;
+            }
+            reals.push(RealSetup {
+                id: 0,
+                addr,
+                port,
+                weight: u32::from(r.weight % 5),
+                u_threshold: u32::from(r.u_threshold % 4),
+                l_threshold: u32::from(r.l_threshold % 4),
+            });
+        }
+        let mut laddrs: Vec<Ipv4Addr> =
+            LIPS.iter().enumerate().filter(|(i, _)| k.laddrs & (1 << i) != 0).map(|(_, a)| *a).collect();
+        if laddrs.is_empty() && !reals.is_empty() {
+            laddrs.push(LIPS[0]);
+        }
+        out.push(ServiceSetup {
+            id: 0,
+            proto,
+            vip,
+            vport,
+            sched: SchedKind::ALL[k.sched as usize % SchedKind::ALL.len()],
+            persistence_ms: k.persistence_s.map(|s| u64::from(s) * 1000),
+            toa: k.toa && proto == Proto::Tcp,
+            synproxy: false,
+            laddrs,
+            reals,
+        });
+    }
+    out
+}
+
+fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
+    let port = |i: usize, name: &str| PortSetup {
+        name: name.into(),
+        mac: M_GW[i],
+        addr: GW[i],
+        prefix_len: 24,
+        mtu: 576 + k.mtu[i] % (9000 - 576 + 1),
+    };
+    let mut services = if k.services.is_empty() { default_services() } else { services(&k.services) };
+    ids.assign(&mut services);
+    let s = |v: u8| Millis::from(v) * 1000;
+    let timeouts = match k.timeouts {
+        Some(t) => Timeouts {
+            established: s(t[0]),
+            syn_sent: s(t[1]),
+            syn_recv: s(t[2]),
+            fin_wait: s(t[3]),
+            time_wait: s(t[4]),
+            close: s(t[5]),
+            close_wait: s(t[6]),
+            last_ack: s(t[7]),
+            udp: s(t[8]),
+            ..Timeouts::default()
+        },
+        None => Timeouts::default(),
+    };
+    let lport_min = k.lport_min.max(1);
+    Setup {
+        ports: vec![port(0, "client"), port(1, "server")],
+        routes: vec![],
+        services,
+        conn: ConnSetup {
+            max_per_worker: u32::from(k.max_conns % 64) + 1,
+            rst_on_miss: k.rst_on_miss,
+            expire_budget: u32::from(k.expire_budget),
+            persist_templates: u32::from(k.persist_templates % 16),
+            arp_queue: u32::from(k.arp_queue % 5),
+            max_neighbours: u32::from(k.max_neighbours % 9),
+            neigh_timeout_ms: s(k.neigh_timeout_s),
+            lport_min,
+            lport_max: lport_min.saturating_add(k.lport_span % 2048),
+            strip_timestamps: k.strip_timestamps,
+            timeouts,
+            expire_on_real_removed: k.expire_on_real_removed,
+        },
+        workers: u16::from(k.workers % 4) + 1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------------
+
+/// Who sends a built frame; determines the source address, MAC and the port it arrives on.
+#[derive(Arbitrary, Debug)]
+enum Peer {
+    Client(u8),
+    Real(u8),
+    /// Any address, arriving on port `port % 2`.
+    Other(u32, u8),
+}
+
+impl Peer {
+    fn get(&self) -> (Ipv4Addr, usize) {
+        match self {
+            Peer::Client(n) => (client(*n), 0),
+            Peer::Real(i) => (real(*i), 1),
+            Peer::Other(a, p) => (Ipv4Addr::from(*a), usize::from(p % 2)),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Addr {
+    Vip(bool),
+    Lip(bool),
+    Gw(bool),
+    Client(u8),
+    Real(u8),
+    Any(u32),
+}
+
+impl Addr {
+    fn get(&self) -> Ipv4Addr {
+        match self {
+            Addr::Vip(b) => VIPS[*b as usize],
+            Addr::Lip(b) => LIPS[*b as usize],
+            Addr::Gw(b) => GW[*b as usize],
+            Addr::Client(n) => client(*n),
+            Addr::Real(i) => real(*i),
+            Addr::Any(a) => Ipv4Addr::from(*a),
+        }
+    }
+}
+
+/// A client port from a few (so flows repeat) or any.
+#[derive(Arbitrary, Debug)]
+enum SPort {
+    Few(u8),
+    Any(u16),
+}
+
+impl SPort {
+    fn get(&self) -> u16 {
+        match self {
+            SPort::Few(n) => 40000 + u16::from(n % 4),
+            SPort::Any(p) => *p,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum TcpOpts {
+    None,
+    /// MSS 1460, SACK-permitted, timestamps, NOP, window scale 7 (a Linux SYN).
+    LinuxSyn,
+    Mss(u16),
+    Timestamps(u32, u32),
+    Raw(Vec<u8>),
+}
+
+impl TcpOpts {
+    fn bytes(&self) -> Vec<u8> {
+        let mut v = match self {
+            TcpOpts::None => vec![],
+            TcpOpts::LinuxSyn => vec![2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 1, 3, 3, 7],
+            TcpOpts::Mss(m) => {
+                let b = m.to_be_bytes();
+                vec![2, 4, b[0], b[1]]
+            }
+            TcpOpts::Timestamps(a, b) => {
+                let mut v = vec![1, 1, 8, 10];
+                v.extend_from_slice(&a.to_be_bytes());
+                v.extend_from_slice(&b.to_be_bytes());
+                v
+            }
+            TcpOpts::Raw(r) => r.clone(),
+        };
+        v.truncate(40);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum UdpCsum {
+    Good,
+    None,
+    Bad,
+}
+
+#[derive(Arbitrary, Debug)]
+enum IcmpType {
+    Unreachable,
+    TimeExceeded,
+    ParamProblem,
+    SourceQuench,
+    Redirect,
+    Other(u8),
+}
+
+impl IcmpType {
+    fn get(&self) -> u8 {
+        match self {
+            IcmpType::Unreachable => icmp::msg::DEST_UNREACHABLE,
+            IcmpType::TimeExceeded => icmp::msg::TIME_EXCEEDED,
+            IcmpType::ParamProblem => icmp::msg::PARAM_PROBLEM,
+            IcmpType::SourceQuench => icmp::msg::SOURCE_QUENCH,
+            IcmpType::Redirect => icmp::msg::REDIRECT,
+            IcmpType::Other(t) => *t,
+        }
+    }
+}
+
+/// What an ICMP error quotes.
+#[derive(Arbitrary, Debug)]
+enum Quote {
+    /// An IPv4 header (valid checksum) and 8 bytes of TCP or UDP ports.
+    Built {
+        tcp: bool,
+        src: Addr,
+        dst: Addr,
+        sport: SPort,
+        dport: VPort,
+    },
+    Bytes(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// Any bytes on port `port % 2`; `to_us` sets the destination MAC to the port's.
+    Raw {
+        port: u8,
+        to_us: bool,
+        bytes: Vec<u8>,
+    },
+    /// An Ethernet header to us and any IPv4 bytes; `fix` sets the total length and header checksum.
+    RawIp {
+        port: u8,
+        fix: bool,
+        ip: Vec<u8>,
+    },
+    Tcp {
+        from: Peer,
+        to: Addr,
+        sport: SPort,
+        dport: VPort,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        window: u16,
+        options: TcpOpts,
+        payload: Vec<u8>,
+        ttl: Option<u8>,
+        bad_csum: bool,
+    },
+    Udp {
+        from: Peer,
+        to: Addr,
+        sport: SPort,
+        dport: VPort,
+        payload: Vec<u8>,
+        csum: UdpCsum,
+        ttl: Option<u8>,
+    },
+    Arp {
+        from: Peer,
+        reply: bool,
+        op: Option<u16>,
+        target: Addr,
+        broadcast: bool,
+        sha: Option<[u8; 6]>,
+    },
+    Echo {
+        from: Peer,
+        to: Addr,
+        ty: Option<u8>,
+        ident: u16,
+        seq: u16,
+        data: Vec<u8>,
+    },
+    IcmpError {
+        from: Peer,
+        to: Addr,
+        ty: IcmpType,
+        code: u8,
+        quote: Quote,
+    },
+    /// The host a recent transmitted frame went to answers it: an ARP reply to an ARP request, a
+    /// segment or datagram with swapped addresses and ports to TCP/UDP.
+    Respond {
+        index: u8,
+        flags: u8,
+        payload: Vec<u8>,
+    },
+    /// A router (or the host itself) on the path of a recent transmitted frame reports an error
+    /// quoting it.
+    IcmpAbout {
+        index: u8,
+        ty: IcmpType,
+        code: u8,
+        mtu: u16,
+        router: Option<u32>,
+    },
+    Advance(u16),
+    Jump(u32),
+    Poll,
+    /// The daemon's TX: the outbox is emptied (and checked) after every burst.
+    Flush,
+    /// A pool change between bursts.
+    Apply {
+        services: Vec<SvcKnob>,
+        expire_on_real_removed: bool,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    knobs: Knobs,
+    ops: Vec<Op>,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Frame building
+// ---------------------------------------------------------------------------------------------------
+
+fn eth(dst: EthernetAddress, src: EthernetAddress, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ETH + payload.len());
+    v.extend_from_slice(&dst.0);
+    v.extend_from_slice(&src.0);
+    v.extend_from_slice(&u16::from(ethertype).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
+    let l4 = &l4[..l4.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN)];
+    let mut ip = vec![0u8; ipv4::HEADER_LEN + l4.len()];
+    let repr =
+        Ipv4Repr { src, dst, protocol, payload_len: l4.len() as u16, ttl, ident: 0x1234, dont_frag: true };
+    repr.emit(&mut ip).expect("room for the header");
+    ip[ipv4::HEADER_LEN..].copy_from_slice(l4);
+    ip
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp_segment(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let hl = 20 + options.len();
+    let payload = &payload[..payload.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - hl)];
+    let mut seg = vec![0u8; hl + payload.len()];
+    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
+    t.set_header_len_raw(hl);
+    t.set_src_port(sport);
+    t.set_dst_port(dport);
+    t.set_seq_number(seq);
+    t.set_ack_number(ack);
+    t.set_flags(TcpFlags::from_bits(flags));
+    t.set_window_len(window);
+    t.options_mut().copy_from_slice(options);
+    t.payload_mut().copy_from_slice(payload);
+    t.fill_checksum(src, dst);
+    seg
+}
+
+fn udp_datagram(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    csum: &UdpCsum,
+) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - 8)];
+    let mut d = vec![0u8; 8 + payload.len()];
+    let mut u = UdpPacket::new_unchecked(&mut d[..]);
+    u.set_len_raw((8 + payload.len()) as u16);
+    u.set_src_port(sport);
+    u.set_dst_port(dport);
+    u.payload_mut().copy_from_slice(payload);
+    match csum {
+        UdpCsum::Good => u.fill_checksum(src, dst),
+        UdpCsum::None => u.set_checksum(0),
+        UdpCsum::Bad => {
+            u.fill_checksum(src, dst);
+            let c = u.checksum();
+            u.set_checksum(if c == 1 { 2 } else { c ^ 1 });
+        }
+    }
+    d
+}
+
+fn icmp_error(ty: u8, code: u8, rest: u32, quoted: &[u8]) -> Option<Vec<u8>> {
+    let mut m = vec![0u8; 128];
+    let n = icmp::emit_error(&mut m, ty, code, rest, quoted).ok()?;
+    m.truncate(n);
+    Some(m)
+}
+
+fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpRepr, op: Option<u16>) -> Vec<u8> {
+    let mut p = [0u8; 28];
+    repr.emit(&mut p).expect("room for ARP");
+    if let Some(op) = op {
+        p[6..8].copy_from_slice(&op.to_be_bytes());
+    }
+    let mut v = eth(eth_dst, eth_src, EtherType::Arp, &p);
+    v.resize(60, 0);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------------
+
+/// Whether an IPv4 frame's L4 checksums are all valid (true for anything the worker drops before
+/// looking at L4 anyway: non-IPv4, bad IPv4 header).
+fn l4_intact(frame: &[u8]) -> bool {
+    if frame.len() < ETH || frame[12..14] != [0x08, 0x00] {
+        return true;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(&frame[ETH..]) else { return true };
+    if !ip.verify_checksum() {
+        return true;
+    }
+    let end = ETH + ip.total_len() as usize;
+    let Ok(ip) = Ipv4Packet::new_checked(&frame[ETH..end]) else { return true };
+    l4_checksums_ok(&ip)
+}
+
+fn l4_checksums_ok(ip: &Ipv4Packet<&[u8]>) -> bool {
+    let (s, d) = (ip.src_addr(), ip.dst_addr());
+    match ip.protocol() {
+        ipv4::PROTO_TCP => TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.verify_checksum(s, d)),
+        ipv4::PROTO_UDP => {
+            UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.checksum() == 0 || u.verify_checksum(s, d))
+        }
+        ipv4::PROTO_ICMP => IcmpPacket::new_checked(ip.payload()).is_ok_and(|m| {
+            m.verify_checksum() && (!m.is_error() || m.inner().is_ok_and(|q| q.verify_ip_checksum()))
+        }),
+        _ => true,
+    }
+}
+
+fn check_tx(frame: &[u8], port: usize, l4_must_be_valid: bool) {
+    assert!(frame.len() >= ETH, "runt frame transmitted on port {port}");
+    assert_eq!(frame[6..12], M_GW[port].0, "source MAC of a frame on port {port}");
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0806 => {
+            ArpPacket::new_checked(&frame[ETH..]).expect("a transmitted ARP frame parses");
+        }
+        0x0800 => {
+            let ip = Ipv4Packet::new_checked(&frame[ETH..]).expect("a transmitted IPv4 frame parses");
+            assert!(ip.verify_checksum(), "IPv4 header checksum of a transmitted frame");
+            assert_eq!(ip.total_len() as usize, frame.len() - ETH, "IPv4 total length vs frame length");
+            assert!(ip.ttl() > 0, "TTL 0 transmitted");
+            if l4_must_be_valid {
+                assert!(l4_checksums_ok(&ip), "L4 checksum of a transmitted frame: {frame:02x?}");
+            }
+        }
+        t => panic!("transmitted EtherType {t:#06x}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The harness
+// ---------------------------------------------------------------------------------------------------
+
+struct H {
+    w: Worker<CPool>,
+    stats: Arc<Stats>,
+    out: Outbox<CFrame>,
+    live: Rc<Cell<usize>>,
+    now: Millis,
+    ids: Ids,
+    setup: Setup,
+    /// Recently transmitted frames and their ports, for `Respond` and `IcmpAbout`.
+    recent: Vec<(usize, Vec<u8>)>,
+    next_recent: usize,
+    /// Every input so far carried valid L4 checksums.
+    clean: bool,
+    held_cap: usize,
+}
+
+const RECENT: usize = 32;
+
+impl H {
+    fn new(k: &Knobs) -> H {
+        let mut ids = Ids::default();
+        let setup = build_setup(k, &mut ids);
+        let live = Rc::new(Cell::new(0));
+        let stats = Arc::new(Stats::default());
+        let pool = CPool { live: live.clone(), remaining: k.pool_limit.map(usize::from) };
+        let w = Worker::new(&setup, u16::from(k.index) % setup.workers, pool, stats.clone());
+        let cap = if k.outbox_cap == 0 { w.outbox_capacity(32) } else { usize::from(k.outbox_cap % 16) + 1 };
+        let out = Outbox::new(setup.ports.len(), cap);
+        let held_cap = (setup.conn.max_neighbours.max(1) * setup.conn.arp_queue) as usize;
+        H {
+            w,
+            stats,
+            out,
+            live,
+            now: 1_000,
+            ids,
+            setup,
+            recent: Vec::new(),
+            next_recent: 0,
+            clean: true,
+            held_cap,
+        }
+    }
+
+    fn rx(&mut self, port: usize, bytes: &[u8]) {
+        if !l4_intact(bytes) {
+            self.clean = false;
+        }
+        let f = CFrame::new(VecFrame::from_bytes(bytes), &self.live);
+        self.w.process(f, port, self.now, &mut self.out);
+    }
+
+    fn ip_from(&mut self, port: usize, src: Ipv4Addr, ip: &[u8]) {
+        let frame = eth(M_GW[port], mac_of(src), EtherType::Ipv4, ip);
+        self.rx(port, &frame);
+    }
+
+    fn remember(&mut self, port: usize, frame: &[u8]) {
+        if self.recent.len() < RECENT {
+            self.recent.push((port, frame.to_vec()));
+        } else {
+            self.recent[self.next_recent] = (port, frame.to_vec());
+        }
+        self.next_recent = (self.next_recent + 1) % RECENT;
+    }
+
+    fn flush(&mut self) {
+        for port in 0..self.setup.ports.len() {
+            let frames = std::mem::take(self.out.port(port));
+            for f in frames {
+                check_tx(f.data(), port, self.clean);
+                self.remember(port, f.data());
+            }
+        }
+    }
+
+    fn op(&mut self, op: &Op) {
+        match op {
+            Op::Raw { port, to_us, bytes } => {
+                let port = usize::from(port % 2);
+                let mut b = bytes.clone();
+                if *to_us && b.len() >= 6 {
+                    b[..6].copy_from_slice(&M_GW[port].0);
+                }
+                self.rx(port, &b);
+            }
+            Op::RawIp { port, fix, ip } => {
+                let port = usize::from(port % 2);
+                let mut ip = ip.clone();
+                ip.truncate(MAX_FRAME - ETH);
+                if *fix && ip.len() >= ipv4::HEADER_LEN {
+                    let len = ip.len() as u16;
+                    let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
+                    p.set_total_len(len);
+                    if p.header_len() >= ipv4::HEADER_LEN && p.header_len() <= len as usize {
+                        p.fill_checksum();
+                    }
+                }
+                let frame =
+                    eth(M_GW[port], mac_of(Ipv4Addr::new(198, 18, port as u8, 7)), EtherType::Ipv4, &ip);
+                self.rx(port, &frame);
+            }
+            Op::Tcp { from, to, sport, dport, flags, seq, ack, window, options, payload, ttl, bad_csum } => {
+                let (src, port) = from.get();
+                let dst = to.get();
+                let mut seg = tcp_segment(
+                    src,
+                    dst,
+                    sport.get(),
+                    dport.get(),
+                    *flags,
+                    *seq,
+                    *ack,
+                    *window,
+                    &options.bytes(),
+                    payload,
+                );
+                if *bad_csum {
+                    seg[16] ^= 0x5a;
+                }
+                let ip = ip_packet(src, dst, ipv4::PROTO_TCP, ttl.unwrap_or(64), &seg);
+                self.ip_from(port, src, &ip);
+            }
+            Op::Udp { from, to, sport, dport, payload, csum, ttl } => {
+                let (src, port) = from.get();
+                let dst = to.get();
+                let d = udp_datagram(src, dst, sport.get(), dport.get(), payload, csum);
+                let ip = ip_packet(src, dst, ipv4::PROTO_UDP, ttl.unwrap_or(64), &d);
+                self.ip_from(port, src, &ip);
+            }
+            Op::Arp { from, reply, op, target, broadcast, sha } => {
+                let (spa, port) = from.get();
+                let sha = sha.map(EthernetAddress).unwrap_or(mac_of(spa));
+                let repr = ArpRepr {
+                    operation: if *reply { ArpOperation::Reply } else { ArpOperation::Request },
+                    sender_hw_addr: sha,
+                    sender_proto_addr: spa,
+                    target_hw_addr: if *reply { M_GW[port] } else { EthernetAddress([0; 6]) },
+                    target_proto_addr: target.get(),
+                };
+                let dst = if *broadcast { EthernetAddress::BROADCAST } else { M_GW[port] };
+                let frame = arp_frame(dst, sha, &repr, *op);
+                self.rx(port, &frame);
+            }
+            Op::Echo { from, to, ty, ident, seq, data } => {
+                let (src, port) = from.get();
+                let dst = to.get();
+                let data = &data[..data.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - icmp::HEADER_LEN)];
+                let mut m = vec![0u8; icmp::HEADER_LEN + data.len()];
+                m[0] = ty.unwrap_or(icmp::msg::ECHO_REQUEST);
+                m[4..6].copy_from_slice(&ident.to_be_bytes());
+                m[6..8].copy_from_slice(&seq.to_be_bytes());
+                m[8..].copy_from_slice(data);
+                IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
+                let ip = ip_packet(src, dst, ipv4::PROTO_ICMP, 64, &m);
+                self.ip_from(port, src, &ip);
+            }
+            Op::IcmpError { from, to, ty, code, quote } => {
+                let (src, port) = from.get();
+                let dst = to.get();
+                let quoted = match quote {
+                    Quote::Built { tcp, src, dst, sport, dport } => {
+                        let (proto, l4) = if *tcp {
+                            (
+                                ipv4::PROTO_TCP,
+                                tcp_segment(
+                                    src.get(),
+                                    dst.get(),
+                                    sport.get(),
+                                    dport.get(),
+                                    2,
+                                    1,
+                                    0,
+                                    0,
+                                    &[],
+                                    &[],
+                                ),
+                            )
+                        } else {
+                            (
+                                ipv4::PROTO_UDP,
+                                udp_datagram(
+                                    src.get(),
+                                    dst.get(),
+                                    sport.get(),
+                                    dport.get(),
+                                    &[],
+                                    &UdpCsum::Good,
+                                ),
+                            )
+                        };
+                        ip_packet(src.get(), dst.get(), proto, 64, &l4)
+                    }
+                    Quote::Bytes(b) => b.clone(),
+                };
+                let m = match icmp_error(ty.get(), *code, 0, &quoted) {
+                    Some(m) => m,
+                    None => {
+                        // Quote the bytes as they are (a quote emit_error refuses).
+                        let q = &quoted[..quoted.len().min(64)];
+                        let mut m = vec![0u8; icmp::HEADER_LEN + q.len()];
+                        m[0] = ty.get();
+                        m[1] = *code;
+                        m[8..].copy_from_slice(q);
+                        IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
+                        m
+                    }
+                };
+                let ip = ip_packet(src, dst, ipv4::PROTO_ICMP, 64, &m);
+                self.ip_from(port, src, &ip);
+            }
+            Op::Respond { index, flags, payload } => {
+                if self.recent.is_empty() {
+                    return;
+                }
+                let (port, t) = self.recent[usize::from(*index) % self.recent.len()].clone();
+                self.respond(port, &t, *flags, payload);
+            }
+            Op::IcmpAbout { index, ty, code, mtu, router } => {
+                if self.recent.is_empty() {
+                    return;
+                }
+                let (port, t) = self.recent[usize::from(*index) % self.recent.len()].clone();
+                if t[12..14] != [0x08, 0x00] {
+                    return;
+                }
+                let Ok(ip) = Ipv4Packet::new_checked(&t[ETH..]) else { return };
+                let (ts, td) = (ip.src_addr(), ip.dst_addr());
+                let src = router.map(Ipv4Addr::from).unwrap_or(td);
+                let Some(m) = icmp_error(ty.get(), *code, u32::from(*mtu), &t[ETH..]) else { return };
+                let ip = ip_packet(src, ts, ipv4::PROTO_ICMP, 64, &m);
+                let frame = eth(
+                    M_GW[port],
+                    EthernetAddress([t[0], t[1], t[2], t[3], t[4], t[5]]),
+                    EtherType::Ipv4,
+                    &ip,
+                );
+                self.rx(port, &frame);
+            }
+            Op::Advance(ms) => self.now += Millis::from(*ms),
+            Op::Jump(ms) => self.now += Millis::from(*ms),
+            Op::Poll => self.w.poll(self.now, &mut self.out),
+            Op::Flush => self.flush(),
+            Op::Apply { services: k, expire_on_real_removed } => {
+                let mut s = services(k);
+                self.ids.assign(&mut s);
+                self.setup.services = s;
+                self.setup.conn.expire_on_real_removed = *expire_on_real_removed;
+                self.w.apply(&self.setup);
+            }
+        }
+    }
+
+    /// The receiver of transmitted frame `t` answers it.
+    fn respond(&mut self, port: usize, t: &[u8], flags: u8, payload: &[u8]) {
+        let their_mac = EthernetAddress([t[0], t[1], t[2], t[3], t[4], t[5]]);
+        match u16::from_be_bytes([t[12], t[13]]) {
+            0x0806 => {
+                let Ok(a) = ArpPacket::new_checked(&t[ETH..]) else { return };
+                if a.operation() != ArpOperation::Request {
+                    return;
+                }
+                let who = a.target_proto_addr();
+                let repr = ArpRepr {
+                    operation: ArpOperation::Reply,
+                    sender_hw_addr: mac_of(who),
+                    sender_proto_addr: who,
+                    target_hw_addr: a.sender_hw_addr(),
+                    target_proto_addr: a.sender_proto_addr(),
+                };
+                let frame = arp_frame(M_GW[port], mac_of(who), &repr, None);
+                self.rx(port, &frame);
+            }
+            0x0800 => {
+                let Ok(ip) = Ipv4Packet::new_checked(&t[ETH..]) else { return };
+                let (src, dst) = (ip.dst_addr(), ip.src_addr());
+                let l4 = ip.payload();
+                let reply = match ip.protocol() {
+                    ipv4::PROTO_TCP => {
+                        let Ok(seg) = TcpPacket::new_checked(l4) else { return };
+                        let f = seg.flags();
+                        let consumed = seg.payload().len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
+                        let r = tcp_segment(
+                            src,
+                            dst,
+                            seg.dst_port(),
+                            seg.src_port(),
+                            flags,
+                            seg.ack_number(),
+                            seg.seq_number().wrapping_add(consumed),
+                            64240,
+                            &[],
+                            payload,
+                        );
+                        ip_packet(src, dst, ipv4::PROTO_TCP, 64, &r)
+                    }
+                    ipv4::PROTO_UDP => {
+                        let Ok(u) = UdpPacket::new_checked(l4) else { return };
+                        let d = udp_datagram(src, dst, u.dst_port(), u.src_port(), payload, &UdpCsum::Good);
+                        ip_packet(src, dst, ipv4::PROTO_UDP, 64, &d)
+                    }
+                    _ => return,
+                };
+                let frame = eth(M_GW[port], their_mac, EtherType::Ipv4, &reply);
+                self.rx(port, &frame);
+            }
+            _ => {}
+        }
+    }
+
+    /// Invariants that hold between any two operations.
+    fn check(&mut self) {
+        let conns = self.w.conns();
+        assert!(
+            conns.len() <= conns.capacity(),
+            "{} connections in a table of {}",
+            conns.len(),
+            conns.capacity()
+        );
+        // Per-real counts equal the connections the table holds for each real.
+        for s in &self.w.services().list {
+            for (i, r) in s.reals.iter().enumerate() {
+                let (mut active, mut inactive) = (0u32, 0u32);
+                for (_, c) in conns.iter() {
+                    if c.service() == s.id && c.real() == r.id {
+                        if c.is_counted_active() {
+                            active += 1;
+                        } else {
+                            inactive += 1;
+                        }
+                    }
+                }
+                let v = &s.views[i];
+                assert_eq!(
+                    (v.active, v.inactive),
+                    (active, inactive),
+                    "service {} real {} counts vs the connection table",
+                    s.id,
+                    r.id
+                );
+            }
+        }
+        let mut queued = 0;
+        for port in 0..self.setup.ports.len() {
+            let n = self.out.port(port).len();
+            assert!(n <= self.out.capacity(), "outbox port {port} holds {n} > {}", self.out.capacity());
+            queued += n;
+        }
+        // Frame accounting.
+        let st = &*self.stats;
+        let entered = st.events(Event::RxPackets) + st.events(Event::ArpRequestsSent);
+        let left = st.events(Event::TxPackets) + st.total_drops() - st.drops(DropReason::NoMbuf)
+            + st.events(Event::ArpLearned);
+        assert!(entered >= left, "more frames left ({left}) than entered ({entered}): {:?}", st.nonzero());
+        let held = (entered - left) as usize;
+        let live = self.live.get();
+        assert!(live >= queued, "outbox frames not alive");
+        assert_eq!(
+            live - queued,
+            held,
+            "frames alive in the worker vs held by the counters: {:?}",
+            st.nonzero()
+        );
+        assert!(held <= self.held_cap, "{held} frames held, at most {} allowed", self.held_cap);
+    }
+
+    /// Time runs on: every connection expires and every held frame is sent or dropped.
+    fn wind_down(&mut self) {
+        self.flush();
+        self.now += 24 * 3600 * 1000;
+        // Enough polls for the expiry budget and the neighbour retries (8 slots per poll).
+        for _ in 0..96 {
+            self.w.poll(self.now, &mut self.out);
+            self.flush();
+            self.now += 1_100;
+        }
+        self.check();
+        assert_eq!(self.w.conns().len(), 0, "connections outlived their timeouts");
+        assert_eq!(self.live.get(), 0, "frames held forever");
+    }
+}
+
+fn run(input: &Input) {
+    let mut h = H::new(&input.knobs);
+    if input.knobs.preresolve {
+        for n in 0..4 {
+            for (port, ip) in [(0, client(n)), (1, real(n))] {
+                let repr = ArpRepr {
+                    operation: ArpOperation::Request,
+                    sender_hw_addr: mac_of(ip),
+                    sender_proto_addr: ip,
+                    target_hw_addr: EthernetAddress([0; 6]),
+                    target_proto_addr: GW[port],
+                };
+                let frame = arp_frame(EthernetAddress::BROADCAST, mac_of(ip), &repr, None);
+                h.rx(port, &frame);
+                h.flush();
+            }
+        }
+        h.check();
+    }
+    for op in input.ops.iter().take(MAX_OPS) {
+        h.op(op);
+        h.check();
+    }
+    h.wind_down();
+}
+
+fuzz_target!(|input: Input| run(&input));
