@@ -72,7 +72,7 @@ for t in "${targets[@]}"; do
         "${dict[@]}" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
-    grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -n 1 | sed "s/^/fuzz: $t: /" || true
+    grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -n 1 | sed "s/^/fuzz: $t: /" || true
     grep -E '^stat::number_of_executed_units' "$log" | sed "s/^/fuzz: $t: /" || true
     if [ $rc -ne 0 ]; then
         status=1
