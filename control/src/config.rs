@@ -699,8 +699,17 @@ impl Config {
                 format!("must outlast the SYN-proxy retries ({sp_span_ms} ms): a proxied connection waits in SYN_RECV"),
             ));
         }
-        if c.arp_queue == 0 {
-            return Err(err("conn.arp_queue", "must be at least 1"));
+        // Everything a worker preallocates is bounded, so no config can ask for unbounded memory.
+        for (f, v, max) in [
+            ("conn.arp_queue", c.arp_queue, 4096),
+            ("conn.persist_templates", c.persist_templates, 1 << 24),
+            ("conn.expire_budget", c.expire_budget, 1 << 20),
+            ("synproxy.max_half_open", self.synproxy.max_half_open, 1 << 22),
+            ("synproxy.max_held", self.synproxy.max_held, 64),
+        ] {
+            if v == 0 || v > max {
+                return Err(err(f, format!("{v} is outside 1..={max}")));
+            }
         }
         let t = &c.timeouts;
         for (k, v) in [
@@ -921,6 +930,19 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         assert!(!e.to_string().contains('\n'));
         let e = bad("[workers]", "[workers]\nbogus = 1");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn preallocated_sizes_are_bounded() {
+        for (key, section, v) in [
+            ("arp_queue", "[conn]", "5000"),
+            ("persist_templates", "[conn]", "99999999"),
+            ("max_half_open", "[synproxy]", "0"),
+            ("max_held", "[synproxy]", "65"),
+        ] {
+            let e = bad("[[services]]", &format!("{section}\n{key} = {v}\n\n[[services]]"));
+            assert!(e.field.ends_with(key), "{key}: {e}");
+        }
     }
 
     #[test]
