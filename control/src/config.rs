@@ -682,11 +682,11 @@ impl Config {
             return Err(err("conn.lport_min", "local port range is empty"));
         }
         let sp = &self.synproxy;
-        if sp.period_s == 0 || sp.max_half_open == 0 || sp.max_held == 0 || sp.syn_retry_ms < 100 {
-            return Err(err(
-                "synproxy",
-                "period_s, max_half_open and max_held must be at least 1, syn_retry_ms at least 100",
-            ));
+        if sp.period_s == 0 {
+            return Err(err("synproxy.period_s", "must be at least 1"));
+        }
+        if sp.syn_retry_ms < 100 {
+            return Err(err("synproxy.syn_retry_ms", "must be at least 100"));
         }
         if sp.wscale > 14 || !(536..=9000).contains(&sp.mss) {
             return Err(err("synproxy.wscale", "wscale must be 0..=14 and mss 536..=9000"));
