@@ -37,6 +37,8 @@ const ETH: usize = wire::ethernet::HEADER_LEN;
 const LPORT_TRIES: usize = 64;
 /// Persistence templates expired per burst at most.
 const PERSIST_EXPIRE_BUDGET: usize = 64;
+/// Least time between two publications of a worker's gauges.
+const GAUGE_MS: Millis = 10;
 /// TTL of packets the gateway originates (echo replies, RSTs).
 const OWN_TTL: u8 = 64;
 
@@ -247,6 +249,8 @@ pub struct Worker<P: FramePool> {
     half_open: HalfOpen<P::Frame>,
     /// Scratch space for releasing a connection's held packets (capacity `max_held`, reused).
     sp_scratch: Vec<P::Frame>,
+    /// When the gauges are next published.
+    gauges_at: Millis,
 }
 
 impl<P: FramePool> std::fmt::Debug for Worker<P> {
@@ -298,6 +302,7 @@ impl<P: FramePool> Worker<P> {
             sp_rotate_at: 2 * c.synproxy.period_ms.max(1),
             half_open: HalfOpen::new(c.synproxy.max_half_open as usize, c.synproxy.max_held as usize),
             sp_scratch: Vec::with_capacity(c.synproxy.max_held as usize),
+            gauges_at: 0,
         }
     }
 
@@ -1249,6 +1254,18 @@ impl<P: FramePool> Worker<P> {
         }
     }
 
+    fn publish_gauges(&self) {
+        self.stats.set(Gauge::Conns, self.conns.len() as u64);
+        self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
+        self.stats.set(Gauge::SynproxyHalfOpen, self.half_open.len() as u64);
+        self.stats.set(Gauge::SynproxyHeld, self.half_open.held() as u64);
+        self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
+        self.stats.set(
+            Gauge::ConnsActive,
+            self.services.list.iter().flat_map(|s| &s.views).map(|v| v.active as u64).sum(),
+        );
+    }
+
     /// Removes a connection, keeping its real server's counts right.
     fn drop_conn(&mut self, id: ConnId) {
         if let Some(c) = self.conns.remove(id) {
@@ -1283,8 +1300,6 @@ impl<P: FramePool> Worker<P> {
             self.stats.add(E::ConnsExpired, n as u64);
         }
         self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
-        self.stats.set(Gauge::Conns, self.conns.len() as u64);
-        self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
         if now >= self.sp_rotate_at {
             // Each worker derives its next secret from the last; cookies of the previous one stay
             // valid for another rotation period.
@@ -1308,13 +1323,12 @@ impl<P: FramePool> Worker<P> {
                 }
             }
         }
-        self.stats.set(Gauge::SynproxyHalfOpen, self.half_open.len() as u64);
-        self.stats.set(Gauge::SynproxyHeld, self.half_open.held() as u64);
-        self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
-        self.stats.set(
-            Gauge::ConnsActive,
-            self.services.list.iter().flat_map(|s| &s.views).map(|v| v.active as u64).sum(),
-        );
+        // Gauges are read by people and the drain loop, not per packet: publishing them sums over
+        // every real server, so it happens at most every GAUGE_MS rather than every burst.
+        if now >= self.gauges_at {
+            self.gauges_at = now + GAUGE_MS;
+            self.publish_gauges();
+        }
         let (pool, ports, stats) = (&mut self.pool, &self.ports, &*self.stats);
         self.neigh.poll(
             now,
