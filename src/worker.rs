@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, Sender};
 
-use dpdk_sys::{eal, Mbuf, Mempool, RxQueue, TxQueue};
-use rvs_dataplane::frame::{Frame, FramePool};
+use dpdk_sys::{eal, Mbuf, Mempool, PktPool, RxQueue, TxQueue};
 use rvs_dataplane::stats::{DropReason, Event, Stats};
 use rvs_dataplane::worker::{ConnView, Outbox, RealCounts, Setup, Worker};
 
@@ -32,49 +31,6 @@ pub enum Command {
     Zero(Option<u32>),
     /// Refuse new connections from now on; keep forwarding established ones.
     Drain,
-}
-
-/// An mbuf as the dataplane sees it.
-#[derive(Debug)]
-pub struct Pkt(Mbuf);
-
-impl Frame for Pkt {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-    #[inline]
-    fn prepend(&mut self, n: usize) -> bool {
-        self.0.prepend(n)
-    }
-    #[inline]
-    fn adj(&mut self, n: usize) -> bool {
-        self.0.adj(n)
-    }
-    #[inline]
-    fn append(&mut self, n: usize) -> bool {
-        self.0.append(n)
-    }
-    #[inline]
-    fn trim(&mut self, n: usize) -> bool {
-        self.0.trim(n)
-    }
-}
-
-/// The shared mempool as the dataplane's frame source.
-#[derive(Debug)]
-pub struct Pool(Arc<Mempool>);
-
-impl FramePool for Pool {
-    type Frame = Pkt;
-    #[inline]
-    fn alloc(&mut self) -> Option<Pkt> {
-        self.0.alloc().map(Pkt)
-    }
 }
 
 /// Everything a worker owns.
@@ -114,8 +70,8 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let nports = ctx.queues.len();
     let burst = ctx.burst;
     let (mut rxq, mut txq): (Vec<RxQueue>, Vec<TxQueue>) = ctx.queues.into_iter().unzip();
-    let mut dp = Worker::new(&ctx.setup, ctx.index, Pool(ctx.pool), ctx.stats.clone());
-    let mut out: Outbox<Pkt> = Outbox::new(nports, dp.outbox_capacity(burst));
+    let mut dp = Worker::new(&ctx.setup, ctx.index, PktPool(ctx.pool), ctx.stats.clone());
+    let mut out: Outbox<Mbuf> = Outbox::new(nports, dp.outbox_capacity(burst));
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst);
     let mut tx: Vec<Vec<Mbuf>> = (0..nports).map(|_| Vec::with_capacity(out.capacity())).collect();
     let clock = Clock::new();
@@ -134,7 +90,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                     continue;
                 }
                 m.reset_offloads();
-                dp.process(Pkt(m), p, now, &mut out);
+                dp.process(m, p, now, &mut out);
             }
         }
         dp.poll(now, &mut out);
@@ -143,7 +99,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             if pending.is_empty() {
                 continue;
             }
-            tx[p].extend(pending.drain(..).map(|f| f.0));
+            tx[p].append(pending);
             q.tx_burst(&mut tx[p]);
             for _ in tx[p].drain(..) {
                 stats.dropped(DropReason::TxFull);

@@ -12,6 +12,7 @@ pub mod sys {
 
 pub mod eal;
 pub mod error;
+pub mod frame;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
@@ -19,6 +20,7 @@ pub mod ring;
 
 pub use eal::Eal;
 pub use error::{Errno, Error, Result};
+pub use frame::PktPool;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{Link, Port, PortConf, PortInfo, PortStats, RxQueue, TxQueue};

@@ -192,6 +192,23 @@ impl Mbuf {
     pub fn reset_offloads(&mut self) {
         self.m_mut().ol_flags = 0;
     }
+
+    /// Application metadata riding with the mbuf (between workers, for instance). Only meaningful
+    /// after `set_tag`: it shares storage with the RSS hash, which `reset_offloads` invalidates.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        // SAFETY: every member of the hash union is plain integers; any bit pattern is valid.
+        unsafe { self.m().__bindgen_anon_2.hash.usr }
+    }
+
+    /// Stores `tag` in the mbuf's user hash word and clears the RSS-valid flag, so nothing
+    /// downstream mistakes it for a NIC hash.
+    #[inline]
+    pub fn set_tag(&mut self, tag: u32) {
+        let m = self.m_mut();
+        m.ol_flags &= !(sys::RTE_MBUF_F_RX_RSS_HASH as u64);
+        m.__bindgen_anon_2.hash.usr = tag;
+    }
 }
 
 impl Drop for Mbuf {
