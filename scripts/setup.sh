@@ -13,6 +13,8 @@ fi
 PKGS=(
     # DPDK and the FFI build
     libdpdk-dev dpdk libclang-dev clang pkg-config build-essential
+    # dpdk-testpmd, the benchmarks' reference forwarder
+    dpdk-dev
     # topology and test peers
     iproute2 ethtool iputils-ping curl python3 nginx-light wrk hping3 socat tcpdump
     nftables procps util-linux
