@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod flow;
 pub mod frame;
+pub mod handoff;
 pub mod neigh;
 pub mod route;
 pub mod sched;

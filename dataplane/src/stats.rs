@@ -109,6 +109,11 @@ counter_enum! {
         TxFull => "tx_full",
         /// More output in one burst than the outbox holds.
         OutboxFull => "outbox_full",
+        /// The ring to the worker that owns the packet was full (counted by the sender, which
+        /// had already counted it as handed off, like `tx_full` after `tx_packets`).
+        HandoffFull => "handoff_full",
+        /// A frame arrived from another worker with a tag this build does not know.
+        HandoffBadTag => "handoff_bad_tag",
     }
 }
 
@@ -125,6 +130,13 @@ counter_enum! {
         /// allocated: the packet buffer pool was empty.
         NoMbuf => "no_mbuf",
         ArpLearned => "arp_learned",
+        /// An ARP reply that taught some worker a neighbour reached the end of its path (consumed).
+        ArpConsumed => "arp_consumed",
+        /// Frames passed to another worker: replies to a local port the other worker owns, ICMP
+        /// errors about its connections, ARP replies every worker must see.
+        HandoffOut => "handoff_out",
+        /// Frames received from another worker.
+        HandoffIn => "handoff_in",
         IcmpEchoReplies => "icmp_echo_replies",
         ConnsCreated => "conns_created",
         ConnsExpired => "conns_expired",
@@ -237,28 +249,41 @@ impl Stats {
         self.events[e as usize].load(Relaxed)
     }
 
-    /// How far the packet accounting is off (0 when it balances). Every received frame is sent,
-    /// consumed (an ARP reply that taught us a neighbour), held awaiting ARP, or dropped with one
-    /// reason; the only frames sent without being received are ARP requests. `tx_full` drops are of
-    /// frames already counted as sent.
+    /// How far the packet accounting is off (0 when it balances). Every frame that enters a worker
+    /// (received, handed over by another worker, or built here) is sent, handed to another worker,
+    /// consumed, held, or dropped with one reason.
     ///
     /// Frames the gateway builds itself are ARP requests, SYN-proxy SYNs to real servers and RSTs
-    /// to clients; a real server's SYN-ACK that completes a proxied handshake is consumed, and
-    /// SYN-proxy holds client packets like the neighbour table does.
+    /// to clients. Consumed: an ARP reply at the end of its path through the workers, a real
+    /// server's SYN-ACK that completes a proxied handshake. Held: awaiting ARP, or by SYN-proxy.
+    /// `tx_full` and `handoff_full` drops are of frames already counted as sent or handed off.
     ///
-    /// rx_packets + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated ==
-    ///   tx_packets + (drops - tx_full) + arp_learned + synproxy_handshakes + neigh_held + synproxy_held
+    /// rx_packets + handoff_in + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated ==
+    ///   tx_packets + handoff_out + (drops - tx_full - handoff_full) + arp_consumed
+    ///   + synproxy_handshakes + neigh_held + synproxy_held
     pub fn accounting_gap(&self) -> i64 {
-        let into = self.events(Event::RxPackets)
+        let out = self.frames_left() + self.gauge(Gauge::NeighHeld) + self.gauge(Gauge::SynproxyHeld);
+        self.frames_entered() as i64 - out as i64
+    }
+
+    /// Frames that entered this worker: received, handed over by another worker, or built here
+    /// (ARP requests, SYN-proxy SYNs and RSTs).
+    pub fn frames_entered(&self) -> u64 {
+        self.events(Event::RxPackets)
+            + self.events(Event::HandoffIn)
             + self.events(Event::ArpRequestsSent)
             + self.events(Event::SynproxySynsSent)
-            + self.events(Event::SynproxyRstsGenerated);
-        let out = self.events(Event::TxPackets) + self.total_drops() - self.drops(DropReason::TxFull)
-            + self.events(Event::ArpLearned)
+            + self.events(Event::SynproxyRstsGenerated)
+    }
+
+    /// Frames that left for good: sent, handed to another worker, dropped (a TX or hand-off ring
+    /// refusal is already counted as sent) or consumed. Held frames are not included.
+    pub fn frames_left(&self) -> u64 {
+        self.events(Event::TxPackets) + self.events(Event::HandoffOut) + self.total_drops()
+            - self.drops(DropReason::TxFull)
+            - self.drops(DropReason::HandoffFull)
+            + self.events(Event::ArpConsumed)
             + self.events(Event::SynproxyHandshakes)
-            + self.gauge(Gauge::NeighHeld)
-            + self.gauge(Gauge::SynproxyHeld);
-        into as i64 - out as i64
     }
 
     pub fn total_drops(&self) -> u64 {

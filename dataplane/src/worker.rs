@@ -14,9 +14,10 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::conn::{alloc_lport, ConnId, ConnTable, Dir, InsertError, NewConn, TcpState};
+use crate::conn::{alloc_lport, owner, ConnId, ConnTable, Dir, InsertError, NewConn, TcpState};
 use crate::flow::{FlowKey, Millis, Proto};
 use crate::frame::{Frame, FramePool};
+use crate::handoff::{Handoff, HandoffKind};
 use crate::neigh::{Neighbours, Resolved};
 use crate::route::Routes;
 use crate::sched::Persistence;
@@ -42,17 +43,35 @@ const GAUGE_MS: Millis = 10;
 /// TTL of packets the gateway originates (echo replies, RSTs).
 const OWN_TTL: u8 = 64;
 
-/// Frames to transmit, per port, collected over one burst. Bounded: past its capacity a frame is
-/// dropped and counted instead of growing the vector.
+/// Frames to transmit, per port, and frames to hand to other workers, per worker, collected over
+/// one burst. Bounded: past its capacity a frame is dropped and counted instead of growing the
+/// vector.
 #[derive(Debug)]
 pub struct Outbox<F> {
     ports: Vec<Vec<F>>,
+    /// Per destination worker: frames with their [`Handoff`] tag. Empty for a single worker.
+    workers: Vec<Vec<(F, u32)>>,
     cap: usize,
 }
 
 impl<F> Outbox<F> {
+    /// An outbox for one worker alone (no hand-off lanes).
     pub fn new(nports: usize, cap: usize) -> Outbox<F> {
-        Outbox { ports: (0..nports).map(|_| Vec::with_capacity(cap)).collect(), cap }
+        Outbox::with_workers(nports, 0, cap)
+    }
+
+    /// An outbox with a hand-off lane to each of `workers` workers (its own lane stays unused).
+    pub fn with_workers(nports: usize, workers: usize, cap: usize) -> Outbox<F> {
+        Outbox {
+            ports: (0..nports).map(|_| Vec::with_capacity(cap)).collect(),
+            workers: (0..workers).map(|_| Vec::with_capacity(cap)).collect(),
+            cap,
+        }
+    }
+
+    /// Frames for worker `w`, each with the tag to pass to its `Worker::process_handoff`.
+    pub fn handoff(&mut self, w: usize) -> &mut Vec<(F, u32)> {
+        &mut self.workers[w]
     }
 
     pub fn capacity(&self) -> usize {
@@ -65,8 +84,22 @@ impl<F> Outbox<F> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ports.iter().all(Vec::is_empty)
+        self.ports.iter().all(Vec::is_empty) && self.workers.iter().all(Vec::is_empty)
     }
+}
+
+#[inline]
+fn hand_to<F: Frame>(stats: &Stats, out: &mut Outbox<F>, worker: u16, f: F, h: Handoff) {
+    let Some(q) = out.workers.get_mut(worker as usize) else {
+        stats.dropped(D::OutboxFull);
+        return;
+    };
+    if q.len() >= out.cap {
+        stats.dropped(D::OutboxFull);
+        return;
+    }
+    stats.inc(E::HandoffOut);
+    q.push((f, h.encode()));
 }
 
 #[inline]
@@ -227,6 +260,11 @@ pub struct ConnView {
 /// One worker.
 pub struct Worker<P: FramePool> {
     index: u16,
+    /// Workers sharing the ports (owners of local-port slices).
+    workers: u16,
+    /// Set while a frame handed over by another worker is processed: it came to its owner, or is on
+    /// a chain (see [`crate::handoff`]), so it is never handed on by ownership again.
+    via: Option<Handoff>,
     ports: Vec<PortRt>,
     routes: Routes,
     services: Services,
@@ -282,6 +320,8 @@ impl<P: FramePool> Worker<P> {
         stats.set(Gauge::BytesPerConn, conns.memory_per_conn() as u64);
         Worker {
             index,
+            workers: setup.workers.max(1),
+            via: None,
             ports,
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
@@ -458,6 +498,68 @@ impl<P: FramePool> Worker<P> {
     pub fn process(&mut self, f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
         self.stats.inc(E::RxPackets);
         self.stats.add(E::RxBytes, f.len() as u64);
+        self.dispatch(f, in_port, now, out);
+    }
+
+    /// Handles a frame another worker handed over with `tag` (see [`crate::handoff`]).
+    pub fn process_handoff(&mut self, f: P::Frame, tag: u32, now: Millis, out: &mut Outbox<P::Frame>) {
+        self.stats.inc(E::HandoffIn);
+        let Some(h) = Handoff::decode(tag) else {
+            return self.discard(f, D::HandoffBadTag);
+        };
+        self.via = Some(h);
+        self.dispatch(f, h.in_port as usize, now, out);
+        self.via = None;
+    }
+
+    /// Hands `f` on along the chain of `kind` started at this frame's origin; false when every
+    /// worker has seen it (the caller then decides its fate).
+    fn pass_on(
+        &mut self,
+        f: P::Frame,
+        kind: HandoffKind,
+        in_port: usize,
+        learned: bool,
+        out: &mut Outbox<P::Frame>,
+    ) -> Result<(), P::Frame> {
+        let origin = self.via.map_or(self.index, |h| h.origin as u16);
+        match Handoff::next_in_chain(origin, self.index, self.workers) {
+            Some(next) => {
+                let h = Handoff { kind, in_port: in_port as u8, origin: origin as u8, learned };
+                hand_to(&self.stats, out, next, f, h);
+                Ok(())
+            }
+            None => Err(f),
+        }
+    }
+
+    /// Hands `f` to the worker owning local port `lport`, unless that is this one (or the frame was
+    /// handed over already).
+    fn to_owner(
+        &mut self,
+        f: P::Frame,
+        lport: u16,
+        in_port: usize,
+        out: &mut Outbox<P::Frame>,
+    ) -> Result<(), P::Frame> {
+        if self.workers <= 1 || self.via.is_some() {
+            return Err(f);
+        }
+        let o = owner(lport, self.workers);
+        if o == self.index {
+            return Err(f);
+        }
+        let h = Handoff {
+            kind: HandoffKind::Owner,
+            in_port: in_port as u8,
+            origin: self.index as u8,
+            learned: false,
+        };
+        hand_to(&self.stats, out, o, f, h);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
         let Some(port) = self.ports.get(in_port).copied() else {
             return self.discard(f, D::NotOurMac);
         };
@@ -509,11 +611,19 @@ impl<P: FramePool> Worker<P> {
                 emit(&self.stats, out, in_port, f);
             }
             ArpOperation::Reply => {
+                // Any worker may have asked: the reply visits them all (see crate::handoff).
+                let mut learned = self.via.is_some_and(|h| h.learned);
                 if sender_ok && self.neigh.learn(spa, in_port, sha, now, false, release) {
                     self.stats.inc(E::ArpLearned);
-                    drop(f);
-                } else {
-                    self.discard(f, D::ArpUnsolicited);
+                    learned = true;
+                }
+                match self.pass_on(f, HandoffKind::ArpChain, in_port, learned, out) {
+                    Ok(()) => {}
+                    Err(f) if learned => {
+                        self.stats.inc(E::ArpConsumed);
+                        drop(f);
+                    }
+                    Err(f) => self.discard(f, D::ArpUnsolicited),
                 }
             }
             _ => self.discard(f, D::ArpMalformed),
@@ -596,6 +706,16 @@ impl<P: FramePool> Worker<P> {
             }
             TcpFlags::NONE
         };
+        // A reply to a local port another worker owns goes to that worker, unlooked-up here.
+        let f = if is_lip && !is_vip {
+            match self.to_owner(f, key.dport, in_port, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
+        let ip = &f.data()[ETH..];
         let syn_only = key.proto == Proto::Tcp
             && flags.bits() & (TcpFlags::SYN.bits() | TcpFlags::ACK.bits() | TcpFlags::RST.bits())
                 == TcpFlags::SYN.bits();
@@ -887,8 +1007,24 @@ impl<P: FramePool> Worker<P> {
             };
             FlowKey { proto, src: q.src_addr(), dst: q.dst_addr(), sport: q.src_port(), dport: q.dst_port() }
         };
+        // About a packet we sent from a local port: its owner has the connection.
+        let mut f = if self.services.is_lip(inner.src) {
+            match self.to_owner(f, inner.sport, in_port, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
         // The quoted packet is one we sent, so its reverse is a tuple we received and indexed.
         let Some((id, dir)) = self.conns.lookup(&inner.reversed()) else {
+            // About a packet to a client: nothing names the worker that owns it, so ask each.
+            if self.workers > 1 && !self.services.is_lip(inner.src) {
+                if let Err(f) = self.pass_on(f, HandoffKind::IcmpChain, in_port, false, out) {
+                    self.discard(f, D::IcmpUnknownConn);
+                }
+                return;
+            }
             return self.discard(f, D::IcmpUnknownConn);
         };
         let Some(c) = self.conns.get(id) else { return self.discard(f, D::IcmpUnknownConn) };

@@ -2120,3 +2120,9 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
     assert_eq!(tcp_of(&out[1].1).payload(), b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(h.w.synproxy_held(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Several workers sharing the ports: hand-off of replies, ARP and ICMP between them
+// ---------------------------------------------------------------------------------------------------
+
+mod multi;

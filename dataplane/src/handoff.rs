@@ -1,0 +1,113 @@
+//! Passing frames between workers when the NIC did not deliver them to the worker that owns them.
+//!
+//! RSS spreads packets over workers by a hash of their tuple. A client's packets all land on one
+//! worker, which creates the connection and picks its local port from its own slice
+//! ([`crate::conn::PortSlice`]); the real server's reply to `LIP:lport` is hashed on another tuple
+//! and may land anywhere. Without NIC flow rules the receiving worker passes such a frame to the
+//! owner, which it computes from the port alone ([`crate::conn::owner`]): no shared table.
+//!
+//! Three kinds of frame move:
+//! - **Owner**: TCP/UDP to a local address, or an ICMP error quoting a packet from one, goes
+//!   straight to the worker owning the local port.
+//! - **ArpChain**: an ARP reply may answer a request any worker sent; it visits every worker once
+//!   (each learns it if it asked), then is consumed, or dropped as unsolicited if nobody asked.
+//! - **IcmpChain**: an ICMP error about a client-side packet (VIP -> client) names no local port;
+//!   it visits the workers in turn until one finds the connection, or all have looked.
+//!
+//! Invariants:
+//! - A frame is handed on at most `workers - 1` times, so nothing circulates.
+//! - The tag travels in the buffer's metadata (the daemon puts it in the mbuf), so the ring
+//!   between two workers carries nothing but buffers; one single-producer/single-consumer ring
+//!   per ordered pair of workers keeps it lock-free.
+
+/// Why a frame was handed to another worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffKind {
+    Owner = 1,
+    ArpChain = 2,
+    IcmpChain = 3,
+}
+
+/// What travels with a handed-off frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handoff {
+    pub kind: HandoffKind,
+    /// The port the frame was received on.
+    pub in_port: u8,
+    /// The worker that received it from the NIC (where a chain ends).
+    pub origin: u8,
+    /// ArpChain: some worker already learned from this reply.
+    pub learned: bool,
+}
+
+impl Handoff {
+    /// Packs the tag into 32 bits: kind, in_port, origin, flags, one byte each.
+    pub fn encode(self) -> u32 {
+        (self.kind as u32)
+            | (self.in_port as u32) << 8
+            | (self.origin as u32) << 16
+            | (self.learned as u32) << 24
+    }
+
+    pub fn decode(tag: u32) -> Option<Handoff> {
+        let kind = match tag & 0xff {
+            1 => HandoffKind::Owner,
+            2 => HandoffKind::ArpChain,
+            3 => HandoffKind::IcmpChain,
+            _ => return None,
+        };
+        let flags = tag >> 24;
+        if flags > 1 {
+            return None;
+        }
+        Some(Handoff { kind, in_port: (tag >> 8) as u8, origin: (tag >> 16) as u8, learned: flags == 1 })
+    }
+
+    /// The next worker of a chain started by `origin`, or None when every worker has seen it.
+    pub fn next_in_chain(origin: u16, me: u16, workers: u16) -> Option<u16> {
+        let next = (me + 1) % workers.max(1);
+        (next != origin).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        for kind in [HandoffKind::Owner, HandoffKind::ArpChain, HandoffKind::IcmpChain] {
+            for in_port in [0u8, 1, 7, 255] {
+                for origin in [0u8, 1, 63] {
+                    for learned in [false, true] {
+                        let h = Handoff { kind, in_port, origin, learned };
+                        assert_eq!(Handoff::decode(h.encode()), Some(h));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_tags_are_refused() {
+        assert_eq!(Handoff::decode(0), None);
+        assert_eq!(Handoff::decode(4), None);
+        assert_eq!(Handoff::decode(1 | 2 << 24), None);
+    }
+
+    #[test]
+    fn chains_visit_every_worker_once() {
+        for workers in 1..=64u16 {
+            for origin in 0..workers {
+                let mut seen = vec![origin];
+                let mut me = origin;
+                while let Some(n) = Handoff::next_in_chain(origin, me, workers) {
+                    assert!(!seen.contains(&n), "{workers} workers from {origin}: {n} twice");
+                    seen.push(n);
+                    me = n;
+                }
+                assert_eq!(seen.len(), workers as usize);
+            }
+        }
+    }
+}
