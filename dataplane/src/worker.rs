@@ -535,7 +535,7 @@ impl<P: FramePool> Worker<P> {
 
     /// Hands `f` to the worker owning local port `lport`, unless that is this one (or the frame was
     /// handed over already).
-    fn to_owner(
+    fn hand_to_owner(
         &mut self,
         f: P::Frame,
         lport: u16,
@@ -708,7 +708,7 @@ impl<P: FramePool> Worker<P> {
         };
         // A reply to a local port another worker owns goes to that worker, unlooked-up here.
         let f = if is_lip && !is_vip {
-            match self.to_owner(f, key.dport, in_port, out) {
+            match self.hand_to_owner(f, key.dport, in_port, out) {
                 Ok(()) => return,
                 Err(f) => f,
             }
@@ -1009,7 +1009,7 @@ impl<P: FramePool> Worker<P> {
         };
         // About a packet we sent from a local port: its owner has the connection.
         let mut f = if self.services.is_lip(inner.src) {
-            match self.to_owner(f, inner.sport, in_port, out) {
+            match self.hand_to_owner(f, inner.sport, in_port, out) {
                 Ok(()) => return,
                 Err(f) => f,
             }
