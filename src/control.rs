@@ -55,6 +55,8 @@ pub struct Shared {
     workers: Vec<WorkerLink>,
     stats: Vec<Arc<Stats>>,
     macs: Vec<[u8; 6]>,
+    /// How replies reach their worker: "none" (one worker), "handoff" or "flow".
+    steering: &'static str,
     /// Per (service id, real id): the last sample and the rates derived from it.
     rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
     health: OnceLock<HealthChecker>,
@@ -87,12 +89,14 @@ impl Shared {
         workers: Vec<WorkerLink>,
         stats: Vec<Arc<Stats>>,
         macs: Vec<[u8; 6]>,
+        steering: &'static str,
     ) -> Shared {
         Shared {
             state: Mutex::new(state),
             workers,
             stats,
             macs,
+            steering,
             rates: Mutex::new(HashMap::new()),
             health: OnceLock::new(),
         }
@@ -390,6 +394,7 @@ impl Shared {
                     .enumerate()
                     .map(|(i, s)| WorkerStats { worker: i as u16, counters: s.nonzero() })
                     .collect(),
+                steering: self.steering.to_owned(),
             }),
             Request::ListServices => self.list_services().map(|services| Reply::Services { services }),
             Request::ServiceStats => self.service_stats().map(|services| Reply::ServiceStats { services }),

@@ -33,10 +33,18 @@ impl HugepageState {
 /// The EAL argv (argv[0] included) and whether hugepages are used.
 pub fn build(cfg: &Config, huge: HugepageState, pid: u32) -> (Vec<String>, bool) {
     let mut a = vec!["rvsd".to_owned()];
-    let mut lcores = vec![cfg.workers.main_lcore];
-    lcores.extend(cfg.workers.lcores.iter().copied());
-    a.push("-l".into());
-    a.push(lcores.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+    let w = &cfg.workers;
+    if w.cpus.is_empty() && w.main_cpu.is_none() {
+        let mut lcores = vec![w.main_lcore];
+        lcores.extend(w.lcores.iter().copied());
+        a.push("-l".into());
+        a.push(lcores.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","));
+    } else {
+        // lcore@cpu: several lcores may share a CPU (a small test machine).
+        let mut map = vec![format!("{}@{}", w.main_lcore, w.main_cpu())];
+        map.extend(w.lcores.iter().enumerate().map(|(i, l)| format!("{l}@{}", w.cpu_of(i))));
+        a.push(format!("--lcores={}", map.join(",")));
+    }
     a.push("--main-lcore".into());
     a.push(cfg.workers.main_lcore.to_string());
     let prefix =
@@ -104,6 +112,17 @@ addr = "198.18.0.1/24"
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn cpus_map_lcores_onto_cpus() {
+        let mut c = cfg();
+        c.workers.lcores = vec![1, 2];
+        c.workers.cpus = vec![0, 1];
+        let (a, _) = build(&c, HugepageState { free_pages: 1024, mounted: true }, 42);
+        let s = a.join(" ");
+        assert!(s.contains("--lcores=0@0,1@0,2@1 --main-lcore 0"), "{s}");
+        assert!(!s.contains(" -l "), "{s}");
     }
 
     #[test]

@@ -40,17 +40,18 @@ fn err(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
 /// Lcores exist and are ours; kernel interfaces named by af_packet/af_xdp exist.
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     let cpus = allowed_cpus();
-    if !cpus.contains(&cfg.workers.main_lcore) {
-        return Err(err(
-            "workers.main_lcore",
-            format!("lcore {} does not exist here (allowed CPUs: {cpus:?})", cfg.workers.main_lcore),
-        ));
+    let main = cfg.workers.main_cpu();
+    if !cpus.contains(&main) {
+        let f = if cfg.workers.main_cpu.is_some() { "workers.main_cpu" } else { "workers.main_lcore" };
+        return Err(err(f, format!("CPU {main} does not exist here (allowed CPUs: {cpus:?})")));
     }
-    for (i, l) in cfg.workers.lcores.iter().enumerate() {
-        if !cpus.contains(l) {
+    for i in 0..cfg.workers.lcores.len() {
+        let c = cfg.workers.cpu_of(i);
+        if !cpus.contains(&c) {
+            let f = if cfg.workers.cpus.is_empty() { "workers.lcores" } else { "workers.cpus" };
             return Err(err(
-                format!("workers.lcores[{i}]"),
-                format!("lcore {l} does not exist here (allowed CPUs: {cpus:?})"),
+                format!("{f}[{i}]"),
+                format!("CPU {c} does not exist here (allowed CPUs: {cpus:?})"),
             ));
         }
     }

@@ -99,17 +99,26 @@ fn run(cli: Cli) -> Result<(), String> {
     let eal = Eal::init(&eal_argv).map_err(|e| format!("DPDK EAL initialisation failed: {e}"))?;
 
     let nworkers = cfg.workers.lcores.len() as u16;
-    if nworkers > 1 {
-        tracing::warn!(
-            workers = nworkers,
-            "replies are not yet handed off between workers: a reply that RSS puts on another worker's \
-             queue is dropped (drop.lip_no_conn); use one worker unless the NIC steers replies"
-        );
+    // One packet pool per NUMA socket that runs a worker: RX queue w fills from worker w's socket.
+    let sockets: Vec<u32> = cfg.workers.lcores.iter().map(|l| eal.lcore_socket(*l)).collect();
+    let mut pools: Vec<(u32, Arc<Mempool>)> = Vec::new();
+    for &sock in &sockets {
+        if pools.iter().any(|(s, _)| *s == sock) {
+            continue;
+        }
+        let p = Mempool::pktmbuf(
+            &format!("rvs_pkt_s{sock}"),
+            cfg.workers.mbufs,
+            cfg.workers.mbuf_cache,
+            2048 + 128,
+            sock as i32,
+        )
+        .map_err(|e| format!("workers.mbufs: cannot create the packet pool on socket {sock}: {e}"))?;
+        tracing::info!(socket = sock, mbufs = cfg.workers.mbufs, "packet pool");
+        pools.push((sock, Arc::new(p)));
     }
-    let pool = Arc::new(
-        Mempool::pktmbuf("rvs_pkt", cfg.workers.mbufs, cfg.workers.mbuf_cache, 2048 + 128, -1)
-            .map_err(|e| format!("workers.mbufs: cannot create the packet pool: {e}"))?,
-    );
+    let pool_of = |w: usize| pools.iter().find(|(s, _)| *s == sockets[w]).map(|(_, p)| p.clone()).unwrap();
+    let worker_pools: Vec<Arc<Mempool>> = (0..nworkers as usize).map(pool_of).collect();
 
     let mut ports = Vec::new();
     let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
@@ -131,7 +140,9 @@ fn run(cli: Cli) -> Result<(), String> {
             mtu: None,
             promiscuous: true,
         };
-        let qs = port.configure(&conf, &pool).map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
+        let qpools: Vec<&Mempool> = worker_pools.iter().map(|p| &**p).collect();
+        let qs =
+            port.configure_pools(&conf, &qpools).map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
         port.start().map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
         let mac = port.mac().map_err(|e| format!("ports[{i}]: {e}"))?;
         tracing::info!(
@@ -153,32 +164,65 @@ fn run(cli: Cli) -> Result<(), String> {
     let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
     let mut links = Vec::new();
 
+    // Software hand-off: one single-producer/single-consumer ring per ordered pair of workers.
+    let steering = if nworkers > 1 { "handoff" } else { "none" };
+    let mut ring_tx: Vec<Vec<Option<dpdk_sys::RingTx>>> =
+        (0..nworkers).map(|_| (0..nworkers).map(|_| None).collect()).collect();
+    let mut ring_rx: Vec<Vec<dpdk_sys::RingRx>> = (0..nworkers).map(|_| Vec::new()).collect();
+    for from in 0..nworkers as usize {
+        for to in 0..nworkers as usize {
+            if from == to {
+                continue;
+            }
+            let (t, r) = dpdk_sys::ring_spsc(
+                &format!("rvs_h{from}_{to}"),
+                cfg.workers.handoff_ring,
+                sockets[to] as i32,
+            )
+            .map_err(|e| format!("workers.handoff_ring: cannot create ring {from}->{to}: {e}"))?;
+            ring_tx[from][to] = Some(t);
+            ring_rx[to].push(r);
+        }
+    }
+    if nworkers > 1 {
+        tracing::info!(
+            workers = nworkers,
+            ring = cfg.workers.handoff_ring,
+            "steering: software hand-off (a reply RSS puts on another worker's queue goes to its owner over an SP/SC ring)"
+        );
+    }
+
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut launched = Vec::new();
-    for (w, qs) in queues.into_iter().enumerate() {
+    let rings = ring_tx.into_iter().zip(ring_rx);
+    for (w, (qs, (to, from))) in queues.into_iter().zip(rings).enumerate() {
         let lcore = cfg.workers.lcores[w];
         let (tx, rx) = crossbeam::channel::bounded(64);
         let applied = Arc::new(AtomicU64::new(0));
         links.push(control::WorkerLink { commands: tx, applied: applied.clone() });
         let ctx = worker::WorkerCtx {
             index: w as u16,
+            workers: nworkers,
             queues: qs,
-            pool: pool.clone(),
+            handoff_to: to,
+            handoff_from: from,
+            pool: worker_pools[w].clone(),
             stats: stats[w].clone(),
             setup: setup.clone(),
             stop: worker_stop.clone(),
             burst: cfg.workers.burst as usize,
             idle_sleep_us: cfg.workers.idle_sleep_us,
+            prefetch: cfg.workers.prefetch,
             commands: rx,
             applied,
         };
         eal.launch(lcore, move || worker::run(ctx)).map_err(|e| format!("workers.lcores[{w}]: {e}"))?;
         launched.push(lcore);
-        tracing::info!(worker = w, lcore, "worker started");
+        tracing::info!(worker = w, lcore, cpu = cfg.workers.cpu_of(w), "worker started");
     }
 
     let drain_links = links.clone();
-    let shared = Arc::new(control::Shared::new(state, links, stats.clone(), macs.clone()));
+    let shared = Arc::new(control::Shared::new(state, links, stats.clone(), macs.clone(), steering));
     let control =
         control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
 
@@ -244,7 +288,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     }
     drop(ports);
-    drop(pool);
+    drop(worker_pools);
+    drop(pools);
     drop(eal);
     Ok(())
 }

@@ -1,14 +1,16 @@
 //! The poll-mode loop of one worker lcore: the only glue between DPDK queues and the dataplane.
 //!
-//! Per burst: receive on every port, hand each packet to the dataplane, run its timers, transmit
-//! what it queued. No locks, no allocation (all vectors are sized before the loop), no syscalls
-//! unless `idle_sleep_us` asks for a sleep after an empty poll.
+//! Per burst: receive on every port, hand each packet to the dataplane, take the frames other
+//! workers handed over, run the timers, transmit what the dataplane queued, and pass the frames it
+//! handed to other workers into their rings. No locks (the hand-off rings are single-producer,
+//! single-consumer), no allocation (all vectors are sized before the loop), no syscalls unless
+//! `idle_sleep_us` asks for a sleep after an empty poll.
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam::channel::{Receiver, Sender};
 
-use dpdk_sys::{eal, Mbuf, Mempool, PktPool, RxQueue, TxQueue};
+use dpdk_sys::{eal, Mbuf, Mempool, PktPool, RingRx, RingTx, RxQueue, TxQueue};
 use rvs_dataplane::stats::{DropReason, Event, Stats};
 use rvs_dataplane::worker::{ConnView, Outbox, RealCounts, Setup, Worker};
 
@@ -37,14 +39,20 @@ pub enum Command {
 #[derive(Debug)]
 pub struct WorkerCtx {
     pub index: u16,
+    pub workers: u16,
     /// (rx, tx) queue pair `index` of every port, in port order.
     pub queues: Vec<(RxQueue, TxQueue)>,
+    /// Producer end of the ring to each other worker (None at this worker's own index).
+    pub handoff_to: Vec<Option<RingTx>>,
+    /// Consumer ends of the rings from every other worker.
+    pub handoff_from: Vec<RingRx>,
     pub pool: Arc<Mempool>,
     pub stats: Arc<Stats>,
     pub setup: Arc<Setup>,
     pub stop: Arc<AtomicBool>,
     pub burst: usize,
     pub idle_sleep_us: u32,
+    pub prefetch: bool,
     pub commands: Receiver<Command>,
     /// The last configuration epoch this worker applied.
     pub applied: Arc<AtomicU64>,
@@ -70,19 +78,35 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let nports = ctx.queues.len();
     let burst = ctx.burst;
     let (mut rxq, mut txq): (Vec<RxQueue>, Vec<TxQueue>) = ctx.queues.into_iter().unzip();
+    let (mut to, mut from) = (ctx.handoff_to, ctx.handoff_from);
     let mut dp = Worker::new(&ctx.setup, ctx.index, PktPool(ctx.pool), ctx.stats.clone());
-    let mut out: Outbox<Mbuf> = Outbox::new(nports, dp.outbox_capacity(burst));
+    let lanes = if ctx.workers > 1 { ctx.workers as usize } else { 0 };
+    let mut out: Outbox<Mbuf> = Outbox::with_workers(nports, lanes, dp.outbox_capacity(burst));
     let mut rx: Vec<Mbuf> = Vec::with_capacity(burst);
     let mut tx: Vec<Vec<Mbuf>> = (0..nports).map(|_| Vec::with_capacity(out.capacity())).collect();
+    let mut handed: Vec<Mbuf> = Vec::with_capacity(out.capacity());
     let clock = Clock::new();
     let stats = ctx.stats;
+    let prefetch = ctx.prefetch;
 
     while !ctx.stop.load(Ordering::Relaxed) {
         let now = clock.now_ms();
         let mut got = 0;
         for (p, q) in rxq.iter_mut().enumerate() {
             got += q.rx_burst(&mut rx);
-            for m in rx.drain(..) {
+            if prefetch {
+                if let Some(m) = rx.first() {
+                    m.prefetch();
+                }
+            }
+            let mut it = rx.drain(..).peekable();
+            while let Some(m) = it.next() {
+                // The next packet's headers load while this one is processed.
+                if prefetch {
+                    if let Some(next) = it.peek() {
+                        next.prefetch();
+                    }
+                }
                 let mut m = m;
                 if !m.is_contiguous() && m.linearize().is_err() {
                     stats.inc(Event::RxPackets);
@@ -91,6 +115,14 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                 }
                 m.reset_offloads();
                 dp.process(m, p, now, &mut out);
+            }
+        }
+        // Frames other workers passed here: replies to our local ports, chained ARP and ICMP.
+        for r in from.iter_mut() {
+            got += r.dequeue_burst(&mut rx);
+            for m in rx.drain(..) {
+                let tag = m.tag();
+                dp.process_handoff(m, tag, now, &mut out);
             }
         }
         dp.poll(now, &mut out);
@@ -103,6 +135,21 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             q.tx_burst(&mut tx[p]);
             for _ in tx[p].drain(..) {
                 stats.dropped(DropReason::TxFull);
+            }
+        }
+        for (w, ring) in to.iter_mut().enumerate() {
+            let Some(ring) = ring else { continue };
+            let lane = out.handoff(w);
+            if lane.is_empty() {
+                continue;
+            }
+            handed.extend(lane.drain(..).map(|(mut m, tag)| {
+                m.set_tag(tag);
+                m
+            }));
+            ring.enqueue_burst(&mut handed);
+            for _ in handed.drain(..) {
+                stats.dropped(DropReason::HandoffFull);
             }
         }
         while let Ok(cmd) = ctx.commands.try_recv() {

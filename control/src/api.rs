@@ -206,6 +206,10 @@ pub enum Reply {
     },
     Stats {
         workers: Vec<WorkerStats>,
+        /// How replies reach the worker owning their connection: `none` (one worker), `handoff`
+        /// (software rings between workers) or `flow` (NIC flow rules).
+        #[serde(default)]
+        steering: String,
     },
     Services {
         services: Vec<ServiceInfo>,

@@ -33,6 +33,8 @@ pub mod defaults {
     pub const EXPIRE_BUDGET: u32 = 256;
     pub const LOG_LEVEL: &str = "info";
     pub const DRAIN_GRACE_S: u32 = 30;
+    /// Slots of each worker-to-worker hand-off ring (one ring per ordered pair of workers).
+    pub const HANDOFF_RING: u32 = 4096;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +182,40 @@ pub struct WorkersConfig {
     pub mbuf_cache: u32,
     /// Microseconds a worker sleeps after an empty poll; 0 is pure busy polling (production).
     pub idle_sleep_us: u32,
+    /// The CPU each worker lcore runs on, in `lcores` order; empty means lcore n runs on CPU n.
+    /// Lets more lcores than CPUs share a small machine (tests); production keeps one per CPU.
+    pub cpus: Vec<u32>,
+    /// The CPU of the main lcore (and the control threads); default: `main_lcore`.
+    pub main_cpu: Option<u32>,
+    /// Slots per worker-to-worker hand-off ring (power of two, 64..=65536).
+    pub handoff_ring: u32,
+    /// Prefetch the next packet of a burst while processing the current one.
+    pub prefetch: bool,
+    /// How replies reach the worker owning their connection: `auto` installs NIC flow rules where
+    /// every port accepts them and hands off in software otherwise; `flow` requires flow rules;
+    /// `handoff` never installs rules.
+    pub steering: Steering,
+}
+
+/// See [`WorkersConfig::steering`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Steering {
+    Auto,
+    Flow,
+    Handoff,
+}
+
+impl WorkersConfig {
+    /// The CPU worker `i` runs on.
+    pub fn cpu_of(&self, i: usize) -> u32 {
+        self.cpus.get(i).copied().unwrap_or(self.lcores[i])
+    }
+
+    /// The CPU of the main lcore.
+    pub fn main_cpu(&self) -> u32 {
+        self.main_cpu.unwrap_or(self.main_lcore)
+    }
 }
 
 impl Default for WorkersConfig {
@@ -193,6 +229,11 @@ impl Default for WorkersConfig {
             mbufs: defaults::MBUFS,
             mbuf_cache: defaults::MBUF_CACHE,
             idle_sleep_us: 0,
+            cpus: Vec::new(),
+            main_cpu: None,
+            handoff_ring: defaults::HANDOFF_RING,
+            prefetch: true,
+            steering: Steering::Auto,
         }
     }
 }
@@ -619,6 +660,31 @@ impl Config {
             if !seen.insert(*l) {
                 return Err(err(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice")));
             }
+        }
+        if !w.cpus.is_empty() && w.cpus.len() != w.lcores.len() {
+            return Err(err(
+                "workers.cpus",
+                format!("{} CPUs for {} lcores: give one per lcore, or none", w.cpus.len(), w.lcores.len()),
+            ));
+        }
+        for (i, c) in w.cpus.iter().chain(w.main_cpu.iter()).enumerate() {
+            if *c >= 1024 {
+                let f =
+                    if i < w.cpus.len() { format!("workers.cpus[{i}]") } else { "workers.main_cpu".into() };
+                return Err(err(f, format!("CPU {c} is out of range")));
+            }
+        }
+        if !(64..=65536).contains(&w.handoff_ring) || !w.handoff_ring.is_power_of_two() {
+            return Err(err(
+                "workers.handoff_ring",
+                format!("{} must be a power of two in 64..=65536", w.handoff_ring),
+            ));
+        }
+        if w.lcores.len() > 64 {
+            return Err(err(
+                "workers.lcores",
+                format!("{} workers; at most 64 are supported", w.lcores.len()),
+            ));
         }
         if w.burst == 0 || w.burst > 256 {
             return Err(err("workers.burst", format!("{} is outside 1..=256", w.burst)));

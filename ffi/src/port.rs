@@ -128,6 +128,23 @@ impl Port {
     /// Configures queues (RSS when more than one RX queue and the device hashes) and sets them up
     /// on `pool`. Returns one (rx, tx) handle pair per queue index.
     pub fn configure(&mut self, conf: &PortConf, pool: &Mempool) -> Result<Vec<(RxQueue, TxQueue)>> {
+        self.configure_pools(conf, &[pool])
+    }
+
+    /// As [`Port::configure`], with RX queue `q` filling from `pools[q]` (one pool per worker's
+    /// NUMA socket); a single pool serves every queue.
+    pub fn configure_pools(
+        &mut self,
+        conf: &PortConf,
+        pools: &[&Mempool],
+    ) -> Result<Vec<(RxQueue, TxQueue)>> {
+        if pools.is_empty() || (pools.len() != 1 && pools.len() != conf.rx_queues as usize) {
+            return Err(Error::new(
+                "rte_eth_rx_queue_setup",
+                Errno::Invalid,
+                format!("{} pools for {} rx queues", pools.len(), conf.rx_queues),
+            ));
+        }
         if self.started {
             return Err(Error::new("rte_eth_dev_configure", Errno::Busy, "port is started"));
         }
@@ -164,6 +181,7 @@ impl Port {
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
         let socket = if socket < 0 { 0 } else { socket as u32 };
         for q in 0..conf.rx_queues {
+            let pool = pools[(q as usize).min(pools.len() - 1)];
             // SAFETY: valid port/queue; NULL rx_conf means driver defaults; pool outlives the port's use
             // of it because the daemon stops ports before dropping the pool.
             let ret = unsafe {

@@ -129,6 +129,24 @@ api '{"op":"stats"}' | python3 -c '
 import json, sys
 for w in json.load(sys.stdin)["workers"]:
     print("    worker %d: %s" % (w["worker"], " ".join("%s=%d" % (k, v) for k, v in w["counters"])))'
+if [ "${RVS_WORKERS:-1}" -gt 1 ]; then
+    echo "== ${RVS_WORKERS} workers: both carry connections, replies reach their owner"
+    per_worker=$(api '{"op":"stats"}' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(r.get("steering", "?"), " ".join(str(dict(w["counters"]).get("conns_created", 0)) for w in r["workers"]))')
+    echo "    steering and connections created per worker: $per_worker"
+    check "steering is the software hand-off" [ "$(cut -d' ' -f1 <<<"$per_worker")" = handoff ]
+    for c in $(cut -d' ' -f2- <<<"$per_worker"); do
+        check "a worker created connections ($c)" [ "$c" -gt 0 ]
+    done
+    check "replies were handed to their owner ($(counter handoff_out) out, $(counter handoff_in) in)" \
+        [ "$(counter handoff_out)" -gt 0 ]
+    check "every hand-off arrived (out = in)" [ "$(counter handoff_out)" -eq "$(counter handoff_in)" ]
+    check "no reply dropped for want of an owner (lip_no_conn $(counter drop.lip_no_conn))" \
+        [ "$(counter drop.lip_no_conn)" -eq 0 ]
+    check "no hand-off ring overflow ($(counter drop.handoff_full))" [ "$(counter drop.handoff_full)" -eq 0 ]
+fi
 rvsd_stop
 
 echo "== reference: the same wrk run through Linux nftables DNAT+SNAT"

@@ -97,8 +97,20 @@ bg() {
 }
 
 # The default gateway config for this topology, with the services passed on stdin appended.
+# RVS_WORKERS=N (default 1) runs N workers on N queue pairs (af_packet qpairs, fanout hash), their
+# lcores packed onto this machine's CPUs; several workers also sleep when idle (RVS_IDLE_US, 20 us)
+# so the kernel peers sharing the two CPUs get to run.
 write_config() {
     local file=$1 lcores=${2:-1}
+    local workers=${RVS_WORKERS:-1} qargs="" cpus="" idle=${RVS_IDLE_US:-0}
+    if [ "$workers" -gt 1 ]; then
+        local ncpu; ncpu=$(nproc)
+        lcores=$(seq -s, 1 "$workers")
+        cpus=$(for i in $(seq 0 $((workers - 1))); do echo $((i % ncpu)); done | paste -sd,)
+        cpus="cpus = [$cpus]"
+        qargs=",qpairs=$workers"
+        idle=${RVS_IDLE_US:-20}
+    fi
     cat > "$file" <<CFG
 version = 1
 
@@ -108,19 +120,20 @@ log_level = 4
 [workers]
 main_lcore = 0
 lcores = [$lcores]
-idle_sleep_us = ${RVS_IDLE_US:-0}
+$cpus
+idle_sleep_us = $idle
 
 [control]
 socket = "$RVS_SOCK"
 
 [[ports]]
 name = "client"
-device = "net_af_packet0,iface=gc"
+device = "net_af_packet0,iface=gc$qargs"
 addr = "$GW_C/24"
 
 [[ports]]
 name = "server"
-device = "net_af_packet1,iface=gs"
+device = "net_af_packet1,iface=gs$qargs"
 addr = "$GW_S/24"
 CFG
     cat >> "$file"
