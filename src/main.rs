@@ -169,8 +169,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut ring_tx: Vec<Vec<Option<dpdk_sys::RingTx>>> =
         (0..nworkers).map(|_| (0..nworkers).map(|_| None).collect()).collect();
     let mut ring_rx: Vec<Vec<dpdk_sys::RingRx>> = (0..nworkers).map(|_| Vec::new()).collect();
-    for from in 0..nworkers as usize {
-        for to in 0..nworkers as usize {
+    for (from, row) in ring_tx.iter_mut().enumerate() {
+        for (to, slot) in row.iter_mut().enumerate() {
             if from == to {
                 continue;
             }
@@ -180,7 +180,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 sockets[to] as i32,
             )
             .map_err(|e| format!("workers.handoff_ring: cannot create ring {from}->{to}: {e}"))?;
-            ring_tx[from][to] = Some(t);
+            *slot = Some(t);
             ring_rx[to].push(r);
         }
     }
