@@ -12,6 +12,9 @@
 //!   find no real to decrement.
 //! - Per-real counts here are this worker's only; the control plane sums them over workers, and
 //!   lc/wlc on each worker decide on its local counts (see docs/architecture.md).
+//! - A real server's connection thresholds are split between workers: each enforces its share,
+//!   `ceil(threshold / workers)`, on its own counts, so the sum over workers stays within
+//!   `threshold + workers - 1` without any worker reading another's counts.
 use std::net::Ipv4Addr;
 
 use hashbrown::{HashMap, HashSet};
@@ -41,6 +44,11 @@ impl Counters {
     }
 }
 
+/// One worker's share of a per-real threshold (0, no threshold, stays 0).
+pub fn worker_share(threshold: u32, workers: u16) -> u32 {
+    threshold.div_ceil(u32::from(workers.max(1)))
+}
+
 #[derive(Debug)]
 pub struct Lip {
     pub addr: Ipv4Addr,
@@ -68,6 +76,16 @@ pub struct Service {
 
 impl Service {
     fn new(s: &ServiceSetup, setup: &Setup, worker: u16, old: Option<&mut Service>) -> Service {
+        let workers = setup.workers.max(1);
+        let reals: Vec<RealSetup> = s
+            .reals
+            .iter()
+            .map(|r| RealSetup {
+                u_threshold: worker_share(r.u_threshold, workers),
+                l_threshold: worker_share(r.l_threshold, workers),
+                ..r.clone()
+            })
+            .collect();
         let mut views: Vec<RealView> =
             s.reals.iter().map(|r| RealView::new(RealView::id_of(r.addr, r.port), r.weight)).collect();
         let mut counters = vec![Counters::default(); s.reals.len()];
@@ -83,7 +101,7 @@ impl Service {
             .collect();
         let mut next_lip = 0;
         if let Some(old) = old {
-            for (i, r) in s.reals.iter().enumerate() {
+            for (i, r) in reals.iter().enumerate() {
                 if let Some(&j) = old.real_by_id.get(&r.id) {
                     let (w, overloaded) = (views[i].weight, old.views[j].overloaded);
                     views[i] = old.views[j];
@@ -111,7 +129,7 @@ impl Service {
             persistence_ms: s.persistence_ms,
             toa: s.toa,
             synproxy: s.synproxy,
-            reals: s.reals.clone(),
+            reals,
             sched: Scheduler::new(s.sched, &views),
             views,
             counters,

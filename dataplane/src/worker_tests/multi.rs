@@ -224,3 +224,31 @@ fn one_worker_never_hands_off() {
     m.deliver(0, &synack, 1);
     assert_eq!(m.ev(0, Event::HandoffOut), 0);
 }
+
+#[test]
+fn thresholds_are_split_between_workers() {
+    // One real with an upper threshold of 3 connections, shared by 2 workers: each takes at most 2.
+    let s = setup_with(|s| {
+        s.workers = 2;
+        s.services[0].reals = vec![RealSetup { u_threshold: 3, ..real(1, 80) }];
+    });
+    assert_eq!(crate::service::worker_share(3, 2), 2);
+    assert_eq!(crate::service::worker_share(0, 2), 0, "no threshold stays none");
+    assert_eq!(crate::service::worker_share(1, 64), 1);
+    let mut m = Mh::resolved(&s);
+    for w in 0..2 {
+        for k in 0..3u16 {
+            let syn =
+                from_client(1).tcp(client(1), 50000 + 10 * w as u16 + k, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+            let sent = m.deliver(w, &syn, 0);
+            if k < 2 {
+                assert_eq!(sent.len(), 1, "worker {w}: connection {k} is within its share");
+            } else {
+                assert!(sent.is_empty(), "worker {w}: a third connection exceeds its share");
+                assert_eq!(m.stats[w].drops(DropReason::NoRealServer), 1);
+            }
+        }
+    }
+    let total: usize = m.ws.iter().map(|w| w.conns().len()).sum();
+    assert_eq!(total, 4, "at most threshold + workers - 1 = 4 in all");
+}
