@@ -83,7 +83,7 @@ impl Service {
             .map(|r| RealSetup {
                 u_threshold: worker_share(r.u_threshold, workers),
                 l_threshold: worker_share(r.l_threshold, workers),
-                ..r.clone()
+                ..*r
             })
             .collect();
         let mut views: Vec<RealView> =
