@@ -9,8 +9,8 @@
 //!   [`owner`]`(port, workers)`. Worker `i` reads RX queue `i` of every port, so queue = worker.
 //! - A rule matches `dst_port & port_mask == port_value` with
 //!   `port_mask = workers.next_power_of_two() - 1`: one rule per residue, so `port_mask + 1` rules
-//!   per protocol per LIP (64 per protocol for 33 to 64 workers). Residues are not merged, so when `workers` is not a power of two
-//!   some workers get two rules, exactly as they own two residues.
+//!   per protocol per LIP (64 per protocol for 33 to 64 workers). Residues are not merged, so when
+//!   `workers` is not a power of two some workers get two rules, exactly as they own two residues.
 //! - One worker needs no rules: every reply is already on queue 0.
 //! - The plans are sets: a LIP listed twice yields its rules once, so the NIC is never asked to
 //!   install a duplicate.

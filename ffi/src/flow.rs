@@ -173,9 +173,11 @@ impl RteRule {
         if let Some(cause) = self.describe_cause(err.cause) {
             text.push_str(&format!(" at {cause}"));
         }
+        let errno_text = strerror(code);
         match msg {
-            Some(m) => text.push_str(&format!(": {m} ({})", strerror(code))),
-            None => text.push_str(&format!(": {}", strerror(code))),
+            // ethdev's own answers (no flow ops: ENOSYS) use the errno text as the message.
+            Some(m) if m != errno_text => text.push_str(&format!(": {m} ({errno_text})")),
+            _ => text.push_str(&format!(": {errno_text}")),
         }
         Error::new(op, Errno::from_raw(code), text)
     }
@@ -320,7 +322,8 @@ impl Port {
         Ok(FlowHandle { port: self.shared.clone(), flow, spec: *spec })
     }
 
-    /// Removes an installed rule (`rte_flow_destroy`), reporting the driver's error.
+    /// Removes an installed rule (`rte_flow_destroy`), reporting the driver's error. The handle is
+    /// consumed either way; a rule the driver failed to remove is left to [`Port::flow_flush`].
     pub fn flow_destroy(&self, mut handle: FlowHandle) -> Result<()> {
         if !Arc::ptr_eq(&handle.port, &self.shared) {
             return Err(Error::new(
@@ -373,13 +376,20 @@ impl Port {
     }
 }
 
-/// Start-up gate: `Ok` when `port` would accept `sample` (validated only, nothing installed), else
-/// the driver's answer. PMDs without rte_flow answer `NotImplemented` (ENOSYS); PMDs with it but
-/// unable to match or to steer answer `NotSupported` or `Invalid` with a message naming the part.
-/// Validate a rule whose queue is not 0 (e.g. the first rule for queue 1), so that a driver
-/// checking queue indices against the configured RX queues is asked the real question.
+/// Start-up gate: `Ok` when `port` accepts `sample` — validated, then installed and destroyed at
+/// once, so nothing stays installed — else the driver's answer. PMDs without rte_flow answer
+/// `NotImplemented` (ENOSYS); PMDs with it but unable to match or to steer answer `NotSupported` or
+/// `Invalid` with a message naming the refused part.
+///
+/// Validation alone is not authoritative: net_tap's validate accepts the rule and its create then
+/// refuses the partial port mask (TC flower matches whole ports only), so the gate installs once.
+/// Call it on a configured port before it is started (no traffic can meet the trial rule), with a
+/// rule whose queue is not 0 (e.g. the first rule for queue 1) so that a driver checking the queue
+/// index against the configured RX queues is asked the real question.
 pub fn steering_supported(port: &Port, sample: &FlowRuleSpec) -> Result<()> {
-    port.flow_validate(sample)
+    port.flow_validate(sample)?;
+    let trial = port.flow_create(sample)?;
+    port.flow_destroy(trial)
 }
 
 #[cfg(test)]
