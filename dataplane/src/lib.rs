@@ -17,6 +17,7 @@ pub mod sched;
 pub mod service;
 pub mod setup;
 pub mod stats;
+pub mod steer;
 pub mod synproxy;
 pub mod wire;
 pub mod worker;

@@ -28,6 +28,8 @@ pub enum Errno {
     NoSpace,
     /// ENOTSUP / EOPNOTSUPP
     NotSupported,
+    /// ENOSYS: the driver does not implement the operation at all (e.g. a PMD without rte_flow).
+    NotImplemented,
     /// EALREADY
     Already,
     /// EAGAIN
@@ -53,6 +55,7 @@ impl Errno {
             19 => Errno::NoDevice,
             22 => Errno::Invalid,
             28 => Errno::NoSpace,
+            38 => Errno::NotImplemented,
             95 => Errno::NotSupported,
             114 => Errno::Already,
             1001 => Errno::Secondary,
@@ -73,6 +76,7 @@ impl Errno {
             Errno::NoDevice => 19,
             Errno::Invalid => 22,
             Errno::NoSpace => 28,
+            Errno::NotImplemented => 38,
             Errno::NotSupported => 95,
             Errno::Already => 114,
             Errno::Secondary => 1001,
@@ -151,7 +155,7 @@ mod tests {
 
     #[test]
     fn errno_roundtrip() {
-        for code in [1, 2, 5, 11, 12, 16, 17, 19, 22, 28, 95, 114, 1001, 1002, 77] {
+        for code in [1, 2, 5, 11, 12, 16, 17, 19, 22, 28, 38, 95, 114, 1001, 1002, 77] {
             assert_eq!(Errno::from_raw(code).raw(), code);
             assert_eq!(Errno::from_raw(-code).raw(), code);
         }

@@ -12,6 +12,7 @@ pub mod sys {
 
 pub mod eal;
 pub mod error;
+pub mod flow;
 pub mod frame;
 pub mod mbuf;
 pub mod mempool;
@@ -20,6 +21,7 @@ pub mod ring;
 
 pub use eal::Eal;
 pub use error::{Errno, Error, Result};
+pub use flow::{steering_supported, FlowHandle, RteRule};
 pub use frame::PktPool;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;

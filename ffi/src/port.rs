@@ -5,6 +5,7 @@
 //! exists, so a port is never stopped or closed under a polling worker.
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::error::{check, Errno, Error, Result};
@@ -67,15 +68,19 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// What every handle to a port shares; a live handle (queue or flow rule) keeps the port from being
+/// stopped or closed.
 #[derive(Debug)]
-struct Shared {
-    id: u16,
+pub(crate) struct Shared {
+    pub(crate) id: u16,
+    /// Live [`crate::flow::FlowHandle`]s: `rte_flow_flush` would leave them dangling.
+    pub(crate) flows: AtomicUsize,
 }
 
 /// An ethernet device found by name (a vdev name such as `net_af_packet0` or a PCI address).
 #[derive(Debug)]
 pub struct Port {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     name: String,
     started: bool,
     configured: bool,
@@ -90,7 +95,12 @@ impl Port {
         // SAFETY: c is valid for the call, id is a valid out pointer.
         let ret = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
         check("rte_eth_dev_get_port_by_name", ret)?;
-        Ok(Port { shared: Arc::new(Shared { id }), name: name.to_owned(), started: false, configured: false })
+        Ok(Port {
+            shared: Arc::new(Shared { id, flows: AtomicUsize::new(0) }),
+            name: name.to_owned(),
+            started: false,
+            configured: false,
+        })
     }
 
     pub fn id(&self) -> u16 {
@@ -220,13 +230,18 @@ impl Port {
         Ok(())
     }
 
-    /// Stops the port. Refused while any worker still holds one of its queue handles.
+    /// Stops the port. Refused while any worker still holds one of its queue handles, or any flow
+    /// rule is installed (PMDs differ on whether rules survive a stop, so a handle could dangle).
     pub fn stop(&mut self) -> Result<()> {
         if !self.started {
             return Ok(());
         }
         if Arc::strong_count(&self.shared) > 1 {
-            return Err(Error::new("rte_eth_dev_stop", Errno::Busy, "queue handles are still in use"));
+            return Err(Error::new(
+                "rte_eth_dev_stop",
+                Errno::Busy,
+                "queue handles or flow rules are still in use",
+            ));
         }
         // SAFETY: valid port; no queue handle exists, so no thread is bursting on it.
         check("rte_eth_dev_stop", unsafe { sys::rte_eth_dev_stop(self.id()) })?;
