@@ -55,8 +55,11 @@ pub struct Shared {
     workers: Vec<WorkerLink>,
     stats: Vec<Arc<Stats>>,
     macs: Vec<[u8; 6]>,
-    /// How replies reach their worker: "none" (one worker), "handoff" or "flow".
+    /// How replies reach their worker (`steer::SteerMode` name).
     steering: &'static str,
+    /// With NIC flow rules: where the LIP set goes after each change, for the main thread to
+    /// install and remove rules.
+    lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
     /// Per (service id, real id): the last sample and the rates derived from it.
     rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
     health: OnceLock<HealthChecker>,
@@ -90,6 +93,7 @@ impl Shared {
         stats: Vec<Arc<Stats>>,
         macs: Vec<[u8; 6]>,
         steering: &'static str,
+        lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
     ) -> Shared {
         Shared {
             state: Mutex::new(state),
@@ -97,6 +101,7 @@ impl Shared {
             stats,
             macs,
             steering,
+            lips,
             rates: Mutex::new(HashMap::new()),
             health: OnceLock::new(),
         }
@@ -184,6 +189,9 @@ impl Shared {
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }
+        }
+        if let Some(tx) = &self.lips {
+            let _ = tx.send(crate::steering::lips(&setup));
         }
         Ok(epoch)
     }

@@ -14,10 +14,12 @@ use dpdk_sys::{Eal, Mempool, Port, PortConf};
 use rvs_control::config::Config;
 use rvs_control::state::ControlState;
 use rvs_dataplane::stats::{Gauge, Stats};
+use rvs_dataplane::steer::SteerMode;
 
 mod control;
 mod eal_args;
 mod machine;
+mod steering;
 mod worker;
 
 #[derive(Parser, Debug)]
@@ -123,6 +125,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut ports = Vec::new();
     let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
     let mut macs = Vec::new();
+    let mut drivers = Vec::new();
     for (i, pc) in cfg.ports.iter().enumerate() {
         let name = eal_args::port_name(&pc.device).unwrap_or_default();
         let mut port = Port::by_name(&name).map_err(|_| {
@@ -143,17 +146,29 @@ fn run(cli: Cli) -> Result<(), String> {
         let qpools: Vec<&Mempool> = worker_pools.iter().map(|p| &**p).collect();
         let qs =
             port.configure_pools(&conf, &qpools).map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
-        port.start().map_err(|e| format!("ports[{i}] ({}): {e}", info.driver))?;
         let mac = port.mac().map_err(|e| format!("ports[{i}]: {e}"))?;
-        tracing::info!(
-            port = %pc.name, device = %pc.device, driver = %info.driver,
-            mac = %rvs_dataplane::wire::EthernetAddress(mac), queues = nworkers, "port up"
-        );
         for (w, q) in qs.into_iter().enumerate() {
             queues[w].push(q);
         }
         macs.push(mac);
+        drivers.push(info.driver);
         ports.push(port);
+    }
+    // Flow rules are tried on configured ports before they start, so no packet meets a trial rule.
+    let sample_lip = cfg
+        .services
+        .iter()
+        .flat_map(|s| s.laddrs.iter())
+        .chain(cfg.ports.iter().map(|p| &p.addr))
+        .find_map(|a| a.split('/').next().and_then(|a| a.parse().ok()))
+        .unwrap_or(std::net::Ipv4Addr::new(198, 18, 0, 1));
+    let steer_mode = steering::choose(cfg.workers.steering, &ports, nworkers, sample_lip)?;
+    for (i, port) in ports.iter_mut().enumerate() {
+        port.start().map_err(|e| format!("ports[{i}] ({}): {e}", drivers[i]))?;
+        tracing::info!(
+            port = %cfg.ports[i].name, device = %cfg.ports[i].device, driver = %drivers[i],
+            mac = %rvs_dataplane::wire::EthernetAddress(macs[i]), queues = nworkers, "port up"
+        );
     }
 
     let state = ControlState::new(cfg.clone());
@@ -164,8 +179,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
     let mut links = Vec::new();
 
-    // Software hand-off: one single-producer/single-consumer ring per ordered pair of workers.
-    let steering = if nworkers > 1 { "handoff" } else { "none" };
+    let mut flow_rules = steering::FlowRules::default();
+    if steer_mode == SteerMode::FlowRules {
+        flow_rules.update(&ports, steering::lips(&setup), nworkers);
+    }
+    // Software hand-off, always there with several workers (with flow rules, as a safety net):
+    // one single-producer/single-consumer ring per ordered pair of workers.
     let mut ring_tx: Vec<Vec<Option<dpdk_sys::RingTx>>> =
         (0..nworkers).map(|_| (0..nworkers).map(|_| None).collect()).collect();
     let mut ring_rx: Vec<Vec<dpdk_sys::RingRx>> = (0..nworkers).map(|_| Vec::new()).collect();
@@ -184,14 +203,6 @@ fn run(cli: Cli) -> Result<(), String> {
             ring_rx[to].push(r);
         }
     }
-    if nworkers > 1 {
-        tracing::info!(
-            workers = nworkers,
-            ring = cfg.workers.handoff_ring,
-            "steering: software hand-off (a reply RSS puts on another worker's queue goes to its owner over an SP/SC ring)"
-        );
-    }
-
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut launched = Vec::new();
     let rings = ring_tx.into_iter().zip(ring_rx);
@@ -222,7 +233,15 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 
     let drain_links = links.clone();
-    let shared = Arc::new(control::Shared::new(state, links, stats.clone(), macs.clone(), steering));
+    let (lips_tx, lips_rx) = crossbeam::channel::unbounded();
+    let shared = Arc::new(control::Shared::new(
+        state,
+        links,
+        stats.clone(),
+        macs.clone(),
+        steer_mode.as_str(),
+        (steer_mode == SteerMode::FlowRules).then_some(lips_tx),
+    ));
     let control =
         control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
 
@@ -231,6 +250,10 @@ fn run(cli: Cli) -> Result<(), String> {
     // connections and keep forwarding established ones until none is left or the grace period ends.
     let mut drain_until: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
+        // The control thread sends the LIP set after each published change (flow-rule mode only).
+        while let Ok(lips) = lips_rx.try_recv() {
+            flow_rules.update(&ports, lips, nworkers);
+        }
         if term.load(Ordering::SeqCst) && drain_until.is_none() {
             for l in &drain_links {
                 let _ = l.commands.send_timeout(worker::Command::Drain, Duration::from_secs(1));
@@ -282,6 +305,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if line.is_empty() { "(no traffic)".to_owned() } else { line.join(" ") }
         );
     }
+    flow_rules.clear(&ports);
     for p in &mut ports {
         if let Err(e) = p.stop() {
             tracing::warn!(port = p.name(), error = %e, "stop failed");

@@ -206,8 +206,8 @@ pub enum Reply {
     },
     Stats {
         workers: Vec<WorkerStats>,
-        /// How replies reach the worker owning their connection: `none` (one worker), `handoff`
-        /// (software rings between workers) or `flow` (NIC flow rules).
+        /// How replies reach the worker owning their connection: `none` (one worker), `software`
+        /// (hand-off rings between workers) or `flow_rules` (NIC flow rules, hand-off as safety net).
         #[serde(default)]
         steering: String,
     },

@@ -136,7 +136,7 @@ import json, sys
 r = json.load(sys.stdin)
 print(r.get("steering", "?"), " ".join(str(dict(w["counters"]).get("conns_created", 0)) for w in r["workers"]))')
     echo "    steering and connections created per worker: $per_worker"
-    check "steering is the software hand-off" [ "$(cut -d' ' -f1 <<<"$per_worker")" = handoff ]
+    check "steering is the software hand-off (af_packet has no flow rules)" [ "$(cut -d' ' -f1 <<<"$per_worker")" = software ]
     for c in $(cut -d' ' -f2- <<<"$per_worker"); do
         check "a worker created connections ($c)" [ "$c" -gt 0 ]
     done
