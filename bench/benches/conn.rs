@@ -61,11 +61,9 @@ fn lookup(c: &mut Criterion) {
                 }
             })
             .collect();
-        // Same shape of keys, client ports never used above.
-        let misses: Vec<FlowKey> = hits
-            .iter()
-            .map(|k| FlowKey { sport: k.sport.wrapping_add(30_000), dport: 443, ..*k })
-            .collect();
+        // The same keys with ports no connection uses.
+        let misses: Vec<FlowKey> =
+            hits.iter().map(|k| FlowKey { sport: k.sport.wrapping_add(30_000), dport: 443, ..*k }).collect();
         let label = if n >= 1_000_000 { format!("{}M", n / 1_000_000) } else { format!("{}k", n / 1000) };
         for (what, keys) in [("hit", &hits), ("miss", &misses)] {
             let mut at = 0usize;

@@ -48,9 +48,7 @@ fn rewrite(c: &mut Criterion) {
     let mut g = c.benchmark_group("fullnat_rewrite");
     // Alternating between the two tuples keeps every iteration a real change of all four fields
     // (and the packet valid forever), as client -> VIP becomes LIP -> RS and back.
-    for (name, mut frame) in
-        [("tcp", tcp_ack()), ("udp", udp_frame(GW_MAC, CLIENT, VIP, 18))]
-    {
+    for (name, mut frame) in [("tcp", tcp_ack()), ("udp", udp_frame(GW_MAC, CLIENT, VIP, 18))] {
         let mut flip = false;
         g.bench_function(name, |b| {
             b.iter(|| {

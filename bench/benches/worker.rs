@@ -19,7 +19,9 @@ use rvs_dataplane::frame::{Frame, VecFrame, VecPool};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
 use rvs_dataplane::wire::{rewrite_l4_tuple, EthernetAddress};
-use rvs_dataplane::worker::{ConnSetup, Outbox, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, Worker};
+use rvs_dataplane::worker::{
+    ConnSetup, Outbox, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, Worker,
+};
 
 mod common;
 use common::{arp_request, udp_frame, Rng, ETH};
@@ -181,7 +183,11 @@ fn established(c: &mut Criterion) {
                     f = out.port(out_port).pop();
                 })
             });
-            assert!(f.is_some(), "{name}/{label}: the last packet was not forwarded: {:?}", w.stats().nonzero());
+            assert!(
+                f.is_some(),
+                "{name}/{label}: the last packet was not forwarded: {:?}",
+                w.stats().nonzero()
+            );
         }
     }
     g.finish();

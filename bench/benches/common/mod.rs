@@ -31,7 +31,8 @@ fn eth_ip(dst_mac: EthernetAddress, src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, 
     v[0..6].copy_from_slice(&dst_mac.0);
     v[6..12].copy_from_slice(&CLIENT_MAC.0);
     v[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = ipv4::Repr { src, dst, protocol, payload_len: l4_len as u16, ttl: 64, ident: 1, dont_frag: true };
+    let ip =
+        ipv4::Repr { src, dst, protocol, payload_len: l4_len as u16, ttl: 64, ident: 1, dont_frag: true };
     ip.emit(&mut v[ETH..]).expect("room for the IPv4 header");
     v
 }
@@ -111,6 +112,6 @@ impl Rng {
 
     /// Uniform enough in `0..n` for picking table entries.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 }
