@@ -1,0 +1,90 @@
+//! Connection-table lookups as the worker does them once per packet: hit (either tuple of a live
+//! connection) and miss (a first packet), in a table of 1k connections (cache-resident) and one of
+//! 1M (the scenario-a size: the index no longer fits in any cache).
+//!
+//! Keys are read sequentially from a precomputed shuffled list of 2^20 entries: the key of a real
+//! packet comes from headers already in cache, so the list is made cheap to read (sequential, the
+//! hardware prefetcher keeps up) while the table buckets it points at stay random.
+//!
+//! `cargo bench -p rvs-bench --bench conn`
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rvs_dataplane::conn::{ConnTable, NewConn, Timeouts};
+use rvs_dataplane::flow::{FlowKey, Proto};
+
+mod common;
+use common::Rng;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const RS: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+const PROBES: usize = 1 << 20;
+
+/// Connection `i`: a distinct client tuple and a distinct (LIP, lport) per connection, as the
+/// worker's local-port allocation makes them.
+fn new_conn(i: u32) -> NewConn {
+    NewConn {
+        client: FlowKey {
+            proto: Proto::Tcp,
+            src: Ipv4Addr::from(0xc613_0000 + (i >> 10)),
+            dst: VIP,
+            sport: 1024 + (i & 1023) as u16,
+            dport: 80,
+        },
+        lip: Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 100)) + (i >> 16)),
+        lport: (i & 0xffff) as u16,
+        rs: RS,
+        rport: 8080,
+        service: 1,
+        real: 1,
+    }
+}
+
+fn lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conn_lookup");
+    for n in [1_000u32, 1_000_000] {
+        let mut t = ConnTable::new(n as usize, Timeouts::default(), 0);
+        for i in 0..n {
+            t.insert(&new_conn(i), 0).expect("room for every benchmark connection");
+        }
+        assert_eq!(t.len(), n as usize);
+        let mut rng = Rng::new(u64::from(n));
+        let hits: Vec<FlowKey> = (0..PROBES)
+            .map(|_| {
+                let nc = new_conn(rng.below(n as usize) as u32);
+                // Both directions are looked up equally often in established forwarding.
+                if rng.next_u64() & 1 == 0 {
+                    nc.client
+                } else {
+                    nc.reply_key()
+                }
+            })
+            .collect();
+        // The same keys with ports no connection uses.
+        let misses: Vec<FlowKey> =
+            hits.iter().map(|k| FlowKey { sport: k.sport.wrapping_add(30_000), dport: 443, ..*k }).collect();
+        let label = if n >= 1_000_000 { format!("{}M", n / 1_000_000) } else { format!("{}k", n / 1000) };
+        for (what, keys) in [("hit", &hits), ("miss", &misses)] {
+            let mut at = 0usize;
+            g.bench_function(BenchmarkId::new(what, &label), |b| {
+                b.iter(|| {
+                    let k = &keys[at];
+                    at = (at + 1) & (PROBES - 1);
+                    t.lookup(black_box(k))
+                })
+            });
+        }
+        // Misses must really miss and hits really hit, or the numbers mean nothing.
+        assert!(hits.iter().take(1000).all(|k| t.lookup(k).is_some()));
+        assert!(misses.iter().take(1000).all(|k| t.lookup(k).is_none()));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = lookup
+}
+criterion_main!(benches);
