@@ -273,3 +273,107 @@ impl Engine for WithFlood {
         &self.sum
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::inproc::{InProc, Scenario};
+    use rvs_dataplane::frame::VecFrame;
+    use rvs_dataplane::stats::Event;
+    use rvs_dataplane::wire::{Ipv4Packet, TcpPacket};
+
+    fn scenario() -> Scenario {
+        Scenario { synproxy: true, toa: false, lips: 2, reals: 2, max_conns_per_worker: 1 << 14 }
+    }
+
+    fn refill(f: &mut VecFrame) {
+        let mut ip = Ipv4Packet::new_unchecked(&mut f.data_mut()[14..]);
+        ip.fill_checksum();
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        TcpPacket::new_unchecked(ip.payload_mut()).fill_checksum(s, d);
+    }
+
+    #[test]
+    fn every_flood_syn_gets_a_checked_cookie_and_no_state() {
+        let s = scenario();
+        let mut l = InProc::new(&s.setup(), SynFlood::new(s.flood(0)).unwrap(), 32);
+        l.run(200, |_| false);
+        let (st, c) = (*l.engine.stats(), l.engine.counters().clone());
+        assert_eq!(st.syns, 200 * 32);
+        assert_eq!(st.synacks, st.syns, "{c:?}");
+        assert_eq!(c.total_errors(), 0, "{c:?}");
+        assert_eq!(c.rx_ok, [st.syns, 0]);
+        // Stateless: the gateway kept nothing and sent nothing toward the real servers.
+        assert_eq!(l.worker.conns().len(), 0);
+        assert_eq!(l.stats.events(Event::SynproxySynAcks), st.syns);
+        assert_eq!(l.stats.events(Event::SynproxySynsSent), 0);
+        assert_eq!(l.stats.total_drops(), 0, "{:?}", l.stats.nonzero());
+    }
+
+    #[test]
+    fn the_rate_bounds_the_flood() {
+        let s = scenario();
+        // 5000 SYN/s on a 1000 Hz clock: 5 per step, plus the first credit.
+        let mut l = InProc::new(&s.setup(), SynFlood::new(s.flood(5_000)).unwrap(), 32);
+        l.run(100, |_| false);
+        assert_eq!(l.engine.stats().syns, 5 * 99 + 1);
+    }
+
+    #[test]
+    fn a_bad_synack_is_counted_by_kind() {
+        type Change = fn(&mut VecFrame);
+        let cases: [(RewriteError, Change); 4] = [
+            (RewriteError::Sequence, |f| {
+                let mut t = TcpPacket::new_unchecked(&mut f.data_mut()[34..]);
+                let a = t.ack_number();
+                t.set_ack_number(a ^ 0x100);
+                refill(f);
+            }),
+            (RewriteError::Malformed, |f| {
+                TcpPacket::new_unchecked(&mut f.data_mut()[34..]).set_flags(TcpFlags::ACK);
+                refill(f);
+            }),
+            (RewriteError::Address, |f| {
+                Ipv4Packet::new_unchecked(&mut f.data_mut()[14..])
+                    .set_src_addr(Ipv4Addr::new(198, 18, 0, 101));
+                refill(f);
+            }),
+            (RewriteError::L4Checksum, |f| f.data_mut()[40] ^= 1),
+        ];
+        for (want, change) in cases {
+            let s = scenario();
+            let mut l = InProc::new(&s.setup(), SynFlood::new(s.flood(0)).unwrap(), 8);
+            let mut n = 0;
+            l.tamper = Some(Box::new(move |_, f| {
+                n += 1;
+                if n == 5 {
+                    change(f);
+                }
+            }));
+            l.run(10, |_| false);
+            let c = l.engine.counters();
+            assert_eq!((c.errors[want as usize], c.total_errors()), (1, 1), "{want:?}: {c:?}");
+            assert_eq!(l.engine.stats().synacks, 79);
+        }
+    }
+
+    #[test]
+    fn legitimate_connections_complete_beside_the_flood() {
+        let s = scenario();
+        let legit = TcpConnEngine::new(s.tcp(64, 2_000)).unwrap();
+        let flood = SynFlood::new(s.flood(0)).unwrap();
+        let mut l = InProc::new(&s.setup(), WithFlood::new(legit, flood, 0.5), 32);
+        let steps = l.run(20_000, |e| e.legit.done());
+        assert!(steps < 20_000);
+        let e = &l.engine;
+        assert_eq!((e.legit.stats().completed, e.legit.stats().failed), (2_000, 0), "{:?}", e.legit.stats());
+        assert!(e.flood.stats().syns >= 16 * steps as u64, "{:?}", e.flood.stats());
+        assert_eq!(e.flood.stats().synacks, e.flood.stats().syns);
+        assert_eq!(e.counters().total_errors(), 0, "{:?}", e.counters());
+        assert_eq!(e.counters().completed, 2_000);
+        let sum = e.legit.counters().tx[0] + e.flood.counters().tx[0];
+        assert_eq!(e.counters().tx[0], sum);
+        // Only the legitimate connections reached the real servers.
+        assert_eq!(l.stats.events(Event::SynproxyHandshakes), 2_000);
+    }
+}
