@@ -42,7 +42,7 @@ pub mod topo {
         [EthernetAddress([2, 0, 0, 0, 0, 1]), EthernetAddress([2, 0, 0, 0, 0, 2])];
     pub const GEN_MAC: [EthernetAddress; 2] =
         [EthernetAddress([2, 0, 0, 0, 1, 1]), EthernetAddress([2, 0, 0, 0, 1, 2])];
-    pub const MACS: Macs = Macs { gen: GEN_MAC, gw: GW_MAC };
+    pub const MACS: Macs = Macs { own: GEN_MAC, gw: GW_MAC };
     pub const GW_ADDR: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 1, 1)];
     pub const GEN_CLIENT_HOP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
     pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);

@@ -92,7 +92,7 @@ impl SynFlood {
     fn check_synack(&mut self, d: &[u8]) -> Result<(), RewriteError> {
         let p = tcpwire::parse(d)?;
         let m = self.cfg.macs;
-        if p.dst_mac != m.gen[Side::Client as usize] || p.src_mac != m.gw[Side::Client as usize] {
+        if p.dst_mac != m.own[Side::Client as usize] || p.src_mac != m.gw[Side::Client as usize] {
             return Err(RewriteError::Mac);
         }
         if p.src != self.cfg.vip || !self.owns(p.dst) {
@@ -140,7 +140,7 @@ impl Engine for SynFlood {
             let src = Ipv4Addr::from(u32::from(self.cfg.source_base) + (r as u32) % self.cfg.sources);
             let sport = 1024 + ((r >> 32) as u16) % (65535 - 1024);
             let seg = Seg {
-                src_mac: m.gen[Side::Client as usize],
+                src_mac: m.own[Side::Client as usize],
                 dst_mac: m.gw[Side::Client as usize],
                 src,
                 dst: self.cfg.vip,

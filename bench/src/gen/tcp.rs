@@ -320,7 +320,7 @@ impl TcpConnEngine {
         let (a, p) = self.client_tuple(v);
         let m = &self.cfg.macs;
         Seg {
-            src_mac: m.gen[Side::Client as usize],
+            src_mac: m.own[Side::Client as usize],
             dst_mac: m.gw[Side::Client as usize],
             src: a,
             dst: self.cfg.vip,
@@ -346,7 +346,7 @@ impl TcpConnEngine {
     ) -> Seg<'static> {
         let m = &self.cfg.macs;
         Seg {
-            src_mac: m.gen[Side::Server as usize],
+            src_mac: m.own[Side::Server as usize],
             dst_mac: m.gw[Side::Server as usize],
             src: p.dst,
             dst: p.src,
@@ -404,7 +404,7 @@ impl TcpConnEngine {
     ) -> Result<(), RewriteError> {
         let p = tcpwire::parse(f.data())?;
         let m = self.cfg.macs;
-        if p.dst_mac != m.gen[Side::Client as usize] || p.src_mac != m.gw[Side::Client as usize] {
+        if p.dst_mac != m.own[Side::Client as usize] || p.src_mac != m.gw[Side::Client as usize] {
             return Err(RewriteError::Mac);
         }
         let off = u32::from(p.dst).wrapping_sub(u32::from(self.cfg.client_base));
@@ -502,7 +502,7 @@ impl TcpConnEngine {
     ) -> Result<(), RewriteError> {
         let p = tcpwire::parse(f.data())?;
         let m = self.cfg.macs;
-        if p.dst_mac != m.gen[Side::Server as usize] || p.src_mac != m.gw[Side::Server as usize] {
+        if p.dst_mac != m.own[Side::Server as usize] || p.src_mac != m.gw[Side::Server as usize] {
             return Err(RewriteError::Mac);
         }
         let lip = self.cfg.lips.iter().position(|&a| a == p.src);
