@@ -132,6 +132,7 @@ impl Scenario {
             rport: topo::RPORT,
             synproxy: self.synproxy,
             toa: self.toa,
+            timestamps: true,
             window,
             rate: 0,
             max_conns,

@@ -6,11 +6,11 @@
 //! (an HTTP/1.0 server closing); the client sends FIN|ACK; the server's last ACK completes the
 //! connection. 4 client segments and 3 server segments, every one checked where it arrives: MACs,
 //! addresses and ports as FULLNAT must produce them, both checksums, sequence and acknowledgement
-//! numbers as that endpoint expects them (so a wrong SYN-proxy shift is a [`RewriteError::Sequence`]
-//! at the receiver), the payload bytes, and TOA on the real server's first non-SYN segment.
+//! numbers and TCP timestamps as that endpoint expects them (so a wrong SYN-proxy shift is a
+//! [`RewriteError::Sequence`] at the receiver), the payload bytes, and TOA on the real server's first non-SYN segment.
 //!
 //! Invariants:
-//! - O(1) state per connection in flight: a slot of about 24 bytes, at most `window` of them. A
+//! - O(1) state per connection in flight: a 32-byte slot, at most `window` of them. A
 //!   connection's number `v = slot + window * (generation mod G)` determines everything else: the
 //!   client tuple (`v` indexes the client address × port space, so tuples recur only after
 //!   `G * window` connections; the gateway then applies its `conn_reuse_mode`), the client's ISN (an
@@ -31,10 +31,10 @@ use rvs_dataplane::wire::TcpFlags;
 use super::tcpwire::{self, Macs, Pace, Parsed, Seg};
 use super::{Counters, Engine, RewriteError, Side, Tx};
 
-/// Client SYN options, Linux's order without timestamps: MSS 1460, window scale 7, SACK-permitted.
-const CLIENT_SYN_OPTS: [u8; 12] = [2, 4, 5, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
-/// The real server's SYN-ACK options; window scale 7 as the gateway's SYN-proxy default expects.
-const SERVER_SYNACK_OPTS: [u8; 12] = [2, 4, 5, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
+/// Multipliers and salts of the two endpoints' timestamp clocks (their values at connection `v`).
+const CTS_MUL: u32 = 0x2545_f491;
+const STS_MUL: u32 = 0x27d4_eb2f;
+const TS_SALT: u32 = 0x6b43_a9b5;
 const CLIENT_WINDOW: u16 = 64_240;
 const SERVER_WINDOW: u16 = 65_160;
 /// Odd multipliers of the ISN scrambles; `ISN_MUL` must be invertible mod 2^32.
@@ -43,6 +43,54 @@ const ISN_MUL_INV: u32 = tcpwire::inverse_u32(ISN_MUL);
 const ISN_SALT: u32 = 0x5bd1_e995;
 const SRV_MUL: u32 = 0x85eb_ca6b;
 const SRV_SALT: u32 = 0xc2b2_ae35;
+
+/// The TCP options of one segment, built on the stack.
+struct Opts {
+    b: [u8; 20],
+    n: usize,
+}
+
+impl Opts {
+    fn bytes(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+
+    /// SYN and SYN-ACK, in Linux's order: MSS 1460, SACK-permitted (with timestamps if any),
+    /// window scale 7 (what the gateway's SYN-proxy advertises for the real servers).
+    fn syn(ts: Option<(u32, u32)>) -> Opts {
+        let mut b = [0u8; 20];
+        b[..4].copy_from_slice(&[2, 4, 5, 0xb4]);
+        let n = match ts {
+            Some((val, ecr)) => {
+                b[4..8].copy_from_slice(&[4, 2, 8, 10]);
+                b[8..12].copy_from_slice(&val.to_be_bytes());
+                b[12..16].copy_from_slice(&ecr.to_be_bytes());
+                b[16..20].copy_from_slice(&[1, 3, 3, 7]);
+                20
+            }
+            None => {
+                b[4..12].copy_from_slice(&[1, 3, 3, 7, 1, 1, 4, 2]);
+                12
+            }
+        };
+        Opts { b, n }
+    }
+
+    /// Later segments: NOP, NOP, timestamps, or nothing.
+    fn ts(ts: Option<(u32, u32)>) -> Opts {
+        let mut b = [0u8; 20];
+        let n = match ts {
+            Some((val, ecr)) => {
+                b[..4].copy_from_slice(&[1, 1, 8, 10]);
+                b[4..8].copy_from_slice(&val.to_be_bytes());
+                b[8..12].copy_from_slice(&ecr.to_be_bytes());
+                12
+            }
+            None => 0,
+        };
+        Opts { b, n }
+    }
+}
 const REQ_SEED: u32 = 0x5245_5155;
 const RESP_SEED: u32 = 0x5245_5350;
 /// Largest payload either side sends; keeps every segment within a 1500-byte MTU with TOA.
@@ -72,6 +120,10 @@ pub struct TcpConfig {
     /// The service has TOA: the real server's first non-SYN segment must carry the client's
     /// address, and the client's SYN-ACK an MSS lowered to leave room for it.
     pub toa: bool,
+    /// The client sends TCP timestamps (as Linux does). Without SYN-proxy the gateway strips them
+    /// from the SYN by default, so none are negotiated; with SYN-proxy they run end to end and the
+    /// gateway shifts them between its clock and the real server's, which is checked exactly.
+    pub timestamps: bool,
     /// Connections in flight at most.
     pub window: u32,
     /// New connections per second; 0 is as fast as the window allows.
@@ -171,6 +223,11 @@ struct Slot {
     last_failed: u32,
     /// The server's ISN as the client saw it (the cookie under SYN-proxy).
     srv_isn: u32,
+    /// The SYN-ACK's TSval as the client saw it (the gateway's clock under SYN-proxy).
+    srv_ts: u32,
+    /// Timestamps negotiated, as the client saw the SYN-ACK / as the server saw the SYN.
+    client_ts_on: bool,
+    server_ts_on: bool,
     lport: u16,
     lip: u8,
     client: ClientPhase,
@@ -205,6 +262,25 @@ fn conn_of_isn(isn: u32) -> u32 {
 
 fn server_isn(v: u32) -> u32 {
     v.wrapping_mul(SRV_MUL) ^ SRV_SALT
+}
+
+/// The client's and the server's TSval clocks at the start of connection `v`; each segment an
+/// endpoint sends advances its clock by one.
+fn client_ts(v: u32) -> u32 {
+    v.wrapping_mul(CTS_MUL) ^ TS_SALT
+}
+
+fn server_ts(v: u32) -> u32 {
+    v.wrapping_mul(STS_MUL) ^ TS_SALT
+}
+
+/// Timestamps present as expected: `want` None means none may be there.
+fn ts_is(opts: &[u8], want: Option<(u32, u32)>) -> Result<(), RewriteError> {
+    if tcpwire::timestamps_of(opts) == want {
+        Ok(())
+    } else {
+        Err(RewriteError::Sequence)
+    }
 }
 
 impl TcpConnEngine {
@@ -316,7 +392,15 @@ impl TcpConnEngine {
         }
     }
 
-    fn client_seg(&self, v: u32, seq: u32, ack: u32, flags: TcpFlags, syn: bool, len: u16) -> Seg<'static> {
+    fn client_seg<'a>(
+        &self,
+        v: u32,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        opts: &'a Opts,
+        len: u16,
+    ) -> Seg<'a> {
         let (a, p) = self.client_tuple(v);
         let m = &self.cfg.macs;
         Seg {
@@ -330,20 +414,20 @@ impl TcpConnEngine {
             ack,
             flags,
             window: CLIENT_WINDOW,
-            opts: if syn { &CLIENT_SYN_OPTS } else { &[] },
+            opts: opts.bytes(),
             payload_len: usize::from(len),
         }
     }
 
-    fn server_seg(
+    fn server_seg<'a>(
         &self,
         p: &Parsed,
         seq: u32,
         ack: u32,
         flags: TcpFlags,
-        syn: bool,
+        opts: &'a Opts,
         len: u16,
-    ) -> Seg<'static> {
+    ) -> Seg<'a> {
         let m = &self.cfg.macs;
         Seg {
             src_mac: m.own[Side::Server as usize],
@@ -356,7 +440,7 @@ impl TcpConnEngine {
             ack,
             flags,
             window: SERVER_WINDOW,
-            opts: if syn { &SERVER_SYNACK_OPTS } else { &[] },
+            opts: opts.bytes(),
             payload_len: usize::from(len),
         }
     }
@@ -445,14 +529,29 @@ impl TcpConnEngine {
                 if self.cfg.toa && mss.is_none_or(|m| usize::from(m) > 1460 - TOA_LEN) {
                     return Err(RewriteError::Toa);
                 }
+                // Our TSval echoed; theirs is the real server's clock unless SYN-proxied.
+                let ts = tcpwire::timestamps_of(&d[p.opts.0..p.opts.1]);
+                match ts {
+                    Some((_, ecr)) if !self.cfg.timestamps || ecr != client_ts(v) => {
+                        return Err(RewriteError::Sequence)
+                    }
+                    Some((val, _)) if !self.cfg.synproxy && val != server_ts(v) => {
+                        return Err(RewriteError::Sequence)
+                    }
+                    _ => {}
+                }
                 let len = f.len();
-                self.slots[s].srv_isn = p.seq;
-                self.slots[s].client = ClientPhase::Requested;
+                let sl = &mut self.slots[s];
+                sl.srv_isn = p.seq;
+                sl.client_ts_on = ts.is_some();
+                sl.srv_ts = ts.map_or(0, |t| t.0);
+                sl.client = ClientPhase::Requested;
                 self.ok(Side::Client, len);
                 let (seq, ack) = (isn.wrapping_add(1), p.seq.wrapping_add(1));
-                let a = self.client_seg(v, seq, ack, TcpFlags::ACK, false, 0);
+                let o = Opts::ts(ts.map(|(val, _)| (client_ts(v).wrapping_add(1), val)));
+                let a = self.client_seg(v, seq, ack, TcpFlags::ACK, &o, 0);
                 self.send(Side::Client, Some(f), &a, 0, pool, tx);
-                let r = self.client_seg(v, seq, ack, TcpFlags::PSH | TcpFlags::ACK, false, self.cfg.req_len);
+                let r = self.client_seg(v, seq, ack, TcpFlags::PSH | TcpFlags::ACK, &o, self.cfg.req_len);
                 self.send(Side::Client, None, &r, v ^ REQ_SEED, pool, tx);
             }
             ClientPhase::Requested => {
@@ -462,6 +561,9 @@ impl TcpConnEngine {
                 if p.seq != slot.srv_isn.wrapping_add(1) || p.ack != isn.wrapping_add(1 + req) {
                     return Err(RewriteError::Sequence);
                 }
+                let cts = client_ts(v);
+                let want = slot.client_ts_on.then(|| (slot.srv_ts.wrapping_add(1), cts.wrapping_add(1)));
+                ts_is(&d[p.opts.0..p.opts.1], want)?;
                 if plen != resp as usize
                     || !tcpwire::check_pattern(&d[p.payload.0..p.payload.1], v ^ RESP_SEED)
                 {
@@ -471,7 +573,9 @@ impl TcpConnEngine {
                 self.slots[s].client = ClientPhase::FinSent;
                 self.ok(Side::Client, len);
                 let (seq, ack) = (isn.wrapping_add(1 + req), slot.srv_isn.wrapping_add(2 + resp));
-                let fin = self.client_seg(v, seq, ack, TcpFlags::FIN | TcpFlags::ACK, false, 0);
+                let o =
+                    Opts::ts(slot.client_ts_on.then(|| (cts.wrapping_add(2), slot.srv_ts.wrapping_add(1))));
+                let fin = self.client_seg(v, seq, ack, TcpFlags::FIN | TcpFlags::ACK, &o, 0);
                 self.send(Side::Client, Some(f), &fin, 0, pool, tx);
             }
             ClientPhase::FinSent => {
@@ -481,6 +585,9 @@ impl TcpConnEngine {
                 if p.seq != slot.srv_isn.wrapping_add(2 + resp) || p.ack != isn.wrapping_add(2 + req) {
                     return Err(RewriteError::Sequence);
                 }
+                let want =
+                    slot.client_ts_on.then(|| (slot.srv_ts.wrapping_add(2), client_ts(v).wrapping_add(2)));
+                ts_is(&d[p.opts.0..p.opts.1], want)?;
                 if plen != 0 {
                     return Err(RewriteError::Payload);
                 }
@@ -516,6 +623,7 @@ impl TcpConnEngine {
         let fl = p.flags;
         let (req, resp) = (u32::from(self.cfg.req_len), u32::from(self.cfg.resp_len));
         let plen = p.payload.1 - p.payload.0;
+        let d = f.data();
         if fl.syn() && !fl.ack() {
             // The first SYN names the connection through the client's ISN, which the gateway keeps.
             let v = conn_of_isn(p.seq);
@@ -533,6 +641,14 @@ impl TcpConnEngine {
             if plen != 0 {
                 return Err(RewriteError::Payload);
             }
+            // The client's clock is never shifted; whether timestamps reach us is the gateway's
+            // choice (stripped without SYN-proxy by default), checked at the client. A SYN-proxy's
+            // SYN carries the TSval of the client's ACK, the segment that made the gateway send it.
+            let ts = tcpwire::timestamps_of(&d[p.opts.0..p.opts.1]);
+            let cts = client_ts(v).wrapping_add(u32::from(self.cfg.synproxy));
+            if ts.is_some_and(|t| t != (cts, 0)) {
+                return Err(RewriteError::Sequence);
+            }
             let owner = self.lports[key];
             if owner != 0 && owner != s as u32 + 1 {
                 // The gateway gave a local port still in use by another live connection.
@@ -543,13 +659,15 @@ impl TcpConnEngine {
             sl.server = ServerPhase::SynRcvd;
             sl.lip = lip as u8;
             sl.lport = p.sport;
+            sl.server_ts_on = ts.is_some();
             self.ok(Side::Server, f.len());
+            let o = Opts::syn(ts.map(|(val, _)| (server_ts(v), val)));
             let sa = self.server_seg(
                 &p,
                 server_isn(v),
                 p.seq.wrapping_add(1),
                 TcpFlags::SYN | TcpFlags::ACK,
-                true,
+                &o,
                 0,
             );
             self.send(Side::Server, Some(f), &sa, 0, pool, tx);
@@ -561,7 +679,7 @@ impl TcpConnEngine {
         }
         let s = owner as usize - 1;
         let v = self.conn_number(s);
-        let (cisn, sisn) = (client_isn(v), server_isn(v));
+        let (cisn, sisn, cts) = (client_isn(v), server_isn(v), client_ts(v));
         let slot = self.slots[s];
         if fl.rst() {
             self.stats.rst += 1;
@@ -569,7 +687,6 @@ impl TcpConnEngine {
             self.finish(s, false);
             return Ok(());
         }
-        let d = f.data();
         match slot.server {
             ServerPhase::SynRcvd => {
                 if !fl.ack() || fl.syn() || fl.fin() {
@@ -586,6 +703,9 @@ impl TcpConnEngine {
                 if p.seq != cisn.wrapping_add(1) || p.ack != sisn.wrapping_add(1) {
                     return Err(RewriteError::Sequence);
                 }
+                // The TSecr is what SYN-proxy shifts back onto the real server's clock.
+                let want = slot.server_ts_on.then(|| (cts.wrapping_add(1), server_ts(v)));
+                ts_is(&d[p.opts.0..p.opts.1], want)?;
                 if plen == 0 {
                     self.slots[s].toa_seen = true;
                     self.ok(Side::Server, f.len());
@@ -598,12 +718,14 @@ impl TcpConnEngine {
                 self.slots[s].toa_seen = true;
                 self.slots[s].server = ServerPhase::Responded;
                 self.ok(Side::Server, f.len());
+                let o =
+                    Opts::ts(slot.server_ts_on.then(|| (server_ts(v).wrapping_add(1), cts.wrapping_add(1))));
                 let r = self.server_seg(
                     &p,
                     sisn.wrapping_add(1),
                     cisn.wrapping_add(1 + req),
                     TcpFlags::PSH | TcpFlags::ACK | TcpFlags::FIN,
-                    false,
+                    &o,
                     self.cfg.resp_len,
                 );
                 self.send(Side::Server, Some(f), &r, v ^ RESP_SEED, pool, tx);
@@ -615,18 +737,22 @@ impl TcpConnEngine {
                 if p.seq != cisn.wrapping_add(1 + req) || p.ack != sisn.wrapping_add(2 + resp) {
                     return Err(RewriteError::Sequence);
                 }
+                let want = slot.server_ts_on.then(|| (cts.wrapping_add(2), server_ts(v).wrapping_add(1)));
+                ts_is(&d[p.opts.0..p.opts.1], want)?;
                 if plen != 0 {
                     return Err(RewriteError::Payload);
                 }
                 self.lports[key] = 0;
                 self.slots[s].server = ServerPhase::Done;
                 self.ok(Side::Server, f.len());
+                let o =
+                    Opts::ts(slot.server_ts_on.then(|| (server_ts(v).wrapping_add(2), cts.wrapping_add(2))));
                 let a = self.server_seg(
                     &p,
                     sisn.wrapping_add(2 + resp),
                     cisn.wrapping_add(2 + req),
                     TcpFlags::ACK,
-                    false,
+                    &o,
                     0,
                 );
                 self.send(Side::Server, Some(f), &a, 0, pool, tx);
@@ -658,7 +784,8 @@ impl Engine for TcpConnEngine {
         for i in 0..n {
             let s = *self.free.last().expect("free slots counted in cap") as usize;
             let v = self.conn_number(s);
-            let syn = self.client_seg(v, client_isn(v), 0, TcpFlags::SYN, true, 0);
+            let o = Opts::syn(self.cfg.timestamps.then(|| (client_ts(v), 0)));
+            let syn = self.client_seg(v, client_isn(v), 0, TcpFlags::SYN, &o, 0);
             if !self.send(Side::Client, None, &syn, 0, pool, tx) {
                 self.pace.untake(n - i);
                 return i;
@@ -743,12 +870,13 @@ mod tests {
 
     #[test]
     fn every_connection_completes_through_the_gateway() {
-        for (synproxy, toa) in [(false, false), (false, true), (true, false), (true, true)] {
+        let cases = [(false, false), (false, true), (true, false), (true, true)];
+        for ((synproxy, toa), timestamps) in cases.into_iter().flat_map(|c| [(c, true), (c, false)]) {
             let s = scenario(synproxy, toa);
             let n = 3_000;
-            let l = run(s, s.tcp(64, n), None);
+            let l = run(s, TcpConfig { timestamps, ..s.tcp(64, n) }, None);
             let (st, c) = (l.engine.stats(), l.engine.counters());
-            let what = format!("synproxy={synproxy} toa={toa}: {st:?} {c:?}");
+            let what = format!("synproxy={synproxy} toa={toa} timestamps={timestamps}: {st:?} {c:?}");
             assert_eq!((st.started, st.completed, st.failed), (n, n, 0), "{what}");
             assert_eq!(c.total_errors(), 0, "{what}");
             assert_eq!(c.completed, n);
@@ -847,6 +975,25 @@ mod tests {
                 once(Side::Client, |p| p.flags.fin(), bump_seq),
             );
         }
+    }
+
+    /// Moves the timestamps option's field at `at` (0: TSval, 4: TSecr) by one.
+    fn bump_ts(f: &mut VecFrame, at: usize) {
+        let p = tcpwire::parse(f.data()).unwrap();
+        let i = (p.opts.0..p.opts.1).find(|&i| f.data()[i] == 8).expect("a timestamps option") + 2 + at;
+        let d = f.data_mut();
+        let x = u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]).wrapping_add(1);
+        d[i..i + 4].copy_from_slice(&x.to_be_bytes());
+        refill(f);
+    }
+
+    #[test]
+    fn a_wrong_timestamp_shift_is_a_sequence_error() {
+        // SYN-proxy shifts the client's TSecr onto the real server's clock, and the real server's
+        // TSval onto the gateway's.
+        let s = scenario(true, false);
+        one_bad(s, RewriteError::Sequence, once(Side::Server, is_request, |f| bump_ts(f, 4)));
+        one_bad(s, RewriteError::Sequence, once(Side::Client, |p| p.flags.fin(), |f| bump_ts(f, 0)));
     }
 
     #[test]

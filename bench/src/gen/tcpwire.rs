@@ -192,6 +192,14 @@ pub fn mss_of(opts: &[u8]) -> Option<u16> {
     })
 }
 
+/// The timestamps option's `(TSval, TSecr)` in an options area, if any.
+pub fn timestamps_of(opts: &[u8]) -> Option<(u32, u32)> {
+    rvs_dataplane::wire::TcpOptions::new(opts).find_map(|o| match o {
+        Ok(rvs_dataplane::wire::TcpOption::Timestamps { tsval, tsecr }) => Some((tsval, tsecr)),
+        _ => None,
+    })
+}
+
 /// Multiplicative inverse of an odd `a` modulo 2^32 (Newton's iteration: each step doubles the
 /// correct low bits, five steps from 3 reach 32+).
 pub const fn inverse_u32(a: u32) -> u32 {
