@@ -7,7 +7,8 @@
 //! connection. 4 client segments and 3 server segments, every one checked where it arrives: MACs,
 //! addresses and ports as FULLNAT must produce them, both checksums, sequence and acknowledgement
 //! numbers and TCP timestamps as that endpoint expects them (so a wrong SYN-proxy shift is a
-//! [`RewriteError::Sequence`] at the receiver), the payload bytes, and TOA on the real server's first non-SYN segment.
+//! [`RewriteError::Sequence`] at the receiver), the payload bytes, and TOA on the real server's
+//! first non-SYN segment.
 //!
 //! Invariants:
 //! - O(1) state per connection in flight: a 32-byte slot, at most `window` of them. A
