@@ -13,6 +13,11 @@
 //! - ARP is answered by [`arp`] before a frame reaches an engine; engines only see IPv4.
 use rvs_dataplane::frame::{Frame, FramePool};
 
+pub mod inproc;
+pub mod synflood;
+pub mod tcp;
+pub mod tcpwire;
+
 /// Which of the gateway's two sides a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
