@@ -16,6 +16,11 @@ use rvs_control::state::ControlState;
 use rvs_dataplane::stats::{Gauge, Stats};
 use rvs_dataplane::steer::SteerMode;
 
+/// Connection tables of millions of entries on 2 MiB pages where the kernel allows (fewer TLB
+/// misses per lookup); see ffi/src/alloc.rs.
+#[global_allocator]
+static ALLOC: dpdk_sys::alloc::HugePageAdvice = dpdk_sys::alloc::HugePageAdvice;
+
 mod control;
 mod eal_args;
 mod machine;

@@ -9,6 +9,10 @@
 //! table's buckets and slots are reached as random packets reach them.
 //!
 //! `cargo bench -p rvs-bench --bench worker`
+// As in rvsd: large tables on transparent huge pages (ffi/src/alloc.rs).
+#[global_allocator]
+static ALLOC: dpdk_sys::alloc::HugePageAdvice = dpdk_sys::alloc::HugePageAdvice;
+
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;

@@ -10,6 +10,7 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+pub mod alloc;
 pub mod eal;
 pub mod error;
 pub mod flow;
