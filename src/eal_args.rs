@@ -50,15 +50,17 @@ pub fn build(cfg: &Config, huge: HugepageState, pid: u32) -> (Vec<String>, bool)
     let prefix =
         if cfg.eal.file_prefix.is_empty() { format!("rvs-{pid}") } else { cfg.eal.file_prefix.clone() };
     a.push(format!("--file-prefix={prefix}"));
-    if cfg.eal.in_memory {
-        a.push("--in-memory".into());
-    }
-    a.push("--no-telemetry".into());
     let use_huge = match cfg.eal.hugepages {
         HugepageMode::On => true,
         HugepageMode::Off => false,
         HugepageMode::Auto => huge.usable(),
     };
+    if cfg.eal.in_memory {
+        // DPDK refuses --in-memory with --no-huge (which implies legacy memory); without
+        // hugepages there are no hugepage files to keep anyway, so only the shared config goes.
+        a.push(if use_huge { "--in-memory" } else { "--no-shconf" }.into());
+    }
+    a.push("--no-telemetry".into());
     if !use_huge {
         a.push("--no-huge".into());
         a.push("-m".into());
@@ -140,7 +142,10 @@ addr = "198.18.0.1/24"
     fn falls_back_to_no_huge() {
         let (a, huge) = build(&cfg(), HugepageState { free_pages: 0, mounted: true }, 1);
         assert!(!huge);
-        assert!(a.join(" ").contains("--no-huge -m 512"));
+        let s = a.join(" ");
+        assert!(s.contains("--no-huge -m 512"), "{s}");
+        // DPDK refuses --in-memory together with --no-huge.
+        assert!(s.contains("--no-shconf") && !s.contains("--in-memory"), "{s}");
     }
 
     #[test]
