@@ -361,7 +361,7 @@ fn reference_mode_counts_unrewritten_returns() {
     let mut tx = Tx::with_capacity(64);
     e.generate(Side::Client, 10, 64, &mut pool, &mut tx);
     e.generate(Side::Server, 10, 32, &mut pool, &mut tx);
-    let [c, s] = std::mem::replace(&mut tx.side, [Vec::new(), Vec::new()]);
+    let [c, s] = std::mem::take(&mut tx.side);
     for f in c {
         e.receive(Side::Server, f, 20, &mut pool, &mut tx);
     }
