@@ -173,8 +173,11 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// Up to a millisecond's worth of packets (at least two bursts) is kept, so a loop iteration
+    /// delayed by the OS catches up instead of losing its share of the rate.
     fn new(pps: f64, hz: u64, burst: usize, now: u64) -> Bucket {
-        Bucket { per_tick: pps / hz as f64, tokens: 0.0, cap: (2 * burst) as f64, last: now }
+        let cap = (pps / 1000.0).max((2 * burst) as f64);
+        Bucket { per_tick: pps / hz as f64, tokens: 0.0, cap, last: now }
     }
 
     fn available(&mut self, now: u64) -> usize {
@@ -509,8 +512,9 @@ fn drive(
                         if io.pending(side) >= a.burst {
                             continue;
                         }
+                        // Behind the rate (the loop was delayed), several bursts go at once.
                         let n = match buckets.as_mut() {
-                            Some(b) => b[side as usize].available(now).min(a.burst),
+                            Some(b) => b[side as usize].available(now).min(8 * a.burst),
                             None => a.burst,
                         };
                         if n == 0 {
