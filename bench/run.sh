@@ -178,7 +178,7 @@ testpmd_start() { # FORWARD_MODE
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         # memif sockets are abstract by default (no file): look for them in /proc/net/unix.
-        grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix && return 0
+        if grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix; then sleep 0.5; return 0; fi
         kill -0 "$SERVER_PID" 2>/dev/null || { log "testpmd exited during start-up:"; tail -20 "$TMP/testpmd.out" >&2; return 1; }
         sleep 0.1
     done
@@ -229,8 +229,12 @@ measure_a() {
     server_stop
     for fm in macswap io; do
         log "a: $flows flows, $size bytes, run $run: testpmd $fm"
-        testpmd_start "$fm" && gen "a-testpmd_$fm-$flows-$size-$run" "$wt" "${common[@]}" --mode reference --label "testpmd-$fm" || true
-        server_stop
+        # testpmd's memif server sometimes never brings the link up for the first client: retry once.
+        for _try in 1 2; do
+            if testpmd_start "$fm" && gen "a-testpmd_$fm-$flows-$size-$run" "$wt" "${common[@]}" --mode reference \
+                --label "testpmd-$fm"; then server_stop; break; fi
+            server_stop
+        done
     done
 }
 
@@ -270,9 +274,11 @@ PY
                 --rate "$rate" --mode check --label rvsd --lips "$(lips_list 1)" --reals "$(reals_list 2)" || true
             server_stop
             log "d: ${f}% = $rate pps, run $r: testpmd io"
-            testpmd_start io && gen "d-testpmd_io-$f-$r" $((DUR + 40)) --flows 1000 --size 64 --duration "$DUR" \
-                --rate "$rate" --mode reference --label testpmd-io --reals "$(reals_list 2)" || true
-            server_stop
+            for _try in 1 2; do
+                if testpmd_start io && gen "d-testpmd_io-$f-$r" $((DUR + 40)) --flows 1000 --size 64 --duration "$DUR" \
+                    --rate "$rate" --mode reference --label testpmd-io --reals "$(reals_list 2)"; then server_stop; break; fi
+                server_stop
+            done
         done
     done
 fi

@@ -339,7 +339,11 @@ fn run(a: Args) -> Result<(), String> {
     let (pc, qc) = open_port(&a.client_dev, a.queues, &mempool)?;
     let (ps, qs) = open_port(&a.server_dev, a.queues, &mempool)?;
     let mut ports = vec![pc, ps];
-    wait_link(&ports, 10)?;
+    if let Err(e) = wait_link(&ports, 10) {
+        // Queue handles go first, or the ports cannot be stopped and closed.
+        drop((qc, qs));
+        return Err(e);
+    }
     let own = [
         EthernetAddress(ports[0].mac().map_err(|e| e.to_string())?),
         EthernetAddress(ports[1].mac().map_err(|e| e.to_string())?),
