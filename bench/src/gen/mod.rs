@@ -11,7 +11,25 @@
 //!   in tests.
 //! - No allocation per packet: frames come from the pool, templates are copied and patched.
 //! - ARP is answered by [`arp`] before a frame reaches an engine; engines only see IPv4.
+//! - Engines never steer: which queue a frame leaves on is decided by [`steer`] from its tuple, so
+//!   one engine serves any number of queues.
 use rvs_dataplane::frame::{Frame, FramePool};
+use rvs_dataplane::wire::EthernetAddress;
+
+pub mod arp;
+pub mod latency;
+pub mod steer;
+pub mod udp;
+
+pub use latency::Latency;
+
+/// The MAC addresses of the generator's two ports and of the gateway's port on each side
+/// (learned by ARP before traffic starts), indexed by [`Side`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Macs {
+    pub own: [EthernetAddress; 2],
+    pub gw: [EthernetAddress; 2],
+}
 
 pub mod inproc;
 pub mod synflood;
@@ -107,6 +125,24 @@ impl Counters {
     pub fn total_errors(&self) -> u64 {
         self.errors.iter().sum()
     }
+
+    /// What was counted since `earlier` (a snapshot of the same counters).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let d2 = |a: [u64; 2], b: [u64; 2]| [a[0] - b[0], a[1] - b[1]];
+        let mut errors = self.errors;
+        for (e, b) in errors.iter_mut().zip(earlier.errors) {
+            *e -= b;
+        }
+        Counters {
+            tx: d2(self.tx, earlier.tx),
+            tx_bytes: d2(self.tx_bytes, earlier.tx_bytes),
+            rx_ok: d2(self.rx_ok, earlier.rx_ok),
+            rx_bytes: d2(self.rx_bytes, earlier.rx_bytes),
+            errors,
+            tx_failed: self.tx_failed - earlier.tx_failed,
+            completed: self.completed - earlier.completed,
+        }
+    }
 }
 
 /// Frames to transmit, per side, collected over one iteration of the generator's loop.
@@ -150,6 +186,21 @@ pub trait Engine {
     );
 
     fn counters(&self) -> &Counters;
+
+    /// False while the engine is still setting up (creating connections in the gateway, learning
+    /// their rewritten tuples); the driver measures only once this is true.
+    fn warmed_up(&self) -> bool {
+        true
+    }
+
+    /// Called when the measured interval starts: clears what only covers that interval (latency).
+    fn start_measuring(&mut self) {}
+
+    /// One-way latencies (TSC cycles) of the frames checked since [`Engine::start_measuring`],
+    /// for engines that timestamp their payloads.
+    fn latency(&self) -> Option<&Latency> {
+        None
+    }
 }
 
 /// Compile-time check that the trait stays usable with the dataplane's test frames.

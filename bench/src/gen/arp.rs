@@ -1,0 +1,169 @@
+//! ARP for the generator: it answers requests for every address it plays (its client-side address
+//! on the client side, every real server on the server side) and learns the gateway's MAC on each
+//! side from the reply to its own request.
+//!
+//! Invariant: only requests for one of our addresses on that side are answered, and only replies
+//! for the address we asked about are learned, so the generator never claims addresses it does not
+//! play nor takes a MAC from an unsolicited reply.
+use std::net::Ipv4Addr;
+
+use rvs_dataplane::frame::{Frame, FramePool};
+use rvs_dataplane::wire::{arp, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame};
+
+use super::Side;
+
+const ETH: usize = 14;
+
+/// What [`Arp::handle`] made of a frame.
+#[derive(Debug)]
+pub enum ArpOutcome<F> {
+    /// Not ARP: hand it to the engine.
+    NotArp(F),
+    /// A request for one of our addresses, turned into the reply in place: transmit it.
+    Reply(F),
+    /// The reply to our request: the gateway's MAC on that side.
+    Learned(Ipv4Addr, EthernetAddress),
+    /// ARP we do not answer (another address, a reply we did not ask for, malformed).
+    Ignored,
+}
+
+/// The generator's ARP state for both sides.
+#[derive(Debug, Clone)]
+pub struct Arp {
+    own: [EthernetAddress; 2],
+    addrs: [Vec<Ipv4Addr>; 2],
+    /// The gateway address asked about on each side.
+    asking: [Option<Ipv4Addr>; 2],
+}
+
+impl Arp {
+    /// `client_addrs`/`server_addrs`: the addresses the generator plays on each side.
+    pub fn new(own: [EthernetAddress; 2], client_addrs: Vec<Ipv4Addr>, server_addrs: Vec<Ipv4Addr>) -> Arp {
+        Arp { own, addrs: [client_addrs, server_addrs], asking: [None, None] }
+    }
+
+    pub fn plays(&self, side: Side, a: Ipv4Addr) -> bool {
+        self.addrs[side as usize].contains(&a)
+    }
+
+    /// A broadcast request from our first address on `side` for `target`; remembers that we asked.
+    pub fn request<P: FramePool>(&mut self, side: Side, target: Ipv4Addr, pool: &mut P) -> Option<P::Frame> {
+        let s = side as usize;
+        let sender = *self.addrs[s].first()?;
+        self.asking[s] = Some(target);
+        let mut f = pool.alloc()?;
+        if !f.append(60) {
+            return None;
+        }
+        let d = f.data_mut();
+        d.fill(0);
+        let mut e = EthernetFrame::new_unchecked(&mut d[..]);
+        e.set_dst_addr(EthernetAddress([0xff; 6]));
+        e.set_src_addr(self.own[s]);
+        e.set_ethertype(EtherType::Arp);
+        let r = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hw_addr: self.own[s],
+            sender_proto_addr: sender,
+            target_hw_addr: EthernetAddress([0; 6]),
+            target_proto_addr: target,
+        };
+        r.emit(&mut d[ETH..]).ok()?;
+        Some(f)
+    }
+
+    /// Answers, learns or passes on a frame received on `side`.
+    pub fn handle<F: Frame>(&self, side: Side, mut f: F) -> ArpOutcome<F> {
+        let s = side as usize;
+        let d = f.data();
+        if d.len() < ETH + arp::PACKET_LEN || d[12..14] != [0x08, 0x06] {
+            return ArpOutcome::NotArp(f);
+        }
+        let Ok(p) = ArpPacket::new_checked(&d[ETH..]) else { return ArpOutcome::Ignored };
+        let r = ArpRepr::parse(&p);
+        match r.operation {
+            ArpOperation::Request if self.plays(side, r.target_proto_addr) => {
+                let n = arp::emit_reply(f.data_mut(), &r, self.own[s]);
+                match n {
+                    Ok(_) => ArpOutcome::Reply(f),
+                    Err(_) => ArpOutcome::Ignored,
+                }
+            }
+            ArpOperation::Reply if self.asking[s] == Some(r.sender_proto_addr) => {
+                ArpOutcome::Learned(r.sender_proto_addr, r.sender_hw_addr)
+            }
+            _ => ArpOutcome::Ignored,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_dataplane::frame::{VecFrame, VecPool};
+
+    const ME: [EthernetAddress; 2] =
+        [EthernetAddress([2, 0, 0, 0, 0, 2]), EthernetAddress([2, 0, 0, 0, 1, 2])];
+    const GW: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+
+    fn arp() -> Arp {
+        Arp::new(ME, vec![Ipv4Addr::new(198, 18, 0, 2)], vec![Ipv4Addr::new(198, 18, 1, 11)])
+    }
+
+    fn frame(op: ArpOperation, sender: Ipv4Addr, target: Ipv4Addr) -> VecFrame {
+        let mut v = vec![0u8; 60];
+        let mut e = EthernetFrame::new_unchecked(&mut v[..]);
+        e.set_dst_addr(EthernetAddress([0xff; 6]));
+        e.set_src_addr(GW);
+        e.set_ethertype(EtherType::Arp);
+        ArpRepr {
+            operation: op,
+            sender_hw_addr: GW,
+            sender_proto_addr: sender,
+            target_hw_addr: EthernetAddress([0; 6]),
+            target_proto_addr: target,
+        }
+        .emit(&mut v[ETH..])
+        .unwrap();
+        VecFrame::from_bytes(&v)
+    }
+
+    #[test]
+    fn answers_only_our_addresses_on_their_side() {
+        let a = arp();
+        let gw = Ipv4Addr::new(198, 18, 1, 1);
+        let rs = Ipv4Addr::new(198, 18, 1, 11);
+        let ArpOutcome::Reply(f) = a.handle(Side::Server, frame(ArpOperation::Request, gw, rs)) else {
+            panic!("request for a real server not answered")
+        };
+        let p = ArpPacket::new_checked(&f.data()[ETH..]).unwrap();
+        assert_eq!(
+            (p.operation(), p.sender_hw_addr(), p.sender_proto_addr(), p.target_proto_addr()),
+            (ArpOperation::Reply, ME[1], rs, gw)
+        );
+        assert_eq!(&f.data()[0..6], &GW.0);
+        assert!(matches!(a.handle(Side::Client, frame(ArpOperation::Request, gw, rs)), ArpOutcome::Ignored));
+        let other = Ipv4Addr::new(198, 18, 1, 99);
+        assert!(matches!(
+            a.handle(Side::Server, frame(ArpOperation::Request, gw, other)),
+            ArpOutcome::Ignored
+        ));
+        assert!(matches!(a.handle(Side::Server, VecFrame::from_bytes(&[0u8; 60])), ArpOutcome::NotArp(_)));
+    }
+
+    #[test]
+    fn learns_only_the_reply_it_asked_for() {
+        let mut a = arp();
+        let gw = Ipv4Addr::new(198, 18, 0, 1);
+        let me = Ipv4Addr::new(198, 18, 0, 2);
+        assert!(matches!(a.handle(Side::Client, frame(ArpOperation::Reply, gw, me)), ArpOutcome::Ignored));
+        let req = a.request(Side::Client, gw, &mut VecPool::default()).unwrap();
+        let p = ArpPacket::new_checked(&req.data()[ETH..]).unwrap();
+        assert_eq!((p.sender_proto_addr(), p.target_proto_addr()), (me, gw));
+        match a.handle(Side::Client, frame(ArpOperation::Reply, gw, me)) {
+            ArpOutcome::Learned(ip, mac) => assert_eq!((ip, mac), (gw, GW)),
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(a.handle(Side::Server, frame(ArpOperation::Reply, gw, me)), ArpOutcome::Ignored));
+    }
+}
