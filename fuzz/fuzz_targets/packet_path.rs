@@ -33,7 +33,7 @@ use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::flow::{Millis, Proto};
 use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
-use rvs_dataplane::stats::{DropReason, Event, Stats};
+use rvs_dataplane::stats::Stats;
 use rvs_dataplane::wire::{
     icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
     Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
@@ -773,9 +773,10 @@ impl H {
         let pool = CPool { live: live.clone(), remaining: k.pool_limit.map(usize::from) };
         let w = Worker::new(&setup, u16::from(k.index) % setup.workers, pool, stats.clone());
         let cap = if k.outbox_cap == 0 { w.outbox_capacity(32) } else { usize::from(k.outbox_cap % 16) + 1 };
-        let out = Outbox::new(setup.ports.len(), cap);
+        let out = Outbox::with_workers(setup.ports.len(), usize::from(setup.workers), cap);
         let held_cap = (setup.conn.max_neighbours.max(1) * setup.conn.arp_queue
-            + setup.conn.synproxy.max_half_open * setup.conn.synproxy.max_held) as usize;
+            + setup.conn.synproxy.max_half_open * setup.conn.synproxy.max_held)
+            as usize;
         H {
             w,
             stats,
@@ -814,6 +815,24 @@ impl H {
     }
 
     fn flush(&mut self) {
+        // Frames handed to other workers come back here as if this worker were their owner (the
+        // hand-off path of the receiving side); chains that would go round forever on one worker
+        // are cut after a few rounds (the frames were counted as handed off).
+        for round in 0..4 {
+            let mut any = false;
+            for w in 0..usize::from(self.setup.workers) {
+                let lane = std::mem::take(self.out.handoff(w));
+                for (f, tag) in lane {
+                    any = true;
+                    if round < 3 {
+                        self.w.process_handoff(f, tag, self.now, &mut self.out);
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
         for port in 0..self.setup.ports.len() {
             let frames = std::mem::take(self.out.port(port));
             for f in frames {
@@ -1094,6 +1113,9 @@ impl H {
             let n = self.out.port(port).len();
             assert!(n <= self.out.capacity(), "outbox port {port} holds {n} > {}", self.out.capacity());
             queued += n;
+        }
+        for w in 0..usize::from(self.setup.workers) {
+            queued += self.out.handoff(w).len();
         }
         // Frame accounting.
         let st = &*self.stats;
