@@ -88,6 +88,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let clock = Clock::new();
     let stats = ctx.stats;
     let prefetch = ctx.prefetch;
+    let mut commands_at = u64::MAX;
 
     while !ctx.stop.load(Ordering::Relaxed) {
         let now = clock.now_ms();
@@ -152,20 +153,25 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                 stats.dropped(DropReason::HandoffFull);
             }
         }
-        while let Ok(cmd) = ctx.commands.try_recv() {
-            match cmd {
-                Command::Apply { setup, epoch } => {
-                    dp.apply(&setup);
-                    ctx.applied.store(epoch, Ordering::Release);
+        // Commands are looked for once per millisecond, not every burst: an API call waits at most
+        // that much longer, and the channel stays off the per-burst path.
+        if now != commands_at {
+            commands_at = now;
+            while let Ok(cmd) = ctx.commands.try_recv() {
+                match cmd {
+                    Command::Apply { setup, epoch } => {
+                        dp.apply(&setup);
+                        ctx.applied.store(epoch, Ordering::Release);
+                    }
+                    Command::RealCounts(reply) => {
+                        let _ = reply.send(dp.real_counts());
+                    }
+                    Command::Conns { service, offset, limit, reply } => {
+                        let _ = reply.send(dp.conns_page(service, offset, limit, now));
+                    }
+                    Command::Zero(service) => dp.zero(service),
+                    Command::Drain => dp.set_draining(true),
                 }
-                Command::RealCounts(reply) => {
-                    let _ = reply.send(dp.real_counts());
-                }
-                Command::Conns { service, offset, limit, reply } => {
-                    let _ = reply.send(dp.conns_page(service, offset, limit, now));
-                }
-                Command::Zero(service) => dp.zero(service),
-                Command::Drain => dp.set_draining(true),
             }
         }
         if got == 0 && ctx.idle_sleep_us > 0 {
