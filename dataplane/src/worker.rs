@@ -36,8 +36,8 @@ pub use crate::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup
 const ETH: usize = wire::ethernet::HEADER_LEN;
 /// Candidate local ports tried per local address before moving to the next one.
 const LPORT_TRIES: usize = 64;
-/// Persistence templates expired per burst at most.
-const PERSIST_EXPIRE_BUDGET: usize = 64;
+/// Persistence template slots swept per millisecond at most.
+const PERSIST_EXPIRE_BUDGET: usize = 1024;
 /// Least time between two publications of a worker's gauges.
 const GAUGE_MS: Millis = 10;
 /// TTL of packets the gateway originates (echo replies, RSTs).
@@ -289,8 +289,8 @@ pub struct Worker<P: FramePool> {
     sp_scratch: Vec<P::Frame>,
     /// When the gauges are next published.
     gauges_at: Millis,
-    /// When the neighbour table was last walked.
-    neigh_polled_at: Millis,
+    /// The millisecond of the last housekeeping (neighbour walk, persistence sweep).
+    housekeeping_at: Millis,
 }
 
 impl<P: FramePool> std::fmt::Debug for Worker<P> {
@@ -345,7 +345,7 @@ impl<P: FramePool> Worker<P> {
             half_open: HalfOpen::new(c.synproxy.max_half_open as usize, c.synproxy.max_held as usize),
             sp_scratch: Vec::with_capacity(c.synproxy.max_held as usize),
             gauges_at: 0,
-            neigh_polled_at: Millis::MAX,
+            housekeeping_at: Millis::MAX,
         }
     }
 
@@ -1438,7 +1438,11 @@ impl<P: FramePool> Worker<P> {
         if n > 0 {
             self.stats.add(E::ConnsExpired, n as u64);
         }
-        self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+        // Millisecond housekeeping: timers of this resolution gain nothing from running every burst.
+        let new_ms = now != self.housekeeping_at;
+        if new_ms {
+            self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+        }
         if now >= self.sp_rotate_at {
             // Each worker derives its next secret from the last; cookies of the previous one stay
             // valid for another rotation period.
@@ -1468,12 +1472,11 @@ impl<P: FramePool> Worker<P> {
             self.gauges_at = now + GAUGE_MS;
             self.publish_gauges();
         }
-        // Neighbour timers have millisecond resolution and the walk touches a few cold slots:
-        // once per millisecond is enough, where every burst would cost a fifth of a busy worker.
-        if now == self.neigh_polled_at {
+        // The neighbour walk touches a few cold slots: every burst, it cost a fifth of a busy worker.
+        if !new_ms {
             return;
         }
-        self.neigh_polled_at = now;
+        self.housekeeping_at = now;
         let (pool, ports, stats) = (&mut self.pool, &self.ports, &*self.stats);
         self.neigh.poll(
             now,
