@@ -29,8 +29,8 @@ use rvs_dataplane::frame::{Frame, FramePool};
 use rvs_dataplane::wire::toa::{parse_toa, TOA_LEN};
 use rvs_dataplane::wire::TcpFlags;
 
-use super::tcpwire::{self, Macs, Pace, Parsed, Seg};
-use super::{Counters, Engine, RewriteError, Side, Tx};
+use super::tcpwire::{self, Pace, Parsed, Seg};
+use super::{Counters, Engine, Macs, RewriteError, Side, Tx};
 
 /// Multipliers and salts of the two endpoints' timestamp clocks (their values at connection `v`).
 const CTS_MUL: u32 = 0x2545_f491;
