@@ -1081,3 +1081,49 @@ fn print_table(r: &serde_json::Value) {
         g["unit"].as_str().unwrap_or(""),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_time_tells_busy_idle_and_stalled_apart() {
+        let mut l = LoopTime::default();
+        l.add(100, true, 1000);
+        l.add(300, false, 1000);
+        l.add(5000, true, 1000);
+        l.add(5000, false, 1000);
+        assert_eq!((l.busy, l.idle, l.stalled, l.iterations), (100, 300, 10_000, 4));
+        // 50 units over 100 busy cycles at 1000 Hz: 500 per second of busy time.
+        let j = l.json(1000, 50, "connections");
+        assert_eq!(j["capacity_per_s"].as_f64(), Some(500.0));
+        assert!((j["busy_fraction"].as_f64().unwrap() - 100.0 / 10_400.0).abs() < 1e-12);
+        assert_eq!(LoopTime::default().json(1000, 0, "x")["capacity_per_s"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn rates_are_max_or_a_positive_number() {
+        assert_eq!(per_second("max", "--conn-rate"), Ok(0));
+        assert_eq!(per_second("25000", "--conn-rate"), Ok(25_000));
+        assert_eq!(per_second("1e6", "--flood-rate"), Ok(1_000_000));
+        assert!(per_second("0", "--conn-rate").unwrap_err().starts_with("--conn-rate 0"));
+        assert!(per_second("fast", "--flood-rate").unwrap_err().starts_with("--flood-rate fast"));
+    }
+
+    #[test]
+    fn snapshots_subtract_every_counter() {
+        let mut a = Snap::default();
+        a.c.tx = [10, 20];
+        a.tcp = TcpStats { started: 9, completed: 7, failed: 2, timed_out: 1, rst: 1, late: 3 };
+        a.flood = FloodStats { syns: 100, synacks: 90, rsts: 1 };
+        let mut b = a.clone();
+        b.c.tx = [15, 21];
+        b.tcp.completed = 10;
+        b.tcp.late = 4;
+        b.flood.synacks = 95;
+        let d = b.since(&a);
+        assert_eq!(d.c.tx, [5, 1]);
+        assert_eq!((d.tcp.completed, d.tcp.late, d.tcp.started), (3, 1, 0));
+        assert_eq!((d.flood.synacks, d.flood.syns), (5, 0));
+    }
+}
