@@ -13,6 +13,14 @@
 #   e  memory per connection: rvsd's VmRSS after establishing N connections, as growth over the
 #      same rvsd idle and as total over an idle rvsd with a tiny table, divided by N; and rvsd's
 #      own bytes_per_conn gauge.
+#   b  new TCP connections per second (handshake, 100-byte request, 300-byte response with FIN,
+#      client FIN, last ACK; every segment checked), service without and with SYN-proxy; 4096 in
+#      flight. No testpmd equivalent: compared to the target (>= 1M conns/s per worker core), with
+#      the generator's busy share beside it to tell which side saturated.
+#   c  SYN flood (spoofed, never completed) against the SYN-proxied service while legitimate
+#      connections run at half of b's SYN-proxy median, and the same legitimate load without the
+#      flood: correct cookie SYN-ACKs per second (target >= 10 Mpps per core) and the legitimate
+#      connections/s kept (ratio with / without flood).
 #
 # --quick: scenario a at 64 bytes and 1k flows only, e at 100k, d at one rate; 3 s runs.
 # rvsd runs its worker on lcore 1 (main lcore 0); the generator polls on lcore 0; testpmd forwards
@@ -33,7 +41,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=$2; shift ;;
         --duration) DUR=$2; shift ;;
         --big) BIG=1 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -323,6 +331,136 @@ PY
     done
 fi
 
+# write_rvsd_tcp_conf FILE MAX_CONNS NLIPS NREALS SYNPROXY(true|false): scenario a's config with a
+# TCP service on port 80 instead, and short TIME_WAIT/CLOSE timeouts so that the table holds about
+# one second of closed connections, not two minutes' worth.
+write_rvsd_tcp_conf() {
+    local f=$1 sp=$5
+    write_rvsd_conf "$f" "$2" "$3" "$4"
+    sed -i -e 's/^proto = "udp"$/proto = "tcp"/' \
+        -e "s/^vip = \"198.18.0.100:9000\"\$/vip = \"198.18.0.100:80\"\nsynproxy = $sp/" "$f"
+    grep -q '^synproxy = ' "$f" || { log "write_rvsd_tcp_conf: service not found in $f"; return 1; }
+    printf '\n[conn.timeouts]\ntime_wait = 1\nclose = 1\n' >> "$f"
+}
+
+# One measurement of scenario b or c. Args: NAME SCENARIO SYNPROXY(true|false) GEN-ARGS...
+measure_tcp() {
+    local name=$1 scen=$2 sp=$3; shift 3
+    local nl=4 nr=5
+    local args=(--scenario "$scen" --vip 198.18.0.100:80 --duration "$DUR" --settle 1 --mode check --label rvsd
+        --lips "$(lips_list $nl)" --reals "$(reals_list $nr)")
+    [ "$sp" = true ] && args+=(--expect-synproxy)
+    write_rvsd_tcp_conf "$TMP/rvsd.toml" 1048576 $nl $nr "$sp"
+    if rvsd_start "$TMP/rvsd.toml"; then
+        if gen "$name" $((DUR + 40)) "${args[@]}" "$@"; then
+            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["conns"]["failed"] or r["rewrite_errors"] else 1)' \
+                "$RUNDIR/$name.json" && log "  failures: rvsd drops: $(rvsd_drops)"
+        fi
+    fi
+    server_stop
+}
+
+if has b; then
+    echo "== scenario b: new TCP connections per second"
+    for ((r = 1; r <= RUNS; r++)); do
+        for sp in false true; do
+            log "b: synproxy $sp, run $r"
+            measure_tcp "b-sp_$sp-$r" b "$sp" || true
+        done
+    done
+fi
+
+if has c; then
+    echo "== scenario c: SYN flood against a SYN-proxied service, legitimate connections beside it"
+    # The legitimate load: half of b's SYN-proxy median (measured once here if b did not run), so
+    # that "kept" is a question of the gateway, not of a generator already at its limit.
+    legit=$(python3 - "$RUNDIR" <<'PY'
+import glob, json, statistics, sys
+v = [json.load(open(f))["conns_per_s"] for f in glob.glob(sys.argv[1] + "/b-sp_true-*.json")]
+print(int(statistics.median(v) / 2) if v else 0)
+PY
+)
+    if [ "$legit" -eq 0 ]; then
+        log "c: measuring b with SYN-proxy once for the legitimate rate"
+        measure_tcp "c-maxprobe" b true || true
+        legit=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["conns_per_s"] / 2))' \
+            "$RUNDIR/c-maxprobe.json" 2>/dev/null || echo 0)
+    fi
+    if [ "$legit" -gt 0 ]; then
+        for ((r = 1; r <= RUNS; r++)); do
+            log "c: legitimate $legit conns/s with the flood (share 0.75, max rate), run $r"
+            measure_tcp "c-flood-$r" c true --conn-rate "$legit" --flood-share 0.75 || true
+            log "c: legitimate $legit conns/s without flood, run $r"
+            measure_tcp "c-noflood-$r" c true --conn-rate "$legit" --flood-share 0 || true
+        done
+    else
+        log "c: no legitimate rate (b with SYN-proxy failed): skipped"
+    fi
+fi
+
+# summary_bc OUT: the tables of b and c, added to OUT's JSON as "b" and "c".
+summary_bc() {
+    python3 - "$RUNDIR" "$1" <<'PY'
+import glob, json, os, statistics, sys
+rundir, out = sys.argv[1], sys.argv[2]
+def runs(prefix):
+    return [json.load(open(f)) for f in sorted(glob.glob(f"{rundir}/{prefix}-[0-9]*.json"))]
+med = lambda xs: statistics.median(xs) if xs else None
+rng = lambda xs: [min(xs), max(xs)] if xs else None
+busy = lambda rs: med([r["generator_loop"]["busy_fraction"] for r in rs])
+cap = lambda rs: med([r["generator_loop"]["capacity_per_s"] or 0 for r in rs])
+f = lambda v, p=0: "-" if v is None else f"{v:,.{p}f}"
+res = {}
+TARGET_B, TARGET_C = 1_000_000, 10_000_000
+b = [(sp, runs(f"b-sp_{sp}")) for sp in ("false", "true")]
+if any(rs for _, rs in b):
+    print("\nscenario b: new TCP connections/s through rvsd (1 worker), median of runs; no testpmd equivalent:")
+    print("  compared to the target (>= 1M conns/s per worker core); 'gen busy' near 100 % = the generator set the rate")
+    print(f"{'synproxy':>9} {'conns/s':>10} {'min-max':>19} {'of target':>10} {'failed':>7} {'timed out':>10} {'errors':>7} {'gen busy':>9} {'gen ceiling/s':>14}")
+    res["b"] = []
+    for sp, rs in b:
+        if not rs:
+            continue
+        v = [r["conns_per_s"] for r in rs]
+        row = {"synproxy": sp == "true", "conns_per_s": med(v), "conns_per_s_range": rng(v),
+               "target_conns_per_s_per_core": TARGET_B, "fraction_of_target": med(v) / TARGET_B,
+               "failed": sum(r["conns"]["failed"] for r in rs), "timed_out": sum(r["conns"]["timed_out"] for r in rs),
+               "rewrite_errors": sum(r["rewrite_errors"] for r in rs),
+               "errors": {k: sum(r["errors"][k] for r in rs) for k in rs[0]["errors"]},
+               "generator_busy_fraction": busy(rs), "generator_capacity_conns_per_s": cap(rs), "runs": rs}
+        res["b"].append(row)
+        rg = f"{f(row['conns_per_s_range'][0])}-{f(row['conns_per_s_range'][1])}"
+        print(f"{sp:>9} {f(row['conns_per_s']):>10} {rg:>19} {100 * row['fraction_of_target']:>9.2f}% {row['failed']:>7} {row['timed_out']:>10} {row['rewrite_errors']:>7} {100 * (row['generator_busy_fraction'] or 0):>8.1f}% {f(row['generator_capacity_conns_per_s']):>14}")
+fl, nf = runs("c-flood"), runs("c-noflood")
+if fl or nf:
+    print("\nscenario c: SYN flood against the SYN-proxied service, legitimate connections beside it (median of runs)")
+    print("  cookies: correct SYN-ACKs/s (target >= 10 Mpps per core); kept: legitimate conns/s with flood / without")
+    syn = [r["flood"]["syns_per_s"] for r in fl]
+    ok = [r["flood"]["synacks_ok_per_s"] for r in fl]
+    lw, lo = [r["conns_per_s"] for r in fl], [r["conns_per_s"] for r in nf]
+    row = {"legit_rate_target": (fl or nf)[0]["tcp"]["conn_rate_target"],
+           "flood_syns_per_s": med(syn), "synacks_ok_per_s": med(ok), "synacks_ok_per_s_range": rng(ok),
+           "target_synacks_per_s_per_core": TARGET_C,
+           "fraction_of_target": med(ok) / TARGET_C if ok else None,
+           "legit_conns_per_s_with_flood": med(lw), "legit_conns_per_s_without_flood": med(lo),
+           "kept_ratio": med(lw) / med(lo) if lw and lo and med(lo) else None,
+           "legit_failed_with_flood": sum(r["conns"]["failed"] for r in fl),
+           "legit_failed_without_flood": sum(r["conns"]["failed"] for r in nf),
+           "rewrite_errors": sum(r["rewrite_errors"] for r in fl + nf),
+           "errors": {k: sum(r["errors"][k] for r in fl + nf) for k in (fl + nf)[0]["errors"]},
+           "generator_busy_fraction_with_flood": busy(fl), "generator_busy_fraction_without_flood": busy(nf),
+           "runs": {"flood": fl, "no_flood": nf}}
+    res["c"] = row
+    print(f"{'SYN/s sent':>11} {'cookies ok/s':>13} {'of target':>10} {'legit/s flood':>14} {'legit/s none':>13} {'kept':>6} {'failed':>7} {'errors':>7} {'gen busy':>9}")
+    kr = row["kept_ratio"]
+    print(f"{f(row['flood_syns_per_s']):>11} {f(row['synacks_ok_per_s']):>13} {100 * (row['fraction_of_target'] or 0):>9.2f}% {f(row['legit_conns_per_s_with_flood']):>14} {f(row['legit_conns_per_s_without_flood']):>13} {'-' if kr is None else f'{kr:.3f}':>6} {row['legit_failed_with_flood']:>7} {row['rewrite_errors']:>7} {100 * (row['generator_busy_fraction_with_flood'] or 0):>8.1f}%")
+if res:
+    r = json.load(open(out))
+    r.update(res)
+    json.dump(r, open(out, "w"), indent=1)
+PY
+}
+
 echo "== summary"
 mkdir -p bench/results
 OUT="bench/results/$(date +%Y%m%d-%H%M%S)-$(hostname -s).json"
@@ -395,3 +533,4 @@ for e in es:
 json.dump(result, open(out, "w"), indent=1)
 print(f"\nwritten: {out}")
 PY
+summary_bc "$OUT"

@@ -9,6 +9,16 @@
 //! Phases: learn the gateway's MAC on each side by ARP (check mode), warm-up (the engine creates
 //! its connections), settle, measure (`--duration`), drain (no new frames; late arrivals counted).
 //! A table goes to stdout and, with `--json`, the same as JSON.
+//!
+//! `--scenario` picks the engine: a ([`UdpFlows`]: established UDP flows, Mpps), b
+//! ([`TcpConnEngine`]: new TCP connections per second, completed / failed / timed out) or c
+//! ([`WithFlood`]: b's connections beside a SYN flood; correct cookie SYN-ACKs per second). The loop
+//! is the same for all, generic over the engine ([`Measured`] adds what each reports).
+//!
+//! Every result carries the generator's own headroom (`generator_loop`): the share of the measured
+//! TSC time spent in iterations that moved frames (busy), that polled nothing (idle: waiting for the
+//! gateway, or paced) and that were descheduled (stalled). A generator busy close to 100 % is what
+//! limited the rate; an idle one was waiting for the gateway.
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +29,8 @@ use clap::Parser;
 use dpdk_sys::{eal, Eal, Mbuf, Mempool, PktPool, Port, PortConf, RxQueue, TxQueue};
 use rvs_bench::gen::arp::{Arp, ArpOutcome};
 use rvs_bench::gen::steer::{queue_for, Steer};
+use rvs_bench::gen::synflood::{FloodConfig, FloodStats, SynFlood, WithFlood};
+use rvs_bench::gen::tcp::{TcpConfig, TcpConnEngine, TcpStats};
 use rvs_bench::gen::udp::{Mode, UdpConf, UdpFlows};
 use rvs_bench::gen::{Counters, Engine, Macs, RewriteError, Side, Tx};
 use rvs_dataplane::wire::EthernetAddress;
@@ -53,7 +65,9 @@ struct Args {
     /// Server-side steering with several queues: hash (plain RSS) or owner (the local port's worker).
     #[arg(long, default_value = "hash")]
     steer: Steer,
-    /// Scenario engine: a (established UDP flows, also used for d and e).
+    /// Scenario engine: a (established UDP flows, also used for d and e), b (new TCP connections:
+    /// handshake, request, response, FIN, every segment checked) or c (b's connections beside a
+    /// SYN flood against the same SYN-proxied service).
     #[arg(long, default_value = "a")]
     scenario: String,
     /// check: a FULLNAT gateway, every rewrite checked; reference: a plain forwarder (testpmd).
@@ -61,6 +75,39 @@ struct Args {
     mode: String,
     #[arg(long, default_value_t = 1000)]
     flows: u32,
+    /// b, c: the service is SYN-proxied (`synproxy = true` in rvsd's config): the client's SYN-ACK
+    /// carries the gateway's cookie. Must match the service, or every connection fails.
+    #[arg(long)]
+    expect_synproxy: bool,
+    /// b, c: the service has TOA: the real server's first data segment must carry it.
+    #[arg(long)]
+    toa: bool,
+    /// b, c: clients send no TCP timestamps option.
+    #[arg(long)]
+    no_timestamps: bool,
+    /// b, c: connections in flight at most.
+    #[arg(long, default_value_t = 4096)]
+    window: u32,
+    /// b, c: new legitimate connections per second, or "max" (as fast as the window allows).
+    #[arg(long, default_value = "max")]
+    conn_rate: String,
+    /// b, c: legitimate client addresses, from the clients' /16 + 1 (the upper half is the flood's).
+    #[arg(long, default_value_t = 4096)]
+    clients: u32,
+    /// b, c: request and response payload bytes.
+    #[arg(long, default_value_t = 100)]
+    req_size: u16,
+    #[arg(long, default_value_t = 300)]
+    resp_size: u16,
+    /// b, c: a connection not completed after this many milliseconds is failed (timed out).
+    #[arg(long, default_value_t = 2000)]
+    conn_timeout_ms: u64,
+    /// c: flood SYNs per second, or "max" (--flood-share of every burst).
+    #[arg(long, default_value = "max")]
+    flood_rate: String,
+    /// c: the share of each burst the flood may take (0..=1; 0 runs the legitimate load alone).
+    #[arg(long, default_value_t = 0.75)]
+    flood_share: f64,
     /// Frame size including the 4-byte FCS (64..=1518).
     #[arg(long, default_value_t = 64)]
     size: usize,
@@ -318,10 +365,13 @@ fn run(a: Args) -> Result<(), String> {
         "max" => None,
         r => Some(r.parse::<f64>().map_err(|_| format!("--rate {r}: packets per second or max"))?),
     };
-    if a.scenario != "a" {
+    if !["a", "b", "c"].contains(&a.scenario.as_str()) {
+        return Err(format!("--scenario {}: a, b or c", a.scenario));
+    }
+    if a.scenario != "a" && rate.is_some() {
         return Err(format!(
-            "--scenario {}: only \"a\" (established UDP flows) is built in this binary",
-            a.scenario
+            "--rate {}: scenario a only (b and c are paced by --conn-rate and --flood-rate)",
+            a.rate
         ));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -422,6 +472,222 @@ enum Phase {
     Drain,
 }
 
+/// A snapshot of everything a scenario counts, so the driver can take differences over the
+/// measured interval whatever the engine.
+#[derive(Debug, Clone, Default)]
+struct Snap {
+    /// The engine's counters (for c: the legitimate engine's and the flood's summed).
+    c: Counters,
+    /// b, c: the legitimate connections.
+    tcp: TcpStats,
+    /// c: the flood.
+    flood: FloodStats,
+}
+
+impl Snap {
+    fn since(&self, e: &Snap) -> Snap {
+        let (t, u) = (&self.tcp, &e.tcp);
+        let (f, g) = (&self.flood, &e.flood);
+        Snap {
+            c: self.c.since(&e.c),
+            tcp: TcpStats {
+                started: t.started - u.started,
+                completed: t.completed - u.completed,
+                failed: t.failed - u.failed,
+                timed_out: t.timed_out - u.timed_out,
+                rst: t.rst - u.rst,
+                late: t.late - u.late,
+            },
+            flood: FloodStats {
+                syns: f.syns - g.syns,
+                synacks: f.synacks - g.synacks,
+                rsts: f.rsts - g.rsts,
+            },
+        }
+    }
+}
+
+/// What the driver needs from a scenario's engine beyond [`Engine`].
+trait Measured: Engine {
+    fn snap(&self) -> Snap;
+    /// The unit the generator's headroom is expressed in (what one "operation" is).
+    fn unit(&self) -> &'static str;
+    /// How many units a difference of snapshots holds.
+    fn units(&self, d: &Snap) -> u64;
+    /// The progress line's scenario part, over `d` (a difference) lasting `dt` seconds.
+    fn progress(&self, d: &Snap, dt: f64) -> String;
+    /// The scenario's own part of the result, over the measured interval `w`.
+    fn report(&self, w: &Snap, dur: f64, hz: u64) -> serde_json::Value;
+    /// What the warm-up has achieved, for an error.
+    fn warmup_state(&self) -> String {
+        String::new()
+    }
+}
+
+impl Measured for UdpFlows {
+    fn snap(&self) -> Snap {
+        Snap { c: self.counters().clone(), ..Snap::default() }
+    }
+    fn unit(&self) -> &'static str {
+        "frames"
+    }
+    fn units(&self, d: &Snap) -> u64 {
+        d.c.rx_ok[0] + d.c.rx_ok[1]
+    }
+    fn progress(&self, d: &Snap, dt: f64) -> String {
+        format!(
+            "c->s tx {:6.3} rx {:6.3} Mpps | s->c tx {:6.3} rx {:6.3} Mpps | learned {}",
+            d.c.tx[0] as f64 / dt / 1e6,
+            d.c.rx_ok[1] as f64 / dt / 1e6,
+            d.c.tx[1] as f64 / dt / 1e6,
+            d.c.rx_ok[0] as f64 / dt / 1e6,
+            self.learned()
+        )
+    }
+    fn report(&self, _w: &Snap, _dur: f64, hz: u64) -> serde_json::Value {
+        let lat = self.latency().expect("the UDP engine timestamps");
+        let ns = |cyc: Option<u64>| cyc.map(|c| (c as f64 * 1e9 / hz as f64).round() as u64);
+        let check = self.conf().mode == Mode::Check;
+        json!({
+            "latency_ns": {
+                "samples": lat.count(),
+                "p50": ns(lat.quantile(0.5)),
+                "p99": ns(lat.quantile(0.99)),
+                "p999": ns(lat.quantile(0.999)),
+                "max": ns(Some(lat.max())),
+            },
+            "server_tuples_unique": if check { json!(self.server_tuples_unique()) } else { json!(null) },
+        })
+    }
+    fn warmup_state(&self) -> String {
+        format!("{} of {} flows reached a real server", self.learned(), self.conf().flows)
+    }
+}
+
+fn tcp_report(w: &Snap, dur: f64) -> serde_json::Value {
+    let t = &w.tcp;
+    json!({
+        "conns_per_s": t.completed as f64 / dur,
+        "conns": {
+            "started": t.started,
+            "completed": t.completed,
+            "failed": t.failed,
+            "timed_out": t.timed_out,
+            "reset": t.rst,
+            "late_segments": t.late,
+        },
+    })
+}
+
+fn tcp_progress(t: &TcpStats, dt: f64) -> String {
+    format!(
+        "conns/s {:9.0} (started {:9.0}) | failed {} timed out {} rst {}",
+        t.completed as f64 / dt,
+        t.started as f64 / dt,
+        t.failed,
+        t.timed_out,
+        t.rst
+    )
+}
+
+impl Measured for TcpConnEngine {
+    fn snap(&self) -> Snap {
+        Snap { c: self.counters().clone(), tcp: *self.stats(), ..Snap::default() }
+    }
+    fn unit(&self) -> &'static str {
+        "connections"
+    }
+    fn units(&self, d: &Snap) -> u64 {
+        d.tcp.completed
+    }
+    fn progress(&self, d: &Snap, dt: f64) -> String {
+        tcp_progress(&d.tcp, dt)
+    }
+    fn report(&self, w: &Snap, dur: f64, _hz: u64) -> serde_json::Value {
+        tcp_report(w, dur)
+    }
+}
+
+impl Measured for WithFlood {
+    fn snap(&self) -> Snap {
+        Snap { c: self.counters().clone(), tcp: *self.legit.stats(), flood: *self.flood.stats() }
+    }
+    fn unit(&self) -> &'static str {
+        "connections + SYN-ACKs"
+    }
+    fn units(&self, d: &Snap) -> u64 {
+        d.tcp.completed + d.flood.synacks
+    }
+    fn progress(&self, d: &Snap, dt: f64) -> String {
+        format!(
+            "{} | flood SYN {:6.3} Mpps, cookies ok {:6.3} Mpps",
+            tcp_progress(&d.tcp, dt),
+            d.flood.syns as f64 / dt / 1e6,
+            d.flood.synacks as f64 / dt / 1e6
+        )
+    }
+    fn report(&self, w: &Snap, dur: f64, _hz: u64) -> serde_json::Value {
+        let mut r = tcp_report(w, dur);
+        let f = &w.flood;
+        r["flood"] = json!({
+            "share": f64::from(self.flood_share) / 256.0,
+            "syns": f.syns,
+            "syns_per_s": f.syns as f64 / dur,
+            // SYN-ACKs whose every field checked out; wrong ones are in "errors".
+            "synacks_ok": f.synacks,
+            "synacks_ok_per_s": f.synacks as f64 / dur,
+            "rsts": f.rsts,
+            "answered_fraction": if f.syns > 0 { json!(f.synacks as f64 / f.syns as f64) } else { json!(null) },
+        });
+        r
+    }
+}
+
+/// Where the generator's loop spent the measured interval, from the TSC at each iteration's start.
+/// An iteration is busy when it received or generated at least one frame, idle when it only polled
+/// empty queues (waiting for the gateway, or held back by a rate or window), stalled when it took
+/// longer than [`STALL_US`]: the OS took the CPU away (on a shared machine), whatever it was doing.
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopTime {
+    busy: u64,
+    idle: u64,
+    stalled: u64,
+    iterations: u64,
+}
+
+const STALL_US: u64 = 200;
+
+impl LoopTime {
+    fn add(&mut self, cycles: u64, worked: bool, stall: u64) {
+        self.iterations += 1;
+        if cycles > stall {
+            self.stalled += cycles;
+        } else if worked {
+            self.busy += cycles;
+        } else {
+            self.idle += cycles;
+        }
+    }
+
+    fn json(&self, hz: u64, units: u64, unit: &str) -> serde_json::Value {
+        let total = (self.busy + self.idle + self.stalled).max(1) as f64;
+        let busy_s = self.busy as f64 / hz as f64;
+        json!({
+            "busy_fraction": self.busy as f64 / total,
+            "idle_fraction": self.idle as f64 / total,
+            "stalled_fraction": self.stalled as f64 / total,
+            "iterations": self.iterations,
+            "unit": unit,
+            // What the generator would reach if every iteration were busy: an estimate of its own
+            // ceiling (pessimistic when busy iterations moved few frames each).
+            "capacity_per_s": if busy_s > 0.0 { json!(units as f64 / busy_s) } else { json!(null) },
+            "note": "busy: iterations that received or built frames; idle: polled nothing (waiting for \
+                     the gateway, or paced); stalled: iterations over 200 us (descheduled). \
+                     busy near 1 means the generator, not the gateway, set the rate.",
+        })
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn drive(
     a: &Args,
@@ -438,20 +704,116 @@ fn drive(
         // A plain forwarder answers no ARP and rewrites nothing; MACs are not checked.
         Mode::Reference => [EthernetAddress([2, 0, 0, 0, 0, 0xfe]), EthernetAddress([2, 0, 0, 0, 1, 0xfe])],
     };
-    let conf = UdpConf {
-        flows: a.flows,
-        frame_len: a.size - 4,
+    let macs = Macs { own, gw };
+    match a.scenario.as_str() {
+        "a" => {
+            let conf = UdpConf {
+                flows: a.flows,
+                frame_len: a.size - 4,
+                vip: *a.vip.ip(),
+                vport: a.vip.port(),
+                client_net: a.client_net,
+                client_port: 10_000,
+                reals,
+                lips: a.lips.clone(),
+                macs,
+                mode,
+                resend_gap_tsc: hz / 20,
+            };
+            measure(a, UdpFlows::new(conf)?, rate, hz, io, stop)
+        }
+        s => {
+            if mode != Mode::Check {
+                return Err(format!("--scenario {s}: TCP connections need a gateway (--mode check)"));
+            }
+            let legit = TcpConnEngine::new(tcp_config(a, macs, &reals, hz)?)?;
+            if s == "b" {
+                return measure(a, legit, None, hz, io, stop);
+            }
+            if !a.expect_synproxy {
+                return Err("--scenario c: the flood targets a SYN-proxied service: --expect-synproxy".into());
+            }
+            if !(0.0..=1.0).contains(&a.flood_share) {
+                return Err(format!("--flood-share {}: 0..=1", a.flood_share));
+            }
+            let net = u32::from(a.client_net);
+            let flood = SynFlood::new(FloodConfig {
+                macs,
+                vip: *a.vip.ip(),
+                vport: a.vip.port(),
+                source_base: Ipv4Addr::from(net + FLOOD_OFFSET),
+                sources: FLOOD_SOURCES,
+                rate: per_second(&a.flood_rate, "--flood-rate")?,
+                tsc_hz: hz,
+                seed: eal::rdtsc() | 1,
+            })?;
+            measure(a, WithFlood::new(legit, flood, a.flood_share), None, hz, io, stop)
+        }
+    }
+}
+
+/// The flood's spoofed sources are the upper half of the clients' /16; legitimate clients the lower.
+const FLOOD_OFFSET: u32 = 0x8000;
+const FLOOD_SOURCES: u32 = 0x8000;
+
+/// "max" is 0 (unpaced), else a positive integer per second.
+fn per_second(v: &str, what: &str) -> Result<u64, String> {
+    match v {
+        "max" => Ok(0),
+        r => match r.parse::<f64>() {
+            Ok(x) if x >= 1.0 => Ok(x as u64),
+            _ => Err(format!("{what} {r}: a number per second (>= 1) or max")),
+        },
+    }
+}
+
+fn tcp_config(a: &Args, macs: Macs, reals: &[(Ipv4Addr, u16)], hz: u64) -> Result<TcpConfig, String> {
+    let rport = reals[0].1;
+    if reals.iter().any(|r| r.1 != rport) {
+        return Err(format!("--reals: b and c play every real server on one port (got {:?})", a.reals));
+    }
+    if u32::from(a.client_net) & 0xffff != 0 {
+        return Err(format!("--client-net {}: a /16 network address", a.client_net));
+    }
+    if a.clients == 0 || a.clients >= FLOOD_OFFSET {
+        return Err(format!(
+            "--clients {}: 1..{FLOOD_OFFSET} (the upper half of the /16 is the flood's)",
+            a.clients
+        ));
+    }
+    Ok(TcpConfig {
+        macs,
         vip: *a.vip.ip(),
         vport: a.vip.port(),
-        client_net: a.client_net,
-        client_port: 10_000,
-        reals,
+        client_base: Ipv4Addr::from(u32::from(a.client_net) + 1),
+        clients: a.clients,
+        cport_min: 1024,
+        cport_max: 65535,
         lips: a.lips.clone(),
-        macs: Macs { own, gw },
-        mode,
-        resend_gap_tsc: hz / 20,
-    };
-    let mut e = UdpFlows::new(conf)?;
+        reals: reals.iter().map(|r| r.0).collect(),
+        rport,
+        synproxy: a.expect_synproxy,
+        toa: a.toa,
+        timestamps: !a.no_timestamps,
+        window: a.window,
+        rate: per_second(&a.conn_rate, "--conn-rate")?,
+        max_conns: 0,
+        tsc_hz: hz,
+        timeout_ms: a.conn_timeout_ms,
+        req_len: a.req_size,
+        resp_len: a.resp_size,
+    })
+}
+
+/// The poll loop through the phases, for any scenario's engine.
+fn measure<E: Measured>(
+    a: &Args,
+    mut e: E,
+    rate: Option<f64>,
+    hz: u64,
+    io: &mut Io,
+    stop: &AtomicBool,
+) -> Result<serde_json::Value, String> {
     let secs = |t: u64| t as f64 / hz as f64;
     let now0 = eal::rdtsc();
     let per_side = |r: f64| r / 2.0;
@@ -461,14 +823,23 @@ fn drive(
     let mut phase = Phase::Warmup;
     let mut phase_start = now0;
     let mut warmup_s = 0.0;
-    let (mut c0, mut c1) = (Counters::default(), Counters::default());
+    let (mut s0, mut s1) = (Snap::default(), Snap::default());
     let (mut t0, mut t1) = (0u64, 0u64);
     let mut last_print = now0;
-    let mut last_counters = Counters::default();
+    let mut last_snap = Snap::default();
     let mut last_rx = now0;
+    let mut lt = LoopTime::default();
+    let stall = STALL_US * hz / 1_000_000;
+    let (mut prev, mut prev_worked, mut prev_measuring) = (now0, false, false);
     loop {
         let now = eal::rdtsc();
-        if io.rx(Some(&mut e), now) > 0 {
+        if prev_measuring {
+            lt.add(now - prev, prev_worked, stall);
+        }
+        prev = now;
+        let received = io.rx(Some(&mut e), now);
+        let mut generated = 0;
+        if received > 0 {
             last_rx = now;
         }
         let elapsed = secs(now - phase_start);
@@ -486,29 +857,29 @@ fn drive(
                     }
                 } else if interrupted || elapsed > a.warmup_timeout {
                     return Err(format!(
-                        "warm-up incomplete after {elapsed:.1} s: {} of {} flows reached a real server \
-                         (errors: {}); look at the gateway's drop counters",
-                        e.learned(),
-                        a.flows,
+                        "warm-up incomplete after {elapsed:.1} s: {} (errors: {}); look at the gateway's \
+                         drop counters",
+                        e.warmup_state(),
                         error_summary(e.counters())
                     ));
                 } else if io.pending(Side::Client) < a.burst {
                     let n = warm.available(now).min(a.burst);
                     let sent = e.generate(Side::Client, now, n, &mut io.pool, &mut io.out);
                     warm.spend(sent);
+                    generated += sent;
                 }
             }
             Phase::Settle | Phase::Measure => {
                 if phase == Phase::Settle && (elapsed >= a.settle || interrupted) {
                     phase = Phase::Measure;
                     phase_start = now;
-                    c0 = e.counters().clone();
+                    s0 = e.snap();
                     e.start_measuring();
                     t0 = now;
                 } else if phase == Phase::Measure && (elapsed >= a.duration || interrupted) {
                     phase = Phase::Drain;
                     phase_start = now;
-                    c1 = e.counters().clone();
+                    s1 = e.snap();
                     t1 = now;
                 }
                 if phase != Phase::Drain {
@@ -528,6 +899,7 @@ fn drive(
                         if let Some(b) = buckets.as_mut() {
                             b[side as usize].spend(sent);
                         }
+                        generated += sent;
                     }
                 }
             }
@@ -538,35 +910,32 @@ fn drive(
                 }
             }
         }
+        prev_worked = received > 0 || generated > 0;
+        prev_measuring = phase == Phase::Measure;
         io.flush();
         if a.stats_interval > 0.0 && secs(now - last_print) >= a.stats_interval {
-            let c = e.counters();
-            let d = c.since(&last_counters);
-            let dt = secs(now - last_print);
+            let sn = e.snap();
+            let d = sn.since(&last_snap);
             eprintln!(
-                "rvs-gen: {:>7} c->s tx {:6.3} rx {:6.3} Mpps | s->c tx {:6.3} rx {:6.3} Mpps | learned {} | errors {}",
+                "rvs-gen: {:>7} {} | errors {}",
                 format!("{phase:?}").to_lowercase(),
-                d.tx[0] as f64 / dt / 1e6,
-                d.rx_ok[1] as f64 / dt / 1e6,
-                d.tx[1] as f64 / dt / 1e6,
-                d.rx_ok[0] as f64 / dt / 1e6,
-                if mode == Mode::Check { e.learned().to_string() } else { "-".into() },
-                c.total_errors()
+                e.progress(&d, secs(now - last_print)),
+                sn.c.total_errors()
             );
-            last_counters = c.clone();
+            last_snap = sn;
             last_print = now;
         }
     }
-    let c2 = e.counters().clone();
-    let w = c1.since(&c0);
-    let with_late = c2.since(&c0);
+    let s2 = e.snap();
+    let w = s1.since(&s0);
+    let with_late = s2.c.since(&s0.c);
+    let c2 = &s2.c;
     let dur = secs(t1 - t0);
-    let lat = e.latency().expect("the UDP engine timestamps");
-    let ns = |cyc: Option<u64>| cyc.map(|c| (c as f64 * 1e9 / hz as f64).round() as u64);
     let errors: serde_json::Map<String, serde_json::Value> =
         RewriteError::ALL.iter().map(|k| (k.name().to_owned(), json!(c2.errors[*k as usize]))).collect();
-    let rx_total = w.rx_ok[0] + w.rx_ok[1];
-    Ok(json!({
+    let wc = &w.c;
+    let rx_total = wc.rx_ok[0] + wc.rx_ok[1];
+    let mut r = json!({
         "scenario": a.scenario,
         "mode": a.mode,
         "label": a.label,
@@ -577,30 +946,42 @@ fn drive(
         "rate_target_pps": rate,
         "duration_s": dur,
         "warmup_s": warmup_s,
-        "tx": {"client_to_server": w.tx[0], "server_to_client": w.tx[1]},
-        "rx_ok": {"client_to_server": w.rx_ok[1], "server_to_client": w.rx_ok[0]},
+        "tx": {"client_to_server": wc.tx[0], "server_to_client": wc.tx[1]},
+        "rx_ok": {"client_to_server": wc.rx_ok[1], "server_to_client": wc.rx_ok[0]},
         // Frames sent in the measured interval minus frames received for them (including late
         // arrivals); may be slightly negative by what was in flight when the interval began.
+        // (b and c: the gateway answers SYNs itself, so these do not balance there.)
         "lost": {
-            "client_to_server": w.tx[0] as i64 - with_late.rx_ok[1] as i64,
-            "server_to_client": w.tx[1] as i64 - with_late.rx_ok[0] as i64,
+            "client_to_server": wc.tx[0] as i64 - with_late.rx_ok[1] as i64,
+            "server_to_client": wc.tx[1] as i64 - with_late.rx_ok[0] as i64,
         },
         "rewrite_errors": c2.total_errors(),
         "errors": errors,
         "tx_failed": c2.tx_failed,
         "mpps": rx_total as f64 / dur / 1e6,
-        "mpps_client_to_server": w.rx_ok[1] as f64 / dur / 1e6,
-        "mpps_server_to_client": w.rx_ok[0] as f64 / dur / 1e6,
-        "gbps": (w.rx_bytes[0] + w.rx_bytes[1]) as f64 * 8.0 / dur / 1e9,
-        "latency_ns": {
-            "samples": lat.count(),
-            "p50": ns(lat.quantile(0.5)),
-            "p99": ns(lat.quantile(0.99)),
-            "p999": ns(lat.quantile(0.999)),
-            "max": ns(Some(lat.max())),
-        },
-        "server_tuples_unique": if mode == Mode::Check { json!(e.server_tuples_unique()) } else { json!(null) },
-    }))
+        "mpps_client_to_server": wc.rx_ok[1] as f64 / dur / 1e6,
+        "mpps_server_to_client": wc.rx_ok[0] as f64 / dur / 1e6,
+        "gbps": (wc.rx_bytes[0] + wc.rx_bytes[1]) as f64 * 8.0 / dur / 1e9,
+        "generator_loop": lt.json(hz, e.units(&w), e.unit()),
+    });
+    if let serde_json::Value::Object(m) = e.report(&w, dur, hz) {
+        for (k, v) in m {
+            r[k] = v;
+        }
+    }
+    if a.scenario != "a" {
+        r["tcp"] = json!({
+            "synproxy": a.expect_synproxy,
+            "toa": a.toa,
+            "timestamps": !a.no_timestamps,
+            "window": a.window,
+            "conn_rate_target": per_second(&a.conn_rate, "--conn-rate")?,
+            "clients": a.clients,
+            "req_size": a.req_size,
+            "resp_size": a.resp_size,
+        });
+    }
+    Ok(r)
 }
 
 fn error_summary(c: &Counters) -> String {
@@ -618,31 +999,131 @@ fn error_summary(c: &Counters) -> String {
 
 fn print_table(r: &serde_json::Value) {
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    let label = r["label"].as_str().unwrap_or("");
+    let label = if label.is_empty() { String::new() } else { format!(" {label}") };
+    let scenario = r["scenario"].as_str().unwrap_or("");
+    let err = |r: &serde_json::Value| {
+        let m = r["errors"].as_object().cloned().unwrap_or_default();
+        let v: Vec<String> =
+            m.iter().filter(|(_, n)| n.as_u64().unwrap_or(0) > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        if v.is_empty() {
+            "0".into()
+        } else {
+            format!("{} ({})", r["rewrite_errors"], v.join(" "))
+        }
+    };
+    if scenario == "a" {
+        println!(
+            "rvs-gen a [{}{label}] flows {} size {} queues {}: {:.3} Mpps ({:.3} c->s, {:.3} s->c), {:.2} Gbit/s over {:.2} s",
+            r["mode"].as_str().unwrap_or(""),
+            r["flows"],
+            r["frame_size"],
+            r["queues"],
+            f("mpps"),
+            f("mpps_client_to_server"),
+            f("mpps_server_to_client"),
+            f("gbps"),
+            f("duration_s"),
+        );
+        println!(
+            "  sent c->s {} s->c {} | received ok c->s {} s->c {} | lost c->s {} s->c {} | rewrite errors {} | latency p50 {} p99 {} p999 {} ns",
+            r["tx"]["client_to_server"],
+            r["tx"]["server_to_client"],
+            r["rx_ok"]["client_to_server"],
+            r["rx_ok"]["server_to_client"],
+            r["lost"]["client_to_server"],
+            r["lost"]["server_to_client"],
+            err(r),
+            r["latency_ns"]["p50"],
+            r["latency_ns"]["p99"],
+            r["latency_ns"]["p999"],
+        );
+    } else {
+        let t = &r["tcp"];
+        let c = &r["conns"];
+        println!(
+            "rvs-gen {scenario} [{}{label}] synproxy {} toa {} window {}: {:.0} conns/s completed over {:.2} s \
+             (started {} completed {} failed {} timed out {} reset {})",
+            r["mode"].as_str().unwrap_or(""),
+            t["synproxy"],
+            t["toa"],
+            t["window"],
+            f("conns_per_s"),
+            f("duration_s"),
+            c["started"],
+            c["completed"],
+            c["failed"],
+            c["timed_out"],
+            c["reset"],
+        );
+        if let Some(fl) = r.get("flood") {
+            println!(
+                "  flood share {}: SYNs {:.0}/s, correct SYN-ACK cookies {:.0}/s (answered {:.4}), RSTs {}",
+                fl["share"],
+                fl["syns_per_s"].as_f64().unwrap_or(0.0),
+                fl["synacks_ok_per_s"].as_f64().unwrap_or(0.0),
+                fl["answered_fraction"].as_f64().unwrap_or(0.0),
+                fl["rsts"],
+            );
+        }
+        println!("  segments checked ok {:.3} Mpps | rewrite errors {}", f("mpps"), err(r));
+    }
+    let g = &r["generator_loop"];
+    let pc = |k: &str| 100.0 * g[k].as_f64().unwrap_or(0.0);
     println!(
-        "rvs-gen {} [{}{}] flows {} size {} queues {}: {:.3} Mpps ({:.3} c->s, {:.3} s->c), {:.2} Gbit/s over {:.2} s",
-        r["scenario"].as_str().unwrap_or(""),
-        r["mode"].as_str().unwrap_or(""),
-        if r["label"].as_str().unwrap_or("").is_empty() { String::new() } else { format!(" {}", r["label"].as_str().unwrap_or("")) },
-        r["flows"],
-        r["frame_size"],
-        r["queues"],
-        f("mpps"),
-        f("mpps_client_to_server"),
-        f("mpps_server_to_client"),
-        f("gbps"),
-        f("duration_s"),
+        "  generator loop: busy {:.1} % idle {:.1} % stalled {:.1} % -> own ceiling ~{:.0} {}/s \
+         (busy: received or built frames; idle: polled nothing; stalled: descheduled > 200 us; \
+         busy near 100 % = the generator set the rate)",
+        pc("busy_fraction"),
+        pc("idle_fraction"),
+        pc("stalled_fraction"),
+        g["capacity_per_s"].as_f64().unwrap_or(0.0),
+        g["unit"].as_str().unwrap_or(""),
     );
-    println!(
-        "  sent c->s {} s->c {} | received ok c->s {} s->c {} | lost c->s {} s->c {} | rewrite errors {} | latency p50 {} p99 {} p999 {} ns",
-        r["tx"]["client_to_server"],
-        r["tx"]["server_to_client"],
-        r["rx_ok"]["client_to_server"],
-        r["rx_ok"]["server_to_client"],
-        r["lost"]["client_to_server"],
-        r["lost"]["server_to_client"],
-        r["rewrite_errors"],
-        r["latency_ns"]["p50"],
-        r["latency_ns"]["p99"],
-        r["latency_ns"]["p999"],
-    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_time_tells_busy_idle_and_stalled_apart() {
+        let mut l = LoopTime::default();
+        l.add(100, true, 1000);
+        l.add(300, false, 1000);
+        l.add(5000, true, 1000);
+        l.add(5000, false, 1000);
+        assert_eq!((l.busy, l.idle, l.stalled, l.iterations), (100, 300, 10_000, 4));
+        // 50 units over 100 busy cycles at 1000 Hz: 500 per second of busy time.
+        let j = l.json(1000, 50, "connections");
+        assert_eq!(j["capacity_per_s"].as_f64(), Some(500.0));
+        assert!((j["busy_fraction"].as_f64().unwrap() - 100.0 / 10_400.0).abs() < 1e-12);
+        assert_eq!(LoopTime::default().json(1000, 0, "x")["capacity_per_s"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn rates_are_max_or_a_positive_number() {
+        assert_eq!(per_second("max", "--conn-rate"), Ok(0));
+        assert_eq!(per_second("25000", "--conn-rate"), Ok(25_000));
+        assert_eq!(per_second("1e6", "--flood-rate"), Ok(1_000_000));
+        assert!(per_second("0", "--conn-rate").unwrap_err().starts_with("--conn-rate 0"));
+        assert!(per_second("fast", "--flood-rate").unwrap_err().starts_with("--flood-rate fast"));
+    }
+
+    #[test]
+    fn snapshots_subtract_every_counter() {
+        let mut a = Snap::default();
+        a.c.tx = [10, 20];
+        a.tcp = TcpStats { started: 9, completed: 7, failed: 2, timed_out: 1, rst: 1, late: 3 };
+        a.flood = FloodStats { syns: 100, synacks: 90, rsts: 1 };
+        let mut b = a.clone();
+        b.c.tx = [15, 21];
+        b.tcp.completed = 10;
+        b.tcp.late = 4;
+        b.flood.synacks = 95;
+        let d = b.since(&a);
+        assert_eq!(d.c.tx, [5, 1]);
+        assert_eq!((d.tcp.completed, d.tcp.late, d.tcp.started), (3, 1, 0));
+        assert_eq!((d.flood.synacks, d.flood.syns), (5, 0));
+    }
 }

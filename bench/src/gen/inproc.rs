@@ -26,8 +26,8 @@ use rvs_dataplane::worker::{
 
 use super::synflood::FloodConfig;
 use super::tcp::TcpConfig;
-use super::tcpwire::{self, Macs};
-use super::{Engine, Side, Tx};
+use super::tcpwire;
+use super::{Engine, Macs, Side, Tx};
 
 const ETHERTYPE_ARP: u16 = 0x0806;
 /// Rounds of delivery per step before the step ends with frames still in flight.

@@ -27,7 +27,9 @@ pub use latency::Latency;
 /// (learned by ARP before traffic starts), indexed by [`Side`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Macs {
+    /// The generator's own MAC on each side: the destination of every frame the gateway delivers.
     pub own: [EthernetAddress; 2],
+    /// The gateway's MAC on each side: the destination of every frame the generator sends.
     pub gw: [EthernetAddress; 2],
 }
 

@@ -13,8 +13,8 @@ use rvs_dataplane::frame::{Frame, FramePool};
 use rvs_dataplane::wire::TcpFlags;
 
 use super::tcp::TcpConnEngine;
-use super::tcpwire::{self, Macs, Pace, Seg};
-use super::{Counters, Engine, RewriteError, Side, Tx};
+use super::tcpwire::{self, Pace, Seg};
+use super::{Counters, Engine, Macs, RewriteError, Side, Tx};
 
 /// MSS 1460, as flood tools send (and enough for the cookie to encode).
 const FLOOD_SYN_OPTS: [u8; 4] = [2, 4, 5, 0xb4];

@@ -11,14 +11,15 @@
 //! first non-SYN segment.
 //!
 //! Invariants:
-//! - O(1) state per connection in flight: a 32-byte slot, at most `window` of them. A
+//! - O(1) state per connection in flight: a 40-byte slot, at most `window` of them. A
 //!   connection's number `v = slot + window * (generation mod G)` determines everything else: the
 //!   client tuple (`v` indexes the client address × port space, so tuples recur only after
 //!   `G * window` connections; the gateway then applies its `conn_reuse_mode`), the client's ISN (an
 //!   invertible scramble of `v`, so the real server finds the slot from the SYN it receives, which
 //!   keeps the client's ISN with and without SYN-proxy) and the server's ISN. The client side finds
-//!   the slot from its tuple; the server side from `LIP:lport` through a flat array, filled from the
-//!   SYN.
+//!   the slot from its tuple; the server side from `(LIP, real server, lport)` through a flat array,
+//!   filled from the SYN. (A local port is unique per LIP and real server, not per LIP: the gateway
+//!   may give the same `LIP:lport` to two live connections toward different real servers.)
 //! - With SYN-proxy the client only learns the server's ISN (the cookie) from the SYN-ACK; everything
 //!   else is known in advance, so every sequence and acknowledgement number is checked exactly.
 //! - A segment that fails a check is counted once, dropped and not answered: its connection then
@@ -29,8 +30,8 @@ use rvs_dataplane::frame::{Frame, FramePool};
 use rvs_dataplane::wire::toa::{parse_toa, TOA_LEN};
 use rvs_dataplane::wire::TcpFlags;
 
-use super::tcpwire::{self, Macs, Pace, Parsed, Seg};
-use super::{Counters, Engine, RewriteError, Side, Tx};
+use super::tcpwire::{self, Pace, Parsed, Seg};
+use super::{Counters, Engine, Macs, RewriteError, Side, Tx};
 
 /// Multipliers and salts of the two endpoints' timestamp clocks (their values at connection `v`).
 const CTS_MUL: u32 = 0x2545_f491;
@@ -165,6 +166,14 @@ impl TcpConfig {
         if self.reals.is_empty() {
             return Err("reals: no real server address".into());
         }
+        // The server side's port map has 64 Ki entries per (local address, real server) pair.
+        if self.lips.len() * self.reals.len() > 256 {
+            return Err(format!(
+                "lips × reals: {} × {} pairs, at most 256",
+                self.lips.len(),
+                self.reals.len()
+            ));
+        }
         if self.req_len == 0
             || self.req_len > MAX_PAYLOAD
             || self.resp_len == 0
@@ -230,7 +239,8 @@ struct Slot {
     client_ts_on: bool,
     server_ts_on: bool,
     lport: u16,
-    lip: u8,
+    /// `lip index * reals + real index` of the server side's tuple.
+    pair: u16,
     client: ClientPhase,
     server: ServerPhase,
     toa_seen: bool,
@@ -244,7 +254,7 @@ pub struct TcpConnEngine {
     gens: u32,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// `lip index * 65536 + lport` -> slot + 1 (0: none).
+    /// `pair * 65536 + lport` -> slot + 1 (0: none); see `Slot::pair`.
     lports: Vec<u32>,
     sweep_at: usize,
     timeout_tsc: u64,
@@ -295,7 +305,7 @@ impl TcpConnEngine {
             gens,
             slots: vec![Slot::default(); w],
             free: (0..cfg.window).rev().collect(),
-            lports: vec![0; cfg.lips.len() << 16],
+            lports: vec![0; (cfg.lips.len() * cfg.reals.len()) << 16],
             sweep_at: 0,
             timeout_tsc: (u128::from(cfg.timeout_ms) * u128::from(cfg.tsc_hz) / 1000) as u64,
             pace: Pace::new(cfg.rate, cfg.tsc_hz),
@@ -361,7 +371,7 @@ impl TcpConnEngine {
     fn finish(&mut self, s: usize, ok: bool) {
         let slot = &mut self.slots[s];
         if slot.server != ServerPhase::Idle {
-            let k = (usize::from(slot.lip) << 16) | usize::from(slot.lport);
+            let k = (usize::from(slot.pair) << 16) | usize::from(slot.lport);
             if self.lports[k] == s as u32 + 1 {
                 self.lports[k] = 0;
             }
@@ -614,13 +624,15 @@ impl TcpConnEngine {
             return Err(RewriteError::Mac);
         }
         let lip = self.cfg.lips.iter().position(|&a| a == p.src);
-        let Some(lip) = lip.filter(|_| self.cfg.reals.contains(&p.dst)) else {
+        let real = self.cfg.reals.iter().position(|&a| a == p.dst);
+        let (Some(lip), Some(real)) = (lip, real) else {
             return Err(RewriteError::Address);
         };
+        let pair = lip * self.cfg.reals.len() + real;
         if p.dport != self.cfg.rport {
             return Err(RewriteError::Port);
         }
-        let key = (lip << 16) | usize::from(p.sport);
+        let key = (pair << 16) | usize::from(p.sport);
         let fl = p.flags;
         let (req, resp) = (u32::from(self.cfg.req_len), u32::from(self.cfg.resp_len));
         let plen = p.payload.1 - p.payload.0;
@@ -636,7 +648,7 @@ impl TcpConnEngine {
             match slot.server {
                 ServerPhase::Idle if slot.client == expect => {}
                 // A SYN retransmitted by the gateway for a connection we answered: answer again.
-                ServerPhase::SynRcvd if slot.lip as usize == lip && slot.lport == p.sport => {}
+                ServerPhase::SynRcvd if usize::from(slot.pair) == pair && slot.lport == p.sport => {}
                 _ => return Err(RewriteError::UnknownFlow),
             }
             if plen != 0 {
@@ -658,7 +670,7 @@ impl TcpConnEngine {
             self.lports[key] = s as u32 + 1;
             let sl = &mut self.slots[s];
             sl.server = ServerPhase::SynRcvd;
-            sl.lip = lip as u8;
+            sl.pair = pair as u16;
             sl.lport = p.sport;
             sl.server_ts_on = ts.is_some();
             self.ok(Side::Server, f.len());

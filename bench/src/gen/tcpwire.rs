@@ -18,16 +18,6 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// Offset of the TCP header in an option-less IPv4 frame.
 pub const TCP_AT: usize = ETH + ipv4::HEADER_LEN;
 
-/// The MACs of the generator's ports and of the gateway's ports facing them, per [`super::Side`].
-/// (Same shape as the driver branch's `gen::Macs`; one of the two goes when both are on main.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Macs {
-    /// The generator's own MAC on each side: the destination of every frame the gateway delivers.
-    pub own: [EthernetAddress; 2],
-    /// The gateway's MAC on each side: the destination of every frame the generator sends.
-    pub gw: [EthernetAddress; 2],
-}
-
 /// What goes into one TCP segment.
 #[derive(Debug, Clone, Copy)]
 pub struct Seg<'a> {
