@@ -3,7 +3,7 @@
 # place (macswap and io) as the reference measured in the same run, same transport, same cores.
 # Prints a summary table and writes bench/results/<date>-<host>.json with the machine described.
 #
-#   bench/run.sh [--quick] [--scenarios a,d,e] [--runs N] [--duration S] [--big]
+#   bench/run.sh [--quick] [--scenarios a,d,e] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
 #
 #   a  established UDP flows through FULLNAT, both directions, every rewrite checked: Mpps by
 #      frame size (64/128/512/1500 at 1k flows) and by flow count (1k/100k/1M at 64 bytes; 4M with
@@ -21,8 +21,15 @@
 #      connections run at half of b's SYN-proxy median, and the same legitimate load without the
 #      flood: correct cookie SYN-ACKs per second (target >= 10 Mpps per core) and the legitimate
 #      connections/s kept (ratio with / without flood).
+#   s  scaling (not in the default set): scenario a's measurement (64 bytes, 1k and 100k flows) for
+#      rvsd with 1 worker (1 queue pair), 2 workers with software hand-off (plain RSS: rvs-gen
+#      --steer hash) and 2 workers without (replies on the owner's queue, as NIC flow rules would:
+#      --steer owner); per-worker hand-offs; testpmd macswap with 1 and 2 queues/forwarding cores
+#      as the reference. --idle-sleep-us N sets rvsd's workers.idle_sleep_us in s (default 10 on
+#      fewer than 4 CPUs, where a worker shares the generator's CPU, else 0).
 #
-# --quick: scenario a at 64 bytes and 1k flows only, e at 100k, d at one rate; 3 s runs.
+# --quick: scenario a at 64 bytes and 1k flows only, e at 100k, d at one rate; 3 s runs (s keeps both
+# flow counts).
 # rvsd runs its worker on lcore 1 (main lcore 0); the generator polls on lcore 0; testpmd forwards
 # on lcore 1. Every process is bounded in time and killed on exit; memif sockets live in a temp dir.
 set -euo pipefail
@@ -34,14 +41,16 @@ SCEN="a,d,e"
 RUNS=3
 DUR=
 BIG=0
+SCALE_IDLE_US=
 while [ $# -gt 0 ]; do
     case "$1" in
+        --idle-sleep-us) SCALE_IDLE_US=$2; shift ;;
         --quick) QUICK=1 ;;
         --scenarios) SCEN=$2; shift ;;
         --runs) RUNS=$2; shift ;;
         --duration) DUR=$2; shift ;;
         --big) BIG=1 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed '/^set -euo/,$d' "$0" | tail -n +2; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -291,6 +300,137 @@ PY
     done
 fi
 
+# Scenario s: throughput with 1 and 2 workers, with and without the software hand-off.
+# The CPU layout: rvs-gen polls on CPU 0 beside rvsd's main lcore (control threads, mostly asleep).
+# With fewer than 4 CPUs there is no CPU left for a second worker, so 2 workers share CPU 0 with the
+# generator: oversubscribed, and then the workers sleep idle_sleep_us after an empty poll, or
+# worker 0 and the generator both busy-poll CPU 0 and each runs only when the other is preempted.
+S_NCPU=$(nproc)
+if [ "$S_NCPU" -ge 4 ]; then S_W2="[1, 2]" S_TP2="1@1,2@2"; else S_W2="[0, 1]" S_TP2="1@0,2@1"; fi
+[ -n "$SCALE_IDLE_US" ] || { if [ "$S_NCPU" -ge 4 ]; then SCALE_IDLE_US=0; else SCALE_IDLE_US=10; fi; }
+
+# scale_conf FILE MAX_CONNS NLIPS NREALS WORKERS: scenario a's rvsd config with 1 or 2 workers.
+scale_conf() {
+    local f=$1 lcores="[1]" cpus="[1]"
+    write_rvsd_conf "$f" "$2" "$3" "$4"
+    [ "$5" = 2 ] && { lcores="[1, 2]"; cpus=$S_W2; }
+    sed -i "s/^lcores = \[1\]\$/lcores = $lcores\ncpus = $cpus\nidle_sleep_us = $SCALE_IDLE_US/" "$f"
+    grep -q '^idle_sleep_us = ' "$f" || { log "scale_conf: no 'lcores = [1]' line in $f"; return 1; }
+}
+
+# scale_watch FILE: rvsd's stats reply, refreshed every 0.25 s while rvsd runs (one process, so the
+# polling costs next to nothing). rvsd can die when the generator disconnects (see measure_s), so
+# the last reply before that is what remains.
+scale_watch() {
+    python3 - "$TMP/rvsd.sock" "$1" "$SERVER_PID" <<'PY'
+import json, os, socket, sys, time
+sock, out, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+while True:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        break
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        s.connect(sock)
+        s.sendall(b'{"op":"stats"}\n')
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        json.loads(buf)
+        with open(out + ".tmp", "wb") as f:
+            f.write(buf)
+        os.replace(out + ".tmp", out)
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.25)
+PY
+}
+
+# scale_testpmd_start QUEUES: testpmd macswap with QUEUES queue pairs per port and as many
+# forwarding lcores (1: lcore 1 on CPU 1, as in scenario a; 2: on the CPUs of rvsd's 2 workers).
+scale_testpmd_start() {
+    local q=$1 lc="0@0,1@1"
+    [ "$q" = 2 ] && lc="0@0,$S_TP2"
+    rm -f "$TMP"/*.sock
+    dpdk-testpmd --lcores "$lc" --no-huge --no-shconf -m 512 --file-prefix "rvsbench-tp-$$" --no-pci --no-telemetry \
+        --log-level=4 \
+        --vdev "net_memif0,role=server,socket=$TMP/c.sock,id=0" \
+        --vdev "net_memif1,role=server,socket=$TMP/s.sock,id=0" \
+        -- --forward-mode=macswap --auto-start --stats-period 10 --total-num-mbufs=16384 \
+        --rxd=1024 --txd=1024 --rxq="$q" --txq="$q" --nb-cores="$q" < /dev/null > "$TMP/testpmd.out" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        if grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix; then sleep 0.5; return 0; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { log "testpmd exited during start-up:"; tail -20 "$TMP/testpmd.out" >&2; return 1; }
+        sleep 0.1
+    done
+    log "testpmd did not create its memif sockets in 10 s"; return 1
+}
+
+# One measurement of scenario s on every target. Args: FLOWS RUN
+measure_s() {
+    local flows=$1 run=$2 nl nr v name workers queues steer tag wpid st
+    read -r nl nr < <(sizing "$flows")
+    local common=(--flows "$flows" --size 64 --duration "$DUR" --settle 1 --lips "$(lips_list "$nl")"
+        --reals "$(reals_list "$nr")")
+    local max=$(( flows + flows / 8 + 1024 ))
+    local wt=$(( DUR + 40 + flows / 50000 ))
+    mkdir -p "$RUNDIR/s"
+    for v in "rvsd1 1 1 hash" "rvsd2_hash 2 2 hash" "rvsd2_owner 2 2 owner"; do
+        read -r name workers queues steer <<< "$v"
+        tag="s/$name-$flows-$run"
+        log "s: $flows flows, run $run: rvsd, $workers worker(s), $queues queue pair(s), steer $steer"
+        scale_conf "$TMP/rvsd.toml" "$max" "$nl" "$nr" "$workers" || return 1
+        if rvsd_start "$TMP/rvsd.toml"; then
+            scale_watch "$RUNDIR/$tag.stats.json" &
+            wpid=$!
+            if gen "$tag" "$wt" "${common[@]}" --queues "$queues" --steer "$steer" --mode check --label "rvsd-$name"; then
+                python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if max(r["lost"].values())>1000 else 1)' \
+                    "$RUNDIR/$tag.json" && log "  loss: rvsd drops: $(rvsd_drops)"
+            fi
+            # rvsd's memif server may crash once the generator (the memif client) has gone: the
+            # PMD's control thread unmaps the shared rings while a worker still polls them.
+            sleep 0.5
+            if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+                st=0; wait "$SERVER_PID" 2>/dev/null || st=$?
+                log "  rvsd exited (status $st) after the generator disconnected; its last stats are kept"
+                echo "$st" > "$RUNDIR/$tag.exit"
+                SERVER_PID=
+            fi
+            kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null || true
+        fi
+        server_stop
+    done
+    for q in 1 2; do
+        tag="s/testpmd_${q}q-$flows-$run"
+        log "s: $flows flows, run $run: testpmd macswap, $q queue pair(s), $q forwarding core(s)"
+        for _try in 1 2; do
+            if scale_testpmd_start "$q" && gen "$tag" "$wt" "${common[@]}" --queues "$q" --steer hash \
+                --mode reference --label "testpmd-macswap-${q}q"; then server_stop; break; fi
+            server_stop
+        done
+    done
+}
+
+if has s; then
+    echo "== scenario s: scaling over workers, with and without hand-off"
+    cat <<LAYOUT
+CPU layout ($S_NCPU CPUs): rvs-gen on CPU 0; rvsd's main lcore and control threads on CPU 0;
+  rvsd 1 worker: lcore 1 on CPU 1 | rvsd 2 workers: lcores 1,2 on CPUs ${S_W2//[\[\] ]/} | testpmd 1q: forwarding lcore 1 on CPU 1 | 2q: lcores ${S_TP2}
+  rvsd workers.idle_sleep_us = $SCALE_IDLE_US in every rvsd run of this scenario$( [ "$S_NCPU" -lt 4 ] && echo "
+  NOTE: $S_NCPU CPUs: with 2 workers (and testpmd 2q) the generator shares CPU 0 with a poller: oversubscribed.")
+LAYOUT
+    for flows in 1000 100000; do
+        for ((r = 1; r <= RUNS; r++)); do measure_s "$flows" "$r"; done
+    done
+fi
+
 if has e; then
     echo "== scenario e: memory per connection"
     rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -534,3 +674,74 @@ json.dump(result, open(out, "w"), indent=1)
 print(f"\nwritten: {out}")
 PY
 summary_bc "$OUT"
+
+if has s; then
+    python3 - "$RUNDIR/s" "$OUT" "$S_NCPU" "$S_W2" "$S_TP2" "$SCALE_IDLE_US" <<'PY'
+import glob, json, os, statistics, sys
+sdir, out, ncpu, w2, tp2, idle = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
+med = lambda xs: statistics.median(xs) if xs else None
+runs = {}
+for f in sorted(glob.glob(sdir + "/*-*-*.json")):
+    base = os.path.basename(f)
+    if base.endswith(".stats.json"):
+        continue
+    name, flows, _run = base[:-5].rsplit("-", 2)
+    r = {"gen": json.load(open(f)), "workers": None, "rvsd_exit": None}
+    st = f[:-5] + ".stats.json"
+    if os.path.exists(st):
+        r["workers"] = [dict(w["counters"], worker=w["worker"]) for w in json.load(open(st))["workers"]]
+    ex = f[:-5] + ".exit"
+    if os.path.exists(ex):
+        r["rvsd_exit"] = int(open(ex).read())
+    runs.setdefault((int(flows), name), []).append(r)
+targets = [("rvsd1", "rvsd, 1 worker", 1), ("rvsd2_hash", "rvsd, 2 workers, hand-off", 2),
+           ("rvsd2_owner", "rvsd, 2 workers, owner queue", 2), ("testpmd_1q", "testpmd macswap 1q", 1),
+           ("testpmd_2q", "testpmd macswap 2q", 2)]
+res = {"layout": {"cpus": ncpu, "generator_cpu": 0, "rvsd_main_cpu": 0, "rvsd_1_worker_cpus": [1],
+                  "rvsd_2_worker_cpus": json.loads(w2), "testpmd_2q_lcores": tp2, "idle_sleep_us": idle,
+                  "oversubscribed": ncpu < 4},
+       "frame_size": 64, "rows": []}
+print("\nscenario s: scaling, 64 bytes, Mpps (median of runs); hand-offs per worker from rvsd's stats at the end")
+print("  of each run (warm-up included); share = handoff_out / rx_packets over all workers")
+print(f"{'flows':>7} {'target':<30} {'Mpps':>7} {'x 1w':>6} {'x tp':>6} {'lost %':>7} {'errors':>6} {'handoff_out w0/w1':>19} {'share':>6} {'hfull':>6} {'lipnc':>6} {'exits':>5}")
+for flows in sorted({k[0] for k in runs}):
+    base = med([x["gen"]["mpps"] for x in runs.get((flows, "rvsd1"), [])])
+    for key, label, q in targets:
+        rs = runs.get((flows, key), [])
+        if not rs:
+            continue
+        mpps = med([x["gen"]["mpps"] for x in rs])
+        tp = med([x["gen"]["mpps"] for x in runs.get((flows, f"testpmd_{q}q"), [])])
+        sent = sum(sum(x["gen"]["tx"].values()) for x in rs)
+        lost = sum(max(0, v) for x in rs for v in x["gen"]["lost"].values())
+        errs = sum(x["gen"]["rewrite_errors"] for x in rs)
+        ws = [x["workers"] for x in rs if x["workers"]]
+        row = {"flows": flows, "target": key, "label": label, "queues": q, "mpps": mpps,
+               "ratio_to_1_worker": mpps / base if mpps and base and key.startswith("rvsd") else None,
+               "ratio_to_testpmd_same_queues": mpps / tp if mpps and tp and key.startswith("rvsd") else None,
+               "lost_fraction": lost / sent if sent else None, "rewrite_errors": errs,
+               "rvsd_exits_after_run": sum(1 for x in rs if x["rvsd_exit"] is not None), "runs": rs}
+        if ws:
+            nw = len(ws[0])
+            per = lambda k: [med([w[i].get(k, 0) for w in ws if len(w) == nw]) for i in range(nw)]
+            row["handoff_out_per_worker"] = per("handoff_out")
+            row["handoff_in_per_worker"] = per("handoff_in")
+            row["rx_packets_per_worker"] = per("rx_packets")
+            row["handoff_share"] = med([sum(w.get("handoff_out", 0) for w in x) / max(1, sum(w.get("rx_packets", 0) for w in x)) for x in ws])
+            row["drop_handoff_full"] = sum(w.get("drop.handoff_full", 0) for x in ws for w in x)
+            row["drop_lip_no_conn"] = sum(w.get("drop.lip_no_conn", 0) for x in ws for w in x)
+        res["rows"].append(row)
+        f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
+        ho = "/".join(str(int(v)) for v in row.get("handoff_out_per_worker", [])) or "-"
+        print(f"{flows:>7} {label:<30} {f(mpps):>7} {f(row['ratio_to_1_worker'], 2):>6} {f(row['ratio_to_testpmd_same_queues'], 2):>6} "
+              f"{f(100 * row['lost_fraction'] if sent else None):>7} {errs:>6} {ho:>19} {f(row.get('handoff_share'), 3) if ws else '-':>6} "
+              f"{row.get('drop_handoff_full', '-'):>6} {row.get('drop_lip_no_conn', '-'):>6} {row['rvsd_exits_after_run'] if key.startswith('rvsd') else '-':>5}")
+lay = res["layout"]
+print(f"layout: generator and rvsd main on CPU 0; 1 worker on CPU 1; 2 workers on CPUs {lay['rvsd_2_worker_cpus']}; "
+      f"testpmd 2q lcores {tp2}; idle_sleep_us {idle}" + ("; OVERSUBSCRIBED (fewer than 4 CPUs)" if lay["oversubscribed"] else ""))
+r = json.load(open(out))
+r["s"] = res
+json.dump(r, open(out, "w"), indent=1)
+print(f"updated: {out}")
+PY
+fi

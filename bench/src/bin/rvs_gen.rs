@@ -59,7 +59,10 @@ struct Args {
     huge: bool,
     #[arg(long, default_value_t = 512)]
     mem_mb: u32,
-    /// Queues per port; frames are spread by --steer.
+    /// Queues per port; frames are spread by --steer. Over memif this must equal the gateway's
+    /// queue count (rvsd: its number of workers): a memif server refuses a client with more rings
+    /// (the link never comes up), and with fewer its extra queues poll rings the client never set
+    /// up (seen with rvsd: garbage frames on the extra worker, corrupt rewrites, heavy loss).
     #[arg(long, default_value_t = 1)]
     queues: u16,
     /// Server-side steering with several queues: hash (plain RSS) or owner (the local port's worker).
@@ -392,7 +395,11 @@ fn run(a: Args) -> Result<(), String> {
     if let Err(e) = wait_link(&ports, 10) {
         // Queue handles go first, or the ports cannot be stopped and closed.
         drop((qc, qs));
-        return Err(e);
+        return Err(if a.queues > 1 {
+            format!("{e}; with --queues {}, the gateway must have as many queues per port", a.queues)
+        } else {
+            e
+        });
     }
     let own = [
         EthernetAddress(ports[0].mac().map_err(|e| e.to_string())?),
