@@ -685,8 +685,8 @@ for f in sorted(glob.glob(sdir + "/*-*-*.json")):
     base = os.path.basename(f)
     if base.endswith(".stats.json"):
         continue
-    name, flows, _run = base[:-5].rsplit("-", 2)
-    r = {"gen": json.load(open(f)), "workers": None, "rvsd_exit": None}
+    name, flows, run = base[:-5].rsplit("-", 2)
+    r = {"run": int(run), "gen": json.load(open(f)), "workers": None, "rvsd_exit": None}
     st = f[:-5] + ".stats.json"
     if os.path.exists(st):
         r["workers"] = [dict(w["counters"], worker=w["worker"]) for w in json.load(open(st))["workers"]]
@@ -702,23 +702,29 @@ res = {"layout": {"cpus": ncpu, "generator_cpu": 0, "rvsd_main_cpu": 0, "rvsd_1_
                   "oversubscribed": ncpu < 4},
        "frame_size": 64, "rows": []}
 print("\nscenario s: scaling, 64 bytes, Mpps (median of runs); hand-offs per worker from rvsd's stats at the end")
-print("  of each run (warm-up included); share = handoff_out / rx_packets over all workers")
-print(f"{'flows':>7} {'target':<30} {'Mpps':>7} {'x 1w':>6} {'x tp':>6} {'lost %':>7} {'errors':>6} {'handoff_out w0/w1':>19} {'share':>6} {'hfull':>6} {'lipnc':>6} {'exits':>5}")
+print("  of each run (warm-up included); share = handoff_out / rx_packets over all workers; x = median of per-run ratios")
+print(f"{'flows':>7} {'target':<30} {'Mpps':>7} {'x 1w':>6} {'x tp1q':>6} {'x tp2q':>6} {'lost %':>7} {'errors':>6} {'handoff_out w0/w1':>19} {'share':>6} {'hfull':>6} {'lipnc':>6} {'exits':>5}")
+# Ratios are medians of per-run ratios: run i measures every target back to back, so a ratio
+# pairs measurements taken under about the same background load (which swings a lot here).
+def paired(flows, key, ref):
+    a = {x["run"]: x["gen"]["mpps"] for x in runs.get((flows, key), [])}
+    b = {x["run"]: x["gen"]["mpps"] for x in runs.get((flows, ref), [])}
+    return med([a[i] / b[i] for i in a if b.get(i)])
 for flows in sorted({k[0] for k in runs}):
-    base = med([x["gen"]["mpps"] for x in runs.get((flows, "rvsd1"), [])])
     for key, label, q in targets:
         rs = runs.get((flows, key), [])
         if not rs:
             continue
         mpps = med([x["gen"]["mpps"] for x in rs])
-        tp = med([x["gen"]["mpps"] for x in runs.get((flows, f"testpmd_{q}q"), [])])
         sent = sum(sum(x["gen"]["tx"].values()) for x in rs)
         lost = sum(max(0, v) for x in rs for v in x["gen"]["lost"].values())
         errs = sum(x["gen"]["rewrite_errors"] for x in rs)
         ws = [x["workers"] for x in rs if x["workers"]]
         row = {"flows": flows, "target": key, "label": label, "queues": q, "mpps": mpps,
-               "ratio_to_1_worker": mpps / base if mpps and base and key.startswith("rvsd") else None,
-               "ratio_to_testpmd_same_queues": mpps / tp if mpps and tp and key.startswith("rvsd") else None,
+               "mpps_runs": [x["gen"]["mpps"] for x in sorted(rs, key=lambda x: x["run"])],
+               "ratio_to_1_worker": paired(flows, key, "rvsd1") if key.startswith("rvsd") else None,
+               "ratio_to_testpmd_1q": paired(flows, key, "testpmd_1q") if key.startswith("rvsd") else None,
+               "ratio_to_testpmd_2q": paired(flows, key, "testpmd_2q") if key.startswith("rvsd") else None,
                "lost_fraction": lost / sent if sent else None, "rewrite_errors": errs,
                "rvsd_exits_after_run": sum(1 for x in rs if x["rvsd_exit"] is not None), "runs": rs}
         if ws:
@@ -733,12 +739,15 @@ for flows in sorted({k[0] for k in runs}):
         res["rows"].append(row)
         f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
         ho = "/".join(str(int(v)) for v in row.get("handoff_out_per_worker", [])) or "-"
-        print(f"{flows:>7} {label:<30} {f(mpps):>7} {f(row['ratio_to_1_worker'], 2):>6} {f(row['ratio_to_testpmd_same_queues'], 2):>6} "
+        print(f"{flows:>7} {label:<30} {f(mpps):>7} {f(row['ratio_to_1_worker'], 2):>6} {f(row['ratio_to_testpmd_1q'], 2):>6} {f(row['ratio_to_testpmd_2q'], 2):>6} "
               f"{f(100 * row['lost_fraction'] if sent else None):>7} {errs:>6} {ho:>19} {f(row.get('handoff_share'), 3) if ws else '-':>6} "
               f"{row.get('drop_handoff_full', '-'):>6} {row.get('drop_lip_no_conn', '-'):>6} {row['rvsd_exits_after_run'] if key.startswith('rvsd') else '-':>5}")
 lay = res["layout"]
 print(f"layout: generator and rvsd main on CPU 0; 1 worker on CPU 1; 2 workers on CPUs {lay['rvsd_2_worker_cpus']}; "
       f"testpmd 2q lcores {tp2}; idle_sleep_us {idle}" + ("; OVERSUBSCRIBED (fewer than 4 CPUs)" if lay["oversubscribed"] else ""))
+if lay["oversubscribed"]:
+    print("  testpmd 2q busy-polls CPU 0 against the generator (testpmd cannot sleep when idle): no fair reference here;")
+    print("  rvsd's 2 workers sleep idle_sleep_us after an empty poll, which is what lets the generator run beside worker 0.")
 r = json.load(open(out))
 r["s"] = res
 json.dump(r, open(out, "w"), indent=1)
