@@ -3,7 +3,7 @@
 # place (macswap and io) as the reference measured in the same run, same transport, same cores.
 # Prints a summary table and writes bench/results/<date>-<host>.json with the machine described.
 #
-#   bench/run.sh [--quick] [--scenarios a,d,e] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
+#   bench/run.sh [--quick] [--scenarios a,b,c,d,e,s] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
 #
 #   a  established UDP flows through FULLNAT, both directions, every rewrite checked: Mpps by
 #      frame size (64/128/512/1500 at 1k flows) and by flow count (1k/100k/1M at 64 bytes; 4M with
@@ -37,7 +37,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 QUICK=0
-SCEN="a,d,e"
+SCEN="a,b,c,d,e,s"
 RUNS=3
 DUR=
 BIG=0
