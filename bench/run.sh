@@ -480,17 +480,21 @@ write_rvsd_tcp_conf() {
     sed -i -e 's/^proto = "udp"$/proto = "tcp"/' \
         -e "s/^vip = \"198.18.0.100:9000\"\$/vip = \"198.18.0.100:80\"\nsynproxy = $sp/" "$f"
     grep -q '^synproxy = ' "$f" || { log "write_rvsd_tcp_conf: service not found in $f"; return 1; }
-    printf '\n[conn.timeouts]\ntime_wait = 1\nclose = 1\n' >> "$f"
+    # TIME_WAIT must outlast the generator's connection timeout (2 s): a connection that lost its
+    # last segments is still open at the generator's real server, and a gateway that reused its
+    # local port sooner would be caught (rightly) as a port error. 4 s at ~400k conns/s needs
+    # ~1.6M table entries and 16 LIPs x 5 reals of local ports.
+    printf '\n[conn.timeouts]\ntime_wait = 4\nclose = 4\n' >> "$f"
 }
 
 # One measurement of scenario b or c. Args: NAME SCENARIO SYNPROXY(true|false) GEN-ARGS...
 measure_tcp() {
     local name=$1 scen=$2 sp=$3; shift 3
-    local nl=4 nr=5
+    local nl=16 nr=5
     local args=(--scenario "$scen" --vip 198.18.0.100:80 --duration "$DUR" --settle 1 --mode check --label rvsd
         --lips "$(lips_list $nl)" --reals "$(reals_list $nr)")
     [ "$sp" = true ] && args+=(--expect-synproxy)
-    write_rvsd_tcp_conf "$TMP/rvsd.toml" 1048576 $nl $nr "$sp"
+    write_rvsd_tcp_conf "$TMP/rvsd.toml" 4194304 $nl $nr "$sp"
     if rvsd_start "$TMP/rvsd.toml"; then
         if gen "$name" $((DUR + 40)) "${args[@]}" "$@"; then
             python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["conns"]["failed"] or r["rewrite_errors"] else 1)' \

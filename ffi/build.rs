@@ -46,6 +46,10 @@ fn main() {
         }
     }
 
+    // The ring PMD is a plugin for the EAL, but `rte_eth_from_rings` (in-process port pairs) is
+    // called directly. The dynamic loader maps the plugin once, whichever path names it.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
+
     let bindings = bindgen::Builder::default()
         .header("shim/wrapper.h")
         .clang_args(cflags.iter())

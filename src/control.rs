@@ -22,7 +22,7 @@ use rvs_dataplane::service::Counters as DpCounters;
 use rvs_dataplane::stats::Stats;
 use rvs_dataplane::worker::RealCounts;
 
-use crate::worker::Command;
+use rvsd::worker::Command;
 
 /// How long a request waits for every worker to acknowledge a change or answer a query.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(2);

@@ -25,7 +25,8 @@ mod control;
 mod eal_args;
 mod machine;
 mod steering;
-mod worker;
+
+use rvsd::worker;
 
 #[derive(Parser, Debug)]
 #[command(name = "rvsd", version, about = "rvs: DPDK poll-mode FULLNAT layer-4 load balancer")]

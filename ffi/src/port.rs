@@ -403,3 +403,48 @@ impl TxQueue {
         sent
     }
 }
+
+/// Creates two ports, `a` and `b`, joined back to back by rings in this process (DPDK's ring PMD,
+/// `rte_eth_from_rings`): what one transmits on queue `q`, the other receives on queue `q`. For
+/// in-process benchmarks and tests. The ring PMD names them `net_ring_<a>` and `net_ring_<b>`;
+/// those names are returned, for [`Port::by_name`]. Each direction gets `queues`
+/// single-producer/single-consumer rings of `size` slots, which live as long as the process (the
+/// ring PMD does not free rings it was given).
+pub fn ring_pair(a: &str, b: &str, queues: u16, size: u32, socket: i32) -> Result<(String, String)> {
+    use crate::ring::{RING_F_SC_DEQ, RING_F_SP_ENQ};
+    let cname = |n: &str| {
+        CString::new(n).map_err(|_| Error::new("rte_eth_from_rings", Errno::Invalid, "name contains NUL"))
+    };
+    let (ca, cb) = (cname(a)?, cname(b)?);
+    let mut ab: Vec<*mut sys::rte_ring> = Vec::new();
+    let mut ba: Vec<*mut sys::rte_ring> = Vec::new();
+    for q in 0..queues {
+        for (v, dir) in [(&mut ab, "ab"), (&mut ba, "ba")] {
+            let n = cname(&format!("{a}{dir}{q}"))?;
+            // SAFETY: valid name; EAL initialised by the caller (it owns an Eal).
+            let r = unsafe { sys::rte_ring_create(n.as_ptr(), size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ) };
+            if r.is_null() {
+                return Err(Error::last("rte_ring_create"));
+            }
+            v.push(r);
+        }
+    }
+    for (name, rx, tx) in [(&ca, &ba, &ab), (&cb, &ab, &ba)] {
+        // SAFETY: the ring arrays hold `queues` valid rings each and outlive the call; the PMD keeps
+        // the ring pointers, and the rings are never freed.
+        let ret = unsafe {
+            sys::rte_eth_from_rings(
+                name.as_ptr(),
+                rx.as_ptr(),
+                queues as u32,
+                tx.as_ptr(),
+                queues as u32,
+                socket.max(0) as u32,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::last("rte_eth_from_rings"));
+        }
+    }
+    Ok((format!("net_ring_{a}"), format!("net_ring_{b}")))
+}

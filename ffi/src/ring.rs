@@ -12,8 +12,8 @@ use crate::error::{Errno, Error, Result};
 use crate::mbuf::Mbuf;
 use crate::sys;
 
-const RING_F_SP_ENQ: u32 = 0x0001;
-const RING_F_SC_DEQ: u32 = 0x0002;
+pub(crate) const RING_F_SP_ENQ: u32 = 0x0001;
+pub(crate) const RING_F_SC_DEQ: u32 = 0x0002;
 
 #[derive(Debug)]
 struct Inner {

@@ -1,6 +1,11 @@
 //! rvs-gen: the traffic generator that plays both the clients and the real servers around a
 //! gateway, over two DPDK ports (memif to an rvsd in another process, or real NICs).
 //!
+//! With `--inproc-gateway CONFIG` the gateway runs in this process instead: rvsd's own worker loop
+//! (`rvsd::worker::run`) on `--gateway-lcore`, its two ports joined to the generator's by rings
+//! (DPDK's ring PMD), the dataplane configured from an rvsd config file. Quick runs need no second
+//! process and no memif.
+//!
 //! One poll loop on one lcore: receive on every queue of both ports (ARP answered and learned
 //! first, everything else checked by the engine), generate within a TSC-based rate budget, steer
 //! each frame to a queue, transmit. Frames the TX ring refuses are kept and retried, never dropped,
@@ -42,12 +47,19 @@ const SIDES: [Side; 2] = [Side::Client, Side::Server];
 #[command(name = "rvs-gen", about = "rvs traffic generator: plays clients and real servers around a gateway")]
 struct Args {
     /// DPDK device facing the gateway's client port, e.g. net_memif0,role=client,socket=/tmp/x/c.sock
-    /// or a PCI address.
-    #[arg(long)]
+    /// or a PCI address (not with --inproc-gateway).
+    #[arg(long, default_value = "", required_unless_present = "inproc_gateway")]
     client_dev: String,
     /// DPDK device facing the gateway's server port.
-    #[arg(long)]
+    #[arg(long, default_value = "", required_unless_present = "inproc_gateway")]
     server_dev: String,
+    /// Run the gateway in this process from this rvsd config file (its two ports become ring
+    /// ports joined to the generator's; devices in the file are ignored).
+    #[arg(long)]
+    inproc_gateway: Option<PathBuf>,
+    /// The lcore of the in-process gateway's worker.
+    #[arg(long, default_value_t = 1)]
+    gateway_lcore: u32,
     /// The lcore the poll loop runs on (the EAL main lcore).
     #[arg(long, default_value_t = 0)]
     lcore: u32,
@@ -184,10 +196,15 @@ fn port_name(dev: &str) -> String {
 
 fn eal_args(a: &Args) -> Vec<String> {
     let prefix = a.file_prefix.clone().unwrap_or_else(|| format!("rvs-gen-{}", std::process::id()));
+    let lcores = match a.inproc_gateway {
+        Some(_) => format!("{},{}", a.lcore, a.gateway_lcore),
+        None => a.lcore.to_string(),
+    };
     let mut v: Vec<String> = vec![
         "rvs-gen".into(),
         "-l".into(),
-        a.lcore.to_string(),
+        lcores,
+        format!("--main-lcore={}", a.lcore),
         format!("--file-prefix={prefix}"),
         "--no-telemetry".into(),
         "--log-level=4".into(),
@@ -201,6 +218,9 @@ fn eal_args(a: &Args) -> Vec<String> {
     }
     let mut pci = false;
     for d in [&a.client_dev, &a.server_dev] {
+        if a.inproc_gateway.is_some() || d.is_empty() {
+            continue;
+        }
         if is_pci(d) {
             pci = true;
             v.extend(["-a".into(), d.clone()]);
@@ -389,6 +409,19 @@ fn run(a: Args) -> Result<(), String> {
         Mempool::pktmbuf("gen_pkt", a.mbufs, 256, 2048 + 128, -1)
             .map_err(|e| format!("--mbufs {}: {e}", a.mbufs))?,
     );
+    let mut a = a;
+    let gateway = match a.inproc_gateway.clone() {
+        Some(cfg) => {
+            if a.queues != 1 {
+                return Err("--inproc-gateway: one queue per port (one in-process worker)".into());
+            }
+            let g = InprocGateway::start(&cfg, &eal, &mempool, a.gateway_lcore)?;
+            a.client_dev = format!("net_ring_{}", INPROC_GEN[0]);
+            a.server_dev = format!("net_ring_{}", INPROC_GEN[1]);
+            Some(g)
+        }
+        None => None,
+    };
     let (pc, qc) = open_port(&a.client_dev, a.queues, &mempool)?;
     let (ps, qs) = open_port(&a.server_dev, a.queues, &mempool)?;
     let mut ports = vec![pc, ps];
@@ -428,16 +461,117 @@ fn run(a: Args) -> Result<(), String> {
         let _ = p.stop();
     }
     drop(ports);
+    let gateway_counters = gateway.map(|g| g.stop(&eal));
     drop(mempool);
     drop(eal);
     let mut r = result?;
     r["tx_unsent"] = json!(unsent);
+    if let Some(c) = gateway_counters {
+        r["inproc_gateway_counters"] = c;
+    }
     print_table(&r);
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&r).expect("json") + "\n")
             .map_err(|e| format!("--json {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Names given to `ring_pair` for the in-process ports (DPDK prefixes them with `net_ring_`).
+const INPROC_GEN: [&str; 2] = ["gen_client", "gen_server"];
+const INPROC_GW: [&str; 2] = ["gw_client", "gw_server"];
+
+/// rvsd's worker loop on another lcore of this process, behind ring ports.
+struct InprocGateway {
+    lcore: u32,
+    stop: Arc<AtomicBool>,
+    ports: Vec<Port>,
+    stats: Arc<rvs_dataplane::stats::Stats>,
+    /// Kept open so the worker's command channel stays connected (no commands are sent).
+    _commands: crossbeam::channel::Sender<rvsd::worker::Command>,
+}
+
+impl InprocGateway {
+    fn start(
+        cfg_path: &PathBuf,
+        eal: &Eal,
+        pool: &Arc<Mempool>,
+        lcore: u32,
+    ) -> Result<InprocGateway, String> {
+        let text = std::fs::read_to_string(cfg_path)
+            .map_err(|e| format!("--inproc-gateway {}: {e}", cfg_path.display()))?;
+        let cfg = rvs_control::config::Config::from_toml(&text)
+            .and_then(|c| c.validate().map(|()| c))
+            .map_err(|e| format!("--inproc-gateway {}: {e}", cfg_path.display()))?;
+        if cfg.ports.len() != 2 {
+            return Err(format!(
+                "--inproc-gateway: the config needs exactly 2 ports, has {}",
+                cfg.ports.len()
+            ));
+        }
+        let mut macs = Vec::new();
+        let mut ports = Vec::new();
+        let mut queues = Vec::new();
+        for side in 0..2 {
+            let (gen_name, gw_name) = dpdk_sys::ring_pair(INPROC_GEN[side], INPROC_GW[side], 1, 4096, -1)
+                .map_err(|e| format!("in-process ring ports: {e}"))?;
+            let mut gw = Port::by_name(&gw_name).map_err(|e| format!("{gw_name}: {e}"))?;
+            let mac = gw.mac().map_err(|e| format!("{gw_name}: {e}"))?;
+            eprintln!("rvs-gen: {gen_name} <-> {gw_name} (gateway MAC {})", EthernetAddress(mac));
+            let conf = PortConf {
+                rx_queues: 1,
+                tx_queues: 1,
+                rx_desc: cfg.workers.rx_desc,
+                tx_desc: cfg.workers.tx_desc,
+                mtu: None,
+                promiscuous: true,
+            };
+            let mut q = gw.configure(&conf, pool).map_err(|e| format!("{}: {e}", INPROC_GW[side]))?;
+            gw.start().map_err(|e| format!("{}: {e}", INPROC_GW[side]))?;
+            queues.push(q.remove(0));
+            macs.push(mac);
+            ports.push(gw);
+        }
+        let mut setup = rvs_control::state::ControlState::new(cfg.clone())
+            .setup(&macs)
+            .map_err(|e| format!("--inproc-gateway: {e}"))?;
+        setup.conn.synproxy.key = (eal::rdtsc() as u128 ^ 0x5eed_5eed_5eed_5eed_5eed_5eed).to_le_bytes();
+        let stats = Arc::new(rvs_dataplane::stats::Stats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam::channel::bounded(1);
+        let ctx = rvsd::worker::WorkerCtx {
+            index: 0,
+            workers: 1,
+            queues,
+            handoff_to: vec![None],
+            handoff_from: Vec::new(),
+            pool: pool.clone(),
+            stats: stats.clone(),
+            setup: Arc::new(setup),
+            stop: stop.clone(),
+            burst: cfg.workers.burst as usize,
+            idle_sleep_us: cfg.workers.idle_sleep_us,
+            prefetch: cfg.workers.prefetch,
+            commands: rx,
+            applied: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
+        eal.launch(lcore, move || rvsd::worker::run(ctx))
+            .map_err(|e| format!("--gateway-lcore {lcore}: {e}"))?;
+        eprintln!("rvs-gen: in-process gateway (rvsd's worker loop) on lcore {lcore}, ring ports");
+        Ok(InprocGateway { lcore, stop, ports, stats, _commands: tx })
+    }
+
+    /// Stops the worker and the ports; returns the gateway's counters.
+    fn stop(mut self, eal: &Eal) -> serde_json::Value {
+        self.stop.store(true, Ordering::SeqCst);
+        eal.wait(self.lcore);
+        for p in &mut self.ports {
+            let _ = p.stop();
+        }
+        let counters: serde_json::Map<String, serde_json::Value> =
+            self.stats.nonzero().into_iter().map(|(k, v)| (k, json!(v))).collect();
+        serde_json::Value::Object(counters)
+    }
 }
 
 /// ARPs for the gateway's port address on both sides until both answer.

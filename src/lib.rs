@@ -1,0 +1,3 @@
+//! rvsd's poll-mode worker loop as a library: the daemon runs it on its worker lcores, and the
+//! traffic generator's in-process mode (`rvs-gen --inproc-gateway`) runs the very same loop.
+pub mod worker;
