@@ -84,7 +84,7 @@ sed 's/^/    /' "$RVS_TMP/wrk"
 errs=$(awk '/Socket errors:/ {gsub(",",""); print $4+$6+$8+$10}' "$RVS_TMP/wrk")
 non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$RVS_TMP/wrk")
 check "wrk completed ($(awk '/^Requests\/sec:/ {print $2}' "$RVS_TMP/wrk") req/s)" grep -q "^Requests/sec:" "$RVS_TMP/wrk"
-check "0 failed requests during churn (socket errors ${errs:-0}, non-2xx ${non2xx:-0})" [ "${errs:-0}" -eq 0 ] && [ "${non2xx:-0}" -eq 0 ]
+check "0 failed requests during churn (socket errors ${errs:-0}, non-2xx ${non2xx:-0})" [ "${errs:-0}" -eq 0 -a "${non2xx:-0}" -eq 0 ]
 
 echo "== new connections follow the new weights: .11 w1, .12 w3, .13 w0"
 adm -e -t "$V" -r "${RS[0]}:80" -b -w 1
@@ -124,7 +124,7 @@ for _ in $(seq 1 60); do
     if api '{"op":"list_services"}' | grep -q '"health":"down"'; then down_ms=$(( ($(date +%s%N) - t0) / 1000000 )); break; fi
     sleep 0.05
 done
-check "killed server taken out in ${down_ms:-never} ms (interval x fall = 600 ms, + one interval of phase)" [ -n "$down_ms" ] && [ "${down_ms:-9999}" -le 1500 ]
+check "killed server taken out in ${down_ms:-never} ms (interval x fall = 600 ms, + one interval of phase)" [ -n "$down_ms" -a "${down_ms:-9999}" -le 1500 ]
 adm -Ln | tee "$RVS_TMP/hc-ln" | sed 's/^/    /'
 check "rvsadm -Ln shows the inhibited server at weight 0" grep -qE -- "-> ${RS[1]}:8000 +FullNat 0 " "$RVS_TMP/hc-ln"
 check "rvsadm -S keeps its configured weight" bash -c "\"$RVSADM\" -S | grep -q -- '-r ${RS[1]}:8000 -b -w 1'"

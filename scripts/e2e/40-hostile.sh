@@ -77,7 +77,7 @@ for _ in $(seq 1 100); do kill -0 "$RVSD_PID" 2>/dev/null || break; sleep 0.1; d
 wait "$RVSD_PID"; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 RVSD_PID=
-check "rvsd exited by itself once drained (${ms} ms after SIGTERM, grace 30 s), status $rc" [ "$rc" -eq 0 ] && [ "$ms" -lt 25000 ]
+check "rvsd exited by itself once drained (${ms} ms after SIGTERM, grace 30 s), status $rc" [ "$rc" -eq 0 -a "$ms" -lt 25000 ]
 check "final counters printed with the refusal" grep -q "refused_draining=1" "$RVS_TMP/rvsd.out"
 grep -h "drain" "$RVS_TMP/rvsd.err" | sed 's/^/    /'
 

@@ -59,7 +59,7 @@ C timeout 60 wrk -t2 -c64 -d8s "http://$VIP/" > "$RVS_TMP/wrk" 2>&1
 grep -E "Requests/sec|requests in|errors|Non-2xx" "$RVS_TMP/wrk" | sed 's/^/    /'
 errs=$(awk '/Socket errors:/ {gsub(",",""); print $4+$6+$8+$10}' "$RVS_TMP/wrk")
 non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$RVS_TMP/wrk")
-check "wrk: 0 errors, 0 non-2xx" [ "${errs:-0}" -eq 0 ] && [ "${non2xx:-0}" -eq 0 ] && grep -q "^Requests/sec" "$RVS_TMP/wrk"
+check "wrk: 0 errors, 0 non-2xx" bash -c "[ '${errs:-0}' -eq 0 ] && [ '${non2xx:-0}' -eq 0 ] && grep -q '^Requests/sec' '$RVS_TMP/wrk'"
 
 # flood_round LABEL: a spoofed-source SYN flood while a curl loop runs; samples the gateway's
 # connection count and the real servers' half-open connections.

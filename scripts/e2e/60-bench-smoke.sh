@@ -170,6 +170,6 @@ ic2s=$(fieldi 'r["rx_ok"]["client_to_server"]')
 is2c=$(fieldi 'r["rx_ok"]["server_to_client"]')
 icreated=$(fieldi 'r["inproc_gateway_counters"]["conns_created"]')
 check "in-process: 0 rewrite errors (got $ierrors)" [ "$ierrors" -eq 0 ]
-check "in-process: frames checked correct both ways ($ic2s, $is2c; > 10000 each)" [ "$ic2s" -gt 10000 ] && [ "$is2c" -gt 10000 ]
+check "in-process: frames checked correct both ways ($ic2s, $is2c; > 10000 each)" [ "$ic2s" -gt 10000 -a "$is2c" -gt 10000 ]
 check "in-process: the gateway created the 1000 connections ($icreated)" [ "$icreated" -eq 1000 ]
 finish
