@@ -155,22 +155,7 @@ CFG
     } > "$f"
 }
 
-api() {
-    python3 - "$TMP/rvsd.sock" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    buf += chunk
-sys.stdout.write(buf.decode())
-PY
-}
+api() { python3 "$ROOT"/scripts/lib/api.py "$TMP/rvsd.sock" "$1"; }
 
 rvsd_start() { # CONF
     rm -f "$TMP"/*.sock
@@ -184,6 +169,17 @@ rvsd_start() { # CONF
     log "rvsd did not come up in 20 s"; return 1
 }
 
+# testpmd_ready: waits for the testpmd just started ($SERVER_PID) to listen on both memif sockets.
+testpmd_ready() {
+    for _ in $(seq 1 100); do
+        # memif sockets are abstract by default (no file): look for them in /proc/net/unix.
+        if grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix; then sleep 0.5; return 0; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { log "testpmd exited during start-up:"; tail -20 "$TMP/testpmd.out" >&2; return 1; }
+        sleep 0.1
+    done
+    log "testpmd did not create its memif sockets in 10 s"; return 1
+}
+
 testpmd_start() { # FORWARD_MODE
     rm -f "$TMP"/*.sock
     dpdk-testpmd -l 0,1 --no-huge --no-shconf -m 512 --file-prefix "rvsbench-tp-$$" --no-pci --no-telemetry \
@@ -193,13 +189,7 @@ testpmd_start() { # FORWARD_MODE
         -- --forward-mode="$1" --auto-start --stats-period 10 --total-num-mbufs=16384 \
         --rxd=1024 --txd=1024 --nb-cores=1 < /dev/null > "$TMP/testpmd.out" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        # memif sockets are abstract by default (no file): look for them in /proc/net/unix.
-        if grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix; then sleep 0.5; return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { log "testpmd exited during start-up:"; tail -20 "$TMP/testpmd.out" >&2; return 1; }
-        sleep 0.1
-    done
-    log "testpmd did not create its memif sockets in 10 s"; return 1
+    testpmd_ready
 }
 
 # gen NAME TIMEOUT ARGS...: one generator run, JSON in $RUNDIR/NAME.json; returns its status.
@@ -365,12 +355,7 @@ scale_testpmd_start() {
         -- --forward-mode=macswap --auto-start --stats-period 10 --total-num-mbufs=16384 \
         --rxd=1024 --txd=1024 --rxq="$q" --txq="$q" --nb-cores="$q" < /dev/null > "$TMP/testpmd.out" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        if grep -q "@$TMP/c.sock" /proc/net/unix && grep -q "@$TMP/s.sock" /proc/net/unix; then sleep 0.5; return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { log "testpmd exited during start-up:"; tail -20 "$TMP/testpmd.out" >&2; return 1; }
-        sleep 0.1
-    done
-    log "testpmd did not create its memif sockets in 10 s"; return 1
+    testpmd_ready
 }
 
 # One measurement of scenario s on every target. Args: FLOWS RUN

@@ -175,22 +175,7 @@ rvsd_stop() {
 }
 
 # api JSON: one request to the daemon's socket, the response line on stdout.
-api() {
-    python3 - "$RVS_SOCK" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-sys.stdout.write(buf.decode())
-PY
-}
+api() { python3 "$RVS_ROOT"/scripts/lib/api.py "$RVS_SOCK" "$1"; }
 
 # counter NAME: the sum of a counter over all workers (0 if absent).
 counter() {
