@@ -193,6 +193,6 @@ ok() { _pass=$((_pass + 1)); printf '  ok   %s\n' "$*"; }
 fail() { _fail=$((_fail + 1)); printf '  FAIL %s\n' "$*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 finish() {
-    printf '%s: %d passed, %d failed\n' "$(basename "$0" .sh)" "$_pass" "$_fail"
+    printf '%s: %d passed, %d failed\n' "${RVS_SUITE:-$(basename "$0" .sh)}" "$_pass" "$_fail"
     [ "$_fail" -eq 0 ]
 }
