@@ -90,31 +90,31 @@ impl<F> Outbox<F> {
 
 #[inline]
 fn hand_to<F: Frame>(stats: &Stats, out: &mut Outbox<F>, worker: u16, f: F, h: Handoff) {
-    let Some(q) = out.workers.get_mut(worker as usize) else {
-        stats.dropped(D::OutboxFull);
-        return;
-    };
-    if q.len() >= out.cap {
-        stats.dropped(D::OutboxFull);
-        return;
+    if let Some(q) = lane_with_room(stats, out.workers.get_mut(worker as usize), out.cap) {
+        stats.inc(E::HandoffOut);
+        q.push((f, h.encode()));
     }
-    stats.inc(E::HandoffOut);
-    q.push((f, h.encode()));
+}
+
+/// The lane `q` if it exists and has room under `cap`; otherwise the frame is dropped and counted.
+#[inline]
+fn lane_with_room<'a, T>(stats: &Stats, q: Option<&'a mut Vec<T>>, cap: usize) -> Option<&'a mut Vec<T>> {
+    match q {
+        Some(q) if q.len() < cap => Some(q),
+        _ => {
+            stats.dropped(D::OutboxFull);
+            None
+        }
+    }
 }
 
 #[inline]
 fn emit<F: Frame>(stats: &Stats, out: &mut Outbox<F>, port: usize, f: F) {
-    let Some(q) = out.ports.get_mut(port) else {
-        stats.dropped(D::OutboxFull);
-        return;
-    };
-    if q.len() >= out.cap {
-        stats.dropped(D::OutboxFull);
-        return;
+    if let Some(q) = lane_with_room(stats, out.ports.get_mut(port), out.cap) {
+        stats.inc(E::TxPackets);
+        stats.add(E::TxBytes, f.len() as u64);
+        q.push(f);
     }
-    stats.inc(E::TxPackets);
-    stats.add(E::TxBytes, f.len() as u64);
-    q.push(f);
 }
 
 #[inline]
@@ -710,7 +710,8 @@ impl<P: FramePool> Worker<P> {
             TcpFlags::NONE
         };
         // A reply to a local port another worker owns goes to that worker, unlooked-up here.
-        let f = if is_lip && !is_vip {
+        // (A local address is never also a VIP: the control state refuses it.)
+        let f = if is_lip {
             match self.hand_to_owner(f, key.dport, in_port, out) {
                 Ok(()) => return,
                 Err(f) => f,

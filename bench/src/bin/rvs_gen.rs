@@ -526,8 +526,8 @@ impl InprocGateway {
                 mtu: None,
                 promiscuous: true,
             };
-            let mut q = gw.configure(&conf, pool).map_err(|e| format!("{}: {e}", INPROC_GW[side]))?;
-            gw.start().map_err(|e| format!("{}: {e}", INPROC_GW[side]))?;
+            let mut q = gw.configure(&conf, pool).map_err(|e| format!("{gw_name}: {e}"))?;
+            gw.start().map_err(|e| format!("{gw_name}: {e}"))?;
             queues.push(q.remove(0));
             macs.push(mac);
             ports.push(gw);

@@ -6,14 +6,14 @@
 //! [`RewriteError`] and never as throughput.
 //!
 //! Invariants:
-//! - Engines are generic over the dataplane's [`Frame`]/[`FramePool`], so the same code runs over
+//! - Engines are generic over the dataplane's [`Frame`](rvs_dataplane::frame::Frame)/[`FramePool`], so the same code runs over
 //!   DPDK mbufs (bench/src/bin/rvs_gen.rs) and over `VecFrame`s against `rvs_dataplane::Worker`
 //!   in tests.
 //! - No allocation per packet: frames come from the pool, templates are copied and patched.
 //! - ARP is answered by [`arp`] before a frame reaches an engine; engines only see IPv4.
 //! - Engines never steer: which queue a frame leaves on is decided by [`steer`] from its tuple, so
 //!   one engine serves any number of queues.
-use rvs_dataplane::frame::{Frame, FramePool};
+use rvs_dataplane::frame::FramePool;
 use rvs_dataplane::wire::EthernetAddress;
 
 pub mod arp;
@@ -204,7 +204,3 @@ pub trait Engine {
         None
     }
 }
-
-/// Compile-time check that the trait stays usable with the dataplane's test frames.
-#[allow(dead_code)]
-fn _object_use<E: Engine, F: Frame>(_e: &E, _f: F) {}
