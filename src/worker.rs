@@ -100,23 +100,18 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                     m.prefetch();
                 }
             }
-            let mut it = rx.drain(..).peekable();
-            while let Some(m) = it.next() {
-                // The next packet's headers load while this one is processed.
-                if prefetch {
-                    if let Some(next) = it.peek() {
-                        next.prefetch();
-                    }
-                }
-                let mut m = m;
+            // The dataplane sees contiguous frames only; a chain that cannot be linearised is
+            // counted here, where it was received.
+            rx.retain_mut(|m| {
                 if !m.is_contiguous() && m.linearize().is_err() {
                     stats.inc(Event::RxPackets);
                     stats.dropped(DropReason::Chained);
-                    continue;
+                    return false;
                 }
                 m.reset_offloads();
-                dp.process(m, p, now, &mut out);
-            }
+                true
+            });
+            dp.process_burst(&mut rx, p, now, &mut out);
         }
         // Frames other workers passed here: replies to our local ports, chained ARP and ICMP.
         for r in from.iter_mut() {
