@@ -19,6 +19,11 @@
 //! - The tag travels in the buffer's metadata (the daemon puts it in the mbuf), so the ring
 //!   between two workers carries nothing but buffers; one single-producer/single-consumer ring
 //!   per ordered pair of workers keeps it lock-free.
+use crate::conn::owner;
+use crate::frame::FramePool;
+use crate::outbox::Outbox;
+use crate::packet::Ctx;
+use crate::worker::Worker;
 
 /// Why a frame was handed to another worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,55 @@ impl Handoff {
     pub fn next_in_chain(origin: u16, me: u16, workers: u16) -> Option<u16> {
         let next = (me + 1) % workers.max(1);
         (next != origin).then_some(next)
+    }
+}
+
+impl<P: FramePool> Worker<P> {
+    /// Hands `f` on along the chain of `kind` started at this frame's origin; gives it back when
+    /// every worker has seen it (the caller then decides its fate).
+    pub(crate) fn pass_on(
+        &mut self,
+        f: P::Frame,
+        kind: HandoffKind,
+        cx: &Ctx,
+        learned: bool,
+        out: &mut Outbox<P::Frame>,
+    ) -> Result<(), P::Frame> {
+        let origin = cx.via.map_or(self.index, |h| h.origin as u16);
+        match Handoff::next_in_chain(origin, self.index, self.workers) {
+            Some(next) => {
+                let h = Handoff { kind, in_port: cx.in_port as u8, origin: origin as u8, learned };
+                out.hand_to(&self.stats, next, f, h);
+                Ok(())
+            }
+            None => Err(f),
+        }
+    }
+
+    /// Hands `f` to the worker owning local port `lport`, unless that is this one (or the frame was
+    /// handed over already); gives it back when it stays here.
+    pub(crate) fn hand_to_owner(
+        &mut self,
+        f: P::Frame,
+        lport: u16,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) -> Result<(), P::Frame> {
+        if self.workers <= 1 || cx.via.is_some() {
+            return Err(f);
+        }
+        let o = owner(lport, self.workers);
+        if o == self.index {
+            return Err(f);
+        }
+        let h = Handoff {
+            kind: HandoffKind::Owner,
+            in_port: cx.in_port as u8,
+            origin: self.index as u8,
+            learned: false,
+        };
+        out.hand_to(&self.stats, o, f, h);
+        Ok(())
     }
 }
 

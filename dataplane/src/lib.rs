@@ -7,11 +7,20 @@
 //! - Time is an input (`now` in the calls, see [`flow::Millis`]), never read from the clock here.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod arp;
 pub mod conn;
 pub mod flow;
 pub mod frame;
 pub mod handoff;
+pub mod icmp;
+pub mod ip4;
+pub mod l2;
 pub mod neigh;
+pub mod outbox;
+pub mod output;
+pub mod packet;
+pub mod proto;
 pub mod route;
 pub mod sched;
 pub mod service;
@@ -23,3 +32,4 @@ pub mod wire;
 pub mod worker;
 #[cfg(test)]
 mod worker_tests;
+pub mod xmit;

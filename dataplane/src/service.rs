@@ -145,6 +145,20 @@ impl Service {
         self.real_by_id.get(&id).copied()
     }
 
+    /// One packet of `len` bytes to or from real `id`; `inbound` is client to real server.
+    #[inline]
+    pub fn count(&mut self, id: u32, inbound: bool, len: u64) {
+        let Some(i) = self.real_index(id) else { return };
+        let c = &mut self.counters[i];
+        if inbound {
+            c.inpkts += 1;
+            c.inbytes += len;
+        } else {
+            c.outpkts += 1;
+            c.outbytes += len;
+        }
+    }
+
     /// A connection to `real` (an index) was created (it starts inactive, as in LVS).
     #[inline]
     pub fn conn_added(&mut self, real: usize) {

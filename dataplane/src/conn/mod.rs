@@ -33,6 +33,7 @@ use hashbrown::HashMap;
 
 use crate::flow::{FlowKey, Millis, Proto};
 
+pub mod bind;
 pub mod lport;
 pub mod state;
 pub mod wheel;

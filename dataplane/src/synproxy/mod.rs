@@ -29,6 +29,7 @@
 
 pub mod cookie;
 pub mod half_open;
+pub mod proxy;
 pub mod seq;
 pub mod synack;
 
@@ -36,6 +37,7 @@ pub use cookie::{
     check_cookie, make_cookie, siphash24, CookieError, CookieSecrets, SipKey, DEFAULT_PERIOD_MS,
     MAX_SYNCOOKIE_AGE, MSS_TABLE,
 };
+pub use proxy::{Established, Handshake, SynProxy};
 pub use seq::SeqShift;
 pub use synack::{syn_to_synack, SynAckConfig, SYNACK_MAX_LEN};
 

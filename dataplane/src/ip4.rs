@@ -1,0 +1,97 @@
+//! IPv4 input: header checks, source sanity, and which of our addresses a packet is for.
+//!
+//! Invariants:
+//! - Past this stage the IPv4 header is checked (`new_checked`, header checksum), the frame holds
+//!   exactly the IP packet (Ethernet padding trimmed, so it cannot travel on with a rewrite), and
+//!   `Ctx::{hl, dst}` are set.
+//! - Packets from impossible sources (0/8, broadcast, multicast, loopback, the port's subnet
+//!   broadcast), LAND packets, fragments and packets to addresses we neither own nor balance are
+//!   dropped here, each with its own reason.
+//! - The TTL is checked in two places only: [`ttl_expires`] before a packet may create state, and
+//!   [`decrement_ttl`] when a packet is relayed.
+use std::net::Ipv4Addr;
+
+use crate::frame::{Frame, FramePool};
+use crate::outbox::Outbox;
+use crate::packet::{Ctx, Dst, ETH};
+use crate::stats::DropReason as D;
+use crate::wire::{self, ipv4, Ipv4Packet};
+use crate::worker::Worker;
+
+#[inline]
+fn bad_source(a: Ipv4Addr) -> bool {
+    a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback()
+}
+
+/// Whether relaying this packet would take its TTL to zero (so it must not create state).
+#[inline]
+pub(crate) fn ttl_expires<F: Frame>(f: &F) -> bool {
+    Ipv4Packet::new_unchecked(&f.data()[ETH..]).ttl() <= 1
+}
+
+/// Decrements the TTL of a packet being relayed (checksum updated); false when it expires.
+#[inline]
+pub(crate) fn decrement_ttl<F: Frame>(f: &mut F) -> bool {
+    Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]).decrement_ttl()
+}
+
+impl<P: FramePool> Worker<P> {
+    pub(crate) fn ip4_input(&mut self, mut f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        let (src, dst, proto, total, hl, frag) = {
+            let ip = match Ipv4Packet::new_checked(&f.data()[ETH..]) {
+                Ok(p) => p,
+                Err(wire::Error::Truncated) => return self.discard(f, D::Ipv4Truncated),
+                Err(_) => return self.discard(f, D::Ipv4BadHeader),
+            };
+            if !ip.verify_checksum() {
+                return self.discard(f, D::Ipv4BadChecksum);
+            }
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                ip.protocol(),
+                ip.total_len() as usize,
+                ip.header_len(),
+                ip.is_fragment(),
+            )
+        };
+        let pad = f.len() - ETH - total;
+        if pad > 0 {
+            f.trim(pad);
+        }
+        let port = self.ports[cx.in_port];
+        if bad_source(src) || src == port.broadcast() {
+            return self.discard(f, D::Ipv4BadSource);
+        }
+        if src == dst {
+            return self.discard(f, D::Ipv4Land);
+        }
+        cx.dst = if self.services.is_vip(dst) {
+            Dst::Vip
+        } else if self.services.is_lip(dst) {
+            Dst::Lip
+        } else if self.port_addr(dst) {
+            Dst::Port
+        } else {
+            return self.discard(f, D::NotForUs);
+        };
+        if frag {
+            return self.discard(f, D::Ipv4Fragment);
+        }
+        cx.hl = hl;
+        match proto {
+            ipv4::PROTO_ICMP => self.icmp_input(f, cx, out),
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => self.l4_input(f, cx, out),
+            _ => self.discard(f, D::Protocol),
+        }
+    }
+
+    pub(crate) fn port_addr(&self, a: Ipv4Addr) -> bool {
+        self.ports.iter().any(|p| p.addr == a)
+    }
+
+    /// Addresses the gateway answers ARP for: port addresses, VIPs and local addresses.
+    pub(crate) fn owns(&self, a: Ipv4Addr) -> bool {
+        self.port_addr(a) || self.services.is_vip(a) || self.services.is_lip(a)
+    }
+}

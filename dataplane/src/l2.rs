@@ -1,0 +1,68 @@
+//! Ethernet input: the first stage of every received frame, and the ports' link identity.
+//!
+//! Invariants:
+//! - Only untagged frames to the port's MAC or to broadcast go further; everything else is
+//!   dropped with its own reason.
+use std::net::Ipv4Addr;
+
+use crate::frame::{Frame, FramePool};
+use crate::outbox::Outbox;
+use crate::packet::Ctx;
+use crate::stats::DropReason as D;
+use crate::wire::{self, EtherType, EthernetAddress};
+use crate::worker::Worker;
+
+/// A port as the packet path needs it: its MAC, its address and subnet, its MTU.
+#[derive(Debug, Clone, Copy)]
+pub struct PortRt {
+    pub mac: EthernetAddress,
+    pub addr: Ipv4Addr,
+    pub mask: u32,
+    pub mtu: u16,
+}
+
+impl PortRt {
+    pub fn new(p: &crate::setup::PortSetup) -> PortRt {
+        PortRt {
+            mac: p.mac,
+            addr: p.addr,
+            mask: if p.prefix_len == 0 { 0 } else { u32::MAX << (32 - p.prefix_len as u32) },
+            mtu: p.mtu,
+        }
+    }
+
+    /// Whether `a` is on this port's subnet.
+    pub fn holds(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & self.mask == u32::from(self.addr) & self.mask
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask)
+    }
+}
+
+impl<P: FramePool> Worker<P> {
+    /// Ethernet: checks the destination and dispatches on the EtherType.
+    pub(crate) fn l2_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        let Some(port) = self.ports.get(cx.in_port).copied() else {
+            return self.discard(f, D::NotOurMac);
+        };
+        let l2 = match wire::ethernet::parse_l2(f.data()) {
+            Ok(l) => l,
+            Err(_) => return self.discard(f, D::EthTruncated),
+        };
+        if l2.vlan.is_some() {
+            return self.discard(f, D::Vlan);
+        }
+        let d = f.data();
+        let dst = EthernetAddress([d[0], d[1], d[2], d[3], d[4], d[5]]);
+        if dst != port.mac && !dst.is_broadcast() {
+            return self.discard(f, D::NotOurMac);
+        }
+        match l2.ethertype {
+            EtherType::Arp => self.arp_input(f, cx, out),
+            EtherType::Ipv4 => self.ip4_input(f, cx, out),
+            _ => self.discard(f, D::EtherType),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Transport input: the connection lookup, and for a miss, admission of a new connection.
+//!
+//! Invariants:
+//! - A packet to a local address whose port another worker owns is handed to that worker before
+//!   any lookup here (no shared table).
+//! - State is created only through [`Worker::bind`](crate::conn::bind), at one call site below,
+//!   and only for a packet its protocol admits ([`tcp`], [`udp`]) that will not expire its TTL.
+//! - LVS's `conn_reuse_mode`: a client SYN reusing the tuple of a connection that is over
+//!   (TIME_WAIT, CLOSE) releases it and is scheduled afresh, instead of riding the old entry to
+//!   the old real server.
+pub mod synproxy;
+pub mod tcp;
+pub mod udp;
+
+use crate::conn::{Dir, TcpState};
+use crate::flow::Proto;
+use crate::frame::{Frame, FramePool};
+use crate::ip4::ttl_expires;
+use crate::outbox::Outbox;
+use crate::packet::{Ctx, Dst, ETH};
+use crate::stats::{DropReason as D, Event as E};
+use crate::synproxy::Handshake;
+use crate::wire::{self, ipv4};
+use crate::worker::Worker;
+
+/// What a protocol decides about a packet that matched no connection.
+#[derive(Debug)]
+pub(crate) enum Admit {
+    /// Bind a connection and forward the packet.
+    New,
+    /// SYN-proxy: answer with a cookie SYN-ACK; no state.
+    SynproxySyn,
+    /// SYN-proxy: the cookie checked out; bind, then open the handshake with the real server.
+    SynproxyAck(Handshake),
+    /// Refuse with a RST built from the packet.
+    Rst,
+    Drop(D),
+}
+
+impl<P: FramePool> Worker<P> {
+    pub(crate) fn l4_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        let ip = &f.data()[ETH..];
+        cx.key = match wire::flow_key(ip) {
+            Ok(k) => k,
+            Err(wire::Error::Fragment) => return self.discard(f, D::Ipv4Fragment),
+            Err(_) if ip[9] == ipv4::PROTO_TCP => return self.discard(f, D::TcpMalformed),
+            Err(_) => return self.discard(f, D::UdpMalformed),
+        };
+        let parsed = match cx.key.proto {
+            Proto::Tcp => tcp::parse(&f, cx),
+            Proto::Udp => udp::parse(&f, cx),
+        };
+        if let Err(r) = parsed {
+            return self.discard(f, r);
+        }
+        let f = if cx.dst == Dst::Lip {
+            match self.hand_to_owner(f, cx.key.dport, cx, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
+        if let Some((id, dir)) = self.conns.lookup(&cx.key) {
+            let over = |c: &crate::conn::Conn| matches!(c.state(), TcpState::TimeWait | TcpState::Close);
+            if dir == Dir::Original && tcp::syn_only(cx) && self.conns.get(id).is_some_and(over) {
+                self.release(id);
+                self.stats.inc(E::ConnsReused);
+            } else {
+                return self.forward(f, cx, id, dir, out);
+            }
+        }
+        self.admit(f, cx, out)
+    }
+
+    /// A packet that matched no connection: to a service, admitted by its protocol, bound.
+    fn admit(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        let key = cx.key;
+        let svc = if cx.dst == Dst::Vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
+        let Some(svc) = svc else {
+            return self.discard(f, if cx.dst == Dst::Lip { D::LipNoConn } else { D::NoService });
+        };
+        let verdict = match key.proto {
+            Proto::Tcp => self.tcp_admit(&f, cx, svc),
+            Proto::Udp => self.udp_admit(&f, cx),
+        };
+        let verdict = match verdict {
+            Admit::Drop(r) => return self.discard(f, r),
+            Admit::Rst => return self.send_rst(f, cx, out),
+            Admit::SynproxySyn => return self.sp_syn(f, cx, svc, out),
+            v => v,
+        };
+        // A packet that forwarding would drop for its TTL must not create state or move the scheduler.
+        if ttl_expires(&f) {
+            return self.discard(f, D::TtlExceeded);
+        }
+        let id = match self.bind(svc, &key, cx.now) {
+            Ok(id) => id,
+            Err(r) => return self.discard(f, r),
+        };
+        match verdict {
+            Admit::SynproxyAck(h) => self.sp_open(f, cx, id, &h, out),
+            _ => self.forward(f, cx, id, Dir::Original, out),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Forwarding a packet of a tracked connection: the rewrite of its forwarding mode, chosen by the
+//! connection's translation kind (as DPVS's `packet_xmit` is), then the protocol's hooks, the
+//! per-real counters and output.
+//!
+//! Invariants:
+//! - Every mode is one file here behind [`Xlat`]; a new mode adds a variant and a file, not
+//!   branches in the stages around it.
+//! - A packet is relayed only after its TTL is decremented (and dropped when it expires); its
+//!   checksums are updated incrementally, never left stale.
+//! - Per-real counters count the bytes the real server or client is sent before any option is
+//!   inserted, as LVS does.
+pub mod fullnat;
+
+use std::net::Ipv4Addr;
+
+use crate::conn::{Conn, ConnId, Dir};
+use crate::flow::{FlowKey, Proto};
+use crate::frame::{Frame, FramePool};
+use crate::ip4::decrement_ttl;
+use crate::outbox::Outbox;
+use crate::packet::Ctx;
+use crate::stats::DropReason as D;
+use crate::worker::Worker;
+
+/// How a connection's packets are translated: its forwarding mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Xlat {
+    /// FULLNAT: both addresses and ports rewritten, replies come back to a local address.
+    FullNat,
+}
+
+impl Xlat {
+    /// The translation of connection `c`.
+    #[inline]
+    pub fn of(_c: &Conn) -> Xlat {
+        Xlat::FullNat
+    }
+}
+
+/// The tuple a packet received in `dir` leaves with.
+#[inline]
+pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
+    match Xlat::of(c) {
+        Xlat::FullNat => fullnat::out_key(c, dir),
+    }
+}
+
+/// For an ICMP error received in `dir` about connection `c`: the relayed error's source and
+/// destination, and the tuple it must quote. None where the mode relays nothing.
+#[inline]
+pub fn icmp_relay(c: &Conn, dir: Dir) -> Option<(Ipv4Addr, Ipv4Addr, FlowKey)> {
+    match Xlat::of(c) {
+        Xlat::FullNat => Some(fullnat::icmp_relay(c, dir)),
+    }
+}
+
+impl<P: FramePool> Worker<P> {
+    /// Forwards a packet of connection `id` received in `dir`.
+    pub(crate) fn forward(
+        &mut self,
+        mut f: P::Frame,
+        cx: &Ctx,
+        id: ConnId,
+        dir: Dir,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::TcpNoConn) };
+        if c.synproxy_pending() {
+            return self.sp_pending(f, cx, id, dir, out);
+        }
+        if !decrement_ttl(&mut f) {
+            return self.discard(f, D::TtlExceeded);
+        }
+        let to = match Xlat::of(&c) {
+            Xlat::FullNat => fullnat::rewrite(&mut f, &c, dir),
+        };
+        let Ok(to) = to else {
+            return self.discard(f, if c.proto() == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
+        };
+        if c.proto() == Proto::Tcp {
+            if let Err(r) = self.tcp_shift(&mut f, cx, id, dir) {
+                return self.discard(f, r);
+            }
+        }
+        let len = f.len() as u64;
+        let toa = match self.services.by_id_mut(c.service()) {
+            Some(s) => {
+                s.count(c.real(), dir == Dir::Original, len);
+                s.toa
+            }
+            None => false,
+        };
+        if c.proto() == Proto::Tcp {
+            self.tcp_after(&mut f, cx, id, dir, toa);
+        } else {
+            self.conns.touch(id, cx.now);
+        }
+        self.send_ip(f, to, cx.now, out);
+    }
+}
