@@ -66,23 +66,37 @@ impl<P: FramePool> Worker<P> {
         if src == dst {
             return self.discard(f, D::Ipv4Land);
         }
-        cx.dst = if self.services.is_vip(dst) {
-            Dst::Vip
-        } else if self.services.is_lip(dst) {
-            Dst::Lip
-        } else if self.port_addr(dst) {
-            Dst::Port
-        } else {
-            return self.discard(f, D::NotForUs);
+        cx.hl = hl;
+        // An established packet's tuple is in the connection table, which only holds tuples to
+        // our VIPs and local addresses: TCP and UDP look there first and classify the destination
+        // only on a miss (see crate::proto), so the hit path does no address-set lookups.
+        if !frag && (proto == ipv4::PROTO_TCP || proto == ipv4::PROTO_UDP) {
+            return self.l4_input(f, cx, out);
+        }
+        cx.dst = match self.classify(dst) {
+            Some(d) => d,
+            None => return self.discard(f, D::NotForUs),
         };
         if frag {
             return self.discard(f, D::Ipv4Fragment);
         }
-        cx.hl = hl;
         match proto {
             ipv4::PROTO_ICMP => self.icmp_input(f, cx, out),
-            ipv4::PROTO_TCP | ipv4::PROTO_UDP => self.l4_input(f, cx, out),
             _ => self.discard(f, D::Protocol),
+        }
+    }
+
+    /// Which of our addresses `dst` is, if any.
+    #[inline]
+    pub(crate) fn classify(&self, dst: Ipv4Addr) -> Option<Dst> {
+        if self.services.is_vip(dst) {
+            Some(Dst::Vip)
+        } else if self.services.is_lip(dst) {
+            Some(Dst::Lip)
+        } else if self.port_addr(dst) {
+            Some(Dst::Port)
+        } else {
+            None
         }
     }
 

@@ -20,6 +20,7 @@ pub mod neigh;
 pub mod outbox;
 pub mod output;
 pub mod packet;
+pub mod pipeline;
 pub mod proto;
 pub mod route;
 pub mod sched;

@@ -114,20 +114,6 @@ impl<P: FramePool> Worker<P> {
         self.l2_input(f, &mut cx, out);
     }
 
-    /// Handles a burst of frames received on `in_port`, draining `burst`. Same verdicts and
-    /// counters as calling [`Self::process`] on each frame in order.
-    pub fn process_burst(
-        &mut self,
-        burst: &mut Vec<P::Frame>,
-        in_port: usize,
-        now: Millis,
-        out: &mut Outbox<P::Frame>,
-    ) {
-        for f in burst.drain(..) {
-            self.process(f, in_port, now, out);
-        }
-    }
-
     /// Handles a frame another worker handed over with `tag` (see [`crate::handoff`]).
     pub fn process_handoff(&mut self, f: P::Frame, tag: u32, now: Millis, out: &mut Outbox<P::Frame>) {
         self.stats.inc(E::HandoffIn);

@@ -397,6 +397,30 @@ impl ConnTable {
         self.index.contains_key(key)
     }
 
+    /// The hash of `key` for [`Self::lookup_hashed`]. (Placeholder until the tagged-bucket index.)
+    #[inline]
+    pub fn hash(&self, _key: &FlowKey) -> u64 {
+        0
+    }
+
+    /// Starts loading the bucket `hash` points at. (Placeholder: hashbrown hides its buckets.)
+    #[inline]
+    pub fn prefetch_bucket(&self, _hash: u64) {}
+
+    /// [`Self::lookup`] with the hash already computed.
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, _hash: u64) -> Option<(ConnId, Dir)> {
+        self.lookup(key)
+    }
+
+    /// Starts loading connection `id`'s entry.
+    #[inline]
+    pub fn prefetch_entry(&self, id: ConnId) {
+        if let Some(c) = self.slab.get(id.0 as usize) {
+            rvs_prefetch::prefetch(c);
+        }
+    }
+
     /// The connection a received packet belongs to, and which way it travelled.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {

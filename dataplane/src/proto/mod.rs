@@ -20,7 +20,7 @@ use crate::outbox::Outbox;
 use crate::packet::{Ctx, Dst, ETH};
 use crate::stats::{DropReason as D, Event as E};
 use crate::synproxy::Handshake;
-use crate::wire::{self, ipv4};
+use crate::wire::{self, ipv4, Ipv4Packet};
 use crate::worker::Worker;
 
 /// What a protocol decides about a packet that matched no connection.
@@ -40,28 +40,34 @@ pub(crate) enum Admit {
 impl<P: FramePool> Worker<P> {
     pub(crate) fn l4_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
         let ip = &f.data()[ETH..];
-        cx.key = match wire::flow_key(ip) {
+        let dst = Ipv4Packet::new_unchecked(ip).dst_addr();
+        let key = match wire::flow_key(ip) {
             Ok(k) => k,
-            Err(wire::Error::Fragment) => return self.discard(f, D::Ipv4Fragment),
-            Err(_) if ip[9] == ipv4::PROTO_TCP => return self.discard(f, D::TcpMalformed),
-            Err(_) => return self.discard(f, D::UdpMalformed),
+            Err(e) => {
+                let r = match e {
+                    wire::Error::Fragment => D::Ipv4Fragment,
+                    _ if ip[9] == ipv4::PROTO_TCP => D::TcpMalformed,
+                    _ => D::UdpMalformed,
+                };
+                return self.discard_for(f, dst, r);
+            }
         };
-        let parsed = match cx.key.proto {
+        cx.key = key;
+        let parsed = match key.proto {
             Proto::Tcp => tcp::parse(&f, cx),
             Proto::Udp => udp::parse(&f, cx),
         };
         if let Err(r) = parsed {
-            return self.discard(f, r);
+            return self.discard_for(f, dst, r);
         }
-        let f = if cx.dst == Dst::Lip {
-            match self.hand_to_owner(f, cx.key.dport, cx, out) {
-                Ok(()) => return,
-                Err(f) => f,
-            }
-        } else {
-            f
+        // The burst pipeline may have looked the tuple up already; a hit is trusted only while
+        // the entry still holds this tuple (an earlier packet of the burst may have released it),
+        // and a miss is looked up again (an earlier packet may have created it).
+        let hit = match cx.hint.take() {
+            Some((id, dir)) if self.conns.get(id).is_some_and(|c| c.key(dir) == key) => Some((id, dir)),
+            _ => self.conns.lookup(&key),
         };
-        if let Some((id, dir)) = self.conns.lookup(&cx.key) {
+        if let Some((id, dir)) = hit {
             let over = |c: &crate::conn::Conn| matches!(c.state(), TcpState::TimeWait | TcpState::Close);
             if dir == Dir::Original && tcp::syn_only(cx) && self.conns.get(id).is_some_and(over) {
                 self.release(id);
@@ -70,7 +76,26 @@ impl<P: FramePool> Worker<P> {
                 return self.forward(f, cx, id, dir, out);
             }
         }
+        cx.dst = match self.classify(dst) {
+            Some(d) => d,
+            None => return self.discard(f, D::NotForUs),
+        };
+        // A reply to a local port another worker owns goes to that worker.
+        let f = if cx.dst == Dst::Lip {
+            match self.hand_to_owner(f, key.dport, cx, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
         self.admit(f, cx, out)
+    }
+
+    /// A transport header we cannot use: dropped as not ours when it is not to one of our
+    /// addresses, by the header's fault otherwise.
+    fn discard_for(&self, f: P::Frame, dst: std::net::Ipv4Addr, r: D) {
+        self.discard(f, if self.classify(dst).is_some() { r } else { D::NotForUs })
     }
 
     /// A packet that matched no connection: to a service, admitted by its protocol, bound.
