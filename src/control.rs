@@ -232,9 +232,10 @@ impl Shared {
     /// look: the counters say how often, the log says that it is happening.
     pub fn log_limits(&self, last: &mut [u64]) {
         use rvs_dataplane::stats::DropReason as D;
-        const LIMITS: [D; 6] = [
+        const LIMITS: [D; 7] = [
             D::ConnTableFull,
             D::LportExhausted,
+            D::NoLocalAddr,
             D::NeighQueueFull,
             D::NeighTableFull,
             D::OutboxFull,

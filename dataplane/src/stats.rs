@@ -91,6 +91,9 @@ counter_enum! {
         ConnTableFull => "conn_table_full",
         /// No free local port on any of the service's local addresses.
         LportExhausted => "lport_exhausted",
+        /// A FULLNAT service with no local address yet (DPVS's set-up order adds them last): new
+        /// connections wait for `--add-laddr`.
+        NoLocalAddr => "no_laddr",
         /// A new connection's tuple was already live (cannot happen unless tables disagree).
         ConnCollision => "conn_collision",
         /// No route to the destination.

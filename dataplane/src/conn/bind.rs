@@ -105,6 +105,10 @@ impl<P: FramePool> Worker<P> {
             return Err(D::ConnTableFull);
         }
         let svc = &mut self.services.list[svc_idx as usize];
+        // Refused before the scheduler moves: the packet would be dropped anyway.
+        if svc.lips.is_empty() {
+            return Err(D::NoLocalAddr);
+        }
         let mut real = None;
         if svc.persistence_ms.is_some() {
             // Templates name the real by id: a pool change that moves it keeps the client on it.

@@ -204,3 +204,15 @@ fn burst_with_hand_offs_balances_on_every_worker() {
     assert_eq!(stats[1].events(Event::HandoffIn), 5);
     assert_eq!(stats.iter().map(|s| s.drops(DropReason::LipNoConn)).sum::<u64>(), 0);
 }
+
+/// DPVS's set-up order: real servers first, local addresses last. Until a local address exists,
+/// a new connection is dropped and counted, and nothing is scheduled or created.
+#[test]
+fn service_without_local_address_drops_new_connections_by_reason() {
+    let s = setup_with(|s| s.services[0].laddrs.clear());
+    let mut h = H::resolved(&s);
+    let syn = from_client(1).tcp(client(1), 1234, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    h.step("SYN before --add-laddr", &syn, 0, Expect::Drop(DropReason::NoLocalAddr));
+    h.w.apply(&setup());
+    h.step("SYN after --add-laddr", &syn, 0, tx(1, |got| assert_eq!(ip_of(got).src_addr(), LIP)));
+}
