@@ -486,7 +486,7 @@ pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) ->
     }
     threads.push(std::thread::Builder::new().name("rvs-estimator".into()).spawn(move || {
         let mut next = Instant::now() + RATE_INTERVAL;
-        let mut limits = [0u64; 6];
+        let mut limits = [0u64; 7];
         while !stop.load(Ordering::Relaxed) {
             if Instant::now() >= next {
                 shared.estimate();
