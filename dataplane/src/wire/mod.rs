@@ -32,6 +32,8 @@ pub mod icmp;
 pub mod ipv4;
 pub mod nat;
 pub mod tcp;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod toa;
 pub mod udp;
 
@@ -44,7 +46,7 @@ pub use icmp::{Packet as IcmpPacket, Quoted as IcmpQuoted};
 pub use ipv4::{Packet as Ipv4Packet, Repr as Ipv4Repr};
 pub use nat::{flow_key, rewrite_icmp_error, rewrite_l4_tuple};
 pub use tcp::{Packet as TcpPacket, SackBlocks, TcpFlags, TcpOption, TcpOptionList, TcpOptions, TcpRepr};
-pub use udp::Packet as UdpPacket;
+pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 
 /// Why a packet was rejected. Each variant is a precise malformation reason, suitable as a drop-counter
 /// label via [`Error::as_str`].
