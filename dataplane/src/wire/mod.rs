@@ -20,7 +20,8 @@
 //!
 //! Building follows smoltcp too: a `Repr` (`ipv4::Repr`, `ArpRepr`, [`TcpRepr`] with its
 //! [`TcpOptionList`]) holds the fields and `emit`s them, checksums included, so no caller writes header
-//! or option bytes by hand.
+//! or option bytes by hand. Tests, fuzzers and benchmarks build their packets with the same emitters
+//! through `testkit` (cargo feature `testkit`, always on in this crate's tests).
 
 use std::fmt;
 

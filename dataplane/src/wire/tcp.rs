@@ -398,7 +398,8 @@ impl fmt::Debug for TcpOptionList<'_> {
 /// A TCP segment to build, in the style of smoltcp's `TcpRepr`: the header fields, the options and
 /// the payload length. The urgent pointer is always 0 (the gateway never sends urgent data).
 ///
-/// `ack` is written as given, whatever the flags: a SYN or a bare RST passes 0 (RFC 9293 3.10.7.1).
+/// `ack` is written as given, whatever the flags: without ACK the field means nothing, and a SYN or a
+/// bare RST passes 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpRepr<'a> {
     pub src_port: u16,
