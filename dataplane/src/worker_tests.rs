@@ -2,7 +2,7 @@
 //! is an input frame, the port it arrives on, and the expected outcome (a frame transmitted on a port
 //! and checked byte for byte or field by field, a drop with its counter, or a frame held for ARP).
 //!
-//! Frames are built from scratch by [`Pb`] with the `wire` emitters and full checksum computations,
+//! Frames are built from scratch by [`Pb`] (the shared `wire::testkit::FrameBuilder`) with the `wire` emitters and full checksum computations,
 //! so comparing the worker's output (incrementally updated checksums) with a freshly built expected
 //! frame checks every checksum against a full recomputation. [`verify_checksums`] does the same for
 //! outputs checked field by field.
@@ -16,8 +16,8 @@ use crate::frame::{Frame, VecFrame, VecPool};
 use crate::sched::SchedKind;
 use crate::stats::{DropReason, Event, Gauge, Stats};
 use crate::wire::{
-    checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
-    IcmpPacket, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOption, TcpPacket, UdpPacket,
+    checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IcmpPacket, Ipv4Packet,
+    TcpFlags, TcpOption, TcpPacket, UdpPacket,
 };
 use crate::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
 
@@ -76,137 +76,9 @@ const PSH: TcpFlags = TcpFlags::PSH;
 // Frame builder
 // ---------------------------------------------------------------------------------------------------
 
-/// Builds Ethernet frames with correct checksums. The fields here are the ones tests vary; everything
-/// else is fixed (IP ident 0x1234, DF set, TTL 64, TCP window 64240).
-#[derive(Debug, Clone, Copy)]
-struct Pb {
-    src_mac: EthernetAddress,
-    dst_mac: EthernetAddress,
-    ttl: u8,
-    ident: u16,
-    df: bool,
-    window: u16,
-}
-
-impl Pb {
-    fn new(src_mac: EthernetAddress, dst_mac: EthernetAddress) -> Pb {
-        Pb { src_mac, dst_mac, ttl: 64, ident: 0x1234, df: true, window: 64240 }
-    }
-
-    fn ttl(mut self, ttl: u8) -> Pb {
-        self.ttl = ttl;
-        self
-    }
-
-    fn window(mut self, w: u16) -> Pb {
-        self.window = w;
-        self
-    }
-
-    fn eth(&self, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![0u8; ETH + payload.len()];
-        let mut f = EthernetFrame::new_unchecked(&mut v[..]);
-        f.set_dst_addr(self.dst_mac);
-        f.set_src_addr(self.src_mac);
-        f.set_ethertype(ethertype);
-        f.payload_mut().copy_from_slice(payload);
-        v
-    }
-
-    /// The IPv4 packet alone (no Ethernet header).
-    fn ip_packet(&self, src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l4: &[u8]) -> Vec<u8> {
-        let mut ip = vec![0u8; ipv4::HEADER_LEN + l4.len()];
-        let repr = Ipv4Repr {
-            src,
-            dst,
-            protocol,
-            payload_len: l4.len() as u16,
-            ttl: self.ttl,
-            ident: self.ident,
-            dont_frag: self.df,
-        };
-        repr.emit(&mut ip).unwrap();
-        ip[ipv4::HEADER_LEN..].copy_from_slice(l4);
-        ip
-    }
-
-    fn ip(&self, src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l4: &[u8]) -> Vec<u8> {
-        self.eth(EtherType::Ipv4, &self.ip_packet(src, dst, protocol, l4))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn tcp(
-        &self,
-        src: Ipv4Addr,
-        sport: u16,
-        dst: Ipv4Addr,
-        dport: u16,
-        flags: TcpFlags,
-        seq: u32,
-        ack: u32,
-        options: &[u8],
-        payload: &[u8],
-    ) -> Vec<u8> {
-        assert!(options.len() % 4 == 0 && options.len() <= 40, "options must be padded to 4");
-        let hl = 20 + options.len();
-        let mut seg = vec![0u8; hl + payload.len()];
-        let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-        t.set_header_len_raw(hl);
-        t.set_src_port(sport);
-        t.set_dst_port(dport);
-        t.set_seq_number(seq);
-        t.set_ack_number(ack);
-        t.set_flags(flags);
-        t.set_window_len(self.window);
-        t.options_mut().copy_from_slice(options);
-        t.payload_mut().copy_from_slice(payload);
-        t.fill_checksum(src, dst);
-        self.ip(src, dst, ipv4::PROTO_TCP, &seg)
-    }
-
-    /// UDP with a computed checksum, or none (0) when `csum` is false.
-    fn udp(
-        &self,
-        src: Ipv4Addr,
-        sport: u16,
-        dst: Ipv4Addr,
-        dport: u16,
-        payload: &[u8],
-        csum: bool,
-    ) -> Vec<u8> {
-        let mut dgram = vec![0u8; 8 + payload.len()];
-        let mut u = UdpPacket::new_unchecked(&mut dgram[..]);
-        u.set_len_raw((8 + payload.len()) as u16);
-        u.set_src_port(sport);
-        u.set_dst_port(dport);
-        u.payload_mut().copy_from_slice(payload);
-        if csum {
-            u.fill_checksum(src, dst);
-        } else {
-            u.set_checksum(0);
-        }
-        self.ip(src, dst, ipv4::PROTO_UDP, &dgram)
-    }
-
-    /// ICMP with type, code, the 4 "rest of header" bytes and data.
-    #[allow(clippy::too_many_arguments)]
-    fn icmp(&self, src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, rest: u32, data: &[u8]) -> Vec<u8> {
-        let mut m = vec![0u8; icmp::HEADER_LEN + data.len()];
-        m[0] = ty;
-        m[1] = code;
-        m[4..8].copy_from_slice(&rest.to_be_bytes());
-        m[8..].copy_from_slice(data);
-        IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
-        self.ip(src, dst, ipv4::PROTO_ICMP, &m)
-    }
-
-    /// An ICMP error quoting `offending` (an IPv4 packet) as routers do: its header and 8 L4 bytes.
-    fn icmp_error(&self, src: Ipv4Addr, dst: Ipv4Addr, ty: u8, code: u8, offending: &[u8]) -> Vec<u8> {
-        let mut m = vec![0u8; 128];
-        let n = icmp::emit_error(&mut m, ty, code, 0, offending).unwrap();
-        self.ip(src, dst, ipv4::PROTO_ICMP, &m[..n])
-    }
-}
+/// The shared builder: Ethernet frames with correct checksums, IP ident 0x1234, DF set, TTL 64 and TCP
+/// window 64240 unless varied.
+use crate::wire::testkit::FrameBuilder as Pb;
 
 /// An ARP frame, padded to the 60-byte Ethernet minimum.
 fn arp(
@@ -216,7 +88,6 @@ fn arp(
     (sha, spa): (EthernetAddress, Ipv4Addr),
     (tha, tpa): (EthernetAddress, Ipv4Addr),
 ) -> Vec<u8> {
-    let mut p = [0u8; 28];
     let repr = ArpRepr {
         operation: op,
         sender_hw_addr: sha,
@@ -224,10 +95,7 @@ fn arp(
         target_hw_addr: tha,
         target_proto_addr: tpa,
     };
-    repr.emit(&mut p).unwrap();
-    let mut v = Pb::new(eth_src, eth_dst).eth(EtherType::Arp, &p);
-    v.resize(60, 0);
-    v
+    Pb::new(eth_src, eth_dst).arp(&repr)
 }
 
 fn arp_request(from: (EthernetAddress, Ipv4Addr), tpa: Ipv4Addr) -> Vec<u8> {

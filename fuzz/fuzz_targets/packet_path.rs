@@ -34,9 +34,10 @@ use rvs_dataplane::flow::{Millis, Proto};
 use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
+use rvs_dataplane::wire::testkit::{self, FrameBuilder};
 use rvs_dataplane::wire::{
     icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
-    Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
+    Ipv4Repr, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr, UdpPacket,
 };
 use rvs_dataplane::worker::{
     ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, SynproxySetup, Worker,
@@ -430,18 +431,15 @@ enum TcpOpts {
 
 impl TcpOpts {
     fn bytes(&self) -> Vec<u8> {
+        let typed = |o: &[TcpOption<'_>]| testkit::options(&TcpOptionList::from_slice(o).expect("fits"));
         let mut v = match self {
             TcpOpts::None => vec![],
-            TcpOpts::LinuxSyn => vec![2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 1, 3, 3, 7],
-            TcpOpts::Mss(m) => {
-                let b = m.to_be_bytes();
-                vec![2, 4, b[0], b[1]]
+            TcpOpts::LinuxSyn => {
+                testkit::options(&TcpOptionList::linux_syn(Some(1460), true, Some((0x1234, 0)), Some(7)))
             }
+            TcpOpts::Mss(m) => typed(&[TcpOption::Mss(*m)]),
             TcpOpts::Timestamps(a, b) => {
-                let mut v = vec![1, 1, 8, 10];
-                v.extend_from_slice(&a.to_be_bytes());
-                v.extend_from_slice(&b.to_be_bytes());
-                v
+                typed(&[TcpOption::Nop, TcpOption::Nop, TcpOption::Timestamps { tsval: *a, tsecr: *b }])
             }
             TcpOpts::Raw(r) => r.clone(),
         };
@@ -595,23 +593,13 @@ struct Input {
 // Frame building
 // ---------------------------------------------------------------------------------------------------
 
-fn eth(dst: EthernetAddress, src: EthernetAddress, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(ETH + payload.len());
-    v.extend_from_slice(&dst.0);
-    v.extend_from_slice(&src.0);
-    v.extend_from_slice(&u16::from(ethertype).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
+// The shared `rvs_dataplane::wire::testkit` builds every layer; these wrappers only keep what the
+// fuzzer asks for within one `VecFrame` and set the fields it does not vary.
 
 fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, ttl: u8, l4: &[u8]) -> Vec<u8> {
     let l4 = &l4[..l4.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN)];
-    let mut ip = vec![0u8; ipv4::HEADER_LEN + l4.len()];
-    let repr =
-        Ipv4Repr { src, dst, protocol, payload_len: l4.len() as u16, ttl, ident: 0x1234, dont_frag: true };
-    repr.emit(&mut ip).expect("room for the header");
-    ip[ipv4::HEADER_LEN..].copy_from_slice(l4);
-    ip
+    let repr = Ipv4Repr { src, dst, protocol, payload_len: 0, ttl, ident: 0x1234, dont_frag: true };
+    testkit::ipv4_packet(&repr, &[], l4)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -629,19 +617,8 @@ fn tcp_segment(
 ) -> Vec<u8> {
     let hl = 20 + options.len();
     let payload = &payload[..payload.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - hl)];
-    let mut seg = vec![0u8; hl + payload.len()];
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_header_len_raw(hl);
-    t.set_src_port(sport);
-    t.set_dst_port(dport);
-    t.set_seq_number(seq);
-    t.set_ack_number(ack);
-    t.set_flags(TcpFlags::from_bits(flags));
-    t.set_window_len(window);
-    t.options_mut().copy_from_slice(options);
-    t.payload_mut().copy_from_slice(payload);
-    t.fill_checksum(src, dst);
-    seg
+    let repr = TcpRepr { window, ..TcpRepr::bare(sport, dport, seq, ack, TcpFlags::from_bits(flags)) };
+    testkit::tcp_segment_raw_options(src, dst, &repr, options, payload)
 }
 
 fn udp_datagram(
@@ -653,39 +630,21 @@ fn udp_datagram(
     csum: &UdpCsum,
 ) -> Vec<u8> {
     let payload = &payload[..payload.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - 8)];
-    let mut d = vec![0u8; 8 + payload.len()];
-    let mut u = UdpPacket::new_unchecked(&mut d[..]);
-    u.set_len_raw((8 + payload.len()) as u16);
-    u.set_src_port(sport);
-    u.set_dst_port(dport);
-    u.payload_mut().copy_from_slice(payload);
-    match csum {
-        UdpCsum::Good => u.fill_checksum(src, dst),
-        UdpCsum::None => u.set_checksum(0),
-        UdpCsum::Bad => {
-            u.fill_checksum(src, dst);
-            let c = u.checksum();
-            u.set_checksum(if c == 1 { 2 } else { c ^ 1 });
-        }
+    let mut d = testkit::udp_datagram((src, sport), (dst, dport), payload, !matches!(csum, UdpCsum::None));
+    if let UdpCsum::Bad = csum {
+        let mut u = UdpPacket::new_unchecked(&mut d[..]);
+        let c = u.checksum();
+        u.set_checksum(if c == 1 { 2 } else { c ^ 1 });
     }
     d
 }
 
-fn icmp_error(ty: u8, code: u8, rest: u32, quoted: &[u8]) -> Option<Vec<u8>> {
-    let mut m = vec![0u8; 128];
-    let n = icmp::emit_error(&mut m, ty, code, rest, quoted).ok()?;
-    m.truncate(n);
-    Some(m)
-}
-
+/// An ARP frame; `op`, if given, overwrites the operation field with any value.
 fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpRepr, op: Option<u16>) -> Vec<u8> {
-    let mut p = [0u8; 28];
-    repr.emit(&mut p).expect("room for ARP");
+    let mut v = FrameBuilder::new(eth_src, eth_dst).arp(repr);
     if let Some(op) = op {
-        p[6..8].copy_from_slice(&op.to_be_bytes());
+        v[ETH + 6..ETH + 8].copy_from_slice(&op.to_be_bytes());
     }
-    let mut v = eth(eth_dst, eth_src, EtherType::Arp, &p);
-    v.resize(60, 0);
     v
 }
 
@@ -801,7 +760,7 @@ impl H {
     }
 
     fn ip_from(&mut self, port: usize, src: Ipv4Addr, ip: &[u8]) {
-        let frame = eth(M_GW[port], mac_of(src), EtherType::Ipv4, ip);
+        let frame = testkit::eth_frame(M_GW[port], mac_of(src), EtherType::Ipv4, ip);
         self.rx(port, &frame);
     }
 
@@ -864,8 +823,12 @@ impl H {
                         p.fill_checksum();
                     }
                 }
-                let frame =
-                    eth(M_GW[port], mac_of(Ipv4Addr::new(198, 18, port as u8, 7)), EtherType::Ipv4, &ip);
+                let frame = testkit::eth_frame(
+                    M_GW[port],
+                    mac_of(Ipv4Addr::new(198, 18, port as u8, 7)),
+                    EtherType::Ipv4,
+                    &ip,
+                );
                 self.rx(port, &frame);
             }
             Op::Tcp { from, to, sport, dport, flags, seq, ack, window, options, payload, ttl, bad_csum } => {
@@ -914,12 +877,8 @@ impl H {
                 let (src, port) = from.get();
                 let dst = to.get();
                 let data = &data[..data.len().min(MAX_FRAME - ETH - ipv4::HEADER_LEN - icmp::HEADER_LEN)];
-                let mut m = vec![0u8; icmp::HEADER_LEN + data.len()];
-                m[0] = ty.unwrap_or(icmp::msg::ECHO_REQUEST);
-                m[4..6].copy_from_slice(&ident.to_be_bytes());
-                m[6..8].copy_from_slice(&seq.to_be_bytes());
-                m[8..].copy_from_slice(data);
-                IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
+                let rest = u32::from(*ident) << 16 | u32::from(*seq);
+                let m = testkit::icmp_message(ty.unwrap_or(icmp::msg::ECHO_REQUEST), 0, rest, data);
                 let ip = ip_packet(src, dst, ipv4::PROTO_ICMP, 64, &m);
                 self.ip_from(port, src, &ip);
             }
@@ -961,17 +920,11 @@ impl H {
                     }
                     Quote::Bytes(b) => b.clone(),
                 };
-                let m = match icmp_error(ty.get(), *code, 0, &quoted) {
+                let m = match testkit::icmp_error(ty.get(), *code, 0, &quoted).ok() {
                     Some(m) => m,
                     None => {
                         // Quote the bytes as they are (a quote emit_error refuses).
-                        let q = &quoted[..quoted.len().min(64)];
-                        let mut m = vec![0u8; icmp::HEADER_LEN + q.len()];
-                        m[0] = ty.get();
-                        m[1] = *code;
-                        m[8..].copy_from_slice(q);
-                        IcmpPacket::new_unchecked(&mut m[..]).fill_checksum();
-                        m
+                        testkit::icmp_message(ty.get(), *code, 0, &quoted[..quoted.len().min(64)])
                     }
                 };
                 let ip = ip_packet(src, dst, ipv4::PROTO_ICMP, 64, &m);
@@ -995,9 +948,11 @@ impl H {
                 let Ok(ip) = Ipv4Packet::new_checked(&t[ETH..]) else { return };
                 let (ts, td) = (ip.src_addr(), ip.dst_addr());
                 let src = router.map(Ipv4Addr::from).unwrap_or(td);
-                let Some(m) = icmp_error(ty.get(), *code, u32::from(*mtu), &t[ETH..]) else { return };
+                let Some(m) = testkit::icmp_error(ty.get(), *code, u32::from(*mtu), &t[ETH..]).ok() else {
+                    return;
+                };
                 let ip = ip_packet(src, ts, ipv4::PROTO_ICMP, 64, &m);
-                let frame = eth(
+                let frame = testkit::eth_frame(
                     M_GW[port],
                     EthernetAddress([t[0], t[1], t[2], t[3], t[4], t[5]]),
                     EtherType::Ipv4,
@@ -1069,7 +1024,7 @@ impl H {
                     }
                     _ => return,
                 };
-                let frame = eth(M_GW[port], their_mac, EtherType::Ipv4, &reply);
+                let frame = testkit::eth_frame(M_GW[port], their_mac, EtherType::Ipv4, &reply);
                 self.rx(port, &frame);
             }
             _ => {}

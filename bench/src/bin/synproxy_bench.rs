@@ -11,7 +11,7 @@ use rvs_dataplane::flow::Proto;
 use rvs_dataplane::frame::{Frame, VecFrame, VecPool};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::{Event, Stats};
-use rvs_dataplane::wire::{ipv4, EthernetAddress, TcpFlags, TcpPacket};
+use rvs_dataplane::wire::{build, ipv4, EthernetAddress, EthernetFrame, TcpFlags, TcpOptionList, TcpRepr};
 use rvs_dataplane::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
 
 const GW_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
@@ -49,35 +49,28 @@ fn setup() -> Setup {
     }
 }
 
-/// A Linux-like SYN (MSS, SACK-permitted, timestamps, window scale) from `src:sport` to the VIP.
+/// A Linux-like SYN (MSS, SACK-permitted, timestamps, window scale) from `src:sport` to the VIP,
+/// built as the gateway builds its own segments (`wire::build::tcp_segment`).
 fn write_syn(buf: &mut [u8], src: Ipv4Addr, sport: u16) -> usize {
-    const OPTS: [u8; 20] = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 1, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7];
-    let tcp_len = 40;
-    buf[0..6].copy_from_slice(&GW_MAC.0);
-    buf[6..12].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
-    buf[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let tcp = TcpRepr {
+        window: 64_240,
+        options: TcpOptionList::linux_syn(Some(1460), true, Some((0x0001_0000, 0)), Some(7)),
+        ..TcpRepr::bare(sport, 80, u32::from(sport).wrapping_mul(2_654_435_761), 0, TcpFlags::SYN)
+    };
     let ip = ipv4::Repr {
         src,
         dst: VIP,
         protocol: ipv4::PROTO_TCP,
-        payload_len: tcp_len as u16,
+        payload_len: 0, // set from `tcp`
         ttl: 64,
         ident: 0,
         dont_frag: true,
     };
-    ip.emit(&mut buf[14..]).expect("room for the IPv4 header");
-    let seg = &mut buf[34..34 + tcp_len];
-    seg.fill(0);
-    let mut t = TcpPacket::new_unchecked(seg);
-    t.set_header_len_raw(tcp_len);
-    t.set_src_port(sport);
-    t.set_dst_port(80);
-    t.set_seq_number(u32::from(sport).wrapping_mul(2_654_435_761));
-    t.set_flags(TcpFlags::SYN);
-    t.set_window_len(64_240);
-    t.options_mut().copy_from_slice(&OPTS);
-    t.fill_checksum(src, VIP);
-    14 + 20 + tcp_len
+    let n = build::tcp_segment(buf, &ip, &tcp).expect("room for the SYN");
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
+    eth.set_dst_addr(GW_MAC);
+    eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 9, 9]));
+    n
 }
 
 fn main() {

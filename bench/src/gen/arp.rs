@@ -101,6 +101,7 @@ impl Arp {
 mod tests {
     use super::*;
     use rvs_dataplane::frame::{VecFrame, VecPool};
+    use rvs_dataplane::wire::testkit::FrameBuilder;
 
     const ME: [EthernetAddress; 2] =
         [EthernetAddress([2, 0, 0, 0, 0, 2]), EthernetAddress([2, 0, 0, 0, 1, 2])];
@@ -111,21 +112,14 @@ mod tests {
     }
 
     fn frame(op: ArpOperation, sender: Ipv4Addr, target: Ipv4Addr) -> VecFrame {
-        let mut v = vec![0u8; 60];
-        let mut e = EthernetFrame::new_unchecked(&mut v[..]);
-        e.set_dst_addr(EthernetAddress([0xff; 6]));
-        e.set_src_addr(GW);
-        e.set_ethertype(EtherType::Arp);
-        ArpRepr {
+        let repr = ArpRepr {
             operation: op,
             sender_hw_addr: GW,
             sender_proto_addr: sender,
             target_hw_addr: EthernetAddress([0; 6]),
             target_proto_addr: target,
-        }
-        .emit(&mut v[ETH..])
-        .unwrap();
-        VecFrame::from_bytes(&v)
+        };
+        VecFrame::from_bytes(&FrameBuilder::new(GW, EthernetAddress([0xff; 6])).arp(&repr))
     }
 
     #[test]

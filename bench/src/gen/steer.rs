@@ -65,17 +65,12 @@ pub fn queue_for(side: Side, frame: &[u8], queues: u16, steer: Steer) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_dataplane::wire::testkit::FrameBuilder;
+    use rvs_dataplane::wire::EthernetAddress;
 
     fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        f[14] = 0x45;
-        f[23] = 17;
-        f[26..30].copy_from_slice(&src);
-        f[30..34].copy_from_slice(&dst);
-        f[34..36].copy_from_slice(&sport.to_be_bytes());
-        f[36..38].copy_from_slice(&dport.to_be_bytes());
-        f
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        FrameBuilder::new(mac, mac).udp(src.into(), sport, dst.into(), dport, &[], true)
     }
 
     #[test]

@@ -97,9 +97,11 @@ pub fn syn_options<T: AsRef<[u8]>>(tcp: &TcpPacket<T>) -> Result<SynOptions, Err
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    //! A SYN builder on the wire emitters, shared by the submodule tests.
-    use crate::wire::ipv4::{self, Repr as Ipv4Repr};
-    use crate::wire::tcp::{Packet as TcpPacket, TcpFlags};
+    //! SYNs for the submodule tests, on the shared `wire::testkit` builder.
+    use crate::wire::ipv4;
+    use crate::wire::tcp::{TcpFlags, TcpOptionList};
+    use crate::wire::testkit::{self, FrameBuilder};
+    use crate::wire::EthernetAddress;
     use std::net::Ipv4Addr;
 
     /// IPv4 + TCP SYN 10.0.0.1:40000 -> 10.0.0.2:80, MSS 1460, SACK-perm, TS 0x0012d687/0, NOP, WS 7
@@ -116,38 +118,14 @@ pub(crate) mod testutil {
     pub const CPORT: u16 = 51234;
     pub const VPORT: u16 = 443;
 
-    /// Options in Linux's SYN layout: MSS, SACK-perm + TS (or NOP NOP TS), NOP + WS; padded to 4.
+    /// Options in Linux's SYN layout: MSS, SACK-perm + TS (or NOP NOP TS), NOP + WS; TS echo 0.
     pub fn syn_opts(mss: Option<u16>, wscale: Option<u8>, sack: bool, ts: Option<u32>) -> Vec<u8> {
-        let mut o = Vec::new();
-        if let Some(m) = mss {
-            o.extend_from_slice(&[2, 4]);
-            o.extend_from_slice(&m.to_be_bytes());
-        }
-        match (sack, ts) {
-            (true, Some(v)) => {
-                o.extend_from_slice(&[4, 2, 8, 10]);
-                o.extend_from_slice(&v.to_be_bytes());
-                o.extend_from_slice(&[0; 4]);
-            }
-            (false, Some(v)) => {
-                o.extend_from_slice(&[1, 1, 8, 10]);
-                o.extend_from_slice(&v.to_be_bytes());
-                o.extend_from_slice(&[0; 4]);
-            }
-            (true, None) => o.extend_from_slice(&[1, 1, 4, 2]),
-            (false, None) => {}
-        }
-        if let Some(w) = wscale {
-            o.extend_from_slice(&[1, 3, 3, w]);
-        }
-        while o.len() % 4 != 0 {
-            o.push(0);
-        }
-        o
+        testkit::options(&TcpOptionList::linux_syn(mss, sack, ts.map(|v| (v, 0)), wscale))
     }
 
-    /// An IPv4 TCP segment `src -> dst` with the given fields, options and payload, valid checksums;
-    /// `ip_opts` (multiple of 4) go into the IPv4 header.
+    /// An IPv4 TCP segment `src -> dst` with the given fields, options (bytes, padded to 4) and payload,
+    /// valid checksums; `ip_opts` (multiple of 4) go into the IPv4 header. TTL 57, ident 0x1c46, DF,
+    /// window 64240.
     #[allow(clippy::too_many_arguments)]
     pub fn segment(
         src: (Ipv4Addr, u16),
@@ -159,37 +137,10 @@ pub(crate) mod testutil {
         payload: &[u8],
         ip_opts: &[u8],
     ) -> Vec<u8> {
-        let thl = 20 + opts.len();
-        let ihl = 20 + ip_opts.len();
-        let l4_len = thl + payload.len();
-        let mut v = vec![0u8; ihl + l4_len];
-        let repr = Ipv4Repr {
-            src: src.0,
-            dst: dst.0,
-            protocol: ipv4::PROTO_TCP,
-            payload_len: (l4_len + ip_opts.len()) as u16,
-            ttl: 57,
-            ident: 0x1c46,
-            dont_frag: true,
-        };
-        repr.emit(&mut v).unwrap();
-        if !ip_opts.is_empty() {
-            v[0] = 0x40 | (ihl / 4) as u8;
-            v[20..ihl].copy_from_slice(ip_opts);
-            ipv4::Packet::new_unchecked(&mut v[..]).fill_checksum();
-        }
-        let mut t = TcpPacket::new_unchecked(&mut v[ihl..]);
-        t.set_header_len_raw(thl);
-        t.set_src_port(src.1);
-        t.set_dst_port(dst.1);
-        t.set_seq_number(seq);
-        t.set_ack_number(ack);
-        t.set_flags(flags);
-        t.set_window_len(64240);
-        t.options_mut().copy_from_slice(opts);
-        t.payload_mut().copy_from_slice(payload);
-        t.fill_checksum(src.0, dst.0);
-        v
+        let b = FrameBuilder::new(EthernetAddress([0; 6]), EthernetAddress([0; 6])).ttl(57).ident(0x1c46);
+        let repr = b.tcp_repr(src.1, dst.1, flags, seq, ack);
+        let seg = testkit::tcp_segment_raw_options(src.0, dst.0, &repr, opts, payload);
+        testkit::ipv4_packet(&b.ipv4_repr(src.0, dst.0, ipv4::PROTO_TCP), ip_opts, &seg)
     }
 
     pub fn syn(isn: u32, opts: &[u8]) -> Vec<u8> {

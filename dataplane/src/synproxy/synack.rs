@@ -22,7 +22,7 @@
 //! Checksums are computed in full: this runs once per SYN and nearly every byte changed.
 use super::{syn_options, MAX_WSCALE};
 use crate::wire::ipv4::{self, Repr as Ipv4Repr};
-use crate::wire::tcp::{self, kind, Packet as TcpPacket, TcpFlags};
+use crate::wire::tcp::{self, Packet as TcpPacket, TcpFlags, TcpOptionList, TcpRepr};
 use crate::wire::{Error, Result};
 
 /// Largest SYN-ACK [`syn_to_synack`] writes: 20 IPv4 + 20 TCP + 20 options.
@@ -51,29 +51,18 @@ impl Default for SynAckConfig {
     }
 }
 
-/// Our SYN-ACK options for a SYN that offered `syn`; returns the length used in `out` (multiple of 4).
-fn write_options(
-    out: &mut [u8; 20],
-    syn: &super::SynOptions,
-    tsval: Option<u32>,
-    cfg: &SynAckConfig,
-) -> usize {
-    let [m0, m1] = cfg.mss.to_be_bytes();
-    out[..4].copy_from_slice(&[kind::MSS, 4, m0, m1]);
-    let mut n = 4;
-    if let (Some((client_tsval, _)), Some(ours)) = (syn.timestamps, tsval) {
-        let lead = if syn.sack_perm { [kind::SACK_PERMITTED, 2] } else { [kind::NOP, kind::NOP] };
-        out[n..n + 4].copy_from_slice(&[lead[0], lead[1], kind::TIMESTAMPS, 10]);
-        out[n + 4..n + 8].copy_from_slice(&ours.to_be_bytes());
+/// Our SYN-ACK options for a SYN that offered `syn` (see the module docs for the layout).
+fn options(syn: &super::SynOptions, tsval: Option<u32>, cfg: &SynAckConfig) -> TcpOptionList<'static> {
+    match (syn.timestamps, tsval) {
         // TSecr echoes the client's TSval (RFC 7323 3.2).
-        out[n + 8..n + 12].copy_from_slice(&client_tsval.to_be_bytes());
-        n += 12;
-        if syn.wscale.is_some() {
-            out[n..n + 4].copy_from_slice(&[kind::NOP, kind::WINDOW_SCALE, 3, cfg.wscale.min(MAX_WSCALE)]);
-            n += 4;
-        }
+        (Some((client_tsval, _)), Some(ours)) => TcpOptionList::linux_syn(
+            Some(cfg.mss),
+            syn.sack_perm,
+            Some((ours, client_tsval)),
+            syn.wscale.map(|_| cfg.wscale.min(MAX_WSCALE)),
+        ),
+        _ => TcpOptionList::linux_syn(Some(cfg.mss), false, None, None),
     }
-    n
 }
 
 /// Rewrite the IPv4 packet at the start of `ip`, a TCP SYN (SYN set; ACK, RST, FIN clear), into our
@@ -107,10 +96,17 @@ pub fn syn_to_synack(
     let opts = syn_options(&syn)?;
     let (cport, vport, client_isn) = (syn.src_port(), syn.dst_port(), syn.seq_number());
 
-    let mut options = [0u8; 20];
-    let opt_len = write_options(&mut options, &opts, tsval, cfg);
-    let thl = tcp::HEADER_LEN + opt_len;
-    let total = ipv4::HEADER_LEN + thl;
+    let tcp = TcpRepr {
+        src_port: vport,
+        dst_port: cport,
+        seq: cookie_isn,
+        ack: client_isn.wrapping_add(1),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        window: cfg.window,
+        options: options(&opts, tsval, cfg),
+        payload_len: 0,
+    };
+    let total = ipv4::HEADER_LEN + tcp.buffer_len();
     if ip.len() < total {
         return Err(Error::NoRoom);
     }
@@ -120,24 +116,13 @@ pub fn syn_to_synack(
         src: vip,
         dst: client,
         protocol: ipv4::PROTO_TCP,
-        payload_len: thl as u16,
+        payload_len: tcp.buffer_len() as u16,
         ttl: cfg.ttl,
         ident: 0,
         dont_frag: true,
     };
     repr.emit(ip)?;
-    let seg = &mut ip[ipv4::HEADER_LEN..total];
-    seg[..tcp::HEADER_LEN].fill(0);
-    seg[tcp::HEADER_LEN..].copy_from_slice(&options[..opt_len]);
-    let mut t = TcpPacket::new_unchecked(seg);
-    t.set_header_len_raw(thl);
-    t.set_src_port(vport);
-    t.set_dst_port(cport);
-    t.set_seq_number(cookie_isn);
-    t.set_ack_number(client_isn.wrapping_add(1));
-    t.set_flags(TcpFlags::SYN | TcpFlags::ACK);
-    t.set_window_len(cfg.window);
-    t.fill_checksum(vip, client);
+    tcp.emit(&mut TcpPacket::new_unchecked(&mut ip[ipv4::HEADER_LEN..total]), vip, client)?;
     Ok(total)
 }
 

@@ -15,18 +15,26 @@
 //! Multi-byte fields are big-endian on the wire; getters and setters take host values.
 //!
 //! Layout: [`checksum`] (RFC 1071/1624 arithmetic), [`ethernet`], [`arp`], [`ipv4`], [`tcp`] (with
-//! [`toa`] for the TCP-option-address insertion), [`udp`], [`icmp`], and [`nat`] for the per-packet
-//! FULLNAT 4-tuple rewrite.
+//! [`toa`] for the TCP-option-address insertion), [`udp`], [`icmp`], [`nat`] for the per-packet
+//! FULLNAT 4-tuple rewrite, and [`build`] for whole frames the gateway originates.
+//!
+//! Building follows smoltcp too: a `Repr` (`ipv4::Repr`, `ArpRepr`, [`TcpRepr`] with its
+//! [`TcpOptionList`]) holds the fields and `emit`s them, checksums included, so no caller writes header
+//! or option bytes by hand. Tests, fuzzers and benchmarks build their packets with the same emitters
+//! through `testkit` (cargo feature `testkit`, always on in this crate's tests).
 
 use std::fmt;
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod nat;
 pub mod tcp;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod toa;
 pub mod udp;
 
@@ -38,8 +46,8 @@ pub use ethernet::{EtherType, EthernetAddress, Frame as EthernetFrame, L2Info};
 pub use icmp::{Packet as IcmpPacket, Quoted as IcmpQuoted};
 pub use ipv4::{Packet as Ipv4Packet, Repr as Ipv4Repr};
 pub use nat::{flow_key, rewrite_icmp_error, rewrite_l4_tuple};
-pub use tcp::{Packet as TcpPacket, SackBlocks, TcpFlags, TcpOption, TcpOptions};
-pub use udp::Packet as UdpPacket;
+pub use tcp::{Packet as TcpPacket, SackBlocks, TcpFlags, TcpOption, TcpOptionList, TcpOptions, TcpRepr};
+pub use udp::{Packet as UdpPacket, Repr as UdpRepr};
 
 /// Why a packet was rejected. Each variant is a precise malformation reason, suitable as a drop-counter
 /// label via [`Error::as_str`].

@@ -213,6 +213,9 @@ impl<'a> TcpOption<'a> {
     }
 
     /// Encoded length in bytes.
+    ///
+    /// For `Sack` and `Unknown` this is `2 + data.len()`, which [`TcpOption::emit`] writes as the length
+    /// byte: callers building options keep it at most 40 ([`TcpOptionList::push`] checks it).
     pub fn buffer_len(&self) -> usize {
         match self {
             TcpOption::EndOfList | TcpOption::Nop => 1,
@@ -223,6 +226,274 @@ impl<'a> TcpOption<'a> {
             TcpOption::Timestamps { .. } => 10,
             TcpOption::Unknown { data, .. } => 2 + data.len(),
         }
+    }
+
+    /// Write the option at the start of `buf`; returns its length, [`TcpOption::buffer_len`].
+    ///
+    /// Panics if `buf` is shorter than that (as smoltcp's emitters do): callers size the buffer from
+    /// `buffer_len` first, as [`TcpRepr::emit`] does.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let len = self.buffer_len();
+        let b = &mut buf[..len];
+        match *self {
+            TcpOption::EndOfList => b[0] = kind::END_OF_LIST,
+            TcpOption::Nop => b[0] = kind::NOP,
+            TcpOption::Mss(mss) => {
+                b[..2].copy_from_slice(&[kind::MSS, 4]);
+                put16(b, 2, mss);
+            }
+            TcpOption::WindowScale(shift) => b.copy_from_slice(&[kind::WINDOW_SCALE, 3, shift]),
+            TcpOption::SackPermitted => b.copy_from_slice(&[kind::SACK_PERMITTED, 2]),
+            TcpOption::Sack(blocks) => {
+                b[..2].copy_from_slice(&[kind::SACK, len as u8]);
+                b[2..].copy_from_slice(blocks.0);
+            }
+            TcpOption::Timestamps { tsval, tsecr } => {
+                b[..2].copy_from_slice(&[kind::TIMESTAMPS, 10]);
+                super::put32(b, 2, tsval);
+                super::put32(b, 6, tsecr);
+            }
+            TcpOption::Unknown { kind, data } => {
+                b[..2].copy_from_slice(&[kind, len as u8]);
+                b[2..].copy_from_slice(data);
+            }
+        }
+        len
+    }
+}
+
+/// Most options a [`TcpOptionList`] holds. The area is 40 bytes, and the layouts the gateway emits use
+/// at most 9 entries (Linux's SYN without SACK: MSS, NOP, NOP, TS, NOP, WS, plus a TOA), so 12 leaves
+/// room without making the list (copied around by value) large.
+pub const MAX_OPTIONS: usize = 12;
+
+/// A fixed-capacity list of options to emit, in order: no allocation, `Copy`.
+///
+/// Invariants (kept by [`TcpOptionList::push`], the only way in): at most [`MAX_OPTIONS`] entries, their
+/// encodings total at most 40 bytes, and no `EndOfList` (the emitter adds it as padding).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptionList<'a> {
+    opts: [TcpOption<'a>; MAX_OPTIONS],
+    len: u8,
+}
+
+impl<'a> TcpOptionList<'a> {
+    pub const fn new() -> TcpOptionList<'a> {
+        TcpOptionList { opts: [TcpOption::Nop; MAX_OPTIONS], len: 0 }
+    }
+
+    /// A list of `opts`, in order; errors as [`TcpOptionList::push`].
+    pub fn from_slice(opts: &[TcpOption<'a>]) -> Result<TcpOptionList<'a>> {
+        let mut l = TcpOptionList::new();
+        for o in opts {
+            l.push(*o)?;
+        }
+        Ok(l)
+    }
+
+    /// Append `opt`. `NoRoom` when the list is full or the options would exceed 40 bytes;
+    /// `BadOption` for `EndOfList` (padding is the emitter's job) and for a `Sack` or `Unknown` whose
+    /// data cannot be encoded (SACK data not 1..=4 blocks of 8 bytes).
+    pub fn push(&mut self, opt: TcpOption<'a>) -> Result<()> {
+        match opt {
+            TcpOption::EndOfList => return Err(Error::BadOption),
+            TcpOption::Sack(b) if b.0.is_empty() || b.0.len() % 8 != 0 => return Err(Error::BadOption),
+            _ => {}
+        }
+        if self.len as usize == MAX_OPTIONS
+            || self.buffer_len() + opt.buffer_len() > MAX_HEADER_LEN - HEADER_LEN
+        {
+            return Err(Error::NoRoom);
+        }
+        self.opts[self.len as usize] = opt;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Linux's layout for the options of a SYN or SYN-ACK (`tcp_options_write`), each part only if
+    /// given: MSS; SACK-permitted + timestamps (or NOP, NOP, timestamps without SACK); NOP, NOP,
+    /// SACK-permitted when SACK comes without timestamps; NOP + window scale. Every option lands
+    /// 4-byte aligned and the total is a multiple of 4, so no padding follows. Always fits (at most 20
+    /// bytes, 9 entries).
+    pub fn linux_syn(
+        mss: Option<u16>,
+        sack_permitted: bool,
+        timestamps: Option<(u32, u32)>,
+        wscale: Option<u8>,
+    ) -> TcpOptionList<'a> {
+        let mut l = TcpOptionList::new();
+        let mut put = |o: &[TcpOption<'a>]| {
+            for &o in o {
+                // Cannot fail: the worst case is 9 entries and 20 bytes (see above).
+                let pushed = l.push(o);
+                debug_assert!(pushed.is_ok());
+            }
+        };
+        if let Some(m) = mss {
+            put(&[TcpOption::Mss(m)]);
+        }
+        match (timestamps, sack_permitted) {
+            (Some((tsval, tsecr)), true) => {
+                put(&[TcpOption::SackPermitted, TcpOption::Timestamps { tsval, tsecr }])
+            }
+            (Some((tsval, tsecr)), false) => {
+                put(&[TcpOption::Nop, TcpOption::Nop, TcpOption::Timestamps { tsval, tsecr }])
+            }
+            (None, true) => put(&[TcpOption::Nop, TcpOption::Nop, TcpOption::SackPermitted]),
+            (None, false) => {}
+        }
+        if let Some(ws) = wscale {
+            put(&[TcpOption::Nop, TcpOption::WindowScale(ws)]);
+        }
+        l
+    }
+
+    pub fn as_slice(&self) -> &[TcpOption<'a>] {
+        &self.opts[..self.len as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Encoded length of the options, before padding.
+    pub fn buffer_len(&self) -> usize {
+        self.as_slice().iter().map(TcpOption::buffer_len).sum()
+    }
+
+    /// Encoded length padded to a multiple of 4: what the options take in the header.
+    pub fn padded_len(&self) -> usize {
+        (self.buffer_len() + 3) & !3
+    }
+
+    /// Write the options and their padding (zero bytes: an End-of-List, then zeros) at the start of
+    /// `buf`; returns [`TcpOptionList::padded_len`]. Panics if `buf` is shorter than that.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for o in self.as_slice() {
+            n += o.emit(&mut buf[n..]);
+        }
+        let padded = self.padded_len();
+        buf[n..padded].fill(kind::END_OF_LIST);
+        padded
+    }
+}
+
+impl Default for TcpOptionList<'_> {
+    fn default() -> Self {
+        TcpOptionList::new()
+    }
+}
+
+impl fmt::Debug for TcpOptionList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// A TCP segment to build, in the style of smoltcp's `TcpRepr`: the header fields, the options and
+/// the payload length. The urgent pointer is always 0 (the gateway never sends urgent data).
+///
+/// `ack` is written as given, whatever the flags: without ACK the field means nothing, and a SYN or a
+/// bare RST passes 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub options: TcpOptionList<'a>,
+    /// Bytes after the header; [`TcpRepr::emit`] does not write them but covers them in the checksum.
+    pub payload_len: usize,
+}
+
+impl<'a> TcpRepr<'a> {
+    /// A segment without options or payload and with window 0, such as a RST.
+    pub const fn bare(src_port: u16, dst_port: u16, seq: u32, ack: u32, flags: TcpFlags) -> TcpRepr<'a> {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: TcpOptionList::new(),
+            payload_len: 0,
+        }
+    }
+
+    /// Header length: 20 plus the options padded to a multiple of 4 (at most 60).
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options.padded_len()
+    }
+
+    /// Header plus payload: the segment length, and the IPv4 payload length.
+    pub fn buffer_len(&self) -> usize {
+        self.header_len() + self.payload_len
+    }
+
+    /// Read the fields of `p` (checked). The options stop at an End-of-List, which is not kept (it and
+    /// what follows are padding). `BadOption` for a malformed option, `NoRoom` for more than
+    /// [`MAX_OPTIONS`] options.
+    pub fn parse(p: &Packet<&'a [u8]>) -> Result<TcpRepr<'a>> {
+        // Borrow the options from the underlying bytes, not from `p`, so they outlive the view.
+        let bytes: &'a [u8] = p.buffer;
+        let mut options = TcpOptionList::new();
+        for o in TcpOptions::new(&bytes[field::OPTIONS..p.header_len()]) {
+            match o? {
+                TcpOption::EndOfList => break,
+                o => options.push(o)?,
+            }
+        }
+        Ok(TcpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+            seq: p.seq_number(),
+            ack: p.ack_number(),
+            flags: p.flags(),
+            window: p.window_len(),
+            options,
+            payload_len: p.payload().len(),
+        })
+    }
+
+    /// Fill the header and options of `packet` and its checksum over the pseudo header `src -> dst`
+    /// and the first [`TcpRepr::buffer_len`] bytes of the buffer: the payload, if any, is whatever is
+    /// already at `header_len()..`, so write it first or call `fill_checksum` after writing it.
+    ///
+    /// `NoRoom` (nothing written) if the buffer is shorter than `buffer_len()` or that exceeds 65535.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<()> {
+        let (hl, len) = (self.header_len(), self.buffer_len());
+        let b = packet.buffer.as_mut();
+        if b.len() < len || len > 0xffff {
+            return Err(Error::NoRoom);
+        }
+        let b = &mut b[..len];
+        put16(b, field::SRC_PORT.start, self.src_port);
+        put16(b, field::DST_PORT.start, self.dst_port);
+        super::put32(b, field::SEQ_NUM.start, self.seq);
+        super::put32(b, field::ACK_NUM.start, self.ack);
+        b[field::OFF_FLAGS.start] = ((hl / 4) as u8) << 4;
+        b[field::OFF_FLAGS.start + 1] = self.flags.bits();
+        put16(b, field::WIN_SIZE.start, self.window);
+        put16(b, field::CHECKSUM.start, 0);
+        put16(b, field::URGENT.start, 0);
+        self.options.emit(&mut b[field::OPTIONS..hl]);
+        let ph = checksum::ipv4_pseudo_header(src, dst, super::ipv4::PROTO_TCP, len as u16);
+        let c = !checksum::fold(checksum::accumulate(ph, b));
+        put16(b, field::CHECKSUM.start, c);
+        Ok(())
     }
 }
 
@@ -857,6 +1128,235 @@ mod tests {
             assert_eq!(opts.len(), eol_at + 2);
             assert_eq!(opts[eol_at], TcpOption::Unknown { kind: 0xfe, data: &[1, 2, 3, 4, 5, 6] });
             assert_eq!(opts[eol_at + 1], TcpOption::EndOfList);
+        }
+    }
+
+    #[test]
+    fn each_option_emits_and_parses_back() {
+        let sack = [0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0];
+        let toa = crate::wire::toa::toa_data(Ipv4Addr::new(203, 0, 113, 7), 51234);
+        let cases: [(TcpOption<'_>, &[u8]); 9] = [
+            (TcpOption::EndOfList, &[0]),
+            (TcpOption::Nop, &[1]),
+            (TcpOption::Mss(1460), &[2, 4, 0x05, 0xb4]),
+            (TcpOption::WindowScale(14), &[3, 3, 14]),
+            (TcpOption::SackPermitted, &[4, 2]),
+            (
+                TcpOption::Sack(SackBlocks(&sack)),
+                &[5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0],
+            ),
+            (
+                TcpOption::Timestamps { tsval: 0x0102_0304, tsecr: 0xa0b0_c0d0 },
+                &[8, 10, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0],
+            ),
+            (crate::wire::toa::toa(&toa), &[254, 8, 0xc8, 0x22, 203, 0, 113, 7]),
+            (TcpOption::Unknown { kind: 0x22, data: &[] }, &[0x22, 2]),
+        ];
+        for (opt, want) in cases {
+            let mut buf = [0xeeu8; 41];
+            assert_eq!(opt.buffer_len(), want.len(), "{opt:?}");
+            assert_eq!(opt.emit(&mut buf), want.len(), "{opt:?}");
+            assert_eq!(&buf[..want.len()], want, "{opt:?}");
+            assert_eq!(buf[want.len()], 0xee, "{opt:?} wrote past its length");
+            assert_eq!(TcpOption::parse(&buf[..want.len()]), Ok((opt, want.len())));
+        }
+        assert_eq!(crate::wire::toa::parse_toa(&crate::wire::toa::toa_option(DST, 443)), Some((DST, 443)));
+    }
+
+    #[test]
+    fn option_list_limits_and_padding() {
+        let mut l = TcpOptionList::new();
+        assert_eq!((l.len(), l.buffer_len(), l.padded_len()), (0, 0, 0));
+        assert_eq!(l.push(TcpOption::EndOfList), Err(Error::BadOption));
+        assert_eq!(l.push(TcpOption::Sack(SackBlocks(&[0; 4]))), Err(Error::BadOption));
+        l.push(TcpOption::Mss(1)).unwrap();
+        l.push(TcpOption::WindowScale(2)).unwrap();
+        assert_eq!((l.buffer_len(), l.padded_len()), (7, 8));
+        let mut b = [0xeeu8; 9];
+        assert_eq!(l.emit(&mut b), 8);
+        assert_eq!(b, [2, 4, 0, 1, 3, 3, 2, 0, 0xee], "padded with End-of-List");
+        // 40 bytes at most, MAX_OPTIONS entries at most; a refused push leaves the list as it was.
+        let ts = TcpOption::Timestamps { tsval: 0, tsecr: 0 };
+        let sp = TcpOption::SackPermitted;
+        let mut l = TcpOptionList::from_slice(&[ts, ts, ts, sp, sp, TcpOption::Mss(1)]).unwrap();
+        assert_eq!(l.push(TcpOption::Mss(1)), Err(Error::NoRoom));
+        assert_eq!(l.buffer_len(), 38);
+        l.push(TcpOption::Nop).unwrap();
+        l.push(TcpOption::Nop).unwrap();
+        assert_eq!((l.buffer_len(), l.push(TcpOption::Nop)), (40, Err(Error::NoRoom)));
+        let nops = TcpOptionList::from_slice(&[TcpOption::Nop; MAX_OPTIONS]).unwrap();
+        assert_eq!(nops.clone().push(TcpOption::Nop), Err(Error::NoRoom));
+        assert_eq!(TcpOptionList::from_slice(&[TcpOption::Nop; MAX_OPTIONS + 1]), Err(Error::NoRoom));
+        assert_eq!(format!("{:?}", TcpOptionList::from_slice(&[TcpOption::Nop]).unwrap()), "[Nop]");
+        // Padding at every remainder.
+        for n in 0..4 {
+            let l = TcpOptionList::from_slice(&[TcpOption::Nop; 4][..n]).unwrap();
+            let r = TcpRepr { options: l, ..TcpRepr::bare(1, 2, 3, 4, TcpFlags::ACK) };
+            assert_eq!(r.header_len(), if n == 0 { 20 } else { 24 });
+            let mut b = [0xeeu8; 24];
+            r.emit(&mut Packet::new_unchecked(&mut b[..r.header_len()]), SRC, DST).unwrap();
+            let p = Packet::new_checked(&b[..r.header_len()]).unwrap();
+            assert!(p.verify_checksum(SRC, DST));
+            assert_eq!(&p.options()[n..], &[0u8; 4][..p.options().len() - n]);
+            assert_eq!(TcpRepr::parse(&p).unwrap(), r, "the End-of-List padding is not kept");
+        }
+    }
+
+    /// Emit `r` (payload `payload`) and check it parses back whole with a valid checksum.
+    fn round_trip(r: &TcpRepr<'_>, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0xeeu8; r.buffer_len() + 3];
+        let hl = r.header_len();
+        v[hl..hl + payload.len()].copy_from_slice(payload);
+        let n = r.buffer_len();
+        r.emit(&mut Packet::new_unchecked(&mut v[..]), SRC, DST).unwrap();
+        assert_eq!(&v[n..], &[0xee; 3], "nothing written past the segment");
+        v.truncate(n);
+        let p = Packet::new_checked(&v[..]).unwrap();
+        assert!(p.verify_checksum(SRC, DST));
+        assert_eq!(p.checksum(), full(&v, SRC, DST));
+        assert_eq!(TcpRepr::parse(&p).unwrap(), *r);
+        assert_eq!((p.urgent_at(), p.payload()), (0, payload));
+        v
+    }
+
+    #[test]
+    fn syn_rst_synack_round_trips() {
+        // The Linux SYN of the fixture, byte for byte.
+        let syn = TcpRepr {
+            window: 64240,
+            options: TcpOptionList::linux_syn(Some(1460), true, Some((0x0012d687, 0)), Some(7)),
+            ..TcpRepr::bare(40000, 80, 0x3a6f0c81, 0, TcpFlags::SYN)
+        };
+        assert_eq!(round_trip(&syn, &[]), &ETH_TCP_SYN[34..]);
+        // Bare RST and RST+ACK.
+        let rst = TcpRepr::bare(80, 40000, 0x3a6f0c82, 0, TcpFlags::RST);
+        let v = round_trip(&rst, &[]);
+        assert_eq!(v.len(), 20);
+        assert_eq!(&v[12..16], &[0x50, 0x04, 0, 0]);
+        round_trip(&TcpRepr::bare(80, 40000, 0, 0x3a6f0c82, TcpFlags::RST | TcpFlags::ACK), &[]);
+        // SYN-ACK without timestamps, and a data segment with SACK blocks and an odd payload.
+        let synack = TcpRepr {
+            window: 65535,
+            options: TcpOptionList::linux_syn(Some(1400), false, None, None),
+            ..TcpRepr::bare(80, 40000, 7, 0x3a6f0c82, TcpFlags::SYN | TcpFlags::ACK)
+        };
+        assert_eq!(round_trip(&synack, &[])[20..], [2, 4, 0x05, 0x78]);
+        let blocks = [0, 0, 0, 9, 0, 0, 0, 10];
+        let data = TcpRepr {
+            window: 501,
+            options: TcpOptionList::from_slice(&[
+                TcpOption::Nop,
+                TcpOption::Nop,
+                TcpOption::Sack(SackBlocks(&blocks)),
+            ])
+            .unwrap(),
+            payload_len: 5,
+            ..TcpRepr::bare(1, 2, 3, 4, TcpFlags::PSH | TcpFlags::ACK)
+        };
+        round_trip(&data, b"hello");
+        // Too small a buffer: refused, untouched.
+        let mut b = [0xeeu8; 39];
+        assert_eq!(syn.emit(&mut Packet::new_unchecked(&mut b[..]), SRC, DST), Err(Error::NoRoom));
+        assert_eq!(b, [0xee; 39]);
+    }
+
+    #[test]
+    fn parse_refuses_what_it_cannot_hold() {
+        let mut s = syn();
+        s[20 + 1] = 3; // MSS with length 3
+        assert_eq!(TcpRepr::parse(&Packet::new_checked(&s[..]).unwrap()), Err(Error::BadOption));
+        let mut s = [0u8; 60];
+        s[..20].copy_from_slice(&syn()[..20]);
+        s[12] = 0xf0;
+        s[20..].fill(kind::NOP);
+        assert_eq!(TcpRepr::parse(&Packet::new_checked(&s[..]).unwrap()), Err(Error::NoRoom));
+    }
+
+    /// The SYN-proxy's SYN to the real server as `Worker::sp_send_syn` and the worker's `build_tcp`
+    /// wrote it by hand before `TcpRepr` (copied verbatim, as the reference): options, then the segment.
+    fn legacy_sp_syn(
+        mss: u16,
+        ts: Option<(u32, u32)>,
+        sack_perm: bool,
+        wscale: Option<u8>,
+        (seq, sport, dport): (u32, u16, u16),
+    ) -> Vec<u8> {
+        let mut opts = [0u8; 20];
+        opts[..4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
+        let mut n = 4;
+        match ts {
+            Some((tsval, _)) => {
+                let lead = if sack_perm { [4, 2] } else { [1, 1] };
+                opts[n..n + 2].copy_from_slice(&lead);
+                opts[n + 2..n + 4].copy_from_slice(&[8, 10]);
+                opts[n + 4..n + 8].copy_from_slice(&tsval.to_be_bytes());
+                opts[n + 8..n + 12].copy_from_slice(&0u32.to_be_bytes());
+                n += 12;
+            }
+            None if sack_perm => {
+                opts[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
+                n += 4;
+            }
+            None => {}
+        }
+        if let Some(ws) = wscale {
+            opts[n..n + 4].copy_from_slice(&[1, 3, 3, ws]);
+            n += 4;
+        }
+        let mut seg = vec![0u8; 20 + n];
+        let mut t = Packet::new_unchecked(&mut seg[..]);
+        t.set_src_port(sport);
+        t.set_dst_port(dport);
+        t.set_seq_number(seq);
+        t.set_ack_number(0);
+        t.set_header_len_raw(20 + n);
+        t.set_flags(TcpFlags::SYN);
+        t.set_window_len(65_535);
+        t.options_mut().copy_from_slice(&opts[..n]);
+        t.fill_checksum(SRC, DST);
+        seg
+    }
+
+    type Timestamps = Option<(u32, u32)>;
+
+    #[test]
+    fn linux_syn_matches_the_hand_written_sp_syn() {
+        // Fixtures: the options area sp_send_syn wrote, for a few combinations.
+        let fixtures: [(Timestamps, bool, Option<u8>, &[u8]); 5] = [
+            (
+                Some((0x0102_0304, 0)),
+                true,
+                Some(7),
+                &[2, 4, 0x05, 0xac, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7],
+            ),
+            (Some((0x0102_0304, 0)), false, None, &[2, 4, 0x05, 0xac, 1, 1, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0]),
+            (None, true, Some(9), &[2, 4, 0x05, 0xac, 1, 1, 4, 2, 1, 3, 3, 9]),
+            (None, false, Some(0), &[2, 4, 0x05, 0xac, 1, 3, 3, 0]),
+            (None, false, None, &[2, 4, 0x05, 0xac]),
+        ];
+        for (ts, sack, ws, want) in fixtures {
+            let r = TcpRepr {
+                window: 65_535,
+                options: TcpOptionList::linux_syn(Some(1452), sack, ts, ws),
+                ..TcpRepr::bare(40_001, 80, 0xfeed_f00d, 0, TcpFlags::SYN)
+            };
+            let v = round_trip(&r, &[]);
+            assert_eq!(&v[20..], want);
+            assert_eq!(v, legacy_sp_syn(1452, ts, sack, ws, (0xfeed_f00d, 40_001, 80)));
+        }
+        // And every combination against the reference, byte for byte, checksum included.
+        let mut rng = Rng::new(33);
+        for i in 0..64u32 {
+            let ts = (i & 1 != 0).then(|| (rng.u32(), 0));
+            let sack = i & 2 != 0;
+            let ws = (i & 4 != 0).then(|| rng.u8() % 15);
+            let (mss, seq, sport) = (rng.u16(), rng.u32(), rng.u16());
+            let r = TcpRepr {
+                window: 65_535,
+                options: TcpOptionList::linux_syn(Some(mss), sack, ts, ws),
+                ..TcpRepr::bare(sport, 8080, seq, 0, TcpFlags::SYN)
+            };
+            assert_eq!(round_trip(&r, &[]), legacy_sp_syn(mss, ts, sack, ws, (seq, sport, 8080)), "case {i}");
         }
     }
 

@@ -11,9 +11,23 @@ pub const TOA_LEN: usize = 8;
 
 /// The encoded option.
 pub fn toa_option(addr: Ipv4Addr, port: u16) -> [u8; TOA_LEN] {
+    let mut out = [0u8; TOA_LEN];
+    let data = toa_data(addr, port);
+    toa(&data).emit(&mut out);
+    out
+}
+
+/// The TOA option's 6 data bytes: port, then address, network order. Kept apart from [`toa`] because
+/// the option borrows them.
+pub fn toa_data(addr: Ipv4Addr, port: u16) -> [u8; TOA_LEN - 2] {
     let [p0, p1] = port.to_be_bytes();
     let [a0, a1, a2, a3] = addr.octets();
-    [TOA_KIND, TOA_LEN as u8, p0, p1, a0, a1, a2, a3]
+    [p0, p1, a0, a1, a2, a3]
+}
+
+/// The TOA option over `data` (from [`toa_data`]), for a [`TcpOptionList`](super::tcp::TcpOptionList).
+pub fn toa(data: &[u8; TOA_LEN - 2]) -> TcpOption<'_> {
+    TcpOption::Unknown { kind: TOA_KIND, data }
 }
 
 /// Insert a TOA option into the TCP segment of the IPv4 packet at the start of `buf`, which needs

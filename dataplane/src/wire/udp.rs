@@ -138,6 +138,44 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// A UDP datagram to build: the header fields and the payload length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload_len: usize,
+}
+
+impl Repr {
+    /// Header plus payload: the length field, and the IPv4 payload length.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload_len
+    }
+
+    /// Fill the header of `packet` and its checksum over the pseudo header `src -> dst` and the first
+    /// [`Repr::buffer_len`] bytes: the payload is whatever already sits after the header. `NoRoom`
+    /// (nothing written) if the buffer is shorter or the length exceeds 65535.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<()> {
+        let len = self.buffer_len();
+        let wire_len = u16::try_from(len).map_err(|_| Error::NoRoom)?;
+        if packet.buffer.as_ref().len() < len {
+            return Err(Error::NoRoom);
+        }
+        let b = packet.buffer.as_mut();
+        put16(b, field::SRC_PORT.start, self.src_port);
+        put16(b, field::DST_PORT.start, self.dst_port);
+        put16(b, field::LENGTH.start, wire_len);
+        // `fill_checksum` covers `..len()`, the length field just written, whatever follows it.
+        packet.fill_checksum(src, dst);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +295,20 @@ mod tests {
                 let _ = (p.payload(), p.verify_checksum(SRC, DST));
             }
         });
+    }
+
+    #[test]
+    fn repr_emit_round_trip() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(8, 8, 8, 8));
+        let r = Repr { src_port: 53000, dst_port: 53, payload_len: 29 };
+        let mut v = IP_UDP_DNS[20..].to_vec();
+        v.extend_from_slice(&[0xee; 3]);
+        v[..8].fill(0);
+        r.emit(&mut Packet::new_unchecked(&mut v[..]), src, dst).unwrap();
+        assert_eq!(&v[..37], &IP_UDP_DNS[20..], "the captured datagram, checksum included");
+        assert_eq!(&v[37..], &[0xee; 3]);
+        let mut short = [0u8; 36];
+        assert_eq!(r.emit(&mut Packet::new_unchecked(&mut short[..]), src, dst), Err(Error::NoRoom));
+        assert_eq!(short, [0; 36]);
     }
 }
