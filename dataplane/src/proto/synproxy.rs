@@ -19,35 +19,23 @@ use crate::stats::{DropReason as D, Event as E};
 use crate::synproxy::half_open::Pending;
 use crate::synproxy::proxy::due_list;
 use crate::synproxy::{self, Handshake, SYNACK_MAX_LEN};
-use crate::wire::{self, toa, Ipv4Packet, TcpFlags, TcpOption, TcpPacket};
+use crate::wire::{self, toa, Ipv4Packet, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr};
 use crate::worker::Worker;
 
-/// The options of the SYN the gateway sends a real server for a proxied connection: the client's
-/// MSS (less TOA's room), SACK-permitted, timestamps and window scale, in Linux's order.
-fn syn_options(p: &Pending, toa: bool, opts: &mut [u8; 20]) -> usize {
+/// The SYN the gateway sends a real server for a proxied connection: the client's ISN and
+/// options (its MSS less TOA's room, SACK-permitted, its timestamps, window scale) in Linux's order.
+fn syn_to_server(p: &Pending, flow: &FlowKey, toa: bool) -> TcpRepr<'static> {
     let mss = p.opts.mss.saturating_sub(if toa { toa::TOA_LEN as u16 } else { 0 });
-    opts[..4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
-    let mut n = 4;
-    match p.opts.timestamps {
-        Some((tsval, _)) => {
-            let lead = if p.opts.sack_perm { [4, 2] } else { [1, 1] };
-            opts[n..n + 2].copy_from_slice(&lead);
-            opts[n + 2..n + 4].copy_from_slice(&[8, 10]);
-            opts[n + 4..n + 8].copy_from_slice(&tsval.to_be_bytes());
-            opts[n + 8..n + 12].copy_from_slice(&0u32.to_be_bytes());
-            n += 12;
-        }
-        None if p.opts.sack_perm => {
-            opts[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
-            n += 4;
-        }
-        None => {}
+    TcpRepr {
+        window: 65_535,
+        options: TcpOptionList::linux_syn(
+            Some(mss),
+            p.opts.sack_perm,
+            p.opts.timestamps.map(|(tsval, _)| (tsval, 0)),
+            p.opts.wscale,
+        ),
+        ..TcpRepr::bare(flow.sport, flow.dport, p.client_isn, 0, TcpFlags::SYN)
     }
-    if let Some(ws) = p.opts.wscale {
-        opts[n..n + 4].copy_from_slice(&[1, 3, 3, ws]);
-        n += 4;
-    }
-    n
 }
 
 impl<P: FramePool> Worker<P> {
@@ -127,13 +115,10 @@ impl<P: FramePool> Worker<P> {
         let Some(c) = self.conns.get(id).copied() else { return };
         let Some(p) = self.sp.syn_sent(id, now) else { return };
         let toa = self.services.by_id(c.service()).is_some_and(|s| s.toa);
-        let mut opts = [0u8; 20];
-        let n = syn_options(&p, toa, &mut opts);
         let (lip, lport) = c.lip();
         let (rs, rport) = c.rs();
         let flow = FlowKey { proto: Proto::Tcp, src: lip, dst: rs, sport: lport, dport: rport };
-        let Some(f) = build_tcp(&mut self.pool, &flow, p.client_isn, 0, TcpFlags::SYN, 65_535, &opts[..n])
-        else {
+        let Some(f) = build_tcp(&mut self.pool, &flow, &syn_to_server(&p, &flow, toa)) else {
             self.stats.inc(E::NoMbuf);
             return;
         };
@@ -237,7 +222,8 @@ impl<P: FramePool> Worker<P> {
         let to = crate::xmit::out_key(&c, Dir::Reply);
         let rst = TcpFlags::RST.union(TcpFlags::ACK);
         let (seq, ack) = (p.cookie_isn.wrapping_add(1), p.client_isn.wrapping_add(1));
-        let Some(f) = build_tcp(&mut self.pool, &to, seq, ack, rst, 0, &[]) else {
+        let Some(f) = build_tcp(&mut self.pool, &to, &TcpRepr::bare(to.sport, to.dport, seq, ack, rst))
+        else {
             self.stats.inc(E::NoMbuf);
             return;
         };

@@ -17,7 +17,7 @@ use crate::packet::{reply_macs, Ctx, ETH, OWN_TTL};
 use crate::proto::Admit;
 use crate::stats::{DropReason as D, Event as E};
 use crate::synproxy::SeqShift;
-use crate::wire::{self, ipv4, toa, EtherType, Ipv4Packet, TcpFlags, TcpPacket};
+use crate::wire::{self, build, ipv4, toa, Ipv4Packet, TcpFlags, TcpPacket, TcpRepr};
 use crate::worker::Worker;
 
 /// TCP flag combinations no legitimate stack sends: SYN+FIN, SYN+RST, nothing at all, or anything
@@ -56,46 +56,23 @@ pub(crate) fn syn_only(cx: &Ctx) -> bool {
             == TcpFlags::SYN.bits()
 }
 
-/// A TCP segment the gateway originates (SYN-proxy's SYN to a real server, its RST to a client),
-/// in a fresh frame with EtherType IPv4; output fills in the MACs.
-pub(crate) fn build_tcp<P: FramePool>(
-    pool: &mut P,
-    flow: &FlowKey,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    window: u16,
-    opts: &[u8],
-) -> Option<P::Frame> {
-    let tcp_len = wire::tcp::HEADER_LEN + opts.len();
+/// A TCP segment the gateway originates (SYN-proxy's SYN to a real server, its RST to a client)
+/// from `flow` (our side first), in a fresh frame; output fills in the MACs.
+pub(crate) fn build_tcp<P: FramePool>(pool: &mut P, flow: &FlowKey, tcp: &TcpRepr<'_>) -> Option<P::Frame> {
     let mut f = pool.alloc()?;
-    if !f.append(ETH + ipv4::HEADER_LEN + tcp_len) {
+    if !f.append(build::TCP_AT + tcp.buffer_len()) {
         return None;
     }
-    let d = f.data_mut();
-    d[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
     let ip = ipv4::Repr {
         src: flow.src,
         dst: flow.dst,
         protocol: ipv4::PROTO_TCP,
-        payload_len: tcp_len as u16,
+        payload_len: 0,
         ttl: OWN_TTL,
         ident: 0,
         dont_frag: true,
     };
-    ip.emit(&mut d[ETH..]).ok()?;
-    let seg = &mut d[ETH + ipv4::HEADER_LEN..ETH + ipv4::HEADER_LEN + tcp_len];
-    seg.fill(0);
-    let mut t = TcpPacket::new_unchecked(seg);
-    t.set_src_port(flow.sport);
-    t.set_dst_port(flow.dport);
-    t.set_seq_number(seq);
-    t.set_ack_number(ack);
-    t.set_header_len_raw(tcp_len);
-    t.set_flags(flags);
-    t.set_window_len(window);
-    t.options_mut().copy_from_slice(opts);
-    t.fill_checksum(flow.src, flow.dst);
+    build::tcp_segment(f.data_mut(), &ip, tcp).ok()?;
     Some(f)
 }
 
