@@ -9,6 +9,10 @@
 //!   neighbour stays silent; an unresolved one is retried [`MAX_TRIES`] times, once a second, and then
 //!   its queued packets are dropped (counted by the caller).
 //! - `poll` visits a bounded number of slots per call, so its cost per burst is constant.
+//! - The per-packet path finds a neighbour's slot through a direct-mapped array indexed by the
+//!   address's low bits ([`RECENT`] entries, each checked against the slot's address), so a
+//!   gateway's few next hops, or the hosts of a /24, cost no hash lookup; the hash map is the
+//!   fallback for addresses sharing low bits, and the owner of every slot.
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
@@ -25,6 +29,15 @@ pub const RETRY_MS: Millis = 1000;
 pub const REFRESH_MS: Millis = 5000;
 /// Slots `poll` looks at per call.
 const POLL_SLOTS: usize = 8;
+/// Entries of the direct-mapped slot array (a power of two).
+pub const RECENT: usize = 1024;
+/// An empty direct-mapped entry.
+const NO_SLOT: u32 = u32::MAX;
+
+#[inline]
+fn recent_index(ip: Ipv4Addr) -> usize {
+    u32::from(ip) as usize & (RECENT - 1)
+}
 
 #[derive(Debug)]
 struct Slot<F> {
@@ -57,6 +70,8 @@ pub enum Resolved<F> {
 #[derive(Debug)]
 pub struct Neighbours<F> {
     by_ip: HashMap<Ipv4Addr, u32>,
+    /// Direct-mapped: the slot of the last address seen with these low bits (verified on use).
+    recent: Vec<u32>,
     slots: Vec<Slot<F>>,
     free: Vec<u32>,
     timeout: Millis,
@@ -83,6 +98,7 @@ impl<F> Neighbours<F> {
             .collect();
         Neighbours {
             by_ip: HashMap::with_capacity(capacity),
+            recent: vec![NO_SLOT; RECENT],
             slots,
             free: (0..capacity as u32).rev().collect(),
             timeout: timeout.max(2 * REFRESH_MS),
@@ -105,10 +121,30 @@ impl<F> Neighbours<F> {
         self.held
     }
 
+    /// The slot of `ip`, direct-mapped first.
+    #[inline]
+    fn find(&self, ip: Ipv4Addr) -> Option<u32> {
+        let r = self.recent[recent_index(ip)];
+        if let Some(s) = self.slots.get(r as usize) {
+            if s.in_use && s.ip == ip {
+                return Some(r);
+            }
+        }
+        self.by_ip.get(&ip).copied()
+    }
+
+    /// [`Self::find`], remembering the answer in the direct-mapped array.
+    #[inline]
+    fn find_mut(&mut self, ip: Ipv4Addr) -> Option<u32> {
+        let i = self.find(ip)?;
+        self.recent[recent_index(ip)] = i;
+        Some(i)
+    }
+
     /// The MAC for `ip` if resolved and not expired.
     #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now: Millis) -> Option<EthernetAddress> {
-        let s = &self.slots[*self.by_ip.get(&ip)? as usize];
+        let s = &self.slots[self.find(ip)? as usize];
         s.mac.filter(|_| now < s.confirmed + self.timeout)
     }
 
@@ -123,13 +159,14 @@ impl<F> Neighbours<F> {
         s.tries = 0;
         s.in_use = true;
         self.by_ip.insert(ip, i);
+        self.recent[recent_index(ip)] = i;
         Some(i)
     }
 
     /// Sends `frame` to `ip` (on `port`) if resolved, otherwise queues it.
     pub fn resolve(&mut self, ip: Ipv4Addr, port: usize, frame: F, now: Millis) -> Resolved<F> {
-        let i = match self.by_ip.get(&ip) {
-            Some(i) => *i,
+        let i = match self.find_mut(ip) {
+            Some(i) => i,
             None => match self.alloc(ip, port) {
                 Some(i) => i,
                 None => return Resolved::TableFull(frame),
@@ -165,8 +202,8 @@ impl<F> Neighbours<F> {
         create: bool,
         mut release: impl FnMut(F, EthernetAddress, usize),
     ) -> bool {
-        let i = match self.by_ip.get(&ip) {
-            Some(i) => *i,
+        let i = match self.find_mut(ip) {
+            Some(i) => i,
             None if create => match self.alloc(ip, port) {
                 Some(i) => i,
                 None => return false,
@@ -251,6 +288,38 @@ mod tests {
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
     fn ip(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(198, 18, 1, n)
+    }
+
+    /// Addresses sharing their low 10 bits share a direct-mapped entry: each still finds its own
+    /// slot, learning and sending stay right, and a released slot reused for another address is
+    /// never taken for the old one.
+    #[test]
+    fn direct_mapped_collisions_and_reuse() {
+        let a = Ipv4Addr::new(198, 18, 1, 7);
+        let b = Ipv4Addr::new(198, 19, 1, 7); // same low 10 bits as a
+        assert_eq!(recent_index(a), recent_index(b));
+        let mut n: Neighbours<u32> = Neighbours::new(2, 4, 60_000);
+        let mac_b = EthernetAddress([2, 0, 0, 0, 0, 0xb]);
+        assert!(n.learn(a, 0, MAC, 0, true, |_, _, _| {}));
+        assert!(n.learn(b, 1, mac_b, 0, true, |_, _, _| {}));
+        for _ in 0..3 {
+            assert!(matches!(n.resolve(a, 0, 1, 10), Resolved::Send(1, m) if m == MAC));
+            assert!(matches!(n.resolve(b, 1, 2, 10), Resolved::Send(2, m) if m == mac_b));
+        }
+        assert_eq!(n.lookup(a, 10), Some(MAC));
+        assert_eq!(n.lookup(b, 10), Some(mac_b));
+        // Both slots age out (never re-confirmed), then a third address takes one of them.
+        let mut now = 10;
+        while n.len() > 0 && now < 10_000_000 {
+            now += 1_000;
+            n.poll(now, |_, _| {}, |_| {});
+        }
+        assert_eq!(n.len(), 0, "silent neighbours age out");
+        let c = Ipv4Addr::new(198, 18, 5, 7); // same low bits again
+        assert!(n.learn(c, 0, MAC, now, true, |_, _, _| {}));
+        assert_eq!(n.lookup(a, now), None, "a reused slot is not the old address's");
+        assert_eq!(n.lookup(b, now), None);
+        assert_eq!(n.lookup(c, now), Some(MAC));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   find no real to decrement.
 //! - Per-real counts here are this worker's only; the control plane sums them over workers, and
 //!   lc/wlc on each worker decide on its local counts (see docs/architecture.md).
+//! - The per-packet path reaches a connection's service and real through a direct-mapped array
+//!   indexed by their stable ids ([`REAL_SLOTS`] entries, each checked against both ids), rebuilt
+//!   with the services on every `apply`; ids are handed out consecutively by the control plane, so
+//!   they rarely share a slot, and one that does falls back to the maps by id.
 //! - A real server's connection thresholds are split between workers: each enforces its share,
 //!   `ceil(threshold / workers)`, on its own counts, so the sum over workers stays within
 //!   `threshold + workers - 1` without any worker reading another's counts.
@@ -23,6 +27,35 @@ use crate::conn::{LportCursor, PortSlice};
 use crate::flow::{Millis, Proto};
 use crate::sched::{update_overload, RealView, Scheduler};
 use crate::setup::{RealSetup, ServiceSetup, Setup};
+
+/// Entries of the direct-mapped (service id, real id) -> position array (a power of two).
+pub const REAL_SLOTS: usize = 1024;
+
+/// Where a real server sits: its service's position and its position in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RealSlot {
+    /// `service id << 32 | real id`; `u64::MAX` when empty.
+    ids: u64,
+    svc: u32,
+    real: u32,
+}
+
+impl RealSlot {
+    const EMPTY: RealSlot = RealSlot { ids: u64::MAX, svc: 0, real: 0 };
+}
+
+#[inline]
+fn ids(service: u32, real: u32) -> u64 {
+    (service as u64) << 32 | real as u64
+}
+
+/// The direct-mapped slot of (service, real): Fibonacci hashing of the ids' combination, which
+/// spreads consecutive ids evenly.
+#[inline]
+fn real_slot(service: u32, real: u32) -> usize {
+    let x = real ^ service.rotate_left(16);
+    (x.wrapping_mul(0x9E37_79B9) >> (32 - REAL_SLOTS.trailing_zeros())) as usize
+}
 
 /// Traffic of one real server (or service) on one worker. `in` is client to real server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -145,11 +178,11 @@ impl Service {
         self.real_by_id.get(&id).copied()
     }
 
-    /// One packet of `len` bytes to or from real `id`; `inbound` is client to real server.
+    /// One packet of `len` bytes to or from the real at position `i`; `inbound` is client to
+    /// real server.
     #[inline]
-    pub fn count(&mut self, id: u32, inbound: bool, len: u64) {
-        let Some(i) = self.real_index(id) else { return };
-        let c = &mut self.counters[i];
+    pub fn count_at(&mut self, i: usize, inbound: bool, len: u64) {
+        let Some(c) = self.counters.get_mut(i) else { return };
         if inbound {
             c.inpkts += 1;
             c.inbytes += len;
@@ -173,8 +206,15 @@ impl Service {
     /// A connection to real `id` went away; `active` says which count it was in.
     #[inline]
     pub fn conn_removed(&mut self, id: u32, active: bool) {
-        let Some(i) = self.real_index(id) else { return };
-        let v = &mut self.views[i];
+        if let Some(i) = self.real_index(id) {
+            self.conn_removed_at(i, active);
+        }
+    }
+
+    /// [`Self::conn_removed`] for the real at position `i`.
+    #[inline]
+    pub fn conn_removed_at(&mut self, i: usize, active: bool) {
+        let Some(v) = self.views.get_mut(i) else { return };
         if active {
             v.active = v.active.saturating_sub(1);
         } else {
@@ -187,8 +227,15 @@ impl Service {
     /// A connection to real `id` moved between inactive and active.
     #[inline]
     pub fn conn_activity(&mut self, id: u32, became_active: bool) {
-        let Some(i) = self.real_index(id) else { return };
-        let v = &mut self.views[i];
+        if let Some(i) = self.real_index(id) {
+            self.conn_activity_at(i, became_active);
+        }
+    }
+
+    /// [`Self::conn_activity`] for the real at position `i`.
+    #[inline]
+    pub fn conn_activity_at(&mut self, i: usize, became_active: bool) {
+        let Some(v) = self.views.get_mut(i) else { return };
         if became_active {
             v.inactive = v.inactive.saturating_sub(1);
             v.active += 1;
@@ -207,6 +254,7 @@ pub struct Services {
     by_id: HashMap<u32, usize>,
     vips: HashSet<Ipv4Addr>,
     lips: HashSet<Ipv4Addr>,
+    real_slots: Vec<RealSlot>,
 }
 
 impl Services {
@@ -216,8 +264,15 @@ impl Services {
 
     /// The services of `setup`, carrying per-real state over from `old` by id.
     pub fn rebuild(mut old: Services, setup: &Setup, worker: u16) -> Services {
-        let mut s = Services::default();
+        let mut s = Services { real_slots: vec![RealSlot::EMPTY; REAL_SLOTS], ..Services::default() };
         for (i, svc) in setup.services.iter().enumerate() {
+            for (j, r) in svc.reals.iter().enumerate() {
+                let slot = &mut s.real_slots[real_slot(svc.id, r.id)];
+                // First come keeps a shared slot; the others are found through the maps.
+                if slot.ids == u64::MAX {
+                    *slot = RealSlot { ids: ids(svc.id, r.id), svc: i as u32, real: j as u32 };
+                }
+            }
             let prev = old.by_id.get(&svc.id).copied();
             let prev = prev.and_then(|j| old.list.get_mut(j));
             s.by_key.insert((svc.proto, svc.vip, svc.vport), i as u32);
@@ -249,6 +304,21 @@ impl Services {
         }
     }
 
+    /// The service with id `service` and the position of its real `real`, for a connection's
+    /// per-packet work: direct-mapped, with the maps by id as the fallback.
+    #[inline]
+    pub fn real_mut(&mut self, service: u32, real: u32) -> Option<(&mut Service, usize)> {
+        if let Some(slot) = self.real_slots.get(real_slot(service, real)) {
+            if slot.ids == ids(service, real) {
+                let (i, j) = (slot.svc as usize, slot.real as usize);
+                return self.list.get_mut(i).map(|s| (s, j));
+            }
+        }
+        let s = self.by_id_mut(service)?;
+        let j = s.real_index(real)?;
+        Some((s, j))
+    }
+
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
         self.vips.contains(&a)
@@ -257,5 +327,76 @@ impl Services {
     #[inline]
     pub fn is_lip(&self, a: Ipv4Addr) -> bool {
         self.lips.contains(&a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::SchedKind;
+    use crate::setup::ServiceSetup;
+
+    fn setup(services: &[(u32, &[u32])]) -> Setup {
+        Setup {
+            services: services
+                .iter()
+                .map(|&(id, reals)| ServiceSetup {
+                    id,
+                    proto: Proto::Tcp,
+                    vip: Ipv4Addr::new(198, 18, 0, 100),
+                    vport: id as u16,
+                    sched: SchedKind::Rr,
+                    persistence_ms: None,
+                    toa: false,
+                    synproxy: false,
+                    laddrs: vec![Ipv4Addr::new(198, 18, 1, 100)],
+                    reals: reals
+                        .iter()
+                        .map(|&r| RealSetup {
+                            id: r,
+                            addr: Ipv4Addr::from(0xc612_0100 + r),
+                            port: 80,
+                            weight: 1,
+                            u_threshold: 0,
+                            l_threshold: 0,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            ports: vec![],
+            routes: vec![],
+            conn: crate::setup::ConnSetup::default(),
+            workers: 1,
+        }
+    }
+
+    /// Every (service, real) is found at its position, whether its direct-mapped slot is its own or
+    /// shared (then through the maps), before and after a rebuild that reorders and removes; a
+    /// removed real is not found.
+    #[test]
+    fn real_slots_find_every_real_and_follow_rebuilds() {
+        // Enough reals that some must share a slot.
+        let many: Vec<u32> = (1..=3 * REAL_SLOTS as u32).collect();
+        let s1 = setup(&[(1, &many), (2, &[7, 8, 9])]);
+        let mut sv = Services::new(&s1, 0);
+        let shared = many.iter().filter(|&&r| sv.real_slots[real_slot(1, r)].ids != ids(1, r)).count();
+        assert!(shared > 0, "the test needs collisions");
+        for (k, &r) in many.iter().enumerate() {
+            let (s, i) = sv.real_mut(1, r).expect("found");
+            assert_eq!((s.id, s.reals[i].id, i), (1, r, k));
+        }
+        for (k, r) in [7, 8, 9].into_iter().enumerate() {
+            let (s, i) = sv.real_mut(2, r).unwrap();
+            assert_eq!((s.id, i), (2, k));
+        }
+        // Service 2 first now, with its pool reversed and real 8 gone.
+        let s2 = setup(&[(2, &[9, 7]), (1, &many[..10])]);
+        sv = Services::rebuild(sv, &s2, 0);
+        assert_eq!(sv.real_mut(2, 9).map(|(s, i)| (s.id, i)), Some((2, 0)));
+        assert_eq!(sv.real_mut(2, 7).map(|(s, i)| (s.id, i)), Some((2, 1)));
+        assert!(sv.real_mut(2, 8).is_none(), "a removed real is gone");
+        assert!(sv.real_mut(1, many[10]).is_none());
+        assert!(sv.real_mut(3, 7).is_none(), "an unknown service");
+        assert_eq!(sv.real_mut(1, many[9]).map(|(s, i)| (s.id, i)), Some((1, 9)));
     }
 }

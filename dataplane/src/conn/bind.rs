@@ -91,8 +91,8 @@ pub(crate) fn released<F>(
     if c.synproxy_pending() {
         sp.abort(id, stats);
     }
-    if let Some(s) = services.by_id_mut(c.service()) {
-        s.conn_removed(c.real(), c.is_counted_active());
+    if let Some((s, i)) = services.real_mut(c.service(), c.real()) {
+        s.conn_removed_at(i, c.is_counted_active());
     }
     events.push(ConnEvent::Released(id, *c, why));
 }
@@ -193,9 +193,8 @@ impl<P: FramePool> Worker<P> {
         self.events.push(ConnEvent::State(id, ch.old, ch.new));
         if ch.became_active() || ch.became_inactive() {
             if let Some(c) = self.conns.get(id) {
-                let (svc, real) = (c.service(), c.real());
-                if let Some(s) = self.services.by_id_mut(svc) {
-                    s.conn_activity(real, ch.became_active());
+                if let Some((s, i)) = self.services.real_mut(c.service(), c.real()) {
+                    s.conn_activity_at(i, ch.became_active());
                 }
             }
         }

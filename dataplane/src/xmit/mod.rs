@@ -83,9 +83,9 @@ impl<P: FramePool> Worker<P> {
             }
         }
         let len = f.len() as u64;
-        let toa = match self.services.by_id_mut(c.service()) {
-            Some(s) => {
-                s.count(c.real(), dir == Dir::Original, len);
+        let toa = match self.services.real_mut(c.service(), c.real()) {
+            Some((s, i)) => {
+                s.count_at(i, dir == Dir::Original, len);
                 s.toa
             }
             None => false,
