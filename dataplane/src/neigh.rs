@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(n.lookup(b, 10), Some(mac_b));
         // Both slots age out (never re-confirmed), then a third address takes one of them.
         let mut now = 10;
-        while n.len() > 0 && now < 10_000_000 {
+        while !n.is_empty() && now < 10_000_000 {
             now += 1_000;
             n.poll(now, |_, _| {}, |_| {});
         }
