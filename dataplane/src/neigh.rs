@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 
 use hashbrown::HashMap;
 
-use crate::flow::Millis;
+use crate::flow::{Addr, Millis};
 use crate::wire::EthernetAddress;
 
 /// ARP requests per unresolved neighbour before giving up.
@@ -35,13 +35,13 @@ pub const RECENT: usize = 1024;
 const NO_SLOT: u32 = u32::MAX;
 
 #[inline]
-fn recent_index(ip: Ipv4Addr) -> usize {
-    u32::from(ip) as usize & (RECENT - 1)
+fn recent_index<A: Addr>(ip: A) -> usize {
+    ip.fold64() as usize & (RECENT - 1)
 }
 
 #[derive(Debug)]
-struct Slot<F> {
-    ip: Ipv4Addr,
+struct Slot<F, A> {
+    ip: A,
     port: usize,
     mac: Option<EthernetAddress>,
     /// When the mac was last confirmed.
@@ -67,12 +67,14 @@ pub enum Resolved<F> {
     TableFull(F),
 }
 
+/// Generic over the address family ([`Addr`], IPv4 by default): ARP's table and NDP's are the same
+/// structure.
 #[derive(Debug)]
-pub struct Neighbours<F> {
-    by_ip: HashMap<Ipv4Addr, u32>,
+pub struct Neighbours<F, A: Addr = Ipv4Addr> {
+    by_ip: HashMap<A, u32>,
     /// Direct-mapped: the slot of the last address seen with these low bits (verified on use).
     recent: Vec<u32>,
-    slots: Vec<Slot<F>>,
+    slots: Vec<Slot<F, A>>,
     free: Vec<u32>,
     timeout: Millis,
     queue_cap: usize,
@@ -81,12 +83,12 @@ pub struct Neighbours<F> {
     held: usize,
 }
 
-impl<F> Neighbours<F> {
-    pub fn new(capacity: usize, queue_cap: usize, timeout: Millis) -> Neighbours<F> {
+impl<F, A: Addr> Neighbours<F, A> {
+    pub fn new(capacity: usize, queue_cap: usize, timeout: Millis) -> Neighbours<F, A> {
         let capacity = capacity.max(1);
         let slots = (0..capacity)
             .map(|_| Slot {
-                ip: Ipv4Addr::UNSPECIFIED,
+                ip: A::UNSPECIFIED,
                 port: 0,
                 mac: None,
                 confirmed: 0,
@@ -123,7 +125,7 @@ impl<F> Neighbours<F> {
 
     /// The slot of `ip`, direct-mapped first.
     #[inline]
-    fn find(&self, ip: Ipv4Addr) -> Option<u32> {
+    fn find(&self, ip: A) -> Option<u32> {
         let r = self.recent[recent_index(ip)];
         if let Some(s) = self.slots.get(r as usize) {
             if s.in_use && s.ip == ip {
@@ -135,7 +137,7 @@ impl<F> Neighbours<F> {
 
     /// [`Self::find`], remembering the answer in the direct-mapped array.
     #[inline]
-    fn find_mut(&mut self, ip: Ipv4Addr) -> Option<u32> {
+    fn find_mut(&mut self, ip: A) -> Option<u32> {
         let i = self.find(ip)?;
         self.recent[recent_index(ip)] = i;
         Some(i)
@@ -143,12 +145,12 @@ impl<F> Neighbours<F> {
 
     /// The MAC for `ip` if resolved and not expired.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr, now: Millis) -> Option<EthernetAddress> {
+    pub fn lookup(&self, ip: A, now: Millis) -> Option<EthernetAddress> {
         let s = &self.slots[self.find(ip)? as usize];
         s.mac.filter(|_| now < s.confirmed + self.timeout)
     }
 
-    fn alloc(&mut self, ip: Ipv4Addr, port: usize) -> Option<u32> {
+    fn alloc(&mut self, ip: A, port: usize) -> Option<u32> {
         let i = self.free.pop()?;
         let s = &mut self.slots[i as usize];
         s.ip = ip;
@@ -164,7 +166,7 @@ impl<F> Neighbours<F> {
     }
 
     /// Sends `frame` to `ip` (on `port`) if resolved, otherwise queues it.
-    pub fn resolve(&mut self, ip: Ipv4Addr, port: usize, frame: F, now: Millis) -> Resolved<F> {
+    pub fn resolve(&mut self, ip: A, port: usize, frame: F, now: Millis) -> Resolved<F> {
         let i = match self.find_mut(ip) {
             Some(i) => i,
             None => match self.alloc(ip, port) {
@@ -195,7 +197,7 @@ impl<F> Neighbours<F> {
     /// Queued frames are handed to `release` in order. Returns false when nothing was learned.
     pub fn learn(
         &mut self,
-        ip: Ipv4Addr,
+        ip: A,
         port: usize,
         mac: EthernetAddress,
         now: Millis,
@@ -224,12 +226,7 @@ impl<F> Neighbours<F> {
 
     /// Ageing and retries for a few slots. `request(ip, port)` must send an ARP request; `dropped`
     /// receives frames of neighbours that never answered.
-    pub fn poll(
-        &mut self,
-        now: Millis,
-        mut request: impl FnMut(Ipv4Addr, usize),
-        mut dropped: impl FnMut(F),
-    ) {
+    pub fn poll(&mut self, now: Millis, mut request: impl FnMut(A, usize), mut dropped: impl FnMut(F)) {
         let n = self.slots.len();
         for _ in 0..POLL_SLOTS.min(n) {
             let i = self.cursor;
@@ -288,6 +285,18 @@ mod tests {
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
     fn ip(n: u8) -> Ipv4Addr {
         Ipv4Addr::new(198, 18, 1, n)
+    }
+
+    /// The same table keyed by IPv6 addresses (NDP's neighbour cache).
+    #[test]
+    fn ipv6_neighbours() {
+        let a: std::net::Ipv6Addr = "2001:2:0:1::11".parse().unwrap();
+        let mut n: Neighbours<u32, std::net::Ipv6Addr> = Neighbours::new(4, 2, 60_000);
+        assert!(matches!(n.resolve(a, 1, 7, 0), Resolved::QueuedRequest));
+        let mut released = vec![];
+        assert!(n.learn(a, 1, MAC, 5, false, |f, m, p| released.push((f, m, p))));
+        assert_eq!(released, vec![(7, MAC, 1)]);
+        assert!(matches!(n.resolve(a, 1, 8, 6), Resolved::Send(8, m) if m == MAC));
     }
 
     /// Addresses sharing their low 10 bits share a direct-mapped entry: each still finds its own

@@ -1,80 +1,97 @@
 //! Static routing: connected prefixes of the ports plus configured routes, longest prefix first.
 //!
 //! The table is tiny (a handful of entries on a gateway), so a linear scan over entries sorted by
-//! prefix length beats any trie; it is built once per configuration.
+//! prefix length beats any trie; it is built once per configuration. It is generic over the
+//! address family ([`Addr`]; IPv4 by default): prefixes are compared as integers.
 use std::net::Ipv4Addr;
 
+use crate::flow::{prefix_mask, Addr};
 use crate::setup::{PortSetup, RouteSetup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    net: u32,
-    mask: u32,
+struct Entry<A: Addr> {
+    net: u128,
+    mask: u128,
     len: u8,
     port: usize,
     /// None for a connected prefix: the destination itself is the next hop.
-    via: Option<Ipv4Addr>,
+    via: Option<A>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Routes {
-    entries: Vec<Entry>,
+#[derive(Debug, Clone)]
+pub struct Routes<A: Addr = Ipv4Addr> {
+    entries: Vec<Entry<A>>,
 }
 
-fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - len as u32)
+impl<A: Addr> Default for Routes<A> {
+    fn default() -> Self {
+        Routes { entries: Vec::new() }
     }
 }
 
-impl Routes {
+fn mask(len: u8) -> u32 {
+    prefix_mask::<Ipv4Addr>(len) as u32
+}
+
+impl<A: Addr> Routes<A> {
+    /// Adds `net/len` out of `port`, via `via` (None: connected). Longest prefixes stay first.
+    pub fn add(&mut self, net: A, len: u8, port: usize, via: Option<A>) {
+        let m = prefix_mask::<A>(len);
+        self.entries.push(Entry { net: net.to_u128() & m, mask: m, len, port, via });
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.len));
+    }
+
+    /// The port and next hop for `dst`.
+    #[inline]
+    pub fn lookup(&self, dst: A) -> Option<(usize, A)> {
+        let d = dst.to_u128();
+        self.entries.iter().find(|e| d & e.mask == e.net).map(|e| (e.port, e.via.unwrap_or(dst)))
+    }
+}
+
+impl Routes<Ipv4Addr> {
     /// Connected prefixes from the ports, then each static route on the port whose prefix holds its
     /// next hop (routes whose next hop is on no port are skipped; the config validation refuses them).
     pub fn new(ports: &[PortSetup], routes: &[RouteSetup]) -> Routes {
-        let mut entries = Vec::new();
+        let mut t = Routes::default();
         for (i, p) in ports.iter().enumerate() {
-            let m = mask(p.prefix_len);
-            entries.push(Entry {
-                net: u32::from(p.addr) & m,
-                mask: m,
-                len: p.prefix_len,
-                port: i,
-                via: None,
-            });
+            t.add(p.addr, p.prefix_len, i, None);
         }
         for r in routes {
-            let m = mask(r.prefix_len);
             let Some(port) = ports.iter().position(|p| {
                 let pm = mask(p.prefix_len);
                 u32::from(p.addr) & pm == u32::from(r.via) & pm
             }) else {
                 continue;
             };
-            entries.push(Entry {
-                net: u32::from(r.dst) & m,
-                mask: m,
-                len: r.prefix_len,
-                port,
-                via: Some(r.via),
-            });
+            t.add(r.dst, r.prefix_len, port, Some(r.via));
         }
-        entries.sort_by_key(|e| std::cmp::Reverse(e.len));
-        Routes { entries }
-    }
-
-    /// The port and next hop for `dst`.
-    #[inline]
-    pub fn lookup(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
-        let d = u32::from(dst);
-        self.entries.iter().find(|e| d & e.mask == e.net).map(|e| (e.port, e.via.unwrap_or(dst)))
+        t
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn ipv6_longest_prefix_wins() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let mut t: Routes<Ipv6Addr> = Routes::default();
+        t.add(a("::"), 0, 0, Some(a("2001:2::fe")));
+        t.add(a("2001:2::"), 64, 0, None);
+        t.add(a("2001:2:0:1::"), 64, 1, None);
+        t.add(a("2001:2:0:1:8000::"), 65, 1, Some(a("2001:2:0:1::fe")));
+        assert_eq!(t.lookup(a("2001:2::11")), Some((0, a("2001:2::11"))));
+        assert_eq!(t.lookup(a("2001:2:0:1::11")), Some((1, a("2001:2:0:1::11"))));
+        assert_eq!(t.lookup(a("2001:2:0:1:8000::1")), Some((1, a("2001:2:0:1::fe"))));
+        assert_eq!(t.lookup(a("2001:db8::1")), Some((0, a("2001:2::fe"))));
+        let mut host: Routes<Ipv6Addr> = Routes::default();
+        host.add(a("2001:2::5"), 128, 3, None);
+        assert_eq!(host.lookup(a("2001:2::5")), Some((3, a("2001:2::5"))));
+        assert_eq!(host.lookup(a("2001:2::6")), None);
+    }
     use crate::wire::EthernetAddress;
 
     fn port(addr: &str, len: u8) -> PortSetup {
