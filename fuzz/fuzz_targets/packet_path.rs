@@ -194,6 +194,9 @@ struct Knobs {
     index: u8,
     /// 0: the daemon's size for a burst of 32.
     outbox_cap: u8,
+    /// Received frames go through `process_burst` this many ops at a time (0 or 1: `process`,
+    /// one frame at a time).
+    burst: u8,
     pool_limit: Option<u8>,
     /// Empty: a TCP service on VIP 0:80 over three reals and a UDP one on VIP 0:53.
     services: Vec<SvcKnob>,
@@ -719,6 +722,9 @@ struct H {
     /// Every input so far carried valid L4 checksums.
     clean: bool,
     held_cap: usize,
+    /// Frames received but not yet given to the worker, per port (burst mode).
+    pending: [Vec<CFrame>; 2],
+    burst: bool,
 }
 
 const RECENT: usize = 32;
@@ -748,6 +754,8 @@ impl H {
             next_recent: 0,
             clean: true,
             held_cap,
+            pending: [Vec::new(), Vec::new()],
+            burst: k.burst > 1,
         }
     }
 
@@ -756,7 +764,21 @@ impl H {
             self.clean = false;
         }
         let f = CFrame::new(VecFrame::from_bytes(bytes), &self.live);
-        self.w.process(f, port, self.now, &mut self.out);
+        if self.burst && port < 2 {
+            self.pending[port].push(f);
+        } else {
+            self.w.process(f, port, self.now, &mut self.out);
+        }
+    }
+
+    /// Gives the frames received since the last call to the worker, a burst per port.
+    fn deliver(&mut self) {
+        for port in 0..2 {
+            let mut b = std::mem::take(&mut self.pending[port]);
+            self.w.process_burst(&mut b, port, self.now, &mut self.out);
+            assert!(b.is_empty(), "process_burst consumes the whole burst");
+            self.pending[port] = b;
+        }
     }
 
     fn ip_from(&mut self, port: usize, src: Ipv4Addr, ip: &[u8]) {
@@ -774,6 +796,7 @@ impl H {
     }
 
     fn flush(&mut self) {
+        self.deliver();
         // Frames handed to other workers come back here as if this worker were their owner (the
         // hand-off path of the receiving side); chains that would go round forever on one worker
         // are cut after a few rounds (the frames were counted as handed off).
@@ -1126,10 +1149,16 @@ fn run(input: &Input) {
         }
         h.check();
     }
-    for op in input.ops.iter().take(MAX_OPS) {
+    let every = usize::from(input.knobs.burst.max(1));
+    for (i, op) in input.ops.iter().take(MAX_OPS).enumerate() {
         h.op(op);
-        h.check();
+        if (i + 1) % every == 0 {
+            h.deliver();
+            h.check();
+        }
     }
+    h.deliver();
+    h.check();
     h.wind_down();
 }
 
