@@ -682,6 +682,10 @@ def busy(xs):
     g = [x["generator_loop"] for x in xs]
     v = [l["busy_fraction"] / (l["busy_fraction"] + l["idle_fraction"]) if l["busy_fraction"] + l["idle_fraction"] > 0 else 1.0 for l in g]
     return max(v) if v else None
+def stalled(xs):
+    v = [x["generator_loop"]["stalled_fraction"] for x in xs]
+    return max(v) if v else None
+DISTURBED = 0.5
 def rvsd_cpp(x):
     g = x.get("gateway_cycles") or {}
     return g.get("cycles_per_packet")
@@ -708,13 +712,16 @@ for flows, size in keys:
     lost = sum(max(0, v) for x in r for v in x["lost"].values())
     rb, mb = busy(r), busy(m)
     bound = rb is None or mb is None or rb >= GEN_BOUND or mb >= GEN_BOUND
+    # A run whose generator was descheduled most of the time measured the machine's other load.
+    st = max([v for v in (stalled(r), stalled(m)) if v is not None], default=None)
+    disturbed = st is not None and st > DISTURBED
     rc = med([c for c in map(rvsd_cpp, r) if c is not None])
     mc = med([c for c in map(tp_cpp, m) if c is not None])
     ic = med([c for c in map(tp_cpp, i) if c is not None])
     row = {"flows": int(flows), "frame_size": int(size), "rvsd_mpps": rv, "testpmd_macswap_mpps": mv, "testpmd_io_mpps": iv,
            "ratio_macswap": rv / mv if rv and mv else None, "ratio_io": rv / iv if rv and iv else None,
            "generator_busy_max": {"rvsd": rb, "testpmd_macswap": mb}, "generator_bound_threshold": GEN_BOUND,
-           "generator_bound": bound,
+           "generator_bound": bound, "generator_stalled_max": st, "disturbed": disturbed,
            "ratio_macswap_shown": None if bound or not (rv and mv) else rv / mv,
            "rvsd_cycles_per_packet": rc, "testpmd_macswap_cycles_per_packet": mc, "testpmd_io_cycles_per_packet": ic,
            "cycles_ratio_macswap_over_rvsd": mc / rc if rc and mc else None,
@@ -729,7 +736,7 @@ for flows, size in keys:
         print(f"  WARNING: {flows} flows {size} B: the generator read {cb['rvsd']:.1f} bytes per rvsd frame but "
               f"{cb['testpmd_macswap']:.1f} per testpmd frame: unequal checking")
     f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
-    ratio = "generator-bound" if bound else f(row["ratio_macswap_shown"], 2)
+    ratio = ("generator-bound" if bound else f(row["ratio_macswap_shown"], 2)) + ("*" if disturbed else "")
     gb = f"{f(100 * rb if rb is not None else None, 0)}/{f(100 * mb if mb is not None else None, 0)}"
     print(f"{flows:>8} {size:>5} {f(rv):>10} {f(mv):>8} {ratio:>16} {gb:>11} {f(rc, 1):>13} {f(mc, 1):>12} "
           f"{f(row['cycles_ratio_macswap_over_rvsd'], 2):>10} {f(iv):>8} {errs:>7} {f(100 * row['lost_fraction'] if sent else None, 3):>7}")
@@ -741,6 +748,9 @@ if small and big and small["rvsd_cycles_per_packet"] and big["rvsd_cycles_per_pa
          if big["testpmd_macswap_cycles_per_packet"] and small["testpmd_macswap_cycles_per_packet"] else None)
     result["a_cycles_1500_over_64"] = {"rvsd": k, "testpmd_macswap": t}
     print(f"rvsd cycles/packet at 1500 B / 64 B (1k flows): {k:.2f} (testpmd macswap: {'-' if t is None else f'{t:.2f}'})")
+if any(x["disturbed"] for x in result["a"]):
+    print(f"* the generator was descheduled (stalled) more than {100 * DISTURBED:.0f} % of the measured time in a run of this row:")
+    print("  other load on the machine set the figures, cycles included (a preempted busy poll counts its wait)")
 fr = sorted({k.split("-")[2] for k in runs_by if k.startswith("d-")}, key=int)
 if fr:
     print("\nscenario d: one-way latency, 64 bytes, 1k flows, microseconds (median of runs)")
