@@ -7,7 +7,11 @@
 #
 #   a  established UDP flows through FULLNAT, both directions, every rewrite checked: Mpps by
 #      frame size (64/128/512/1500 at 1k flows) and by flow count (1k/100k/1M at 64 bytes; 4M with
-#      --big), median of --runs; ratio to testpmd macswap (and io).
+#      --big), median of --runs; ratio to testpmd macswap (and io). The primary figure is cycles
+#      per packet measured inside each forwarder (rvsd: busy_cycles/busy_packets from its stats
+#      over the measured interval; testpmd: --record-core-cycles) and their ratio; the Mpps ratio
+#      is printed only where the generator stayed under 90 % busy in every run of both, else the
+#      row says "generator-bound". The generator checks testpmd's frames as fully as rvsd's.
 #   d  one-way latency p50/p99/p999 at 10/50/90 % of the measured maximum (64 bytes, 1k flows),
 #      rvsd versus testpmd io at the same rates ("added by rvsd" = the difference).
 #   e  memory per connection: rvsd's VmRSS after establishing N connections, as growth over the
@@ -187,9 +191,31 @@ testpmd_start() { # FORWARD_MODE
         --vdev "net_memif0,role=server,socket=$TMP/c.sock,id=0" \
         --vdev "net_memif1,role=server,socket=$TMP/s.sock,id=0" \
         -- --forward-mode="$1" --auto-start --stats-period 10 --total-num-mbufs=16384 \
-        --rxd=1024 --txd=1024 --nb-cores=1 < /dev/null > "$TMP/testpmd.out" 2>&1 &
+        --rxd=1024 --txd=1024 --nb-cores=1 --record-core-cycles < /dev/null > "$TMP/testpmd.out" 2>&1 &
     SERVER_PID=$!
     testpmd_ready
+}
+
+# testpmd_cycles JSON: adds testpmd's own cycles per packet (--record-core-cycles, printed when it
+# stops) to the generator's result file JSON. The figure covers testpmd's whole run: the reference
+# runs have no warm-up, so that is settle, measurement and drain, all the same steady forwarding.
+# testpmd 22.11 prints: "CPU cycles/packet=221.00 (total cycles=5193206507 / total macswap
+# packets=23498752) at 2600 MHz Clock".
+testpmd_cycles() {
+    python3 - "$1" "$TMP/testpmd.out" <<'PY'
+import json, re, sys
+path, out = sys.argv[1], sys.argv[2]
+m = re.search(r"CPU cycles/packet=([0-9.]+) \((?:total|busy) cycles=(\d+) / total (\S+) packets=(\d+)\) at (\d+) MHz",
+              open(out, errors="replace").read())
+r = json.load(open(path))
+r["testpmd_cycles"] = None if not m else {
+    "cycles_per_packet": int(m[2]) / int(m[4]) if int(m[4]) else None, "printed": float(m[1]),
+    "total_cycles": int(m[2]), "packets": int(m[4]), "forward_mode": m[3], "mhz": int(m[5]),
+    "note": "testpmd --record-core-cycles over its whole run (settle, measurement, drain)"}
+json.dump(r, open(path, "w"), indent=1)
+if not m:
+    print("bench/run.sh: no 'CPU cycles/packet' line in testpmd's output", file=sys.stderr)
+PY
 }
 
 # gen NAME TIMEOUT ARGS...: one generator run, JSON in $RUNDIR/NAME.json; returns its status.
@@ -200,6 +226,33 @@ gen() {
         --server-dev "net_memif1,role=client,socket=$TMP/s.sock,id=0" \
         --stats-interval 0 --json "$RUNDIR/$name.json" "$@" > "$TMP/gen.out" 2> "$TMP/gen.err" &
     GEN_PID=$!
+    local rc=0
+    wait "$GEN_PID" || rc=$?
+    GEN_PID=
+    if [ $rc -ne 0 ]; then
+        log "rvs-gen failed ($name, status $rc):"; tail -5 "$TMP/gen.err" >&2
+        return $rc
+    fi
+    sed 's/^/    /' "$TMP/gen.out" >&2
+    return 0
+}
+
+# gen_ref NAME TIMEOUT ARGS...: gen for a reference run: once the generator has measured it holds
+# its ports open (--done-file), testpmd is stopped while its memif peer is still connected (so it
+# prints its --record-core-cycles figure rather than crashing on the disconnect), then the
+# generator exits.
+gen_ref() {
+    local name=$1 t=$2; shift 2
+    rm -f "$TMP/gen.done"
+    timeout -s INT -k 5 "$t" "$GEN" --lcore 0 --file-prefix "rvsbench-gen-$$" \
+        --client-dev "net_memif0,role=client,socket=$TMP/c.sock,id=0" \
+        --server-dev "net_memif1,role=client,socket=$TMP/s.sock,id=0" \
+        --stats-interval 0 --json "$RUNDIR/$name.json" --done-file "$TMP/gen.done" "$@" \
+        > "$TMP/gen.out" 2> "$TMP/gen.err" &
+    GEN_PID=$!
+    while kill -0 "$GEN_PID" 2>/dev/null && [ ! -e "$TMP/gen.done" ]; do sleep 0.05; done
+    [ -e "$TMP/gen.done" ] && server_stop
+    kill -INT "$GEN_PID" 2>/dev/null
     local rc=0
     wait "$GEN_PID" || rc=$?
     GEN_PID=
@@ -228,7 +281,8 @@ measure_a() {
     write_rvsd_conf "$TMP/rvsd.toml" "$max" "$nl" "$nr"
     log "a: $flows flows, $size bytes, run $run: rvsd"
     if rvsd_start "$TMP/rvsd.toml"; then
-        if gen "a-rvsd-$flows-$size-$run" "$wt" "${common[@]}" --mode check --label rvsd; then
+        if gen "a-rvsd-$flows-$size-$run" "$wt" "${common[@]}" --mode check --label rvsd \
+            --gateway-api "$TMP/rvsd.sock"; then
             python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if max(r["lost"].values())>1000 else 1)' \
                 "$RUNDIR/a-rvsd-$flows-$size-$run.json" && log "  loss: rvsd drops: $(rvsd_drops)"
         fi
@@ -238,8 +292,12 @@ measure_a() {
         log "a: $flows flows, $size bytes, run $run: testpmd $fm"
         # testpmd's memif server sometimes never brings the link up for the first client: retry once.
         for _try in 1 2; do
-            if testpmd_start "$fm" && gen "a-testpmd_$fm-$flows-$size-$run" "$wt" "${common[@]}" --mode reference \
-                --label "testpmd-$fm"; then server_stop; break; fi
+            if testpmd_start "$fm" && gen_ref "a-testpmd_$fm-$flows-$size-$run" "$wt" "${common[@]}" --mode reference \
+                --label "testpmd-$fm"; then
+                server_stop
+                testpmd_cycles "$RUNDIR/a-testpmd_$fm-$flows-$size-$run.json"
+                break
+            fi
             server_stop
         done
     done
@@ -617,9 +675,33 @@ med = lambda xs: statistics.median(xs) if xs else None
 result = {"machine": machine, "quick": quick, "runs_per_point": runs, "duration_s": dur, "a": [], "d": [], "e": []}
 print(f"machine: {cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, DPDK {machine['dpdk']}, load {machine['load_average'][0]:.1f}")
 keys = sorted({tuple(k.split("-")[2:4]) for k in runs_by if k.startswith("a-")}, key=lambda t: (int(t[0]), int(t[1])))
+GEN_BOUND = 0.90
+def busy(xs):
+    # Busy share of the time the generator's loop ran (stalled iterations, when the OS took its CPU
+    # away, left out): at 90 % or more it was the limit whenever it ran.
+    g = [x["generator_loop"] for x in xs]
+    v = [l["busy_fraction"] / (l["busy_fraction"] + l["idle_fraction"]) if l["busy_fraction"] + l["idle_fraction"] > 0 else 1.0 for l in g]
+    return max(v) if v else None
+def stalled(xs):
+    v = [x["generator_loop"]["stalled_fraction"] for x in xs]
+    return max(v) if v else None
+DISTURBED = 0.5
+def rvsd_cpp(x):
+    g = x.get("gateway_cycles") or {}
+    return g.get("cycles_per_packet")
+def tp_cpp(x):
+    g = x.get("testpmd_cycles") or {}
+    return g.get("cycles_per_packet")
 if keys:
-    print("\nscenario a: established UDP flows, both directions, Mpps (median of runs)")
-    print(f"{'flows':>8} {'size':>5} {'rvsd':>8} {'macswap':>8} {'io':>8} {'rvsd/macswap':>13} {'rvsd/io':>8} {'errors':>7} {'lost %':>7}")
+    print("\nscenario a: established UDP flows, both directions (median of runs)")
+    print("  cycles/packet: measured inside each forwarder over its polls that received packets (rvsd: stats")
+    print("  busy_cycles/busy_packets over the measured interval; testpmd: --record-core-cycles); cyc ratio =")
+    print("  macswap cycles / rvsd cycles, comparable with the Mpps ratio and its target (>= 0.6), and valid when")
+    print(f"  the generator is the bottleneck. Mpps ratio only where the generator stayed under {100 * GEN_BOUND:.0f} % busy in every")
+    print("  run of both rvsd and macswap (gen busy: busy share of the time its loop ran, stalls left out; the highest")
+    print("  of those runs, rvsd/macswap); otherwise the row says generator-bound.")
+    print(f"{'flows':>8} {'size':>5} {'rvsd Mpps':>10} {'macswap':>8} {'Mpps ratio':>16} {'gen busy %':>11} "
+          f"{'rvsd cyc/pkt':>13} {'macswap cyc':>12} {'cyc ratio':>10} {'io Mpps':>8} {'errors':>7} {'lost %':>7}")
 for flows, size in keys:
     r = runs_by.get(f"a-rvsd-{flows}-{size}", [])
     m = runs_by.get(f"a-testpmd_macswap-{flows}-{size}", [])
@@ -628,13 +710,47 @@ for flows, size in keys:
     errs = sum(x["rewrite_errors"] for x in r)
     sent = sum(sum(x["tx"].values()) for x in r)
     lost = sum(max(0, v) for x in r for v in x["lost"].values())
+    rb, mb = busy(r), busy(m)
+    bound = rb is None or mb is None or rb >= GEN_BOUND or mb >= GEN_BOUND
+    # A run whose generator was descheduled most of the time measured the machine's other load.
+    st = max([v for v in (stalled(r), stalled(m)) if v is not None], default=None)
+    disturbed = st is not None and st > DISTURBED
+    rc = med([c for c in map(rvsd_cpp, r) if c is not None])
+    mc = med([c for c in map(tp_cpp, m) if c is not None])
+    ic = med([c for c in map(tp_cpp, i) if c is not None])
     row = {"flows": int(flows), "frame_size": int(size), "rvsd_mpps": rv, "testpmd_macswap_mpps": mv, "testpmd_io_mpps": iv,
            "ratio_macswap": rv / mv if rv and mv else None, "ratio_io": rv / iv if rv and iv else None,
+           "generator_busy_max": {"rvsd": rb, "testpmd_macswap": mb}, "generator_bound_threshold": GEN_BOUND,
+           "generator_bound": bound, "generator_stalled_max": st, "disturbed": disturbed,
+           "ratio_macswap_shown": None if bound or not (rv and mv) else rv / mv,
+           "rvsd_cycles_per_packet": rc, "testpmd_macswap_cycles_per_packet": mc, "testpmd_io_cycles_per_packet": ic,
+           "cycles_ratio_macswap_over_rvsd": mc / rc if rc and mc else None,
+           "cycles_rvsd_over_macswap": rc / mc if rc and mc else None,
+           "checked_bytes_per_frame": {"rvsd": med([x.get("checked_bytes_per_frame") or 0 for x in r]),
+                                       "testpmd_macswap": med([x.get("checked_bytes_per_frame") or 0 for x in m])},
            "rewrite_errors": errs, "lost_fraction": lost / sent if sent else None,
            "target_ratio_macswap": 0.6, "runs": {"rvsd": r, "testpmd_macswap": m, "testpmd_io": i}}
     result["a"].append(row)
+    cb = row["checked_bytes_per_frame"]
+    if cb["rvsd"] and cb["testpmd_macswap"] and abs(cb["rvsd"] - cb["testpmd_macswap"]) > 0.5:
+        print(f"  WARNING: {flows} flows {size} B: the generator read {cb['rvsd']:.1f} bytes per rvsd frame but "
+              f"{cb['testpmd_macswap']:.1f} per testpmd frame: unequal checking")
     f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
-    print(f"{flows:>8} {size:>5} {f(rv):>8} {f(mv):>8} {f(iv):>8} {f(row['ratio_macswap'], 2):>13} {f(row['ratio_io'], 2):>8} {errs:>7} {f(100 * row['lost_fraction'] if sent else None, 3):>7}")
+    ratio = ("generator-bound" if bound else f(row["ratio_macswap_shown"], 2)) + ("*" if disturbed else "")
+    gb = f"{f(100 * rb if rb is not None else None, 0)}/{f(100 * mb if mb is not None else None, 0)}"
+    print(f"{flows:>8} {size:>5} {f(rv):>10} {f(mv):>8} {ratio:>16} {gb:>11} {f(rc, 1):>13} {f(mc, 1):>12} "
+          f"{f(row['cycles_ratio_macswap_over_rvsd'], 2):>10} {f(iv):>8} {errs:>7} {f(100 * row['lost_fraction'] if sent else None, 3):>7}")
+by = {(x["flows"], x["frame_size"]): x for x in result["a"]}
+small, big = by.get((1000, 64)), by.get((1000, 1500))
+if small and big and small["rvsd_cycles_per_packet"] and big["rvsd_cycles_per_packet"]:
+    k = big["rvsd_cycles_per_packet"] / small["rvsd_cycles_per_packet"]
+    t = (big["testpmd_macswap_cycles_per_packet"] / small["testpmd_macswap_cycles_per_packet"]
+         if big["testpmd_macswap_cycles_per_packet"] and small["testpmd_macswap_cycles_per_packet"] else None)
+    result["a_cycles_1500_over_64"] = {"rvsd": k, "testpmd_macswap": t}
+    print(f"rvsd cycles/packet at 1500 B / 64 B (1k flows): {k:.2f} (testpmd macswap: {'-' if t is None else f'{t:.2f}'})")
+if any(x["disturbed"] for x in result["a"]):
+    print(f"* the generator was descheduled (stalled) more than {100 * DISTURBED:.0f} % of the measured time in a run of this row:")
+    print("  other load on the machine set the figures, cycles included (a preempted busy poll counts its wait)")
 fr = sorted({k.split("-")[2] for k in runs_by if k.startswith("d-")}, key=int)
 if fr:
     print("\nscenario d: one-way latency, 64 bytes, 1k flows, microseconds (median of runs)")

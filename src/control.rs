@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
 use rvs_control::api::{
-    ConnInfo, Counters, RealInfo, RealStats, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats,
-    WorkerStats, API_VERSION,
+    cycles_per_packet, ConnInfo, Counters, RealInfo, RealStats, Reply, Request, Response, ServiceId,
+    ServiceInfo, ServiceStats, WorkerStats, API_VERSION,
 };
 use rvs_control::config::ControlConfig;
 use rvs_control::health::{HealthChecker, Target, Transition};
 use rvs_control::server;
 use rvs_control::state::ControlState;
 use rvs_dataplane::service::Counters as DpCounters;
-use rvs_dataplane::stats::Stats;
+use rvs_dataplane::stats::{Event, Stats};
 use rvs_dataplane::worker::RealCounts;
 
 use rvsd::worker::Command;
@@ -396,15 +396,30 @@ impl Shared {
             Request::Version => {
                 Ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
             }
-            Request::Stats => Ok(Reply::Stats {
-                workers: self
-                    .stats
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| WorkerStats { worker: i as u16, counters: s.nonzero() })
-                    .collect(),
-                steering: self.steering.to_owned(),
-            }),
+            Request::Stats => {
+                let busy = |s: &Stats| (s.events(Event::BusyCycles), s.events(Event::BusyPackets));
+                let (cycles, packets) =
+                    self.stats.iter().map(|s| busy(s)).fold((0, 0), |(c, p), (x, y)| (c + x, p + y));
+                Ok(Reply::Stats {
+                    workers: self
+                        .stats
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            let (c, p) = busy(s);
+                            WorkerStats {
+                                worker: i as u16,
+                                counters: s.nonzero(),
+                                cycles_per_packet: cycles_per_packet(c, p),
+                            }
+                        })
+                        .collect(),
+                    busy_cycles: cycles,
+                    busy_packets: packets,
+                    cycles_per_packet: cycles_per_packet(cycles, packets),
+                    steering: self.steering.to_owned(),
+                })
+            }
             Request::ListServices => self.list_services().map(|services| Reply::Services { services }),
             Request::ServiceStats => self.service_stats().map(|services| Reply::ServiceStats { services }),
             Request::ListLaddrs { id } => {

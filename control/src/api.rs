@@ -195,6 +195,15 @@ pub struct WorkerStats {
     pub worker: u16,
     /// Gauges, then non-zero counters, by name; drops are named `drop.<reason>`.
     pub counters: Vec<(String, u64)>,
+    /// `busy_cycles / busy_packets`: TSC cycles per received frame over the polls that received
+    /// any (idle polls excluded); null before the first frame.
+    #[serde(default)]
+    pub cycles_per_packet: Option<f64>,
+}
+
+/// TSC cycles per packet over busy polls, or None without packets.
+pub fn cycles_per_packet(busy_cycles: u64, busy_packets: u64) -> Option<f64> {
+    (busy_packets > 0).then(|| busy_cycles as f64 / busy_packets as f64)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +215,14 @@ pub enum Reply {
     },
     Stats {
         workers: Vec<WorkerStats>,
+        /// `busy_cycles` and `busy_packets` summed over workers, and their ratio (cycles per packet
+        /// of the whole gateway; null before the first frame).
+        #[serde(default)]
+        busy_cycles: u64,
+        #[serde(default)]
+        busy_packets: u64,
+        #[serde(default)]
+        cycles_per_packet: Option<f64>,
         /// How replies reach the worker owning their connection: `none` (one worker), `software`
         /// (hand-off rings between workers) or `flow_rules` (NIC flow rules, hand-off as safety net).
         #[serde(default)]

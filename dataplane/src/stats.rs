@@ -171,6 +171,14 @@ counter_enum! {
         PersistHits => "persist_hits",
         /// The persistence template table was full; the connection was made without a template.
         PersistFull => "persist_full",
+        /// TSC cycles of the worker loop's busy polls: the iterations that received at least one
+        /// frame (from a port or another worker), counted by rvsd's loop, not by the dataplane.
+        /// Idle polls are left out, as in VPP's "clocks per packet" and testpmd's
+        /// `--record-core-cycles`, so `busy_cycles / busy_packets` is the cost of a packet
+        /// whatever the offered load.
+        BusyCycles => "busy_cycles",
+        /// Frames received (from ports and hand-off rings) in those busy polls.
+        BusyPackets => "busy_packets",
     }
 }
 

@@ -4,7 +4,9 @@
 # delivered frame passed the generator's rewrite checks (0 errors), traffic really flowed in both
 # directions, and every flow got its own server-side tuple. Then 2 s of scenario b (new TCP
 # connections, every segment checked) against a SYN-proxied service of the same rvsd: 0 rewrite
-# errors and connections completed. No timing assertion (shared machines).
+# errors and connections completed. No timing assertion (shared machines), but the cycles-per-packet
+# figure must exist: rvsd's stats reply carries a positive cycles_per_packet (overall and per
+# worker) after traffic, and the generator's result has the gateway's over its measured interval.
 set -uo pipefail
 . "$(dirname "$0")/../lib/topo.sh"
 GEN="$RVS_ROOT/target/release/rvs-gen"
@@ -95,7 +97,7 @@ timeout -s INT -k 5 60 "$GEN" --lcore 0 --file-prefix "rvs-smoke-gen-$RVS_ID" \
     --server-dev "net_memif1,role=client,socket=$RVS_TMP/s.sock,id=0,mac=$GEN_MAC_S" \
     --vip "$VIP:9000" --client-addr "$CLIENT" --gw-client "$GW_C" --gw-server "$GW_S" \
     --lips "$LIP" --reals "${RS[0]}:8000,${RS[1]}:8000" \
-    --flows 1000 --size 64 --duration 5 --settle 0.5 --stats-interval 0 \
+    --flows 1000 --size 64 --duration 5 --settle 0.5 --stats-interval 0 --gateway-api "$RVS_SOCK" \
     --json "$RVS_TMP/a.json" > "$RVS_TMP/gen.out" 2> "$RVS_TMP/gen.err" &
 GEN_PID=$!
 wait "$GEN_PID"; rc=$?
@@ -115,6 +117,18 @@ check "client-to-server frames checked correct: $c2s (> 10000)" [ "$c2s" -gt 100
 check "server-to-client frames checked correct: $s2c (> 10000)" [ "$s2c" -gt 10000 ]
 check "every flow has its own server-side tuple" [ "$unique" = "True" ]
 check "rvsd created the 1000 connections" [ "$(counter conns_created)" -eq 1000 ]
+# positive X: X is a number above 0.
+positive() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$1" 2>/dev/null; }
+cpp=$(api '{"op":"stats"}' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+w = [x.get("cycles_per_packet") for x in r["workers"]]
+v = r.get("cycles_per_packet")
+ok = lambda x: isinstance(x, (int, float)) and x > 0
+print(v if ok(v) and all(map(ok, w)) and r.get("busy_packets", 0) > 0 else -1)' 2>/dev/null || echo -1)
+check "stats: cycles_per_packet is a positive number after traffic, overall and per worker ($cpp)" positive "$cpp"
+gcpp=$(field 'r["gateway_cycles"]["cycles_per_packet"]')
+check "rvs-gen --gateway-api: rvsd's cycles/packet over the measured interval ($gcpp)" positive "$gcpp"
 if [ "$errors" != 0 ] || [ "$c2s" -le 10000 ]; then
     echo "rvsd counters:"; api '{"op":"stats"}'
 fi
@@ -172,4 +186,6 @@ icreated=$(fieldi 'r["inproc_gateway_counters"]["conns_created"]')
 check "in-process: 0 rewrite errors (got $ierrors)" [ "$ierrors" -eq 0 ]
 check "in-process: frames checked correct both ways ($ic2s, $is2c; > 10000 each)" [ "$ic2s" -gt 10000 -a "$is2c" -gt 10000 ]
 check "in-process: the gateway created the 1000 connections ($icreated)" [ "$icreated" -eq 1000 ]
+icpp=$(fieldi 'r["gateway_cycles"]["cycles_per_packet"]')
+check "in-process: the gateway's cycles/packet over the measured interval ($icpp)" positive "$icpp"
 finish

@@ -1,12 +1,15 @@
 //! New TCP connections per second (scenario b) and the SYN flood (scenario c) run in-process: the
-//! generator's engines against the real `Worker`, frames handed over in memory. No NIC, no I/O, no
-//! DPDK: the figures are the packet path's cost only, an upper bound for what rvsd can do, not a
-//! benchmark of rvsd. Two figures per run: "loop" (generator + gateway on one core) and "gateway"
-//! (wall time inside `Worker::process`/`poll` only).
+//! generator's engines against the real `Worker`, frames handed over in memory through
+//! `Worker::process_burst` (bursts of 32, as rvsd's loop passes them). No NIC, no I/O, no DPDK: the
+//! figures are the packet path's cost only, an upper bound for what rvsd can do, not a benchmark
+//! of rvsd. Two figures per run: "loop" (generator + gateway on one core) and "gateway" (wall time
+//! inside `Worker::process_burst`/`poll` only: the gateway's rate per core).
 //!
-//! `cargo run --release -p rvs-bench --bin inproc_gen -- SCENARIO [CONNS] [RUNS]`
-//! SCENARIO: tcp, tcp-toa, tcp-synproxy, tcp-synproxy-toa, synflood (SYNs instead of connections),
-//! synflood-mix (tcp-synproxy alone and beside a flood taking half of every burst, alternated).
+//! `cargo run --release -p rvs-bench --bin inproc_gen -- [SCENARIO] [CONNS] [RUNS]`
+//! SCENARIO: all (the default: new connections per second with a full handshake, request,
+//! response and FIN, then cookie SYN-ACKs per second from SYNs to a SYN-proxied service), tcp,
+//! tcp-toa, tcp-synproxy, tcp-synproxy-toa, synflood (SYNs instead of connections), synflood-mix
+//! (tcp-synproxy alone and beside a flood taking half of every burst, alternated).
 use std::process::exit;
 use std::time::Instant;
 
@@ -104,11 +107,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The two per-core figures of the issue: new connections per second and cookie SYN-ACKs per
+/// second, each the median of `runs`.
+fn all(n: u64, runs: usize) {
+    let conns: Vec<Run> = (0..runs).map(|_| run_tcp(scenario(false, false, n), n, None)).collect();
+    // A flood run is cheap per unit: more SYNs than connections keep it as long as a TCP run.
+    let syns: Vec<Run> = (0..runs).map(|_| run_flood(scenario(true, false, n), 4 * n)).collect();
+    for (what, rs, count) in [("new connections", &conns, n), ("cookie SYN-ACKs", &syns, 4 * n)] {
+        println!(
+            "inproc_gen all: {what} per second per core through Worker::process_burst (bursts of {BURST}), median of {runs} runs of {count}: gateway only {:.0}/s, loop (generator + gateway) {:.0}/s",
+            median(rs.iter().map(|r| r.gw_rate).collect()),
+            median(rs.iter().map(|r| r.loop_rate).collect()),
+        );
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let name = args.next().unwrap_or_else(|| "tcp".into());
+    let name = args.next().unwrap_or_else(|| "all".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    if name == "all" {
+        return all(n, runs);
+    }
     let (sp, toa) = match name.as_str() {
         "tcp" => (false, false),
         "tcp-toa" => (false, true),
@@ -116,7 +137,7 @@ fn main() {
         "tcp-synproxy-toa" => (true, true),
         _ => {
             eprintln!(
-                "inproc_gen: unknown scenario {name:?} (tcp, tcp-toa, tcp-synproxy, tcp-synproxy-toa, synflood, synflood-mix)"
+                "inproc_gen: unknown scenario {name:?} (all, tcp, tcp-toa, tcp-synproxy, tcp-synproxy-toa, synflood, synflood-mix)"
             );
             exit(2);
         }

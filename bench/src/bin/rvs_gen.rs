@@ -172,6 +172,68 @@ struct Args {
     /// Seconds between progress lines on stderr (0: none).
     #[arg(long, default_value_t = 1.0)]
     stats_interval: f64,
+    /// rvsd's API socket: the gateway's busy-poll counters (busy_cycles, busy_packets) are read at
+    /// the start and the end of the measured interval, and the result carries the gateway's cycles
+    /// per packet over exactly that interval (`gateway_cycles`). The in-process gateway is read
+    /// directly.
+    #[arg(long)]
+    gateway_api: Option<PathBuf>,
+    /// Once the measurement is over, create this file and keep the ports open (not polled) until
+    /// SIGINT or --hold-max seconds: the forwarder in the middle can then be stopped while its
+    /// memif peer is still connected. testpmd prints its --record-core-cycles figure when it
+    /// stops, and its memif server may crash instead when the client disconnects first.
+    #[arg(long)]
+    done_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 20.0)]
+    hold_max: f64,
+}
+
+/// Where the gateway's busy-poll counters are read from (sums over its workers).
+enum GatewayProbe {
+    None,
+    Api(PathBuf),
+    Inproc(Arc<rvs_dataplane::stats::Stats>),
+}
+
+impl GatewayProbe {
+    /// (busy_cycles, busy_packets), or None when there is nothing to read (or it failed).
+    fn read(&self) -> Option<(u64, u64)> {
+        use rvs_dataplane::stats::Event;
+        match self {
+            GatewayProbe::None => None,
+            GatewayProbe::Inproc(s) => Some((s.events(Event::BusyCycles), s.events(Event::BusyPackets))),
+            GatewayProbe::Api(path) => match api_busy(path) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("rvs-gen: --gateway-api {}: {e}", path.display());
+                    None
+                }
+            },
+        }
+    }
+
+    fn source(&self) -> &'static str {
+        match self {
+            GatewayProbe::None => "none",
+            GatewayProbe::Api(_) => "api",
+            GatewayProbe::Inproc(_) => "inproc",
+        }
+    }
+}
+
+/// One `stats` request to rvsd's API socket (docs/api.md): the summed busy-poll counters.
+fn api_busy(path: &std::path::Path) -> Result<(u64, u64), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    s.write_all(b"{\"op\":\"stats\"}\n").map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
+    match (v["busy_cycles"].as_u64(), v["busy_packets"].as_u64()) {
+        (Some(c), Some(p)) => Ok((c, p)),
+        _ => Err(format!("no busy_cycles/busy_packets in the stats reply: {line}")),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -453,7 +515,22 @@ fn run(a: Args) -> Result<(), String> {
         steer: a.steer,
         learned: [None, None],
     };
-    let result = drive(&a, mode, rate, hz, own, reals, &mut io, &stop);
+    let probe = match (&gateway, &a.gateway_api) {
+        (Some(g), _) => GatewayProbe::Inproc(g.stats.clone()),
+        (None, Some(p)) => GatewayProbe::Api(p.clone()),
+        (None, None) => GatewayProbe::None,
+    };
+    let result = drive(&a, mode, rate, hz, own, reals, &mut io, &stop, &probe);
+    if let Some(done) = &a.done_file {
+        // Not fatal: the ports must still be torn down in order below.
+        if let Err(e) = std::fs::write(done, b"done\n") {
+            eprintln!("rvs-gen: --done-file {}: {e}", done.display());
+        }
+        let t0 = std::time::Instant::now();
+        while !stop.load(Ordering::Relaxed) && t0.elapsed().as_secs_f64() < a.hold_max {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     // Tear down in order: queues, ports, pool, EAL.
     let unsent: usize = io.pending.iter().flatten().map(Vec::len).sum();
     drop(io);
@@ -839,6 +916,7 @@ fn drive(
     reals: Vec<(Ipv4Addr, u16)>,
     io: &mut Io,
     stop: &AtomicBool,
+    probe: &GatewayProbe,
 ) -> Result<serde_json::Value, String> {
     let gw = match mode {
         Mode::Check => learn_gateway(a, io, stop)?,
@@ -861,7 +939,7 @@ fn drive(
                 mode,
                 resend_gap_tsc: hz / 20,
             };
-            measure(a, UdpFlows::new(conf)?, rate, hz, io, stop)
+            measure(a, UdpFlows::new(conf)?, rate, hz, io, stop, probe)
         }
         s => {
             if mode != Mode::Check {
@@ -869,7 +947,7 @@ fn drive(
             }
             let legit = TcpConnEngine::new(tcp_config(a, macs, &reals, hz)?)?;
             if s == "b" {
-                return measure(a, legit, None, hz, io, stop);
+                return measure(a, legit, None, hz, io, stop, probe);
             }
             if !a.expect_synproxy {
                 return Err("--scenario c: the flood targets a SYN-proxied service: --expect-synproxy".into());
@@ -888,7 +966,7 @@ fn drive(
                 tsc_hz: hz,
                 seed: eal::rdtsc() | 1,
             })?;
-            measure(a, WithFlood::new(legit, flood, a.flood_share), None, hz, io, stop)
+            measure(a, WithFlood::new(legit, flood, a.flood_share), None, hz, io, stop, probe)
         }
     }
 }
@@ -954,8 +1032,10 @@ fn measure<E: Measured>(
     hz: u64,
     io: &mut Io,
     stop: &AtomicBool,
+    probe: &GatewayProbe,
 ) -> Result<serde_json::Value, String> {
     let secs = |t: u64| t as f64 / hz as f64;
+    let (mut g0, mut g1) = (None, None);
     let now0 = eal::rdtsc();
     let per_side = |r: f64| r / 2.0;
     let mut buckets = rate
@@ -1015,12 +1095,14 @@ fn measure<E: Measured>(
                     phase = Phase::Measure;
                     phase_start = now;
                     s0 = e.snap();
+                    g0 = probe.read();
                     e.start_measuring();
                     t0 = now;
                 } else if phase == Phase::Measure && (elapsed >= a.duration || interrupted) {
                     phase = Phase::Drain;
                     phase_start = now;
                     s1 = e.snap();
+                    g1 = probe.read();
                     t1 = now;
                 }
                 if phase != Phase::Drain {
@@ -1104,6 +1186,22 @@ fn measure<E: Measured>(
         "mpps_server_to_client": wc.rx_ok[0] as f64 / dur / 1e6,
         "gbps": (wc.rx_bytes[0] + wc.rx_bytes[1]) as f64 * 8.0 / dur / 1e9,
         "generator_loop": lt.json(hz, e.units(&w), e.unit()),
+        // The bytes the checks read per frame checked: equal for rvsd's and a reference's frames.
+        "checked_bytes_per_frame": if rx_total + wc.total_errors() > 0 {
+            json!(wc.checked_bytes as f64 / (rx_total + wc.total_errors()) as f64)
+        } else {
+            json!(null)
+        },
+        "gateway_cycles": match (g0, g1) {
+            (Some((c0, p0)), Some((c1, p1))) => json!({
+                "source": probe.source(),
+                "busy_cycles": c1 - c0,
+                "busy_packets": p1 - p0,
+                "cycles_per_packet": if p1 > p0 { json!((c1 - c0) as f64 / (p1 - p0) as f64) } else { json!(null) },
+                "tsc_hz": hz,
+            }),
+            _ => json!(null),
+        },
     });
     if let serde_json::Value::Object(m) = e.report(&w, dur, hz) {
         for (k, v) in m {
@@ -1221,6 +1319,15 @@ fn print_table(r: &serde_json::Value) {
         g["capacity_per_s"].as_f64().unwrap_or(0.0),
         g["unit"].as_str().unwrap_or(""),
     );
+    let gc = &r["gateway_cycles"];
+    if let Some(cpp) = gc["cycles_per_packet"].as_f64() {
+        println!(
+            "  gateway: {cpp:.1} cycles/packet over its busy polls in the measured interval ({} cycles, {} packets, from {})",
+            gc["busy_cycles"],
+            gc["busy_packets"],
+            gc["source"].as_str().unwrap_or(""),
+        );
+    }
 }
 
 #[cfg(test)]

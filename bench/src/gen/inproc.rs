@@ -9,8 +9,10 @@
 //!   owns every client and real-server address).
 //! - Time is virtual: `now_ms` advances by `ms_per_step` per [`InProc::step`]; the engine's TSC is
 //!   that millisecond count (configure engines with `tsc_hz = 1000`). Runs are deterministic.
-//! - `gateway_time` is the wall time spent inside `Worker::process`/`poll` only: a gateway-only
-//!   figure with no I/O, excluding the generator's own work.
+//! - Frames reach the worker as rvsd's loop hands them over: through `Worker::process_burst`, in
+//!   bursts of at most `burst` frames per port.
+//! - `gateway_time` is the wall time spent inside `Worker::process_burst`/`poll` only: a
+//!   gateway-only figure with no I/O, excluding the generator's own work.
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,11 +171,13 @@ pub struct InProc<E: Engine> {
     out: Outbox<VecFrame>,
     tx: Tx<VecFrame>,
     delivered: Vec<VecFrame>,
+    /// One burst on its way into the worker.
+    rx: Vec<VecFrame>,
     pub now_ms: u64,
     pub ms_per_step: u64,
     /// Frames an engine may originate per side per step.
     pub burst: usize,
-    /// Wall time inside the worker's `process` and `poll`.
+    /// Wall time inside the worker's `process_burst` and `poll`.
     pub gateway_time: Duration,
     pub arp_answered: u64,
     /// Frames the gateway delivered that were neither IPv4 for the engine nor ARP requests.
@@ -195,6 +199,7 @@ impl<E: Engine> InProc<E> {
             out: Outbox::new(2, cap),
             tx: Tx::with_capacity(cap),
             delivered: Vec::with_capacity(cap),
+            rx: Vec::with_capacity(burst),
             now_ms: 1,
             ms_per_step: 1,
             burst,
@@ -217,9 +222,12 @@ impl<E: Engine> InProc<E> {
             let t0 = Instant::now();
             let mut n = 0;
             for side in 0..2 {
-                for f in self.tx.side[side].drain(..) {
-                    self.worker.process(f, side, now, &mut self.out);
-                    n += 1;
+                let q = &mut self.tx.side[side];
+                while !q.is_empty() {
+                    let k = q.len().min(self.burst.max(1));
+                    self.rx.extend(q.drain(..k));
+                    n += k;
+                    self.worker.process_burst(&mut self.rx, side, now, &mut self.out);
                 }
             }
             if round == 0 {

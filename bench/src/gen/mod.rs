@@ -117,6 +117,10 @@ pub struct Counters {
     pub tx_failed: u64,
     /// Connections (or flows) completed, for the connection-rate scenarios.
     pub completed: u64,
+    /// Bytes of delivered frames the checks read (compared or summed), over every frame checked:
+    /// the generator's checking work, which must be the same per frame whatever sits in the
+    /// middle (scenario a checks a reference's frames as fully as rvsd's; see [`udp`]).
+    pub checked_bytes: u64,
 }
 
 impl Counters {
@@ -143,6 +147,7 @@ impl Counters {
             errors,
             tx_failed: self.tx_failed - earlier.tx_failed,
             completed: self.completed - earlier.completed,
+            checked_bytes: self.checked_bytes - earlier.checked_bytes,
         }
     }
 }

@@ -18,8 +18,13 @@
 //! - No allocation per packet: templates and the per-flow table are built once; sending is a copy
 //!   of the template and patching of the per-flow words, with the checksums completed from
 //!   precomputed sums of the template (whose per-flow fields are zero).
-//! - [`Mode::Reference`] (for a plain forwarder such as testpmd in the gateway's place) checks only
-//!   that the frame is one of ours (magic, flow index); it counts returns and latency.
+//! - The same checks, byte for byte, in both modes: [`Mode::Reference`] (a plain forwarder such as
+//!   testpmd in the gateway's place) expects each frame back as it was sent (MACs as sent or
+//!   swapped, TTL unchanged, the tuple it was sent with) where [`Mode::Check`] expects FULLNAT's
+//!   rewrite, but verifies the same fields, both checksums and every payload byte. A reference run
+//!   must not be cheaper for the generator than an rvsd run, or a generator-bound reference looks
+//!   faster than it is. `Counters::checked_bytes` counts the bytes the checks read (a unit test
+//!   holds it equal per frame in both modes).
 use std::net::Ipv4Addr;
 
 use rvs_dataplane::frame::{Frame, FramePool};
@@ -53,7 +58,8 @@ const TTL: u8 = 64;
 pub enum Mode {
     /// A FULLNAT gateway (rvsd): every rewrite checked.
     Check,
-    /// A plain forwarder (testpmd io/macswap): frames come back unrewritten; counted, not checked.
+    /// A plain forwarder (testpmd io/macswap): frames come back unrewritten, checked as fully as
+    /// in [`Mode::Check`] against what was sent.
     Reference,
 }
 
@@ -220,6 +226,19 @@ pub struct UdpFlows {
     pass_end_tsc: Option<u64>,
     counters: Counters,
     latency: Latency,
+    /// Per receiving side: the Ethernet destination and source a delivered frame may carry (two
+    /// alternatives: a reference may swap them or not).
+    want_macs: [[[u8; 12]; 2]; 2],
+    /// The TTL a delivered frame must carry.
+    want_ttl: u8,
+}
+
+/// Destination then source MAC, as the first 12 bytes of a frame.
+fn mac_pair(dst: EthernetAddress, src: EthernetAddress) -> [u8; 12] {
+    let mut m = [0u8; 12];
+    m[..6].copy_from_slice(&dst.0);
+    m[6..].copy_from_slice(&src.0);
+    m
 }
 
 impl UdpFlows {
@@ -232,7 +251,22 @@ impl UdpFlows {
             Mode::Check => vec![Learned::default(); conf.flows as usize],
             Mode::Reference => Vec::new(),
         };
+        let (want_macs, want_ttl) = match conf.mode {
+            // The gateway addresses the generator's port on the side it delivers on.
+            Mode::Check => {
+                let side = |s: usize| [mac_pair(m.own[s], m.gw[s]); 2];
+                ([side(0), side(1)], TTL - 1)
+            }
+            // A frame comes back as it was sent on the other side (io) or with its MACs swapped
+            // (macswap).
+            Mode::Reference => {
+                let side = |o: usize| [mac_pair(m.gw[o], m.own[o]), mac_pair(m.own[o], m.gw[o])];
+                ([side(1), side(0)], TTL)
+            }
+        };
         Ok(UdpFlows {
+            want_macs,
+            want_ttl,
             conf,
             c2s,
             s2c,
@@ -285,11 +319,9 @@ impl UdpFlows {
                         let l = self.learned[i as usize];
                         (l.rs.into(), l.rport, l.lip.into(), l.lport)
                     }
-                    // Any tuple will do through a plain forwarder; spread it like real replies.
                     Mode::Reference => {
-                        let (rs, rport) = c.reals[i as usize % c.reals.len()];
-                        let lip = c.lips.first().copied().unwrap_or(c.vip);
-                        (rs, rport, lip, 1025 + (i % 64_511) as u16)
+                        let (rs, lip, rport, lport) = self.reference_reply(i);
+                        (rs.into(), rport, lip.into(), lport)
                     }
                 };
                 self.s2c.stamp(f.data_mut(), rs, lip, rport, lport, i, tsc)
@@ -321,25 +353,49 @@ impl UdpFlows {
         }
     }
 
-    /// Checks a delivered frame; on success returns the flow index.
+    /// [`Mode::Reference`]: flow `i`'s real-server datagram (source, destination, source port,
+    /// destination port). Any tuple will do through a plain forwarder; spread it like real replies.
+    #[inline]
+    fn reference_reply(&self, i: u32) -> (u32, u32, u16, u16) {
+        let c = &self.conf;
+        let (rs, rport) = c.reals[i as usize % c.reals.len()];
+        let lip = c.lips.first().copied().unwrap_or(c.vip);
+        (rs.into(), lip.into(), rport, 1025 + (i % 64_511) as u16)
+    }
+
+    /// Checks a delivered frame and counts the bytes the checks read; on success returns the flow
+    /// index. Both modes run every step; only the expected values differ (module docs).
     fn check(&mut self, side: Side, d: &[u8]) -> Result<u32, RewriteError> {
+        let mut read = 0u64;
+        let r = self.check_counted(side, d, &mut read);
+        self.counters.checked_bytes += read;
+        r
+    }
+
+    fn check_counted(&mut self, side: Side, d: &[u8], read: &mut u64) -> Result<u32, RewriteError> {
         use RewriteError as E;
         let c = &self.conf;
         let s = side as usize;
+        // Ethernet type, IPv4 version and header length, protocol.
+        *read += 4;
         if d.len() < PAY + PAY_HDR || d[12..14] != [0x08, 0x00] || d[14] != 0x45 || d[23] != 17 {
             return Err(E::Malformed);
         }
-        let check = c.mode == Mode::Check;
-        if check && (d[0..6] != c.macs.own[s].0 || d[6..12] != c.macs.gw[s].0) {
+        *read += 12;
+        let [a, b] = &self.want_macs[s];
+        if d[0..12] != a[..] && d[0..12] != b[..] {
             return Err(E::Mac);
         }
+        *read += 2;
         let ip_len = u16::from_be_bytes([d[16], d[17]]) as usize;
         if ip_len != c.frame_len - ETH || d.len() < c.frame_len {
             return Err(E::Malformed);
         }
-        if check && checksum::fold(checksum::accumulate(0, &d[ETH..ETH + IP])) != 0xffff {
+        *read += IP as u64;
+        if checksum::fold(checksum::accumulate(0, &d[ETH..ETH + IP])) != 0xffff {
             return Err(E::IpChecksum);
         }
+        *read += 2;
         let udp_len = u16::from_be_bytes([d[38], d[39]]);
         if udp_len as usize != ip_len - IP {
             return Err(E::Malformed);
@@ -347,17 +403,17 @@ impl UdpFlows {
         let be32 = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
         let be16 = |o: usize| u16::from_be_bytes([d[o], d[o + 1]]);
         let (src, dst) = (be32(26), be32(30));
-        if check {
-            let ph = checksum::ipv4_pseudo_header(src.into(), dst.into(), 17, udp_len);
-            let sum = checksum::fold(checksum::accumulate(ph, &d[34..34 + udp_len as usize]));
-            if be16(40) == 0 || sum != 0xffff {
-                return Err(E::L4Checksum);
-            }
+        *read += udp_len as u64;
+        let ph = checksum::ipv4_pseudo_header(src.into(), dst.into(), 17, udp_len);
+        let sum = checksum::fold(checksum::accumulate(ph, &d[34..34 + udp_len as usize]));
+        if be16(40) == 0 || sum != 0xffff {
+            return Err(E::L4Checksum);
         }
         let want_dir = match side {
             Side::Server => DIR_C2S,
             Side::Client => DIR_S2C,
         };
+        *read += 8;
         if d[PAY..PAY + 2] != MAGIC || d[PAY + 2] != want_dir || d[PAY + 3] != VERSION {
             return Err(E::UnknownFlow);
         }
@@ -365,49 +421,57 @@ impl UdpFlows {
         if flow >= c.flows {
             return Err(E::UnknownFlow);
         }
-        if !check {
-            return Ok(flow);
-        }
         let body = &d[PAY + PAY_HDR..c.frame_len];
+        *read += body.len() as u64;
         if body.iter().enumerate().any(|(k, &x)| x != pattern(k)) {
             return Err(E::Payload);
         }
-        if d[22] != TTL - 1 {
+        *read += 1;
+        if d[22] != self.want_ttl {
             return Err(E::Malformed);
         }
+        *read += 12;
         let (sport, dport) = (be16(34), be16(36));
-        match side {
-            Side::Client => {
-                if src != u32::from(c.vip) || dst != u32::from(c.client(flow)) {
-                    return Err(E::Address);
-                }
-                if sport != c.vport || dport != c.cport(flow) {
-                    return Err(E::Port);
-                }
+        // The tuple this flow's frame must carry on this side.
+        let want = match (c.mode, side) {
+            (Mode::Check, Side::Client) => {
+                (u32::from(c.vip), u32::from(c.client(flow)), c.vport, c.cport(flow))
             }
-            Side::Server => {
+            (Mode::Check, Side::Server) => {
                 let l = self.learned[flow as usize];
-                if l.lport != 0 {
-                    if src != l.lip || dst != l.rs {
-                        return Err(E::Address);
-                    }
-                    if sport != l.lport || dport != l.rport {
-                        return Err(E::Port);
-                    }
-                } else {
-                    if !c.lips.iter().any(|&a| u32::from(a) == src)
-                        || !c.reals.iter().any(|&(a, _)| u32::from(a) == dst)
-                    {
-                        return Err(E::Address);
-                    }
-                    if !c.reals.iter().any(|&(a, p)| u32::from(a) == dst && p == dport) || sport == 0 {
-                        return Err(E::Port);
-                    }
-                    self.learned[flow as usize] = Learned { lip: src, rs: dst, lport: sport, rport: dport };
-                    self.n_learned += 1;
+                if l.lport == 0 {
+                    // Warm-up: the flow's first datagram teaches its rewritten tuple.
+                    return self.learn(flow, src, dst, sport, dport);
                 }
+                (l.lip, l.rs, l.lport, l.rport)
             }
+            (Mode::Reference, Side::Server) => {
+                (u32::from(c.client(flow)), u32::from(c.vip), c.cport(flow), c.vport)
+            }
+            (Mode::Reference, Side::Client) => self.reference_reply(flow),
+        };
+        if src != want.0 || dst != want.1 {
+            return Err(E::Address);
         }
+        if sport != want.2 || dport != want.3 {
+            return Err(E::Port);
+        }
+        Ok(flow)
+    }
+
+    /// Check mode, warm-up: records flow `flow`'s rewritten tuple from its first datagram to reach
+    /// a real server, if it is one FULLNAT may produce.
+    fn learn(&mut self, flow: u32, src: u32, dst: u32, sport: u16, dport: u16) -> Result<u32, RewriteError> {
+        let c = &self.conf;
+        if !c.lips.iter().any(|&a| u32::from(a) == src) || !c.reals.iter().any(|&(a, _)| u32::from(a) == dst)
+        {
+            return Err(RewriteError::Address);
+        }
+        if !c.reals.iter().any(|&(a, p)| u32::from(a) == dst && p == dport) || sport == 0 {
+            return Err(RewriteError::Port);
+        }
+        self.learned[flow as usize] = Learned { lip: src, rs: dst, lport: sport, rport: dport };
+        self.n_learned += 1;
         Ok(flow)
     }
 }

@@ -478,3 +478,105 @@ fn steering_over_two_workers() {
         }
     }
 }
+
+/// Frames a plain forwarder returns: what was sent on one side arrives on the other, MACs swapped
+/// (testpmd macswap) or not (io).
+fn reflect(e: &mut UdpFlows, tx: &mut Tx<VecFrame>, pool: &mut VecPool, swap: bool, tsc: u64) {
+    let [c, s] = std::mem::take(&mut tx.side);
+    for (arrives_on, frames) in [(Side::Server, c), (Side::Client, s)] {
+        for mut f in frames {
+            if swap {
+                let d = f.data_mut();
+                let (dst, src) = d[..12].split_at_mut(6);
+                dst.swap_with_slice(src);
+            }
+            e.receive(arrives_on, f, tsc, pool, tx);
+        }
+    }
+}
+
+/// The generator does the same checking work per frame on a reference's frames as on rvsd's: the
+/// bytes its checks read (`checked_bytes`) per frame are equal, at every frame size, for rvsd (the
+/// real worker in the middle) and for a plain forwarder with and without MAC swap. Deterministic:
+/// bytes read, not time.
+#[test]
+fn checking_work_per_frame_is_the_same_for_the_reference_as_for_rvsd() {
+    for frame_len in [60, 124, 508, 1514] {
+        let mut l = Loop::new();
+        let macs = l.learn_gateway();
+        let mut e = UdpFlows::new(conf(300, frame_len, macs, Mode::Check)).unwrap();
+        l.warm_up(&mut e);
+        let before = e.counters().clone();
+        let mut tx = Tx::with_capacity(512);
+        l.tsc += 1_000;
+        assert_eq!(e.generate(Side::Client, l.tsc, 200, &mut l.pool, &mut tx), 200);
+        assert_eq!(e.generate(Side::Server, l.tsc, 100, &mut l.pool, &mut tx), 100);
+        l.settle(&mut e, &mut tx, &mut |_, _| {});
+        let d = e.counters().since(&before);
+        assert_eq!((d.rx_ok, d.total_errors()), ([100, 200], 0), "{d:?}");
+        let per_frame = d.checked_bytes / 300;
+        assert_eq!(
+            d.checked_bytes,
+            300 * per_frame,
+            "{frame_len} B: rvsd's frames are not all checked alike"
+        );
+        // Every byte from the IPv4 header to the end is read at least once (checksums, payload).
+        assert!(per_frame >= (frame_len - 14) as u64, "{frame_len} B: {per_frame} bytes read per frame");
+
+        for swap in [true, false] {
+            let ref_macs = Macs { own: GEN_MAC, gw: GW_MAC };
+            let mut r = UdpFlows::new(conf(300, frame_len, ref_macs, Mode::Reference)).unwrap();
+            let mut pool = VecPool::default();
+            r.generate(Side::Client, 10, 200, &mut pool, &mut tx);
+            r.generate(Side::Server, 10, 100, &mut pool, &mut tx);
+            reflect(&mut r, &mut tx, &mut pool, swap, 20);
+            let k = r.counters();
+            assert_eq!((k.rx_ok, k.total_errors()), ([100, 200], 0), "swap {swap}: {k:?}");
+            assert_eq!(
+                k.checked_bytes,
+                300 * per_frame,
+                "{frame_len} B, swap {swap}: the reference's frames are checked {} bytes per frame, rvsd's {per_frame}",
+                k.checked_bytes as f64 / 300.0
+            );
+        }
+    }
+}
+
+/// The reference's frames are really checked: an altered payload, checksum, TTL or tuple is an
+/// error, not throughput, as it would be from rvsd.
+#[test]
+fn reference_mode_checks_every_field() {
+    let cases: [Case; 5] = [
+        ("payload altered", Side::Server, RewriteError::Payload, |d| {
+            let n = d.len() - 1;
+            d[n] ^= 0xff;
+            refill(d);
+        }),
+        ("UDP checksum broken", Side::Server, RewriteError::L4Checksum, |d| d[50] ^= 1),
+        ("IPv4 checksum broken", Side::Client, RewriteError::IpChecksum, |d| d[25] ^= 1),
+        ("TTL decremented", Side::Client, RewriteError::Malformed, |d| {
+            d[22] -= 1;
+            refill(d);
+        }),
+        ("source port changed", Side::Server, RewriteError::Port, |d| {
+            d[35] ^= 1;
+            refill(d);
+        }),
+    ];
+    let macs = Macs { own: GEN_MAC, gw: GW_MAC };
+    let mut e = UdpFlows::new(conf(100, 128, macs, Mode::Reference)).unwrap();
+    let mut pool = VecPool::default();
+    let mut tx = Tx::with_capacity(8);
+    for (name, arrives_on, want, corrupt) in cases {
+        let before = e.counters().clone();
+        let sent_on = if arrives_on == Side::Server { Side::Client } else { Side::Server };
+        assert_eq!(e.generate(sent_on, 10, 1, &mut pool, &mut tx), 1);
+        let f = tx.side[sent_on as usize].pop().unwrap();
+        let mut bytes = f.data().to_vec();
+        corrupt(&mut bytes);
+        e.receive(arrives_on, VecFrame::from_bytes(&bytes), 20, &mut pool, &mut tx);
+        let d = e.counters().since(&before);
+        assert_eq!(d.rx_ok, [0, 0], "{name}: counted as throughput");
+        assert_eq!(d.errors[want as usize], 1, "{name}: expected {want:?}, got {d:?}");
+    }
+}
