@@ -75,6 +75,16 @@ fn lookup(c: &mut Criterion) {
                 })
             });
         }
+        // What the worker does with a hit: the lookup, then the connection itself.
+        let mut at = 0usize;
+        g.bench_function(BenchmarkId::new("hit+get", &label), |b| {
+            b.iter(|| {
+                let k = &hits[at];
+                at = (at + 1) & (PROBES - 1);
+                let (id, _) = t.lookup(black_box(k)).expect("a hit");
+                t.get(id).map(|c| c.real())
+            })
+        });
         // Misses must really miss and hits really hit, or the numbers mean nothing.
         assert!(hits.iter().take(1000).all(|k| t.lookup(k).is_some()));
         assert!(misses.iter().take(1000).all(|k| t.lookup(k).is_none()));
