@@ -35,26 +35,47 @@ pub const SLOTS: usize = 8;
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 pub(super) struct Bucket {
-    /// 0 = empty slot.
-    tags: [u16; SLOTS],
+    /// Eight 16-bit tags, slot `i` in bits `16 i ..= 16 i + 15`; 0 = empty slot. One integer so a
+    /// tag is matched in all slots at once with plain arithmetic (SWAR; no SIMD intrinsics, which
+    /// would need `unsafe`).
+    tags: u128,
     /// Valid where the tag is non-zero.
     refs: [u32; SLOTS],
     /// Refs that probed past this bucket (see module invariants).
     overflow: u32,
 }
 
-impl Bucket {
-    const EMPTY: Bucket = Bucket { tags: [0; SLOTS], refs: [0; SLOTS], overflow: 0 };
+/// 0x0001 in every 16-bit lane.
+const LANE_ONES: u128 = u128::MAX / 0xFFFF;
+const LANE_LOW15: u128 = LANE_ONES * 0x7FFF;
+const LANE_HIGH: u128 = LANE_ONES * 0x8000;
 
-    /// Bit `i` set where `tags[i] == tag`. Written as a plain loop over the fixed array so LLVM turns
-    /// it into one 128-bit compare and a movemask.
+impl Bucket {
+    const EMPTY: Bucket = Bucket { tags: 0, refs: [0; SLOTS], overflow: 0 };
+
+    /// Bit `16 i + 15` set exactly where slot `i`'s tag is `tag`. Exact (no false positives, so
+    /// also usable to find empty slots): `(x & 0x7FFF) + 0x7FFF` sets a lane's top bit iff its low 15
+    /// bits are non-zero and cannot carry out of the lane; or-ing `x` adds its own top bit.
     #[inline(always)]
-    fn match_tag(&self, tag: u16) -> u32 {
-        let mut m = 0u32;
-        for (i, &t) in self.tags.iter().enumerate() {
-            m |= ((t == tag) as u32) << i;
-        }
-        m
+    fn match_tag(&self, tag: u16) -> u128 {
+        let x = self.tags ^ (LANE_ONES * tag as u128);
+        !(((x & LANE_LOW15) + LANE_LOW15) | x) & LANE_HIGH
+    }
+
+    /// The slot of the lowest match bit of a `match_tag` result.
+    #[inline(always)]
+    fn slot(m: u128) -> usize {
+        (m.trailing_zeros() / 16) as usize
+    }
+
+    #[cfg(test)]
+    fn tag(&self, i: usize) -> u16 {
+        (self.tags >> (16 * i)) as u16
+    }
+
+    #[inline(always)]
+    fn set_tag(&mut self, i: usize, tag: u16) {
+        self.tags = self.tags & !(0xFFFF << (16 * i)) | (tag as u128) << (16 * i);
     }
 }
 
@@ -105,6 +126,18 @@ impl Index {
         rvs_prefetch::prefetch(&self.buckets[self.home(h)]);
     }
 
+    /// Calls `f` with every ref in `h`'s home bucket whose tag matches: the entries a lookup of a
+    /// key stored at home would compare against (nearly all keys are; see the module doc).
+    #[inline(always)]
+    pub(super) fn home_matches(&self, h: Hashed, mut f: impl FnMut(u32)) {
+        let bucket = &self.buckets[self.home(h)];
+        let mut m = bucket.match_tag(h.tag());
+        while m != 0 {
+            f(bucket.refs[Bucket::slot(m)]);
+            m &= m - 1;
+        }
+    }
+
     /// The ref stored for a key with hash `h` for which `is_key(ref)` holds. `is_key` is only called
     /// on tag matches; it compares the full key in the entry the ref points at.
     #[inline(always)]
@@ -115,7 +148,7 @@ impl Index {
             let bucket = &self.buckets[b];
             let mut m = bucket.match_tag(tag);
             while m != 0 {
-                let r = bucket.refs[m.trailing_zeros() as usize];
+                let r = bucket.refs[Bucket::slot(m)];
                 if is_key(r) {
                     return Some(r);
                 }
@@ -138,8 +171,8 @@ impl Index {
             let bucket = &mut self.buckets[b];
             let empty = bucket.match_tag(0);
             if empty != 0 {
-                let i = empty.trailing_zeros() as usize;
-                bucket.tags[i] = tag;
+                let i = Bucket::slot(empty);
+                bucket.set_tag(i, tag);
                 bucket.refs[i] = r;
                 self.walk(home, passed, |c| *c += 1);
                 return Ok(());
@@ -159,9 +192,9 @@ impl Index {
             let bucket = &mut self.buckets[b];
             let mut m = bucket.match_tag(tag);
             while m != 0 {
-                let i = m.trailing_zeros() as usize;
+                let i = Bucket::slot(m);
                 if bucket.refs[i] == r {
-                    bucket.tags[i] = 0;
+                    bucket.set_tag(i, 0);
                     self.walk(home, passed, |c| *c -= 1);
                     return true;
                 }
@@ -190,7 +223,7 @@ impl Index {
     #[cfg(test)]
     pub(super) fn refs(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.buckets.iter().enumerate().flat_map(|(b, bucket)| {
-            (0..SLOTS).filter(move |&i| bucket.tags[i] != 0).map(move |i| (b, bucket.refs[i]))
+            (0..SLOTS).filter(move |&i| bucket.tag(i) != 0).map(move |i| (b, bucket.refs[i]))
         })
     }
 
@@ -223,9 +256,9 @@ impl Index {
             let h = hash_of(r);
             let home = self.home(h);
             let slot = (0..SLOTS)
-                .find(|&i| self.buckets[at].tags[i] != 0 && self.buckets[at].refs[i] == r)
+                .find(|&i| self.buckets[at].tag(i) != 0 && self.buckets[at].refs[i] == r)
                 .expect("listed ref");
-            assert_eq!(self.buckets[at].tags[slot], h.tag(), "ref {r:#x} under a foreign tag");
+            assert_eq!(self.buckets[at].tag(slot), h.tag(), "ref {r:#x} under a foreign tag");
             let mut b = home;
             while b != at {
                 want[b] += 1;
@@ -294,4 +327,42 @@ impl Hasher {
 fn fold(a: u64, b: u64) -> u64 {
     let p = (a as u128) * (b as u128);
     (p as u64) ^ ((p >> 64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swar_tag_match_is_exact() {
+        // Edge values in every lane position, against every probe: a match bit exactly where equal.
+        let vals = [0u16, 1, 2, 0x7FFF, 0x8000, 0x8001, 0xFFFE, 0xFFFF];
+        for rot in 0..SLOTS {
+            let mut b = Bucket::EMPTY;
+            for i in 0..SLOTS {
+                b.set_tag(i, vals[(i + rot) % SLOTS]);
+            }
+            for i in 0..SLOTS {
+                assert_eq!(b.tag(i), vals[(i + rot) % SLOTS]);
+            }
+            for &probe in &vals {
+                let m = b.match_tag(probe);
+                let want: Vec<usize> = (0..SLOTS).filter(|&i| b.tag(i) == probe).collect();
+                let mut got = Vec::new();
+                let mut mm = m;
+                while mm != 0 {
+                    got.push(Bucket::slot(mm));
+                    mm &= mm - 1;
+                }
+                assert_eq!(got, want, "probe {probe:#x} rot {rot}");
+            }
+        }
+        // Overwriting a lane leaves the others alone.
+        let mut b = Bucket::EMPTY;
+        b.set_tag(3, 0xFFFF);
+        b.set_tag(4, 0xABCD);
+        b.set_tag(3, 0);
+        assert_eq!((b.tag(2), b.tag(3), b.tag(4), b.tag(5)), (0, 0, 0xABCD, 0));
+        assert_eq!(b.match_tag(0).count_ones(), 7);
+    }
 }

@@ -14,8 +14,9 @@
 //! ([`index`]) is an array of 64-byte buckets of tags and refs; an entry is a [`Conn`] padded to
 //! its own 64-byte line, and holds the client tuple and what derives the reply tuple, so a hit
 //! reads exactly two lines: the key's bucket and the entry. [`ConnTable::hash`],
-//! [`ConnTable::prefetch_bucket`], [`ConnTable::lookup_hashed`] and [`ConnTable::prefetch_entry`]
-//! split a lookup so a burst can overlap those two misses across packets.
+//! [`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_candidates`] and
+//! [`ConnTable::lookup_hashed`] split a lookup so a burst can overlap those two misses across
+//! packets.
 //!
 //! Invariants:
 //! - Every live connection has exactly two index refs (client tuple in `Dir::Original`, reply tuple
@@ -130,16 +131,17 @@ const F_SP_PENDING: u8 = 1 << 4;
 /// `ts_delta` is in use.
 const F_TS_SHIFT: u8 = 1 << 5;
 
-/// One tracked connection (56 bytes; stored padded to a cache line, see [`Entry`]). Fields are private so the table's invariants (index
-/// entries, timer links, state) cannot be broken through [`ConnTable::get_mut`].
+/// One tracked connection (56 bytes; stored padded to a cache line, see [`Entry`]). Fields are private
+/// so the table's invariants (index refs, timer links, state) cannot be broken through
+/// [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
 pub struct Conn {
-    /// Client tuple as received.
-    client: FlowKey,
-    lip: Ipv4Addr,
-    rs: Ipv4Addr,
-    lport: u16,
-    rport: u16,
+    /// Both tuples as received, packed the way the hash reads a key ([`key_words`]): index 0 is the
+    /// client tuple (`client:cport -> VIP:vport`), index 1 the reply tuple (`RS:rport -> LIP:lport`),
+    /// so a lookup compares the tuple of a ref's direction without branching on it.
+    /// `addrs[d] = src << 32 | dst`, `ports[d] = sport << 16 | dport`.
+    addrs: [u64; 2],
+    ports: [u32; 2],
     service: u32,
     real: u32,
     /// Expiry deadline in wheel ticks (wrapping).
@@ -150,6 +152,7 @@ pub struct Conn {
     /// Timer list links; `next` doubles as the free-list link for free slots.
     prev: u32,
     next: u32,
+    proto: Proto,
     /// `TcpState` as u8; always `None` for UDP.
     state: u8,
     flags: u8,
@@ -157,17 +160,8 @@ pub struct Conn {
 
 impl Conn {
     const FREE: Conn = Conn {
-        client: FlowKey {
-            proto: Proto::Tcp,
-            src: Ipv4Addr::UNSPECIFIED,
-            dst: Ipv4Addr::UNSPECIFIED,
-            sport: 0,
-            dport: 0,
-        },
-        lip: Ipv4Addr::UNSPECIFIED,
-        rs: Ipv4Addr::UNSPECIFIED,
-        lport: 0,
-        rport: 0,
+        addrs: [0; 2],
+        ports: [0; 2],
         service: 0,
         real: 0,
         deadline: 0,
@@ -175,6 +169,7 @@ impl Conn {
         ts_delta: 0,
         prev: NIL,
         next: NIL,
+        proto: Proto::Tcp,
         state: 0,
         flags: 0,
     };
@@ -183,22 +178,35 @@ impl Conn {
         self.flags & F_LIVE != 0
     }
 
+    /// Whether the tuple of direction `d` (0 = Original, 1 = Reply) is the key packed as `words`.
+    #[inline(always)]
+    fn has_key(&self, d: usize, (a, b): (u64, u64)) -> bool {
+        self.addrs[d] == a && ((self.proto.number() as u64) << 32 | self.ports[d] as u64) == b
+    }
+
+    fn addr(&self, d: usize, dst: bool) -> (Ipv4Addr, u16) {
+        if dst {
+            (Ipv4Addr::from(self.addrs[d] as u32), self.ports[d] as u16)
+        } else {
+            (Ipv4Addr::from((self.addrs[d] >> 32) as u32), (self.ports[d] >> 16) as u16)
+        }
+    }
+
+    fn unpack(&self, d: usize) -> FlowKey {
+        let ((src, sport), (dst, dport)) = (self.addr(d, false), self.addr(d, true));
+        FlowKey { proto: self.proto, src, dst, sport, dport }
+    }
+
     pub fn proto(&self) -> Proto {
-        self.client.proto
+        self.proto
     }
     /// Client tuple as received from the client: `client:cport -> VIP:vport`.
     pub fn client_key(&self) -> FlowKey {
-        self.client
+        self.unpack(0)
     }
     /// Reply tuple as received from the real server: `RS:rport -> LIP:lport`.
     pub fn reply_key(&self) -> FlowKey {
-        FlowKey {
-            proto: self.client.proto,
-            src: self.rs,
-            dst: self.lip,
-            sport: self.rport,
-            dport: self.lport,
-        }
+        self.unpack(1)
     }
     /// The tuple as received in direction `dir`.
     pub fn key(&self, dir: Dir) -> FlowKey {
@@ -212,20 +220,20 @@ impl Conn {
     pub fn out_key(&self, dir: Dir) -> FlowKey {
         match dir {
             Dir::Original => self.reply_key().reversed(),
-            Dir::Reply => self.client.reversed(),
+            Dir::Reply => self.client_key().reversed(),
         }
     }
     pub fn client_addr(&self) -> (Ipv4Addr, u16) {
-        (self.client.src, self.client.sport)
+        self.addr(0, false)
     }
     pub fn vip(&self) -> (Ipv4Addr, u16) {
-        (self.client.dst, self.client.dport)
+        self.addr(0, true)
     }
     pub fn lip(&self) -> (Ipv4Addr, u16) {
-        (self.lip, self.lport)
+        self.addr(1, true)
     }
     pub fn rs(&self) -> (Ipv4Addr, u16) {
-        (self.rs, self.rport)
+        self.addr(1, false)
     }
     pub fn service(&self) -> u32 {
         self.service
@@ -332,12 +340,17 @@ const SLOT_TENTHS_PER_CONN: usize = 25;
 /// The seed of [`ConnTable::new`] (tests, benchmarks). Production tables take a random one.
 pub const DEFAULT_SEED: u64 = 0x5EED_C0FF_EE15_600D;
 
-/// The key's 13 meaningful bytes as two words for the hash.
+/// The key's 13 meaningful bytes as two words: what the hash mixes and what [`Conn`] stores.
 #[inline(always)]
 fn key_words(k: &FlowKey) -> (u64, u64) {
     let a = (u32::from(k.src) as u64) << 32 | u32::from(k.dst) as u64;
-    let b = (k.proto.number() as u64) << 32 | (k.sport as u64) << 16 | k.dport as u64;
+    let b = (k.proto.number() as u64) << 32 | port_word(k) as u64;
     (a, b)
+}
+
+#[inline(always)]
+fn port_word(k: &FlowKey) -> u32 {
+    (k.sport as u32) << 16 | k.dport as u32
 }
 
 impl ConnTable {
@@ -428,31 +441,47 @@ impl ConnTable {
     }
 
     /// Step 1 of a pipelined lookup: the key's hash under this table's seed.
+    ///
+    /// A burst runs each step over all its packets before the next step, so the cache misses of
+    /// different packets overlap instead of queueing: [`Self::hash`] and [`Self::prefetch_bucket`]
+    /// for every key, then [`Self::prefetch_candidates`] for every key, then
+    /// [`Self::lookup_hashed`] (both lines should have arrived by then), then [`Self::get`] /
+    /// [`Self::get_mut`]. The prefetches are hints: skipping one never changes a result.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> Hashed {
         let (a, b) = key_words(key);
         self.hasher.hash(a, b)
     }
 
-    /// Step 2: start loading the key's home bucket (a hint; never changes a result).
+    /// Step 2: start loading the key's home bucket.
     #[inline]
     pub fn prefetch_bucket(&self, h: Hashed) {
         self.index.prefetch(h);
     }
 
-    /// Step 3: [`Self::lookup`] with the hash already computed; `h` must be `self.hash(key)`.
+    /// Step 3, once the bucket has (probably) arrived: start loading the entries whose tag matches
+    /// in the home bucket. A lookup confirms a tag match against the key stored in the entry, so
+    /// without this step [`Self::lookup_hashed`] would wait for the entry of each hit in turn.
+    #[inline]
+    pub fn prefetch_candidates(&self, h: Hashed) {
+        self.index.home_matches(h, |r| self.prefetch_entry(ConnRef(r).id()));
+    }
+
+    /// Step 4: [`Self::lookup`] with the hash already computed; `h` must be `self.hash(key)`.
     #[inline]
     pub fn lookup_hashed(&self, key: &FlowKey, h: Hashed) -> Option<(ConnId, Dir)> {
-        let slab = &self.slab;
+        let (slab, words) = (&self.slab, key_words(key));
         self.index
             .find(h, |r| {
                 let r = ConnRef(r);
-                slab[r.id().0 as usize].conn.key(r.dir()) == *key
+                slab[r.id().0 as usize].conn.has_key((r.0 >> 31) as usize, words)
             })
             .map(|r| (ConnRef(r).id(), ConnRef(r).dir()))
     }
 
-    /// Step 4: start loading a found connection's entry before [`Self::get`] / [`Self::get_mut`].
+    /// Starts loading a connection's entry, e.g. one found earlier whose packet is processed later.
+    /// After [`Self::lookup_hashed`] found `id` its entry is already in cache (the lookup compared
+    /// the key there).
     #[inline]
     pub fn prefetch_entry(&self, id: ConnId) {
         if let Some(e) = self.slab.get(id.0 as usize) {
@@ -501,11 +530,9 @@ impl ConnTable {
         let c = &mut self.slab[id as usize].conn;
         self.free = c.next;
         *c = Conn {
-            client: ck,
-            lip: new.lip,
-            rs: new.rs,
-            lport: new.lport,
-            rport: new.rport,
+            addrs: [key_words(&ck).0, key_words(&rk).0],
+            ports: [port_word(&ck), port_word(&rk)],
+            proto: ck.proto,
             service: new.service,
             real: new.real,
             deadline,
@@ -593,7 +620,7 @@ impl ConnTable {
     /// Drops both index entries and returns the slot to the free list. The slot must already be off
     /// the timer lists.
     fn release(&mut self, id: u32, c: &Conn) {
-        self.index.remove(self.hash(&c.client), ConnRef::new(id, Dir::Original).raw());
+        self.index.remove(self.hash(&c.client_key()), ConnRef::new(id, Dir::Original).raw());
         self.index.remove(self.hash(&c.reply_key()), ConnRef::new(id, Dir::Reply).raw());
         let slot = &mut self.slab[id as usize].conn;
         *slot = Conn::FREE;

@@ -200,6 +200,7 @@ fn pipelined_lookup_matches_lookup() {
         for k in [n.client, n.reply_key(), n.client.reversed()] {
             let h = a.hash(&k);
             a.prefetch_bucket(h);
+            a.prefetch_candidates(h);
             let got = a.lookup_hashed(&k, h);
             if let Some((id, _)) = got {
                 a.prefetch_entry(id);
@@ -389,5 +390,113 @@ fn model_production_sizing() {
     for seed in 1..=4 {
         model_run(200, None, seed, 20_000, false);
         model_run(1000, None, seed, 20_000, false);
+    }
+}
+
+/// Probe distances for the benchmark's keys, and lookup timings next to a hashbrown index of the same
+/// keys (the design this table replaced), measured in one process so machine load hits both alike.
+/// `cargo test --release -p rvs-dataplane ab_timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn ab_timing_vs_hashbrown() {
+    let key = |i: u32| FlowKey {
+        proto: Proto::Tcp,
+        src: Ipv4Addr::from(0xc613_0000 + (i >> 10)),
+        dst: Ipv4Addr::new(198, 18, 0, 100),
+        sport: 1024 + (i & 1023) as u16,
+        dport: 80,
+    };
+    for n in [1_000u32, 1_000_000] {
+        let mut t = table(n as usize);
+        let mut hb = hashbrown::HashMap::with_capacity(2 * n as usize);
+        for i in 0..n {
+            let nc = NewConn {
+                client: key(i),
+                lip: Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 100)) + (i >> 16)),
+                lport: (i & 0xffff) as u16,
+                rs: Ipv4Addr::new(198, 18, 1, 11),
+                rport: 8080,
+                service: 1,
+                real: 1,
+            };
+            let id = t.insert(&nc, 0).unwrap();
+            hb.insert(nc.client, ConnRef::new(id.0, Dir::Original));
+            hb.insert(nc.reply_key(), ConnRef::new(id.0, Dir::Reply));
+        }
+        let mut dist = [0usize; 8];
+        let mask = t.index.buckets() - 1;
+        for (at, r) in t.index.refs() {
+            let r = ConnRef(r);
+            let h = t.hash(&t.slab[r.id().0 as usize].conn.key(r.dir()));
+            let d = (at.wrapping_sub(t.index.home_of(h))) & mask;
+            dist[d.min(7)] += 1;
+        }
+        let nonzero = (0..t.index.buckets()).filter(|&b| t.index.overflow(b) > 0).count();
+        println!(
+            "{n}: distance histogram {dist:?}, buckets with overflow {nonzero} of {}",
+            t.index.buckets()
+        );
+        let probes: Vec<FlowKey> = (0..1u32 << 20).map(|j| key(j.wrapping_mul(2_654_435_761) % n)).collect();
+        let slab: Vec<Conn> = t.slab.iter().map(|e| e.conn).collect();
+        let ns = |f: &mut dyn FnMut() -> u64| {
+            let start = std::time::Instant::now();
+            let x = f();
+            std::hint::black_box(x);
+            start.elapsed().as_nanos() as f64 / probes.len() as f64
+        };
+        for round in 0..3 {
+            let a = ns(&mut || {
+                probes
+                    .iter()
+                    .map(|k| t.lookup(std::hint::black_box(k)).map_or(0, |(id, _)| id.0 as u64))
+                    .sum()
+            });
+            let b = ns(&mut || {
+                probes.iter().map(|k| hb.get(std::hint::black_box(k)).map_or(0, |r| r.id().0 as u64)).sum()
+            });
+            let c = ns(&mut || {
+                probes
+                    .iter()
+                    .map(|k| {
+                        t.lookup(std::hint::black_box(k)).map_or(0, |(id, _)| t.get(id).unwrap().real as u64)
+                    })
+                    .sum()
+            });
+            let d = ns(&mut || {
+                probes
+                    .iter()
+                    .map(|k| {
+                        hb.get(std::hint::black_box(k)).map_or(0, |r| slab[r.id().0 as usize].real as u64)
+                    })
+                    .sum()
+            });
+            let e = ns(&mut || {
+                let mut sum = 0;
+                for ks in probes.chunks_exact(32) {
+                    let hs: [Hashed; 32] = std::array::from_fn(|i| t.hash(std::hint::black_box(&ks[i])));
+                    for &h in &hs {
+                        t.prefetch_bucket(h);
+                    }
+                    for &h in &hs {
+                        t.prefetch_candidates(h);
+                    }
+                    let found: [_; 32] = std::array::from_fn(|i| t.lookup_hashed(&ks[i], hs[i]));
+                    sum += found.iter().flatten().map(|&(id, _)| t.get(id).unwrap().real as u64).sum::<u64>();
+                }
+                sum
+            });
+            let f = ns(&mut || {
+                let mut sum = 0;
+                for ks in probes.chunks_exact(32) {
+                    let hs: [Hashed; 32] = std::array::from_fn(|i| t.hash(std::hint::black_box(&ks[i])));
+                    let found: [_; 32] = std::array::from_fn(|i| t.lookup_hashed(&ks[i], hs[i]));
+                    sum += found.iter().flatten().map(|&(id, _)| t.get(id).unwrap().real as u64).sum::<u64>();
+                }
+                sum
+            });
+            println!(
+                "{n} round {round}: lookup {a:.1} vs hashbrown {b:.1}; lookup+get {c:.1} vs hashbrown+slab {d:.1}; burst32 {e:.1} ns/key, without prefetch {f:.1}"
+            );
+        }
     }
 }
