@@ -11,9 +11,9 @@
 //! `VIP:vport -> client:cport` (the client tuple reversed); see [`Conn::out_key`].
 //!
 //! Layout: one allocation each for the index and the entries, both cache-line granular. The index
-//! ([`index`]) is an array of 64-byte buckets of tags and refs; an entry is a [`Conn`] padded to
-//! its own 64-byte line, and holds the client tuple and what derives the reply tuple, so a hit
-//! reads exactly two lines: the key's bucket and the entry. [`ConnTable::hash`],
+//! (`index.rs`) is an array of 64-byte buckets of tags and refs; an entry is a [`Conn`] padded to
+//! its own 64-byte line and holds both tuples, so a hit reads exactly two lines: the key's bucket
+//! and the entry (which the caller wants next anyway), and a miss usually one, the bucket. [`ConnTable::hash`],
 //! [`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_candidates`] and
 //! [`ConnTable::lookup_hashed`] split a lookup so a burst can overlap those two misses across
 //! packets.
@@ -21,11 +21,12 @@
 //! Invariants:
 //! - Every live connection has exactly two index refs (client tuple in `Dir::Original`, reply tuple
 //!   in `Dir::Reply`), both naming its entry; a free entry has none. Both are inserted and removed
-//!   together. The index stores no keys: a tag match is confirmed against `Conn::key(dir)`.
+//!   together. The index stores no keys: a tag match is confirmed against the entry's tuple of the
+//!   ref's direction.
 //! - No allocation after [`ConnTable::new`]: the entries, the free list, the timer wheel and the
 //!   index are sized there. The index has a power-of-two number of buckets with at least
 //!   `2 * capacity() / 0.8` slots, so a full table fills at most 80 % of them; there are no
-//!   tombstones, so churn never degrades it (see [`index`]).
+//!   tombstones, so churn never degrades it (see `index.rs`).
 //! - The hash is keyed by a per-table seed ([`ConnTable::with_seed`]): clients pick their tuples,
 //!   and an unseeded hash would let them pile connections into one probe sequence.
 //! - The expiry deadline of a connection lives in the connection (`u32` ticks of
@@ -131,7 +132,7 @@ const F_SP_PENDING: u8 = 1 << 4;
 /// `ts_delta` is in use.
 const F_TS_SHIFT: u8 = 1 << 5;
 
-/// One tracked connection (56 bytes; stored padded to a cache line, see [`Entry`]). Fields are private
+/// One tracked connection (56 bytes; stored padded to a cache line, see `Entry`). Fields are private
 /// so the table's invariants (index refs, timer links, state) cannot be broken through
 /// [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
