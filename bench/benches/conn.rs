@@ -6,12 +6,21 @@
 //! packet comes from headers already in cache, so the list is made cheap to read (sequential, the
 //! hardware prefetcher keeps up) while the table buckets it points at stay random.
 //!
+//! `hit+get` adds what the worker does next with a hit (read the connection), `hit+get/burst32` does
+//! the same for 32 keys at a time through the pipelined API (time per burst, not per key), `hash`
+//! is the seeded key hash alone.
+//!
 //! `cargo bench -p rvs-bench --bench conn`
+// As in rvsd: large tables on transparent huge pages (ffi/src/alloc.rs). Without it a 1M table pays
+// a page walk per cache miss and the numbers measure the TLB rather than the table.
+#[global_allocator]
+static ALLOC: dpdk_sys::alloc::HugePageAdvice = dpdk_sys::alloc::HugePageAdvice;
+
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use rvs_dataplane::conn::{ConnTable, NewConn, Timeouts};
+use rvs_dataplane::conn::{ConnTable, Hashed, NewConn, Timeouts};
 use rvs_dataplane::flow::{FlowKey, Proto};
 
 mod common;
@@ -20,6 +29,8 @@ use common::Rng;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const RS: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
 const PROBES: usize = 1 << 20;
+/// Packets per burst in the pipelined variant (the worker's RX burst size).
+const BURST: usize = 32;
 
 /// Connection `i`: a distinct client tuple and a distinct (LIP, lport) per connection, as the
 /// worker's local-port allocation makes them.
@@ -72,6 +83,45 @@ fn lookup(c: &mut Criterion) {
                     let k = &keys[at];
                     at = (at + 1) & (PROBES - 1);
                     t.lookup(black_box(k))
+                })
+            });
+        }
+        // What the worker does with a hit: the lookup, then the connection itself.
+        let mut at = 0usize;
+        g.bench_function(BenchmarkId::new("hit+get", &label), |b| {
+            b.iter(|| {
+                let k = &hits[at];
+                at = (at + 1) & (PROBES - 1);
+                let (id, _) = t.lookup(black_box(k)).expect("a hit");
+                t.get(id).map(|c| c.real())
+            })
+        });
+        // The same, as the burst pipeline will run it: hash a burst's keys and prefetch their
+        // buckets, then prefetch the entries their tags point at, then look them up and read the
+        // connections. Time per burst of BURST keys.
+        let mut at = 0usize;
+        g.bench_function(BenchmarkId::new(format!("hit+get/burst{BURST}"), &label), |b| {
+            b.iter(|| {
+                let ks = &hits[at..at + BURST];
+                at = (at + BURST) & (PROBES - 1);
+                let hs: [Hashed; BURST] = std::array::from_fn(|i| t.hash(black_box(&ks[i])));
+                for &h in &hs {
+                    t.prefetch_bucket(h);
+                }
+                for &h in &hs {
+                    t.prefetch_candidates(h);
+                }
+                let found: [_; BURST] = std::array::from_fn(|i| t.lookup_hashed(&ks[i], hs[i]));
+                found.iter().flatten().map(|&(id, _)| t.get(id).map_or(0, |c| c.real())).sum::<u32>()
+            })
+        });
+        if n == 1_000 {
+            let mut at = 0usize;
+            g.bench_function("hash", |b| {
+                b.iter(|| {
+                    let k = &hits[at];
+                    at = (at + 1) & (PROBES - 1);
+                    t.hash(black_box(k))
                 })
             });
         }

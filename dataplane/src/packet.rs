@@ -6,7 +6,7 @@
 //! - `via` is `Some` only for a frame another worker handed over; such a frame is never handed on
 //!   by ownership again (it reached its owner), only along a chain (see [`crate::handoff`]).
 //! - `l4` is filled by IPv4 input before any transport stage reads it.
-use crate::conn::{ConnId, Dir};
+use crate::conn::Hashed;
 use crate::flow::{FlowKey, Millis, Proto};
 use crate::frame::Frame;
 use crate::handoff::Handoff;
@@ -46,8 +46,9 @@ pub struct Ctx {
     pub key: FlowKey,
     /// TCP flags (empty for UDP).
     pub flags: TcpFlags,
-    /// The burst pipeline's lookup of `key`, when it made one (see [`crate::pipeline`]).
-    pub hint: Option<(ConnId, Dir)>,
+    /// The burst pipeline's hash of the tuple it parsed ahead (see [`crate::pipeline`]); used
+    /// only if it is the tuple the transport stage finds.
+    pub hashed: Option<(FlowKey, Hashed)>,
 }
 
 impl Ctx {
@@ -66,7 +67,7 @@ impl Ctx {
                 dport: 0,
             },
             flags: TcpFlags::NONE,
-            hint: None,
+            hashed: None,
         }
     }
 

@@ -4,19 +4,18 @@
 //!
 //! 1. prefetch every packet's headers;
 //! 2. parse the tuple, hash it, prefetch its bucket;
-//! 3. compare the bucket's tags, prefetch the entry of a hit;
-//! 4. process each packet with its lookup already made ([`Ctx::hint`]).
+//! 3. compare the bucket's tags, prefetch the entries they point at;
+//! 4. process each packet, its lookup made with the hash of stage 2 ([`Ctx::hashed`]) on a bucket
+//!    and entry already in cache.
 //!
 //! Invariants:
-//! - Stages 1-3 only read: verdicts, counters and state changes all happen in stage 4, in
-//!   arrival order, through the same stages as [`Worker::process`]. So a burst has exactly the
-//!   effects of its packets processed one by one.
-//! - A lookup made ahead is a hint: stage 4 trusts a hit only while the entry still holds the
-//!   tuple, and looks a miss up again, since an earlier packet of the same burst may have created
-//!   or released the connection.
+//! - Stages 1-3 only read and prefetch: lookups, verdicts, counters and state changes all happen
+//!   in stage 4, in arrival order, through the same stages as [`Worker::process`]. So a burst has
+//!   exactly the effects of its packets processed one by one, even when an earlier packet of the
+//!   burst creates or releases a connection a later one belongs to.
 //! - No allocation: the per-burst arrays are fixed-size and the burst is walked in chunks of
 //!   [`CHUNK`].
-use crate::conn::{ConnId, Dir};
+use crate::conn::Hashed;
 use crate::flow::{FlowKey, Millis};
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
@@ -49,8 +48,7 @@ impl<P: FramePool> Worker<P> {
         now: Millis,
         out: &mut Outbox<P::Frame>,
     ) {
-        let mut keys = [None::<(FlowKey, u64)>; CHUNK];
-        let mut hints = [None::<(ConnId, Dir)>; CHUNK];
+        let mut keys = [None::<(FlowKey, Hashed)>; CHUNK];
         let mut frames = burst.drain(..);
         loop {
             // The chunk's frames stay in the drain iterator; stages 1-3 read them by peeking
@@ -70,18 +68,15 @@ impl<P: FramePool> Worker<P> {
                     (k, h)
                 });
             }
-            for i in 0..n {
-                hints[i] = keys[i].and_then(|(k, h)| self.conns.lookup_hashed(&k, h));
-                if let Some((id, _)) = hints[i] {
-                    self.conns.prefetch_entry(id);
-                }
+            for (_, h) in keys[..n].iter().flatten() {
+                self.conns.prefetch_candidates(*h);
             }
-            for hint in hints.iter().take(n) {
+            for hashed in keys.iter().take(n) {
                 let Some(f) = frames.next() else { break };
                 self.stats.inc(E::RxPackets);
                 self.stats.add(E::RxBytes, f.len() as u64);
                 let mut cx = Ctx::new(in_port, None, now);
-                cx.hint = *hint;
+                cx.hashed = *hashed;
                 self.l2_input(f, &mut cx, out);
             }
         }

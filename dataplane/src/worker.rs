@@ -75,11 +75,22 @@ impl<P: FramePool> std::fmt::Debug for Worker<P> {
     }
 }
 
+/// The connection table's hash seed for worker `index`: secret, or clients could choose tuples that
+/// share a probe sequence (hash flooding). Derived from the daemon's random SYN-cookie secret rather
+/// than plumbed separately: SipHash (std's `DefaultHasher`) over a domain label, the secret and the
+/// worker index, so each worker's seed differs and none of them reveals the secret.
+pub(crate) fn conn_seed(setup: &Setup, index: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (b"rvs conn table seed", setup.conn.synproxy.key, index).hash(&mut h);
+    h.finish()
+}
+
 impl<P: FramePool> Worker<P> {
     /// Builds worker `index`'s private tables (this allocates; it runs before the loop starts).
     pub fn new(setup: &Setup, index: u16, pool: P, stats: Arc<Stats>) -> Worker<P> {
         let c = &setup.conn;
-        let conns = ConnTable::new(c.max_per_worker as usize, c.timeouts, 0);
+        let conns = ConnTable::with_seed(c.max_per_worker as usize, c.timeouts, 0, conn_seed(setup, index));
         stats.set(Gauge::ConnCapacity, conns.capacity() as u64);
         stats.set(Gauge::BytesPerConn, conns.memory_per_conn() as u64);
         Worker {

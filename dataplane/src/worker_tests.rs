@@ -1514,6 +1514,17 @@ fn persistence_pins_a_client_to_its_real() {
 // ---------------------------------------------------------------------------------------------------
 
 #[test]
+fn conn_table_seed_is_per_worker_and_secret() {
+    let s = setup();
+    let seeds: Vec<u64> = (0..4).map(|i| crate::worker::conn_seed(&s, i)).collect();
+    assert_eq!(seeds[1], crate::worker::conn_seed(&s, 1), "deterministic for one secret");
+    assert!(seeds.iter().enumerate().all(|(i, a)| seeds[..i].iter().all(|b| a != b)), "{seeds:x?}");
+    let mut other = setup();
+    other.conn.synproxy.key[0] ^= 1;
+    assert_ne!(crate::worker::conn_seed(&other, 0), seeds[0], "the daemon's random secret keys it");
+}
+
+#[test]
 fn conn_table_full() {
     let s = setup_with(|s| s.conn.max_per_worker = 1);
     let mut h = H::resolved(&s);

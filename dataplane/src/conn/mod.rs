@@ -10,65 +10,73 @@
 //! `LIP:lport -> RS:rport` (the reply tuple reversed), one received in `Reply` leaves as
 //! `VIP:vport -> client:cport` (the client tuple reversed); see [`Conn::out_key`].
 //!
+//! Layout: one allocation each for the index and the entries, both cache-line granular. The index
+//! (`index.rs`) is an array of 64-byte buckets of tags and refs; an entry is a [`Conn`] padded to
+//! its own 64-byte line and holds both tuples, so a hit reads exactly two lines: the key's bucket
+//! and the entry (which the caller wants next anyway), and a miss usually one, the bucket. [`ConnTable::hash`],
+//! [`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_candidates`] and
+//! [`ConnTable::lookup_hashed`] split a lookup so a burst can overlap those two misses across
+//! packets.
+//!
 //! Invariants:
-//! - Every live connection has exactly two index entries (client tuple, reply tuple), both pointing
-//!   at its slab slot; a free slot has none. Both are inserted and removed together.
-//! - No allocation after [`ConnTable::new`]: the slab, the free list, the timer wheel and the hash
-//!   index are sized there. The index holds at most `2 * capacity()` entries, below its allocated
-//!   capacity. hashbrown's tombstones can still eat the spare room under churn, and hashbrown would
-//!   then reallocate on insert; before that can happen the table clears the index in place and
-//!   re-inserts every live connection (`Stats::index_rebuilds`: O(capacity), no allocation, rare —
-//!   see `LOAD_EIGHTHS`).
+//! - Every live connection has exactly two index refs (client tuple in `Dir::Original`, reply tuple
+//!   in `Dir::Reply`), both naming its entry; a free entry has none. Both are inserted and removed
+//!   together. The index stores no keys: a tag match is confirmed against the entry's tuple of the
+//!   ref's direction.
+//! - No allocation after [`ConnTable::new`]: the entries, the free list, the timer wheel and the
+//!   index are sized there. The index has a power-of-two number of buckets with at least
+//!   `2 * capacity() / 0.8` slots, so a full table fills at most 80 % of them; there are no
+//!   tombstones, so churn never degrades it (see `index.rs`).
+//! - The hash is keyed by a per-table seed ([`ConnTable::with_seed`]): clients pick their tuples,
+//!   and an unseeded hash would let them pile connections into one probe sequence.
 //! - The expiry deadline of a connection lives in the connection (`u32` ticks of
 //!   [`wheel::TICK_MS`]); a per-packet refresh in the same state only stores it, and the wheel entry
 //!   is moved lazily when its old slot fires. The entry is moved eagerly (O(1), doubly linked) on a
-//!   state change or whenever a deadline gets earlier, so it is never queued after its deadline. Expiry is never before the deadline and at most one tick after it (plus any
-//!   backlog left by the caller's budget).
-//! - Connection ids are slab indices: an id is valid from `insert` until the connection is expired
+//!   state change or whenever a deadline gets earlier, so it is never queued after its deadline.
+//!   Expiry is never before the deadline and at most one tick after it (plus any backlog left by
+//!   the caller's budget).
+//! - Connection ids are entry indices: an id is valid from `insert` until the connection is expired
 //!   or removed, after which it may be handed out again.
 use std::mem::size_of;
 use std::net::Ipv4Addr;
 
-use hashbrown::HashMap;
-
 use crate::flow::{FlowKey, Millis, Proto};
 
 pub mod bind;
+mod index;
 pub mod lport;
 pub mod state;
 pub mod wheel;
 
+pub use index::Hashed;
 pub use lport::{alloc_lport, owner, LportCursor, PortSlice, LPORT_HI, LPORT_LO};
 pub use state::{next_state, tcp_flags, Dir, StateChange, TcpState, Timeouts};
 
+use index::{Hasher, Index};
 use wheel::{before, deadline_tick, tick_of, Wheel, NIL};
 
 /// Index of a connection in its worker's table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ConnId(pub u32);
 
-/// Hash index value: connection id (31 bits) plus the direction in the top bit.
-///
-/// Two `u16` halves instead of one `u32` keep the alignment at 2, so a bucket
-/// `(FlowKey, ConnRef)` is 18 bytes instead of 20.
+/// Index value: connection id (31 bits) plus the direction in the top bit.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ConnRef([u16; 2]);
+pub struct ConnRef(u32);
 
 const REPLY_BIT: u32 = 1 << 31;
 
 impl ConnRef {
     fn new(id: u32, dir: Dir) -> ConnRef {
-        let v = id | if dir == Dir::Reply { REPLY_BIT } else { 0 };
-        ConnRef([v as u16, (v >> 16) as u16])
+        ConnRef(id | if dir == Dir::Reply { REPLY_BIT } else { 0 })
     }
     fn raw(self) -> u32 {
-        self.0[0] as u32 | (self.0[1] as u32) << 16
+        self.0
     }
     pub fn id(self) -> ConnId {
-        ConnId(self.raw() & !REPLY_BIT)
+        ConnId(self.0 & !REPLY_BIT)
     }
     pub fn dir(self) -> Dir {
-        if self.raw() & REPLY_BIT != 0 {
+        if self.0 & REPLY_BIT != 0 {
             Dir::Reply
         } else {
             Dir::Original
@@ -125,16 +133,17 @@ const F_SP_PENDING: u8 = 1 << 4;
 /// `ts_delta` is in use.
 const F_TS_SHIFT: u8 = 1 << 5;
 
-/// One tracked connection (56 bytes). Fields are private so the table's invariants (index
-/// entries, timer links, state) cannot be broken through [`ConnTable::get_mut`].
+/// One tracked connection (56 bytes; stored padded to a cache line, see `Entry`). Fields are private
+/// so the table's invariants (index refs, timer links, state) cannot be broken through
+/// [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
 pub struct Conn {
-    /// Client tuple as received.
-    client: FlowKey,
-    lip: Ipv4Addr,
-    rs: Ipv4Addr,
-    lport: u16,
-    rport: u16,
+    /// Both tuples as received, packed the way the hash reads a key ([`key_words`]): index 0 is the
+    /// client tuple (`client:cport -> VIP:vport`), index 1 the reply tuple (`RS:rport -> LIP:lport`),
+    /// so a lookup compares the tuple of a ref's direction without branching on it.
+    /// `addrs[d] = src << 32 | dst`, `ports[d] = sport << 16 | dport`.
+    addrs: [u64; 2],
+    ports: [u32; 2],
     service: u32,
     real: u32,
     /// Expiry deadline in wheel ticks (wrapping).
@@ -145,6 +154,7 @@ pub struct Conn {
     /// Timer list links; `next` doubles as the free-list link for free slots.
     prev: u32,
     next: u32,
+    proto: Proto,
     /// `TcpState` as u8; always `None` for UDP.
     state: u8,
     flags: u8,
@@ -152,17 +162,8 @@ pub struct Conn {
 
 impl Conn {
     const FREE: Conn = Conn {
-        client: FlowKey {
-            proto: Proto::Tcp,
-            src: Ipv4Addr::UNSPECIFIED,
-            dst: Ipv4Addr::UNSPECIFIED,
-            sport: 0,
-            dport: 0,
-        },
-        lip: Ipv4Addr::UNSPECIFIED,
-        rs: Ipv4Addr::UNSPECIFIED,
-        lport: 0,
-        rport: 0,
+        addrs: [0; 2],
+        ports: [0; 2],
         service: 0,
         real: 0,
         deadline: 0,
@@ -170,6 +171,7 @@ impl Conn {
         ts_delta: 0,
         prev: NIL,
         next: NIL,
+        proto: Proto::Tcp,
         state: 0,
         flags: 0,
     };
@@ -178,22 +180,35 @@ impl Conn {
         self.flags & F_LIVE != 0
     }
 
+    /// Whether the tuple of direction `d` (0 = Original, 1 = Reply) is the key packed as `words`.
+    #[inline(always)]
+    fn has_key(&self, d: usize, (a, b): (u64, u64)) -> bool {
+        self.addrs[d] == a && ((self.proto.number() as u64) << 32 | self.ports[d] as u64) == b
+    }
+
+    fn addr(&self, d: usize, dst: bool) -> (Ipv4Addr, u16) {
+        if dst {
+            (Ipv4Addr::from(self.addrs[d] as u32), self.ports[d] as u16)
+        } else {
+            (Ipv4Addr::from((self.addrs[d] >> 32) as u32), (self.ports[d] >> 16) as u16)
+        }
+    }
+
+    fn unpack(&self, d: usize) -> FlowKey {
+        let ((src, sport), (dst, dport)) = (self.addr(d, false), self.addr(d, true));
+        FlowKey { proto: self.proto, src, dst, sport, dport }
+    }
+
     pub fn proto(&self) -> Proto {
-        self.client.proto
+        self.proto
     }
     /// Client tuple as received from the client: `client:cport -> VIP:vport`.
     pub fn client_key(&self) -> FlowKey {
-        self.client
+        self.unpack(0)
     }
     /// Reply tuple as received from the real server: `RS:rport -> LIP:lport`.
     pub fn reply_key(&self) -> FlowKey {
-        FlowKey {
-            proto: self.client.proto,
-            src: self.rs,
-            dst: self.lip,
-            sport: self.rport,
-            dport: self.lport,
-        }
+        self.unpack(1)
     }
     /// The tuple as received in direction `dir`.
     pub fn key(&self, dir: Dir) -> FlowKey {
@@ -207,20 +222,20 @@ impl Conn {
     pub fn out_key(&self, dir: Dir) -> FlowKey {
         match dir {
             Dir::Original => self.reply_key().reversed(),
-            Dir::Reply => self.client.reversed(),
+            Dir::Reply => self.client_key().reversed(),
         }
     }
     pub fn client_addr(&self) -> (Ipv4Addr, u16) {
-        (self.client.src, self.client.sport)
+        self.addr(0, false)
     }
     pub fn vip(&self) -> (Ipv4Addr, u16) {
-        (self.client.dst, self.client.dport)
+        self.addr(0, true)
     }
     pub fn lip(&self) -> (Ipv4Addr, u16) {
-        (self.lip, self.lport)
+        self.addr(1, true)
     }
     pub fn rs(&self) -> (Ipv4Addr, u16) {
-        (self.rs, self.rport)
+        self.addr(1, false)
     }
     pub fn service(&self) -> u32 {
         self.service
@@ -299,14 +314,21 @@ pub struct Stats {
     /// Connections the wheel looked at during `expire` (expired or re-queued). The O(expired)
     /// claim is that this grows with expiries and deadline extensions, never with table size.
     pub timer_visits: u64,
-    /// In-place index rebuilds forced by hashbrown tombstones (see module invariants).
-    pub index_rebuilds: u64,
+}
+
+/// A table entry: one connection on a cache line of its own, so a lookup hit touches one line for it
+/// (a bare 56-byte `Conn` array would put most connections across two lines).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    conn: Conn,
 }
 
 /// The per-worker connection table.
 pub struct ConnTable {
-    index: HashMap<FlowKey, ConnRef>,
-    slab: Vec<Conn>,
+    index: Index,
+    hasher: Hasher,
+    slab: Vec<Entry>,
     free: u32,
     len: u32,
     wheel: Wheel,
@@ -314,40 +336,57 @@ pub struct ConnTable {
     stats: Stats,
 }
 
-/// The index is sized so that a full table fills 5/8 of its buckets. hashbrown allows 7/8; the
-/// other 2/8 are room for tombstones. Measured with every operation replacing a connection in a
-/// full 60k table: 5/8 needs one rebuild per ~250k replacements, 6/8 one per ~33k. 5/8 still keeps
-/// the memory per connection near 115 bytes.
-const LOAD_EIGHTHS: usize = 5;
+/// Index slots per connection at full capacity, in tenths: two refs at no more than 80 % occupancy.
+const SLOT_TENTHS_PER_CONN: usize = 25;
+
+/// The seed of [`ConnTable::new`] (tests, benchmarks). Production tables take a random one.
+pub const DEFAULT_SEED: u64 = 0x5EED_C0FF_EE15_600D;
+
+/// The key's 13 meaningful bytes as two words: what the hash mixes and what [`Conn`] stores.
+#[inline(always)]
+fn key_words(k: &FlowKey) -> (u64, u64) {
+    let a = (u32::from(k.src) as u64) << 32 | u32::from(k.dst) as u64;
+    let b = (k.proto.number() as u64) << 32 | port_word(k) as u64;
+    (a, b)
+}
+
+#[inline(always)]
+fn port_word(k: &FlowKey) -> u32 {
+    (k.sport as u32) << 16 | k.dport as u32
+}
 
 impl ConnTable {
-    /// A table for at least `min_capacity` connections. The capacity is rounded up to what the
-    /// index's power-of-two bucket array holds at the target load (memory that is allocated either
-    /// way), so `capacity()` may be up to about twice `min_capacity`.
-    ///
-    /// `now` starts the timer wheel.
+    /// A table for exactly `min_capacity` connections, hashed with [`DEFAULT_SEED`]. `now` starts the
+    /// timer wheel.
     pub fn new(min_capacity: usize, timeouts: Timeouts, now: Millis) -> ConnTable {
+        ConnTable::with_seed(min_capacity, timeouts, now, DEFAULT_SEED)
+    }
+
+    /// A table for exactly `min_capacity` connections whose hash is keyed by `seed` (take it from a
+    /// random source: it is what keeps clients from choosing colliding tuples). The index gets the
+    /// smallest power-of-two number of buckets that keeps a full table at or below 80 % of its
+    /// slots.
+    pub fn with_seed(min_capacity: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable {
         assert!(min_capacity > 0, "a connection table needs room for one connection");
-        let mut buckets = 16usize;
-        while buckets / 8 * LOAD_EIGHTHS / 2 < min_capacity {
-            buckets *= 2;
-        }
-        let capacity = buckets / 8 * LOAD_EIGHTHS / 2;
+        let slots = (min_capacity * SLOT_TENTHS_PER_CONN).div_ceil(10);
+        let buckets = slots.div_ceil(index::SLOTS).next_power_of_two();
+        ConnTable::build(min_capacity, buckets, timeouts, now, seed)
+    }
+
+    fn build(capacity: usize, buckets: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable {
         assert!(capacity + wheel::SLOTS < REPLY_BIT as usize - 1, "connection table too large for u32 ids");
         assert!(
             timeouts.max() / wheel::TICK_MS < (1 << 30),
             "timeouts beyond 2^30 ticks break wrapping deadline comparison"
         );
-        // hashbrown maps a requested capacity of 7/8 of a power of two to exactly that many buckets.
-        let index = HashMap::with_capacity(buckets / 8 * 7);
-        assert_eq!(index.capacity(), buckets / 8 * 7, "unexpected hashbrown bucket sizing");
-        let mut slab = vec![Conn::FREE; capacity];
+        let mut slab = vec![Entry { conn: Conn::FREE }; capacity];
         // Low ids first: fresh tables fill the slab front to back.
-        for (i, c) in slab.iter_mut().enumerate() {
-            c.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+        for (i, e) in slab.iter_mut().enumerate() {
+            e.conn.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
         }
         ConnTable {
-            index,
+            index: Index::new(buckets),
+            hasher: Hasher::new(seed),
             slab,
             free: 0,
             len: 0,
@@ -381,11 +420,11 @@ impl ConnTable {
         self.stats
     }
 
-    /// Bytes of memory per connection slot: hash index (buckets of `(FlowKey, ConnRef)` plus control
-    /// bytes, as allocated), slab, timer wheel heads and the table header, divided by `capacity()`.
+    /// Bytes of memory per connection slot: index buckets, entries, timer wheel heads and the table
+    /// header, as allocated, divided by `capacity()`.
     pub fn memory_per_conn(&self) -> usize {
-        let total = self.index.allocation_size()
-            + self.slab.capacity() * size_of::<Conn>()
+        let total = self.index.heap_bytes()
+            + self.slab.capacity() * size_of::<Entry>()
             + self.wheel.heap_bytes()
             + size_of::<Self>();
         total.div_ceil(self.capacity())
@@ -394,46 +433,71 @@ impl ConnTable {
     /// Whether `key` is either tuple of a live connection.
     #[inline]
     pub fn contains(&self, key: &FlowKey) -> bool {
-        self.index.contains_key(key)
-    }
-
-    /// The hash of `key` for [`Self::lookup_hashed`]. (Placeholder until the tagged-bucket index.)
-    #[inline]
-    pub fn hash(&self, _key: &FlowKey) -> u64 {
-        0
-    }
-
-    /// Starts loading the bucket `hash` points at. (Placeholder: hashbrown hides its buckets.)
-    #[inline]
-    pub fn prefetch_bucket(&self, _hash: u64) {}
-
-    /// [`Self::lookup`] with the hash already computed.
-    #[inline]
-    pub fn lookup_hashed(&self, key: &FlowKey, _hash: u64) -> Option<(ConnId, Dir)> {
-        self.lookup(key)
-    }
-
-    /// Starts loading connection `id`'s entry.
-    #[inline]
-    pub fn prefetch_entry(&self, id: ConnId) {
-        if let Some(c) = self.slab.get(id.0 as usize) {
-            rvs_prefetch::prefetch(c);
-        }
+        self.lookup(key).is_some()
     }
 
     /// The connection a received packet belongs to, and which way it travelled.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
-        self.index.get(key).map(|r| (r.id(), r.dir()))
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// Step 1 of a pipelined lookup: the key's hash under this table's seed.
+    ///
+    /// A burst runs each step over all its packets before the next step, so the cache misses of
+    /// different packets overlap instead of queueing: [`Self::hash`] and [`Self::prefetch_bucket`]
+    /// for every key, then [`Self::prefetch_candidates`] for every key, then
+    /// [`Self::lookup_hashed`] (both lines should have arrived by then), then [`Self::get`] /
+    /// [`Self::get_mut`]. The prefetches are hints: skipping one never changes a result.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> Hashed {
+        let (a, b) = key_words(key);
+        self.hasher.hash(a, b)
+    }
+
+    /// Step 2: start loading the key's home bucket.
+    #[inline]
+    pub fn prefetch_bucket(&self, h: Hashed) {
+        self.index.prefetch(h);
+    }
+
+    /// Step 3, once the bucket has (probably) arrived: start loading the entries whose tag matches
+    /// in the home bucket. A lookup confirms a tag match against the key stored in the entry, so
+    /// without this step [`Self::lookup_hashed`] would wait for the entry of each hit in turn.
+    #[inline]
+    pub fn prefetch_candidates(&self, h: Hashed) {
+        self.index.home_matches(h, |r| self.prefetch_entry(ConnRef(r).id()));
+    }
+
+    /// Step 4: [`Self::lookup`] with the hash already computed; `h` must be `self.hash(key)`.
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, h: Hashed) -> Option<(ConnId, Dir)> {
+        let (slab, words) = (&self.slab, key_words(key));
+        self.index
+            .find(h, |r| {
+                let r = ConnRef(r);
+                slab[r.id().0 as usize].conn.has_key((r.0 >> 31) as usize, words)
+            })
+            .map(|r| (ConnRef(r).id(), ConnRef(r).dir()))
+    }
+
+    /// Starts loading a connection's entry, e.g. one found earlier whose packet is processed later.
+    /// After [`Self::lookup_hashed`] found `id` its entry is already in cache (the lookup compared
+    /// the key there).
+    #[inline]
+    pub fn prefetch_entry(&self, id: ConnId) {
+        if let Some(e) = self.slab.get(id.0 as usize) {
+            rvs_prefetch::prefetch(e);
+        }
     }
 
     pub fn get(&self, id: ConnId) -> Option<&Conn> {
-        self.slab.get(id.0 as usize).filter(|c| c.is_live())
+        self.slab.get(id.0 as usize).map(|e| &e.conn).filter(|c| c.is_live())
     }
 
     /// Mutable access for the per-connection extras (TOA flag, sequence delta).
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.slab.get_mut(id.0 as usize).filter(|c| c.is_live())
+        self.slab.get_mut(id.0 as usize).map(|e| &mut e.conn).filter(|c| c.is_live())
     }
 
     /// Tracks a new connection: TCP in state NONE with the NONE timeout (feed the first segment to
@@ -444,28 +508,33 @@ impl ConnTable {
         }
         let ck = new.client;
         let rk = new.reply_key();
-        if ck == rk || self.index.contains_key(&ck) || self.index.contains_key(&rk) {
+        if ck == rk {
             return Err(InsertError::Exists);
         }
-        // hashbrown reserves (and would reallocate) when growth_left hits 0, even if the key's slot
-        // is a reusable tombstone; keep room for both keys.
-        if self.index.capacity() - self.index.len() < 2 {
-            self.rebuild_index();
+        let (hc, hr) = (self.hash(&ck), self.hash(&rk));
+        if self.lookup_hashed(&ck, hc).is_some() || self.lookup_hashed(&rk, hr).is_some() {
+            return Err(InsertError::Exists);
         }
         let id = self.free;
+        // The sizing keeps free index slots for every connection the slab holds, so neither insert
+        // fails; if one did anyway, leave the table as it was and report it full.
+        let (rc, rr) = (ConnRef::new(id, Dir::Original).raw(), ConnRef::new(id, Dir::Reply).raw());
+        self.index.insert(hc, rc).map_err(|_| InsertError::Full)?;
+        if self.index.insert(hr, rr).is_err() {
+            self.index.remove(hc, rc);
+            return Err(InsertError::Full);
+        }
         let timeout = match ck.proto {
             Proto::Tcp => self.timeouts.none,
             Proto::Udp => self.timeouts.udp,
         };
         let deadline = deadline_tick(now, timeout);
-        let c = &mut self.slab[id as usize];
+        let c = &mut self.slab[id as usize].conn;
         self.free = c.next;
         *c = Conn {
-            client: ck,
-            lip: new.lip,
-            rs: new.rs,
-            lport: new.lport,
-            rport: new.rport,
+            addrs: [key_words(&ck).0, key_words(&rk).0],
+            ports: [port_word(&ck), port_word(&rk)],
+            proto: ck.proto,
             service: new.service,
             real: new.real,
             deadline,
@@ -476,8 +545,6 @@ impl ConnTable {
             state: TcpState::None as u8,
             flags: F_LIVE,
         };
-        self.index.insert(ck, ConnRef::new(id, Dir::Original));
-        self.index.insert(rk, ConnRef::new(id, Dir::Reply));
         self.wheel.link(&mut self.slab, id, deadline);
         self.len += 1;
         self.stats.inserted += 1;
@@ -508,8 +575,7 @@ impl ConnTable {
         } else {
             // A few state changes per connection: re-queue now, so e.g. the 2 s NONE slot a new
             // connection was queued on does not cost a visit once the handshake moved it on.
-            let c = &mut self.slab[id.0 as usize];
-            c.deadline = deadline;
+            self.slab[id.0 as usize].conn.deadline = deadline;
             self.wheel.unlink(&mut self.slab, id.0);
             self.wheel.link(&mut self.slab, id.0, deadline);
         }
@@ -532,7 +598,7 @@ impl ConnTable {
 
     #[inline]
     fn rearm(&mut self, id: u32, deadline: u32) {
-        let c = &mut self.slab[id as usize];
+        let c = &mut self.slab[id as usize].conn;
         let old = c.deadline;
         c.deadline = deadline;
         // A later deadline is found lazily when the old slot fires; an earlier one must move now or
@@ -556,9 +622,9 @@ impl ConnTable {
     /// Drops both index entries and returns the slot to the free list. The slot must already be off
     /// the timer lists.
     fn release(&mut self, id: u32, c: &Conn) {
-        self.index.remove(&c.client);
-        self.index.remove(&c.reply_key());
-        let slot = &mut self.slab[id as usize];
+        self.index.remove(self.hash(&c.client_key()), ConnRef::new(id, Dir::Original).raw());
+        self.index.remove(self.hash(&c.reply_key()), ConnRef::new(id, Dir::Reply).raw());
+        let slot = &mut self.slab[id as usize].conn;
         *slot = Conn::FREE;
         slot.next = self.free;
         self.free = id;
@@ -577,7 +643,7 @@ impl ConnTable {
         while visited < budget {
             let Some(id) = self.wheel.next_due(&mut self.slab, target) else { break };
             visited += 1;
-            let c = self.slab[id as usize];
+            let c = self.slab[id as usize].conn;
             if before(target, c.deadline) {
                 self.wheel.link(&mut self.slab, id, c.deadline);
             } else {
@@ -593,22 +659,38 @@ impl ConnTable {
 
     /// All live connections, in slot order. O(capacity): control plane only.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
-        self.slab.iter().enumerate().filter(|(_, c)| c.is_live()).map(|(i, c)| (ConnId(i as u32), c))
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.conn.is_live())
+            .map(|(i, e)| (ConnId(i as u32), &e.conn))
     }
 
-    /// Clears the index without freeing it and re-inserts every live connection, reclaiming
-    /// hashbrown's tombstones. O(capacity), no allocation.
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        for (i, c) in self.slab.iter().enumerate() {
-            if c.is_live() {
-                self.index.insert(c.client, ConnRef::new(i as u32, Dir::Original));
-                self.index.insert(c.reply_key(), ConnRef::new(i as u32, Dir::Reply));
-            }
+    /// A table with an explicit bucket count (tests force collisions with a tiny one).
+    #[cfg(test)]
+    fn with_buckets(capacity: usize, buckets: usize, seed: u64) -> ConnTable {
+        ConnTable::build(capacity, buckets, Timeouts::default(), 0, seed)
+    }
+
+    /// Checks the index against the entries: two refs per live connection, each found by a lookup
+    /// of its tuple, and every overflow count equal to one recomputed from where the refs sit.
+    #[cfg(test)]
+    fn check_index(&self) {
+        assert_eq!(self.index.len(), 2 * self.len());
+        self.index.check(|r| {
+            let r = ConnRef(r);
+            let c = &self.slab[r.id().0 as usize].conn;
+            assert!(c.is_live(), "ref to free entry {r:?}");
+            self.hash(&c.key(r.dir()))
+        });
+        for (id, c) in self.iter() {
+            assert_eq!(self.lookup(&c.client_key()), Some((id, Dir::Original)));
+            assert_eq!(self.lookup(&c.reply_key()), Some((id, Dir::Reply)));
         }
-        self.stats.index_rebuilds += 1;
     }
 }
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! Hashed timer wheel threaded through the connection slab.
+//! Hashed timer wheel threaded through the connection slab (`Conn::{prev, next}`).
 //!
 //! Invariants:
 //! - Time is counted in ticks of [`TICK_MS`]; deadlines are `u32` ticks compared with wrapping
@@ -12,7 +12,7 @@
 //!   `base + s` is the head of list `s` (a sentinel), so unlinking never needs to know which slot a
 //!   connection is on.
 //! - Nothing here allocates after `new`.
-use super::Conn;
+use super::Entry;
 use crate::flow::Millis;
 
 /// Wheel resolution. Expiry happens at most one tick late, never early.
@@ -64,21 +64,21 @@ impl Wheel {
     }
 
     #[inline]
-    fn set_next(&mut self, slab: &mut [Conn], node: u32, next: u32) {
+    fn set_next(&mut self, slab: &mut [Entry], node: u32, next: u32) {
         if node >= self.base {
             self.heads[(node - self.base) as usize] = next;
         } else {
-            slab[node as usize].next = next;
+            slab[node as usize].conn.next = next;
         }
     }
 
     #[inline]
-    fn push(&mut self, slab: &mut [Conn], list: usize, id: u32) {
+    fn push(&mut self, slab: &mut [Entry], list: usize, id: u32) {
         let head = self.heads[list];
-        slab[id as usize].next = head;
-        slab[id as usize].prev = self.base + list as u32;
+        slab[id as usize].conn.next = head;
+        slab[id as usize].conn.prev = self.base + list as u32;
         if head != NIL {
-            slab[head as usize].prev = id;
+            slab[head as usize].conn.prev = id;
         }
         self.heads[list] = id;
     }
@@ -86,26 +86,26 @@ impl Wheel {
     /// Queue `id` for its deadline. A deadline already behind the cursor goes on the cursor's slot,
     /// so it is seen at the next drain instead of a full round later.
     #[inline]
-    pub(super) fn link(&mut self, slab: &mut [Conn], id: u32, deadline: u32) {
+    pub(super) fn link(&mut self, slab: &mut [Entry], id: u32, deadline: u32) {
         let t = if before(deadline, self.cursor) { self.cursor } else { deadline };
         self.push(slab, (t & MASK) as usize, id);
     }
 
     #[inline]
-    pub(super) fn unlink(&mut self, slab: &mut [Conn], id: u32) {
-        let (prev, next) = (slab[id as usize].prev, slab[id as usize].next);
+    pub(super) fn unlink(&mut self, slab: &mut [Entry], id: u32) {
+        let (prev, next) = (slab[id as usize].conn.prev, slab[id as usize].conn.next);
         self.set_next(slab, prev, next);
         if next != NIL {
-            slab[next as usize].prev = prev;
+            slab[next as usize].conn.prev = prev;
         }
-        slab[id as usize].prev = NIL;
-        slab[id as usize].next = NIL;
+        slab[id as usize].conn.prev = NIL;
+        slab[id as usize].conn.next = NIL;
     }
 
     /// Unlinks and returns the next connection the wheel must examine for tick `target`, or `None`
     /// once every slot up to `target` has been drained. Empty slots are skipped here; after a long
     /// gap at most one round of slots is scanned, because one round already covers every list.
-    pub(super) fn next_due(&mut self, slab: &mut [Conn], target: u32) -> Option<u32> {
+    pub(super) fn next_due(&mut self, slab: &mut [Entry], target: u32) -> Option<u32> {
         loop {
             let head = self.heads[PENDING];
             if head != NIL {
@@ -123,7 +123,7 @@ impl Wheel {
             let slot = (self.cursor & MASK) as usize;
             let head = std::mem::replace(&mut self.heads[slot], NIL);
             if head != NIL {
-                slab[head as usize].prev = self.base + PENDING as u32;
+                slab[head as usize].conn.prev = self.base + PENDING as u32;
                 self.heads[PENDING] = head;
             }
             self.cursor = self.cursor.wrapping_add(1);

@@ -60,11 +60,9 @@ impl<P: FramePool> Worker<P> {
         if let Err(r) = parsed {
             return self.discard_for(f, dst, r);
         }
-        // The burst pipeline may have looked the tuple up already; a hit is trusted only while
-        // the entry still holds this tuple (an earlier packet of the burst may have released it),
-        // and a miss is looked up again (an earlier packet may have created it).
-        let hit = match cx.hint.take() {
-            Some((id, dir)) if self.conns.get(id).is_some_and(|c| c.key(dir) == key) => Some((id, dir)),
+        // The burst pipeline hashed the tuple and warmed its bucket and entry already.
+        let hit = match cx.hashed {
+            Some((k, h)) if k == key => self.conns.lookup_hashed(&key, h),
             _ => self.conns.lookup(&key),
         };
         if let Some((id, dir)) = hit {
