@@ -879,14 +879,26 @@ impl Config {
                     return Err(err(f("check.path"), "must start with /"));
                 }
             }
-            if !s.reals.is_empty() && s.laddrs.is_empty() {
-                return Err(err(
-                    f("laddrs"),
-                    "a FULLNAT service with real servers needs at least one local address",
-                ));
-            }
         }
         Ok(())
+    }
+
+    /// Things that are valid but probably not meant, one line each naming the field; rvsd logs them
+    /// at load and `rvsd --check` prints them. A FULLNAT service with real servers and no local
+    /// address is valid because DPVS's set-up order (`-A`, `-a`, then `--add-laddr`) passes through
+    /// it: until a local address arrives the dataplane drops its new connections (`drop.no_laddr`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.reals.is_empty() && s.laddrs.is_empty())
+            .map(|(i, s)| {
+                format!(
+                    "services[{i}].laddrs: {} {} has real servers but no local address; its new connections are dropped (drop.no_laddr) until one is added",
+                    s.proto, s.vip
+                )
+            })
+            .collect()
     }
 }
 
@@ -1031,6 +1043,16 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         c.services[0].laddrs.dedup();
         c.services[0].laddrs.push("198.18.6.1".into());
         assert_eq!(c.validate().unwrap_err().field, "services[0].laddrs");
+    }
+
+    #[test]
+    fn reals_without_local_address_are_valid_with_a_warning() {
+        let c = Config::from_toml(&GOOD.replace("laddrs = [\"198.18.1.100\"]\n", "")).unwrap();
+        c.validate().unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("services[0].laddrs: tcp 198.18.0.100:80 has real servers"), "{w:?}");
+        assert!(Config::from_toml(GOOD).unwrap().warnings().is_empty());
     }
 
     #[test]
