@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
 use rvs_control::api::{
-    ConnInfo, Counters, RealInfo, RealStats, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats,
-    WorkerStats, API_VERSION,
+    ConnInfo, Counters, ErrorCode, RealInfo, RealStats, Refusal, Reply, Request, Response, ServiceId,
+    ServiceInfo, ServiceStats, TemplateInfo, WorkerStats, API_VERSION,
 };
 use rvs_control::config::ControlConfig;
 use rvs_control::health::{HealthChecker, Target, Transition};
@@ -309,6 +309,7 @@ impl Shared {
                 persistence: s.persistence,
                 toa: s.toa,
                 synproxy: s.synproxy,
+                inhibit_on_failure: s.inhibit_on_failure,
                 laddrs: s.laddrs.clone(),
                 reals,
             });
@@ -347,18 +348,62 @@ impl Shared {
         Ok(out)
     }
 
-    fn service_id(&self, id: &Option<ServiceId>) -> Result<Option<u32>, String> {
+    fn service_id(&self, id: &Option<ServiceId>) -> Result<Option<u32>, Refusal> {
         match id {
             None => Ok(None),
-            Some(id) => self
-                .lock()
-                .service_id(&id.proto, &id.vip)
-                .map(Some)
-                .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip)),
+            Some(id) => {
+                self.lock().service_id(&id.proto, &id.vip).map(Some).ok_or_else(|| no_such_service(id))
+            }
         }
     }
 
-    fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, String> {
+    /// Persistence templates of every worker, paged like connections; ids are named by the
+    /// current configuration (a template of a real server deleted meanwhile is left out).
+    fn list_templates(
+        &self,
+        id: &Option<ServiceId>,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<Reply, Refusal> {
+        let service = self.service_id(id)?;
+        let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
+        let mut total = 0;
+        let mut views = Vec::new();
+        let mut skip = offset;
+        for (w, link) in self.workers.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            let want = limit - views.len() as u64;
+            link.commands
+                .send_timeout(
+                    Command::Templates { service, offset: skip, limit: want, reply: tx },
+                    WORKER_TIMEOUT,
+                )
+                .map_err(|_| format!("worker {w} is not taking commands"))?;
+            let (n, page) =
+                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
+            total += n;
+            skip = skip.saturating_sub(n);
+            views.extend(page.into_iter().map(|t| (w as u16, t)));
+        }
+        let st = self.lock();
+        let templates = views
+            .into_iter()
+            .filter_map(|(worker, t)| {
+                let (sc, (ra, rp)) = st.names_of(t.service, t.real)?;
+                Some(TemplateInfo {
+                    proto: sc.proto.clone(),
+                    client: format!("{}:0", t.client),
+                    vip: sc.vip.clone(),
+                    rs: format!("{ra}:{rp}"),
+                    expires_ms: t.expires_ms,
+                    worker,
+                })
+            })
+            .collect();
+        Ok(Reply::Templates { total, templates })
+    }
+
+    fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, Refusal> {
         let service = self.service_id(id)?;
         let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
         let mut total = 0;
@@ -396,6 +441,12 @@ impl Shared {
             Request::Version => {
                 Ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
             }
+            Request::GetTimeouts => {
+                let st = self.lock();
+                let t = &st.config().conn.timeouts;
+                Ok(Reply::Timeouts { tcp: t.established, tcpfin: t.fin_wait, udp: t.udp })
+            }
+            Request::ListTemplates { id, offset, limit } => self.list_templates(&id, offset, limit),
             Request::Stats => Ok(Reply::Stats {
                 workers: self
                     .stats
@@ -405,8 +456,12 @@ impl Shared {
                     .collect(),
                 steering: self.steering.to_owned(),
             }),
-            Request::ListServices => self.list_services().map(|services| Reply::Services { services }),
-            Request::ServiceStats => self.service_stats().map(|services| Reply::ServiceStats { services }),
+            Request::ListServices => {
+                self.list_services().map(|services| Reply::Services { services }).map_err(Refusal::from)
+            }
+            Request::ServiceStats => {
+                self.service_stats().map(|services| Reply::ServiceStats { services }).map_err(Refusal::from)
+            }
             Request::ListLaddrs { id } => {
                 let st = self.lock();
                 st.config()
@@ -415,7 +470,7 @@ impl Shared {
                     .find(|s| st.service_id(&s.proto, &s.vip) == st.service_id(&id.proto, &id.vip))
                     .filter(|_| st.service_id(&id.proto, &id.vip).is_some())
                     .map(|s| Reply::Laddrs { laddrs: s.laddrs.clone() })
-                    .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip))
+                    .ok_or_else(|| no_such_service(&id))
             }
             Request::ListConns { id, offset, limit } => self.list_conns(&id, offset, limit),
             Request::Zero { id } => self.service_id(&id).and_then(|svc| {
@@ -435,8 +490,10 @@ impl Shared {
                 let r = {
                     let mut st = self.lock();
                     match st.change(&change) {
-                        Ok(true) => self.publish(&mut st).map(|epoch| Reply::Applied { epoch }),
-                        Ok(false) => Err("nothing to change".to_owned()),
+                        Ok(true) => {
+                            self.publish(&mut st).map(|epoch| Reply::Applied { epoch }).map_err(Refusal::from)
+                        }
+                        Ok(false) => Err(Refusal::from("nothing to change")),
                         Err(e) => Err(e),
                     }
                 };
@@ -448,9 +505,13 @@ impl Shared {
         };
         match r {
             Ok(reply) => Response::ok(reply),
-            Err(e) => Response::error(e),
+            Err(e) => Response::refused(e),
         }
     }
+}
+
+fn no_such_service(id: &ServiceId) -> Refusal {
+    Refusal::new(ErrorCode::NoSuchService, format!("no such service: {} {}", id.proto, id.vip))
 }
 
 #[derive(Debug)]

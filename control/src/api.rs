@@ -48,6 +48,9 @@ pub enum Request {
         toa: Option<bool>,
         #[serde(default)]
         synproxy: Option<bool>,
+        /// keepalived's `inhibit_on_failure` for the service's health check.
+        #[serde(default)]
+        inhibit_on_failure: Option<bool>,
     },
     /// Deletes a service (`ipvsadm -D`).
     DeleteService {
@@ -112,7 +115,54 @@ pub enum Request {
     Save,
     /// Replaces all services with those of `config` (TOML, the config file's schema; ports and
     /// workers must match the running ones) atomically (`ipvsadm -R`).
-    Restore { config: String },
+    Restore {
+        config: String,
+        /// `--set` lines of the rules (ipvsadm -R runs them too), applied in the same change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeouts: Option<LvsTimeouts>,
+    },
+    /// The TCP established, TCP FIN_WAIT and UDP connection timeouts, seconds (`ipvsadm -L --timeout`).
+    GetTimeouts,
+    /// Sets those three timeouts (`ipvsadm --set tcp tcpfin udp`); 0 leaves one unchanged, as in LVS.
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    /// Persistence templates (client address to real server), paged like `list_conns`
+    /// (`ipvsadm -Lnc` template rows, `-L --persistent-conn`).
+    ListTemplates {
+        #[serde(default, flatten)]
+        id: Option<ServiceId>,
+        #[serde(default)]
+        offset: u64,
+        #[serde(default)]
+        limit: Option<u64>,
+    },
+}
+
+/// LVS's three settable timeouts, seconds: TCP established, TCP FIN_WAIT, UDP (`ipvsadm --set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LvsTimeouts {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+/// Why a request was refused, for clients that act on the reason rather than the text (rvsadm
+/// prints ipvsadm's `ipvs_strerror` text for each). Absent for other refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The named service does not exist (LVS's ESRCH).
+    NoSuchService,
+    /// A service with that protocol, address and port exists already (EEXIST).
+    ServiceExists,
+    /// The named real server is not in the service (ENOENT).
+    NoSuchReal,
+    /// The real server is in the service already (EEXIST).
+    RealExists,
+    /// The named local address is not in the service.
+    NoSuchLaddr,
+    /// The local address is in the service already.
+    LaddrExists,
 }
 
 /// One real server as listed.
@@ -131,6 +181,18 @@ pub struct RealInfo {
     pub health: String,
 }
 
+/// One persistence template as listed: the client address (port 0, as LVS shows templates) sticks
+/// to the real server until it expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub proto: String,
+    pub client: String,
+    pub vip: String,
+    pub rs: String,
+    pub expires_ms: u64,
+    pub worker: u16,
+}
+
 /// One service as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInfo {
@@ -141,6 +203,10 @@ pub struct ServiceInfo {
     pub persistence: Option<u32>,
     pub toa: bool,
     pub synproxy: bool,
+    /// A real server its health check failed stays listed at weight 0 (true) or is left out of
+    /// the table (false, keepalived's default).
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
     pub laddrs: Vec<String>,
     pub reals: Vec<RealInfo>,
 }
@@ -221,6 +287,15 @@ pub enum Reply {
         total: u64,
         conns: Vec<ConnInfo>,
     },
+    Templates {
+        total: u64,
+        templates: Vec<TemplateInfo>,
+    },
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     ServiceStats {
         services: Vec<ServiceStats>,
     },
@@ -238,19 +313,59 @@ pub struct Response {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Why, when the reason is one a client may act on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code: Option<ErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none", default, flatten)]
     pub reply: Option<Reply>,
 }
 
 impl Response {
     pub fn ok(reply: Reply) -> Response {
-        Response { ok: true, error: None, reply: Some(reply) }
+        Response { ok: true, error: None, code: None, reply: Some(reply) }
     }
 
     pub fn error(msg: impl Into<String>) -> Response {
-        Response { ok: false, error: Some(msg.into()), reply: None }
+        Response { ok: false, error: Some(msg.into()), code: None, reply: None }
     }
 
+    pub fn refused(r: Refusal) -> Response {
+        Response { ok: false, error: Some(r.msg), code: r.code, reply: None }
+    }
+}
+
+/// A refused request: the one-line message, and the reason when it is one of [`ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Option<ErrorCode>,
+    pub msg: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, msg: impl Into<String>) -> Refusal {
+        Refusal { code: Some(code), msg: msg.into() }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(msg: String) -> Refusal {
+        Refusal { code: None, msg }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(msg: &str) -> Refusal {
+        Refusal { code: None, msg: msg.into() }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl Response {
     pub fn to_line(&self) -> String {
         let mut s = serde_json::to_string(self)
             .unwrap_or_else(|_| r#"{"ok":false,"error":"internal: unserialisable response"}"#.into());

@@ -35,6 +35,8 @@ pub mod defaults {
     pub const DRAIN_GRACE_S: u32 = 30;
     /// Slots of each worker-to-worker hand-off ring (one ring per ordered pair of workers).
     pub const HANDOFF_RING: u32 = 4096;
+    /// keepalived's default: a failed real server is removed, not kept at weight 0.
+    pub const INHIBIT_ON_FAILURE: bool = false;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,6 +404,19 @@ pub struct ServiceConfig {
     /// Health check applied to every real server of the service; none means always up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckConfig>,
+    /// keepalived's `inhibit_on_failure`: a real server its check takes out stays in the table at
+    /// weight 0 (true) instead of being removed from it (false, keepalived's default). Either way
+    /// its connections keep it, and new ones go elsewhere.
+    #[serde(default = "inhibit_default", skip_serializing_if = "is_inhibit_default")]
+    pub inhibit_on_failure: bool,
+}
+
+fn inhibit_default() -> bool {
+    defaults::INHIBIT_ON_FAILURE
+}
+
+fn is_inhibit_default(v: &bool) -> bool {
+    *v == defaults::INHIBIT_ON_FAILURE
 }
 
 /// A keepalived-style health check.

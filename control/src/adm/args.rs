@@ -25,6 +25,10 @@ pub enum Cmd {
     AddLaddr,
     DelLaddr,
     GetLaddr,
+    /// `--set tcp tcpfin udp`.
+    Timeout,
+    StartDaemon,
+    StopDaemon,
 }
 
 impl Cmd {
@@ -44,6 +48,9 @@ impl Cmd {
             Cmd::AddLaddr => "add-laddr",
             Cmd::DelLaddr => "del-laddr",
             Cmd::GetLaddr => "get-laddr",
+            Cmd::Timeout => "set",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
         }
     }
 }
@@ -71,6 +78,10 @@ enum Opt {
     Toa,
     Ifname,
     ShowLip,
+    Timeout,
+    Daemon,
+    PersistentConn,
+    Inhibit,
 }
 
 impl Opt {
@@ -96,6 +107,10 @@ impl Opt {
             Opt::Toa => "toa",
             Opt::Ifname => "ifname",
             Opt::ShowLip => "show-lip",
+            Opt::Timeout => "timeout",
+            Opt::Daemon => "daemon",
+            Opt::PersistentConn => "persistent-conn",
+            Opt::Inhibit => "inhibit-on-failure",
         }
     }
 }
@@ -105,10 +120,26 @@ impl Opt {
 fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
     use Opt::*;
     match cmd {
-        Cmd::AddService | Cmd::EditService => (&[Service], &[Scheduler, Persistent, Synproxy, Toa]),
+        Cmd::AddService | Cmd::EditService => (&[Service], &[Scheduler, Persistent, Synproxy, Toa, Inhibit]),
         Cmd::DeleteService => (&[Service], &[]),
-        Cmd::Clear | Cmd::Restore => (&[], &[]),
-        Cmd::List => (&[], &[Numeric, Connection, Service, Stats, Rate, Thresholds, Exact, NoSort, ShowLip]),
+        Cmd::Clear | Cmd::Restore | Cmd::Timeout | Cmd::StartDaemon | Cmd::StopDaemon => (&[], &[]),
+        Cmd::List => (
+            &[],
+            &[
+                Numeric,
+                Connection,
+                Service,
+                Stats,
+                Rate,
+                Thresholds,
+                Exact,
+                NoSort,
+                ShowLip,
+                Timeout,
+                Daemon,
+                PersistentConn,
+            ],
+        ),
         Cmd::AddServer | Cmd::EditServer => (&[Service, Server], &[Forward, Weight, UThreshold, LThreshold]),
         Cmd::DeleteServer => (&[Service, Server], &[]),
         Cmd::Save => (&[], &[Numeric, NoSort]),
@@ -154,6 +185,12 @@ enum Key {
     Ifname,
     ShowLip,
     Socket,
+    /// `--start-daemon`/`--stop-daemon STATE`.
+    Daemon(Cmd),
+    TimeoutOpt,
+    DaemonOpt,
+    PersistConn,
+    Inhibit,
     /// ipvsadm options rvs does not implement; the string says why.
     Unsupported(&'static str),
 }
@@ -216,12 +253,25 @@ const SPECS: &[Spec] = &[
     spec("toa", None, ReqArg, Key::Toa),
     spec("show-lip", None, NoArg, Key::ShowLip),
     spec("socket", None, ReqArg, Key::Socket),
+    spec("set", None, NoArg, Key::Cmd(Cmd::Timeout)),
+    spec("start-daemon", None, ReqArg, Key::Daemon(Cmd::StartDaemon)),
+    spec("stop-daemon", None, ReqArg, Key::Daemon(Cmd::StopDaemon)),
+    spec("timeout", None, NoArg, Key::TimeoutOpt),
+    spec("daemon", None, NoArg, Key::DaemonOpt),
+    spec("persistent-conn", None, NoArg, Key::PersistConn),
+    spec("inhibit-on-failure", None, NoArg, Key::Inhibit),
+    spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
+    spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
     spec("icmp-service", Some('q'), ReqArg, Key::Unsupported("icmp services are not supported by rvs")),
     spec("netmask", Some('M'), ReqArg, Key::Unsupported("persistence netmasks are not supported by rvs")),
     spec("ops", Some('o'), NoArg, Key::Unsupported("one-packet scheduling is not supported by rvs")),
     spec("ipv6", Some('6'), NoArg, Key::Unsupported("IPv6 is not supported by rvs")),
 ];
+
+/// What rvsadm says for the sync-daemon commands and options: rvs has no connection sync yet.
+pub const SYNC_UNAVAILABLE: &str =
+    "connection synchronization (the sync daemon) is not available in rvs: it is not built yet";
 
 /// How lists are printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -232,6 +282,9 @@ pub struct Format {
     pub nosort: bool,
     /// `--show-lip` (rvs): a `local` column (the FULLNAT local address) in `-Lc`.
     pub show_lip: bool,
+    /// `--persistent-conn` with `-c`: ipvsadm's `pe name` and `pe_data` columns (empty in rvs,
+    /// which has no persistence engines).
+    pub persist: bool,
 }
 
 /// Which columns `-L` prints.
@@ -241,6 +294,8 @@ pub enum View {
     Stats,
     Rate,
     Thresholds,
+    /// `--persistent-conn`: weight, persistence templates, active and inactive connections.
+    PersistConn,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +325,14 @@ pub enum Action {
     GetLaddr {
         service: Option<ServiceId>,
     },
+    /// `-L --timeout`.
+    Timeouts,
+    /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
+    /// the failed command.
+    Unavailable {
+        msg: &'static str,
+        status: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +359,8 @@ struct Raw {
     synproxy: Option<bool>,
     toa: Option<bool>,
     socket: Option<String>,
+    /// Words that are no option's value (`--set`'s three timeouts).
+    positional: Vec<String>,
 }
 
 impl Raw {
@@ -361,8 +426,8 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
             raw.set(Opt::Persistent)?;
             raw.persistence = Some(match val {
                 None => DEFAULT_PERSISTENCE,
-                // 0 is an rvs extension for -E: persistence off.
-                Some(s) => number(s, 0, MAX_TIMEOUT)
+                // parse_timeout(optarg, 1, MAX_TIMEOUT): 0 is refused, for -E too.
+                Some(s) => number(s, 1, MAX_TIMEOUT)
                     .ok_or_else(|| usage(format!("invalid timeout value `{s}' specified")))?,
             });
         }
@@ -426,6 +491,21 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
             }
             raw.socket = Some(v.to_owned());
         }
+        Key::Daemon(c) => {
+            apply(raw, Key::Cmd(c), None)?;
+            // ipvsadm checks the state word before it asks the kernel.
+            if v != "master" && v != "backup" {
+                return Err(usage(if c == Cmd::StartDaemon {
+                    "illegal start-daemon parameter specified"
+                } else {
+                    "illegal start_daemon specified"
+                }));
+            }
+        }
+        Key::TimeoutOpt => raw.set(Opt::Timeout)?,
+        Key::DaemonOpt => raw.set(Opt::Daemon)?,
+        Key::PersistConn => raw.set(Opt::PersistentConn)?,
+        Key::Inhibit => raw.set(Opt::Inhibit)?,
         Key::Unsupported(why) => return Err(usage(why)),
     }
     Ok(())
@@ -441,10 +521,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         i += 1;
         if let Some(long) = a.strip_prefix("--") {
             if long.is_empty() {
-                if let Some(x) = args.get(i) {
-                    return Err(usage(format!("unexpected argument {x}")));
-                }
-                continue;
+                raw.positional.extend(args[i..].iter().map(|a| a.to_string()));
+                break;
             }
             let (name, inline) = match long.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
@@ -511,8 +589,22 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
                 }
             }
         } else {
-            return Err(usage(format!("unexpected argument {a}")));
+            raw.positional.push(a.to_owned());
         }
+    }
+    // process_options: --set takes three words; any other word is unexpected.
+    let timeouts = if raw.cmd == Some(Cmd::Timeout) {
+        if raw.positional.len() < 3 {
+            return Err(usage("--set option requires 3 timeout values"));
+        }
+        let t: Vec<u32> =
+            raw.positional.drain(..3).map(|w| parse_timeout(&w, 0)).collect::<Result<_, _>>()?;
+        Some((t[0], t[1], t[2]))
+    } else {
+        None
+    };
+    if let Some(x) = raw.positional.first() {
+        return Err(usage(format!("unexpected argument {x}")));
     }
 
     let socket = raw
@@ -551,18 +643,22 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         }
     }
 
-    let fmt =
-        Format { exact: raw.has(Opt::Exact), nosort: raw.has(Opt::NoSort), show_lip: raw.has(Opt::ShowLip) };
+    let fmt = Format {
+        exact: raw.has(Opt::Exact),
+        nosort: raw.has(Opt::NoSort),
+        show_lip: raw.has(Opt::ShowLip),
+        persist: raw.has(Opt::PersistentConn),
+    };
+    if matches!(cmd, Cmd::AddService | Cmd::EditService) {
+        let (proto, _, _) = raw.svc.expect("checked");
+        if raw.synproxy == Some(true) && proto != "tcp" {
+            return Err(usage("synproxy applies to tcp services only"));
+        }
+    }
     let id = raw.service_id();
     let action = match cmd {
         Cmd::AddService => {
             let (proto, ip, port) = raw.svc.expect("checked");
-            if raw.persistence == Some(0) {
-                return Err(usage("invalid timeout value `0' specified"));
-            }
-            if raw.synproxy == Some(true) && proto != "tcp" {
-                return Err(usage("synproxy applies to tcp services only"));
-            }
             Action::Send(Request::AddService {
                 service: ServiceConfig {
                     proto: proto.into(),
@@ -574,16 +670,26 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
                     laddrs: Vec::new(),
                     reals: Vec::new(),
                     check: None,
+                    inhibit_on_failure: raw.has(Opt::Inhibit),
                 },
             })
         }
+        // ipvsadm's -E sends a whole service (ipvs_update_service): what is not given takes its
+        // -A default, so no -s means wlc and no -p turns persistence off. rvs's switches follow.
         Cmd::EditService => Action::Send(Request::EditService {
             id: id.expect("checked"),
-            sched: raw.sched.clone(),
-            persistence: raw.persistence,
-            toa: raw.toa,
-            synproxy: raw.synproxy,
+            sched: Some(raw.sched.clone().unwrap_or_else(|| DEFAULT_SCHED.into())),
+            persistence: Some(raw.persistence.unwrap_or(0)),
+            toa: Some(raw.toa.unwrap_or(false)),
+            synproxy: Some(raw.synproxy.unwrap_or(false)),
+            inhibit_on_failure: Some(raw.has(Opt::Inhibit)),
         }),
+        Cmd::Timeout => {
+            let (tcp, tcpfin, udp) = timeouts.expect("parsed above");
+            Action::Send(Request::SetTimeouts { tcp, tcpfin, udp })
+        }
+        // ipvs_start_daemon/ipvs_stop_daemon fail: process_options returns -1, exit status 255.
+        Cmd::StartDaemon | Cmd::StopDaemon => Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 255 },
         Cmd::DeleteService => Action::Send(Request::DeleteService { id: id.expect("checked") }),
         Cmd::Clear => Action::Send(Request::Clear),
         Cmd::Zero => Action::Send(Request::Zero { id }),
@@ -628,15 +734,42 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         Cmd::Save => Action::Save { fmt },
         Cmd::Restore => Action::Restore,
         Cmd::List => {
+            // generic_opt_check's '1' column: one of connection, timeout, daemon (rvs also lists
+            // the connections of one service, so service-address is not in it).
+            let ones = [Opt::Connection, Opt::Timeout, Opt::Daemon];
+            let given: Vec<Opt> = ones.into_iter().filter(|o| raw.has(*o)).collect();
+            if given.len() > 1 {
+                return Err(usage(format!(
+                    "The option '{}' conflicts with the '{}' option in the 'list' command",
+                    given[1].name(),
+                    given[0].name()
+                )));
+            }
             let views = [Opt::Stats, Opt::Rate, Opt::Thresholds];
             let n_views = views.iter().filter(|o| raw.has(**o)).count();
-            if (raw.has(Opt::Connection) && n_views > 0) || n_views > 1 {
+            let special = raw.has(Opt::Timeout) || raw.has(Opt::Daemon);
+            if ((raw.has(Opt::Connection) || special) && n_views > 0)
+                || (special && raw.has(Opt::PersistentConn))
+                || n_views > 1
+                || (raw.has(Opt::PersistentConn) && n_views > 0)
+            {
                 return Err(usage("options conflicts in the list command"));
+            }
+            if special && raw.has(Opt::Service) {
+                return Err(usage(format!(
+                    "The option '{}' conflicts with the 'service-address' option in the 'list' command",
+                    if raw.has(Opt::Timeout) { "timeout" } else { "daemon" }
+                )));
             }
             if raw.has(Opt::ShowLip) && !raw.has(Opt::Connection) {
                 return Err(usage("--show-lip applies to the connection list (-c) only"));
             }
-            if raw.has(Opt::Connection) {
+            if raw.has(Opt::Timeout) {
+                Action::Timeouts
+            } else if raw.has(Opt::Daemon) {
+                // list_daemon: ipvs_get_daemon fails, exit(1).
+                Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 1 }
+            } else if raw.has(Opt::Connection) {
                 Action::ListConns { service: id, fmt }
             } else {
                 let view = if raw.has(Opt::Stats) {
@@ -645,6 +778,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
                     View::Rate
                 } else if raw.has(Opt::Thresholds) {
                     View::Thresholds
+                } else if raw.has(Opt::PersistentConn) {
+                    View::PersistConn
                 } else {
                     View::Plain
                 };
@@ -653,6 +788,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         }
     };
     done(action)
+}
+
+/// ipvsadm's `parse_timeout(buf, min, MAX_TIMEOUT)`.
+fn parse_timeout(s: &str, min: u32) -> Result<u32, AdmError> {
+    number(s, min, MAX_TIMEOUT).ok_or_else(|| usage(format!("invalid timeout value `{s}' specified")))
 }
 
 /// `-r RS[:port]`; the service's port when none is given (ipvsadm copies vport to dport).

@@ -1,8 +1,11 @@
 //! Output, as ipvsadm 1.31 prints it (always numeric): `ipvsadm.c`'s `list_all`, `print_title`,
 //! `print_service_entry`, `print_largenum`, `list_conn`, `print_conn`.
+use std::collections::HashMap;
+
 use super::{Format, View, VERSION_LINE};
 use crate::api::{ConnInfo, Counters, ServiceInfo, ServiceStats};
 use crate::config::parse_endpoint;
+use crate::config::TimeoutsConfig;
 
 fn proto_upper(p: &str) -> String {
     p.to_ascii_uppercase()
@@ -124,6 +127,11 @@ pub fn format_title(view: View) -> String {
             "{PROT:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
             "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
         ),
+        // "%-33s %-9s %-11s %-10s %-10s\n" "  -> RemoteAddress:Port\n"
+        View::PersistConn => format!(
+            "{PROT:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Weight", "PersistConn", "ActiveConn", "InActConn"
+        ),
         View::Plain => "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n".into(),
     }
 }
@@ -143,6 +151,25 @@ fn counters5(c: &Counters, rate: bool, exact: bool) -> String {
 
 /// One service and its real servers (`print_service_entry`).
 pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View, fmt: &Format) -> String {
+    format_service_with(s, stats, None, view, fmt)
+}
+
+/// Persistence templates per (proto, vip, real server address), for `--persistent-conn`.
+pub type PersistCounts = HashMap<(String, String, String), u64>;
+
+/// A real server its health check took out of a service without `inhibit_on_failure`: keepalived
+/// has removed it from the kernel table, so ipvsadm does not list it (`-S` still saves it).
+fn removed_by_check(s: &ServiceInfo, r: &crate::api::RealInfo) -> bool {
+    r.health == "down" && !s.inhibit_on_failure
+}
+
+fn format_service_with(
+    s: &ServiceInfo,
+    stats: Option<&ServiceStats>,
+    persist: Option<&PersistCounts>,
+    view: View,
+    fmt: &Format,
+) -> String {
     let name = svc_name(&s.proto, &s.vip);
     let zero = Counters::default();
     let mut out = match view {
@@ -152,7 +179,7 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
             format!("{name:<33}{}", counters5(c, view == View::Rate, fmt.exact))
         }
         // printf("%s %s", svc_name, se->sched_name); " persistent %u"; DPVS " synproxy"; rvs " toa"
-        View::Plain | View::Thresholds => {
+        View::Plain | View::Thresholds | View::PersistConn => {
             let mut l = format!("{name} {}", s.sched);
             if let Some(t) = s.persistence.filter(|t| *t > 0) {
                 l.push_str(&format!(" persistent {t}"));
@@ -167,7 +194,7 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
         }
     };
     out.push('\n');
-    for r in sorted_reals(s, fmt) {
+    for r in sorted_reals(s, fmt).into_iter().filter(|r| !removed_by_check(s, r)) {
         let d = dname(&r.addr);
         let c = stats.and_then(|x| x.reals.iter().find(|rs| rs.addr == r.addr)).map(|rs| &rs.counters);
         let c = c.unwrap_or(&zero);
@@ -192,6 +219,17 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
             // "  -> %-28s %-7s %-6d %-10u %-10u\n". A server its health check took out shows the
             // weight the dataplane uses, 0, as ipvsadm shows a keepalived-inhibited one; `-S`
             // keeps the configured weight.
+            // "  -> %-28s %-9u %-11u %-10u %-10u\n": weight, persistconns, active, inactive.
+            View::PersistConn => out.push_str(&format!(
+                "  -> {d:<28} {:<9} {:<11} {:<10} {:<10}\n",
+                if r.health == "down" { 0 } else { r.weight },
+                persist
+                    .and_then(|p| p.get(&(s.proto.clone(), s.vip.clone(), r.addr.clone())))
+                    .copied()
+                    .unwrap_or(0),
+                r.active_conns,
+                r.inactive_conns
+            )),
             View::Plain => out.push_str(&format!(
                 "  -> {d:<28} {:<7} {:<6} {:<10} {:<10}\n",
                 fwd_name(&r.forward),
@@ -226,11 +264,55 @@ pub fn format_list(
     out
 }
 
+/// `-L --persistent-conn` (`list_all`/`list_service` with `FMT_PERSISTENTCONN`).
+pub fn format_list_persist(
+    services: &[ServiceInfo],
+    counts: &PersistCounts,
+    fmt: &Format,
+    one: bool,
+) -> String {
+    let mut out = String::new();
+    if !one {
+        out.push_str(VERSION_LINE);
+        out.push('\n');
+    }
+    out.push_str(&format_title(View::PersistConn));
+    for s in sorted_services(services, fmt) {
+        out.push_str(&format_service_with(s, None, Some(counts), View::PersistConn, fmt));
+    }
+    out
+}
+
+/// `list_timeout`: `"Timeout (tcp tcpfin udp): %d %d %d\n"`.
+pub fn format_timeouts(tcp: u32, tcpfin: u32, udp: u32) -> String {
+    format!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}\n")
+}
+
+/// rvs's `-S` first line when the three LVS timeouts are not rvs's defaults: `--set tcp tcpfin
+/// udp`, so that `-S | -R` carries them (ipvsadm saves no timeouts; its `-R` runs `--set` lines).
+pub fn format_set_rule((tcp, tcpfin, udp): (u32, u32, u32)) -> String {
+    let d = TimeoutsConfig::default();
+    if (tcp, tcpfin, udp) == (d.established, d.fin_wait, d.udp) {
+        String::new()
+    } else {
+        format!("--set {tcp} {tcpfin} {udp}\n")
+    }
+}
+
 /// `list_conn`'s two title lines: "IPVS connection entries\n" and
 /// "pro expire %-11s %-18s %-18s %s\n" (with `--show-lip`, a `%-18s` `local` column before
 /// `destination`).
 pub fn format_conn_title(fmt: &Format) -> String {
-    if fmt.show_lip {
+    if fmt.persist {
+        // FMT_PERSISTENTCONN: "pro expire %-11s %-18s %-18s %-18s %-16s %s\n" (state, source,
+        // virtual, destination, "pe name", "pe_data"); rows without a persistence engine keep
+        // print_conn's six columns, and rvs has no engines.
+        let lip = if fmt.show_lip { format!("{:<18} ", "local") } else { String::new() };
+        format!(
+            "IPVS connection entries\npro expire {:<11} {:<18} {:<18} {lip}{:<18} {:<16} {}\n",
+            "state", "source", "virtual", "destination", "pe name", "pe_data"
+        )
+    } else if fmt.show_lip {
         format!(
             "IPVS connection entries\npro expire {:<11} {:<18} {:<18} {:<18} {}\n",
             "state", "source", "virtual", "local", "destination"
@@ -285,6 +367,9 @@ pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
         }
         if s.toa {
             out.push_str(" --toa on");
+        }
+        if s.inhibit_on_failure {
+            out.push_str(" --inhibit-on-failure");
         }
         out.push('\n');
         for l in &s.laddrs {

@@ -29,8 +29,9 @@ pub const SOCKET_ENV: &str = "RVSADM_SOCKET";
 pub const VERSION_LINE: &str = "IP Virtual Server version 1.2.1 (size=4096)";
 /// ipvsadm's default scheduler (`DEF_SCHED`).
 pub const DEFAULT_SCHED: &str = "wlc";
-/// `-p` without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`).
-pub const DEFAULT_PERSISTENCE: u32 = 300;
+/// `-p` without a value: libipvs.h's `IPVS_SVC_PERSISTENT_TIMEOUT` (6*60), as keepalived's
+/// `persistence_timeout` without a value.
+pub const DEFAULT_PERSISTENCE: u32 = 360;
 /// Largest persistence timeout ipvsadm accepts (`MAX_TIMEOUT`, 31 days).
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// Connections fetched per `list_conns` request.
@@ -48,6 +49,11 @@ pub enum AdmError {
     /// Socket or stdin trouble. Exit 1.
     #[error("{0}")]
     Io(String),
+    /// What ipvsadm itself would print for a failed command or list (`ipvs_strerror` text, e.g.
+    /// `No such service`), printed as it is, with ipvsadm's exit status: 255 for a refused change
+    /// (`process_options` returns -1), 1 for a failed list (`exit(1)`).
+    #[error("{msg}")]
+    Ipvs { msg: String, status: i32 },
     /// stdout was closed (`rvsadm -Lnc | head`): stop quietly.
     #[error("output closed")]
     Closed,
@@ -58,6 +64,7 @@ impl AdmError {
         match self {
             AdmError::Usage(_) => 2,
             AdmError::Daemon(_) | AdmError::Io(_) => 1,
+            AdmError::Ipvs { status, .. } => *status,
             AdmError::Closed => 0,
         }
     }

@@ -2,14 +2,28 @@
 use serde::{Deserialize, Serialize};
 
 use super::{parse_args, usage, Action, AdmError};
-use crate::api::{Request, ServiceId};
+use crate::api::{LvsTimeouts, Request, ServiceId};
 use crate::config::ServiceConfig;
 
 /// Reads `-S` output (or any ipvsadm rules file restricted to `-A`, `-a`, `--add-laddr` and `-C`)
 /// into services, in order. Blank lines and `#` comments are skipped; a leading `ipvsadm`/`rvsadm`
 /// word is ignored. Errors name the line.
 pub fn parse_rules(text: &str) -> Result<Vec<ServiceConfig>, AdmError> {
+    parse_rules_full(text).map(|r| r.services)
+}
+
+/// What a rules file sets: the services and, from its last `--set` line, the timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub services: Vec<ServiceConfig>,
+    pub timeouts: Option<LvsTimeouts>,
+}
+
+/// [`parse_rules`], also reading `--set tcp tcpfin udp` lines (ipvsadm's `restore_table` runs
+/// every command; rvs applies them with the services, in one change).
+pub fn parse_rules_full(text: &str) -> Result<Rules, AdmError> {
     let mut services: Vec<ServiceConfig> = Vec::new();
+    let mut timeouts = None;
     for (n, line) in text.lines().enumerate() {
         let line_err = |m: &dyn std::fmt::Display| usage(format!("line {}: {m}", n + 1));
         let mut words: Vec<&str> = line.split_whitespace().collect();
@@ -50,12 +64,15 @@ pub fn parse_rules(text: &str) -> Result<Vec<ServiceConfig>, AdmError> {
                 services[i].laddrs.push(addr);
             }
             Action::Send(Request::Clear) => services.clear(),
+            Action::Send(Request::SetTimeouts { tcp, tcpfin, udp }) => {
+                timeouts = Some(LvsTimeouts { tcp, tcpfin, udp });
+            }
             _ => {
-                return Err(line_err(&"only -A, -a, --add-laddr and -C can be restored"));
+                return Err(line_err(&"only -A, -a, --add-laddr, --set and -C can be restored"));
             }
         }
     }
-    Ok(services)
+    Ok(Rules { services, timeouts })
 }
 
 #[derive(Serialize, Deserialize)]

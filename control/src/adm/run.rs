@@ -2,10 +2,15 @@
 use std::io::{Read, Write};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
-use crate::api::{ConnInfo, Request, ServiceId, ServiceInfo, ServiceStats, MAX_REQUEST_BYTES};
+use std::collections::HashMap;
+
+use crate::api::{
+    ConnInfo, ErrorCode, Request, ServiceId, ServiceInfo, ServiceStats, TemplateInfo, MAX_REQUEST_BYTES,
+};
 use crate::config::{defaults, MAX_WEIGHT};
 use crate::SCHEDULERS;
 
@@ -14,14 +19,79 @@ pub trait Transport {
     fn call(&mut self, req: &Request) -> Result<Value, AdmError>;
 }
 
-fn call_ok<T: Transport + ?Sized>(t: &mut T, req: &Request) -> Result<Value, AdmError> {
+/// A refusal: rvsd's reason code, if any, and its message.
+type Refused = (Option<ErrorCode>, String);
+
+/// Sends `req`; the outer error is transport trouble, the inner one rvsd's refusal.
+fn call_checked<T: Transport + ?Sized>(t: &mut T, req: &Request) -> Result<Result<Value, Refused>, AdmError> {
     let v = t.call(req)?;
     match v.get("ok").and_then(Value::as_bool) {
-        Some(true) => Ok(v),
-        Some(false) => Err(AdmError::Daemon(
-            v.get("error").and_then(Value::as_str).unwrap_or("request failed").to_owned(),
-        )),
+        Some(true) => Ok(Ok(v)),
+        Some(false) => {
+            let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed").to_owned();
+            let code = v.get("code").and_then(|c| ErrorCode::deserialize(c).ok());
+            Ok(Err((code, msg)))
+        }
         None => Err(AdmError::Daemon("unexpected reply from rvsd: no \"ok\"".into())),
+    }
+}
+
+/// For reads: a refusal naming a missing service is ipvsadm's `list_service` failure (`No such
+/// service`, exit 1); others are rvsd's message.
+fn call_ok<T: Transport + ?Sized>(t: &mut T, req: &Request) -> Result<Value, AdmError> {
+    call_checked(t, req)?.map_err(|(code, msg)| match code {
+        Some(ErrorCode::NoSuchService) => AdmError::Ipvs { msg: "No such service".into(), status: 1 },
+        _ => AdmError::Daemon(msg),
+    })
+}
+
+/// libipvs.c's `ipvs_strerror` table: the text ipvsadm prints when the kernel refuses `req` for
+/// `code` (the table is keyed by the libipvs function and errno; each request here is one function).
+pub fn ipvs_strerror(req: &Request, code: ErrorCode) -> Option<&'static str> {
+    use ErrorCode::*;
+    Some(match (req, code) {
+        (Request::AddService { .. }, ServiceExists) => "Service already exists",
+        (
+            Request::EditService { .. } | Request::DeleteService { .. } | Request::Zero { .. },
+            NoSuchService,
+        ) => "No such service",
+        (Request::AddReal { .. } | Request::EditReal { .. } | Request::DeleteReal { .. }, NoSuchService) => {
+            "Service not defined"
+        }
+        (Request::AddReal { .. }, RealExists) => "Destination already exists",
+        (Request::EditReal { .. } | Request::DeleteReal { .. }, NoSuchReal) => "No such destination",
+        // DPVS's laddr commands and anything else naming a missing service.
+        (_, NoSuchService) => "No such service",
+        _ => return None,
+    })
+}
+
+/// A change: on refusal, ipvsadm's text where it has one (else rvsd's one-line reason), exit 255
+/// as ipvsadm's `process_options` returning -1.
+fn send<T: Transport + ?Sized>(t: &mut T, req: &Request) -> Result<(), AdmError> {
+    call_checked(t, req)?.map(|_| ()).map_err(|(code, msg)| AdmError::Ipvs {
+        msg: code.and_then(|c| ipvs_strerror(req, c)).map(str::to_owned).unwrap_or(msg),
+        status: 255,
+    })
+}
+
+/// Every persistence template (of one service), page by page.
+fn all_templates<T: Transport + ?Sized>(
+    t: &mut T,
+    service: &Option<ServiceId>,
+) -> Result<Vec<TemplateInfo>, AdmError> {
+    let mut all = Vec::new();
+    loop {
+        let req =
+            Request::ListTemplates { id: service.clone(), offset: all.len() as u64, limit: Some(CONN_PAGE) };
+        let v = call_ok(t, &req)?;
+        let total: u64 = field(&v, "total")?;
+        let page: Vec<TemplateInfo> = field(&v, "templates")?;
+        let n = page.len();
+        all.extend(page);
+        if n == 0 || all.len() as u64 >= total {
+            return Ok(all);
+        }
     }
 }
 
@@ -45,8 +115,9 @@ fn list_services<T: Transport + ?Sized>(t: &mut T) -> Result<Vec<ServiceInfo>, A
     field(&call_ok(t, &Request::ListServices)?, "services")
 }
 
-fn no_such_service(id: &ServiceId) -> AdmError {
-    AdmError::Daemon(format!("No such service: {} {}", id.proto, id.vip))
+/// `list_service`: `ipvs_get_service` fails, ipvsadm prints `ipvs_strerror(ESRCH)` and exits 1.
+fn no_such_service(_: &ServiceId) -> AdmError {
+    AdmError::Ipvs { msg: "No such service".into(), status: 1 }
 }
 
 /// Runs `inv`: sends its requests through `t`, reads rules from `input` for `-R`, prints to `out`.
@@ -61,7 +132,14 @@ pub fn execute<T: Transport + ?Sized>(
         Action::Version => {
             write_out(out, &format!("rvsadm v{} (ipvsadm-compatible)\n", env!("CARGO_PKG_VERSION")))
         }
-        Action::Send(req) => call_ok(t, req).map(|_| ()),
+        Action::Send(req) => send(t, req),
+        Action::Unavailable { msg, status } => Err(AdmError::Ipvs { msg: (*msg).into(), status: *status }),
+        Action::Timeouts => {
+            let v = call_ok(t, &Request::GetTimeouts)?;
+            let (tcp, tcpfin, udp): (u32, u32, u32) =
+                (field(&v, "tcp")?, field(&v, "tcpfin")?, field(&v, "udp")?);
+            write_out(out, &format_timeouts(tcp, tcpfin, udp))
+        }
         Action::List { service, view, fmt } => {
             let mut services = list_services(t)?;
             if let Some(id) = service {
@@ -74,6 +152,13 @@ pub fn execute<T: Transport + ?Sized>(
                 View::Stats | View::Rate => Some(field(&call_ok(t, &Request::ServiceStats)?, "services")?),
                 _ => None,
             };
+            if *view == View::PersistConn {
+                let mut counts: PersistCounts = HashMap::new();
+                for tpl in all_templates(t, service)? {
+                    *counts.entry((tpl.proto, tpl.vip, tpl.rs)).or_default() += 1;
+                }
+                return write_out(out, &format_list_persist(&services, &counts, fmt, service.is_some()));
+            }
             write_out(out, &format_list(&services, stats.as_deref(), *view, fmt, service.is_some()))
         }
         Action::ListConns { service, fmt } => {
@@ -91,18 +176,26 @@ pub fn execute<T: Transport + ?Sized>(
                 write_out(out, &page)?;
                 offset += conns.len() as u64;
                 if conns.is_empty() || offset >= total {
-                    return Ok(());
+                    break;
                 }
             }
+            // The kernel lists persistence templates among the connections; rvs's live apart.
+            let mut page = String::new();
+            for tpl in all_templates(t, service)? {
+                page.push_str(&format_conn(&template_conn(tpl), fmt));
+            }
+            write_out(out, &page)
         }
         Action::Save { fmt } => {
             let services = list_services(t)?;
-            write_out(out, &format_rules(&services, fmt))
+            let v = call_ok(t, &Request::GetTimeouts)?;
+            let timeouts = (field(&v, "tcp")?, field(&v, "tcpfin")?, field(&v, "udp")?);
+            write_out(out, &(format_set_rule(timeouts) + &format_rules(&services, fmt)))
         }
         Action::Restore => {
             let mut text = String::new();
             input.read_to_string(&mut text).map_err(|e| AdmError::Io(format!("cannot read rules: {e}")))?;
-            let mut services = parse_rules(&text)?;
+            let Rules { mut services, timeouts } = parse_rules_full(&text)?;
             // ipvsadm's rule syntax has no health checks: a restored service keeps the check its
             // running namesake has, so `-S | -R` does not silently drop them.
             let saved: String = field(&call_ok(t, &Request::Save)?, "config")?;
@@ -115,14 +208,14 @@ pub fn execute<T: Transport + ?Sized>(
                         .and_then(|r| r.check.clone());
                 }
             }
-            let req = Request::Restore { config: restore_toml(&services)? };
+            let req = Request::Restore { config: restore_toml(&services)?, timeouts };
             let len = serde_json::to_string(&req).map(|s| s.len()).unwrap_or(0);
             if len >= MAX_REQUEST_BYTES {
                 return Err(usage(format!(
                     "the rules make a {len}-byte request; rvsd accepts at most {MAX_REQUEST_BYTES}"
                 )));
             }
-            call_ok(t, &req).map(|_| ())
+            send(t, &req)
         }
         Action::GetLaddr { service: Some(id) } => {
             let laddrs: Vec<String> = field(&call_ok(t, &Request::ListLaddrs { id: id.clone() })?, "laddrs")?;
@@ -142,12 +235,28 @@ pub fn execute<T: Transport + ?Sized>(
     }
 }
 
+/// A template as `-Lc` shows it: LVS's template is a connection with client port 0 in state
+/// NONE (TCP) or UDP, and no local address.
+fn template_conn(t: TemplateInfo) -> ConnInfo {
+    ConnInfo {
+        state: if t.proto == "udp" { "UDP".into() } else { "NONE".into() },
+        proto: t.proto,
+        client: t.client,
+        vip: t.vip,
+        lip: "0.0.0.0:0".into(),
+        rs: t.rs,
+        expires_ms: t.expires_ms,
+        worker: t.worker,
+    }
+}
+
 /// `--help`, in ipvsadm's layout, with rvs's differences.
 pub fn help_text() -> String {
     format!(
         "rvsadm v{ver} - ipvsadm for rvs (DPDK FULLNAT load balancer)
 Usage:
   rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off]
+          [--inhibit-on-failure]
   rvsadm -D -t|u service-address
   rvsadm -C
   rvsadm -R
@@ -157,6 +266,7 @@ Usage:
   rvsadm -P|Q -t|u service-address -z local-address
   rvsadm -G [-t|u service-address]
   rvsadm -L|l [options]
+  rvsadm --set tcp tcpfin udp
   rvsadm -Z [-t|u service-address]
   rvsadm -h
 
@@ -176,6 +286,9 @@ Either long or short options are allowed.
   --get-laddr       -G        get local address
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values (0 keeps one)
+  --start-daemon              connection sync daemon: not available in rvs
+  --stop-daemon               connection sync daemon: not available in rvs
   --help            -h        display this help message
   --version         -v        display the version
 
@@ -184,7 +297,9 @@ Options:
   --udp-service  -u service-address   service-address is IPv4:port
   --scheduler    -s scheduler         one of {scheds},
                                       the default scheduler is {sched}.
-  --persistent   -p [timeout]         persistent service (default timeout {pers}; with -E, 0 turns it off)
+  --persistent   -p [timeout]         persistent service (default timeout {pers})
+  --inhibit-on-failure                a real server its health check fails stays at weight 0
+                                      instead of leaving the table (keepalived's option)
   --real-server  -r server-address    server-address is IPv4[:port] (default port: the service's)
   --fullnat      -b                   fullnat (default; the only method rvs forwards)
   --gatewaying   -g                   gatewaying (direct routing); refused by rvsd
@@ -202,13 +317,17 @@ Options:
   --stats                             output of statistics information
   --rate                              output of rate information
   --thresholds                        output of thresholds information
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information (not available in rvs)
+  --persistent-conn                   output of persistent connection info
   --exact        -X                   expand numbers (display exact values)
   --nosort                            disable sorting output of service/server entries
   --numeric      -n                   numeric output (rvsadm always prints numerically)
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);
--E changes only the options given (as DPVS's ipvsadm); -e without -w sets weight 1 (as ipvsadm);
+-E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off);
+-e without -w sets weight 1 (as ipvsadm);
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",
         ver = env!("CARGO_PKG_VERSION"),

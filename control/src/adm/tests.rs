@@ -1,6 +1,8 @@
 //! Unit tests of parsing, formatting, rules and execution against a fake rvsd.
 use super::*;
-use crate::api::{ConnInfo, RealInfo, Reply, Request, Response, ServiceId, ServiceInfo};
+use crate::api::{
+    ConnInfo, ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, TemplateInfo,
+};
 use crate::config::{defaults, RealConfig, ServiceConfig};
 use serde_json::Value;
 
@@ -40,19 +42,21 @@ fn add_and_edit_service() {
         proto: "tcp".into(),
         vip: "198.18.0.100:80".into(),
         sched: "rr".into(),
-        persistence: Some(300),
+        persistence: Some(360),
         toa: false,
         synproxy: false,
         laddrs: vec![],
         reals: vec![],
         check: None,
+        inhibit_on_failure: false,
     };
+    // A bare -p is IPVS_SVC_PERSISTENT_TIMEOUT (libipvs.h: 6*60), as ipvsadm's parse_timeout(NULL).
     for line in [
         "-A -t 198.18.0.100:80 -s rr -p",
-        "-A -t 198.18.0.100:80 -s rr -p 300",
+        "-A -t 198.18.0.100:80 -s rr -p 360",
         "--add-service --tcp-service 198.18.0.100:80 --scheduler rr --persistent",
-        "--add-service --tcp-service=198.18.0.100:80 --scheduler=rr --persistent=300",
-        "-At 198.18.0.100:80 -srr -p300",
+        "--add-service --tcp-service=198.18.0.100:80 --scheduler=rr --persistent=360",
+        "-At 198.18.0.100:80 -srr -p360",
         "-A -p -t 198.18.0.100:80 -s rr",
     ] {
         assert_eq!(send(line), Request::AddService { service: want.clone() }, "{line}");
@@ -69,26 +73,30 @@ fn add_and_edit_service() {
         Request::AddService { service } => assert!(service.synproxy && service.toa),
         r => panic!("{r:?}"),
     }
+    match send("-A -t 198.18.0.100:80 --inhibit-on-failure") {
+        Request::AddService { service } => assert!(service.inhibit_on_failure),
+        r => panic!("{r:?}"),
+    }
+    // -E replaces the whole service, as ipvsadm's process_options + ipvs_update_service: no -s is
+    // DEF_SCHED, no -p clears IP_VS_SVC_F_PERSISTENT (sent as 0), switches not given are off.
+    let edit = |sched: &str, p: u32, toa, synproxy, inhibit| Request::EditService {
+        id: id("tcp", "198.18.0.100:80"),
+        sched: Some(sched.into()),
+        persistence: Some(p),
+        toa: Some(toa),
+        synproxy: Some(synproxy),
+        inhibit_on_failure: Some(inhibit),
+    };
+    assert_eq!(send("-E -t 198.18.0.100:80 -s wrr"), edit("wrr", 0, false, false, false));
+    assert_eq!(send("-E -t 198.18.0.100:80"), edit("wlc", 0, false, false, false));
+    assert_eq!(send("-E -t 198.18.0.100:80 -p"), edit("wlc", 360, false, false, false));
     assert_eq!(
-        send("-E -t 198.18.0.100:80 -s wrr"),
-        Request::EditService {
-            id: id("tcp", "198.18.0.100:80"),
-            sched: Some("wrr".into()),
-            persistence: None,
-            toa: None,
-            synproxy: None
-        }
+        send("--edit-service -t 198.18.0.100:80 -p 60 --synproxy enable --toa on --inhibit-on-failure"),
+        edit("wlc", 60, true, true, true)
     );
-    assert_eq!(
-        send("--edit-service -t 198.18.0.100:80 -p 0 --synproxy disable --toa off"),
-        Request::EditService {
-            id: id("tcp", "198.18.0.100:80"),
-            sched: None,
-            persistence: Some(0),
-            toa: Some(false),
-            synproxy: Some(false)
-        }
-    );
+    // parse_timeout(optarg, 1, MAX_TIMEOUT): -p 0 is refused for -E as for -A.
+    assert_eq!(usage_err("-E -t 198.18.0.100:80 -p 0"), "invalid timeout value `0' specified");
+    assert_eq!(usage_err("-E -u 198.18.0.100:53 -j enable"), "synproxy applies to tcp services only");
     assert_eq!(send("-D -t 198.18.0.100:80"), Request::DeleteService { id: id("tcp", "198.18.0.100:80") });
     assert_eq!(
         send("--delete-service -u 198.18.0.100:53"),
@@ -332,7 +340,7 @@ fn rules_parse_errors_name_the_line() {
     let e = parse_rules("-A -t 1.2.3.4:80\n-A -t 1.2.3.4:80\n").unwrap_err().to_string();
     assert!(e.starts_with("line 2: ") && e.contains("twice"), "{e}");
     let e = parse_rules("-A -t 1.2.3.4:80\n-D -t 1.2.3.4:80\n").unwrap_err().to_string();
-    assert!(e.contains("line 2: only -A, -a, --add-laddr and -C"), "{e}");
+    assert!(e.contains("line 2: only -A, -a, --add-laddr, --set and -C"), "{e}");
     let e = parse_rules("-A -t 1.2.3.4:80 -s bogus\n").unwrap_err().to_string();
     assert!(e.starts_with("line 1: unknown scheduler"), "{e}");
     // ipvsadm-save style with a program name, -C, -g kept as route (rvsd decides)
@@ -380,6 +388,7 @@ fn svc(proto: &str, vip: &str) -> ServiceInfo {
         persistence: None,
         toa: false,
         synproxy: false,
+        inhibit_on_failure: false,
         laddrs: vec!["10.0.0.9".into()],
         reals: vec![RealInfo {
             addr: "10.0.1.1:80".into(),
@@ -399,8 +408,53 @@ fn changes_send_one_request_and_print_nothing() {
     let (out, sent) = run("-A -t 1.2.3.4:80 -s rr", "", |_| Response::ok(Reply::Applied { epoch: 1 }));
     assert_eq!(out.unwrap(), "");
     assert_eq!(sent.len(), 1);
+    // a refusal without a reason code: rvsd's line, ipvsadm's exit status for a failed command
     let (out, _) = run("-D -t 1.2.3.4:80", "", |_| Response::error("no such service tcp 1.2.3.4:80"));
-    assert_eq!(out.unwrap_err(), AdmError::Daemon("no such service tcp 1.2.3.4:80".into()));
+    assert_eq!(
+        out.unwrap_err(),
+        AdmError::Ipvs { msg: "no such service tcp 1.2.3.4:80".into(), status: 255 }
+    );
+    // with a code: ipvs_strerror's text for the command
+    let refuse = |code| move |_: &Request| Response::refused(Refusal::new(code, "rvsd's own words"));
+    for (line, code, want) in [
+        ("-D -t 1.2.3.4:80", ErrorCode::NoSuchService, "No such service"),
+        ("-E -t 1.2.3.4:80", ErrorCode::NoSuchService, "No such service"),
+        ("-Z -t 1.2.3.4:80", ErrorCode::NoSuchService, "No such service"),
+        ("-A -t 1.2.3.4:80", ErrorCode::ServiceExists, "Service already exists"),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1", ErrorCode::NoSuchService, "Service not defined"),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1", ErrorCode::RealExists, "Destination already exists"),
+        ("-e -t 1.2.3.4:80 -r 10.0.0.1", ErrorCode::NoSuchReal, "No such destination"),
+        ("-d -t 1.2.3.4:80 -r 10.0.0.1", ErrorCode::NoSuchReal, "No such destination"),
+        ("-d -t 1.2.3.4:80 -r 10.0.0.1", ErrorCode::NoSuchService, "Service not defined"),
+        ("-P -t 1.2.3.4:80 -z 10.0.0.9", ErrorCode::LaddrExists, "rvsd's own words"),
+    ] {
+        let (out, _) = run(line, "", refuse(code));
+        assert_eq!(out.unwrap_err(), AdmError::Ipvs { msg: want.into(), status: 255 }, "{line}");
+    }
+}
+
+#[test]
+fn timeouts_and_the_sync_daemon() {
+    let answer = |req: &Request| match req {
+        Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+        _ => Response::ok(Reply::Applied { epoch: 1 }),
+    };
+    let (out, _) = run("-L --timeout", "", answer);
+    assert_eq!(out.unwrap(), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    let (out, sent) = run("--set 600 30 0", "", answer);
+    assert_eq!(out.unwrap(), "");
+    assert_eq!(sent, [Request::SetTimeouts { tcp: 600, tcpfin: 30, udp: 0 }]);
+    for line in ["--start-daemon master", "--stop-daemon backup", "-L --daemon"] {
+        let (out, sent) = run(line, "", answer);
+        match out {
+            Err(AdmError::Ipvs { msg, status }) => {
+                assert!(msg.contains("not available in rvs"), "{msg}");
+                assert_eq!(status, if line.starts_with("-L") { 1 } else { 255 });
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+        assert!(sent.is_empty(), "{line}: nothing is sent");
+    }
 }
 
 #[test]
@@ -423,10 +477,32 @@ fn conns_are_fetched_in_pages() {
                 .collect();
             Response::ok(Reply::Conns { total, conns })
         }
+        Request::ListTemplates { offset, .. } => Response::ok(Reply::Templates {
+            total: 1,
+            templates: if *offset == 0 {
+                vec![TemplateInfo {
+                    proto: "tcp".into(),
+                    client: "10.9.9.9:0".into(),
+                    vip: "1.2.3.4:80".into(),
+                    rs: "10.0.1.1:80".into(),
+                    expires_ms: 360_000,
+                    worker: 0,
+                }]
+            } else {
+                vec![]
+            },
+        }),
         _ => Response::error("unexpected"),
     });
     let out = out.unwrap();
-    assert_eq!(out.lines().count(), 2 + total as usize);
+    assert_eq!(out.lines().count(), 2 + total as usize + 1);
+    // the template is a connection in state NONE with client port 0, as LVS lists it
+    assert!(
+        out.ends_with("TCP 06:00  NONE        10.9.9.9:0         1.2.3.4:80         10.0.1.1:80\n"),
+        "{out}"
+    );
+    let sent: Vec<Request> =
+        sent.into_iter().filter(|r| !matches!(r, Request::ListTemplates { .. })).collect();
     let offsets: Vec<u64> = sent
         .iter()
         .map(|r| match r {
@@ -435,10 +511,13 @@ fn conns_are_fetched_in_pages() {
         })
         .collect();
     assert_eq!(offsets, [0, 1000, 2000]);
-    // an empty table is one request
-    let (out, sent) = run("-Lnc", "", |_| Response::ok(Reply::Conns { total: 0, conns: vec![] }));
+    // an empty table is one request, and one for the templates
+    let (out, sent) = run("-Lnc", "", |req| match req {
+        Request::ListTemplates { .. } => Response::ok(Reply::Templates { total: 0, templates: vec![] }),
+        _ => Response::ok(Reply::Conns { total: 0, conns: vec![] }),
+    });
     assert_eq!(out.unwrap().lines().count(), 2);
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 2);
 }
 
 #[test]
@@ -468,7 +547,8 @@ fn list_one_service_or_say_it_is_missing() {
             && !out.contains("TCP")
     );
     let (out, _) = run("-Ln -t 9.9.9.9:80", "", answer);
-    assert!(matches!(out, Err(AdmError::Daemon(m)) if m.contains("No such service")));
+    // list_service: ipvs_strerror(ESRCH), exit 1
+    assert_eq!(out.unwrap_err(), AdmError::Ipvs { msg: "No such service".into(), status: 1 });
 }
 
 #[test]
@@ -485,7 +565,7 @@ fn restore_sends_one_atomic_request() {
     assert_eq!(sent.len(), 2, "one read of the running checks, one atomic restore");
     assert_eq!(sent[0], Request::Save);
     match &sent[1] {
-        Request::Restore { config } => {
+        Request::Restore { config, timeouts: None } => {
             let services = services_from_toml(config).unwrap();
             let mut want = parse_rules(rules).unwrap();
             assert_eq!(services[0].check.as_ref().map(|c| c.kind.as_str()), Some("tcp"), "check kept");
@@ -508,6 +588,7 @@ fn save_and_get_laddr() {
     let answer = |req: &Request| match req {
         Request::ListServices => Response::ok(Reply::Services { services: vec![svc("tcp", "1.2.3.4:80")] }),
         Request::ListLaddrs { .. } => Response::ok(Reply::Laddrs { laddrs: vec!["10.0.0.9".into()] }),
+        Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
         _ => Response::error("unexpected"),
     };
     let (out, _) = run("-S -n", "", answer);
