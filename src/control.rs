@@ -124,6 +124,7 @@ impl Shared {
     fn health_changed(&self, t: &Transition) {
         let Some((proto, vip)) = t.target.service.split_once(' ') else { return };
         let mut st = self.lock();
+        let Ok(proto) = proto.parse() else { return };
         let Some(sid) = st.service_id(proto, vip) else { return };
         let Some(rid) = st.real_id(sid, &t.target.addr.to_string()) else { return };
         if st.set_health(sid, rid, t.up) {
@@ -277,7 +278,7 @@ impl Shared {
         let st = self.lock();
         let mut out = Vec::new();
         for s in &st.config().services {
-            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
             let reals = s
                 .reals
                 .iter()
@@ -287,7 +288,7 @@ impl Shared {
                     RealInfo {
                         addr: r.addr.clone(),
                         weight: r.weight,
-                        forward: r.forward.clone(),
+                        forward: r.forward,
                         u_threshold: r.u_threshold,
                         l_threshold: r.l_threshold,
                         active_conns: a,
@@ -303,9 +304,9 @@ impl Shared {
                 })
                 .collect();
             out.push(ServiceInfo {
-                proto: s.proto.clone(),
+                proto: s.proto,
                 vip: s.vip.clone(),
-                sched: s.sched.clone(),
+                sched: s.sched,
                 persistence: s.persistence,
                 toa: s.toa,
                 synproxy: s.synproxy,
@@ -323,7 +324,7 @@ impl Shared {
         let st = self.lock();
         let mut out = Vec::new();
         for s in &st.config().services {
-            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
             let mut total = Counters::default();
             let mut reals = Vec::new();
             for r in &s.reals {
@@ -343,7 +344,7 @@ impl Shared {
                 total.outbps += ac.outbps;
                 reals.push(RealStats { addr: r.addr.clone(), counters: ac });
             }
-            out.push(ServiceStats { proto: s.proto.clone(), vip: s.vip.clone(), counters: total, reals });
+            out.push(ServiceStats { proto: s.proto, vip: s.vip.clone(), counters: total, reals });
         }
         Ok(out)
     }
@@ -352,7 +353,7 @@ impl Shared {
         match id {
             None => Ok(None),
             Some(id) => {
-                self.lock().service_id(&id.proto, &id.vip).map(Some).ok_or_else(|| no_such_service(id))
+                self.lock().service_id(id.proto, &id.vip).map(Some).ok_or_else(|| no_such_service(id))
             }
         }
     }
@@ -391,7 +392,7 @@ impl Shared {
             .filter_map(|(worker, t)| {
                 let (sc, (ra, rp)) = st.names_of(t.service, t.real)?;
                 Some(TemplateInfo {
-                    proto: sc.proto.clone(),
+                    proto: sc.proto,
                     client: format!("{}:0", t.client),
                     vip: sc.vip.clone(),
                     rs: format!("{ra}:{rp}"),
@@ -423,7 +424,10 @@ impl Shared {
             total += n;
             skip = skip.saturating_sub(n);
             conns.extend(page.into_iter().map(|c| ConnInfo {
-                proto: if c.proto == rvs_dataplane::flow::Proto::Tcp { "tcp".into() } else { "udp".into() },
+                proto: match c.proto {
+                    rvs_dataplane::flow::Proto::Tcp => rvs_control::Proto::Tcp,
+                    rvs_dataplane::flow::Proto::Udp => rvs_control::Proto::Udp,
+                },
                 client: format!("{}:{}", c.client.0, c.client.1),
                 vip: format!("{}:{}", c.vip.0, c.vip.1),
                 lip: format!("{}:{}", c.lip.0, c.lip.1),
@@ -467,8 +471,8 @@ impl Shared {
                 st.config()
                     .services
                     .iter()
-                    .find(|s| st.service_id(&s.proto, &s.vip) == st.service_id(&id.proto, &id.vip))
-                    .filter(|_| st.service_id(&id.proto, &id.vip).is_some())
+                    .find(|s| st.service_id(s.proto, &s.vip) == st.service_id(id.proto, &id.vip))
+                    .filter(|_| st.service_id(id.proto, &id.vip).is_some())
                     .map(|s| Reply::Laddrs { laddrs: s.laddrs.clone() })
                     .ok_or_else(|| no_such_service(&id))
             }

@@ -7,7 +7,7 @@
 //! operation with an example.
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RealConfig, ServiceConfig};
+use crate::config::{Forward, Proto, RealConfig, Sched, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
 pub const API_VERSION: u32 = 1;
@@ -20,7 +20,7 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceId {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
 }
 
@@ -40,7 +40,7 @@ pub enum Request {
         #[serde(flatten)]
         id: ServiceId,
         #[serde(default)]
-        sched: Option<String>,
+        sched: Option<Sched>,
         /// Seconds; 0 turns persistence off.
         #[serde(default)]
         persistence: Option<u32>,
@@ -170,7 +170,7 @@ pub enum ErrorCode {
 pub struct RealInfo {
     pub addr: String,
     pub weight: u32,
-    pub forward: String,
+    pub forward: Forward,
     pub u_threshold: u32,
     pub l_threshold: u32,
     /// Connections in ESTABLISHED (summed over workers).
@@ -185,7 +185,7 @@ pub struct RealInfo {
 /// to the real server until it expires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateInfo {
-    pub proto: String,
+    pub proto: Proto,
     pub client: String,
     pub vip: String,
     pub rs: String,
@@ -196,9 +196,9 @@ pub struct TemplateInfo {
 /// One service as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInfo {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
-    pub sched: String,
+    pub sched: Sched,
     /// Persistence timeout in seconds, if any.
     pub persistence: Option<u32>,
     pub toa: bool,
@@ -235,7 +235,7 @@ pub struct RealStats {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStats {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
     pub counters: Counters,
     pub reals: Vec<RealStats>,
@@ -244,7 +244,7 @@ pub struct ServiceStats {
 /// One connection as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnInfo {
-    pub proto: String,
+    pub proto: Proto,
     pub client: String,
     pub vip: String,
     pub lip: String,
@@ -401,7 +401,7 @@ mod tests {
         assert_eq!(
             r,
             Request::DeleteReal {
-                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() },
+                id: ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() },
                 addr: "198.18.1.11:80".into()
             }
         );
@@ -410,7 +410,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(r, Request::AddReal { ref real, .. } if real.weight == 3 && real.forward == "fullnat")
+            matches!(r, Request::AddReal { ref real, .. } if real.weight == 3 && real.forward == Forward::Fullnat)
         );
         assert_eq!(parse_request(r#"{"op":"zero"}"#), Ok(Request::Zero { id: None }));
         assert!(matches!(
@@ -419,7 +419,22 @@ mod tests {
         ));
         let r = parse_request(r#"{"op":"add_service","service":{"proto":"udp","vip":"198.18.0.100:53"}}"#)
             .unwrap();
-        assert!(matches!(r, Request::AddService { ref service } if service.sched == "wlc"));
+        assert!(matches!(r, Request::AddService { ref service } if service.sched == Sched::Wlc));
+    }
+
+    #[test]
+    fn typed_values_keep_their_wire_names() {
+        let id = ServiceId { proto: Proto::Udp, vip: "198.18.0.100:53".into() };
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#"{"proto":"udp","vip":"198.18.0.100:53"}"#);
+        let e =
+            parse_request(r#"{"op":"edit_service","proto":"tcp","vip":"198.18.0.100:80","sched":"fastest"}"#)
+                .unwrap_err();
+        assert!(e.contains(r#"unknown scheduler "fastest" (one of rr, wrr, lc, wlc, sh, mh)"#), "{e}");
+        let e =
+            parse_request(r#"{"op":"delete_service","proto":"sctp","vip":"198.18.0.100:80"}"#).unwrap_err();
+        assert!(e.contains("unknown protocol"), "{e}");
+        let r = Response::refused(Refusal::new(ErrorCode::NoSuchService, "no such service: tcp 1.2.3.4:80"));
+        assert!(r.to_line().contains(r#""code":"no_such_service""#));
     }
 
     #[test]

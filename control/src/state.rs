@@ -16,21 +16,18 @@ use std::net::Ipv4Addr;
 use rvs_dataplane::setup::Setup;
 
 use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
-use crate::config::{parse_endpoint, Config, RealConfig, ServiceConfig};
+use crate::config::{parse_endpoint, Config, Proto, RealConfig, ServiceConfig};
 use crate::setup::dataplane_setup;
 
 /// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
-pub type ServiceKey = (String, Ipv4Addr, u16);
+pub type ServiceKey = (Proto, Ipv4Addr, u16);
 
 /// A real server's identity within its service.
 pub type RealKey = (Ipv4Addr, u16);
 
-fn service_key(proto: &str, vip: &str) -> Result<ServiceKey, String> {
-    if proto != "tcp" && proto != "udp" {
-        return Err(format!("protocol \"{proto}\" is neither tcp nor udp"));
-    }
+fn service_key(proto: Proto, vip: &str) -> Result<ServiceKey, String> {
     let (a, p) = parse_endpoint(vip).map_err(|e| format!("bad virtual service address: {e}"))?;
-    Ok((proto.to_owned(), a, p))
+    Ok((proto, a, p))
 }
 
 fn real_key(addr: &str) -> Result<RealKey, String> {
@@ -77,7 +74,7 @@ impl ControlState {
         let mut live_s = HashSet::new();
         let mut live_r = HashSet::new();
         for s in &self.cfg.services {
-            let Ok(k) = service_key(&s.proto, &s.vip) else { continue };
+            let Ok(k) = service_key(s.proto, &s.vip) else { continue };
             let sid = *self.service_ids.entry(k).or_insert_with(|| {
                 self.next_id += 1;
                 self.next_id - 1
@@ -97,7 +94,7 @@ impl ControlState {
         self.down.retain(|k| live_r.contains(k));
     }
 
-    pub fn service_id(&self, proto: &str, vip: &str) -> Option<u32> {
+    pub fn service_id(&self, proto: Proto, vip: &str) -> Option<u32> {
         self.service_ids.get(&service_key(proto, vip).ok()?).copied()
     }
 
@@ -107,17 +104,17 @@ impl ControlState {
 
     /// The service and real server address behind a pair of ids, if both are still configured.
     pub fn names_of(&self, service: u32, real: u32) -> Option<(&ServiceConfig, RealKey)> {
-        let sc = self.cfg.services.iter().find(|s| self.service_id(&s.proto, &s.vip) == Some(service))?;
+        let sc = self.cfg.services.iter().find(|s| self.service_id(s.proto, &s.vip) == Some(service))?;
         let rk = self.real_ids.iter().find(|((sid, _), rid)| *sid == service && **rid == real)?.0 .1;
         Some((sc, rk))
     }
 
     fn find_service(&self, id: &ServiceId) -> Result<usize, Refusal> {
-        let k = service_key(&id.proto, &id.vip)?;
+        let k = service_key(id.proto, &id.vip)?;
         self.cfg
             .services
             .iter()
-            .position(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k))
+            .position(|s| service_key(s.proto, &s.vip).ok().as_ref() == Some(&k))
             .ok_or_else(|| Refusal::new(ErrorCode::NoSuchService, format!("no such service: {}", label(&k))))
     }
 
@@ -127,8 +124,8 @@ impl ControlState {
         let mut next = self.cfg.clone();
         match req {
             Request::AddService { service } => {
-                let k = service_key(&service.proto, &service.vip)?;
-                if next.services.iter().any(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k)) {
+                let k = service_key(service.proto, &service.vip)?;
+                if next.services.iter().any(|s| service_key(s.proto, &s.vip).ok().as_ref() == Some(&k)) {
                     return Err(Refusal::new(
                         ErrorCode::ServiceExists,
                         format!("service {} already exists", label(&k)),
@@ -140,7 +137,7 @@ impl ControlState {
                 let i = self.find_service(id)?;
                 let s = &mut next.services[i];
                 if let Some(v) = sched {
-                    s.sched = v.clone();
+                    s.sched = *v;
                 }
                 if let Some(p) = persistence {
                     s.persistence = if *p == 0 { None } else { Some(*p) };
@@ -276,7 +273,7 @@ impl ControlState {
     pub fn setup(&self, macs: &[[u8; 6]]) -> Result<Setup, String> {
         let mut setup = dataplane_setup(&self.cfg, macs).map_err(|e| e.to_string())?;
         for (svc, sc) in setup.services.iter_mut().zip(&self.cfg.services) {
-            svc.id = self.service_id(&sc.proto, &sc.vip).unwrap_or(0);
+            svc.id = self.service_id(sc.proto, &sc.vip).unwrap_or(0);
             for (r, rc) in svc.reals.iter_mut().zip(&sc.reals) {
                 r.id = self.real_id(svc.id, &rc.addr).unwrap_or(0);
                 if self.down.contains(&(svc.id, r.id)) {
@@ -330,6 +327,7 @@ fn check_addresses(cfg: &Config) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::api::LvsTimeouts;
+    use crate::config::Forward;
 
     fn state() -> ControlState {
         let cfg = Config::from_toml(
@@ -356,11 +354,11 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     }
 
     fn id() -> ServiceId {
-        ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() }
+        ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() }
     }
 
     fn real(addr: &str, weight: u32) -> RealConfig {
-        RealConfig { addr: addr.into(), weight, forward: "fullnat".into(), u_threshold: 0, l_threshold: 0 }
+        RealConfig { addr: addr.into(), weight, forward: Forward::Fullnat, u_threshold: 0, l_threshold: 0 }
     }
 
     #[test]
@@ -373,16 +371,12 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             Request::AddReal { id: id(), real: real("198.18.1.14:0", 1) },
             Request::AddReal { id: id(), real: real("198.18.1.14:80", 70000) },
             Request::AddReal {
-                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:81".into() },
+                id: ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:81".into() },
                 real: real("198.18.1.14:80", 1),
             },
-            Request::EditService {
+            Request::AddReal {
                 id: id(),
-                sched: Some("bogus".into()),
-                persistence: None,
-                toa: None,
-                synproxy: None,
-                inhibit_on_failure: None,
+                real: RealConfig { forward: Forward::Masq, ..real("198.18.1.14:80", 1) },
             },
             Request::DeleteReal { id: id(), addr: "198.18.1.99:80".into() },
             Request::AddLaddr { id: id(), addr: "198.18.0.100".into() },
@@ -400,7 +394,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     #[test]
     fn ids_are_stable_and_never_reused() {
         let mut s = state();
-        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:80").unwrap();
         let r11 = s.real_id(sid, "198.18.1.11:80").unwrap();
         assert!(s.change(&Request::AddReal { id: id(), real: real("198.18.1.13:80", 2) }).unwrap());
         assert_eq!(s.real_id(sid, "198.18.1.11:80"), Some(r11));
@@ -419,7 +413,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     #[test]
     fn health_removes_or_inhibits_without_changing_the_config() {
         let mut s = state();
-        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:80").unwrap();
         let rid = s.real_id(sid, "198.18.1.12:80").unwrap();
         assert!(s.set_health(sid, rid, false));
         assert!(!s.set_health(sid, rid, false));
@@ -476,7 +470,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     #[test]
     fn refusals_carry_the_reason() {
         let mut s = state();
-        let other = ServiceId { proto: "tcp".into(), vip: "198.18.0.100:81".into() };
+        let other = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:81".into() };
         let code = |s: &mut ControlState, r: Request| s.change(&r).unwrap_err().code;
         assert_eq!(
             code(&mut s, Request::DeleteService { id: other.clone() }),
@@ -510,7 +504,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     #[test]
     fn dpvs_order_is_accepted() {
         let mut s = state();
-        let v = ServiceId { proto: "tcp".into(), vip: "198.18.0.100:8080".into() };
+        let v = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:8080".into() };
         let svc = ServiceConfig {
             vip: v.vip.clone(),
             laddrs: vec![],
@@ -537,7 +531,7 @@ reals = [{ addr = "198.18.1.11:53" }]
 "#;
         assert!(s.change(&Request::Restore { config: text.into(), timeouts: None }).unwrap());
         assert_eq!(s.config().services.len(), 1);
-        assert_eq!(s.config().services[0].proto, "udp");
+        assert_eq!(s.config().services[0].proto, Proto::Udp);
         assert_eq!(s.config().ports.len(), 2);
         // the saved whole config restores to the same state
         let saved = s.config().to_toml();

@@ -43,6 +43,7 @@ use rvs_control::api::{
     ServiceStats,
 };
 use rvs_control::config::{RealConfig, ServiceConfig};
+use rvs_control::{Forward, Proto, Sched};
 
 fn golden(name: &str) -> String {
     let p = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -68,7 +69,7 @@ fn real(r: Real) -> RealInfo {
     RealInfo {
         addr: addr.into(),
         weight,
-        forward: "fullnat".into(),
+        forward: Forward::Fullnat,
         u_threshold,
         l_threshold,
         active_conns,
@@ -81,9 +82,9 @@ fn real(r: Real) -> RealInfo {
 fn services() -> Vec<ServiceInfo> {
     vec![
         ServiceInfo {
-            proto: "udp".into(),
+            proto: Proto::Udp,
             vip: "198.18.0.100:53".into(),
-            sched: "wrr".into(),
+            sched: Sched::Wrr,
             persistence: None,
             toa: false,
             synproxy: false,
@@ -92,9 +93,9 @@ fn services() -> Vec<ServiceInfo> {
             reals: vec![real(("198.18.1.22:53", 0, 100, 10, 0, 0)), real(("198.18.1.21:53", 10, 0, 0, 0, 7))],
         },
         ServiceInfo {
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             vip: "198.18.0.100:80".into(),
-            sched: "rr".into(),
+            sched: Sched::Rr,
             persistence: Some(300),
             toa: true,
             synproxy: true,
@@ -118,7 +119,7 @@ fn counters(v: [u64; 10]) -> Counters {
 fn stats() -> Vec<ServiceStats> {
     vec![
         ServiceStats {
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             vip: "198.18.0.100:80".into(),
             counters: counters([
                 1302,
@@ -155,7 +156,7 @@ fn stats() -> Vec<ServiceStats> {
             ],
         },
         ServiceStats {
-            proto: "udp".into(),
+            proto: Proto::Udp,
             vip: "198.18.0.100:53".into(),
             counters: counters([7, 7, 7, 420, 980, 0, 0, 0, 0, 0]),
             reals: vec![RealStats {
@@ -169,7 +170,7 @@ fn stats() -> Vec<ServiceStats> {
 fn conns() -> Vec<ConnInfo> {
     let c =
         |proto: &str, client: &str, vip: &str, lip: &str, rs: &str, state: &str, expires_ms: u64| ConnInfo {
-            proto: proto.into(),
+            proto: proto.parse().unwrap(),
             client: client.into(),
             vip: vip.into(),
             lip: lip.into(),
@@ -229,7 +230,7 @@ fn list_numeric() {
 
 #[test]
 fn list_one_service_has_no_banner() {
-    let one: Vec<ServiceInfo> = services().into_iter().filter(|s| s.proto == "tcp").collect();
+    let one: Vec<ServiceInfo> = services().into_iter().filter(|s| s.proto == Proto::Tcp).collect();
     check("list_one.txt", &format_list(&one, None, View::Plain, &FMT, true));
 }
 
@@ -291,7 +292,7 @@ fn configs() -> Vec<ServiceConfig> {
                 .map(|r| RealConfig {
                     addr: r.addr.clone(),
                     weight: r.weight,
-                    forward: r.forward.clone(),
+                    forward: r.forward,
                     u_threshold: r.u_threshold,
                     l_threshold: r.l_threshold,
                 })
@@ -314,7 +315,7 @@ fn configs() -> Vec<ServiceConfig> {
             }
         })
         .collect();
-    out.sort_by_key(|s| s.proto != "tcp");
+    out.sort_by_key(|s| s.proto != Proto::Tcp);
     out
 }
 
@@ -332,9 +333,9 @@ fn save_then_restore_round_trips() {
     let again: Vec<ServiceInfo> = restored
         .iter()
         .map(|s| ServiceInfo {
-            proto: s.proto.clone(),
+            proto: s.proto,
             vip: s.vip.clone(),
-            sched: s.sched.clone(),
+            sched: s.sched,
             persistence: s.persistence,
             toa: s.toa,
             synproxy: s.synproxy,
@@ -346,7 +347,7 @@ fn save_then_restore_round_trips() {
                 .map(|r| RealInfo {
                     addr: r.addr.clone(),
                     weight: r.weight,
-                    forward: r.forward.clone(),
+                    forward: r.forward,
                     u_threshold: r.u_threshold,
                     l_threshold: r.l_threshold,
                     active_conns: 0,
@@ -367,12 +368,12 @@ fn ka_services() -> (Vec<ServiceInfo>, PersistCounts) {
     let mut counts = PersistCounts::new();
     let mut svc = |vip: &str, sched: &str, persistence, inhibit, reals: &[KaReal]| {
         for r in reals {
-            counts.insert(("tcp".into(), vip.into(), r.0.into()), r.5);
+            counts.insert((Proto::Tcp, vip.into(), r.0.into()), r.5);
         }
         ServiceInfo {
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             vip: vip.into(),
-            sched: sched.into(),
+            sched: sched.parse().unwrap(),
             persistence,
             toa: false,
             synproxy: false,
@@ -383,7 +384,7 @@ fn ka_services() -> (Vec<ServiceInfo>, PersistCounts) {
                 .map(|&(addr, weight, health, active_conns, inactive_conns, _)| RealInfo {
                     addr: addr.into(),
                     weight,
-                    forward: "fullnat".into(),
+                    forward: Forward::Fullnat,
                     u_threshold: 0,
                     l_threshold: 0,
                     active_conns,
@@ -460,11 +461,11 @@ fn save_keepalived_round_trips_timeouts_persistence_and_inhibit() {
 #[test]
 fn refusals_print_ipvs_strerror_texts() {
     use rvs_control::config::RealConfig as R;
-    let id = ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() };
+    let id = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() };
     let real = R {
         addr: "198.18.1.11:80".into(),
         weight: 1,
-        forward: "fullnat".into(),
+        forward: Forward::Fullnat,
         u_threshold: 0,
         l_threshold: 0,
     };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rvs_control::api::{ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceInfo};
 use rvs_control::server;
+use rvs_control::{Forward, Proto, Sched};
 
 fn rvsadm(socket: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
@@ -37,9 +38,9 @@ fn cli_against_a_live_socket() {
         match req {
             Request::ListServices => Response::ok(Reply::Services {
                 services: vec![ServiceInfo {
-                    proto: "tcp".into(),
+                    proto: Proto::Tcp,
                     vip: "198.18.0.100:80".into(),
-                    sched: "rr".into(),
+                    sched: Sched::Rr,
                     persistence: Some(300),
                     toa: false,
                     synproxy: false,
@@ -48,7 +49,7 @@ fn cli_against_a_live_socket() {
                     reals: vec![RealInfo {
                         addr: "198.18.1.11:80".into(),
                         weight: 1,
-                        forward: "fullnat".into(),
+                        forward: Forward::Fullnat,
                         u_threshold: 0,
                         l_threshold: 0,
                         active_conns: 2,

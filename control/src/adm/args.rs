@@ -5,8 +5,7 @@ use std::str::FromStr;
 
 use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
 use crate::api::{Request, ServiceId};
-use crate::config::{defaults, parse_endpoint, RealConfig, ServiceConfig, MAX_WEIGHT};
-use crate::SCHEDULERS;
+use crate::config::{defaults, parse_endpoint, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
 
 /// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +166,7 @@ enum Key {
     Sched,
     Persist,
     Real,
-    Fwd(&'static str),
+    Fwd(Forward),
     Weight,
     UThr,
     LThr,
@@ -232,10 +231,10 @@ const SPECS: &[Spec] = &[
     spec("scheduler", Some('s'), ReqArg, Key::Sched),
     spec("persistent", Some('p'), OptArg, Key::Persist),
     spec("real-server", Some('r'), ReqArg, Key::Real),
-    spec("gatewaying", Some('g'), NoArg, Key::Fwd("route")),
-    spec("ipip", Some('i'), NoArg, Key::Fwd("tunnel")),
-    spec("masquerading", Some('m'), NoArg, Key::Fwd("masq")),
-    spec("fullnat", Some('b'), NoArg, Key::Fwd("fullnat")),
+    spec("gatewaying", Some('g'), NoArg, Key::Fwd(Forward::Route)),
+    spec("ipip", Some('i'), NoArg, Key::Fwd(Forward::Tunnel)),
+    spec("masquerading", Some('m'), NoArg, Key::Fwd(Forward::Masq)),
+    spec("fullnat", Some('b'), NoArg, Key::Fwd(Forward::Fullnat)),
     spec("weight", Some('w'), ReqArg, Key::Weight),
     spec("u-threshold", Some('x'), ReqArg, Key::UThr),
     spec("l-threshold", Some('y'), ReqArg, Key::LThr),
@@ -347,11 +346,11 @@ struct Raw {
     help: bool,
     version: bool,
     opts: Vec<Opt>,
-    svc: Option<(&'static str, Ipv4Addr, u16)>,
-    sched: Option<String>,
+    svc: Option<(Proto, Ipv4Addr, u16)>,
+    sched: Option<Sched>,
     persistence: Option<u32>,
     server: Option<String>,
-    forward: Option<&'static str>,
+    forward: Option<Forward>,
     weight: Option<u32>,
     u_threshold: Option<u32>,
     l_threshold: Option<u32>,
@@ -377,7 +376,7 @@ impl Raw {
     }
 
     fn service_id(&self) -> Option<ServiceId> {
-        self.svc.map(|(proto, ip, port)| ServiceId { proto: proto.into(), vip: format!("{ip}:{port}") })
+        self.svc.map(|(proto, ip, port)| ServiceId { proto, vip: format!("{ip}:{port}") })
     }
 }
 
@@ -386,7 +385,7 @@ fn number(s: &str, min: u32, max: u32) -> Option<u32> {
     u32::from_str(s).ok().filter(|n| (min..=max).contains(n))
 }
 
-fn parse_service(proto: &'static str, s: &str) -> Result<(&'static str, Ipv4Addr, u16), AdmError> {
+fn parse_service(proto: Proto, s: &str) -> Result<(Proto, Ipv4Addr, u16), AdmError> {
     parse_endpoint(s)
         .map(|(ip, port)| (proto, ip, port))
         .map_err(|e| usage(format!("illegal virtual server address:port \"{s}\": {e}")))
@@ -413,14 +412,11 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::Version => raw.version = true,
         Key::Tcp | Key::Udp => {
             raw.set(Opt::Service)?;
-            raw.svc = Some(parse_service(if key == Key::Tcp { "tcp" } else { "udp" }, v)?);
+            raw.svc = Some(parse_service(if key == Key::Tcp { Proto::Tcp } else { Proto::Udp }, v)?);
         }
         Key::Sched => {
             raw.set(Opt::Scheduler)?;
-            if !SCHEDULERS.contains(&v) {
-                return Err(usage(format!("unknown scheduler \"{v}\" (one of {})", SCHEDULERS.join(", "))));
-            }
-            raw.sched = Some(v.to_owned());
+            raw.sched = Some(v.parse().map_err(usage)?);
         }
         Key::Persist => {
             raw.set(Opt::Persistent)?;
@@ -651,7 +647,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
     };
     if matches!(cmd, Cmd::AddService | Cmd::EditService) {
         let (proto, _, _) = raw.svc.expect("checked");
-        if raw.synproxy == Some(true) && proto != "tcp" {
+        if raw.synproxy == Some(true) && proto != Proto::Tcp {
             return Err(usage("synproxy applies to tcp services only"));
         }
     }
@@ -661,9 +657,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             let (proto, ip, port) = raw.svc.expect("checked");
             Action::Send(Request::AddService {
                 service: ServiceConfig {
-                    proto: proto.into(),
+                    proto,
                     vip: format!("{ip}:{port}"),
-                    sched: raw.sched.clone().unwrap_or_else(|| DEFAULT_SCHED.into()),
+                    sched: raw.sched.unwrap_or(DEFAULT_SCHED),
                     persistence: raw.persistence,
                     toa: raw.toa.unwrap_or(false),
                     synproxy: raw.synproxy.unwrap_or(false),
@@ -678,7 +674,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         // -A default, so no -s means wlc and no -p turns persistence off. rvs's switches follow.
         Cmd::EditService => Action::Send(Request::EditService {
             id: id.expect("checked"),
-            sched: Some(raw.sched.clone().unwrap_or_else(|| DEFAULT_SCHED.into())),
+            sched: Some(raw.sched.unwrap_or(DEFAULT_SCHED)),
             persistence: Some(raw.persistence.unwrap_or(0)),
             toa: Some(raw.toa.unwrap_or(false)),
             synproxy: Some(raw.synproxy.unwrap_or(false)),
@@ -696,16 +692,16 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         Cmd::AddServer | Cmd::EditServer => {
             let (_, _, vport) = raw.svc.expect("checked");
             let server = raw.server.as_deref().expect("checked");
-            let forward = raw.forward.unwrap_or("fullnat");
+            let forward = raw.forward.unwrap_or(defaults::FORWARD);
             let mut addr = real_addr(server, vport)?;
             // ipvsadm: with -g/-i the real server's port is the service's.
-            if forward == "route" || forward == "tunnel" {
+            if forward == Forward::Route || forward == Forward::Tunnel {
                 addr = format!("{}:{vport}", addr.rsplit_once(':').map(|x| x.0).unwrap_or(&addr));
             }
             let real = RealConfig {
                 addr,
                 weight: raw.weight.unwrap_or(1),
-                forward: forward.into(),
+                forward,
                 u_threshold: raw.u_threshold.unwrap_or(0),
                 l_threshold: raw.l_threshold.unwrap_or(0),
             };

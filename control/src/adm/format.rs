@@ -4,40 +4,41 @@ use std::collections::HashMap;
 
 use super::{Format, View, VERSION_LINE};
 use crate::api::{ConnInfo, Counters, ServiceInfo, ServiceStats};
-use crate::config::parse_endpoint;
-use crate::config::TimeoutsConfig;
+use crate::config::{parse_endpoint, Forward, Proto, TimeoutsConfig};
 
-fn proto_upper(p: &str) -> String {
-    p.to_ascii_uppercase()
+/// ipvsadm's `protocol_name`.
+fn proto_upper(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "TCP",
+        Proto::Udp => "UDP",
+    }
 }
 
-fn proto_switch(p: &str) -> &'static str {
-    if p == "udp" {
-        "-u"
-    } else {
-        "-t"
+/// ipvsadm's `option_from_protocol`.
+fn proto_switch(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "-t",
+        Proto::Udp => "-u",
     }
 }
 
 /// ipvsadm's `fwd_name` (DPVS adds `FullNat`).
-pub fn fwd_name(forward: &str) -> &str {
+pub fn fwd_name(forward: Forward) -> &'static str {
     match forward {
-        "fullnat" => "FullNat",
-        "masq" => "Masq",
-        "route" => "Route",
-        "tunnel" => "Tunnel",
-        "local" => "Local",
-        other => other,
+        Forward::Fullnat => "FullNat",
+        Forward::Masq => "Masq",
+        Forward::Route => "Route",
+        Forward::Tunnel => "Tunnel",
     }
 }
 
 /// ipvsadm's `fwd_switch` (DPVS adds `-b`).
-pub fn fwd_switch(forward: &str) -> &'static str {
+pub fn fwd_switch(forward: Forward) -> &'static str {
     match forward {
-        "masq" => "-m",
-        "route" | "local" => "-g",
-        "tunnel" => "-i",
-        _ => "-b",
+        Forward::Fullnat => "-b",
+        Forward::Masq => "-m",
+        Forward::Route => "-g",
+        Forward::Tunnel => "-i",
     }
 }
 
@@ -68,7 +69,7 @@ fn truncate(mut s: String, n: usize) -> String {
 }
 
 /// `sprintf(svc_name, "%s  %s", "TCP", vname); svc_name[33] = '\0'`.
-pub(crate) fn svc_name(proto: &str, vip: &str) -> String {
+pub(crate) fn svc_name(proto: Proto, vip: &str) -> String {
     truncate(format!("{}  {}", proto_upper(proto), vip), 33)
 }
 
@@ -85,18 +86,10 @@ fn ep_key(s: &str) -> (u32, u16, String) {
     }
 }
 
-fn proto_num(p: &str) -> u8 {
-    match p {
-        "tcp" => 6,
-        "udp" => 17,
-        _ => 255,
-    }
-}
-
 pub(crate) fn sorted_services<'a>(services: &'a [ServiceInfo], fmt: &Format) -> Vec<&'a ServiceInfo> {
     let mut v: Vec<&ServiceInfo> = services.iter().collect();
     if !fmt.nosort {
-        v.sort_by_key(|s| (proto_num(&s.proto), ep_key(&s.vip)));
+        v.sort_by_key(|s| (s.proto.number(), ep_key(&s.vip)));
     }
     v
 }
@@ -155,7 +148,7 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
 }
 
 /// Persistence templates per (proto, vip, real server address), for `--persistent-conn`.
-pub type PersistCounts = HashMap<(String, String, String), u64>;
+pub type PersistCounts = HashMap<(Proto, String, String), u64>;
 
 /// A real server its health check took out of a service without `inhibit_on_failure`: keepalived
 /// has removed it from the kernel table, so ipvsadm does not list it (`-S` still saves it).
@@ -170,7 +163,7 @@ fn format_service_with(
     view: View,
     fmt: &Format,
 ) -> String {
-    let name = svc_name(&s.proto, &s.vip);
+    let name = svc_name(s.proto, &s.vip);
     let zero = Counters::default();
     let mut out = match view {
         // printf("%-33s", svc_name); print_largenum(...) x5
@@ -223,16 +216,13 @@ fn format_service_with(
             View::PersistConn => out.push_str(&format!(
                 "  -> {d:<28} {:<9} {:<11} {:<10} {:<10}\n",
                 if r.health == "down" { 0 } else { r.weight },
-                persist
-                    .and_then(|p| p.get(&(s.proto.clone(), s.vip.clone(), r.addr.clone())))
-                    .copied()
-                    .unwrap_or(0),
+                persist.and_then(|p| p.get(&(s.proto, s.vip.clone(), r.addr.clone()))).copied().unwrap_or(0),
                 r.active_conns,
                 r.inactive_conns
             )),
             View::Plain => out.push_str(&format!(
                 "  -> {d:<28} {:<7} {:<6} {:<10} {:<10}\n",
-                fwd_name(&r.forward),
+                fwd_name(r.forward),
                 if r.health == "down" { 0 } else { r.weight },
                 r.active_conns,
                 r.inactive_conns
@@ -330,7 +320,7 @@ pub fn format_conn_title(fmt: &Format) -> String {
 pub fn format_conn(c: &ConnInfo, fmt: &Format) -> String {
     let secs = c.expires_ms / 1000;
     let expire = format!("{:02}:{:02}", secs / 60, secs % 60);
-    let proto = proto_upper(&c.proto);
+    let proto = proto_upper(c.proto);
     if fmt.show_lip {
         format!(
             "{proto:<3} {expire:<6} {:<11} {:<18} {:<18} {:<18} {}\n",
@@ -357,7 +347,7 @@ pub fn format_conns(conns: &[ConnInfo], fmt: &Format) -> String {
 pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
     let mut out = String::new();
     for s in sorted_services(services, fmt) {
-        let name = format!("{} {}", proto_switch(&s.proto), s.vip);
+        let name = format!("{} {}", proto_switch(s.proto), s.vip);
         out.push_str(&format!("-A {name} -s {}", s.sched));
         if let Some(t) = s.persistence.filter(|t| *t > 0) {
             out.push_str(&format!(" -p {t}"));
@@ -376,7 +366,7 @@ pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
             out.push_str(&format!("--add-laddr {name} -z {l}\n"));
         }
         for r in sorted_reals(s, fmt) {
-            out.push_str(&format!("-a {name} -r {} {} -w {}", r.addr, fwd_switch(&r.forward), r.weight));
+            out.push_str(&format!("-a {name} -r {} {} -w {}", r.addr, fwd_switch(r.forward), r.weight));
             if r.u_threshold > 0 {
                 out.push_str(&format!(" -x {}", r.u_threshold));
             }

@@ -28,7 +28,7 @@ pub const SOCKET_ENV: &str = "RVSADM_SOCKET";
 /// ipvsadm's `list_all` banner; rvs reports the LVS version its behaviour follows.
 pub const VERSION_LINE: &str = "IP Virtual Server version 1.2.1 (size=4096)";
 /// ipvsadm's default scheduler (`DEF_SCHED`).
-pub const DEFAULT_SCHED: &str = "wlc";
+pub const DEFAULT_SCHED: crate::config::Sched = crate::config::defaults::SCHED;
 /// `-p` without a value: libipvs.h's `IPVS_SVC_PERSISTENT_TIMEOUT` (6*60), as keepalived's
 /// `persistence_timeout` without a value.
 pub const DEFAULT_PERSISTENCE: u32 = 360;

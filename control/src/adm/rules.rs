@@ -39,7 +39,7 @@ pub fn parse_rules_full(text: &str) -> Result<Rules, AdmError> {
         };
         match inv.action {
             Action::Send(Request::AddService { service }) => {
-                let id = ServiceId { proto: service.proto.clone(), vip: service.vip.clone() };
+                let id = ServiceId { proto: service.proto, vip: service.vip.clone() };
                 if find(&services, &id).is_some() {
                     return Err(line_err(&format!("service {} {} is defined twice", id.proto, id.vip)));
                 }

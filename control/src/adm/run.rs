@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use crate::api::{
     ConnInfo, ErrorCode, Request, ServiceId, ServiceInfo, ServiceStats, TemplateInfo, MAX_REQUEST_BYTES,
 };
-use crate::config::{defaults, MAX_WEIGHT};
-use crate::SCHEDULERS;
+use crate::config::{defaults, Proto, Sched, MAX_WEIGHT};
 
 /// Sends one request and returns the raw response object (`{"ok":..., ...}`).
 pub trait Transport {
@@ -239,7 +238,7 @@ pub fn execute<T: Transport + ?Sized>(
 /// NONE (TCP) or UDP, and no local address.
 fn template_conn(t: TemplateInfo) -> ConnInfo {
     ConnInfo {
-        state: if t.proto == "udp" { "UDP".into() } else { "NONE".into() },
+        state: if t.proto == Proto::Udp { "UDP".into() } else { "NONE".into() },
         proto: t.proto,
         client: t.client,
         vip: t.vip,
@@ -331,7 +330,7 @@ Differences from ipvsadm: the default forwarding method is fullnat (-b), not gat
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",
         ver = env!("CARGO_PKG_VERSION"),
-        scheds = SCHEDULERS.join(","),
+        scheds = Sched::names(","),
         sched = DEFAULT_SCHED,
         pers = DEFAULT_PERSISTENCE,
         maxw = MAX_WEIGHT,

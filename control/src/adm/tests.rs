@@ -4,6 +4,7 @@ use crate::api::{
     ConnInfo, ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, TemplateInfo,
 };
 use crate::config::{defaults, RealConfig, ServiceConfig};
+use crate::config::{Forward, Proto, Sched};
 use serde_json::Value;
 
 fn parse(line: &str) -> Result<Invocation, AdmError> {
@@ -23,7 +24,7 @@ fn send(line: &str) -> Request {
 }
 
 fn id(proto: &str, vip: &str) -> ServiceId {
-    ServiceId { proto: proto.into(), vip: vip.into() }
+    ServiceId { proto: proto.parse().unwrap(), vip: vip.into() }
 }
 
 fn usage_err(line: &str) -> String {
@@ -39,9 +40,9 @@ fn usage_err(line: &str) -> String {
 #[test]
 fn add_and_edit_service() {
     let want = ServiceConfig {
-        proto: "tcp".into(),
+        proto: Proto::Tcp,
         vip: "198.18.0.100:80".into(),
-        sched: "rr".into(),
+        sched: Sched::Rr,
         persistence: Some(360),
         toa: false,
         synproxy: false,
@@ -81,7 +82,7 @@ fn add_and_edit_service() {
     // DEF_SCHED, no -p clears IP_VS_SVC_F_PERSISTENT (sent as 0), switches not given are off.
     let edit = |sched: &str, p: u32, toa, synproxy, inhibit| Request::EditService {
         id: id("tcp", "198.18.0.100:80"),
-        sched: Some(sched.into()),
+        sched: Some(sched.parse().unwrap()),
         persistence: Some(p),
         toa: Some(toa),
         synproxy: Some(synproxy),
@@ -111,7 +112,7 @@ fn real_servers() {
     let real = |addr: &str, weight, forward: &str, u, l| RealConfig {
         addr: addr.into(),
         weight,
-        forward: forward.into(),
+        forward: forward.parse().unwrap(),
         u_threshold: u,
         l_threshold: l,
     };
@@ -327,8 +328,8 @@ fn largenum_matches_print_largenum() {
 
 #[test]
 fn long_names_are_cut_as_ipvsadm_cuts_them() {
-    assert_eq!(svc_name("tcp", "1.2.3.4:80"), "TCP  1.2.3.4:80");
-    assert_eq!(svc_name("udp", &"x".repeat(40)).len(), 33);
+    assert_eq!(svc_name(Proto::Tcp, "1.2.3.4:80"), "TCP  1.2.3.4:80");
+    assert_eq!(svc_name(Proto::Udp, &"x".repeat(40)).len(), 33);
     assert_eq!(dname(&"y".repeat(40)).len(), 28);
 }
 
@@ -349,7 +350,7 @@ fn rules_parse_errors_name_the_line() {
     )
     .unwrap();
     assert_eq!(s.len(), 1);
-    assert_eq!(s[0].reals[0].forward, "route");
+    assert_eq!(s[0].reals[0].forward, Forward::Route);
     // -C drops what came before
     assert!(parse_rules("-A -t 1.2.3.4:80\n-C\n").unwrap().is_empty());
     assert_eq!(restore_toml(&[]).unwrap().trim(), "services = []");
@@ -382,9 +383,9 @@ fn run<F: FnMut(&Request) -> Response>(
 
 fn svc(proto: &str, vip: &str) -> ServiceInfo {
     ServiceInfo {
-        proto: proto.into(),
+        proto: proto.parse().unwrap(),
         vip: vip.into(),
-        sched: "wlc".into(),
+        sched: Sched::Wlc,
         persistence: None,
         toa: false,
         synproxy: false,
@@ -393,7 +394,7 @@ fn svc(proto: &str, vip: &str) -> ServiceInfo {
         reals: vec![RealInfo {
             addr: "10.0.1.1:80".into(),
             weight: 1,
-            forward: "fullnat".into(),
+            forward: Forward::Fullnat,
             u_threshold: 0,
             l_threshold: 0,
             active_conns: 0,
@@ -465,7 +466,7 @@ fn conns_are_fetched_in_pages() {
             let n = (total - offset).min(limit.unwrap());
             let conns = (0..n)
                 .map(|i| ConnInfo {
-                    proto: "tcp".into(),
+                    proto: Proto::Tcp,
                     client: format!("10.9.{}.{}:1000", (offset + i) / 256, (offset + i) % 256),
                     vip: "1.2.3.4:80".into(),
                     lip: "10.0.0.9:5000".into(),
@@ -481,7 +482,7 @@ fn conns_are_fetched_in_pages() {
             total: 1,
             templates: if *offset == 0 {
                 vec![TemplateInfo {
-                    proto: "tcp".into(),
+                    proto: Proto::Tcp,
                     client: "10.9.9.9:0".into(),
                     vip: "1.2.3.4:80".into(),
                     rs: "10.0.1.1:80".into(),
