@@ -34,7 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
     log "packages already installed"
 fi
-pkill -x nginx >/dev/null 2>&1 || true
+# Only the system service: scripts/test.sh runs this on every run, and other test runs on the same
+# machine have nginx peers of their own in their namespaces that must not be killed by name.
+systemctl stop nginx >/dev/null 2>&1 || true
 
 if command -v rustup >/dev/null 2>&1; then
     for c in clippy rustfmt; do

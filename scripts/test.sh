@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # All tests: formatting, clippy, unit tests, then the end-to-end tests with real kernel peers in
-# network namespaces (root needed). Run scripts/setup.sh once first on a fresh machine.
+# network namespaces (root needed). Sets a fresh machine up first: scripts/setup.sh is idempotent
+# and quick when everything is already there, so the one command works on a new machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then
+    step "machine set-up (scripts/setup.sh)"
+    bash scripts/setup.sh
+else
+    echo "test: not root, skipping scripts/setup.sh (the end-to-end tests need root anyway)" >&2
+fi
 
 step "cargo fmt --check"
 cargo fmt --all --check

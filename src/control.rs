@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
 use rvs_control::api::{
-    cycles_per_packet, ConnInfo, Counters, RealInfo, RealStats, Reply, Request, Response, ServiceId,
-    ServiceInfo, ServiceStats, WorkerStats, API_VERSION,
+    cycles_per_packet, ConnInfo, Counters, ErrorCode, RealInfo, RealStats, Refusal, Reply, Request, Response,
+    ServiceId, ServiceInfo, ServiceStats, TemplateInfo, WorkerStats, API_VERSION,
 };
 use rvs_control::config::ControlConfig;
 use rvs_control::health::{HealthChecker, Target, Transition};
@@ -124,6 +124,7 @@ impl Shared {
     fn health_changed(&self, t: &Transition) {
         let Some((proto, vip)) = t.target.service.split_once(' ') else { return };
         let mut st = self.lock();
+        let Ok(proto) = proto.parse() else { return };
         let Some(sid) = st.service_id(proto, vip) else { return };
         let Some(rid) = st.real_id(sid, &t.target.addr.to_string()) else { return };
         if st.set_health(sid, rid, t.up) {
@@ -277,7 +278,7 @@ impl Shared {
         let st = self.lock();
         let mut out = Vec::new();
         for s in &st.config().services {
-            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
             let reals = s
                 .reals
                 .iter()
@@ -287,7 +288,7 @@ impl Shared {
                     RealInfo {
                         addr: r.addr.clone(),
                         weight: r.weight,
-                        forward: r.forward.clone(),
+                        forward: r.forward,
                         u_threshold: r.u_threshold,
                         l_threshold: r.l_threshold,
                         active_conns: a,
@@ -303,12 +304,13 @@ impl Shared {
                 })
                 .collect();
             out.push(ServiceInfo {
-                proto: s.proto.clone(),
+                proto: s.proto,
                 vip: s.vip.clone(),
-                sched: s.sched.clone(),
+                sched: s.sched,
                 persistence: s.persistence,
                 toa: s.toa,
                 synproxy: s.synproxy,
+                inhibit_on_failure: s.inhibit_on_failure,
                 laddrs: s.laddrs.clone(),
                 reals,
             });
@@ -322,7 +324,7 @@ impl Shared {
         let st = self.lock();
         let mut out = Vec::new();
         for s in &st.config().services {
-            let sid = st.service_id(&s.proto, &s.vip).unwrap_or(0);
+            let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
             let mut total = Counters::default();
             let mut reals = Vec::new();
             for r in &s.reals {
@@ -342,23 +344,67 @@ impl Shared {
                 total.outbps += ac.outbps;
                 reals.push(RealStats { addr: r.addr.clone(), counters: ac });
             }
-            out.push(ServiceStats { proto: s.proto.clone(), vip: s.vip.clone(), counters: total, reals });
+            out.push(ServiceStats { proto: s.proto, vip: s.vip.clone(), counters: total, reals });
         }
         Ok(out)
     }
 
-    fn service_id(&self, id: &Option<ServiceId>) -> Result<Option<u32>, String> {
+    fn service_id(&self, id: &Option<ServiceId>) -> Result<Option<u32>, Refusal> {
         match id {
             None => Ok(None),
-            Some(id) => self
-                .lock()
-                .service_id(&id.proto, &id.vip)
-                .map(Some)
-                .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip)),
+            Some(id) => {
+                self.lock().service_id(id.proto, &id.vip).map(Some).ok_or_else(|| no_such_service(id))
+            }
         }
     }
 
-    fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, String> {
+    /// Persistence templates of every worker, paged like connections; ids are named by the
+    /// current configuration (a template of a real server deleted meanwhile is left out).
+    fn list_templates(
+        &self,
+        id: &Option<ServiceId>,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<Reply, Refusal> {
+        let service = self.service_id(id)?;
+        let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
+        let mut total = 0;
+        let mut views = Vec::new();
+        let mut skip = offset;
+        for (w, link) in self.workers.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            let want = limit - views.len() as u64;
+            link.commands
+                .send_timeout(
+                    Command::Templates { service, offset: skip, limit: want, reply: tx },
+                    WORKER_TIMEOUT,
+                )
+                .map_err(|_| format!("worker {w} is not taking commands"))?;
+            let (n, page) =
+                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
+            total += n;
+            skip = skip.saturating_sub(n);
+            views.extend(page.into_iter().map(|t| (w as u16, t)));
+        }
+        let st = self.lock();
+        let templates = views
+            .into_iter()
+            .filter_map(|(worker, t)| {
+                let (sc, (ra, rp)) = st.names_of(t.service, t.real)?;
+                Some(TemplateInfo {
+                    proto: sc.proto,
+                    client: format!("{}:0", t.client),
+                    vip: sc.vip.clone(),
+                    rs: format!("{ra}:{rp}"),
+                    expires_ms: t.expires_ms,
+                    worker,
+                })
+            })
+            .collect();
+        Ok(Reply::Templates { total, templates })
+    }
+
+    fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, Refusal> {
         let service = self.service_id(id)?;
         let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
         let mut total = 0;
@@ -378,7 +424,10 @@ impl Shared {
             total += n;
             skip = skip.saturating_sub(n);
             conns.extend(page.into_iter().map(|c| ConnInfo {
-                proto: if c.proto == rvs_dataplane::flow::Proto::Tcp { "tcp".into() } else { "udp".into() },
+                proto: match c.proto {
+                    rvs_dataplane::flow::Proto::Tcp => rvs_control::Proto::Tcp,
+                    rvs_dataplane::flow::Proto::Udp => rvs_control::Proto::Udp,
+                },
                 client: format!("{}:{}", c.client.0, c.client.1),
                 vip: format!("{}:{}", c.vip.0, c.vip.1),
                 lip: format!("{}:{}", c.lip.0, c.lip.1),
@@ -396,6 +445,12 @@ impl Shared {
             Request::Version => {
                 Ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
             }
+            Request::GetTimeouts => {
+                let st = self.lock();
+                let t = &st.config().conn.timeouts;
+                Ok(Reply::Timeouts { tcp: t.established, tcpfin: t.fin_wait, udp: t.udp })
+            }
+            Request::ListTemplates { id, offset, limit } => self.list_templates(&id, offset, limit),
             Request::Stats => {
                 let busy = |s: &Stats| (s.events(Event::BusyCycles), s.events(Event::BusyPackets));
                 let (cycles, packets) =
@@ -420,17 +475,21 @@ impl Shared {
                     steering: self.steering.to_owned(),
                 })
             }
-            Request::ListServices => self.list_services().map(|services| Reply::Services { services }),
-            Request::ServiceStats => self.service_stats().map(|services| Reply::ServiceStats { services }),
+            Request::ListServices => {
+                self.list_services().map(|services| Reply::Services { services }).map_err(Refusal::from)
+            }
+            Request::ServiceStats => {
+                self.service_stats().map(|services| Reply::ServiceStats { services }).map_err(Refusal::from)
+            }
             Request::ListLaddrs { id } => {
                 let st = self.lock();
                 st.config()
                     .services
                     .iter()
-                    .find(|s| st.service_id(&s.proto, &s.vip) == st.service_id(&id.proto, &id.vip))
-                    .filter(|_| st.service_id(&id.proto, &id.vip).is_some())
+                    .find(|s| st.service_id(s.proto, &s.vip) == st.service_id(id.proto, &id.vip))
+                    .filter(|_| st.service_id(id.proto, &id.vip).is_some())
                     .map(|s| Reply::Laddrs { laddrs: s.laddrs.clone() })
-                    .ok_or_else(|| format!("no such service: {} {}", id.proto, id.vip))
+                    .ok_or_else(|| no_such_service(&id))
             }
             Request::ListConns { id, offset, limit } => self.list_conns(&id, offset, limit),
             Request::Zero { id } => self.service_id(&id).and_then(|svc| {
@@ -450,8 +509,10 @@ impl Shared {
                 let r = {
                     let mut st = self.lock();
                     match st.change(&change) {
-                        Ok(true) => self.publish(&mut st).map(|epoch| Reply::Applied { epoch }),
-                        Ok(false) => Err("nothing to change".to_owned()),
+                        Ok(true) => {
+                            self.publish(&mut st).map(|epoch| Reply::Applied { epoch }).map_err(Refusal::from)
+                        }
+                        Ok(false) => Err(Refusal::from("nothing to change")),
                         Err(e) => Err(e),
                     }
                 };
@@ -463,9 +524,13 @@ impl Shared {
         };
         match r {
             Ok(reply) => Response::ok(reply),
-            Err(e) => Response::error(e),
+            Err(e) => Response::refused(e),
         }
     }
+}
+
+fn no_such_service(id: &ServiceId) -> Refusal {
+    Refusal::new(ErrorCode::NoSuchService, format!("no such service: {} {}", id.proto, id.vip))
 }
 
 #[derive(Debug)]

@@ -87,6 +87,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    for w in cfg.warnings() {
+        tracing::warn!("config: {w}");
+    }
     if cli.check {
         println!("config ok");
         return Ok(());

@@ -37,6 +37,13 @@ pub enum Command {
         reply: Sender<(u64, Vec<ConnView>)>,
     },
     Zero(Option<u32>),
+    /// A page of persistence templates (`Worker::persist_page`).
+    Templates {
+        service: Option<u32>,
+        offset: u64,
+        limit: u64,
+        reply: Sender<(u64, Vec<rvs_dataplane::admin_persist::TemplateView>)>,
+    },
     /// Refuse new connections from now on; keep forwarding established ones.
     Drain,
 }
@@ -180,6 +187,9 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                         let _ = reply.send(dp.conns_page(service, offset, limit, now));
                     }
                     Command::Zero(service) => dp.zero(service),
+                    Command::Templates { service, offset, limit, reply } => {
+                        let _ = reply.send(dp.persist_page(service, offset, limit, now));
+                    }
                     Command::Drain => dp.set_draining(true),
                 }
             }

@@ -7,7 +7,7 @@
 //! operation with an example.
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RealConfig, ServiceConfig};
+use crate::config::{Forward, Proto, RealConfig, Sched, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
 pub const API_VERSION: u32 = 1;
@@ -20,7 +20,7 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceId {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
 }
 
@@ -40,7 +40,7 @@ pub enum Request {
         #[serde(flatten)]
         id: ServiceId,
         #[serde(default)]
-        sched: Option<String>,
+        sched: Option<Sched>,
         /// Seconds; 0 turns persistence off.
         #[serde(default)]
         persistence: Option<u32>,
@@ -48,6 +48,9 @@ pub enum Request {
         toa: Option<bool>,
         #[serde(default)]
         synproxy: Option<bool>,
+        /// keepalived's `inhibit_on_failure` for the service's health check.
+        #[serde(default)]
+        inhibit_on_failure: Option<bool>,
     },
     /// Deletes a service (`ipvsadm -D`).
     DeleteService {
@@ -112,7 +115,54 @@ pub enum Request {
     Save,
     /// Replaces all services with those of `config` (TOML, the config file's schema; ports and
     /// workers must match the running ones) atomically (`ipvsadm -R`).
-    Restore { config: String },
+    Restore {
+        config: String,
+        /// `--set` lines of the rules (ipvsadm -R runs them too), applied in the same change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeouts: Option<LvsTimeouts>,
+    },
+    /// The TCP established, TCP FIN_WAIT and UDP connection timeouts, seconds (`ipvsadm -L --timeout`).
+    GetTimeouts,
+    /// Sets those three timeouts (`ipvsadm --set tcp tcpfin udp`); 0 leaves one unchanged, as in LVS.
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    /// Persistence templates (client address to real server), paged like `list_conns`
+    /// (`ipvsadm -Lnc` template rows, `-L --persistent-conn`).
+    ListTemplates {
+        #[serde(default, flatten)]
+        id: Option<ServiceId>,
+        #[serde(default)]
+        offset: u64,
+        #[serde(default)]
+        limit: Option<u64>,
+    },
+}
+
+/// LVS's three settable timeouts, seconds: TCP established, TCP FIN_WAIT, UDP (`ipvsadm --set`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LvsTimeouts {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+/// Why a request was refused, for clients that act on the reason rather than the text (rvsadm
+/// prints ipvsadm's `ipvs_strerror` text for each). Absent for other refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The named service does not exist (LVS's ESRCH).
+    NoSuchService,
+    /// A service with that protocol, address and port exists already (EEXIST).
+    ServiceExists,
+    /// The named real server is not in the service (ENOENT).
+    NoSuchReal,
+    /// The real server is in the service already (EEXIST).
+    RealExists,
+    /// The named local address is not in the service.
+    NoSuchLaddr,
+    /// The local address is in the service already.
+    LaddrExists,
 }
 
 /// One real server as listed.
@@ -120,7 +170,7 @@ pub enum Request {
 pub struct RealInfo {
     pub addr: String,
     pub weight: u32,
-    pub forward: String,
+    pub forward: Forward,
     pub u_threshold: u32,
     pub l_threshold: u32,
     /// Connections in ESTABLISHED (summed over workers).
@@ -131,16 +181,32 @@ pub struct RealInfo {
     pub health: String,
 }
 
+/// One persistence template as listed: the client address (port 0, as LVS shows templates) sticks
+/// to the real server until it expires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub proto: Proto,
+    pub client: String,
+    pub vip: String,
+    pub rs: String,
+    pub expires_ms: u64,
+    pub worker: u16,
+}
+
 /// One service as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInfo {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
-    pub sched: String,
+    pub sched: Sched,
     /// Persistence timeout in seconds, if any.
     pub persistence: Option<u32>,
     pub toa: bool,
     pub synproxy: bool,
+    /// A real server its health check failed stays listed at weight 0 (true) or is left out of
+    /// the table (false, keepalived's default).
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
     pub laddrs: Vec<String>,
     pub reals: Vec<RealInfo>,
 }
@@ -169,7 +235,7 @@ pub struct RealStats {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStats {
-    pub proto: String,
+    pub proto: Proto,
     pub vip: String,
     pub counters: Counters,
     pub reals: Vec<RealStats>,
@@ -178,7 +244,7 @@ pub struct ServiceStats {
 /// One connection as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnInfo {
-    pub proto: String,
+    pub proto: Proto,
     pub client: String,
     pub vip: String,
     pub lip: String,
@@ -238,6 +304,15 @@ pub enum Reply {
         total: u64,
         conns: Vec<ConnInfo>,
     },
+    Templates {
+        total: u64,
+        templates: Vec<TemplateInfo>,
+    },
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     ServiceStats {
         services: Vec<ServiceStats>,
     },
@@ -255,19 +330,59 @@ pub struct Response {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Why, when the reason is one a client may act on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code: Option<ErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none", default, flatten)]
     pub reply: Option<Reply>,
 }
 
 impl Response {
     pub fn ok(reply: Reply) -> Response {
-        Response { ok: true, error: None, reply: Some(reply) }
+        Response { ok: true, error: None, code: None, reply: Some(reply) }
     }
 
     pub fn error(msg: impl Into<String>) -> Response {
-        Response { ok: false, error: Some(msg.into()), reply: None }
+        Response { ok: false, error: Some(msg.into()), code: None, reply: None }
     }
 
+    pub fn refused(r: Refusal) -> Response {
+        Response { ok: false, error: Some(r.msg), code: r.code, reply: None }
+    }
+}
+
+/// A refused request: the one-line message, and the reason when it is one of [`ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Option<ErrorCode>,
+    pub msg: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, msg: impl Into<String>) -> Refusal {
+        Refusal { code: Some(code), msg: msg.into() }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(msg: String) -> Refusal {
+        Refusal { code: None, msg }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(msg: &str) -> Refusal {
+        Refusal { code: None, msg: msg.into() }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl Response {
     pub fn to_line(&self) -> String {
         let mut s = serde_json::to_string(self)
             .unwrap_or_else(|_| r#"{"ok":false,"error":"internal: unserialisable response"}"#.into());
@@ -303,7 +418,7 @@ mod tests {
         assert_eq!(
             r,
             Request::DeleteReal {
-                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() },
+                id: ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() },
                 addr: "198.18.1.11:80".into()
             }
         );
@@ -312,7 +427,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(r, Request::AddReal { ref real, .. } if real.weight == 3 && real.forward == "fullnat")
+            matches!(r, Request::AddReal { ref real, .. } if real.weight == 3 && real.forward == Forward::Fullnat)
         );
         assert_eq!(parse_request(r#"{"op":"zero"}"#), Ok(Request::Zero { id: None }));
         assert!(matches!(
@@ -321,7 +436,22 @@ mod tests {
         ));
         let r = parse_request(r#"{"op":"add_service","service":{"proto":"udp","vip":"198.18.0.100:53"}}"#)
             .unwrap();
-        assert!(matches!(r, Request::AddService { ref service } if service.sched == "wlc"));
+        assert!(matches!(r, Request::AddService { ref service } if service.sched == Sched::Wlc));
+    }
+
+    #[test]
+    fn typed_values_keep_their_wire_names() {
+        let id = ServiceId { proto: Proto::Udp, vip: "198.18.0.100:53".into() };
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#"{"proto":"udp","vip":"198.18.0.100:53"}"#);
+        let e =
+            parse_request(r#"{"op":"edit_service","proto":"tcp","vip":"198.18.0.100:80","sched":"fastest"}"#)
+                .unwrap_err();
+        assert!(e.contains(r#"unknown scheduler "fastest" (one of rr, wrr, lc, wlc, sh, mh)"#), "{e}");
+        let e =
+            parse_request(r#"{"op":"delete_service","proto":"sctp","vip":"198.18.0.100:80"}"#).unwrap_err();
+        assert!(e.contains("unknown protocol"), "{e}");
+        let r = Response::refused(Refusal::new(ErrorCode::NoSuchService, "no such service: tcp 1.2.3.4:80"));
+        assert!(r.to_line().contains(r#""code":"no_such_service""#));
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub mod defaults {
     pub const DRAIN_GRACE_S: u32 = 30;
     /// Slots of each worker-to-worker hand-off ring (one ring per ordered pair of workers).
     pub const HANDOFF_RING: u32 = 4096;
+    /// keepalived's default: a failed real server is removed, not kept at weight 0.
+    pub const INHIBIT_ON_FAILURE: bool = false;
+    /// ipvsadm's `DEF_SCHED`.
+    pub const SCHED: super::Sched = super::Sched::Wlc;
+    pub const FORWARD: super::Forward = super::Forward::Fullnat;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,16 +380,152 @@ impl Default for TimeoutsConfig {
     }
 }
 
+/// A service's transport protocol. Read and written as `tcp`/`udp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number (ipvsadm sorts services by it: `ipvs_cmp_services`).
+    pub const fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+}
+
+/// LVS scheduler. Read and written by its LVS name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Sched {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    /// Source hashing.
+    Sh,
+    /// Maglev hashing.
+    Mh,
+}
+
+impl Sched {
+    pub const ALL: [Sched; 6] = [Sched::Rr, Sched::Wrr, Sched::Lc, Sched::Wlc, Sched::Sh, Sched::Mh];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Sched::Rr => "rr",
+            Sched::Wrr => "wrr",
+            Sched::Lc => "lc",
+            Sched::Wlc => "wlc",
+            Sched::Sh => "sh",
+            Sched::Mh => "mh",
+        }
+    }
+
+    /// `rr, wrr, lc, wlc, sh, mh`, for messages and help.
+    pub fn names(sep: &str) -> String {
+        Sched::ALL.map(Sched::as_str).join(sep)
+    }
+}
+
+/// Forwarding method of a real server (ipvsadm's `-b -m -g -i`). rvs forwards `fullnat`; the
+/// others are understood, so that ipvsadm rules parse, and refused at validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum Forward {
+    Fullnat,
+    Masq,
+    Route,
+    Tunnel,
+}
+
+impl Forward {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Forward::Fullnat => "fullnat",
+            Forward::Masq => "masq",
+            Forward::Route => "route",
+            Forward::Tunnel => "tunnel",
+        }
+    }
+}
+
+/// What a health check does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum CheckKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP GET `path`, expecting `expect_status`.
+    Http,
+}
+
+impl CheckKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http => "http",
+        }
+    }
+}
+
+/// Display, `&'static str` and parsing by name for the enums above; parse errors are one line
+/// naming the accepted values, so a bad config field or API value says what would do.
+macro_rules! named_enum {
+    ($t:ty, $all:expr, $what:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl From<$t> for &'static str {
+            fn from(v: $t) -> &'static str {
+                v.as_str()
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$t, String> {
+                let all: &[$t] = &$all;
+                all.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|v| v.as_str()).collect();
+                    format!(concat!("unknown ", $what, " \"{}\" (one of {})"), s, names.join(", "))
+                })
+            }
+        }
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<$t, String> {
+                s.parse()
+            }
+        }
+    };
+}
+
+named_enum!(Proto, [Proto::Tcp, Proto::Udp], "protocol");
+named_enum!(Sched, Sched::ALL, "scheduler");
+named_enum!(Forward, [Forward::Fullnat, Forward::Masq, Forward::Route, Forward::Tunnel], "forwarding method");
+named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http], "check kind");
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
-    /// `tcp` or `udp`.
-    pub proto: String,
+    pub proto: Proto,
     /// `VIP:port`.
     pub vip: String,
-    /// LVS scheduler name: rr, wrr, lc, wlc, sh, mh.
     #[serde(default = "sched_default")]
-    pub sched: String,
+    pub sched: Sched,
     /// Persistence timeout in seconds (`-p`); absent means none.
     #[serde(default)]
     pub persistence: Option<u32>,
@@ -402,14 +543,26 @@ pub struct ServiceConfig {
     /// Health check applied to every real server of the service; none means always up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckConfig>,
+    /// keepalived's `inhibit_on_failure`: a real server its check takes out stays in the table at
+    /// weight 0 (true) instead of being removed from it (false, keepalived's default). Either way
+    /// its connections keep it, and new ones go elsewhere.
+    #[serde(default = "inhibit_default", skip_serializing_if = "is_inhibit_default")]
+    pub inhibit_on_failure: bool,
+}
+
+fn inhibit_default() -> bool {
+    defaults::INHIBIT_ON_FAILURE
+}
+
+fn is_inhibit_default(v: &bool) -> bool {
+    *v == defaults::INHIBIT_ON_FAILURE
 }
 
 /// A keepalived-style health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
-    /// `tcp` (connect) or `http` (GET `path`, expect `expect_status`).
-    pub kind: String,
+    pub kind: CheckKind,
     /// Port to check; the real server's port when absent.
     #[serde(default)]
     pub port: Option<u16>,
@@ -448,8 +601,8 @@ fn check_fall_default() -> u32 {
     2
 }
 
-fn sched_default() -> String {
-    "wlc".into()
+fn sched_default() -> Sched {
+    defaults::SCHED
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -459,10 +612,10 @@ pub struct RealConfig {
     pub addr: String,
     #[serde(default = "weight_default")]
     pub weight: u32,
-    /// Forwarding method; rvs forwards `fullnat` (`-b`). masq/route/tunnel are accepted by the API
-    /// for ipvsadm compatibility but refused at validation until implemented.
+    /// rvs forwards `fullnat` (`-b`). masq/route/tunnel are accepted by the API for ipvsadm
+    /// compatibility but refused at validation until implemented.
     #[serde(default = "fwd_default")]
-    pub forward: String,
+    pub forward: Forward,
     /// Upper connection threshold (`-x`), 0 = none.
     #[serde(default)]
     pub u_threshold: u32,
@@ -475,8 +628,8 @@ fn weight_default() -> u32 {
     1
 }
 
-fn fwd_default() -> String {
-    "fullnat".into()
+fn fwd_default() -> Forward {
+    defaults::FORWARD
 }
 
 /// Largest weight ipvsadm accepts.
@@ -820,20 +973,11 @@ impl Config {
                     ),
                 ));
             }
-            if s.proto != "tcp" && s.proto != "udp" {
-                return Err(err(f("proto"), format!("\"{}\" is neither tcp nor udp", s.proto)));
-            }
             let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(f("vip"), m))?;
-            if !svcs.insert((s.proto.clone(), vip, vport)) {
+            if !svcs.insert((s.proto, vip, vport)) {
                 return Err(err(f("vip"), format!("{} service {} is defined twice", s.proto, s.vip)));
             }
-            if !crate::SCHEDULERS.contains(&s.sched.as_str()) {
-                return Err(err(
-                    f("sched"),
-                    format!("unknown scheduler \"{}\" (one of {})", s.sched, crate::SCHEDULERS.join(", ")),
-                ));
-            }
-            if s.synproxy && s.proto != "tcp" {
+            if s.synproxy && s.proto != Proto::Tcp {
                 return Err(err(f("synproxy"), "syn-proxy applies to tcp services only"));
             }
             let mut laddrs = HashSet::new();
@@ -855,7 +999,7 @@ impl Config {
                 if r.weight > MAX_WEIGHT {
                     return Err(err(g("weight"), format!("{} is outside 0..={MAX_WEIGHT}", r.weight)));
                 }
-                if r.forward != "fullnat" {
+                if r.forward != Forward::Fullnat {
                     return Err(err(
                         g("forward"),
                         format!("forwarding method \"{}\" is not supported; rvs forwards fullnat", r.forward),
@@ -863,9 +1007,6 @@ impl Config {
                 }
             }
             if let Some(c) = &s.check {
-                if c.kind != "tcp" && c.kind != "http" {
-                    return Err(err(f("check.kind"), format!("\"{}\" is neither tcp nor http", c.kind)));
-                }
                 if c.interval_ms < 100 || c.timeout_ms == 0 || c.timeout_ms > c.interval_ms {
                     return Err(err(
                         f("check.timeout_ms"),
@@ -875,18 +1016,30 @@ impl Config {
                 if c.rise == 0 || c.fall == 0 {
                     return Err(err(f("check.rise"), "rise and fall must be at least 1"));
                 }
-                if c.kind == "http" && !c.path.starts_with('/') {
+                if c.kind == CheckKind::Http && !c.path.starts_with('/') {
                     return Err(err(f("check.path"), "must start with /"));
                 }
             }
-            if !s.reals.is_empty() && s.laddrs.is_empty() {
-                return Err(err(
-                    f("laddrs"),
-                    "a FULLNAT service with real servers needs at least one local address",
-                ));
-            }
         }
         Ok(())
+    }
+
+    /// Things that are valid but probably not meant, one line each naming the field; rvsd logs them
+    /// at load and `rvsd --check` prints them. A FULLNAT service with real servers and no local
+    /// address is valid because DPVS's set-up order (`-A`, `-a`, then `--add-laddr`) passes through
+    /// it: until a local address arrives the dataplane drops its new connections (`drop.no_laddr`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.reals.is_empty() && s.laddrs.is_empty())
+            .map(|(i, s)| {
+                format!(
+                    "services[{i}].laddrs: {} {} has real servers but no local address; its new connections are dropped (drop.no_laddr) until one is added",
+                    s.proto, s.vip
+                )
+            })
+            .collect()
     }
 }
 
@@ -948,13 +1101,22 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
             ("198.18.0.1/24", "198.18.0.1", "ports[0].addr"),
             ("lcores = [1]", "lcores = [0]", "workers.lcores[0]"),
             ("lcores = [1]", "lcores = []", "workers.lcores"),
-            ("sched = \"rr\"", "sched = \"xyz\"", "services[0].sched"),
+            // typed values are refused while parsing: the line and key name the field
+            ("sched = \"rr\"", "sched = \"xyz\"", "line 22: sched"),
             ("weight = 2", "weight = 70000", "services[0].reals[1].weight"),
             ("198.18.1.12:80", "198.18.1.11:80", "services[0].reals[1].addr"),
             ("198.18.1.12:80", "198.18.1.12:0", "services[0].reals[1].addr"),
             ("via = \"198.18.0.254\"", "via = \"10.0.0.1\"", "routes[0].via"),
-            ("proto = \"tcp\"", "proto = \"sctp\"", "services[0].proto"),
+            ("proto = \"tcp\"", "proto = \"sctp\"", "line 20: proto"),
         ];
+        assert_eq!(
+            bad("sched = \"rr\"", "sched = \"xyz\"").msg,
+            "unknown scheduler \"xyz\" (one of rr, wrr, lc, wlc, sh, mh)"
+        );
+        assert_eq!(
+            bad("proto = \"tcp\"", "proto = \"sctp\"").msg,
+            "unknown protocol \"sctp\" (one of tcp, udp)"
+        );
         for (from, to, field) in cases {
             let e = bad(from, to);
             assert_eq!(e.field, field, "{from} -> {to}: {e}");
@@ -1031,6 +1193,16 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         c.services[0].laddrs.dedup();
         c.services[0].laddrs.push("198.18.6.1".into());
         assert_eq!(c.validate().unwrap_err().field, "services[0].laddrs");
+    }
+
+    #[test]
+    fn reals_without_local_address_are_valid_with_a_warning() {
+        let c = Config::from_toml(&GOOD.replace("laddrs = [\"198.18.1.100\"]\n", "")).unwrap();
+        c.validate().unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("services[0].laddrs: tcp 198.18.0.100:80 has real servers"), "{w:?}");
+        assert!(Config::from_toml(GOOD).unwrap().warnings().is_empty());
     }
 
     #[test]

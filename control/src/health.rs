@@ -390,11 +390,7 @@ impl Shared {
 /// `cfg.timeout_ms`. `Err` holds the reason of the failure.
 pub fn probe(real: SocketAddrV4, cfg: &CheckConfig) -> Result<(), String> {
     let addr = SocketAddrV4::new(*real.ip(), cfg.port.unwrap_or(real.port()));
-    let http = match cfg.kind.as_str() {
-        "tcp" => false,
-        "http" => true,
-        other => return Err(format!("unknown check kind {other:?}")),
-    };
+    let http = cfg.kind == crate::config::CheckKind::Http;
     let timeout = Duration::from_millis(u64::from(cfg.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
     let fail = |stage: &str, e: io::Error| match e.kind() {
@@ -507,7 +503,7 @@ mod tests {
 
     fn cfg(kind: &str, interval_ms: u32, timeout_ms: u32, rise: u32, fall: u32) -> CheckConfig {
         CheckConfig {
-            kind: kind.into(),
+            kind: kind.parse().unwrap(),
             port: None,
             path: "/health".into(),
             expect_status: 200,
@@ -713,8 +709,10 @@ mod tests {
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(format!("connect: {}", describe(&e)), "connect: connection refused");
         assert_eq!(describe(&io::Error::from_raw_os_error(111)), "connection refused");
-        let bad = CheckConfig { kind: "udp".into(), ..cfg("tcp", 100, 50, 1, 1) };
-        assert!(probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1), &bad).unwrap_err().contains("unknown"));
+        assert_eq!(
+            "udp".parse::<crate::config::CheckKind>().unwrap_err(),
+            "unknown check kind \"udp\" (one of tcp, http)"
+        );
     }
 
     #[test]

@@ -9,7 +9,4 @@ pub mod server;
 pub mod setup;
 pub mod state;
 
-pub use config::{Config, ConfigError};
-
-/// Scheduler names accepted in config and API (LVS names).
-pub const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "sh", "mh"];
+pub use config::{CheckKind, Config, ConfigError, Forward, Proto, Sched};

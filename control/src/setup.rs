@@ -3,12 +3,14 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use rvs_dataplane::conn::Timeouts;
-use rvs_dataplane::flow::Proto;
+use rvs_dataplane::flow::Proto as DpProto;
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup};
 use rvs_dataplane::wire::EthernetAddress;
 
-use crate::config::{parse_endpoint, Cidr, Config, ConfigError, RealRemovedMode, TimestampMode};
+use crate::config::{
+    parse_endpoint, Cidr, Config, ConfigError, Proto, RealRemovedMode, Sched, TimestampMode,
+};
 
 fn err(field: String, msg: impl Into<String>) -> ConfigError {
     ConfigError { field, msg: msg.into() }
@@ -29,6 +31,18 @@ pub fn timeouts(cfg: &Config) -> Timeouts {
         last_ack: s(t.last_ack),
         udp: s(t.udp),
         ..Timeouts::default()
+    }
+}
+
+/// The dataplane's scheduler for a configured one.
+pub fn sched_kind(s: Sched) -> SchedKind {
+    match s {
+        Sched::Rr => SchedKind::Rr,
+        Sched::Wrr => SchedKind::Wrr,
+        Sched::Lc => SchedKind::Lc,
+        Sched::Wlc => SchedKind::Wlc,
+        Sched::Sh => SchedKind::Sh,
+        Sched::Mh => SchedKind::Mh,
     }
 }
 
@@ -58,9 +72,11 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
     let mut services = Vec::new();
     for (i, s) in cfg.services.iter().enumerate() {
         let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(format!("services[{i}].vip"), m))?;
-        let proto = if s.proto == "udp" { Proto::Udp } else { Proto::Tcp };
-        let sched =
-            SchedKind::from_str(&s.sched).map_err(|e| err(format!("services[{i}].sched"), e.to_string()))?;
+        let proto = match s.proto {
+            Proto::Tcp => DpProto::Tcp,
+            Proto::Udp => DpProto::Udp,
+        };
+        let sched = sched_kind(s.sched);
         let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).collect();
         let mut reals = Vec::new();
         for (j, r) in s.reals.iter().enumerate() {

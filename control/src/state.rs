@@ -6,29 +6,28 @@
 //!   if valid: a refused request leaves the state exactly as it was.
 //! - Ids are never reused: a service or real server that is deleted and added again gets a new id,
 //!   so connections of the old one can never be mistaken for the new one's.
-//! - A real server that fails its health check keeps its configured weight here (what `save`
-//!   shows) and is given weight 0 in the dataplane (inhibited) until it recovers.
+//! - A real server that fails its health check keeps its configuration here (what `save` shows);
+//!   the dataplane sees it removed (keepalived's default) or, with the service's
+//!   `inhibit_on_failure`, at weight 0, until it recovers. Its id is kept, so connections that
+//!   outlive the removal still name it and find it again when it comes back.
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use rvs_dataplane::setup::Setup;
 
-use crate::api::{Request, ServiceId};
-use crate::config::{parse_endpoint, Config, RealConfig, ServiceConfig};
+use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
+use crate::config::{parse_endpoint, Config, Proto, RealConfig, ServiceConfig};
 use crate::setup::dataplane_setup;
 
 /// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
-pub type ServiceKey = (String, Ipv4Addr, u16);
+pub type ServiceKey = (Proto, Ipv4Addr, u16);
 
 /// A real server's identity within its service.
 pub type RealKey = (Ipv4Addr, u16);
 
-fn service_key(proto: &str, vip: &str) -> Result<ServiceKey, String> {
-    if proto != "tcp" && proto != "udp" {
-        return Err(format!("protocol \"{proto}\" is neither tcp nor udp"));
-    }
+fn service_key(proto: Proto, vip: &str) -> Result<ServiceKey, String> {
     let (a, p) = parse_endpoint(vip).map_err(|e| format!("bad virtual service address: {e}"))?;
-    Ok((proto.to_owned(), a, p))
+    Ok((proto, a, p))
 }
 
 fn real_key(addr: &str) -> Result<RealKey, String> {
@@ -75,7 +74,7 @@ impl ControlState {
         let mut live_s = HashSet::new();
         let mut live_r = HashSet::new();
         for s in &self.cfg.services {
-            let Ok(k) = service_key(&s.proto, &s.vip) else { continue };
+            let Ok(k) = service_key(s.proto, &s.vip) else { continue };
             let sid = *self.service_ids.entry(k).or_insert_with(|| {
                 self.next_id += 1;
                 self.next_id - 1
@@ -95,7 +94,7 @@ impl ControlState {
         self.down.retain(|k| live_r.contains(k));
     }
 
-    pub fn service_id(&self, proto: &str, vip: &str) -> Option<u32> {
+    pub fn service_id(&self, proto: Proto, vip: &str) -> Option<u32> {
         self.service_ids.get(&service_key(proto, vip).ok()?).copied()
     }
 
@@ -103,32 +102,42 @@ impl ControlState {
         self.real_ids.get(&(service, real_key(addr).ok()?)).copied()
     }
 
-    fn find_service(&self, id: &ServiceId) -> Result<usize, String> {
-        let k = service_key(&id.proto, &id.vip)?;
+    /// The service and real server address behind a pair of ids, if both are still configured.
+    pub fn names_of(&self, service: u32, real: u32) -> Option<(&ServiceConfig, RealKey)> {
+        let sc = self.cfg.services.iter().find(|s| self.service_id(s.proto, &s.vip) == Some(service))?;
+        let rk = self.real_ids.iter().find(|((sid, _), rid)| *sid == service && **rid == real)?.0 .1;
+        Some((sc, rk))
+    }
+
+    fn find_service(&self, id: &ServiceId) -> Result<usize, Refusal> {
+        let k = service_key(id.proto, &id.vip)?;
         self.cfg
             .services
             .iter()
-            .position(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k))
-            .ok_or_else(|| format!("no such service: {}", label(&k)))
+            .position(|s| service_key(s.proto, &s.vip).ok().as_ref() == Some(&k))
+            .ok_or_else(|| Refusal::new(ErrorCode::NoSuchService, format!("no such service: {}", label(&k))))
     }
 
     /// Applies a configuration-changing request. Ok(false) means the request changes nothing here
     /// (reads, zeroing); Ok(true) that the services changed and must be published to the workers.
-    pub fn change(&mut self, req: &Request) -> Result<bool, String> {
+    pub fn change(&mut self, req: &Request) -> Result<bool, Refusal> {
         let mut next = self.cfg.clone();
         match req {
             Request::AddService { service } => {
-                let k = service_key(&service.proto, &service.vip)?;
-                if next.services.iter().any(|s| service_key(&s.proto, &s.vip).ok().as_ref() == Some(&k)) {
-                    return Err(format!("service {} already exists", label(&k)));
+                let k = service_key(service.proto, &service.vip)?;
+                if next.services.iter().any(|s| service_key(s.proto, &s.vip).ok().as_ref() == Some(&k)) {
+                    return Err(Refusal::new(
+                        ErrorCode::ServiceExists,
+                        format!("service {} already exists", label(&k)),
+                    ));
                 }
                 next.services.push(service.clone());
             }
-            Request::EditService { id, sched, persistence, toa, synproxy } => {
+            Request::EditService { id, sched, persistence, toa, synproxy, inhibit_on_failure } => {
                 let i = self.find_service(id)?;
                 let s = &mut next.services[i];
                 if let Some(v) = sched {
-                    s.sched = v.clone();
+                    s.sched = *v;
                 }
                 if let Some(p) = persistence {
                     s.persistence = if *p == 0 { None } else { Some(*p) };
@@ -138,6 +147,9 @@ impl ControlState {
                 }
                 if let Some(v) = synproxy {
                     s.synproxy = *v;
+                }
+                if let Some(v) = inhibit_on_failure {
+                    s.inhibit_on_failure = *v;
                 }
             }
             Request::DeleteService { id } => {
@@ -149,9 +161,9 @@ impl ControlState {
                 let rk = real_key(&real.addr)?;
                 let s = &mut next.services[i];
                 if s.reals.iter().any(|r| real_key(&r.addr).ok() == Some(rk)) {
-                    return Err(format!(
-                        "real server {}:{} already exists in {} {}",
-                        rk.0, rk.1, s.proto, s.vip
+                    return Err(Refusal::new(
+                        ErrorCode::RealExists,
+                        format!("real server {}:{} already exists in {} {}", rk.0, rk.1, s.proto, s.vip),
                     ));
                 }
                 s.reals.push(real.clone());
@@ -161,7 +173,7 @@ impl ControlState {
                 let rk = real_key(&real.addr)?;
                 let s = &mut next.services[i];
                 let Some(r) = s.reals.iter_mut().find(|r| real_key(&r.addr).ok() == Some(rk)) else {
-                    return Err(format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip));
+                    return Err(no_such_real(rk, s));
                 };
                 *r = RealConfig { addr: r.addr.clone(), ..real.clone() };
             }
@@ -172,7 +184,7 @@ impl ControlState {
                 let n = s.reals.len();
                 s.reals.retain(|r| real_key(&r.addr).ok() != Some(rk));
                 if s.reals.len() == n {
-                    return Err(format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip));
+                    return Err(no_such_real(rk, s));
                 }
             }
             Request::AddLaddr { id, addr } => {
@@ -180,7 +192,10 @@ impl ControlState {
                 let a: Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
                 let s = &mut next.services[i];
                 if s.laddrs.iter().any(|l| l.parse::<Ipv4Addr>().ok() == Some(a)) {
-                    return Err(format!("local address {a} already exists in {} {}", s.proto, s.vip));
+                    return Err(Refusal::new(
+                        ErrorCode::LaddrExists,
+                        format!("local address {a} already exists in {} {}", s.proto, s.vip),
+                    ));
                 }
                 s.laddrs.push(a.to_string());
             }
@@ -191,16 +206,25 @@ impl ControlState {
                 let n = s.laddrs.len();
                 s.laddrs.retain(|l| l.parse::<Ipv4Addr>().ok() != Some(a));
                 if s.laddrs.len() == n {
-                    return Err(format!("no such local address {a} in {} {}", s.proto, s.vip));
+                    return Err(Refusal::new(
+                        ErrorCode::NoSuchLaddr,
+                        format!("no such local address {a} in {} {}", s.proto, s.vip),
+                    ));
                 }
             }
             Request::Clear => next.services.clear(),
-            Request::Restore { config } => {
+            Request::Restore { config, timeouts } => {
                 next.services = self.restorable(config)?;
+                if let Some(t) = timeouts {
+                    set_timeouts(&mut next, t);
+                }
+            }
+            Request::SetTimeouts { tcp, tcpfin, udp } => {
+                set_timeouts(&mut next, &LvsTimeouts { tcp: *tcp, tcpfin: *tcpfin, udp: *udp })
             }
             _ => return Ok(false),
         }
-        next.validate().map_err(|e| e.to_string())?;
+        next.validate().map_err(|e| Refusal::from(e.to_string()))?;
         // Local addresses and VIPs must not collide with the gateway's own port addresses or each other.
         check_addresses(&next)?;
         self.cfg = next;
@@ -244,20 +268,42 @@ impl ControlState {
         self.down.contains(&(service, real))
     }
 
-    /// The dataplane's view: ids filled in, failed real servers at weight 0.
+    /// The dataplane's view: ids filled in; real servers their check failed removed, or at
+    /// weight 0 where the service sets `inhibit_on_failure` (keepalived's two behaviours).
     pub fn setup(&self, macs: &[[u8; 6]]) -> Result<Setup, String> {
         let mut setup = dataplane_setup(&self.cfg, macs).map_err(|e| e.to_string())?;
         for (svc, sc) in setup.services.iter_mut().zip(&self.cfg.services) {
-            svc.id = self.service_id(&sc.proto, &sc.vip).unwrap_or(0);
+            svc.id = self.service_id(sc.proto, &sc.vip).unwrap_or(0);
             for (r, rc) in svc.reals.iter_mut().zip(&sc.reals) {
                 r.id = self.real_id(svc.id, &rc.addr).unwrap_or(0);
                 if self.down.contains(&(svc.id, r.id)) {
                     r.weight = 0;
                 }
             }
+            if !sc.inhibit_on_failure {
+                let sid = svc.id;
+                svc.reals.retain(|r| !self.down.contains(&(sid, r.id)));
+            }
         }
         Ok(setup)
     }
+}
+
+/// LVS's `ip_vs_set_timeout`: a 0 leaves that timeout as it is.
+fn set_timeouts(cfg: &mut Config, t: &LvsTimeouts) {
+    let c = &mut cfg.conn.timeouts;
+    for (v, field) in [(t.tcp, &mut c.established), (t.tcpfin, &mut c.fin_wait), (t.udp, &mut c.udp)] {
+        if v > 0 {
+            *field = v;
+        }
+    }
+}
+
+fn no_such_real(rk: RealKey, s: &ServiceConfig) -> Refusal {
+    Refusal::new(
+        ErrorCode::NoSuchReal,
+        format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip),
+    )
 }
 
 fn check_addresses(cfg: &Config) -> Result<(), String> {
@@ -280,6 +326,8 @@ fn check_addresses(cfg: &Config) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::LvsTimeouts;
+    use crate::config::Forward;
 
     fn state() -> ControlState {
         let cfg = Config::from_toml(
@@ -306,11 +354,11 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     }
 
     fn id() -> ServiceId {
-        ServiceId { proto: "tcp".into(), vip: "198.18.0.100:80".into() }
+        ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() }
     }
 
     fn real(addr: &str, weight: u32) -> RealConfig {
-        RealConfig { addr: addr.into(), weight, forward: "fullnat".into(), u_threshold: 0, l_threshold: 0 }
+        RealConfig { addr: addr.into(), weight, forward: Forward::Fullnat, u_threshold: 0, l_threshold: 0 }
     }
 
     #[test]
@@ -323,19 +371,17 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             Request::AddReal { id: id(), real: real("198.18.1.14:0", 1) },
             Request::AddReal { id: id(), real: real("198.18.1.14:80", 70000) },
             Request::AddReal {
-                id: ServiceId { proto: "tcp".into(), vip: "198.18.0.100:81".into() },
+                id: ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:81".into() },
                 real: real("198.18.1.14:80", 1),
             },
-            Request::EditService {
+            Request::AddReal {
                 id: id(),
-                sched: Some("bogus".into()),
-                persistence: None,
-                toa: None,
-                synproxy: None,
+                real: RealConfig { forward: Forward::Masq, ..real("198.18.1.14:80", 1) },
             },
             Request::DeleteReal { id: id(), addr: "198.18.1.99:80".into() },
             Request::AddLaddr { id: id(), addr: "198.18.0.100".into() },
             Request::Restore {
+                timeouts: None,
                 config: "[[ports]]\nname=\"x\"\ndevice=\"net_ring5\"\naddr=\"10.0.0.1/24\"\n".into(),
             },
         ];
@@ -348,7 +394,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
     #[test]
     fn ids_are_stable_and_never_reused() {
         let mut s = state();
-        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:80").unwrap();
         let r11 = s.real_id(sid, "198.18.1.11:80").unwrap();
         assert!(s.change(&Request::AddReal { id: id(), real: real("198.18.1.13:80", 2) }).unwrap());
         assert_eq!(s.real_id(sid, "198.18.1.11:80"), Some(r11));
@@ -361,18 +407,116 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
         assert_eq!(setup.services[0].reals.len(), 3);
     }
 
+    /// keepalived's check/ipwrapper.c `perform_svr_state`: a failed real server leaves the table
+    /// (LVS_CMD_DEL_DEST) unless `inhibit_on_failure`, which keeps it at weight 0. The config keeps
+    /// it either way, and its id survives, so it comes back as the same server.
     #[test]
-    fn health_inhibits_without_changing_the_config() {
+    fn health_removes_or_inhibits_without_changing_the_config() {
         let mut s = state();
-        let sid = s.service_id("tcp", "198.18.0.100:80").unwrap();
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:80").unwrap();
         let rid = s.real_id(sid, "198.18.1.12:80").unwrap();
         assert!(s.set_health(sid, rid, false));
         assert!(!s.set_health(sid, rid, false));
         let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
-        assert_eq!(setup.services[0].reals[1].weight, 0);
+        assert_eq!(setup.services[0].reals.len(), 1, "removed (keepalived's default)");
+        assert_ne!(setup.services[0].reals[0].id, rid);
         assert_eq!(s.config().services[0].reals[1].weight, 1);
+        let edit = |inhibit| Request::EditService {
+            id: id(),
+            sched: None,
+            persistence: None,
+            toa: None,
+            synproxy: None,
+            inhibit_on_failure: Some(inhibit),
+        };
+        assert!(s.change(&edit(true)).unwrap());
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        assert_eq!(setup.services[0].reals.len(), 2, "inhibited: kept");
+        assert_eq!((setup.services[0].reals[1].id, setup.services[0].reals[1].weight), (rid, 0));
+        assert!(s.is_down(sid, rid), "the verdict survives the edit");
         assert!(s.set_health(sid, rid, true));
         assert_eq!(s.setup(&[[0; 6], [0; 6]]).unwrap().services[0].reals[1].weight, 1);
+        s.change(&edit(false)).unwrap();
+        assert!(s.set_health(sid, rid, false));
+        assert!(s.set_health(sid, rid, true));
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        assert_eq!(
+            (setup.services[0].reals[1].id, setup.services[0].reals[1].weight),
+            (rid, 1),
+            "back, same id"
+        );
+    }
+
+    #[test]
+    fn timeouts_set_as_lvs_sets_them() {
+        let mut s = state();
+        assert!(s.change(&Request::SetTimeouts { tcp: 600, tcpfin: 0, udp: 30 }).unwrap());
+        let t = &s.config().conn.timeouts;
+        assert_eq!((t.established, t.fin_wait, t.udp), (600, 120, 30), "0 keeps a timeout");
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        assert_eq!(setup.conn.timeouts.established, 600_000);
+        // too long: refused whole, nothing changed
+        let before = s.config().clone();
+        let e = s.change(&Request::SetTimeouts { tcp: 1, tcpfin: 1, udp: u32::MAX }).unwrap_err();
+        assert!(e.msg.starts_with("conn.timeouts.udp:"), "{e}");
+        assert_eq!(s.config(), &before);
+        // with a restore, in the same change
+        let text = s.config().to_toml();
+        let timeouts = Some(LvsTimeouts { tcp: 0, tcpfin: 45, udp: 0 });
+        assert!(s.change(&Request::Restore { config: text, timeouts }).unwrap());
+        assert_eq!(s.config().conn.timeouts.fin_wait, 45);
+    }
+
+    #[test]
+    fn refusals_carry_the_reason() {
+        let mut s = state();
+        let other = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:81".into() };
+        let code = |s: &mut ControlState, r: Request| s.change(&r).unwrap_err().code;
+        assert_eq!(
+            code(&mut s, Request::DeleteService { id: other.clone() }),
+            Some(ErrorCode::NoSuchService)
+        );
+        assert_eq!(
+            code(&mut s, Request::AddReal { id: other, real: real("198.18.1.13:80", 1) }),
+            Some(ErrorCode::NoSuchService)
+        );
+        assert_eq!(
+            code(&mut s, Request::AddReal { id: id(), real: real("198.18.1.11:80", 1) }),
+            Some(ErrorCode::RealExists)
+        );
+        assert_eq!(
+            code(&mut s, Request::DeleteReal { id: id(), addr: "198.18.1.99:80".into() }),
+            Some(ErrorCode::NoSuchReal)
+        );
+        let svc = s.config().services[0].clone();
+        assert_eq!(code(&mut s, Request::AddService { service: svc }), Some(ErrorCode::ServiceExists));
+        assert_eq!(
+            code(&mut s, Request::AddLaddr { id: id(), addr: "198.18.1.100".into() }),
+            Some(ErrorCode::LaddrExists)
+        );
+        assert_eq!(
+            code(&mut s, Request::DeleteLaddr { id: id(), addr: "198.18.1.99".into() }),
+            Some(ErrorCode::NoSuchLaddr)
+        );
+    }
+
+    /// DPVS's order: -A, -a, then --add-laddr; in between the service has reals and no laddr.
+    #[test]
+    fn dpvs_order_is_accepted() {
+        let mut s = state();
+        let v = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:8080".into() };
+        let svc = ServiceConfig {
+            vip: v.vip.clone(),
+            laddrs: vec![],
+            reals: vec![],
+            ..s.config().services[0].clone()
+        };
+        s.change(&Request::AddService { service: svc }).unwrap();
+        s.change(&Request::AddReal { id: v.clone(), real: real("198.18.1.11:8080", 1) }).unwrap();
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        assert!(setup.services[1].laddrs.is_empty() && setup.services[1].reals.len() == 1);
+        s.change(&Request::AddLaddr { id: v, addr: "198.18.1.101".into() }).unwrap();
+        assert_eq!(s.setup(&[[0; 6], [0; 6]]).unwrap().services[1].laddrs.len(), 1);
     }
 
     #[test]
@@ -385,14 +529,14 @@ vip = "198.18.0.100:53"
 laddrs = ["198.18.1.100"]
 reals = [{ addr = "198.18.1.11:53" }]
 "#;
-        assert!(s.change(&Request::Restore { config: text.into() }).unwrap());
+        assert!(s.change(&Request::Restore { config: text.into(), timeouts: None }).unwrap());
         assert_eq!(s.config().services.len(), 1);
-        assert_eq!(s.config().services[0].proto, "udp");
+        assert_eq!(s.config().services[0].proto, Proto::Udp);
         assert_eq!(s.config().ports.len(), 2);
         // the saved whole config restores to the same state
         let saved = s.config().to_toml();
         let before = s.config().clone();
-        s.change(&Request::Restore { config: saved }).unwrap();
+        s.change(&Request::Restore { config: saved, timeouts: None }).unwrap();
         assert_eq!(s.config(), &before);
         assert!(s.change(&Request::Clear).unwrap());
         assert!(s.config().services.is_empty());

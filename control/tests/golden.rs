@@ -24,11 +24,26 @@
 //!   rvs adds ` -j enable`, ` --toa on`, ` -x N`, ` -y N` and DPVS-style `--add-laddr %s -z %s` lines.
 //! * `laddrs.txt`: DPVS `list_laddrs_print_title` `"%-20s %-8s %-20s\n"`, service `"%-20s %-8u \n"`,
 //!   address `"%-20s %-8s %-20s\n"`.
+//! * `list_keepalived.txt`: the plain list of a keepalived-managed table (keepalived's
+//!   check/ipwrapper.c `perform_svr_state`: a failed real server is removed with `LVS_CMD_DEL_DEST`,
+//!   or kept at weight 0 when `inhibit_on_failure` is set); `list_persistent_conn.txt`:
+//!   `print_title`/`print_service_entry` with `FMT_PERSISTENTCONN` — `"%-33s %-9s %-11s %-10s %-10s\n"`
+//!   and `"  -> %-28s %-9u %-11u %-10u %-10u\n"`; `conns_persist.txt`: `list_conn` with
+//!   `FMT_PERSISTENTCONN` — `"pro expire %-11s %-18s %-18s %-18s %-16s %s\n"`, rows without a
+//!   persistence engine as plain `print_conn`; `timeout.txt`: `list_timeout` —
+//!   `"Timeout (tcp tcpfin udp): %d %d %d\n"`; `save_keepalived.txt`: `list_all(FMT_RULE)` after rvs's
+//!   `--set` line, with rvs's `--inhibit-on-failure`.
 use rvs_control::adm::{
-    format_conns, format_laddr_title, format_laddrs, format_list, format_rules, parse_rules, Format, View,
+    format_conns, format_laddr_title, format_laddrs, format_list, format_list_persist, format_rules,
+    format_set_rule, format_timeouts, ipvs_strerror, parse_rules, parse_rules_full, Format, PersistCounts,
+    View,
 };
-use rvs_control::api::{ConnInfo, Counters, RealInfo, RealStats, ServiceInfo, ServiceStats};
+use rvs_control::api::{
+    ConnInfo, Counters, ErrorCode, LvsTimeouts, RealInfo, RealStats, Request, ServiceId, ServiceInfo,
+    ServiceStats,
+};
 use rvs_control::config::{RealConfig, ServiceConfig};
+use rvs_control::{Forward, Proto, Sched};
 
 fn golden(name: &str) -> String {
     let p = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -54,7 +69,7 @@ fn real(r: Real) -> RealInfo {
     RealInfo {
         addr: addr.into(),
         weight,
-        forward: "fullnat".into(),
+        forward: Forward::Fullnat,
         u_threshold,
         l_threshold,
         active_conns,
@@ -67,22 +82,24 @@ fn real(r: Real) -> RealInfo {
 fn services() -> Vec<ServiceInfo> {
     vec![
         ServiceInfo {
-            proto: "udp".into(),
+            proto: Proto::Udp,
             vip: "198.18.0.100:53".into(),
-            sched: "wrr".into(),
+            sched: Sched::Wrr,
             persistence: None,
             toa: false,
             synproxy: false,
+            inhibit_on_failure: false,
             laddrs: vec!["198.18.1.100".into()],
             reals: vec![real(("198.18.1.22:53", 0, 100, 10, 0, 0)), real(("198.18.1.21:53", 10, 0, 0, 0, 7))],
         },
         ServiceInfo {
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             vip: "198.18.0.100:80".into(),
-            sched: "rr".into(),
+            sched: Sched::Rr,
             persistence: Some(300),
             toa: true,
             synproxy: true,
+            inhibit_on_failure: false,
             laddrs: vec!["198.18.1.100".into(), "198.18.1.101".into()],
             reals: vec![
                 real(("198.18.1.13:8080", 5, 0, 0, 1234, 56)),
@@ -102,7 +119,7 @@ fn counters(v: [u64; 10]) -> Counters {
 fn stats() -> Vec<ServiceStats> {
     vec![
         ServiceStats {
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             vip: "198.18.0.100:80".into(),
             counters: counters([
                 1302,
@@ -139,7 +156,7 @@ fn stats() -> Vec<ServiceStats> {
             ],
         },
         ServiceStats {
-            proto: "udp".into(),
+            proto: Proto::Udp,
             vip: "198.18.0.100:53".into(),
             counters: counters([7, 7, 7, 420, 980, 0, 0, 0, 0, 0]),
             reals: vec![RealStats {
@@ -153,7 +170,7 @@ fn stats() -> Vec<ServiceStats> {
 fn conns() -> Vec<ConnInfo> {
     let c =
         |proto: &str, client: &str, vip: &str, lip: &str, rs: &str, state: &str, expires_ms: u64| ConnInfo {
-            proto: proto.into(),
+            proto: proto.parse().unwrap(),
             client: client.into(),
             vip: vip.into(),
             lip: lip.into(),
@@ -203,8 +220,8 @@ fn conns() -> Vec<ConnInfo> {
     ]
 }
 
-const FMT: Format = Format { exact: false, nosort: false, show_lip: false };
-const EXACT: Format = Format { exact: true, nosort: false, show_lip: false };
+const FMT: Format = Format { exact: false, nosort: false, show_lip: false, persist: false };
+const EXACT: Format = Format { exact: true, nosort: false, show_lip: false, persist: false };
 
 #[test]
 fn list_numeric() {
@@ -213,7 +230,7 @@ fn list_numeric() {
 
 #[test]
 fn list_one_service_has_no_banner() {
-    let one: Vec<ServiceInfo> = services().into_iter().filter(|s| s.proto == "tcp").collect();
+    let one: Vec<ServiceInfo> = services().into_iter().filter(|s| s.proto == Proto::Tcp).collect();
     check("list_one.txt", &format_list(&one, None, View::Plain, &FMT, true));
 }
 
@@ -275,7 +292,7 @@ fn configs() -> Vec<ServiceConfig> {
                 .map(|r| RealConfig {
                     addr: r.addr.clone(),
                     weight: r.weight,
-                    forward: r.forward.clone(),
+                    forward: r.forward,
                     u_threshold: r.u_threshold,
                     l_threshold: r.l_threshold,
                 })
@@ -294,10 +311,11 @@ fn configs() -> Vec<ServiceConfig> {
                 laddrs: s.laddrs,
                 reals,
                 check: None,
+                inhibit_on_failure: s.inhibit_on_failure,
             }
         })
         .collect();
-    out.sort_by_key(|s| s.proto != "tcp");
+    out.sort_by_key(|s| s.proto != Proto::Tcp);
     out
 }
 
@@ -315,12 +333,13 @@ fn save_then_restore_round_trips() {
     let again: Vec<ServiceInfo> = restored
         .iter()
         .map(|s| ServiceInfo {
-            proto: s.proto.clone(),
+            proto: s.proto,
             vip: s.vip.clone(),
-            sched: s.sched.clone(),
+            sched: s.sched,
             persistence: s.persistence,
             toa: s.toa,
             synproxy: s.synproxy,
+            inhibit_on_failure: s.inhibit_on_failure,
             laddrs: s.laddrs.clone(),
             reals: s
                 .reals
@@ -328,7 +347,7 @@ fn save_then_restore_round_trips() {
                 .map(|r| RealInfo {
                     addr: r.addr.clone(),
                     weight: r.weight,
-                    forward: r.forward.clone(),
+                    forward: r.forward,
                     u_threshold: r.u_threshold,
                     l_threshold: r.l_threshold,
                     active_conns: 0,
@@ -339,4 +358,164 @@ fn save_then_restore_round_trips() {
         })
         .collect();
     assert_eq!(format_rules(&again, &FMT), rules);
+}
+
+/// The second fixture (printf_oracle.py's KA_SERVICES): a keepalived-managed pair of services.
+/// (addr, weight, health, active, inactive, persistence templates)
+type KaReal = (&'static str, u32, &'static str, u64, u64, u64);
+
+fn ka_services() -> (Vec<ServiceInfo>, PersistCounts) {
+    let mut counts = PersistCounts::new();
+    let mut svc = |vip: &str, sched: &str, persistence, inhibit, reals: &[KaReal]| {
+        for r in reals {
+            counts.insert((Proto::Tcp, vip.into(), r.0.into()), r.5);
+        }
+        ServiceInfo {
+            proto: Proto::Tcp,
+            vip: vip.into(),
+            sched: sched.parse().unwrap(),
+            persistence,
+            toa: false,
+            synproxy: false,
+            inhibit_on_failure: inhibit,
+            laddrs: vec!["198.18.1.100".into()],
+            reals: reals
+                .iter()
+                .map(|&(addr, weight, health, active_conns, inactive_conns, _)| RealInfo {
+                    addr: addr.into(),
+                    weight,
+                    forward: Forward::Fullnat,
+                    u_threshold: 0,
+                    l_threshold: 0,
+                    active_conns,
+                    inactive_conns,
+                    health: health.into(),
+                })
+                .collect(),
+        }
+    };
+    let services = vec![
+        svc(
+            "198.18.0.100:443",
+            "wlc",
+            None,
+            true,
+            &[("198.18.1.12:443", 1, "up", 5, 2, 0), ("198.18.1.11:443", 3, "down", 1, 0, 0)],
+        ),
+        svc(
+            "198.18.0.100:80",
+            "rr",
+            Some(360),
+            false,
+            &[("198.18.1.12:80", 2, "down", 2, 1, 1), ("198.18.1.11:80", 1, "up", 3, 1, 4)],
+        ),
+    ];
+    (services, counts)
+}
+
+#[test]
+fn list_shows_keepalived_behaviour_for_failed_real_servers() {
+    check("list_keepalived.txt", &format_list(&ka_services().0, None, View::Plain, &FMT, false));
+}
+
+#[test]
+fn list_persistent_conn() {
+    let (services, counts) = ka_services();
+    check("list_persistent_conn.txt", &format_list_persist(&services, &counts, &FMT, false));
+}
+
+#[test]
+fn list_conns_persistent_conn() {
+    check("conns_persist.txt", &format_conns(&conns(), &Format { persist: true, ..FMT }));
+}
+
+#[test]
+fn list_timeout() {
+    check("timeout.txt", &format_timeouts(900, 60, 300));
+    // rvs's defaults need no --set line in -S
+    assert_eq!(format_set_rule((900, 120, 300)), "");
+}
+
+#[test]
+fn save_keepalived_round_trips_timeouts_persistence_and_inhibit() {
+    let (services, _) = ka_services();
+    let text = format_set_rule((900, 60, 300)) + &format_rules(&services, &FMT);
+    check("save_keepalived.txt", &text);
+    let rules = parse_rules_full(&text).unwrap();
+    assert_eq!(rules.timeouts, Some(LvsTimeouts { tcp: 900, tcpfin: 60, udp: 300 }));
+    let https = rules.services.iter().find(|s| s.vip == "198.18.0.100:443").unwrap();
+    assert!(https.inhibit_on_failure);
+    let http = rules.services.iter().find(|s| s.vip == "198.18.0.100:80").unwrap();
+    assert!(!http.inhibit_on_failure);
+    assert_eq!(http.persistence, Some(360));
+    // -S keeps the configured weights of failed servers, so -R restores them as configured
+    assert_eq!(http.reals.iter().find(|r| r.addr == "198.18.1.12:80").unwrap().weight, 2);
+    // the restore request carries the services as TOML; the flag survives it
+    let toml = rvs_control::adm::restore_toml(&rules.services).unwrap();
+    assert_eq!(rvs_control::adm::services_from_toml(&toml).unwrap(), rules.services);
+    assert_eq!(parse_rules(&text).unwrap(), rules.services);
+}
+
+/// libipvs/libipvs.c `ipvs_strerror`: the text ipvsadm prints for each refusal rvsd can give, by
+/// the libipvs function the command calls (`process_options`' command switch).
+#[test]
+fn refusals_print_ipvs_strerror_texts() {
+    use rvs_control::config::RealConfig as R;
+    let id = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:80".into() };
+    let real = R {
+        addr: "198.18.1.11:80".into(),
+        weight: 1,
+        forward: Forward::Fullnat,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    let add_service = Request::AddService { service: configs()[0].clone() };
+    let edit_service = Request::EditService {
+        id: id.clone(),
+        sched: None,
+        persistence: None,
+        toa: None,
+        synproxy: None,
+        inhibit_on_failure: None,
+    };
+    let cases = [
+        (add_service, ErrorCode::ServiceExists, "Service already exists"),
+        (edit_service, ErrorCode::NoSuchService, "No such service"),
+        (Request::DeleteService { id: id.clone() }, ErrorCode::NoSuchService, "No such service"),
+        (Request::Zero { id: Some(id.clone()) }, ErrorCode::NoSuchService, "No such service"),
+        (
+            Request::AddReal { id: id.clone(), real: real.clone() },
+            ErrorCode::NoSuchService,
+            "Service not defined",
+        ),
+        (
+            Request::AddReal { id: id.clone(), real: real.clone() },
+            ErrorCode::RealExists,
+            "Destination already exists",
+        ),
+        (
+            Request::EditReal { id: id.clone(), real: real.clone() },
+            ErrorCode::NoSuchService,
+            "Service not defined",
+        ),
+        (Request::EditReal { id: id.clone(), real }, ErrorCode::NoSuchReal, "No such destination"),
+        (
+            Request::DeleteReal { id: id.clone(), addr: "198.18.1.11:80".into() },
+            ErrorCode::NoSuchService,
+            "Service not defined",
+        ),
+        (
+            Request::DeleteReal { id: id.clone(), addr: "198.18.1.11:80".into() },
+            ErrorCode::NoSuchReal,
+            "No such destination",
+        ),
+    ];
+    for (req, code, want) in cases {
+        assert_eq!(ipvs_strerror(&req, code), Some(want), "{req:?} {code:?}");
+    }
+    // refusals ipvsadm has no text for keep rvsd's own line
+    assert_eq!(
+        ipvs_strerror(&Request::AddLaddr { id, addr: "198.18.1.100".into() }, ErrorCode::LaddrExists),
+        None
+    );
 }

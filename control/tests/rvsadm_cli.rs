@@ -4,8 +4,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use rvs_control::api::{RealInfo, Reply, Request, Response, ServiceInfo};
+use rvs_control::api::{ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceInfo};
 use rvs_control::server;
+use rvs_control::{Forward, Proto, Sched};
 
 fn rvsadm(socket: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
@@ -37,17 +38,18 @@ fn cli_against_a_live_socket() {
         match req {
             Request::ListServices => Response::ok(Reply::Services {
                 services: vec![ServiceInfo {
-                    proto: "tcp".into(),
+                    proto: Proto::Tcp,
                     vip: "198.18.0.100:80".into(),
-                    sched: "rr".into(),
+                    sched: Sched::Rr,
                     persistence: Some(300),
                     toa: false,
                     synproxy: false,
+                    inhibit_on_failure: false,
                     laddrs: vec!["198.18.1.100".into()],
                     reals: vec![RealInfo {
                         addr: "198.18.1.11:80".into(),
                         weight: 1,
-                        forward: "fullnat".into(),
+                        forward: Forward::Fullnat,
                         u_threshold: 0,
                         l_threshold: 0,
                         active_conns: 2,
@@ -56,7 +58,12 @@ fn cli_against_a_live_socket() {
                     }],
                 }],
             }),
-            Request::DeleteService { .. } => Response::error("no such service tcp 198.18.0.1:80"),
+            Request::DeleteService { .. } => Response::refused(Refusal::new(
+                ErrorCode::NoSuchService,
+                "no such service: tcp 198.18.0.1:80",
+            )),
+            Request::AddReal { .. } => Response::error("services[0].reals[1].forward: not supported"),
+            Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
             Request::Save => Response::ok(Reply::Config { config: String::new() }),
             _ => Response::ok(Reply::Applied { epoch: 1 }),
         }
@@ -82,17 +89,34 @@ fn cli_against_a_live_socket() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(matches!(seen.lock().unwrap().last(), Some(Request::Restore { .. })));
 
-    // daemon errors: one line, exit 1
+    // refused changes: ipvsadm's ipvs_strerror text, bare, exit 255 (process_options returns -1)
     let o = rvsadm(&sock, &["-D", "-t", "198.18.0.1:80"], "");
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(text(&o.stderr), "No such service\n");
+    // a refusal ipvsadm has no text for: rvsd's one line
+    let o = rvsadm(&sock, &["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.12"], "");
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(text(&o.stderr), "services[0].reals[1].forward: not supported\n");
+    // -L of a missing service: list_service's exit(1)
+    let o = rvsadm(&sock, &["-Ln", "-t", "198.18.0.9:80"], "");
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(text(&o.stderr), "rvsadm: no such service tcp 198.18.0.1:80\n");
+    assert_eq!(text(&o.stderr), "No such service\n");
+    // the sync daemon: a clear "not available", ipvsadm's statuses, nothing sent
+    let before = seen.lock().unwrap().len();
+    let o = rvsadm(&sock, &["--start-daemon", "master"], "");
+    assert_eq!(o.status.code(), Some(255));
+    assert!(text(&o.stderr).contains("not available in rvs"), "{}", text(&o.stderr));
+    let o = rvsadm(&sock, &["-L", "--daemon"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("not available in rvs"));
+    assert_eq!(seen.lock().unwrap().len(), before);
 
     // bad input: one line, exit 2, nothing sent
     let before = seen.lock().unwrap().len();
     let o = rvsadm(&sock, &["-a", "-t", "198.18.0.100:80", "-r", "198.18.1.11", "-w", "70000"], "");
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(text(&o.stderr).lines().count(), 1);
-    assert!(text(&o.stderr).starts_with("rvsadm: illegal weight specified"));
+    assert!(text(&o.stderr).starts_with("illegal weight specified"));
     assert_eq!(seen.lock().unwrap().len(), before);
 
     // no daemon

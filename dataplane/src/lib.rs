@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod admin_persist;
 pub mod arp;
 pub mod conn;
 pub mod flow;

@@ -2,11 +2,19 @@
 # Control plane end to end: rvsadm against a live rvsd. Churn under wrk load (50 rounds of add,
 # re-weight, weight 0, delete) with zero failed requests and new connections following the new
 # weights; -S | -R round trip; bad input refused with one line and nothing changed; health checks
-# taking a killed server out within interval x fall and back after restart; hostile API clients;
-# the socket refusing a non-root user.
+# taking a killed server out within interval x fall and back after restart (removed, keepalived's
+# default, or at weight 0 with inhibit_on_failure); DPVS's set-up order (-A, -a, --add-laddr) with
+# new connections dropped as drop.no_laddr until the local address arrives; ipvsadm 1.31 behaviours
+# (error texts and exit statuses, -E replacing the service, bare -p = 360, --set / -L --timeout,
+# persistence templates in -Lnc and -L --persistent-conn, no sync daemon); hostile API clients; the
+# socket refusing a non-root user.
 set -uo pipefail
 . "$(dirname "$0")/../lib/topo.sh"
 . "$RVS_ROOT/scripts/lib/nginx_rs.sh"
+if command -v cargo >/dev/null 2>&1; then
+    # The release binaries this suite drives (a no-op when scripts/test.sh has just built them).
+    (cd "$RVS_ROOT" && cargo build --release --quiet -p rvsd -p rvs-control) || { echo "build failed" >&2; exit 1; }
+fi
 topo_up
 export RVSADM_SOCKET="$RVS_SOCK"
 adm() { "$RVSADM" "$@"; }
@@ -63,8 +71,65 @@ check "cleared" [ "$(adm -Ln | grep -c '^TCP\|^UDP')" -eq 0 ]
 adm -R < "$RVS_TMP/saved"
 adm -S > "$RVS_TMP/restored"
 check "restored configuration is identical" cmp -s "$RVS_TMP/saved" "$RVS_TMP/restored"
-adm -E -t "$V" -s wrr -p 0 >/dev/null 2>&1 || adm -E -t "$V" -s wrr
+adm -E -t "$V" -s wrr
 adm -D -u "$VIP:53"
+
+echo "== DPVS order: -A, -a, then --add-laddr; drop.no_laddr until the local address arrives"
+D="$VIP:8080"
+check "-A accepted" adm -A -t "$D" -s rr
+check "-a before any local address accepted" adm -a -t "$D" -r "${RS[0]}:80" -b
+adm -Ln -t "$D" | sed 's/^/    /'
+adm --get-laddr -t "$D" > "$RVS_TMP/gl"
+check "--get-laddr shows no local address" grep -qE "^$D +0 *\$" "$RVS_TMP/gl"
+nl0=$(counter drop.no_laddr)
+C curl -s -m 1 --noproxy '*' "http://$D/" > "$RVS_TMP/nl" 2>&1
+nl1=$(counter drop.no_laddr)
+check "no traffic before --add-laddr; drop.no_laddr counted ($nl0 -> $nl1)" bash -c "[ $nl1 -gt $nl0 ] && ! grep -q rs= '$RVS_TMP/nl'"
+check "--add-laddr accepted" adm --add-laddr -t "$D" -z "$LIP"
+out=$(C curl -s -m 3 --noproxy '*' "http://$D/")
+check "traffic flows after --add-laddr ($out)" [ "$out" = "rs=${RS[0]}" ]
+adm -D -t "$D"
+
+echo "== ipvsadm 1.31: error texts and exit statuses"
+exact() { # exact RC TEXT ARGS...: stderr is exactly TEXT, the exit status RC
+    local want_rc=$1 want=$2 out rc; shift 2
+    out=$(adm "$@" 2>&1 >/dev/null); rc=$?
+    if [ "$rc" -eq "$want_rc" ] && [ "$out" = "$want" ]; then ok "rvsadm $*: $out (exit $rc)"; else fail "rvsadm $*: '$out' exit $rc, want '$want' exit $want_rc"; fi
+}
+exact 255 "No such service" -D -t "$VIP:81"
+exact 255 "No such service" -E -t "$VIP:81" -s rr
+exact 255 "Service already exists" -A -t "$V"
+exact 255 "Service not defined" -a -t "$VIP:81" -r "${RS[0]}:80" -b
+exact 255 "Destination already exists" -a -t "$V" -r "${RS[0]}:80" -b
+exact 255 "No such destination" -d -t "$V" -r 198.18.1.99:80
+exact 1 "No such service" -Ln -t "$VIP:81"
+exact 2 "invalid timeout value \`0' specified" -E -t "$V" -p 0
+sd=$(adm --start-daemon master 2>&1); rc=$?
+check "--start-daemon: not available, exit 255 ($sd)" bash -c "[ $rc -eq 255 ] && grep -q 'not available' <<<\"\$0\"" "$sd"
+sd=$(adm -L --daemon 2>&1); rc=$?
+check "-L --daemon: not available, exit 1" bash -c "[ $rc -eq 1 ] && grep -q 'not available' <<<\"\$0\"" "$sd"
+
+echo "== -E replaces the service; bare -p is 360 s; templates in -Lnc and --persistent-conn"
+adm -E -t "$V" -p
+check "-E -p: wlc (no -s), persistent 360" bash -c "\"$RVSADM\" -Ln | grep -qE '^TCP  $V wlc persistent 360\$'"
+for _ in 1 2 3; do C curl -s -m 3 --noproxy '*' "http://$VIP/" >> "$RVS_TMP/pers"; done
+check "persistence: three requests, one real server" [ "$(sort -u "$RVS_TMP/pers" | wc -l)" -eq 1 ]
+adm -Lnc | tee "$RVS_TMP/tpl" | sed 's/^/    /'
+check "-Lnc lists the template (NONE, client port 0)" grep -qE "^TCP [0-9]{2}:[0-9]{2} +NONE +$CLIENT:0 +$V +$(sort -u "$RVS_TMP/pers" | sed 's/rs=//'):80" "$RVS_TMP/tpl"
+adm -Ln --persistent-conn | tee "$RVS_TMP/pc" | sed 's/^/    /'
+check "--persistent-conn counts it" grep -qE -- "-> $(sort -u "$RVS_TMP/pers" | sed 's/rs=//'):80 +[0-9]+ +1 " "$RVS_TMP/pc"
+adm -E -t "$V" -s wrr
+check "-E -s wrr: persistence off" bash -c "\"$RVSADM\" -Ln | grep -qE '^TCP  $V wrr\$'"
+
+echo "== --set and -L --timeout; -S | -R carries them"
+check "--set 600 60 200" adm --set 600 60 200
+check "-L --timeout" [ "$(adm -L --timeout)" = "Timeout (tcp tcpfin udp): 600 60 200" ]
+adm -S > "$RVS_TMP/saved-t"
+check "-S starts with --set" [ "$(head -1 "$RVS_TMP/saved-t")" = "--set 600 60 200" ]
+adm --set 900 120 300
+adm -R < "$RVS_TMP/saved-t"
+check "-R restores the timeouts" [ "$(adm -L --timeout)" = "Timeout (tcp tcpfin udp): 600 60 200" ]
+adm --set 900 120 300
 
 echo "== churn under load: 50 rounds of add / re-weight / weight 0 / delete during wrk"
 C timeout 120 wrk -t2 -c64 -d25s "http://$VIP/" > "$RVS_TMP/wrk" 2>&1 &
@@ -126,8 +191,12 @@ for _ in $(seq 1 60); do
 done
 check "killed server taken out in ${down_ms:-never} ms (interval x fall = 600 ms, + one interval of phase)" [ -n "$down_ms" -a "${down_ms:-9999}" -le 1500 ]
 adm -Ln | tee "$RVS_TMP/hc-ln" | sed 's/^/    /'
-check "rvsadm -Ln shows the inhibited server at weight 0" grep -qE -- "-> ${RS[1]}:8000 +FullNat 0 " "$RVS_TMP/hc-ln"
-check "rvsadm -S keeps its configured weight" bash -c "\"$RVSADM\" -S | grep -q -- '-r ${RS[1]}:8000 -b -w 1'"
+check "rvsadm -Ln no longer lists it (keepalived removes a failed server)" bash -c "! grep -q -- '-> ${RS[1]}:8000' '$RVS_TMP/hc-ln' && grep -q -- '-> ${RS[0]}:8000' '$RVS_TMP/hc-ln'"
+check "rvsadm -S keeps it with its configured weight" bash -c "\"$RVSADM\" -S | grep -q -- '-r ${RS[1]}:8000 -b -w 1'"
+adm -E -t "$VIP:8000" -s rr --inhibit-on-failure
+adm -Ln | tee "$RVS_TMP/hc-ln" | sed 's/^/    /'
+check "with --inhibit-on-failure -Ln shows it at weight 0" grep -qE -- "-> ${RS[1]}:8000 +FullNat 0 " "$RVS_TMP/hc-ln"
+check "-S saves --inhibit-on-failure" bash -c "\"$RVSADM\" -S | grep -q -- '-A -t $VIP:8000 -s rr --inhibit-on-failure'"
 C bash -c "for i in \$(seq 30); do curl -s -m 2 --noproxy '*' http://$VIP:8000/ || echo FAILED; done" > "$RVS_TMP/hc"
 check "30 of 30 new requests succeed after it is out" [ "$(grep -cx "rs=${RS[0]}" "$RVS_TMP/hc")" -eq 30 ]
 h1=$(hs "${RS[1]}"); _bg_pids+=("$h1")

@@ -68,6 +68,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(AdmError::Closed) => ExitCode::SUCCESS,
+        // ipvsadm's own failures print bare (its `fail()` and `ipvs_strerror` lines): scripts
+        // match on them. rvsadm's own trouble (socket, daemon replies) says who is talking.
+        Err(e @ (AdmError::Usage(_) | AdmError::Ipvs { .. })) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
         Err(e) => {
             eprintln!("rvsadm: {e}");
             ExitCode::from(e.exit_code() as u8)

@@ -3,7 +3,8 @@
 
 Regenerates control/tests/golden/*.txt from the fixture below (the same data as
 control/tests/golden.rs) by transcribing ipvsadm 1.31's printf calls (ipvsadm.c: list_all,
-print_title, print_service_entry, print_largenum, list_conn, print_conn) into Python's %-formatting,
+print_title, print_service_entry, print_largenum, list_conn, print_conn, list_timeout) into Python's
+%-formatting,
 which follows C printf. It shares no code with rvsadm. Run: python3 printf_oracle.py
 """
 import os
@@ -183,7 +184,93 @@ def get_laddr():  # DPVS list_all_laddrs, without the per-address counters
     return out
 
 
+# A keepalived-managed pair of services (second fixture): health-check verdicts, keepalived's
+# inhibit_on_failure, persistence templates per real server, and changed timeouts.
+# (proto, vip, sched, persistence, inhibit_on_failure, laddrs,
+#  [(addr, weight, health, act, inact, persistconns)])
+KA_SERVICES = [
+    ("tcp", "198.18.0.100:443", "wlc", None, True, ["198.18.1.100"], [
+        ("198.18.1.12:443", 1, "up", 5, 2, 0),
+        ("198.18.1.11:443", 3, "down", 1, 0, 0),
+    ]),
+    ("tcp", "198.18.0.100:80", "rr", 360, False, ["198.18.1.100"], [
+        ("198.18.1.12:80", 2, "down", 2, 1, 1),
+        ("198.18.1.11:80", 1, "up", 3, 1, 4),
+    ]),
+]
+KA_TIMEOUTS = (900, 60, 300)
+
+
+def ka_sorted():
+    return sorted(KA_SERVICES, key=lambda s: ({"tcp": 6, "udp": 17}[s[0]], ep(s[1])))
+
+
+def ka_listed(s):
+    # keepalived (check/ipwrapper.c, update_svr_checker_state -> perform_svr_state): a failed real
+    # server is removed from the IPVS table, or with inhibit_on_failure set to weight 0; ipvsadm
+    # lists what the table holds.
+    for (addr, w, health, act, inact, pc) in sorted(s[6], key=lambda r: ep(r[0])):
+        if health == "down" and not s[4]:
+            continue
+        yield addr, (0 if health == "down" else w), act, inact, pc
+
+
+def ka_list(persistconn):  # list_all with FMT_NONE or FMT_PERSISTENTCONN
+    out = "IP Virtual Server version %d.%d.%d (size=%d)\n" % (1, 2, 1, 4096)
+    if persistconn:
+        out += "%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n" % (
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn")
+    else:
+        out += title("plain")
+    for s in ka_sorted():
+        proto, vip, sched, pers, inhibit, laddrs, reals = s
+        out += "%s %s" % (("%s  %s" % (proto.upper(), vip))[:33], sched)
+        if pers:
+            out += " persistent %u" % pers
+        out += "\n"
+        for addr, w, act, inact, pc in ka_listed(s):
+            if persistconn:
+                out += "  -> %-28s %-9u %-11u %-10u %-10u\n" % (addr[:28], w, pc, act, inact)
+            else:
+                out += "  -> %-28s %-7s %-6d %-10u %-10u\n" % (addr[:28], "FullNat", w, act, inact)
+    return out
+
+
+def ka_save():  # list_all(FMT_RULE) after rvs's --set line; -S keeps configured weights
+    out = "--set %d %d %d\n" % KA_TIMEOUTS
+    for s in ka_sorted():
+        proto, vip, sched, pers, inhibit, laddrs, reals = s
+        svc_name = "%s %s" % ("-t" if proto == "tcp" else "-u", vip)
+        out += "-A %s -s %s" % (svc_name, sched)
+        if pers:
+            out += " -p %u" % pers
+        if inhibit:
+            out += " --inhibit-on-failure"   # rvs, keepalived's keyword
+        out += "\n"
+        for l in laddrs:
+            out += "--add-laddr %s -z %s\n" % (svc_name, l)
+        for (addr, w, health, act, inact, pc) in sorted(reals, key=lambda r: ep(r[0])):
+            out += "-a %s -r %s %s -w %d\n" % (svc_name, addr, "-b", w)
+    return out
+
+
+def conn_persist():  # list_conn with FMT_PERSISTENTCONN; print_conn rows without a pe (n != 11)
+    out = "IPVS connection entries\n"
+    out += "pro expire %-11s %-18s %-18s %-18s %-16s %s\n" % (
+        "state", "source", "virtual", "destination", "pe name", "pe_data")
+    for (proto, c, v, l, d, state, ms) in CONNS:
+        expires = ms // 1000
+        out += "%-3s %-6s %-11s %-18s %-18s %s\n" % (
+            proto.upper(), "%02d:%02d" % (expires // 60, expires % 60), state, c, v, d)
+    return out
+
+
 FILES = {
+    "list_keepalived.txt": ka_list(False),
+    "list_persistent_conn.txt": ka_list(True),
+    "save_keepalived.txt": ka_save(),
+    "conns_persist.txt": conn_persist(),
+    "timeout.txt": "Timeout (tcp tcpfin udp): %d %d %d\n" % KA_TIMEOUTS,  # list_timeout
     "list.txt": list_all("plain"),
     "list_stats.txt": list_all("stats"),
     "list_rate.txt": list_all("rate"),

@@ -132,6 +132,16 @@ impl Persistence {
         self.forget_where(|s| s.key.0 == service);
     }
 
+    /// Every live template as (service, client, real, expires), in slot order; expired ones that
+    /// no sweep has dropped yet are included (callers compare `expires` with their clock).
+    /// O(capacity): control plane only.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, Ipv4Addr, u32, Millis)> + '_ {
+        self.map.iter().map(|(key, &idx)| {
+            let slot = &self.slots[idx as usize];
+            (key.0, key.1, slot.real, slot.expires)
+        })
+    }
+
     /// Sweep at most `budget` slots from where the last call stopped, dropping expired templates. Returns
     /// how many were dropped. A full turn of the slab takes `capacity / budget` calls, which bounds how
     /// long an expired template can hold its slot (unless looked up or reclaimed by a full insert first).

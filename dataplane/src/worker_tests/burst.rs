@@ -216,3 +216,20 @@ fn service_without_local_address_drops_new_connections_by_reason() {
     h.w.apply(&setup());
     h.step("SYN after --add-laddr", &syn, 0, tx(1, |got| assert_eq!(ip_of(got).src_addr(), LIP)));
 }
+
+/// `ipvsadm --set`: a published change of timeouts reaches a running worker; an established
+/// connection takes the new timeout from its next packet on.
+#[test]
+fn applied_timeouts_take_effect_at_the_next_packet() {
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let fl = handshake(&mut h, &s, 1, 4321);
+    let mut short = setup();
+    short.conn.timeouts.established = 5_000;
+    h.w.apply(&short);
+    data_to_rs(&mut h, &fl);
+    let (_, c) = h.w.conns().iter().next().expect("the connection");
+    assert!(c.expires_in(h.now) <= 5_000 + TICK_MS, "expires in {} ms", c.expires_in(h.now));
+    h.poll(h.now + 5_000 + 2 * TICK_MS);
+    assert_eq!(h.w.conns().len(), 0, "expired under the new timeout");
+}

@@ -1,0 +1,800 @@
+//! The command line: ipvsadm 1.31's option table (`ipvsadm.c`: `options[]`, `parse_options`,
+//! `process_options`, `generic_opt_check`) plus DPVS's FULLNAT options and rvs's own.
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
+use crate::api::{Request, ServiceId};
+use crate::config::{defaults, parse_endpoint, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
+
+/// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    AddService,
+    EditService,
+    DeleteService,
+    Clear,
+    List,
+    AddServer,
+    EditServer,
+    DeleteServer,
+    Restore,
+    Save,
+    Zero,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+    /// `--set tcp tcpfin udp`.
+    Timeout,
+    StartDaemon,
+    StopDaemon,
+}
+
+impl Cmd {
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::AddService => "add-service",
+            Cmd::EditService => "edit-service",
+            Cmd::DeleteService => "delete-service",
+            Cmd::Clear => "flush",
+            Cmd::List => "list",
+            Cmd::AddServer => "add-server",
+            Cmd::EditServer => "edit-server",
+            Cmd::DeleteServer => "delete-server",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+            Cmd::AddLaddr => "add-laddr",
+            Cmd::DelLaddr => "del-laddr",
+            Cmd::GetLaddr => "get-laddr",
+            Cmd::Timeout => "set",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
+        }
+    }
+}
+
+/// Options, named as ipvsadm's `optnames` for its error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Server,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Stats,
+    Rate,
+    Thresholds,
+    Exact,
+    NoSort,
+    Laddr,
+    Synproxy,
+    Toa,
+    Ifname,
+    ShowLip,
+    Timeout,
+    Daemon,
+    PersistentConn,
+    Inhibit,
+}
+
+impl Opt {
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
+            Opt::Service => "service-address",
+            Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Server => "real-server",
+            Opt::Forward => "forwarding-method",
+            Opt::Weight => "weight",
+            Opt::UThreshold => "u-threshold",
+            Opt::LThreshold => "l-threshold",
+            Opt::Stats => "stats",
+            Opt::Rate => "rate",
+            Opt::Thresholds => "thresholds",
+            Opt::Exact => "exact",
+            Opt::NoSort => "nosort",
+            Opt::Laddr => "local-address",
+            Opt::Synproxy => "synproxy",
+            Opt::Toa => "toa",
+            Opt::Ifname => "ifname",
+            Opt::ShowLip => "show-lip",
+            Opt::Timeout => "timeout",
+            Opt::Daemon => "daemon",
+            Opt::PersistentConn => "persistent-conn",
+            Opt::Inhibit => "inhibit-on-failure",
+        }
+    }
+}
+
+/// ipvsadm's `commands_v_options` table, as (compulsory, optional) options per command; anything
+/// else is illegal with the command.
+fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
+    use Opt::*;
+    match cmd {
+        Cmd::AddService | Cmd::EditService => (&[Service], &[Scheduler, Persistent, Synproxy, Toa, Inhibit]),
+        Cmd::DeleteService => (&[Service], &[]),
+        Cmd::Clear | Cmd::Restore | Cmd::Timeout | Cmd::StartDaemon | Cmd::StopDaemon => (&[], &[]),
+        Cmd::List => (
+            &[],
+            &[
+                Numeric,
+                Connection,
+                Service,
+                Stats,
+                Rate,
+                Thresholds,
+                Exact,
+                NoSort,
+                ShowLip,
+                Timeout,
+                Daemon,
+                PersistentConn,
+            ],
+        ),
+        Cmd::AddServer | Cmd::EditServer => (&[Service, Server], &[Forward, Weight, UThreshold, LThreshold]),
+        Cmd::DeleteServer => (&[Service, Server], &[]),
+        Cmd::Save => (&[], &[Numeric, NoSort]),
+        Cmd::Zero => (&[], &[Service]),
+        Cmd::AddLaddr | Cmd::DelLaddr => (&[Service, Laddr], &[Ifname]),
+        Cmd::GetLaddr => (&[], &[Service, Numeric]),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArgKind {
+    None,
+    Required,
+    /// popt's `POPT_ARGFLAG_OPTIONAL`: the next word is taken unless it starts with `-`.
+    Optional,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Cmd(Cmd),
+    Help,
+    Version,
+    Tcp,
+    Udp,
+    Sched,
+    Persist,
+    Real,
+    Fwd(Forward),
+    Weight,
+    UThr,
+    LThr,
+    Numeric,
+    Conn,
+    Stats,
+    Rate,
+    Thresholds,
+    Exact,
+    NoSort,
+    Sort,
+    Laddr,
+    Synproxy,
+    Toa,
+    Ifname,
+    ShowLip,
+    Socket,
+    /// `--start-daemon`/`--stop-daemon STATE`.
+    Daemon(Cmd),
+    TimeoutOpt,
+    DaemonOpt,
+    PersistConn,
+    Inhibit,
+    /// ipvsadm options rvs does not implement; the string says why.
+    Unsupported(&'static str),
+}
+
+struct Spec {
+    long: &'static str,
+    short: Option<char>,
+    arg: ArgKind,
+    key: Key,
+}
+
+const fn spec(long: &'static str, short: Option<char>, arg: ArgKind, key: Key) -> Spec {
+    Spec { long, short, arg, key }
+}
+
+use ArgKind::{None as NoArg, Optional as OptArg, Required as ReqArg};
+
+/// Every option: ipvsadm 1.31's table, DPVS's FULLNAT additions, then rvs's own.
+const SPECS: &[Spec] = &[
+    spec("add-service", Some('A'), NoArg, Key::Cmd(Cmd::AddService)),
+    spec("edit-service", Some('E'), NoArg, Key::Cmd(Cmd::EditService)),
+    spec("delete-service", Some('D'), NoArg, Key::Cmd(Cmd::DeleteService)),
+    spec("clear", Some('C'), NoArg, Key::Cmd(Cmd::Clear)),
+    spec("list", Some('L'), NoArg, Key::Cmd(Cmd::List)),
+    spec("list", Some('l'), NoArg, Key::Cmd(Cmd::List)),
+    spec("zero", Some('Z'), NoArg, Key::Cmd(Cmd::Zero)),
+    spec("add-server", Some('a'), NoArg, Key::Cmd(Cmd::AddServer)),
+    spec("edit-server", Some('e'), NoArg, Key::Cmd(Cmd::EditServer)),
+    spec("delete-server", Some('d'), NoArg, Key::Cmd(Cmd::DeleteServer)),
+    spec("restore", Some('R'), NoArg, Key::Cmd(Cmd::Restore)),
+    spec("save", Some('S'), NoArg, Key::Cmd(Cmd::Save)),
+    spec("add-laddr", Some('P'), NoArg, Key::Cmd(Cmd::AddLaddr)),
+    spec("del-laddr", Some('Q'), NoArg, Key::Cmd(Cmd::DelLaddr)),
+    spec("get-laddr", Some('G'), NoArg, Key::Cmd(Cmd::GetLaddr)),
+    spec("help", Some('h'), NoArg, Key::Help),
+    spec("version", Some('v'), NoArg, Key::Version),
+    spec("tcp-service", Some('t'), ReqArg, Key::Tcp),
+    spec("udp-service", Some('u'), ReqArg, Key::Udp),
+    spec("scheduler", Some('s'), ReqArg, Key::Sched),
+    spec("persistent", Some('p'), OptArg, Key::Persist),
+    spec("real-server", Some('r'), ReqArg, Key::Real),
+    spec("gatewaying", Some('g'), NoArg, Key::Fwd(Forward::Route)),
+    spec("ipip", Some('i'), NoArg, Key::Fwd(Forward::Tunnel)),
+    spec("masquerading", Some('m'), NoArg, Key::Fwd(Forward::Masq)),
+    spec("fullnat", Some('b'), NoArg, Key::Fwd(Forward::Fullnat)),
+    spec("weight", Some('w'), ReqArg, Key::Weight),
+    spec("u-threshold", Some('x'), ReqArg, Key::UThr),
+    spec("l-threshold", Some('y'), ReqArg, Key::LThr),
+    spec("numeric", Some('n'), NoArg, Key::Numeric),
+    spec("connection", Some('c'), NoArg, Key::Conn),
+    spec("stats", None, NoArg, Key::Stats),
+    spec("rate", None, NoArg, Key::Rate),
+    spec("thresholds", None, NoArg, Key::Thresholds),
+    spec("exact", Some('X'), NoArg, Key::Exact),
+    spec("nosort", None, NoArg, Key::NoSort),
+    spec("sort", None, NoArg, Key::Sort),
+    spec("laddr", Some('z'), ReqArg, Key::Laddr),
+    spec("synproxy", Some('j'), ReqArg, Key::Synproxy),
+    spec("ifname", Some('F'), ReqArg, Key::Ifname),
+    spec("toa", None, ReqArg, Key::Toa),
+    spec("show-lip", None, NoArg, Key::ShowLip),
+    spec("socket", None, ReqArg, Key::Socket),
+    spec("set", None, NoArg, Key::Cmd(Cmd::Timeout)),
+    spec("start-daemon", None, ReqArg, Key::Daemon(Cmd::StartDaemon)),
+    spec("stop-daemon", None, ReqArg, Key::Daemon(Cmd::StopDaemon)),
+    spec("timeout", None, NoArg, Key::TimeoutOpt),
+    spec("daemon", None, NoArg, Key::DaemonOpt),
+    spec("persistent-conn", None, NoArg, Key::PersistConn),
+    spec("inhibit-on-failure", None, NoArg, Key::Inhibit),
+    spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
+    spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
+    spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
+    spec("icmp-service", Some('q'), ReqArg, Key::Unsupported("icmp services are not supported by rvs")),
+    spec("netmask", Some('M'), ReqArg, Key::Unsupported("persistence netmasks are not supported by rvs")),
+    spec("ops", Some('o'), NoArg, Key::Unsupported("one-packet scheduling is not supported by rvs")),
+    spec("ipv6", Some('6'), NoArg, Key::Unsupported("IPv6 is not supported by rvs")),
+];
+
+/// What rvsadm says for the sync-daemon commands and options: rvs has no connection sync yet.
+pub const SYNC_UNAVAILABLE: &str =
+    "connection synchronization (the sync daemon) is not available in rvs: it is not built yet";
+
+/// How lists are printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Format {
+    /// `--exact`: no K/M/G suffixes.
+    pub exact: bool,
+    /// `--nosort`: keep the daemon's order.
+    pub nosort: bool,
+    /// `--show-lip` (rvs): a `local` column (the FULLNAT local address) in `-Lc`.
+    pub show_lip: bool,
+    /// `--persistent-conn` with `-c`: ipvsadm's `pe name` and `pe_data` columns (empty in rvs,
+    /// which has no persistence engines).
+    pub persist: bool,
+}
+
+/// Which columns `-L` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Plain,
+    Stats,
+    Rate,
+    Thresholds,
+    /// `--persistent-conn`: weight, persistence templates, active and inactive connections.
+    PersistConn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Help,
+    Version,
+    /// A change; prints nothing on success (`-A -E -D -C -a -e -d -Z --add-laddr --del-laddr`).
+    Send(Request),
+    /// `-L` (`service` with `-t`/`-u`).
+    List {
+        service: Option<ServiceId>,
+        view: View,
+        fmt: Format,
+    },
+    /// `-Lc`, paged.
+    ListConns {
+        service: Option<ServiceId>,
+        fmt: Format,
+    },
+    /// `-S`.
+    Save {
+        fmt: Format,
+    },
+    /// `-R`: rules from stdin, sent as one `restore`.
+    Restore,
+    /// `--get-laddr`.
+    GetLaddr {
+        service: Option<ServiceId>,
+    },
+    /// `-L --timeout`.
+    Timeouts,
+    /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
+    /// the failed command.
+    Unavailable {
+        msg: &'static str,
+        status: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub socket: String,
+    pub action: Action,
+}
+
+#[derive(Default)]
+struct Raw {
+    cmd: Option<Cmd>,
+    help: bool,
+    version: bool,
+    opts: Vec<Opt>,
+    svc: Option<(Proto, Ipv4Addr, u16)>,
+    sched: Option<Sched>,
+    persistence: Option<u32>,
+    server: Option<String>,
+    forward: Option<Forward>,
+    weight: Option<u32>,
+    u_threshold: Option<u32>,
+    l_threshold: Option<u32>,
+    laddr: Option<Ipv4Addr>,
+    synproxy: Option<bool>,
+    toa: Option<bool>,
+    socket: Option<String>,
+    /// Words that are no option's value (`--set`'s three timeouts).
+    positional: Vec<String>,
+}
+
+impl Raw {
+    fn set(&mut self, o: Opt) -> Result<(), AdmError> {
+        if self.opts.contains(&o) {
+            return Err(usage(format!("multiple '{}' options specified", o.name())));
+        }
+        self.opts.push(o);
+        Ok(())
+    }
+
+    fn has(&self, o: Opt) -> bool {
+        self.opts.contains(&o)
+    }
+
+    fn service_id(&self) -> Option<ServiceId> {
+        self.svc.map(|(proto, ip, port)| ServiceId { proto, vip: format!("{ip}:{port}") })
+    }
+}
+
+/// ipvsadm's `string_to_number`: a decimal in `min..=max`.
+fn number(s: &str, min: u32, max: u32) -> Option<u32> {
+    u32::from_str(s).ok().filter(|n| (min..=max).contains(n))
+}
+
+fn parse_service(proto: Proto, s: &str) -> Result<(Proto, Ipv4Addr, u16), AdmError> {
+    parse_endpoint(s)
+        .map(|(ip, port)| (proto, ip, port))
+        .map_err(|e| usage(format!("illegal virtual server address:port \"{s}\": {e}")))
+}
+
+fn parse_switch(s: &str, on: &str, off: &str) -> Option<bool> {
+    match s {
+        _ if s == on || s == "on" || s == "enable" => Some(true),
+        _ if s == off || s == "off" || s == "disable" => Some(false),
+        _ => None,
+    }
+}
+
+fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
+    let v = val.unwrap_or_default();
+    match key {
+        Key::Cmd(c) => {
+            if raw.cmd.is_some() {
+                return Err(usage("multiple commands specified"));
+            }
+            raw.cmd = Some(c);
+        }
+        Key::Help => raw.help = true,
+        Key::Version => raw.version = true,
+        Key::Tcp | Key::Udp => {
+            raw.set(Opt::Service)?;
+            raw.svc = Some(parse_service(if key == Key::Tcp { Proto::Tcp } else { Proto::Udp }, v)?);
+        }
+        Key::Sched => {
+            raw.set(Opt::Scheduler)?;
+            raw.sched = Some(v.parse().map_err(usage)?);
+        }
+        Key::Persist => {
+            raw.set(Opt::Persistent)?;
+            raw.persistence = Some(match val {
+                None => DEFAULT_PERSISTENCE,
+                // parse_timeout(optarg, 1, MAX_TIMEOUT): 0 is refused, for -E too.
+                Some(s) => number(s, 1, MAX_TIMEOUT)
+                    .ok_or_else(|| usage(format!("invalid timeout value `{s}' specified")))?,
+            });
+        }
+        Key::Real => {
+            raw.set(Opt::Server)?;
+            raw.server = Some(v.to_owned());
+        }
+        Key::Fwd(f) => {
+            raw.set(Opt::Forward)?;
+            raw.forward = Some(f);
+        }
+        Key::Weight => {
+            raw.set(Opt::Weight)?;
+            raw.weight = Some(
+                number(v, 0, MAX_WEIGHT)
+                    .ok_or_else(|| usage(format!("illegal weight specified: \"{v}\" (0..={MAX_WEIGHT})")))?,
+            );
+        }
+        Key::UThr | Key::LThr => {
+            let (o, name) = if key == Key::UThr { (Opt::UThreshold, "u") } else { (Opt::LThreshold, "l") };
+            raw.set(o)?;
+            let n = number(v, 0, i32::MAX as u32)
+                .ok_or_else(|| usage(format!("illegal {name}_threshold specified: \"{v}\"")))?;
+            if key == Key::UThr {
+                raw.u_threshold = Some(n);
+            } else {
+                raw.l_threshold = Some(n);
+            }
+        }
+        Key::Numeric => raw.set(Opt::Numeric)?,
+        Key::Conn => raw.set(Opt::Connection)?,
+        Key::Stats => raw.set(Opt::Stats)?,
+        Key::Rate => raw.set(Opt::Rate)?,
+        Key::Thresholds => raw.set(Opt::Thresholds)?,
+        Key::Exact => raw.set(Opt::Exact)?,
+        Key::NoSort => raw.set(Opt::NoSort)?,
+        Key::Sort => {}
+        Key::ShowLip => raw.set(Opt::ShowLip)?,
+        Key::Laddr => {
+            raw.set(Opt::Laddr)?;
+            raw.laddr = Some(
+                Ipv4Addr::from_str(v)
+                    .map_err(|_| usage(format!("illegal local address \"{v}\" (an IPv4 address)")))?,
+            );
+        }
+        Key::Synproxy => {
+            raw.set(Opt::Synproxy)?;
+            raw.synproxy = Some(
+                parse_switch(v, "enable", "disable")
+                    .ok_or_else(|| usage("synproxy switch must be enable or disable"))?,
+            );
+        }
+        Key::Toa => {
+            raw.set(Opt::Toa)?;
+            raw.toa = Some(parse_switch(v, "on", "off").ok_or_else(|| usage("--toa must be on or off"))?);
+        }
+        Key::Ifname => raw.set(Opt::Ifname)?,
+        Key::Socket => {
+            if raw.socket.is_some() {
+                return Err(usage("multiple 'socket' options specified"));
+            }
+            raw.socket = Some(v.to_owned());
+        }
+        Key::Daemon(c) => {
+            apply(raw, Key::Cmd(c), None)?;
+            // ipvsadm checks the state word before it asks the kernel.
+            if v != "master" && v != "backup" {
+                return Err(usage(if c == Cmd::StartDaemon {
+                    "illegal start-daemon parameter specified"
+                } else {
+                    "illegal start_daemon specified"
+                }));
+            }
+        }
+        Key::TimeoutOpt => raw.set(Opt::Timeout)?,
+        Key::DaemonOpt => raw.set(Opt::Daemon)?,
+        Key::PersistConn => raw.set(Opt::PersistentConn)?,
+        Key::Inhibit => raw.set(Opt::Inhibit)?,
+        Key::Unsupported(why) => return Err(usage(why)),
+    }
+    Ok(())
+}
+
+/// Parses a command line (without the program name). `env_socket` is `$RVSADM_SOCKET`.
+pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result<Invocation, AdmError> {
+    let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    let mut raw = Raw::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i];
+        i += 1;
+        if let Some(long) = a.strip_prefix("--") {
+            if long.is_empty() {
+                raw.positional.extend(args[i..].iter().map(|a| a.to_string()));
+                break;
+            }
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let s = SPECS
+                .iter()
+                .find(|s| s.long == name)
+                .ok_or_else(|| usage(format!("unknown option --{name} (try rvsadm --help)")))?;
+            let val = match (s.arg, inline) {
+                (ArgKind::None, Some(_)) => return Err(usage(format!("option --{name} takes no value"))),
+                (ArgKind::None, None) => None,
+                (_, Some(v)) => Some(v),
+                (ArgKind::Required, None) => {
+                    let v = args.get(i).ok_or_else(|| usage(format!("option --{name} needs a value")))?;
+                    i += 1;
+                    Some(*v)
+                }
+                (ArgKind::Optional, None) => match args.get(i) {
+                    Some(v) if !v.starts_with('-') => {
+                        i += 1;
+                        Some(*v)
+                    }
+                    _ => None,
+                },
+            };
+            apply(&mut raw, s.key, val)?;
+        } else if a.len() > 1 && a.starts_with('-') {
+            let body = &a[1..];
+            for (pos, c) in body.char_indices() {
+                let s = SPECS
+                    .iter()
+                    .find(|s| s.short == Some(c))
+                    .ok_or_else(|| usage(format!("unknown option -{c} (try rvsadm --help)")))?;
+                let rest = &body[pos + c.len_utf8()..];
+                match s.arg {
+                    ArgKind::None => apply(&mut raw, s.key, None)?,
+                    ArgKind::Required => {
+                        let v = if !rest.is_empty() {
+                            rest
+                        } else {
+                            let v = args.get(i).ok_or_else(|| usage(format!("option -{c} needs a value")))?;
+                            i += 1;
+                            v
+                        };
+                        apply(&mut raw, s.key, Some(v))?;
+                        break;
+                    }
+                    ArgKind::Optional => {
+                        let v = if !rest.is_empty() {
+                            Some(rest)
+                        } else {
+                            match args.get(i) {
+                                Some(v) if !v.starts_with('-') => {
+                                    i += 1;
+                                    Some(*v)
+                                }
+                                _ => None,
+                            }
+                        };
+                        apply(&mut raw, s.key, v)?;
+                        break;
+                    }
+                }
+            }
+        } else {
+            raw.positional.push(a.to_owned());
+        }
+    }
+    // process_options: --set takes three words; any other word is unexpected.
+    let timeouts = if raw.cmd == Some(Cmd::Timeout) {
+        if raw.positional.len() < 3 {
+            return Err(usage("--set option requires 3 timeout values"));
+        }
+        let t: Vec<u32> =
+            raw.positional.drain(..3).map(|w| parse_timeout(&w, 0)).collect::<Result<_, _>>()?;
+        Some((t[0], t[1], t[2]))
+    } else {
+        None
+    };
+    if let Some(x) = raw.positional.first() {
+        return Err(usage(format!("unexpected argument {x}")));
+    }
+
+    let socket = raw
+        .socket
+        .clone()
+        .or_else(|| env_socket.filter(|s| !s.is_empty()).map(str::to_owned))
+        .unwrap_or_else(|| defaults::SOCKET.to_owned());
+    let done = |action| Ok(Invocation { socket: socket.clone(), action });
+    if raw.help {
+        return done(Action::Help);
+    }
+    if raw.version {
+        return done(Action::Version);
+    }
+    let cmd = match raw.cmd {
+        Some(c) => c,
+        // Like ipvsadm, no arguments at all lists the table (so do just -n and --socket).
+        None if raw.opts.iter().all(|o| *o == Opt::Numeric) => Cmd::List,
+        None => return Err(usage("no command specified (try rvsadm --help)")),
+    };
+
+    // generic_opt_check
+    let (required, optional) = legal(cmd);
+    for o in required {
+        if !raw.has(*o) {
+            return Err(usage(format!(
+                "You need to supply the '{}' option for the '{}' command",
+                o.name(),
+                cmd.name()
+            )));
+        }
+    }
+    for o in &raw.opts {
+        if !required.contains(o) && !optional.contains(o) {
+            return Err(usage(format!("Illegal '{}' option with the '{}' command", o.name(), cmd.name())));
+        }
+    }
+
+    let fmt = Format {
+        exact: raw.has(Opt::Exact),
+        nosort: raw.has(Opt::NoSort),
+        show_lip: raw.has(Opt::ShowLip),
+        persist: raw.has(Opt::PersistentConn),
+    };
+    if matches!(cmd, Cmd::AddService | Cmd::EditService) {
+        let (proto, _, _) = raw.svc.expect("checked");
+        if raw.synproxy == Some(true) && proto != Proto::Tcp {
+            return Err(usage("synproxy applies to tcp services only"));
+        }
+    }
+    let id = raw.service_id();
+    let action = match cmd {
+        Cmd::AddService => {
+            let (proto, ip, port) = raw.svc.expect("checked");
+            Action::Send(Request::AddService {
+                service: ServiceConfig {
+                    proto,
+                    vip: format!("{ip}:{port}"),
+                    sched: raw.sched.unwrap_or(DEFAULT_SCHED),
+                    persistence: raw.persistence,
+                    toa: raw.toa.unwrap_or(false),
+                    synproxy: raw.synproxy.unwrap_or(false),
+                    laddrs: Vec::new(),
+                    reals: Vec::new(),
+                    check: None,
+                    inhibit_on_failure: raw.has(Opt::Inhibit),
+                },
+            })
+        }
+        // ipvsadm's -E sends a whole service (ipvs_update_service): what is not given takes its
+        // -A default, so no -s means wlc and no -p turns persistence off. rvs's switches follow.
+        Cmd::EditService => Action::Send(Request::EditService {
+            id: id.expect("checked"),
+            sched: Some(raw.sched.unwrap_or(DEFAULT_SCHED)),
+            persistence: Some(raw.persistence.unwrap_or(0)),
+            toa: Some(raw.toa.unwrap_or(false)),
+            synproxy: Some(raw.synproxy.unwrap_or(false)),
+            inhibit_on_failure: Some(raw.has(Opt::Inhibit)),
+        }),
+        Cmd::Timeout => {
+            let (tcp, tcpfin, udp) = timeouts.expect("parsed above");
+            Action::Send(Request::SetTimeouts { tcp, tcpfin, udp })
+        }
+        // ipvs_start_daemon/ipvs_stop_daemon fail: process_options returns -1, exit status 255.
+        Cmd::StartDaemon | Cmd::StopDaemon => Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 255 },
+        Cmd::DeleteService => Action::Send(Request::DeleteService { id: id.expect("checked") }),
+        Cmd::Clear => Action::Send(Request::Clear),
+        Cmd::Zero => Action::Send(Request::Zero { id }),
+        Cmd::AddServer | Cmd::EditServer => {
+            let (_, _, vport) = raw.svc.expect("checked");
+            let server = raw.server.as_deref().expect("checked");
+            let forward = raw.forward.unwrap_or(defaults::FORWARD);
+            let mut addr = real_addr(server, vport)?;
+            // ipvsadm: with -g/-i the real server's port is the service's.
+            if forward == Forward::Route || forward == Forward::Tunnel {
+                addr = format!("{}:{vport}", addr.rsplit_once(':').map(|x| x.0).unwrap_or(&addr));
+            }
+            let real = RealConfig {
+                addr,
+                weight: raw.weight.unwrap_or(1),
+                forward,
+                u_threshold: raw.u_threshold.unwrap_or(0),
+                l_threshold: raw.l_threshold.unwrap_or(0),
+            };
+            let id = id.expect("checked");
+            Action::Send(if cmd == Cmd::AddServer {
+                Request::AddReal { id, real }
+            } else {
+                Request::EditReal { id, real }
+            })
+        }
+        Cmd::DeleteServer => {
+            let (_, _, vport) = raw.svc.expect("checked");
+            let addr = real_addr(raw.server.as_deref().expect("checked"), vport)?;
+            Action::Send(Request::DeleteReal { id: id.expect("checked"), addr })
+        }
+        Cmd::AddLaddr | Cmd::DelLaddr => {
+            let id = id.expect("checked");
+            let addr = raw.laddr.expect("checked").to_string();
+            Action::Send(if cmd == Cmd::AddLaddr {
+                Request::AddLaddr { id, addr }
+            } else {
+                Request::DeleteLaddr { id, addr }
+            })
+        }
+        Cmd::GetLaddr => Action::GetLaddr { service: id },
+        Cmd::Save => Action::Save { fmt },
+        Cmd::Restore => Action::Restore,
+        Cmd::List => {
+            // generic_opt_check's '1' column: one of connection, timeout, daemon (rvs also lists
+            // the connections of one service, so service-address is not in it).
+            let ones = [Opt::Connection, Opt::Timeout, Opt::Daemon];
+            let given: Vec<Opt> = ones.into_iter().filter(|o| raw.has(*o)).collect();
+            if given.len() > 1 {
+                return Err(usage(format!(
+                    "The option '{}' conflicts with the '{}' option in the 'list' command",
+                    given[1].name(),
+                    given[0].name()
+                )));
+            }
+            let views = [Opt::Stats, Opt::Rate, Opt::Thresholds];
+            let n_views = views.iter().filter(|o| raw.has(**o)).count();
+            let special = raw.has(Opt::Timeout) || raw.has(Opt::Daemon);
+            if ((raw.has(Opt::Connection) || special) && n_views > 0)
+                || (special && raw.has(Opt::PersistentConn))
+                || n_views > 1
+                || (raw.has(Opt::PersistentConn) && n_views > 0)
+            {
+                return Err(usage("options conflicts in the list command"));
+            }
+            if special && raw.has(Opt::Service) {
+                return Err(usage(format!(
+                    "The option '{}' conflicts with the 'service-address' option in the 'list' command",
+                    if raw.has(Opt::Timeout) { "timeout" } else { "daemon" }
+                )));
+            }
+            if raw.has(Opt::ShowLip) && !raw.has(Opt::Connection) {
+                return Err(usage("--show-lip applies to the connection list (-c) only"));
+            }
+            if raw.has(Opt::Timeout) {
+                Action::Timeouts
+            } else if raw.has(Opt::Daemon) {
+                // list_daemon: ipvs_get_daemon fails, exit(1).
+                Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 1 }
+            } else if raw.has(Opt::Connection) {
+                Action::ListConns { service: id, fmt }
+            } else {
+                let view = if raw.has(Opt::Stats) {
+                    View::Stats
+                } else if raw.has(Opt::Rate) {
+                    View::Rate
+                } else if raw.has(Opt::Thresholds) {
+                    View::Thresholds
+                } else if raw.has(Opt::PersistentConn) {
+                    View::PersistConn
+                } else {
+                    View::Plain
+                };
+                Action::List { service: id, view, fmt }
+            }
+        }
+    };
+    done(action)
+}
+
+/// ipvsadm's `parse_timeout(buf, min, MAX_TIMEOUT)`.
+fn parse_timeout(s: &str, min: u32) -> Result<u32, AdmError> {
+    number(s, min, MAX_TIMEOUT).ok_or_else(|| usage(format!("invalid timeout value `{s}' specified")))
+}
+
+/// `-r RS[:port]`; the service's port when none is given (ipvsadm copies vport to dport).
+fn real_addr(s: &str, vport: u16) -> Result<String, AdmError> {
+    let full = if s.contains(':') { s.to_owned() } else { format!("{s}:{vport}") };
+    parse_endpoint(&full)
+        .map(|(ip, port)| format!("{ip}:{port}"))
+        .map_err(|e| usage(format!("illegal real server address[:port] \"{s}\": {e}")))
+}
