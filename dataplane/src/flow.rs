@@ -43,8 +43,18 @@ pub trait Addr: Copy + Eq + Hash + Debug + Send + Sync + 'static {
     /// The address as an integer, IPv4 zero-extended: prefix arithmetic for both families.
     fn to_u128(self) -> u128;
     fn from_u128(v: u128) -> Self;
-    /// The low 64 bits folded with the high 64 (all of an IPv4 address): cheap input for hashes
-    /// and direct-mapped indexes.
+    /// A tuple's two addresses packed as the connection entry stores them and its hash reads
+    /// them (IPv4: one word, `src << 32 | dst`).
+    type Pair: Copy + Eq + Debug + Send + Sync + 'static;
+    /// A [`Self::Pair`] as 64-bit words, all of its bits: what the keyed hash mixes.
+    type Words: AsRef<[u64]>;
+    const PAIR_ZERO: Self::Pair;
+    fn pair(src: Self, dst: Self) -> Self::Pair;
+    fn pair_src(p: Self::Pair) -> Self;
+    fn pair_dst(p: Self::Pair) -> Self;
+    fn pair_words(p: Self::Pair) -> Self::Words;
+    /// The low 64 bits folded with the high 64 (all of an IPv4 address): cheap input for
+    /// direct-mapped indexes (not for hashes an attacker can aim at).
     #[inline]
     fn fold64(self) -> u64 {
         let v = self.to_u128();
@@ -55,6 +65,25 @@ pub trait Addr: Copy + Eq + Hash + Debug + Send + Sync + 'static {
 impl Addr for Ipv4Addr {
     const BITS: u8 = 32;
     const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+    type Pair = u64;
+    type Words = [u64; 1];
+    const PAIR_ZERO: u64 = 0;
+    #[inline(always)]
+    fn pair(src: Self, dst: Self) -> u64 {
+        (u32::from(src) as u64) << 32 | u32::from(dst) as u64
+    }
+    #[inline(always)]
+    fn pair_src(p: u64) -> Self {
+        Ipv4Addr::from((p >> 32) as u32)
+    }
+    #[inline(always)]
+    fn pair_dst(p: u64) -> Self {
+        Ipv4Addr::from(p as u32)
+    }
+    #[inline(always)]
+    fn pair_words(p: u64) -> [u64; 1] {
+        [p]
+    }
     #[inline]
     fn to_u128(self) -> u128 {
         u32::from(self) as u128
@@ -68,6 +97,25 @@ impl Addr for Ipv4Addr {
 impl Addr for Ipv6Addr {
     const BITS: u8 = 128;
     const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+    type Pair = [u128; 2];
+    type Words = [u64; 4];
+    const PAIR_ZERO: [u128; 2] = [0; 2];
+    #[inline(always)]
+    fn pair(src: Self, dst: Self) -> [u128; 2] {
+        [u128::from(src), u128::from(dst)]
+    }
+    #[inline(always)]
+    fn pair_src(p: [u128; 2]) -> Self {
+        Ipv6Addr::from(p[0])
+    }
+    #[inline(always)]
+    fn pair_dst(p: [u128; 2]) -> Self {
+        Ipv6Addr::from(p[1])
+    }
+    #[inline(always)]
+    fn pair_words(p: [u128; 2]) -> [u64; 4] {
+        [p[0] as u64, (p[0] >> 64) as u64, p[1] as u64, (p[1] >> 64) as u64]
+    }
     #[inline]
     fn to_u128(self) -> u128 {
         u128::from(self)

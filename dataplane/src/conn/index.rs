@@ -311,10 +311,15 @@ impl Hasher {
         self.keep = keep;
     }
 
-    /// Hash of the two words holding a key's bytes.
+    /// Hash of the words holding a key's bytes: its addresses (`a`, one word for IPv4, four for
+    /// IPv6) and its protocol and ports (`b`). Every word goes through a keyed multiply, so no
+    /// linear combination of address bits collides for every seed.
     #[inline(always)]
-    pub(super) fn hash(&self, a: u64, b: u64) -> Hashed {
-        let h = fold(a ^ self.k[0], b ^ self.k[1]);
+    pub(super) fn hash(&self, a: &[u64], b: u64) -> Hashed {
+        let mut h = fold(a[0] ^ self.k[0], b ^ self.k[1]);
+        for &w in &a[1..] {
+            h = fold(h ^ w, self.k[0] ^ 0x9E37_79B9_7F4A_7C15);
+        }
         let h = fold(h ^ self.k[2], 0x2D35_8DCC_AA6C_78A5);
         #[cfg(test)]
         let h = h & self.keep;

@@ -13,10 +13,9 @@
 //! - An [`LportCursor`] walks its slice within `[lo, hi]` in increasing order and wraps, so a port
 //!   comes back only after the whole slice has been offered; [`alloc_lport`] additionally skips any
 //!   candidate whose reply tuple is live in the table. No allocation anywhere.
-use std::net::Ipv4Addr;
 
 use super::ConnTable;
-use crate::flow::{FlowKey, Proto};
+use crate::flow::{Addr, FlowKey, Proto};
 
 /// Default lowest local port (ports below are left to the host and well-known services).
 pub const LPORT_LO: u16 = 1025;
@@ -162,11 +161,11 @@ impl LportCursor {
 /// candidates from `cursor` whose reply tuple `RS:rport -> LIP:port` is not live in `table`.
 /// `None` means this worker's slice of `lip` is exhausted for that real server (for now): the
 /// caller counts it and drops or tries another LIP.
-pub fn alloc_lport(
-    table: &ConnTable,
+pub fn alloc_lport<A: Addr>(
+    table: &ConnTable<A>,
     cursor: &mut LportCursor,
-    lip: Ipv4Addr,
-    rs: Ipv4Addr,
+    lip: A,
+    rs: A,
     rport: u16,
     proto: Proto,
     max_tries: usize,
@@ -186,6 +185,7 @@ pub fn alloc_lport(
 mod tests {
     use super::super::{NewConn, Timeouts};
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn owner_basics() {

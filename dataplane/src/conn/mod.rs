@@ -40,7 +40,7 @@
 use std::mem::size_of;
 use std::net::Ipv4Addr;
 
-use crate::flow::{FlowKey, Millis, Proto};
+use crate::flow::{Addr, FlowKey, Millis, Proto};
 
 pub mod bind;
 mod index;
@@ -96,23 +96,23 @@ pub enum InsertError {
 
 /// What a new connection is made of.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct NewConn {
+pub struct NewConn<A: Addr = Ipv4Addr> {
     /// The client tuple as received: `client:cport -> VIP:vport`.
-    pub client: FlowKey,
+    pub client: FlowKey<A>,
     /// Local (FULLNAT source) address and port towards the real server.
-    pub lip: Ipv4Addr,
+    pub lip: A,
     pub lport: u16,
     /// Real server address and port.
-    pub rs: Ipv4Addr,
+    pub rs: A,
     pub rport: u16,
     /// Caller's service and real-server handles, stored verbatim.
     pub service: u32,
     pub real: u32,
 }
 
-impl NewConn {
+impl<A: Addr> NewConn<A> {
     /// The reply tuple as it will be received: `RS:rport -> LIP:lport`.
-    pub fn reply_key(&self) -> FlowKey {
+    pub fn reply_key(&self) -> FlowKey<A> {
         FlowKey {
             proto: self.client.proto,
             src: self.rs,
@@ -137,12 +137,12 @@ const F_TS_SHIFT: u8 = 1 << 5;
 /// so the table's invariants (index refs, timer links, state) cannot be broken through
 /// [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
-pub struct Conn {
+pub struct Conn<A: Addr = Ipv4Addr> {
     /// Both tuples as received, packed the way the hash reads a key ([`key_words`]): index 0 is the
     /// client tuple (`client:cport -> VIP:vport`), index 1 the reply tuple (`RS:rport -> LIP:lport`),
     /// so a lookup compares the tuple of a ref's direction without branching on it.
     /// `addrs[d] = src << 32 | dst`, `ports[d] = sport << 16 | dport`.
-    addrs: [u64; 2],
+    addrs: [A::Pair; 2],
     ports: [u32; 2],
     service: u32,
     real: u32,
@@ -160,9 +160,9 @@ pub struct Conn {
     flags: u8,
 }
 
-impl Conn {
-    const FREE: Conn = Conn {
-        addrs: [0; 2],
+impl<A: Addr> Conn<A> {
+    const FREE: Conn<A> = Conn {
+        addrs: [A::PAIR_ZERO; 2],
         ports: [0; 2],
         service: 0,
         real: 0,
@@ -182,19 +182,19 @@ impl Conn {
 
     /// Whether the tuple of direction `d` (0 = Original, 1 = Reply) is the key packed as `words`.
     #[inline(always)]
-    fn has_key(&self, d: usize, (a, b): (u64, u64)) -> bool {
+    fn has_key(&self, d: usize, (a, b): (A::Pair, u64)) -> bool {
         self.addrs[d] == a && ((self.proto.number() as u64) << 32 | self.ports[d] as u64) == b
     }
 
-    fn addr(&self, d: usize, dst: bool) -> (Ipv4Addr, u16) {
+    fn addr(&self, d: usize, dst: bool) -> (A, u16) {
         if dst {
-            (Ipv4Addr::from(self.addrs[d] as u32), self.ports[d] as u16)
+            (A::pair_dst(self.addrs[d]), self.ports[d] as u16)
         } else {
-            (Ipv4Addr::from((self.addrs[d] >> 32) as u32), (self.ports[d] >> 16) as u16)
+            (A::pair_src(self.addrs[d]), (self.ports[d] >> 16) as u16)
         }
     }
 
-    fn unpack(&self, d: usize) -> FlowKey {
+    fn unpack(&self, d: usize) -> FlowKey<A> {
         let ((src, sport), (dst, dport)) = (self.addr(d, false), self.addr(d, true));
         FlowKey { proto: self.proto, src, dst, sport, dport }
     }
@@ -203,15 +203,15 @@ impl Conn {
         self.proto
     }
     /// Client tuple as received from the client: `client:cport -> VIP:vport`.
-    pub fn client_key(&self) -> FlowKey {
+    pub fn client_key(&self) -> FlowKey<A> {
         self.unpack(0)
     }
     /// Reply tuple as received from the real server: `RS:rport -> LIP:lport`.
-    pub fn reply_key(&self) -> FlowKey {
+    pub fn reply_key(&self) -> FlowKey<A> {
         self.unpack(1)
     }
     /// The tuple as received in direction `dir`.
-    pub fn key(&self, dir: Dir) -> FlowKey {
+    pub fn key(&self, dir: Dir) -> FlowKey<A> {
         match dir {
             Dir::Original => self.client_key(),
             Dir::Reply => self.reply_key(),
@@ -219,22 +219,22 @@ impl Conn {
     }
     /// The tuple a packet received in `dir` must leave with after the FULLNAT rewrite:
     /// `Original` → `LIP:lport -> RS:rport`, `Reply` → `VIP:vport -> client:cport`.
-    pub fn out_key(&self, dir: Dir) -> FlowKey {
+    pub fn out_key(&self, dir: Dir) -> FlowKey<A> {
         match dir {
             Dir::Original => self.reply_key().reversed(),
             Dir::Reply => self.client_key().reversed(),
         }
     }
-    pub fn client_addr(&self) -> (Ipv4Addr, u16) {
+    pub fn client_addr(&self) -> (A, u16) {
         self.addr(0, false)
     }
-    pub fn vip(&self) -> (Ipv4Addr, u16) {
+    pub fn vip(&self) -> (A, u16) {
         self.addr(0, true)
     }
-    pub fn lip(&self) -> (Ipv4Addr, u16) {
+    pub fn lip(&self) -> (A, u16) {
         self.addr(1, true)
     }
-    pub fn rs(&self) -> (Ipv4Addr, u16) {
+    pub fn rs(&self) -> (A, u16) {
         self.addr(1, false)
     }
     pub fn service(&self) -> u32 {
@@ -320,15 +320,15 @@ pub struct Stats {
 /// (a bare 56-byte `Conn` array would put most connections across two lines).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Entry {
-    conn: Conn,
+pub(crate) struct Entry<A: Addr = Ipv4Addr> {
+    conn: Conn<A>,
 }
 
 /// The per-worker connection table.
-pub struct ConnTable {
+pub struct ConnTable<A: Addr = Ipv4Addr> {
     index: Index,
     hasher: Hasher,
-    slab: Vec<Entry>,
+    slab: Vec<Entry<A>>,
     free: u32,
     len: u32,
     wheel: Wheel,
@@ -344,36 +344,49 @@ pub const DEFAULT_SEED: u64 = 0x5EED_C0FF_EE15_600D;
 
 /// The key's 13 meaningful bytes as two words: what the hash mixes and what [`Conn`] stores.
 #[inline(always)]
-fn key_words(k: &FlowKey) -> (u64, u64) {
-    let a = (u32::from(k.src) as u64) << 32 | u32::from(k.dst) as u64;
+fn key_words<A: Addr>(k: &FlowKey<A>) -> (A::Pair, u64) {
+    let a = A::pair(k.src, k.dst);
     let b = (k.proto.number() as u64) << 32 | port_word(k) as u64;
     (a, b)
 }
 
 #[inline(always)]
-fn port_word(k: &FlowKey) -> u32 {
+fn port_word<A: Addr>(k: &FlowKey<A>) -> u32 {
     (k.sport as u32) << 16 | k.dport as u32
 }
 
-impl ConnTable {
-    /// A table for exactly `min_capacity` connections, hashed with [`DEFAULT_SEED`]. `now` starts the
-    /// timer wheel.
+impl ConnTable<Ipv4Addr> {
+    /// An IPv4 table for exactly `min_capacity` connections, hashed with [`DEFAULT_SEED`]. `now`
+    /// starts the timer wheel.
     pub fn new(min_capacity: usize, timeouts: Timeouts, now: Millis) -> ConnTable {
-        ConnTable::with_seed(min_capacity, timeouts, now, DEFAULT_SEED)
+        ConnTable::of_family(min_capacity, timeouts, now, DEFAULT_SEED)
     }
 
-    /// A table for exactly `min_capacity` connections whose hash is keyed by `seed` (take it from a
-    /// random source: it is what keeps clients from choosing colliding tuples). The index gets the
-    /// smallest power-of-two number of buckets that keeps a full table at or below 80 % of its
-    /// slots.
+    /// An IPv4 table keyed by `seed`; see [`ConnTable::of_family`].
     pub fn with_seed(min_capacity: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable {
+        ConnTable::of_family(min_capacity, timeouts, now, seed)
+    }
+
+    /// A table with an explicit bucket count (tests force collisions with a tiny one).
+    #[cfg(test)]
+    fn with_buckets(capacity: usize, buckets: usize, seed: u64) -> ConnTable {
+        ConnTable::build(capacity, buckets, Timeouts::default(), 0, seed)
+    }
+}
+
+impl<A: Addr> ConnTable<A> {
+    /// A table of address family `A` for exactly `min_capacity` connections whose hash is keyed
+    /// by `seed` (take it from a random source: it is what keeps clients from choosing colliding
+    /// tuples). The index gets the smallest power-of-two number of buckets that keeps a full table
+    /// at or below 80 % of its slots.
+    pub fn of_family(min_capacity: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable<A> {
         assert!(min_capacity > 0, "a connection table needs room for one connection");
         let slots = (min_capacity * SLOT_TENTHS_PER_CONN).div_ceil(10);
         let buckets = slots.div_ceil(index::SLOTS).next_power_of_two();
         ConnTable::build(min_capacity, buckets, timeouts, now, seed)
     }
 
-    fn build(capacity: usize, buckets: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable {
+    fn build(capacity: usize, buckets: usize, timeouts: Timeouts, now: Millis, seed: u64) -> ConnTable<A> {
         assert!(capacity + wheel::SLOTS < REPLY_BIT as usize - 1, "connection table too large for u32 ids");
         assert!(
             timeouts.max() / wheel::TICK_MS < (1 << 30),
@@ -424,7 +437,7 @@ impl ConnTable {
     /// header, as allocated, divided by `capacity()`.
     pub fn memory_per_conn(&self) -> usize {
         let total = self.index.heap_bytes()
-            + self.slab.capacity() * size_of::<Entry>()
+            + self.slab.capacity() * size_of::<Entry<A>>()
             + self.wheel.heap_bytes()
             + size_of::<Self>();
         total.div_ceil(self.capacity())
@@ -432,13 +445,13 @@ impl ConnTable {
 
     /// Whether `key` is either tuple of a live connection.
     #[inline]
-    pub fn contains(&self, key: &FlowKey) -> bool {
+    pub fn contains(&self, key: &FlowKey<A>) -> bool {
         self.lookup(key).is_some()
     }
 
     /// The connection a received packet belongs to, and which way it travelled.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
+    pub fn lookup(&self, key: &FlowKey<A>) -> Option<(ConnId, Dir)> {
         self.lookup_hashed(key, self.hash(key))
     }
 
@@ -450,9 +463,9 @@ impl ConnTable {
     /// [`Self::lookup_hashed`] (both lines should have arrived by then), then [`Self::get`] /
     /// [`Self::get_mut`]. The prefetches are hints: skipping one never changes a result.
     #[inline]
-    pub fn hash(&self, key: &FlowKey) -> Hashed {
+    pub fn hash(&self, key: &FlowKey<A>) -> Hashed {
         let (a, b) = key_words(key);
-        self.hasher.hash(a, b)
+        self.hasher.hash(A::pair_words(a).as_ref(), b)
     }
 
     /// Step 2: start loading the key's home bucket.
@@ -471,7 +484,7 @@ impl ConnTable {
 
     /// Step 4: [`Self::lookup`] with the hash already computed; `h` must be `self.hash(key)`.
     #[inline]
-    pub fn lookup_hashed(&self, key: &FlowKey, h: Hashed) -> Option<(ConnId, Dir)> {
+    pub fn lookup_hashed(&self, key: &FlowKey<A>, h: Hashed) -> Option<(ConnId, Dir)> {
         let (slab, words) = (&self.slab, key_words(key));
         self.index
             .find(h, |r| {
@@ -491,18 +504,18 @@ impl ConnTable {
         }
     }
 
-    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+    pub fn get(&self, id: ConnId) -> Option<&Conn<A>> {
         self.slab.get(id.0 as usize).map(|e| &e.conn).filter(|c| c.is_live())
     }
 
     /// Mutable access for the per-connection extras (TOA flag, sequence delta).
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<A>> {
         self.slab.get_mut(id.0 as usize).map(|e| &mut e.conn).filter(|c| c.is_live())
     }
 
     /// Tracks a new connection: TCP in state NONE with the NONE timeout (feed the first segment to
     /// [`Self::update_tcp`] next), UDP with the UDP timeout. It starts inactive.
-    pub fn insert(&mut self, new: &NewConn, now: Millis) -> Result<ConnId, InsertError> {
+    pub fn insert(&mut self, new: &NewConn<A>, now: Millis) -> Result<ConnId, InsertError> {
         if self.free == NIL {
             return Err(InsertError::Full);
         }
@@ -611,7 +624,7 @@ impl ConnTable {
 
     /// Removes a connection now (e.g. the control plane flushing a real). Returns a copy of it so
     /// the caller can fix per-real counters and release the local port; `None` if `id` is not live.
-    pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
+    pub fn remove(&mut self, id: ConnId) -> Option<Conn<A>> {
         let c = *self.get(id)?;
         self.wheel.unlink(&mut self.slab, id.0);
         self.release(id.0, &c);
@@ -621,7 +634,7 @@ impl ConnTable {
 
     /// Drops both index entries and returns the slot to the free list. The slot must already be off
     /// the timer lists.
-    fn release(&mut self, id: u32, c: &Conn) {
+    fn release(&mut self, id: u32, c: &Conn<A>) {
         self.index.remove(self.hash(&c.client_key()), ConnRef::new(id, Dir::Original).raw());
         self.index.remove(self.hash(&c.reply_key()), ConnRef::new(id, Dir::Reply).raw());
         let slot = &mut self.slab[id as usize].conn;
@@ -636,7 +649,12 @@ impl ConnTable {
     /// after it left
     /// the table (its tuples are free again). Returns how many expired. Work left over by the
     /// budget is resumed by the next call.
-    pub fn expire(&mut self, now: Millis, budget: usize, mut on_expire: impl FnMut(ConnId, &Conn)) -> usize {
+    pub fn expire(
+        &mut self,
+        now: Millis,
+        budget: usize,
+        mut on_expire: impl FnMut(ConnId, &Conn<A>),
+    ) -> usize {
         let target = tick_of(now);
         let mut visited = 0;
         let mut expired = 0;
@@ -658,18 +676,12 @@ impl ConnTable {
     }
 
     /// All live connections, in slot order. O(capacity): control plane only.
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<A>)> {
         self.slab
             .iter()
             .enumerate()
             .filter(|(_, e)| e.conn.is_live())
             .map(|(i, e)| (ConnId(i as u32), &e.conn))
-    }
-
-    /// A table with an explicit bucket count (tests force collisions with a tiny one).
-    #[cfg(test)]
-    fn with_buckets(capacity: usize, buckets: usize, seed: u64) -> ConnTable {
-        ConnTable::build(capacity, buckets, Timeouts::default(), 0, seed)
     }
 
     /// Checks the index against the entries: two refs per live connection, each found by a lookup

@@ -500,3 +500,59 @@ fn ab_timing_vs_hashbrown() {
         }
     }
 }
+
+/// The same table keyed by IPv6 tuples: both directions found, the packed key unpacked intact,
+/// removal and expiry, and the entry on two cache lines.
+#[test]
+fn ipv6_table_both_directions_remove_and_expire() {
+    use crate::flow::FlowKey6;
+    use std::net::Ipv6Addr;
+    let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    let mut t: ConnTable<Ipv6Addr> = ConnTable::of_family(64, Timeouts::default(), 0, 7);
+    let client = |i: u16| FlowKey6 {
+        proto: Proto::Tcp,
+        src: a("2001:2::10"),
+        dst: a("2001:2::100"),
+        sport: 1000 + i,
+        dport: 80,
+    };
+    let mut ids = vec![];
+    for i in 0..40u16 {
+        let new = NewConn {
+            client: client(i),
+            lip: a("2001:2:0:1::100"),
+            lport: 2000 + i,
+            rs: a("2001:2:0:1::11"),
+            rport: 80,
+            service: 1,
+            real: 2,
+        };
+        let id = t.insert(&new, 0).unwrap();
+        assert_eq!(t.lookup(&client(i)), Some((id, Dir::Original)));
+        assert_eq!(t.lookup(&new.reply_key()), Some((id, Dir::Reply)));
+        let c = t.get(id).unwrap();
+        assert_eq!((c.client_key(), c.reply_key()), (client(i), new.reply_key()));
+        assert_eq!(c.lip(), (a("2001:2:0:1::100"), 2000 + i));
+        ids.push(id);
+    }
+    assert_eq!(
+        t.insert(
+            &NewConn {
+                client: client(3),
+                lip: a("::1"),
+                lport: 1,
+                rs: a("::2"),
+                rport: 1,
+                service: 0,
+                real: 0
+            },
+            0
+        ),
+        Err(InsertError::Exists)
+    );
+    assert!(t.remove(ids[0]).is_some());
+    assert_eq!(t.lookup(&client(0)), None);
+    assert_eq!(std::mem::size_of::<Entry<Ipv6Addr>>(), 128);
+    let n = t.expire(24 * 3600 * 1000, usize::MAX, |_, _| {});
+    assert_eq!((n, t.len()), (39, 0));
+}

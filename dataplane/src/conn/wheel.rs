@@ -13,6 +13,7 @@
 //!   connection is on.
 //! - Nothing here allocates after `new`.
 use super::Entry;
+use crate::flow::Addr;
 use crate::flow::Millis;
 
 /// Wheel resolution. Expiry happens at most one tick late, never early.
@@ -64,7 +65,7 @@ impl Wheel {
     }
 
     #[inline]
-    fn set_next(&mut self, slab: &mut [Entry], node: u32, next: u32) {
+    fn set_next<A: Addr>(&mut self, slab: &mut [Entry<A>], node: u32, next: u32) {
         if node >= self.base {
             self.heads[(node - self.base) as usize] = next;
         } else {
@@ -73,7 +74,7 @@ impl Wheel {
     }
 
     #[inline]
-    fn push(&mut self, slab: &mut [Entry], list: usize, id: u32) {
+    fn push<A: Addr>(&mut self, slab: &mut [Entry<A>], list: usize, id: u32) {
         let head = self.heads[list];
         slab[id as usize].conn.next = head;
         slab[id as usize].conn.prev = self.base + list as u32;
@@ -86,13 +87,13 @@ impl Wheel {
     /// Queue `id` for its deadline. A deadline already behind the cursor goes on the cursor's slot,
     /// so it is seen at the next drain instead of a full round later.
     #[inline]
-    pub(super) fn link(&mut self, slab: &mut [Entry], id: u32, deadline: u32) {
+    pub(super) fn link<A: Addr>(&mut self, slab: &mut [Entry<A>], id: u32, deadline: u32) {
         let t = if before(deadline, self.cursor) { self.cursor } else { deadline };
         self.push(slab, (t & MASK) as usize, id);
     }
 
     #[inline]
-    pub(super) fn unlink(&mut self, slab: &mut [Entry], id: u32) {
+    pub(super) fn unlink<A: Addr>(&mut self, slab: &mut [Entry<A>], id: u32) {
         let (prev, next) = (slab[id as usize].conn.prev, slab[id as usize].conn.next);
         self.set_next(slab, prev, next);
         if next != NIL {
@@ -105,7 +106,7 @@ impl Wheel {
     /// Unlinks and returns the next connection the wheel must examine for tick `target`, or `None`
     /// once every slot up to `target` has been drained. Empty slots are skipped here; after a long
     /// gap at most one round of slots is scanned, because one round already covers every list.
-    pub(super) fn next_due(&mut self, slab: &mut [Entry], target: u32) -> Option<u32> {
+    pub(super) fn next_due<A: Addr>(&mut self, slab: &mut [Entry<A>], target: u32) -> Option<u32> {
         loop {
             let head = self.heads[PENDING];
             if head != NIL {
