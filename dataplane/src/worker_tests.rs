@@ -443,7 +443,7 @@ fn lport_range(s: &Setup) -> std::ops::RangeInclusive<u16> {
 /// NOPed out (compared byte for byte with a freshly built SYN). Returns the flow.
 fn syn(h: &mut H, s: &Setup, n: u8, cport: u16) -> Flow {
     let cseq = 0x1000_0000 * n as u32 + cport as u32;
-    let input = from_client(n).tcp(client(n), cport, VIP, 80, SYN, cseq, 0, &SYN_OPTS, &[]);
+    let input = from_client(n).tcp((client(n), cport), (VIP, 80), SYN, (cseq, 0), &SYN_OPTS, &[]);
     let range = lport_range(s);
     let out = h.step(
         "client SYN",
@@ -455,7 +455,7 @@ fn syn(h: &mut H, s: &Setup, n: u8, cport: u16) -> Flow {
             assert!(range.contains(&lport), "lport {lport} outside {range:?}");
             assert_eq!(dport, 80);
             let i = rs_index(ip.dst_addr());
-            let want = to_rs(i).ttl(63).tcp(LIP, lport, rs(i), 80, SYN, cseq, 0, &SYN_OPTS_NO_TS, &[]);
+            let want = to_rs(i).ttl(63).tcp((LIP, lport), (rs(i), 80), SYN, (cseq, 0), &SYN_OPTS_NO_TS, &[]);
             assert_frame_eq(got, &want);
             verify_checksums(got);
         }),
@@ -468,17 +468,20 @@ fn syn(h: &mut H, s: &Setup, n: u8, cport: u16) -> Flow {
 /// The real server's SYN-ACK to LIP:lport: transmitted on port 0 as VIP:80 -> client:cport; with TOA
 /// the MSS is 8 lower.
 fn syn_ack(h: &mut H, fl: &Flow, toa: bool) {
-    let input =
-        from_rs(fl.rs).tcp(rs(fl.rs), 80, LIP, fl.lport, SYN | ACK, fl.sseq, fl.cseq + 1, &SYNACK_OPTS, &[]);
+    let input = from_rs(fl.rs).tcp(
+        (rs(fl.rs), 80),
+        (LIP, fl.lport),
+        SYN | ACK,
+        (fl.sseq, fl.cseq + 1),
+        &SYNACK_OPTS,
+        &[],
+    );
     let opts = if toa { SYNACK_OPTS_TOA } else { SYNACK_OPTS };
     let want = to_client(fl.n).ttl(63).tcp(
-        VIP,
-        80,
-        client(fl.n),
-        fl.cport,
+        (VIP, 80),
+        (client(fl.n), fl.cport),
         SYN | ACK,
-        fl.sseq,
-        fl.cseq + 1,
+        (fl.sseq, fl.cseq + 1),
         &opts,
         &[],
     );
@@ -488,10 +491,16 @@ fn syn_ack(h: &mut H, fl: &Flow, toa: bool) {
 /// The client's handshake ACK: with TOA it carries option 254 with the client's address and port.
 fn ack(h: &mut H, fl: &Flow, toa: bool) {
     let input =
-        from_client(fl.n).tcp(client(fl.n), fl.cport, VIP, 80, ACK, fl.cseq + 1, fl.sseq + 1, &[], &[]);
+        from_client(fl.n).tcp((client(fl.n), fl.cport), (VIP, 80), ACK, (fl.cseq + 1, fl.sseq + 1), &[], &[]);
     let opts: Vec<u8> = if toa { toa::toa_option(client(fl.n), fl.cport).to_vec() } else { vec![] };
-    let want =
-        to_rs(fl.rs).ttl(63).tcp(LIP, fl.lport, rs(fl.rs), 80, ACK, fl.cseq + 1, fl.sseq + 1, &opts, &[]);
+    let want = to_rs(fl.rs).ttl(63).tcp(
+        (LIP, fl.lport),
+        (rs(fl.rs), 80),
+        ACK,
+        (fl.cseq + 1, fl.sseq + 1),
+        &opts,
+        &[],
+    );
     let (n, cport) = (fl.n, fl.cport);
     h.step(
         "client ACK",
@@ -598,7 +607,7 @@ fn unsolicited_arp_reply_is_not_learned() {
     );
     assert_eq!(h.ev(Event::ArpLearned), before);
     // rr sends the first connection to RS 1: it must be held and RS 1 asked for, not sent blindly.
-    let input = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    let input = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
     let out = h.step("SYN to the unresolved RS 1", &input, 0, Expect::Held);
     assert_eq!(out.len(), 1, "one ARP request");
     assert_eq!(out[0].0, 1, "on the server port");
@@ -617,7 +626,7 @@ fn arp_request_from_off_subnet_sender_is_answered_not_learned() {
         0,
         tx_exact(0, arp(ArpOperation::Reply, M_GW0, rs_mac(1), (M_GW0, GW0), who)),
     );
-    let input = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    let input = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
     h.learn(0, client_mac(1), client(1));
     let out = h.step("SYN to RS 1", &input, 0, Expect::Held);
     assert!(out.len() == 1 && is_arp_request_for(&out[0].1, M_GW1, GW1, rs(1)));
@@ -720,31 +729,38 @@ fn tcp_fullnat_round_robin_and_handshake() {
     // data both ways, with payload, keeps the rewrite
     let fl = flows[1];
     let body = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    let input =
-        from_client(2).tcp(client(2), fl.cport, VIP, 80, PSH | ACK, fl.cseq + 1, fl.sseq + 1, &[], body);
-    let want = to_rs(2).ttl(63).tcp(LIP, fl.lport, rs(2), 80, PSH | ACK, fl.cseq + 1, fl.sseq + 1, &[], body);
+    let input = from_client(2).tcp(
+        (client(2), fl.cport),
+        (VIP, 80),
+        PSH | ACK,
+        (fl.cseq + 1, fl.sseq + 1),
+        &[],
+        body,
+    );
+    let want =
+        to_rs(2).ttl(63).tcp((LIP, fl.lport), (rs(2), 80), PSH | ACK, (fl.cseq + 1, fl.sseq + 1), &[], body);
     h.step("client data", &input, 0, tx_exact(1, want));
     let body = b"HTTP/1.1 200 OK\r\n\r\nhello"; // odd length
-    let input = from_rs(2).tcp(rs(2), 80, LIP, fl.lport, PSH | ACK, fl.sseq + 1, fl.cseq + 28, &[], body);
+    let input =
+        from_rs(2).tcp((rs(2), 80), (LIP, fl.lport), PSH | ACK, (fl.sseq + 1, fl.cseq + 28), &[], body);
     let want = to_client(2).ttl(63).tcp(
-        VIP,
-        80,
-        client(2),
-        fl.cport,
+        (VIP, 80),
+        (client(2), fl.cport),
         PSH | ACK,
-        fl.sseq + 1,
-        fl.cseq + 28,
+        (fl.sseq + 1, fl.cseq + 28),
         &[],
         body,
     );
     h.step("server data", &input, 1, tx_exact(0, want));
     // a packet with Ethernet padding leaves without it
-    let input = from_client(2).tcp(client(2), fl.cport, VIP, 80, ACK, fl.cseq + 28, fl.sseq + 25, &[], &[]);
+    let input =
+        from_client(2).tcp((client(2), fl.cport), (VIP, 80), ACK, (fl.cseq + 28, fl.sseq + 25), &[], &[]);
     let padded = edit(input, |v| v.resize(60, 0xee));
-    let want = to_rs(2).ttl(63).tcp(LIP, fl.lport, rs(2), 80, ACK, fl.cseq + 28, fl.sseq + 25, &[], &[]);
+    let want =
+        to_rs(2).ttl(63).tcp((LIP, fl.lport), (rs(2), 80), ACK, (fl.cseq + 28, fl.sseq + 25), &[], &[]);
     h.step("padded ACK", &padded, 0, tx_exact(1, want));
     // and a segment with TTL 1 on the established connection is dropped
-    let input = from_client(2).ttl(1).tcp(client(2), fl.cport, VIP, 80, ACK, fl.cseq + 28, 0, &[], &[]);
+    let input = from_client(2).ttl(1).tcp((client(2), fl.cport), (VIP, 80), ACK, (fl.cseq + 28, 0), &[], &[]);
     h.step("TTL 1 on an established connection", &input, 0, Expect::Drop(DropReason::TtlExceeded));
     assert_eq!(h.w.conns().len(), 3);
 }
@@ -757,15 +773,12 @@ fn tcp_fullnat_with_toa() {
     assert_eq!(h.ev(Event::ToaInserted), 1);
     // Only the first ACK carries TOA: the next data segment goes through unchanged in size.
     let input =
-        from_client(1).tcp(client(1), 50000, VIP, 80, PSH | ACK, fl.cseq + 1, fl.sseq + 1, &[], b"abc");
+        from_client(1).tcp((client(1), 50000), (VIP, 80), PSH | ACK, (fl.cseq + 1, fl.sseq + 1), &[], b"abc");
     let want = to_rs(fl.rs).ttl(63).tcp(
-        LIP,
-        fl.lport,
-        rs(fl.rs),
-        80,
+        (LIP, fl.lport),
+        (rs(fl.rs), 80),
         PSH | ACK,
-        fl.cseq + 1,
-        fl.sseq + 1,
+        (fl.cseq + 1, fl.sseq + 1),
         &[],
         b"abc",
     );
@@ -781,18 +794,21 @@ fn toa_goes_after_existing_options_and_before_payload() {
     syn_ack(&mut h, &fl, true);
     // The handshake ACK carries data and a timestamps-style option block (NOP NOP TS).
     let opts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
-    let input =
-        from_client(1).tcp(client(1), 50001, VIP, 80, PSH | ACK, fl.cseq + 1, fl.sseq + 1, &opts, b"hi!");
+    let input = from_client(1).tcp(
+        (client(1), 50001),
+        (VIP, 80),
+        PSH | ACK,
+        (fl.cseq + 1, fl.sseq + 1),
+        &opts,
+        b"hi!",
+    );
     let mut want_opts = opts.to_vec();
     want_opts.extend_from_slice(&toa::toa_option(client(1), 50001));
     let want = to_rs(fl.rs).ttl(63).tcp(
-        LIP,
-        fl.lport,
-        rs(fl.rs),
-        80,
+        (LIP, fl.lport),
+        (rs(fl.rs), 80),
         PSH | ACK,
-        fl.cseq + 1,
-        fl.sseq + 1,
+        (fl.cseq + 1, fl.sseq + 1),
         &want_opts,
         b"hi!",
     );
@@ -803,7 +819,7 @@ fn toa_goes_after_existing_options_and_before_payload() {
 fn timestamps_kept_when_stripping_is_off() {
     let s = setup_with(|s| s.conn.strip_timestamps = false);
     let mut h = H::resolved(&s);
-    let input = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 7, 0, &SYN_OPTS, &[]);
+    let input = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (7, 0), &SYN_OPTS, &[]);
     h.step(
         "SYN with timestamps",
         &input,
@@ -861,55 +877,55 @@ fn udp_fullnat_both_ways() {
 // ---------------------------------------------------------------------------------------------------
 
 fn client_syn() -> Vec<u8> {
-    from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &SYN_OPTS, &[])
+    from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &SYN_OPTS, &[])
 }
 
 #[test]
 fn drop_table() {
     use DropReason as D;
     let c1 = from_client(1);
-    let syn_to = |dst, dport| c1.tcp(client(1), 40000, dst, dport, SYN, 1000, 0, &SYN_OPTS, &[]);
+    let syn_to = |dst, dport| c1.tcp((client(1), 40000), (dst, dport), SYN, (1000, 0), &SYN_OPTS, &[]);
     let rows = vec![
         // Options with zero, one-byte and overrunning lengths, and a known kind with a wrong length.
         case(
             "SYN with a zero-length option",
-            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 4, 5, 180, 30, 0, 1, 1], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &[2, 4, 5, 180, 30, 0, 1, 1], &[]),
             0,
             Expect::Drop(D::TcpBadOption),
         ),
         case(
             "SYN with a one-byte option length",
-            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[30, 1, 1, 1], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &[30, 1, 1, 1], &[]),
             0,
             Expect::Drop(D::TcpBadOption),
         ),
         case(
             "SYN with an option overrunning the header",
-            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 4, 5, 180, 8, 40, 0, 0], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &[2, 4, 5, 180, 8, 40, 0, 0], &[]),
             0,
             Expect::Drop(D::TcpBadOption),
         ),
         case(
             "SYN with an MSS option of the wrong length",
-            c1.tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &[2, 6, 5, 180, 0, 0, 1, 1], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &[2, 6, 5, 180, 0, 0, 1, 1], &[]),
             0,
             Expect::Drop(D::TcpBadOption),
         ),
         case(
             "non-SYN to the VIP with no connection",
-            c1.tcp(client(1), 40000, VIP, 80, ACK, 1000, 2000, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), ACK, (1000, 2000), &[], &[]),
             0,
             Expect::Drop(D::TcpNoConn),
         ),
         case(
             "RST to the VIP with no connection",
-            c1.tcp(client(1), 40000, VIP, 80, RST | ACK, 1000, 2000, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), RST | ACK, (1000, 2000), &[], &[]),
             0,
             Expect::Drop(D::TcpNoConn),
         ),
         case(
             "SYN-ACK to the VIP with no connection",
-            c1.tcp(client(1), 40000, VIP, 80, SYN | ACK, 1000, 2000, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN | ACK, (1000, 2000), &[], &[]),
             0,
             Expect::Drop(D::TcpNoConn),
         ),
@@ -923,13 +939,13 @@ fn drop_table() {
         case("TCP to the port address", syn_to(GW0, 80), 0, Expect::Drop(D::NoService)),
         case(
             "to the LIP with no connection",
-            from_rs(1).tcp(rs(1), 80, LIP, 5000, SYN | ACK, 1, 2, &[], &[]),
+            from_rs(1).tcp((rs(1), 80), (LIP, 5000), SYN | ACK, (1, 2), &[], &[]),
             1,
             Expect::Drop(D::LipNoConn),
         ),
         case(
             "SYN to the LIP",
-            from_rs(1).tcp(rs(1), 80, LIP, 80, SYN, 1, 0, &[], &[]),
+            from_rs(1).tcp((rs(1), 80), (LIP, 80), SYN, (1, 0), &[], &[]),
             1,
             Expect::Drop(D::LipNoConn),
         ),
@@ -942,25 +958,25 @@ fn drop_table() {
         ),
         case(
             "SYN+FIN",
-            c1.tcp(client(1), 40000, VIP, 80, SYN | FIN, 1000, 0, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN | FIN, (1000, 0), &[], &[]),
             0,
             Expect::Drop(D::TcpBadFlags),
         ),
         case(
             "SYN+RST",
-            c1.tcp(client(1), 40000, VIP, 80, SYN | RST, 1000, 0, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), SYN | RST, (1000, 0), &[], &[]),
             0,
             Expect::Drop(D::TcpBadFlags),
         ),
         case(
             "no flags",
-            c1.tcp(client(1), 40000, VIP, 80, TcpFlags::NONE, 1000, 0, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), TcpFlags::NONE, (1000, 0), &[], &[]),
             0,
             Expect::Drop(D::TcpBadFlags),
         ),
         case(
             "FIN without ACK",
-            c1.tcp(client(1), 40000, VIP, 80, FIN, 1000, 0, &[], &[]),
+            c1.tcp((client(1), 40000), (VIP, 80), FIN, (1000, 0), &[], &[]),
             0,
             Expect::Drop(D::TcpBadFlags),
         ),
@@ -1024,13 +1040,13 @@ fn drop_table() {
         ),
         case(
             "SYN with TTL 1",
-            from_client(1).ttl(1).tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &SYN_OPTS, &[]),
+            from_client(1).ttl(1).tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &SYN_OPTS, &[]),
             0,
             Expect::Drop(D::TtlExceeded),
         ),
         case(
             "SYN with TTL 0",
-            from_client(1).ttl(0).tcp(client(1), 40000, VIP, 80, SYN, 1000, 0, &SYN_OPTS, &[]),
+            from_client(1).ttl(0).tcp((client(1), 40000), (VIP, 80), SYN, (1000, 0), &SYN_OPTS, &[]),
             0,
             Expect::Drop(D::TtlExceeded),
         ),
@@ -1042,37 +1058,37 @@ fn drop_table() {
         ),
         case(
             "broadcast source",
-            c1.tcp(Ipv4Addr::BROADCAST, 40000, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((Ipv4Addr::BROADCAST, 40000), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4BadSource),
         ),
         case(
             "subnet broadcast source",
-            c1.tcp(Ipv4Addr::new(198, 18, 0, 255), 40000, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((Ipv4Addr::new(198, 18, 0, 255), 40000), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4BadSource),
         ),
         case(
             "multicast source",
-            c1.tcp(Ipv4Addr::new(224, 0, 0, 1), 40000, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((Ipv4Addr::new(224, 0, 0, 1), 40000), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4BadSource),
         ),
         case(
             "loopback source",
-            c1.tcp(Ipv4Addr::LOCALHOST, 40000, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((Ipv4Addr::LOCALHOST, 40000), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4BadSource),
         ),
         case(
             "unspecified source",
-            c1.tcp(Ipv4Addr::UNSPECIFIED, 40000, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((Ipv4Addr::UNSPECIFIED, 40000), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4BadSource),
         ),
         case(
             "land: source = destination",
-            c1.tcp(VIP, 80, VIP, 80, SYN, 1, 0, &[], &[]),
+            c1.tcp((VIP, 80), (VIP, 80), SYN, (1, 0), &[], &[]),
             0,
             Expect::Drop(D::Ipv4Land),
         ),
@@ -1093,7 +1109,7 @@ fn drop_table() {
         ),
         case(
             "TCP data offset beyond the segment",
-            edit(c1.tcp(client(1), 40000, VIP, 80, SYN, 1, 0, &[], &[]), |v| {
+            edit(c1.tcp((client(1), 40000), (VIP, 80), SYN, (1, 0), &[], &[]), |v| {
                 v[ETH + 20 + 12] = 0x60;
             }),
             0,
@@ -1101,7 +1117,7 @@ fn drop_table() {
         ),
         case(
             "TCP data offset below 5",
-            edit(c1.tcp(client(1), 40000, VIP, 80, SYN, 1, 0, &[], &[]), |v| {
+            edit(c1.tcp((client(1), 40000), (VIP, 80), SYN, (1, 0), &[], &[]), |v| {
                 v[ETH + 20 + 12] = 0x40;
             }),
             0,
@@ -1160,25 +1176,38 @@ fn rst_on_miss() {
     let rows = vec![
         case(
             "ACK with data to the VIP, no connection: RST seq = their ack",
-            from_client(1).tcp(client(1), 40000, VIP, 80, PSH | ACK, 1000, 777_777, &[], b"hello"),
+            from_client(1).tcp((client(1), 40000), (VIP, 80), PSH | ACK, (1000, 777_777), &[], b"hello"),
             0,
-            tx_exact(0, to_client(1).window(0).tcp(VIP, 80, client(1), 40000, RST, 777_777, 0, &[], &[])),
+            tx_exact(
+                0,
+                to_client(1).window(0).tcp((VIP, 80), (client(1), 40000), RST, (777_777, 0), &[], &[]),
+            ),
         ),
         case(
             "ACK with options, no connection: the RST has none",
-            from_client(2).ttl(50).tcp(client(2), 40001, VIP, 80, ACK, 5, 0xffff_fff0, &[1, 1, 1, 1], &[]),
+            from_client(2).ttl(50).tcp(
+                (client(2), 40001),
+                (VIP, 80),
+                ACK,
+                (5, 0xffff_fff0),
+                &[1, 1, 1, 1],
+                &[],
+            ),
             0,
-            tx_exact(0, to_client(2).window(0).tcp(VIP, 80, client(2), 40001, RST, 0xffff_fff0, 0, &[], &[])),
+            tx_exact(
+                0,
+                to_client(2).window(0).tcp((VIP, 80), (client(2), 40001), RST, (0xffff_fff0, 0), &[], &[]),
+            ),
         ),
         case(
             "RST to the VIP, no connection: never answered",
-            from_client(1).tcp(client(1), 40000, VIP, 80, RST | ACK, 1000, 2000, &[], &[]),
+            from_client(1).tcp((client(1), 40000), (VIP, 80), RST | ACK, (1000, 2000), &[], &[]),
             0,
             Expect::Drop(DropReason::TcpNoConn),
         ),
         case(
             "ACK to a VIP port with no service: no RST",
-            from_client(1).tcp(client(1), 40000, VIP, 81, ACK, 1000, 2000, &[], &[]),
+            from_client(1).tcp((client(1), 40000), (VIP, 81), ACK, (1000, 2000), &[], &[]),
             0,
             Expect::Drop(DropReason::NoService),
         ),
@@ -1187,9 +1216,9 @@ fn rst_on_miss() {
     let mut h = H::resolved(&s);
     h.run(case(
         "padded ACK: the RST is cut to 54 bytes",
-        edit(from_client(3).tcp(client(3), 40003, VIP, 80, ACK, 1, 2, &[], &[]), |v| v.resize(60, 0)),
+        edit(from_client(3).tcp((client(3), 40003), (VIP, 80), ACK, (1, 2), &[], &[]), |v| v.resize(60, 0)),
         0,
-        tx_exact(0, to_client(3).window(0).tcp(VIP, 80, client(3), 40003, RST, 2, 0, &[], &[])),
+        tx_exact(0, to_client(3).window(0).tcp((VIP, 80), (client(3), 40003), RST, (2, 0), &[], &[])),
     ));
     assert_eq!(h.ev(Event::RstSent), 1);
     assert_eq!(h.w.conns().len(), 0);
@@ -1228,11 +1257,13 @@ fn icmp_errors_are_relayed_both_ways() {
     let fl = syn(&mut h, &s, 1, 40000);
     let i = fl.rs;
     // RS side: port unreachable from the RS quoting the SYN it got (LIP:lport -> RS:80).
-    let sent_syn = to_rs(i).ttl(63).tcp(LIP, fl.lport, rs(i), 80, SYN, fl.cseq, 0, &SYN_OPTS_NO_TS, &[]);
+    let sent_syn =
+        to_rs(i).ttl(63).tcp((LIP, fl.lport), (rs(i), 80), SYN, (fl.cseq, 0), &SYN_OPTS_NO_TS, &[]);
     let err =
         from_rs(i).icmp_error(rs(i), LIP, icmp::msg::DEST_UNREACHABLE, icmp::unreach::PORT, &sent_syn[ETH..]);
     // The client sees an error about its own SYN (client:cport -> VIP:80), from the VIP.
-    let orig_syn = from_client(1).ttl(63).tcp(client(1), 40000, VIP, 80, SYN, fl.cseq, 0, &SYN_OPTS, &[]);
+    let orig_syn =
+        from_client(1).ttl(63).tcp((client(1), 40000), (VIP, 80), SYN, (fl.cseq, 0), &SYN_OPTS, &[]);
     let want = to_client(1).ttl(63).icmp_error(
         VIP,
         client(1),
@@ -1257,20 +1288,23 @@ fn icmp_errors_are_relayed_both_ways() {
     // Client side: the client got the SYN-ACK (VIP:80 -> client:cport) and says host unreachable.
     syn_ack(&mut h, &fl, false);
     let got_synack = to_client(1).ttl(63).tcp(
-        VIP,
-        80,
-        client(1),
-        40000,
+        (VIP, 80),
+        (client(1), 40000),
         SYN | ACK,
-        fl.sseq,
-        fl.cseq + 1,
+        (fl.sseq, fl.cseq + 1),
         &SYNACK_OPTS,
         &[],
     );
     let err = from_client(1).icmp_error(client(1), VIP, icmp::msg::DEST_UNREACHABLE, 1, &got_synack[ETH..]);
     // The RS sees an error about its SYN-ACK (RS:80 -> LIP:lport), from the LIP.
-    let rs_synack =
-        from_rs(i).ttl(63).tcp(rs(i), 80, LIP, fl.lport, SYN | ACK, fl.sseq, fl.cseq + 1, &SYNACK_OPTS, &[]);
+    let rs_synack = from_rs(i).ttl(63).tcp(
+        (rs(i), 80),
+        (LIP, fl.lport),
+        SYN | ACK,
+        (fl.sseq, fl.cseq + 1),
+        &SYNACK_OPTS,
+        &[],
+    );
     let want = to_rs(i).ttl(63).icmp_error(LIP, rs(i), icmp::msg::DEST_UNREACHABLE, 1, &rs_synack[ETH..]);
     let lport = fl.lport;
     h.step(
@@ -1309,7 +1343,7 @@ fn icmp_errors_are_relayed_both_ways() {
     h.step("UDP port unreachable from the RS", &err, 1, tx_exact(0, want));
 
     // Errors about nothing we track.
-    let stray = to_rs(1).tcp(LIP, 1234, rs(1), 80, SYN, 1, 0, &[], &[]);
+    let stray = to_rs(1).tcp((LIP, 1234), (rs(1), 80), SYN, (1, 0), &[], &[]);
     let err =
         from_rs(1).icmp_error(rs(1), LIP, icmp::msg::DEST_UNREACHABLE, icmp::unreach::PORT, &stray[ETH..]);
     h.step("error quoting an unknown connection", &err, 1, Expect::Drop(DropReason::IcmpUnknownConn));
@@ -1330,7 +1364,7 @@ fn forward_to_unresolved_rs_is_held_until_arp_reply() {
     let s = setup();
     let mut h = H::new(&s);
     h.learn(0, client_mac(1), client(1));
-    let input = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 9, 0, &SYN_OPTS, &[]);
+    let input = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (9, 0), &SYN_OPTS, &[]);
     let out = h.step("SYN to unresolved RS 1", &input, 0, Expect::Held);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, 1);
@@ -1342,7 +1376,7 @@ fn forward_to_unresolved_rs_is_held_until_arp_reply() {
     let out = h.step("retransmitted SYN", &input, 0, Expect::Held);
     assert!(out.is_empty());
     // RS 1 answers: both held SYNs go out, to its MAC
-    let want = to_rs(1).ttl(63).tcp(LIP, lport, rs(1), 80, SYN, 9, 0, &SYN_OPTS_NO_TS, &[]);
+    let want = to_rs(1).ttl(63).tcp((LIP, lport), (rs(1), 80), SYN, (9, 0), &SYN_OPTS_NO_TS, &[]);
     let reply = arp(ArpOperation::Reply, rs_mac(1), M_GW1, (rs_mac(1), rs(1)), (M_GW1, GW1));
     let before = h.drops();
     h.w.process(VecFrame::from_bytes(&reply), 1, h.now, &mut h.out);
@@ -1356,12 +1390,12 @@ fn forward_to_unresolved_rs_is_held_until_arp_reply() {
     assert_eq!(h.ev(Event::ArpLearned), 1);
     // from now on forwards go straight out
     let fl = Flow { n: 1, cport: 40000, rs: 1, lport, cseq: 9, sseq: 77 };
-    let next = from_client(1).tcp(client(1), 40000, VIP, 80, ACK, 10, 78, &[], &[]);
+    let next = from_client(1).tcp((client(1), 40000), (VIP, 80), ACK, (10, 78), &[], &[]);
     h.step(
         "ACK",
         &next,
         0,
-        tx_exact(1, to_rs(1).ttl(63).tcp(LIP, fl.lport, rs(1), 80, ACK, 10, 78, &[], &[])),
+        tx_exact(1, to_rs(1).ttl(63).tcp((LIP, fl.lport), (rs(1), 80), ACK, (10, 78), &[], &[])),
     );
 }
 
@@ -1371,7 +1405,7 @@ fn unanswered_arp_drops_held_frames() {
     let s = setup_with(|s| s.conn.max_neighbours = 4);
     let mut h = H::new(&s);
     h.learn(0, client_mac(1), client(1));
-    let input = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 9, 0, &SYN_OPTS, &[]);
+    let input = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (9, 0), &SYN_OPTS, &[]);
     h.step("SYN to unresolved RS 1", &input, 0, Expect::Held);
     let mut requests = 1;
     let mut t = h.now;
@@ -1424,7 +1458,7 @@ fn established_connections_expire_and_counts_follow() {
     // the old tuple is gone: a late ACK is a miss
     h.step(
         "late ACK",
-        &from_client(1).tcp(client(1), 41001, VIP, 80, ACK, 1, 1, &[], &[]),
+        &from_client(1).tcp((client(1), 41001), (VIP, 80), ACK, (1, 1), &[], &[]),
         0,
         Expect::Drop(DropReason::TcpNoConn),
     );
@@ -1437,7 +1471,8 @@ fn activity_refreshes_the_timeout() {
     let fl = handshake(&mut h, &s, 1, 42000);
     let t0 = h.now;
     h.now = t0 + 1_500;
-    let data = from_client(1).tcp(client(1), 42000, VIP, 80, PSH | ACK, fl.cseq + 1, fl.sseq + 1, &[], b"x");
+    let data =
+        from_client(1).tcp((client(1), 42000), (VIP, 80), PSH | ACK, (fl.cseq + 1, fl.sseq + 1), &[], b"x");
     h.step("data at +1.5 s", &data, 0, tx(1, verify_checksums));
     h.poll(t0 + 2_000 + TICK_MS);
     assert_eq!(h.w.conns().len(), 1, "refreshed by the data");
@@ -1452,8 +1487,8 @@ fn time_wait_and_udp_expire() {
     let fl = handshake(&mut h, &s, 1, 43000);
     let i = fl.rs;
     // client closes first: FIN, ACK, FIN from the RS, last ACK
-    let c = |flags, seq, ack| from_client(1).tcp(client(1), 43000, VIP, 80, flags, seq, ack, &[], &[]);
-    let r = |flags, seq, ack| from_rs(i).tcp(rs(i), 80, LIP, fl.lport, flags, seq, ack, &[], &[]);
+    let c = |flags, seq, ack| from_client(1).tcp((client(1), 43000), (VIP, 80), flags, (seq, ack), &[], &[]);
+    let r = |flags, seq, ack| from_rs(i).tcp((rs(i), 80), (LIP, fl.lport), flags, (seq, ack), &[], &[]);
     let (cs, ss) = (fl.cseq + 1, fl.sseq + 1);
     h.step("client FIN", &c(FIN | ACK, cs, ss), 0, tx(1, verify_checksums));
     assert_eq!(counts(&h)[i as usize - 1], (0, 1), "no longer established");
@@ -1534,7 +1569,7 @@ fn conn_table_full() {
         syn(&mut h, &s, 1, 46000 + k as u16);
     }
     assert_eq!(h.w.conns().len(), cap);
-    let input = from_client(2).tcp(client(2), 46000, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    let input = from_client(2).tcp((client(2), 46000), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
     h.step("SYN with a full table", &input, 0, Expect::Drop(DropReason::ConnTableFull));
     let input = from_client(2).udp(client(2), 46000, VIP, 53, b"q", true);
     h.step("UDP with a full table", &input, 0, Expect::Drop(DropReason::ConnTableFull));
@@ -1553,7 +1588,7 @@ fn lport_exhaustion() {
     let mut used = [a.lport, b.lport];
     used.sort_unstable();
     assert_eq!(used, [5000, 5001]);
-    let input = from_client(3).tcp(client(3), 47000, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    let input = from_client(3).tcp((client(3), 47000), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
     h.step("third SYN, two local ports", &input, 0, Expect::Drop(DropReason::LportExhausted));
     assert_eq!(h.ev(Event::LportRetry), 1);
     // UDP goes to a different real server port, so its tuples are still free
@@ -1576,9 +1611,11 @@ fn mtu_is_enforced_on_the_way_out() {
     let s = setup_with(|s| s.ports[1].mtu = 100);
     let mut h = H::resolved(&s);
     let fl = syn(&mut h, &s, 1, 48000);
-    let big = from_client(1).tcp(client(1), 48000, VIP, 80, PSH | ACK, fl.cseq + 1, 1, &[], &[0x5a; 61]);
+    let big =
+        from_client(1).tcp((client(1), 48000), (VIP, 80), PSH | ACK, (fl.cseq + 1, 1), &[], &[0x5a; 61]);
     h.step("101-byte packet, MTU 100", &big, 0, Expect::Drop(DropReason::MtuExceeded));
-    let fits = from_client(1).tcp(client(1), 48000, VIP, 80, PSH | ACK, fl.cseq + 1, 1, &[], &[0x5a; 60]);
+    let fits =
+        from_client(1).tcp((client(1), 48000), (VIP, 80), PSH | ACK, (fl.cseq + 1, 1), &[], &[0x5a; 60]);
     h.step("100-byte packet", &fits, 0, tx(1, verify_checksums));
 }
 
@@ -1588,10 +1625,22 @@ fn mtu_is_enforced_on_the_way_out() {
 
 /// A data segment from the client on an established flow reaches the flow's own real server.
 fn data_to_rs(h: &mut H, fl: &Flow) {
-    let input =
-        from_client(fl.n).tcp(client(fl.n), fl.cport, VIP, 80, ACK, fl.cseq + 1, fl.sseq + 1, &[], b"GET");
-    let want =
-        to_rs(fl.rs).ttl(63).tcp(LIP, fl.lport, rs(fl.rs), 80, ACK, fl.cseq + 1, fl.sseq + 1, &[], b"GET");
+    let input = from_client(fl.n).tcp(
+        (client(fl.n), fl.cport),
+        (VIP, 80),
+        ACK,
+        (fl.cseq + 1, fl.sseq + 1),
+        &[],
+        b"GET",
+    );
+    let want = to_rs(fl.rs).ttl(63).tcp(
+        (LIP, fl.lport),
+        (rs(fl.rs), 80),
+        ACK,
+        (fl.cseq + 1, fl.sseq + 1),
+        &[],
+        b"GET",
+    );
     h.step("client data", &input, 0, tx_exact(1, want));
 }
 
@@ -1644,13 +1693,10 @@ fn removed_real_with_expire_policy_drops_its_connections_only() {
     }
     let gone = flows.iter().find(|f| f.rs == 1).unwrap();
     let input = from_client(gone.n).tcp(
-        client(gone.n),
-        gone.cport,
-        VIP,
-        80,
+        (client(gone.n), gone.cport),
+        (VIP, 80),
         ACK,
-        gone.cseq + 1,
-        gone.sseq + 1,
+        (gone.cseq + 1, gone.sseq + 1),
         &[],
         b"x",
     );
@@ -1670,7 +1716,7 @@ fn deleted_service_stops_matching_and_its_connections_find_no_service_state() {
     // The kept connection is still forwarded (LVS keeps connections of a removed service until they
     // expire); a new SYN to the port finds no service.
     data_to_rs(&mut h, &fl);
-    let input = from_client(2).tcp(client(2), 43_001, VIP, 80, SYN, 7, 0, &SYN_OPTS, &[]);
+    let input = from_client(2).tcp((client(2), 43_001), (VIP, 80), SYN, (7, 0), &SYN_OPTS, &[]);
     h.step("SYN to the deleted service", &input, 0, Expect::Drop(DropReason::NoService));
     // Expiry of the orphaned connection touches no service and does not panic.
     h.poll(h.now + 2_000_000);
@@ -1683,7 +1729,7 @@ fn syn_reusing_a_closed_tuple_is_scheduled_afresh() {
     let mut h = H::resolved(&s);
     let fl = handshake(&mut h, &s, 1, 44_000);
     // The client resets: the entry goes to CLOSE but stays in the table for its timeout.
-    let rst = from_client(1).tcp(client(1), 44_000, VIP, 80, RST, fl.cseq + 1, 0, &[], &[]);
+    let rst = from_client(1).tcp((client(1), 44_000), (VIP, 80), RST, (fl.cseq + 1, 0), &[], &[]);
     h.step("client RST", &rst, 0, tx(1, |_| {}));
     assert_eq!(h.w.conns().len(), 1);
     // The same client port opens a new connection: rr moves on to the next real server, and the
@@ -1704,8 +1750,9 @@ fn draining_refuses_new_connections_and_keeps_established_ones() {
     let fl = handshake(&mut h, &s, 1, 45_000);
     h.w.set_draining(true);
     data_to_rs(&mut h, &fl);
-    let syn = from_client(2).tcp(client(2), 45_001, VIP, 80, SYN, 77, 0, &SYN_OPTS, &[]);
-    let want = to_client(2).ttl(64).window(0).tcp(VIP, 80, client(2), 45_001, RST | ACK, 0, 78, &[], &[]);
+    let syn = from_client(2).tcp((client(2), 45_001), (VIP, 80), SYN, (77, 0), &SYN_OPTS, &[]);
+    let want =
+        to_client(2).ttl(64).window(0).tcp((VIP, 80), (client(2), 45_001), RST | ACK, (0, 78), &[], &[]);
     h.step("SYN while draining", &syn, 0, tx_exact(0, want));
     assert_eq!(h.ev(Event::RefusedDraining), 1);
     let udp = from_client(2).udp(client(2), 5353, VIP, 53, b"q", true);
@@ -1735,7 +1782,7 @@ fn sp_setup() -> Setup {
 /// (cookie ISN, our TSval).
 fn sp_syn(h: &mut H, n: u8, cport: u16, cisn: u32) -> (u32, u32) {
     let conns = h.w.conns().len();
-    let syn = from_client(n).tcp(client(n), cport, VIP, 80, SYN, cisn, 0, &SYN_OPTS, &[]);
+    let syn = from_client(n).tcp((client(n), cport), (VIP, 80), SYN, (cisn, 0), &SYN_OPTS, &[]);
     let out = h.step(
         "client SYN to a SYN-proxied service",
         &syn,
@@ -1767,7 +1814,8 @@ fn sp_ack(h: &mut H, n: u8, cport: u16, cisn: u32, cookie: u32, our_ts: u32) -> 
         o[8..12].copy_from_slice(&our_ts.to_be_bytes());
         o
     };
-    let ack = from_client(n).tcp(client(n), cport, VIP, 80, ACK, cisn + 1, cookie.wrapping_add(1), &ts, &[]);
+    let ack =
+        from_client(n).tcp((client(n), cport), (VIP, 80), ACK, (cisn + 1, cookie.wrapping_add(1)), &ts, &[]);
     let out = h.step(
         "client ACK with a valid cookie",
         &ack,
@@ -1805,7 +1853,8 @@ fn synproxy_handshake_then_shifted_data_both_ways() {
     let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
     o[4..8].copy_from_slice(&rs_ts.to_be_bytes());
     o[8..12].copy_from_slice(&0x1234_0010u32.to_be_bytes());
-    let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, rs_isn, cisn.wrapping_add(1), &o, &[]);
+    let synack =
+        from_rs(i).tcp((rs(i), 80), (LIP, lport), SYN | ACK, (rs_isn, cisn.wrapping_add(1)), &o, &[]);
     h.step(
         "real server SYN-ACK",
         &synack,
@@ -1822,7 +1871,14 @@ fn synproxy_handshake_then_shifted_data_both_ways() {
     assert_eq!(h.ev(Event::SynproxyHandshakes), 1);
     assert_eq!(h.w.synproxy_held(), 0);
     // Server data to the client: seq into cookie space, TSval onto our clock.
-    let d = from_rs(i).tcp(rs(i), 80, LIP, lport, ACK | PSH, rs_isn + 1, cisn.wrapping_add(1), &o, b"hello");
+    let d = from_rs(i).tcp(
+        (rs(i), 80),
+        (LIP, lport),
+        ACK | PSH,
+        (rs_isn + 1, cisn.wrapping_add(1)),
+        &o,
+        b"hello",
+    );
     h.step(
         "server data",
         &d,
@@ -1842,13 +1898,10 @@ fn synproxy_handshake_then_shifted_data_both_ways() {
         v
     };
     let a = from_client(1).tcp(
-        client(1),
-        46_000,
-        VIP,
-        80,
+        (client(1), 46_000),
+        (VIP, 80),
         ACK,
-        cisn.wrapping_add(1),
-        cookie.wrapping_add(6),
+        (cisn.wrapping_add(1), cookie.wrapping_add(6)),
         &sack,
         &[],
     );
@@ -1881,22 +1934,23 @@ fn synproxy_defences() {
     });
     let mut h = H::resolved(&s);
     // A forged ACK: dropped, no state.
-    let forged = from_client(2).tcp(client(2), 47_000, VIP, 80, ACK, 5, 0x1234_5678, &[], &[]);
+    let forged = from_client(2).tcp((client(2), 47_000), (VIP, 80), ACK, (5, 0x1234_5678), &[], &[]);
     h.step("ACK with a forged cookie", &forged, 0, Expect::Drop(DropReason::SynproxyBadCookie));
     // A real handshake, then the client repeats its ACK while the real server is silent.
     let (cookie, ts) = sp_syn(&mut h, 1, 47_001, 1000);
     let (i, lport) = sp_ack(&mut h, 1, 47_001, 1000, cookie, ts);
-    let data = from_client(1).tcp(client(1), 47_001, VIP, 80, ACK | PSH, 1001, cookie + 1, &[], b"GET /");
+    let data =
+        from_client(1).tcp((client(1), 47_001), (VIP, 80), ACK | PSH, (1001, cookie + 1), &[], b"GET /");
     h.step("client data while half-open is held", &data, 0, Expect::Held);
     h.step("held limit", &data, 0, Expect::Drop(DropReason::SynproxyHeldFull));
     // The half-open bound: a second client's valid ACK is refused.
     let (cookie2, ts2) = sp_syn(&mut h, 2, 47_002, 2000);
     let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
     o[8..12].copy_from_slice(&ts2.to_be_bytes());
-    let ack2 = from_client(2).tcp(client(2), 47_002, VIP, 80, ACK, 2001, cookie2 + 1, &o, &[]);
+    let ack2 = from_client(2).tcp((client(2), 47_002), (VIP, 80), ACK, (2001, cookie2 + 1), &o, &[]);
     h.step("half-open bound", &ack2, 0, Expect::Drop(DropReason::SynproxyHalfOpenFull));
     // The real server refuses: its RST becomes the client's, in the client's window.
-    let rst = from_rs(i).tcp(rs(i), 80, LIP, lport, RST | ACK, 0, 1001, &[], &[]);
+    let rst = from_rs(i).tcp((rs(i), 80), (LIP, lport), RST | ACK, (0, 1001), &[], &[]);
     h.w.process(VecFrame::from_bytes(&rst), 1, h.now, &mut h.out);
     let out = h.drain();
     assert_eq!(out.len(), 1);
@@ -1947,7 +2001,7 @@ fn synproxy_ack_storm_is_cut() {
     let mut h = H::resolved(&s);
     let (cookie, ts) = sp_syn(&mut h, 1, 49_000, 77);
     sp_ack(&mut h, 1, 49_000, 77, cookie, ts);
-    let dup = from_client(1).tcp(client(1), 49_000, VIP, 80, ACK, 78, cookie + 1, &[], &[]);
+    let dup = from_client(1).tcp((client(1), 49_000), (VIP, 80), ACK, (78, cookie + 1), &[], &[]);
     // Held up to the per-connection bound, then the same ACK over and over is an ack storm.
     let mut storm = 0;
     for _ in 0..30 {
@@ -1969,20 +2023,17 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
     let (i, lport) = sp_ack(&mut h, 1, 50_000, cisn, cookie, our_ts);
     // The client does not wait: its request arrives while the real server is still silent.
     let req = from_client(1).tcp(
-        client(1),
-        50_000,
-        VIP,
-        80,
+        (client(1), 50_000),
+        (VIP, 80),
         ACK | PSH,
-        cisn + 1,
-        cookie + 1,
+        (cisn + 1, cookie + 1),
         &[],
         b"GET / HTTP/1.0\r\n\r\n",
     );
     h.step("client request while half-open", &req, 0, Expect::Held);
     assert_eq!(h.w.synproxy_held(), 2);
     let rs_isn: u32 = 0x9000_0000;
-    let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, rs_isn, cisn + 1, &[], &[]);
+    let synack = from_rs(i).tcp((rs(i), 80), (LIP, lport), SYN | ACK, (rs_isn, cisn + 1), &[], &[]);
     h.w.process(VecFrame::from_bytes(&synack), 1, h.now, &mut h.out);
     let out = h.drain();
     h.assert_accounting("after the release");

@@ -49,7 +49,14 @@ pub fn tcp_frame(
     flags: TcpFlags,
     payload: usize,
 ) -> Vec<u8> {
-    from_client(dst_mac).tcp(src, sport, dst, dport, flags, 0x1234_5678, 0x9abc_def0, &[], &vec![0; payload])
+    from_client(dst_mac).tcp(
+        (src, sport),
+        (dst, dport),
+        flags,
+        (0x1234_5678, 0x9abc_def0),
+        &[],
+        &vec![0; payload],
+    )
 }
 
 /// An ARP request from `from` for `target`, padded to the 60-byte Ethernet minimum: how a neighbour

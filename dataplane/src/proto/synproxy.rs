@@ -187,12 +187,16 @@ impl<P: FramePool> Worker<P> {
         }
     }
 
-    /// The real server refused a proxied connection: its RST becomes the client's.
+    /// The real server refused a proxied connection: its RST becomes the client's. The connection
+    /// is released (and what SYN-proxy held for it dropped) by the one release point.
     fn sp_refused(&mut self, mut f: P::Frame, cx: &Ctx, id: ConnId, out: &mut Outbox<P::Frame>) {
-        let Some(p) = self.sp.abort(id, &self.stats) else {
+        let Some(p) = self.sp.pending(id) else {
             return self.discard(f, D::SynproxyBadSegment);
         };
-        let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::SynproxyBadSegment) };
+        let Some(c) = self.conns.get(id).copied() else {
+            self.sp.abort(id, &self.stats);
+            return self.discard(f, D::SynproxyBadSegment);
+        };
         self.stats.inc(E::SynproxyRsRefused);
         let to = crate::xmit::out_key(&c, Dir::Reply);
         if wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport).is_err() {
@@ -215,8 +219,13 @@ impl<P: FramePool> Worker<P> {
 
     /// The real server never answered the SYN retries: the client gets a RST built here.
     fn sp_timeout(&mut self, id: ConnId, now: Millis, out: &mut Outbox<P::Frame>) {
-        let Some(p) = self.sp.abort(id, &self.stats) else { return };
-        let Some(c) = self.conns.get(id).copied() else { return };
+        let Some(p) = self.sp.pending(id) else { return };
+        let Some(c) = self.conns.get(id).copied() else {
+            // A half-open entry without its connection cannot happen (they leave together);
+            // close it rather than retry forever.
+            self.sp.abort(id, &self.stats);
+            return;
+        };
         self.stats.inc(E::SynproxyRsTimeouts);
         self.release(id);
         let to = crate::xmit::out_key(&c, Dir::Reply);

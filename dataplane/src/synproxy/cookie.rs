@@ -687,8 +687,7 @@ mod tests {
         let ack = testutil::segment(
             (CLIENT, CPORT),
             (VIP, VPORT),
-            isn.wrapping_add(1),
-            cookie.wrapping_add(1),
+            (isn.wrapping_add(1), cookie.wrapping_add(1)),
             flags,
             &ack_opts,
             &[],

@@ -126,12 +126,10 @@ pub(crate) mod testutil {
     /// An IPv4 TCP segment `src -> dst` with the given fields, options (bytes, padded to 4) and payload,
     /// valid checksums; `ip_opts` (multiple of 4) go into the IPv4 header. TTL 57, ident 0x1c46, DF,
     /// window 64240.
-    #[allow(clippy::too_many_arguments)]
     pub fn segment(
         src: (Ipv4Addr, u16),
         dst: (Ipv4Addr, u16),
-        seq: u32,
-        ack: u32,
+        (seq, ack): (u32, u32),
         flags: TcpFlags,
         opts: &[u8],
         payload: &[u8],
@@ -144,7 +142,7 @@ pub(crate) mod testutil {
     }
 
     pub fn syn(isn: u32, opts: &[u8]) -> Vec<u8> {
-        segment((CLIENT, CPORT), (VIP, VPORT), isn, 0, TcpFlags::SYN, opts, &[], &[])
+        segment((CLIENT, CPORT), (VIP, VPORT), (isn, 0), TcpFlags::SYN, opts, &[], &[])
     }
 }
 

@@ -219,6 +219,11 @@ impl<F> SynProxy<F> {
         self.scratch = v;
     }
 
+    /// The half-open entry of connection `id`, if it has one (a copy; nothing changes).
+    pub fn pending(&mut self, id: ConnId) -> Option<Pending> {
+        self.half_open.get_mut(id).copied()
+    }
+
     /// Closes the entry of a connection that failed or left the table; its held packets are
     /// dropped and counted. The entry, if there was one.
     pub fn abort(&mut self, id: ConnId, stats: &Stats) -> Option<Pending> {

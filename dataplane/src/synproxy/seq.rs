@@ -257,8 +257,7 @@ mod tests {
         let mut p = segment(
             (RS, VPORT),
             (CLIENT, CPORT),
-            rs_isn + 1,
-            client_isn + 1,
+            (rs_isn + 1, client_isn + 1),
             TcpFlags::ACK | TcpFlags::PSH,
             &opts(2, &[(client_isn + 10, client_isn + 20)], Some((1_500, 0x4242))),
             b"hello",
@@ -284,8 +283,7 @@ mod tests {
         let mut p = segment(
             (CLIENT, CPORT),
             (VIP, VPORT),
-            client_isn + 1,
-            ack,
+            (client_isn + 1, ack),
             TcpFlags::ACK,
             &opts(0, &[sack], Some((0x4243, our_ts.wrapping_add(500)))),
             &[],
@@ -340,7 +338,7 @@ mod tests {
             let flags = if rng.below(8) == 0 { TcpFlags::RST } else { TcpFlags::ACK };
             let to_client = i % 2 == 0;
             let (src, dst) = if to_client { (RS, CLIENT) } else { (CLIENT, VIP) };
-            let mut p = segment((src, 1), (dst, 2), seq, ack, flags, &o, &payload[..plen], &[]);
+            let mut p = segment((src, 1), (dst, 2), (seq, ack), flags, &o, &payload[..plen], &[]);
             let (_, _, sack0, ts0) = parsed(tcp_of(&p));
             if to_client {
                 sh.to_client(&mut p[20..]).unwrap();
@@ -372,7 +370,7 @@ mod tests {
         let sh = SeqShift::new(1, 2, Some((3, 4)));
         let mut o = opts(0, &[(5, 6)], Some((7, 8)));
         o[1] = 9; // timestamps with a bad length
-        let p = segment((CLIENT, CPORT), (VIP, VPORT), 1, 2, TcpFlags::ACK, &o, &[], &[]);
+        let p = segment((CLIENT, CPORT), (VIP, VPORT), (1, 2), TcpFlags::ACK, &o, &[], &[]);
         for dir in [SeqShift::to_client, SeqShift::to_server] {
             let mut q = p.clone();
             assert_eq!(dir(&sh, &mut q[20..]), Err(Error::BadOption));
@@ -386,7 +384,7 @@ mod tests {
         let sh = SeqShift::new(100, 50, None);
         assert_eq!((sh.delta, sh.ts_delta), (50u32.wrapping_sub(100), None));
         let o = opts(1, &[], Some((7, 8)));
-        let mut p = segment((CLIENT, CPORT), (VIP, VPORT), 1, 200, TcpFlags::ACK, &o, &[], &[]);
+        let mut p = segment((CLIENT, CPORT), (VIP, VPORT), (1, 200), TcpFlags::ACK, &o, &[], &[]);
         sh.to_server(&mut p[20..]).unwrap();
         assert_eq!(parsed(tcp_of(&p)), (1, 150, vec![], Some((7, 8))));
         sh.to_client(&mut p[20..]).unwrap();

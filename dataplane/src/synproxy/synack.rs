@@ -261,8 +261,15 @@ mod tests {
         let ip_opts = [7, 7, 4, 0, 0, 0, 0, 1];
         let opts = syn_opts(Some(1460), Some(7), true, Some(99));
         let payload = [0x55u8; 100];
-        let mut v =
-            testutil::segment((CLIENT, CPORT), (VIP, VPORT), 5, 0, TcpFlags::SYN, &opts, &payload, &ip_opts);
+        let mut v = testutil::segment(
+            (CLIENT, CPORT),
+            (VIP, VPORT),
+            (5, 0),
+            TcpFlags::SYN,
+            &opts,
+            &payload,
+            &ip_opts,
+        );
         assert_eq!(v.len(), 28 + 40 + 100);
         v.extend_from_slice(&[0; 6]); // Ethernet-style trailing padding
         let n = syn_to_synack(&mut v, 9, Some(1000), &SynAckConfig::default()).unwrap();
@@ -290,7 +297,7 @@ mod tests {
             TcpFlags::SYN | TcpFlags::RST,
             TcpFlags::SYN | TcpFlags::FIN,
         ] {
-            let mut v = testutil::segment((CLIENT, CPORT), (VIP, VPORT), 1, 0, flags, &opts, &[], &[]);
+            let mut v = testutil::segment((CLIENT, CPORT), (VIP, VPORT), (1, 0), flags, &opts, &[], &[]);
             v.resize(60, 0);
             check(v, Error::Unsupported);
         }

@@ -33,6 +33,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod nat;
 pub mod tcp;
+pub mod tcp_repr;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod toa;

@@ -223,17 +223,14 @@ impl FrameBuilder {
         TcpRepr { window: self.window, ..TcpRepr::bare(sport, dport, seq, ack, flags) }
     }
 
-    /// Ethernet + IPv4 + TCP with `options` as bytes (padded to 4; see [`tcp_segment_raw_options`]).
-    #[allow(clippy::too_many_arguments)]
+    /// Ethernet + IPv4 + TCP `src -> dst` (address, port) with `(seq, ack)` and `options` as bytes
+    /// (padded to 4; see [`tcp_segment_raw_options`]).
     pub fn tcp(
         &self,
-        src: Ipv4Addr,
-        sport: u16,
-        dst: Ipv4Addr,
-        dport: u16,
+        (src, sport): (Ipv4Addr, u16),
+        (dst, dport): (Ipv4Addr, u16),
         flags: TcpFlags,
-        seq: u32,
-        ack: u32,
+        (seq, ack): (u32, u32),
         options: &[u8],
         payload: &[u8],
     ) -> Vec<u8> {
@@ -318,7 +315,7 @@ mod tests {
         let repr = TcpRepr { options: list, ..b.tcp_repr(40000, 80, TcpFlags::SYN, 0x3a6f0c81, 0) };
         assert_eq!(b.tcp_frame(A, B, &repr, &[]), ETH_TCP_SYN);
         let opts = options(&list);
-        assert_eq!(b.tcp(A, 40000, B, 80, TcpFlags::SYN, 0x3a6f0c81, 0, &opts, &[]), ETH_TCP_SYN);
+        assert_eq!(b.tcp((A, 40000), (B, 80), TcpFlags::SYN, (0x3a6f0c81, 0), &opts, &[]), ETH_TCP_SYN);
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl Twin {
 }
 
 fn tcp_from_client(n: u8, cport: u16, flags: TcpFlags, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
-    from_client(n).tcp(client(n), cport, VIP, 80, flags, seq, ack, &[], data)
+    from_client(n).tcp((client(n), cport), (VIP, 80), flags, (seq, ack), &[], data)
 }
 
 #[test]
@@ -55,23 +55,20 @@ fn mixed_bursts_match_one_by_one() {
     }
     for cport in 1000..1012u16 {
         b1.push(from_client(1 + (cport % 3) as u8).tcp(
-            client(1 + (cport % 3) as u8),
-            cport,
-            VIP,
-            80,
+            (client(1 + (cport % 3) as u8), cport),
+            (VIP, 80),
             SYN,
-            u32::from(cport) << 8,
-            0,
+            (u32::from(cport) << 8, 0),
             &SYN_OPTS,
             &[],
         ));
     }
     // A retransmitted SYN right behind its original (1001 is client 3's): the pipeline's miss must be looked up again.
-    b1.push(from_client(3).tcp(client(3), 1001, VIP, 80, SYN, 1001 << 8, 0, &SYN_OPTS, &[]));
+    b1.push(from_client(3).tcp((client(3), 1001), (VIP, 80), SYN, (1001 << 8, 0), &SYN_OPTS, &[]));
     b1.push(from_client(2).udp(client(2), 4000, VIP, 53, b"query", true));
     b1.push(from_client(3).icmp(client(3), VIP, icmp::msg::ECHO_REQUEST, 0, 0x0001_0001, b"ping"));
     b1.push(tcp_from_client(1, 999, ACK, 1, 1, b"no such connection"));
-    b1.push(from_client(1).tcp(client(1), 5, FOREIGN, 80, SYN, 1, 0, &[], &[]));
+    b1.push(from_client(1).tcp((client(1), 5), (FOREIGN, 80), SYN, (1, 0), &[], &[]));
     b1.push(edit(tcp_from_client(1, 998, SYN, 7, 0, &[]), |v| v[ETH + 10] ^= 0xff));
     b1.push(vec![0u8; 9]);
     b1.push(Pb::new(client_mac(1), M_OTHER).udp(client(1), 1, VIP, 53, b"x", true));
@@ -93,13 +90,10 @@ fn mixed_bursts_match_one_by_one() {
         let i = rs_index(rsa);
         b2.push(match proto {
             Proto::Tcp => from_rs(i).tcp(
-                rsa,
-                rport,
-                LIP,
-                lport,
+                (rsa, rport),
+                (LIP, lport),
                 SYN | ACK,
-                7_000,
-                (u32::from(cport) << 8) + 1,
+                (7_000, (u32::from(cport) << 8) + 1),
                 &SYNACK_OPTS,
                 &[],
             ),
@@ -107,7 +101,7 @@ fn mixed_bursts_match_one_by_one() {
         });
     }
     // A reply to a local port nobody uses, among them.
-    b2.push(from_rs(1).tcp(rs(1), 80, LIP, 2, ACK, 1, 1, &[], &[]));
+    b2.push(from_rs(1).tcp((rs(1), 80), (LIP, 2), ACK, (1, 1), &[], &[]));
     let sent = t.burst("burst 2b: replies", &b2, 1);
     assert_eq!(sent.iter().filter(|(p, _)| *p == 0).count(), 13, "every reply reached its client");
     // Burst 3 on the client side: handshake ACKs with data, FINs, and a SYN reusing a closed tuple
@@ -123,7 +117,7 @@ fn mixed_bursts_match_one_by_one() {
     }
     // 1003 is client 2's (1 + 1003 % 3).
     b3.push(tcp_from_client(2, 1003, RST | ACK, (1003 << 8) + 19, 7_001, &[]));
-    b3.push(from_client(2).tcp(client(2), 1003, VIP, 80, SYN, 0x4242, 0, &SYN_OPTS, &[]));
+    b3.push(from_client(2).tcp((client(2), 1003), (VIP, 80), SYN, (0x4242, 0), &SYN_OPTS, &[]));
     b3.push(tcp_from_client(2, 1003, ACK, 0x4243, 1, b"after reuse"));
     t.burst("burst 3: data, RST, reuse", &b3, 0);
     assert_eq!(t.burst.ev(Event::ConnsReused), 1, "the RST closed the tuple; the SYN reused it");
@@ -180,7 +174,7 @@ fn burst_with_hand_offs_balances_on_every_worker() {
     let mut v: Vec<VecFrame> = owned
         .iter()
         .map(|&(_, lport, i)| {
-            VecFrame::from_bytes(&from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, 9, 2, &[], &[]))
+            VecFrame::from_bytes(&from_rs(i).tcp((rs(i), 80), (LIP, lport), SYN | ACK, (9, 2), &[], &[]))
         })
         .collect();
     v.insert(
@@ -211,7 +205,7 @@ fn burst_with_hand_offs_balances_on_every_worker() {
 fn service_without_local_address_drops_new_connections_by_reason() {
     let s = setup_with(|s| s.services[0].laddrs.clear());
     let mut h = H::resolved(&s);
-    let syn = from_client(1).tcp(client(1), 1234, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+    let syn = from_client(1).tcp((client(1), 1234), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
     h.step("SYN before --add-laddr", &syn, 0, Expect::Drop(DropReason::NoLocalAddr));
     h.w.apply(&setup());
     h.step("SYN after --add-laddr", &syn, 0, tx(1, |got| assert_eq!(ip_of(got).src_addr(), LIP)));

@@ -100,7 +100,7 @@ fn replies_reach_the_owning_worker_from_any_worker() {
     // Each client flow lands on one worker (RSS is stable per flow); its reply lands on the other.
     for (w, n, cport) in [(0usize, 1u8, 40000u16), (1, 2, 40001), (0, 3, 40002), (1, 1, 40003)] {
         let cseq = 7 + u32::from(cport);
-        let syn = from_client(n).tcp(client(n), cport, VIP, 80, SYN, cseq, 0, &SYN_OPTS, &[]);
+        let syn = from_client(n).tcp((client(n), cport), (VIP, 80), SYN, (cseq, 0), &SYN_OPTS, &[]);
         let (sw, sp, out) = one(m.deliver(w, &syn, 0));
         assert_eq!((sw, sp), (w, 1), "the SYN leaves from the worker that received it, to the RS side");
         verify_checksums(&out);
@@ -109,11 +109,17 @@ fn replies_reach_the_owning_worker_from_any_worker() {
         let i = rs_index(ip_of(&out).dst_addr());
         let other = 1 - w;
         let handed = m.ev(other, Event::HandoffOut);
-        let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, 900, cseq + 1, &SYNACK_OPTS, &[]);
+        let synack = from_rs(i).tcp((rs(i), 80), (LIP, lport), SYN | ACK, (900, cseq + 1), &SYNACK_OPTS, &[]);
         let (rw, rp, got) = one(m.deliver(other, &synack, 1));
         assert_eq!((rw, rp), (w, 0), "the reply is forwarded by the owner, to the client side");
-        let want =
-            to_client(n).ttl(63).tcp(VIP, 80, client(n), cport, SYN | ACK, 900, cseq + 1, &SYNACK_OPTS, &[]);
+        let want = to_client(n).ttl(63).tcp(
+            (VIP, 80),
+            (client(n), cport),
+            SYN | ACK,
+            (900, cseq + 1),
+            &SYNACK_OPTS,
+            &[],
+        );
         assert_frame_eq(&got, &want);
         assert_eq!(m.ev(other, Event::HandoffOut), handed + 1);
         // The same reply arriving at the owner itself is not handed anywhere.
@@ -142,7 +148,7 @@ fn a_reply_to_an_unknown_local_port_is_dropped_once_by_its_owner() {
     let s = two_workers();
     let mut m = Mh::resolved(&s);
     for lport in [2000u16, 2001] {
-        let stray = from_rs(1).tcp(rs(1), 80, LIP, lport, ACK, 1, 1, &[], &[]);
+        let stray = from_rs(1).tcp((rs(1), 80), (LIP, lport), ACK, (1, 1), &[], &[]);
         for w in 0..2 {
             let before = m.stats[owner(lport, 2) as usize].drops(DropReason::LipNoConn);
             assert!(m.deliver(w, &stray, 1).is_empty());
@@ -160,7 +166,7 @@ fn an_arp_reply_reaches_the_worker_that_asked() {
         let asker = (workers - 1) as usize;
         m.deliver(asker, &arp_request((client_mac(1), client(1)), GW0), 0);
         // The SYN waits on the asking worker, which sends the ARP request.
-        let syn = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 9, 0, &SYN_OPTS, &[]);
+        let syn = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (9, 0), &SYN_OPTS, &[]);
         let sent = m.deliver(asker, &syn, 0);
         let (w, p, req) = one(sent);
         assert_eq!((w, p), (asker, 1));
@@ -185,7 +191,7 @@ fn an_arp_reply_reaches_the_worker_that_asked() {
 fn icmp_errors_find_the_worker_with_the_connection() {
     let s = setup_with(|s| s.workers = 3);
     let mut m = Mh::resolved(&s);
-    let syn = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 9, 0, &SYN_OPTS, &[]);
+    let syn = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (9, 0), &SYN_OPTS, &[]);
     let (w, _, sent_syn) = one(m.deliver(2, &syn, 0));
     assert_eq!(w, 2);
     let (lport, _) = ports_of(&sent_syn);
@@ -197,7 +203,7 @@ fn icmp_errors_find_the_worker_with_the_connection() {
     assert_eq!((w, p), (2, 0));
     verify_checksums(&got);
     // From the client side, quoting VIP -> client: nothing names the owner, so the chain asks.
-    let synack = from_rs(i).tcp(rs(i), 80, LIP, lport, SYN | ACK, 900, 10, &SYNACK_OPTS, &[]);
+    let synack = from_rs(i).tcp((rs(i), 80), (LIP, lport), SYN | ACK, (900, 10), &SYNACK_OPTS, &[]);
     let (_, _, to_c) = one(m.deliver(2, &synack, 1));
     let err = from_client(1).icmp_error(client(1), VIP, icmp::msg::DEST_UNREACHABLE, 1, &to_c[ETH..]);
     for start in 0..3 {
@@ -206,7 +212,7 @@ fn icmp_errors_find_the_worker_with_the_connection() {
         verify_checksums(&got);
     }
     // About a connection nobody has: every worker looks once, one drop.
-    let ghost = to_client(1).tcp(VIP, 80, client(1), 41000, SYN | ACK, 1, 1, &[], &[]);
+    let ghost = to_client(1).tcp((VIP, 80), (client(1), 41000), SYN | ACK, (1, 1), &[], &[]);
     let err = from_client(1).icmp_error(client(1), VIP, icmp::msg::DEST_UNREACHABLE, 1, &ghost[ETH..]);
     assert!(m.deliver(1, &err, 0).is_empty());
     assert_eq!(m.total_drops(DropReason::IcmpUnknownConn), 1);
@@ -216,11 +222,17 @@ fn icmp_errors_find_the_worker_with_the_connection() {
 fn one_worker_never_hands_off() {
     let s = setup();
     let mut m = Mh::resolved(&s);
-    let syn = from_client(1).tcp(client(1), 40000, VIP, 80, SYN, 9, 0, &SYN_OPTS, &[]);
+    let syn = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (9, 0), &SYN_OPTS, &[]);
     let (_, _, out) = one(m.deliver(0, &syn, 0));
     let (lport, _) = ports_of(&out);
-    let synack =
-        from_rs(1).tcp(rs(rs_index(ip_of(&out).dst_addr())), 80, LIP, lport, SYN | ACK, 1, 10, &[], &[]);
+    let synack = from_rs(1).tcp(
+        (rs(rs_index(ip_of(&out).dst_addr())), 80),
+        (LIP, lport),
+        SYN | ACK,
+        (1, 10),
+        &[],
+        &[],
+    );
     m.deliver(0, &synack, 1);
     assert_eq!(m.ev(0, Event::HandoffOut), 0);
 }
@@ -238,8 +250,14 @@ fn thresholds_are_split_between_workers() {
     let mut m = Mh::resolved(&s);
     for w in 0..2 {
         for k in 0..3u16 {
-            let syn =
-                from_client(1).tcp(client(1), 50000 + 10 * w as u16 + k, VIP, 80, SYN, 1, 0, &SYN_OPTS, &[]);
+            let syn = from_client(1).tcp(
+                (client(1), 50000 + 10 * w as u16 + k),
+                (VIP, 80),
+                SYN,
+                (1, 0),
+                &SYN_OPTS,
+                &[],
+            );
             let sent = m.deliver(w, &syn, 0);
             if k < 2 {
                 assert_eq!(sent.len(), 1, "worker {w}: connection {k} is within its share");
