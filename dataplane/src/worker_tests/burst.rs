@@ -227,3 +227,45 @@ fn applied_timeouts_take_effect_at_the_next_packet() {
     h.poll(h.now + 5_000 + 2 * TICK_MS);
     assert_eq!(h.w.conns().len(), 0, "expired under the new timeout");
 }
+
+/// Connection events (what connection sync will stream): one bind, each state change, one
+/// release with its cause, in order; a disabled log records nothing; a full one counts what it lost.
+#[test]
+fn connection_events_follow_bind_state_and_release() {
+    use crate::conn::bind::{ConnEvent, Release};
+    use crate::conn::TcpState;
+    let s = short_timeouts();
+    let mut h = H::resolved(&s);
+    let mut ev = Vec::new();
+    assert_eq!(h.w.take_conn_events(&mut ev), 0);
+    h.w.enable_conn_events(16);
+    let fl = handshake(&mut h, &s, 1, 5555);
+    assert_eq!(h.w.take_conn_events(&mut ev), 0);
+    let id = match ev.first() {
+        Some(ConnEvent::Bound(id, c)) => {
+            assert_eq!(c.client_addr(), (client(1), 5555));
+            assert_eq!(c.lip(), (LIP, fl.lport));
+            *id
+        }
+        other => panic!("first event {other:?}"),
+    };
+    let states: Vec<(TcpState, TcpState)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            ConnEvent::State(i, a, b) if *i == id => Some((*a, *b)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states.last().map(|s| s.1), Some(TcpState::Established), "{states:?}");
+    ev.clear();
+    h.poll(h.now + 24 * 3600 * 1000);
+    assert_eq!(h.w.take_conn_events(&mut ev), 0);
+    assert!(matches!(ev.as_slice(), [ConnEvent::Released(i, _, Release::Expired)] if *i == id), "{ev:?}");
+    // A log of 1 loses the rest of a handshake's events, and says so.
+    let mut h2 = H::resolved(&s);
+    h2.w.enable_conn_events(1);
+    handshake(&mut h2, &s, 2, 6666);
+    ev.clear();
+    assert!(h2.w.take_conn_events(&mut ev) > 0);
+    assert!(matches!(ev.as_slice(), [ConnEvent::Bound(..)]), "{ev:?}");
+}
