@@ -215,6 +215,30 @@ impl Shared {
             .collect()
     }
 
+    /// A page of `limit` items starting at `offset`, across the workers in order (each asked in
+    /// turn for what is left of the page), with the total that match; items carry their worker.
+    fn ask_pages<T: Send + 'static>(
+        &self,
+        offset: u64,
+        limit: u64,
+        make: impl Fn(u64, u64, Sender<(u64, Vec<T>)>) -> Command,
+    ) -> Result<(u64, Vec<(u16, T)>), String> {
+        let (mut total, mut items, mut skip) = (0, Vec::new(), offset);
+        for (w, link) in self.workers.iter().enumerate() {
+            let (tx, rx) = bounded(1);
+            let want = limit - items.len() as u64;
+            link.commands
+                .send_timeout(make(skip, want, tx), WORKER_TIMEOUT)
+                .map_err(|_| format!("worker {w} is not taking commands"))?;
+            let (n, page) =
+                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
+            total += n;
+            skip = skip.saturating_sub(n);
+            items.extend(page.into_iter().map(|t| (w as u16, t)));
+        }
+        Ok((total, items))
+    }
+
     /// Per (service id, real id): active, inactive and counters summed over workers.
     fn counts(&self) -> Result<HashMap<(u32, u32), RealTotals>, String> {
         let mut m: HashMap<(u32, u32), RealTotals> = HashMap::new();
@@ -368,24 +392,12 @@ impl Shared {
     ) -> Result<Reply, Refusal> {
         let service = self.service_id(id)?;
         let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
-        let mut total = 0;
-        let mut views = Vec::new();
-        let mut skip = offset;
-        for (w, link) in self.workers.iter().enumerate() {
-            let (tx, rx) = bounded(1);
-            let want = limit - views.len() as u64;
-            link.commands
-                .send_timeout(
-                    Command::Templates { service, offset: skip, limit: want, reply: tx },
-                    WORKER_TIMEOUT,
-                )
-                .map_err(|_| format!("worker {w} is not taking commands"))?;
-            let (n, page) =
-                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
-            total += n;
-            skip = skip.saturating_sub(n);
-            views.extend(page.into_iter().map(|t| (w as u16, t)));
-        }
+        let (total, views) = self.ask_pages(offset, limit, |offset, limit, reply| Command::Templates {
+            service,
+            offset,
+            limit,
+            reply,
+        })?;
         let st = self.lock();
         let templates = views
             .into_iter()
@@ -407,23 +419,15 @@ impl Shared {
     fn list_conns(&self, id: &Option<ServiceId>, offset: u64, limit: Option<u64>) -> Result<Reply, Refusal> {
         let service = self.service_id(id)?;
         let limit = limit.unwrap_or(1000).min(MAX_CONNS_PAGE);
-        let mut total = 0;
-        let mut conns = Vec::new();
-        let mut skip = offset;
-        for (w, link) in self.workers.iter().enumerate() {
-            let (tx, rx) = bounded(1);
-            let want = limit - conns.len() as u64;
-            link.commands
-                .send_timeout(
-                    Command::Conns { service, offset: skip, limit: want, reply: tx },
-                    WORKER_TIMEOUT,
-                )
-                .map_err(|_| format!("worker {w} is not taking commands"))?;
-            let (n, page) =
-                rx.recv_timeout(WORKER_TIMEOUT).map_err(|_| format!("worker {w} did not answer"))?;
-            total += n;
-            skip = skip.saturating_sub(n);
-            conns.extend(page.into_iter().map(|c| ConnInfo {
+        let (total, views) = self.ask_pages(offset, limit, |offset, limit, reply| Command::Conns {
+            service,
+            offset,
+            limit,
+            reply,
+        })?;
+        let conns = views
+            .into_iter()
+            .map(|(worker, c)| ConnInfo {
                 proto: match c.proto {
                     rvs_dataplane::flow::Proto::Tcp => rvs_control::Proto::Tcp,
                     rvs_dataplane::flow::Proto::Udp => rvs_control::Proto::Udp,
@@ -434,9 +438,9 @@ impl Shared {
                 rs: format!("{}:{}", c.rs.0, c.rs.1),
                 state: c.state.to_owned(),
                 expires_ms: c.expires_ms,
-                worker: w as u16,
-            }));
-        }
+                worker,
+            })
+            .collect();
         Ok(Reply::Conns { total, conns })
     }
 
