@@ -116,7 +116,7 @@ pub fn command() -> Command {
             flag("add-laddr", Some('P'), COMMANDS, "add local address (FULLNAT, DPVS)"),
             flag("del-laddr", Some('Q'), COMMANDS, "del local address (FULLNAT, DPVS)"),
             flag("get-laddr", Some('G'), COMMANDS, "get local address (FULLNAT, DPVS)"),
-            flag("list", Some('L'), COMMANDS, "list the table").visible_short_alias('l'),
+            flag("list", Some('L'), COMMANDS, "list the table (-l is the same)").visible_short_alias('l'),
             flag("zero", Some('Z'), COMMANDS, "zero counters in a service or all services"),
             flag(
                 "set",
