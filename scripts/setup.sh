@@ -18,6 +18,9 @@ PKGS=(
     # topology and test peers
     iproute2 ethtool iputils-ping curl python3 nginx-light wrk hping3 socat tcpdump
     nftables procps util-linux
+    # the Debian package (scripts/package.sh, scripts/e2e/70-package.sh): dpkg-shlibdeps for its
+    # dependencies, man to read its pages
+    dpkg-dev man-db
 )
 
 missing=()
@@ -48,6 +51,12 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 . "$(dirname "$0")/lib/install_cargo_fuzz.sh" && install_cargo_fuzz  # scripts/fuzz.sh
+
+# cargo-deb builds the Debian package (scripts/package.sh); from crates.io, only when missing.
+if command -v cargo >/dev/null 2>&1 && ! cargo deb --version >/dev/null 2>&1; then
+    log "installing cargo-deb (cargo install --locked)"
+    cargo install cargo-deb --locked
+fi
 
 # Hugepages: 1024 x 2 MiB. Where the kernel refuses, rvsd falls back to --no-huge (see docs/config.md).
 want=1024

@@ -3,7 +3,6 @@
 //! Threads: the main thread initialises DPDK, configures ports and launches one poll-mode worker per
 //! configured lcore; a control thread serves the Unix-socket API; the main thread then waits for a
 //! signal, stops the workers, prints final counters and releases the ports. See docs/architecture.md.
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,24 +25,8 @@ mod eal_args;
 mod machine;
 mod steering;
 
+use rvsd::cli::Cli;
 use rvsd::worker;
-
-#[derive(Parser, Debug)]
-#[command(name = "rvsd", version, about = "rvs: DPDK poll-mode FULLNAT layer-4 load balancer")]
-struct Cli {
-    /// TOML configuration file (see docs/config.md).
-    #[arg(short = 'c', long = "config")]
-    config: PathBuf,
-    /// Check the configuration (syntax, values, this machine) and exit.
-    #[arg(long)]
-    check: bool,
-    /// Override the API socket path.
-    #[arg(long)]
-    socket: Option<String>,
-    /// Extra EAL arguments, after `--`.
-    #[arg(last = true)]
-    eal: Vec<String>,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -149,7 +149,7 @@ fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ArgKind {
+pub(super) enum ArgKind {
     None,
     Required,
     /// popt's `POPT_ARGFLAG_OPTIONAL`: the next word is taken unless it starts with `-`.
@@ -194,10 +194,10 @@ enum Key {
     Unsupported(&'static str),
 }
 
-struct Spec {
-    long: &'static str,
-    short: Option<char>,
-    arg: ArgKind,
+pub(super) struct Spec {
+    pub(super) long: &'static str,
+    pub(super) short: Option<char>,
+    pub(super) arg: ArgKind,
     key: Key,
 }
 
@@ -207,8 +207,9 @@ const fn spec(long: &'static str, short: Option<char>, arg: ArgKind, key: Key) -
 
 use ArgKind::{None as NoArg, Optional as OptArg, Required as ReqArg};
 
-/// Every option: ipvsadm 1.31's table, DPVS's FULLNAT additions, then rvs's own.
-const SPECS: &[Spec] = &[
+/// Every option: ipvsadm 1.31's table, DPVS's FULLNAT additions, then rvs's own. The man page's
+/// clap command (`man::command`) follows it, checked by a unit test there.
+pub(super) const SPECS: &[Spec] = &[
     spec("add-service", Some('A'), NoArg, Key::Cmd(Cmd::AddService)),
     spec("edit-service", Some('E'), NoArg, Key::Cmd(Cmd::EditService)),
     spec("delete-service", Some('D'), NoArg, Key::Cmd(Cmd::DeleteService)),

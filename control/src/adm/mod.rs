@@ -10,9 +10,11 @@
 //! FULLNAT extensions follow DPVS's tools/ipvsadm (`-b`, `--add-laddr -z`, `-j enable|disable`).
 //!
 //! One file per concern: `args` (the command line), `format` (ipvsadm's output), `rules`
-//! (`-S` text back into services for `-R`) and `run` (executing an invocation against rvsd).
+//! (`-S` text back into services for `-R`), `run` (executing an invocation against rvsd) and `man`
+//! (a clap description of the grammar, for the man page only).
 mod args;
 mod format;
+pub mod man;
 mod rules;
 mod run;
 #[cfg(test)]
