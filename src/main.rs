@@ -251,8 +251,7 @@ fn run(cli: Cli) -> Result<(), String> {
         steer_mode.as_str(),
         (steer_mode == SteerMode::FlowRules).then_some(lips_tx),
     ));
-    let control =
-        control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
+    let control = control::spawn(&cfg.control, &cfg.metrics, shared, stop.clone())?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new

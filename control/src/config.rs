@@ -131,7 +131,10 @@ impl MetricsConfig {
             .as_deref()
             .map(|a| {
                 a.parse().map_err(|_| {
-                    err("metrics.listen", format!("\"{a}\" is not an IP:port address (e.g. \"127.0.0.1:9100\")"))
+                    err(
+                        "metrics.listen",
+                        format!("\"{a}\" is not an IP:port address (e.g. \"127.0.0.1:9100\")"),
+                    )
                 })
             })
             .transpose()

@@ -209,7 +209,9 @@ fn event_help(e: Event) -> String {
         Event::HandoffOut => "Frames passed to another worker".into(),
         Event::HandoffIn => "Frames received from another worker".into(),
         Event::BusyCycles => "TSC cycles of polls that received frames".into(),
-        Event::BusyPackets => "Frames received in busy polls (busy_cycles / busy_packets: cycles per packet)".into(),
+        Event::BusyPackets => {
+            "Frames received in busy polls (busy_cycles / busy_packets: cycles per packet)".into()
+        }
         Event::SynproxySynAcks => "SYN-proxy: SYNs answered with a cookie SYN-ACK (cookies sent)".into(),
         Event::SynproxyCookiesValid => "SYN-proxy: ACKs whose cookie verified".into(),
         e => format!("Dataplane event {}, per worker (dataplane/src/stats.rs)", e.as_str()),
@@ -241,7 +243,9 @@ pub fn registry(snap: &Snapshot<'_>) -> Registry {
         counters(&mut reg, "drops", "Packets dropped, per worker and reason (every reason, zeros included)");
     for (i, s) in snap.workers.iter().enumerate() {
         for &r in DropReason::ALL {
-            drops.get_or_create(&vec![("worker", i.to_string()), ("reason", r.as_str().into())]).inc_by(s.drops(r));
+            drops
+                .get_or_create(&vec![("worker", i.to_string()), ("reason", r.as_str().into())])
+                .inc_by(s.drops(r));
         }
     }
     for &g in DpGauge::ALL {
@@ -333,10 +337,8 @@ pub fn encode(snap: &Snapshot<'_>, format: Format) -> String {
 /// OpenMetrics text with only counter and gauge families -> Prometheus text format 0.0.4: counter
 /// families' `# HELP`/`# TYPE` lines take their samples' `_total` name; `# UNIT` and `# EOF` go.
 pub fn openmetrics_to_text(om: &str) -> String {
-    let counters: HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
-        .collect();
+    let counters: HashSet<&str> =
+        om.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(om.len() + 16 * counters.len());
     for line in om.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -424,12 +426,8 @@ mod tests {
     fn family(text: &str, family: &str) -> Vec<String> {
         let start = text.lines().position(|l| l.starts_with(&format!("# HELP {family} "))).unwrap();
         let mut lines: Vec<String> = text.lines().skip(start).take(2).map(str::to_owned).collect();
-        let mut samples: Vec<String> = text
-            .lines()
-            .skip(start + 2)
-            .take_while(|l| !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect();
+        let mut samples: Vec<String> =
+            text.lines().skip(start + 2).take_while(|l| !l.starts_with('#')).map(str::to_owned).collect();
         samples.sort();
         lines.extend(samples);
         lines
@@ -473,7 +471,10 @@ mod tests {
         assert!(drops.contains(&"rvs_drops_total{worker=\"1\",reason=\"tx_full\"} 1".to_owned()));
         assert!(drops.contains(&"rvs_drops_total{worker=\"1\",reason=\"no_service\"} 0".to_owned()));
         for r in DropReason::ALL {
-            assert!(t.contains(&format!("rvs_drops_total{{worker=\"0\",reason=\"{}\"}}", r.as_str())), "{r:?}");
+            assert!(
+                t.contains(&format!("rvs_drops_total{{worker=\"0\",reason=\"{}\"}}", r.as_str())),
+                "{r:?}"
+            );
         }
     }
 
@@ -500,11 +501,19 @@ mod tests {
         );
         let health = family(&t, "rvs_real_health");
         assert_eq!(health.len(), 2 + 8);
-        assert!(health.contains(&"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.11:80\",state=\"up\"} 1".to_owned()));
+        assert!(health.contains(
+            &"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.11:80\",state=\"up\"} 1"
+                .to_owned()
+        ));
         assert!(health.contains(&"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.11:80\",state=\"removed\"} 0".to_owned()));
         assert!(health.contains(&"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.12:80\",state=\"inhibited\"} 1".to_owned()));
-        assert!(health.contains(&"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.12:80\",state=\"up\"} 0".to_owned()));
-        assert!(t.contains("\nrvs_real_weight{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.11:80\"} 3\n"));
+        assert!(health.contains(
+            &"rvs_real_health{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.12:80\",state=\"up\"} 0"
+                .to_owned()
+        ));
+        assert!(
+            t.contains("\nrvs_real_weight{proto=\"tcp\",vip=\"198.18.0.100:80\",rs=\"198.18.1.11:80\"} 3\n")
+        );
         assert!(t.contains("\nrvs_metrics_http_connections_total{outcome=\"timeout\"} 2\n"));
     }
 

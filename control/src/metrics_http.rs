@@ -49,8 +49,13 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `stop` is set. `handler` produces the exposition in the format asked for, or an
 /// error (answered 503).
-pub fn serve<H>(listener: TcpListener, limits: Limits, stats: Arc<HttpStats>, handler: Arc<H>, stop: Arc<AtomicBool>)
-where
+pub fn serve<H>(
+    listener: TcpListener,
+    limits: Limits,
+    stats: Arc<HttpStats>,
+    handler: Arc<H>,
+    stop: Arc<AtomicBool>,
+) where
     H: Fn(Format) -> Result<String, String> + Send + Sync + 'static,
 {
     let active = Arc::new(AtomicUsize::new(0));
@@ -61,15 +66,17 @@ where
                 if active.load(Ordering::Acquire) >= limits.max_clients {
                     stats.count(HttpOutcome::TooManyClients);
                     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                    let _ = stream.write_all(&response(503, "Service Unavailable", &[], b"too many clients\n"));
+                    let _ =
+                        stream.write_all(&response(503, "Service Unavailable", &[], b"too many clients\n"));
                     continue;
                 }
                 active.fetch_add(1, Ordering::AcqRel);
                 let (h, a, s) = (handler.clone(), active.clone(), stats.clone());
-                let spawned = std::thread::Builder::new().name("rvs-metrics-client".into()).spawn(move || {
-                    client(stream, &limits, &s, &*h);
-                    a.fetch_sub(1, Ordering::AcqRel);
-                });
+                let spawned =
+                    std::thread::Builder::new().name("rvs-metrics-client".into()).spawn(move || {
+                        client(stream, &limits, &s, &*h);
+                        a.fetch_sub(1, Ordering::AcqRel);
+                    });
                 if spawned.is_err() {
                     active.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -114,7 +121,8 @@ fn parse(buf: &[u8]) -> Head {
 }
 
 fn response(code: u16, reason: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {code} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head =
+        format!("HTTP/1.1 {code} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if !extra.iter().any(|(k, _)| *k == "Content-Type") {
         head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
     }
@@ -143,7 +151,9 @@ fn client<H: Fn(Format) -> Result<String, String>>(
             match parse(&buf[..n]) {
                 Head::Partial => {}
                 Head::Complete { method, path, format } => break answer(&method, &path, format, handler),
-                Head::Bad => break (HttpOutcome::BadRequest, response(400, "Bad Request", &[], b"bad request\n")),
+                Head::Bad => {
+                    break (HttpOutcome::BadRequest, response(400, "Bad Request", &[], b"bad request\n"))
+                }
                 Head::TooManyHeaders => break too_large(),
             }
         }
@@ -171,7 +181,10 @@ fn client<H: Fn(Format) -> Result<String, String>>(
 }
 
 fn too_large() -> (HttpOutcome, Vec<u8>) {
-    (HttpOutcome::TooLarge, response(431, "Request Header Fields Too Large", &[], b"request head too large\n"))
+    (
+        HttpOutcome::TooLarge,
+        response(431, "Request Header Fields Too Large", &[], b"request head too large\n"),
+    )
 }
 
 fn timeout() -> (HttpOutcome, Vec<u8>) {
@@ -203,7 +216,10 @@ fn answer<H: Fn(Format) -> Result<String, String>>(
 ) -> (HttpOutcome, Vec<u8>) {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if path != "/metrics" {
-        return (HttpOutcome::NotFound, response(404, "Not Found", &[], b"not found: only /metrics is served\n"));
+        return (
+            HttpOutcome::NotFound,
+            response(404, "Not Found", &[], b"not found: only /metrics is served\n"),
+        );
     }
     if method != "GET" {
         return (
@@ -212,8 +228,13 @@ fn answer<H: Fn(Format) -> Result<String, String>>(
         );
     }
     match handler(format) {
-        Ok(body) => (HttpOutcome::Served, response(200, "OK", &[("Content-Type", format.content_type())], body.as_bytes())),
-        Err(e) => (HttpOutcome::Unavailable, response(503, "Service Unavailable", &[], format!("{e}\n").as_bytes())),
+        Ok(body) => (
+            HttpOutcome::Served,
+            response(200, "OK", &[("Content-Type", format.content_type())], body.as_bytes()),
+        ),
+        Err(e) => {
+            (HttpOutcome::Unavailable, response(503, "Service Unavailable", &[], format!("{e}\n").as_bytes()))
+        }
     }
 }
 
