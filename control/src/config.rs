@@ -1192,6 +1192,32 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
     }
 
     #[test]
+    fn metrics_endpoint_is_off_by_default_and_checked_when_on() {
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.metrics, MetricsConfig::default());
+        assert_eq!(c.metrics.listen_addr().unwrap(), None);
+        assert_eq!(c.metrics.max_clients, defaults::METRICS_MAX_CLIENTS);
+        let on = format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9100\"\n");
+        let c = Config::from_toml(&on).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.metrics.listen_addr().unwrap(), Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        for (line, field) in [
+            ("listen = \"127.0.0.1\"", "metrics.listen"),
+            ("listen = \"localhost:9100\"", "metrics.listen"),
+            ("max_clients = 0", "metrics.max_clients"),
+            ("read_timeout_ms = 10", "metrics.read_timeout_ms"),
+            ("max_request_bytes = 100", "metrics.max_request_bytes"),
+        ] {
+            let e = Config::from_toml(&format!("{GOOD}\n[metrics]\n{line}\n")).unwrap().validate().unwrap_err();
+            assert_eq!(e.field, field, "{line}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+        let e = Config::from_toml(&format!("{GOOD}\n[metrics]\nport = 9100\n")).unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+    }
+
+    #[test]
     fn timeouts_the_connection_table_cannot_hold_are_refused() {
         // The connection table's timer wheel compares deadlines in wrapping u32 ticks and refuses
         // (panics on) timeouts beyond 2^30 ticks of 64 ms (~795 days); u32 seconds go far beyond.

@@ -38,7 +38,30 @@ vip = "$VIP:80"
 sched = "rr"
 laddrs = ["$LIP"]
 reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS[1]}:80" }]
+
+# Health states: nothing listens on ${RS_SPARE[0]}:80, so its check fails: removed from 8080's pool
+# (keepalived's default), kept at weight 0 in 8081's (inhibit_on_failure).
+[[services]]
+proto = "tcp"
+vip = "$VIP:8080"
+laddrs = ["$LIP"]
+reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS_SPARE[0]}:80" }]
+check = { kind = "tcp", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }
+
+[[services]]
+proto = "tcp"
+vip = "$VIP:8081"
+inhibit_on_failure = true
+laddrs = ["$LIP"]
+reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS_SPARE[0]}:80" }]
+check = { kind = "tcp", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }
 CFG
+
+echo "== a bad [metrics] section: one line naming the field, rvsd does not start"
+sed "s|^listen = \"$METRICS\"|listen = \"127.0.0.1\"|" "$cfg" > "$RVS_TMP/bad.toml"
+out=$(G "$RVSD" -c "$RVS_TMP/bad.toml" --check 2>&1); rc=$?
+check "listen without a port refused (rc=$rc): $out" \
+    bash -c "[ $rc -ne 0 ] && [ \"\$(printf '%s\n' \"\$0\" | grep -c .)\" -eq 1 ] && grep -q '^rvsd: config error: metrics.listen: ' <<<\"\$0\"" "$out"
 
 NGINX_RS_BIG_MB=0 nginx_rs_start "$NS_S" "${RS[0]}" "${RS[1]}" || { fail "nginx did not start"; finish; exit 1; }
 rvsd_start "$cfg" || exit 1
@@ -112,6 +135,16 @@ done
 check "prometheus ready" [ -n "$ready" ]
 up=$(wait_prom 'up{job="rvsd"}' "-eq 1" 20)
 check "target up (up{job=\"rvsd\"} = $up)" [ "$up" = 1 ]
+
+echo "== health states in Prometheus"
+h=$(wait_prom "rvs_real_health{vip=\"$VIP:8080\",rs=\"${RS_SPARE[0]}:80\",state=\"removed\"}" "-eq 1" 10)
+check "failed check, default: state=\"removed\" = $h" [ "$h" = 1 ]
+h=$(wait_prom "rvs_real_health{vip=\"$VIP:8081\",rs=\"${RS_SPARE[0]}:80\",state=\"inhibited\"}" "-eq 1" 10)
+check "failed check, inhibit_on_failure: state=\"inhibited\" = $h" [ "$h" = 1 ]
+h=$(wait_prom "rvs_real_health{vip=\"$VIP:8081\",rs=\"${RS[0]}:80\",state=\"up\"}" "-eq 1" 10)
+check "passing check: state=\"up\" = $h" [ "$h" = 1 ]
+h=$(promq "sum(rvs_real_health{vip=\"$VIP:8081\",rs=\"${RS_SPARE[0]}:80\"})")
+check "exactly one state at a time (sum = $h)" [ "$h" = 1 ]
 
 echo "== traffic through the VIP moves counters, read back through the query API"
 before=$(wait_prom "sum(rvs_service_connections_total{vip=\"$VIP:80\"})" "-ge 0" 10)
