@@ -1209,7 +1209,8 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
             ("read_timeout_ms = 10", "metrics.read_timeout_ms"),
             ("max_request_bytes = 100", "metrics.max_request_bytes"),
         ] {
-            let e = Config::from_toml(&format!("{GOOD}\n[metrics]\n{line}\n")).unwrap().validate().unwrap_err();
+            let e =
+                Config::from_toml(&format!("{GOOD}\n[metrics]\n{line}\n")).unwrap().validate().unwrap_err();
             assert_eq!(e.field, field, "{line}: {e}");
             assert!(!e.to_string().contains('\n'));
         }
