@@ -4,6 +4,7 @@
 //! never touched by a worker), turned into a dataplane `Setup`, and sent to every worker's command
 //! channel; the request is answered only when every worker has acknowledged the new epoch.
 use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -595,21 +596,23 @@ impl Control {
     }
 }
 
-/// Starts the API server, the rate estimator, the health checker and, when `[metrics] listen` is
-/// set, the metrics endpoint. Errors name the config field at fault.
+/// Binds the metrics endpoint when `[metrics] listen` is set; called before DPDK starts so that an
+/// address rvsd cannot use stops it at once, with the field named.
+pub fn bind_metrics(cfg: &MetricsConfig) -> Result<Option<(SocketAddr, TcpListener)>, String> {
+    let Some(addr) = cfg.listen_addr().map_err(|e| e.to_string())? else { return Ok(None) };
+    let l = metrics_http::bind(addr).map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?;
+    Ok(Some((addr, l)))
+}
+
+/// Starts the API server, the rate estimator, the health checker and, given a listener from
+/// [`bind_metrics`], the metrics endpoint. Errors name the config field at fault.
 pub fn spawn(
     cfg: &ControlConfig,
     metrics_cfg: &MetricsConfig,
+    metrics_listener: Option<(SocketAddr, TcpListener)>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
 ) -> Result<Control, String> {
-    let metrics_listener = match metrics_cfg.listen_addr().map_err(|e| e.to_string())? {
-        Some(addr) => Some((
-            addr,
-            metrics_http::bind(addr).map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?,
-        )),
-        None => None,
-    };
     let listener =
         server::bind(&cfg.socket, cfg.admin_group.as_deref()).map_err(|e| format!("control.socket: {e}"))?;
     let spawn_err = |e: std::io::Error| format!("cannot start a control thread: {e}");

@@ -78,6 +78,7 @@ pub fn serve<H>(
                         a.fetch_sub(1, Ordering::AcqRel);
                     });
                 if spawned.is_err() {
+                    stats.count(HttpOutcome::Unavailable);
                     active.fetch_sub(1, Ordering::AcqRel);
                 }
             }

@@ -63,6 +63,17 @@ out=$(G "$RVSD" -c "$RVS_TMP/bad.toml" --check 2>&1); rc=$?
 check "listen without a port refused (rc=$rc): $out" \
     bash -c "[ $rc -ne 0 ] && [ \"\$(printf '%s\n' \"\$0\" | grep -c .)\" -eq 1 ] && grep -q '^rvsd: config error: metrics.listen: ' <<<\"\$0\"" "$out"
 
+ip netns exec "$NS_G" python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 9100)); s.listen(); print("bound", flush=True); time.sleep(30)' > "$RVS_TMP/holder" &
+holder=$!; _bg_pids+=("$holder")
+for _ in $(seq 1 40); do grep -q bound "$RVS_TMP/holder" && break; sleep 0.05; done
+out=$(G timeout 20 "$RVSD" -c "$cfg" 2>&1); rc=$?
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+check "listen address in use: rvsd stops before DPDK starts (rc=$rc): $out" \
+    bash -c "[ $rc -ne 0 ] && [ \"\$(printf '%s\n' \"\$0\" | grep -c .)\" -eq 1 ] && grep -q '^rvsd: metrics.listen: cannot listen on $METRICS: ' <<<\"\$0\"" "$out"
+check "the package's own prometheus service is not running (scripts/setup.sh)" \
+    bash -c '! systemctl is-active --quiet prometheus 2>/dev/null && ! service prometheus status >/dev/null 2>&1'
+
 NGINX_RS_BIG_MB=0 nginx_rs_start "$NS_S" "${RS[0]}" "${RS[1]}" || { fail "nginx did not start"; finish; exit 1; }
 rvsd_start "$cfg" || exit 1
 
