@@ -246,7 +246,7 @@ check "dribbler cut off within ~1 s (not 4 s)" awk '$1 == "dribble" && $3 < 2.5 
 check "1 MiB request refused (431 or reset), quickly" awk '$1 == "huge" && ($2 ~ /^HTTP\/1.1_431/ || $2 ~ /Reset|Pipe/) && $3 < 2.5 {f=1} END {exit !f}' "$RVS_TMP/hostile.out"
 
 echo "== a flood of 30 idle connections: beyond max_clients (8) refused with 503, then served again"
-G python3 - "$METRICS" > "$RVS_TMP/flood.out" 2>&1 <<'PY'
+G timeout 30 python3 - "$METRICS" > "$RVS_TMP/flood.out" 2>&1 <<'PY'
 import socket, sys, time
 host, port = sys.argv[1].split(":")
 conns = [socket.create_connection((host, int(port))) for _ in range(30)]
