@@ -21,6 +21,8 @@ PKGS=(
     # the Debian package (scripts/package.sh, scripts/e2e/70-package.sh): dpkg-shlibdeps for its
     # dependencies, man to read its pages
     dpkg-dev man-db
+    # scripts/e2e/35-metrics.sh: a real Prometheus server scraping rvsd, and promtool
+    prometheus
 )
 
 missing=()
@@ -40,6 +42,15 @@ fi
 # Only the system service: scripts/test.sh runs this on every run, and other test runs on the same
 # machine have nginx peers of their own in their namespaces that must not be killed by name.
 systemctl stop nginx >/dev/null 2>&1 || true
+# prometheus's package runs a system server on :9090 (and its data under /var/lib/prometheus) in the
+# root namespace; the metrics test runs its own inside a namespace. Disabled and stopped through its
+# service only (the init script stops by pid file), never by name: other runs' test servers live on.
+if dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok installed'; then
+    if ! systemctl disable --now prometheus >/dev/null 2>&1; then
+        service prometheus stop >/dev/null 2>&1 || true
+        update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+fi
 
 if command -v rustup >/dev/null 2>&1; then
     for c in clippy rustfmt; do

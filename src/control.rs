@@ -4,6 +4,7 @@
 //! never touched by a worker), turned into a dataplane `Setup`, and sent to every worker's command
 //! channel; the request is answered only when every worker has acknowledged the new epoch.
 use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -14,10 +15,11 @@ use rvs_control::api::{
     cycles_per_packet, ConnInfo, Counters, ErrorCode, RealInfo, RealStats, Refusal, Reply, Request, Response,
     ServiceId, ServiceInfo, ServiceStats, TemplateInfo, WorkerStats, API_VERSION,
 };
-use rvs_control::config::ControlConfig;
+use rvs_control::config::{ControlConfig, MetricsConfig};
 use rvs_control::health::{HealthChecker, Target, Transition};
-use rvs_control::server;
+use rvs_control::metrics::{self, Format, Health, HttpStats, RealMetrics, ServiceMetrics};
 use rvs_control::state::ControlState;
+use rvs_control::{metrics_http, server};
 use rvs_dataplane::service::Counters as DpCounters;
 use rvs_dataplane::stats::{Event, Stats};
 use rvs_dataplane::worker::RealCounts;
@@ -342,6 +344,52 @@ impl Shared {
         Ok(out)
     }
 
+    /// One scrape of `/metrics`: the workers' counter blocks as `stats` reads them, and per service
+    /// and real server what `list_services` and `service_stats` read (one `RealCounts` query).
+    pub fn metrics(&self, format: Format, http: &HttpStats) -> Result<String, String> {
+        let counts = self.counts()?;
+        let services: Vec<ServiceMetrics> = {
+            let st = self.lock();
+            st.config()
+                .services
+                .iter()
+                .map(|s| {
+                    let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
+                    let reals = s
+                        .reals
+                        .iter()
+                        .map(|r| {
+                            let rid = st.real_id(sid, &r.addr).unwrap_or(0);
+                            let (active_conns, inactive_conns, counters) =
+                                counts.get(&(sid, rid)).copied().unwrap_or_default();
+                            let health = match (s.check.is_some(), st.is_down(sid, rid), s.inhibit_on_failure)
+                            {
+                                (false, _, _) => Health::Unchecked,
+                                (true, false, _) => Health::Up,
+                                (true, true, true) => Health::Inhibited,
+                                (true, true, false) => Health::Removed,
+                            };
+                            RealMetrics {
+                                addr: r.addr.clone(),
+                                weight: r.weight,
+                                active_conns,
+                                inactive_conns,
+                                counters,
+                                health,
+                            }
+                        })
+                        .collect();
+                    ServiceMetrics { proto: s.proto, vip: s.vip.clone(), reals }
+                })
+                .collect()
+        };
+        let workers: Vec<&Stats> = self.stats.iter().map(|s| &**s).collect();
+        Ok(metrics::encode(
+            &metrics::Snapshot { workers: &workers, services: &services, http: Some(http) },
+            format,
+        ))
+    }
+
     fn service_stats(&self) -> Result<Vec<ServiceStats>, String> {
         let counts = self.counts()?;
         let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -552,8 +600,26 @@ impl Control {
     }
 }
 
-pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> std::io::Result<Control> {
-    let listener = server::bind(&cfg.socket, cfg.admin_group.as_deref())?;
+/// Binds the metrics endpoint when `[metrics] listen` is set; called before DPDK starts so that an
+/// address rvsd cannot use stops it at once, with the field named.
+pub fn bind_metrics(cfg: &MetricsConfig) -> Result<Option<(SocketAddr, TcpListener)>, String> {
+    let Some(addr) = cfg.listen_addr().map_err(|e| e.to_string())? else { return Ok(None) };
+    let l = metrics_http::bind(addr).map_err(|e| format!("metrics.listen: cannot listen on {addr}: {e}"))?;
+    Ok(Some((addr, l)))
+}
+
+/// Starts the API server, the rate estimator, the health checker and, given a listener from
+/// [`bind_metrics`], the metrics endpoint. Errors name the config field at fault.
+pub fn spawn(
+    cfg: &ControlConfig,
+    metrics_cfg: &MetricsConfig,
+    metrics_listener: Option<(SocketAddr, TcpListener)>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> Result<Control, String> {
+    let listener =
+        server::bind(&cfg.socket, cfg.admin_group.as_deref()).map_err(|e| format!("control.socket: {e}"))?;
+    let spawn_err = |e: std::io::Error| format!("cannot start a control thread: {e}");
     shared.start_health();
     let handler = {
         let shared = shared.clone();
@@ -565,21 +631,43 @@ pub fn spawn(cfg: &ControlConfig, shared: Arc<Shared>, stop: Arc<AtomicBool>) ->
         threads.push(
             std::thread::Builder::new()
                 .name("rvs-control".into())
-                .spawn(move || server::serve(listener, handler, stop))?,
+                .spawn(move || server::serve(listener, handler, stop))
+                .map_err(spawn_err)?,
         );
     }
-    threads.push(std::thread::Builder::new().name("rvs-estimator".into()).spawn(move || {
-        let mut next = Instant::now() + RATE_INTERVAL;
-        let mut limits = [0u64; 7];
-        while !stop.load(Ordering::Relaxed) {
-            if Instant::now() >= next {
-                shared.estimate();
-                shared.log_limits(&mut limits);
-                next += RATE_INTERVAL;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })?);
+    if let Some((addr, listener)) = metrics_listener {
+        let stop = stop.clone();
+        let http = Arc::new(HttpStats::default());
+        let handler = {
+            let (shared, http) = (shared.clone(), http.clone());
+            Arc::new(move |format: Format| shared.metrics(format, &http))
+        };
+        let limits = metrics_http::Limits::from(metrics_cfg);
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-metrics".into())
+                .spawn(move || metrics_http::serve(listener, limits, http, handler, stop))
+                .map_err(spawn_err)?,
+        );
+        tracing::info!(%addr, "metrics endpoint listening (GET /metrics)");
+    }
+    threads.push(
+        std::thread::Builder::new()
+            .name("rvs-estimator".into())
+            .spawn(move || {
+                let mut next = Instant::now() + RATE_INTERVAL;
+                let mut limits = [0u64; 7];
+                while !stop.load(Ordering::Relaxed) {
+                    if Instant::now() >= next {
+                        shared.estimate();
+                        shared.log_limits(&mut limits);
+                        next += RATE_INTERVAL;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .map_err(spawn_err)?,
+    );
     tracing::info!(socket = %cfg.socket, "control API listening");
     Ok(Control { threads, path: cfg.socket.clone() })
 }

@@ -88,6 +88,9 @@ fn run(cli: Cli) -> Result<(), String> {
     signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())
         .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
 
+    // Before DPDK starts: a metrics address rvsd cannot use stops it here, with nothing to undo.
+    let metrics_listener = control::bind_metrics(&cfg.metrics)?;
+
     let (eal_argv, huge) = eal_args::build(&cfg, eal_args::HugepageState::read(), std::process::id());
     tracing::info!(hugepages = huge, args = %eal_argv.join(" "), "starting EAL");
     let eal = Eal::init(&eal_argv).map_err(|e| format!("DPDK EAL initialisation failed: {e}"))?;
@@ -234,8 +237,7 @@ fn run(cli: Cli) -> Result<(), String> {
         steer_mode.as_str(),
         (steer_mode == SteerMode::FlowRules).then_some(lips_tx),
     ));
-    let control =
-        control::spawn(&cfg.control, shared, stop.clone()).map_err(|e| format!("control.socket: {e}"))?;
+    let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared, stop.clone())?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new

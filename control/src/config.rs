@@ -40,6 +40,14 @@ pub mod defaults {
     /// ipvsadm's `DEF_SCHED`.
     pub const SCHED: super::Sched = super::Sched::Wlc;
     pub const FORWARD: super::Forward = super::Forward::Fullnat;
+    /// `[metrics] listen`: no metrics endpoint unless one is configured.
+    pub const METRICS_LISTEN: Option<&str> = None;
+    /// Scrapes served at once by the metrics endpoint; more are answered 503 and closed.
+    pub const METRICS_MAX_CLIENTS: u32 = 8;
+    /// Time a metrics client has to send its whole request head (slow clients are cut off).
+    pub const METRICS_READ_TIMEOUT_MS: u32 = 2000;
+    /// Largest request head (request line and headers) the metrics endpoint reads; larger: 431.
+    pub const METRICS_MAX_REQUEST_BYTES: u32 = 8192;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +95,64 @@ pub struct Config {
     pub synproxy: SynproxyConfig,
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint (`GET /metrics`, docs/metrics.md); off unless `listen` is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// TCP address to serve `/metrics` on, e.g. `127.0.0.1:9100`; none: no endpoint.
+    pub listen: Option<String>,
+    /// Scrapes served at once (1..=64); a connection beyond them is answered 503 and closed.
+    pub max_clients: u32,
+    /// Milliseconds a client has to send its request head (100..=60000), however it dribbles it.
+    pub read_timeout_ms: u32,
+    /// Largest request head in bytes (1024..=65536); a larger one is answered 431 and closed.
+    pub max_request_bytes: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: defaults::METRICS_LISTEN.map(str::to_owned),
+            max_clients: defaults::METRICS_MAX_CLIENTS,
+            read_timeout_ms: defaults::METRICS_READ_TIMEOUT_MS,
+            max_request_bytes: defaults::METRICS_MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The listen address, parsed; `Ok(None)` when the endpoint is off.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.listen
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    err(
+                        "metrics.listen",
+                        format!("\"{a}\" is not an IP:port address (e.g. \"127.0.0.1:9100\")"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        let range = |field: &str, v: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(err(format!("metrics.{field}"), format!("{v} is outside {lo}..={hi}")))
+            }
+        };
+        range("max_clients", self.max_clients, 1, 64)?;
+        range("read_timeout_ms", self.read_timeout_ms, 100, 60_000)?;
+        range("max_request_bytes", self.max_request_bytes, 1024, 65_536)
+    }
 }
 
 /// SYN-proxy parameters; a service turns it on with `synproxy = true` (`rvsadm -j enable`).
@@ -798,6 +864,7 @@ impl Config {
                 format!("unsupported version {}, this rvsd reads {CONFIG_VERSION}", self.version),
             ));
         }
+        self.metrics.validate()?;
         let w = &self.workers;
         if w.lcores.is_empty() {
             return Err(err("workers.lcores", "at least one worker lcore is needed"));
@@ -1122,6 +1189,33 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
             assert_eq!(e.field, field, "{from} -> {to}: {e}");
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn metrics_endpoint_is_off_by_default_and_checked_when_on() {
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.metrics, MetricsConfig::default());
+        assert_eq!(c.metrics.listen_addr().unwrap(), None);
+        assert_eq!(c.metrics.max_clients, defaults::METRICS_MAX_CLIENTS);
+        let on = format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9100\"\n");
+        let c = Config::from_toml(&on).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.metrics.listen_addr().unwrap(), Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        for (line, field) in [
+            ("listen = \"127.0.0.1\"", "metrics.listen"),
+            ("listen = \"localhost:9100\"", "metrics.listen"),
+            ("max_clients = 0", "metrics.max_clients"),
+            ("read_timeout_ms = 10", "metrics.read_timeout_ms"),
+            ("max_request_bytes = 100", "metrics.max_request_bytes"),
+        ] {
+            let e =
+                Config::from_toml(&format!("{GOOD}\n[metrics]\n{line}\n")).unwrap().validate().unwrap_err();
+            assert_eq!(e.field, field, "{line}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+        let e = Config::from_toml(&format!("{GOOD}\n[metrics]\nport = 9100\n")).unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
     }
 
     #[test]

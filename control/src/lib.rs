@@ -5,6 +5,8 @@ pub mod adm;
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod metrics;
+pub mod metrics_http;
 pub mod server;
 pub mod setup;
 pub mod state;
