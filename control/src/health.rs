@@ -379,7 +379,13 @@ impl Shared {
             inner = lock(&self.inner);
         }
         // The gate kept set_targets out, so the entry is still ours.
-        let next = started + inner.targets.get(&target).map_or(Duration::ZERO, |e| interval(&e.cfg));
+        // keepalived's delay_before_retry: a failure that has not taken the server out yet is
+        // re-checked after `retry_ms`.
+        let next = started
+            + inner.targets.get(&target).map_or(Duration::ZERO, |e| match e.cfg.retry_ms {
+                Some(r) if e.state.up && e.state.run > 0 => Duration::from_millis(u64::from(r)),
+                _ => interval(&e.cfg),
+            });
         inner.schedule(&target, next);
         drop(inner);
         self.wake.notify_one();
@@ -511,6 +517,7 @@ mod tests {
             timeout_ms,
             rise,
             fall,
+            retry_ms: None,
         }
     }
 

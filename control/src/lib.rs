@@ -5,6 +5,7 @@ pub mod adm;
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod keepalived;
 pub mod server;
 pub mod setup;
 pub mod state;
