@@ -79,19 +79,8 @@ fn load(cli: &Cli) -> Result<(Config, Vec<String>), String> {
         cfg.keepalived.as_ref().map(|k| cli.config.parent().unwrap_or(std::path::Path::new(".")).join(k))
     });
     if let Some(path) = ka {
-        if !cfg.services.is_empty() {
-            return Err(format!(
-                "config error: keepalived: the services come from {}; the TOML must not list services too",
-                path.display()
-            ));
-        }
-        let k = rvs_control::keepalived::from_file(&path.to_string_lossy())
-            .map_err(|e| format!("config error: keepalived: {e}"))?;
-        cfg.services = k.services;
-        ka_warnings = k.warnings;
-        // The services are now the configuration's own: `save` writes them, a restart with the
-        // saved file does not read the keepalived file a second time.
-        cfg.keepalived = None;
+        ka_warnings = rvs_control::keepalived::apply(&mut cfg, &path.to_string_lossy())
+            .map_err(|e| format!("config error: {e}"))?;
     }
     if let Some(s) = &cli.socket {
         cfg.control.socket = s.clone();

@@ -723,6 +723,31 @@ mod tests {
     }
 
     #[test]
+    fn health_retry_ms_rechecks_a_failure_sooner() {
+        // keepalived's delay_before_retry: interval 3 s, retries 100 ms apart, fall 3. The server goes
+        // down within one interval plus two retries, far sooner than the three intervals of fall x
+        // interval; once down it is checked at the interval again.
+        let (rec, cb) = recorder(false);
+        let hc = HealthChecker::start(cb);
+        let server = Server::start(0, false);
+        let t = target("tcp 198.18.0.100:80", server.port);
+        let c = CheckConfig { retry_ms: Some(100), ..cfg("tcp", 3000, 50, 1, 3) };
+        hc.set_targets(vec![(t.clone(), c)]);
+        wait_checks(&hc, &t, 1);
+        drop(server);
+        let t0 = Instant::now();
+        let tr = rec.next();
+        assert!(!tr.up);
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(3000 + 1500), "down after {took:?}");
+        let s = hc.status(&t).unwrap();
+        assert_eq!(s.failures, 3, "{s:?}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(hc.status(&t).unwrap().checks, s.checks, "a down server waits for the interval");
+        hc.stop();
+    }
+
+    #[test]
     fn health_tcp_down_after_fall_up_after_rise() {
         let (rec, cb) = recorder(true);
         let hc = HealthChecker::start(cb);

@@ -44,5 +44,20 @@ pub fn from_file(path: &str) -> Result<Keepalived, KaError> {
     convert::convert(&parser::parse(&toks)?)
 }
 
+/// Makes the keepalived file at `path` the services of `cfg` (whose TOML must list none), and clears
+/// `cfg.keepalived`: the services are then the configuration's own, so `save` writes them and a
+/// restart with the saved file does not read the keepalived file a second time. Returns the file's
+/// warnings. Errors are one line: `keepalived: FILE:LINE: ...`.
+pub fn apply(cfg: &mut crate::config::Config, path: &str) -> Result<Vec<String>, crate::ConfigError> {
+    let e = |msg: String| crate::ConfigError { field: "keepalived".into(), msg };
+    if !cfg.services.is_empty() {
+        return Err(e(format!("the services come from {path}; the TOML must not list services too")));
+    }
+    let k = from_file(path).map_err(|x| e(x.to_string()))?;
+    cfg.services = k.services;
+    cfg.keepalived = None;
+    Ok(k.warnings)
+}
+
 #[cfg(test)]
 mod tests;

@@ -324,6 +324,18 @@ fn include_reads_files_relative_to_the_includer() {
     std::fs::write(dir.join("conf.d/b.conf"), "virtual_server 198.18.0.100 81 {\n lb_kind FNAT\n}\n")
         .unwrap();
     let k = from_file(&dir.join("keepalived.conf").to_string_lossy()).unwrap();
+    // apply: the services replace an empty list and the key is cleared; a TOML with services too is refused.
+    let base = "keepalived = \"keepalived.conf\"\n[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddr = \"198.18.0.1/24\"\n";
+    let mut cfg = crate::config::Config::from_toml(base).unwrap();
+    assert_eq!(cfg.keepalived.as_deref(), Some("keepalived.conf"));
+    let path = dir.join("keepalived.conf").to_string_lossy().into_owned();
+    assert!(apply(&mut cfg, &path).unwrap().is_empty());
+    assert_eq!((cfg.services.clone(), cfg.keepalived.clone()), (k.services.clone(), None));
+    let e = apply(&mut cfg, &path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("keepalived: the services come from {path}; the TOML must not list services too")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     let vips: Vec<&str> = k.services.iter().map(|s| s.vip.as_str()).collect();
     assert_eq!(vips, ["198.18.0.100:80", "198.18.0.100:81"]);
