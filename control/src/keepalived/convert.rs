@@ -182,7 +182,7 @@ impl Timers {
         match s.key.as_str() {
             "delay_loop" => self.delay_loop = Some(secs_ms(s)?),
             "connect_timeout" => self.connect_timeout = Some(secs_ms(s)?),
-            "retry" | "nb_get_retry" => self.retry = Some(uint(s, 0, defaults::MAX_RETRY)?),
+            "retry" | "nb_get_retry" | "nb_sock_retry" => self.retry = Some(uint(s, 0, defaults::MAX_RETRY)?),
             "delay_before_retry" => self.delay_before_retry = Some(secs_ms(s)?),
             _ => return Ok(false),
         }
@@ -301,7 +301,7 @@ fn forward(s: &Stmt) -> R<Forward> {
     let v = s.args.first().ok_or_else(|| s.err(format!("{}: needs a method", s.key)))?;
     match v.as_str() {
         "FNAT" => Ok(Forward::Fullnat),
-        "NAT" | "DR" | "TUN" => Err(s.err(format!(
+        "NAT" | "DR" | "TUN" | "SNAT" => Err(s.err(format!(
             "{} {v}: forwarding method {v} is not supported yet; rvs forwards FULLNAT only (lb_kind FNAT)",
             s.key
         ))),
@@ -318,6 +318,8 @@ struct Real<'a> {
     u_threshold: u32,
     l_threshold: u32,
     check: Option<CheckConfig>,
+    /// keepalived 2's per-server `inhibit_on_failure` (default: the virtual_server's).
+    inhibit: Option<bool>,
 }
 
 fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
@@ -326,7 +328,16 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
         [a, p] => (ipv4(s, a)?, Some(port(s, p)?)),
         _ => return Err(s.err("real_server: expected real_server ADDRESS [PORT]")),
     };
-    let mut r = Real { stmt: s, addr, port: port_, weight: 1, u_threshold: 0, l_threshold: 0, check: None };
+    let mut r = Real {
+        stmt: s,
+        addr,
+        port: port_,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+        check: None,
+        inhibit: None,
+    };
     let mut t = Timers::default();
     let mut checkers = Vec::new();
     for c in s.block.as_deref().unwrap_or_default() {
@@ -350,12 +361,7 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
             k if OTHER_CHECKERS.contains(&k) => {
                 return Err(unsupported(c, "rvs runs TCP_CHECK and HTTP_GET"))
             }
-            "inhibit_on_failure" => {
-                return Err(unsupported(
-                    c,
-                    "per real_server; put inhibit_on_failure in the virtual_server (rvs sets it per service)",
-                ))
-            }
+            "inhibit_on_failure" => r.inhibit = Some(flag(c)?),
             "notify_up" | "notify_down" | "alpha" | "warmup" | "smtp_alert" | "virtualhost" => {
                 return Err(unsupported(c, "rvs has no scripts, alerts or per-server check modes"))
             }
@@ -513,6 +519,18 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
         ));
     }
     let reals: Vec<Real> = reals.into_iter().map(|r| real_server(r, timers)).collect::<R<_>>()?;
+    // keepalived 2 lets each real_server set inhibit_on_failure (DPVS's examples do); rvs sets it
+    // per service, so the servers must agree.
+    if let Some(first) = reals.iter().find(|r| r.inhibit.is_some()) {
+        let want = first.inhibit.unwrap_or(inhibit);
+        if let Some(r) = reals.iter().find(|r| r.inhibit.unwrap_or(inhibit) != want) {
+            return Err(r.stmt.err(format!(
+                "real_server: inhibit_on_failure differs from the real_server at line {}; rvs sets it per virtual_server, so every real_server needs the same",
+                first.stmt.line
+            )));
+        }
+        inhibit = want;
+    }
     let check = match reals.first() {
         None => None,
         Some(first) => {

@@ -187,6 +187,105 @@ fn every_keyword_converts_exactly() {
     assert_eq!(crate::config::Config::from_toml(&cfg.to_toml()).unwrap(), cfg);
 }
 
+/// DPVS's tutorial (doc/tutorial.md, "Full-NAT with Keepalived"), verbatim.
+const DPVS_TUTORIAL: &str = r#"! Configuration File for keepalived
+
+global_defs {
+    notification_email {
+        foo@example.com
+    }
+    notification_email_from bar@example.com
+    smtp_server 1.2.3.4
+    smtp_connect_timeout 60
+    router_id DPVS_DEVEL
+}
+
+local_address_group laddr_g1 {
+    192.168.100.200 dpdk0    # use DPDK interface
+    192.168.100.201 dpdk0    # use DPDK interface
+}
+
+#
+# VRRP section
+#
+vrrp_instance VI_1 {
+    state MASTER                  # master
+    interface dpdk0.kni           # should be kni interface
+    dpdk_interface dpdk0          # should be DPDK interface
+    virtual_router_id 123         # VID should be unique in network
+    priority 100                  # master's priority is bigger than worker
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass ****
+    }
+
+    virtual_ipaddress {
+        192.168.100.254
+    }
+}
+
+#
+# Virtual Server Section
+#
+virtual_server_group 192.168.100.254-80 {
+    192.168.100.254 80
+}
+
+virtual_server group 192.168.100.254-80 {
+    delay_loop 3
+    lb_algo rr         # scheduling algorithm Round-Robin
+    lb_kind FNAT       # Forwarding Mode Full-NAT
+    protocol TCP       # Protocol TCP
+
+    laddr_group_name laddr_g1   # Local IP group-ID
+
+    real_server 192.168.100.2 80 { # real-server
+        weight 100
+        inhibit_on_failure
+        TCP_CHECK {    # health check
+            nb_sock_retry 2
+            connect_timeout 3
+            connect_port 80
+        }
+    }
+
+    real_server 192.168.100.3 80 { # real-server
+        weight 100
+        inhibit_on_failure
+        TCP_CHECK { # health check
+            nb_sock_retry 2
+            connect_timeout 3
+            connect_port 80
+        }
+    }
+}
+"#;
+
+#[test]
+fn dpvs_tutorial_config_is_taken_as_is() {
+    let k = from_str(DPVS_TUTORIAL, "keepalived.conf").unwrap();
+    let want = ServiceConfig {
+        laddrs: vec!["192.168.100.200".into(), "192.168.100.201".into()],
+        reals: vec![real("192.168.100.2:80", 100, 0, 0), real("192.168.100.3:80", 100, 0, 0)],
+        check: Some(CheckConfig {
+            kind: CheckKind::Tcp,
+            port: Some(80),
+            path: "/".into(),
+            expect_status: 200,
+            interval_ms: 3000,
+            timeout_ms: 3000,
+            rise: 1,
+            fall: 3,
+            retry_ms: Some(kd::DELAY_BEFORE_RETRY_MS),
+        }),
+        inhibit_on_failure: true,
+        ..svc(Proto::Tcp, "192.168.100.254:80", Sched::Rr)
+    };
+    assert_eq!(k.services, vec![want]);
+    assert_eq!(k.warnings.len(), 2, "{:?}", k.warnings);
+}
+
 #[test]
 fn keepalived_defaults_apply() {
     let k = from_str(
@@ -231,7 +330,8 @@ fn unsupported_keywords_are_line_numbered_errors() {
         ("\n    real_server 198.18.1.11 80 {\n        SSL_GET {\n        }\n    }", "k.conf:5: SSL_GET: not supported by rvs: SSL_GET needs TLS"),
         ("    real_server 198.18.1.11 80 {\n        MISC_CHECK {\n        }\n    }", "k.conf:4: MISC_CHECK: not supported by rvs"),
         ("    real_server 198.18.1.11 80 {\n        weight 70000\n    }", "k.conf:4: weight \"70000\": not a whole number in 0..=65535"),
-        ("    real_server 198.18.1.11 80 {\n        inhibit_on_failure\n    }", "k.conf:4: inhibit_on_failure: not supported by rvs: per real_server"),
+        ("    real_server 198.18.1.11 80 {\n        inhibit_on_failure\n    }\n    real_server 198.18.1.12 80", "k.conf:6: real_server: inhibit_on_failure differs from the real_server at line 3"),
+        ("    inhibit_on_failure\n    real_server 198.18.1.11 80 {\n        inhibit_on_failure false\n    }\n    real_server 198.18.1.12 80", "k.conf:7: real_server: inhibit_on_failure differs from the real_server at line 4"),
         ("    real_server 198.18.1.11 80 {\n        lvs_method DR\n    }", "k.conf:4: lvs_method DR: forwarding method DR is not supported yet"),
         ("    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n        }\n        HTTP_GET {\n        }\n    }", "k.conf:6: HTTP_GET: not supported by rvs: a second checker"),
         ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n        }\n    }", "k.conf:4: HTTP_GET: needs a url"),
