@@ -465,7 +465,8 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
             }
             "protocol" => {
                 no_block(c)?;
-                proto = match one(c)? {
+                // keepalived compares without case (strcasecmp).
+                proto = match one(c)?.to_ascii_uppercase().as_str() {
                     "TCP" => Proto::Tcp,
                     "UDP" => Proto::Udp,
                     v => return Err(c.err(format!("protocol {v}: not supported (rvs serves TCP and UDP)"))),

@@ -72,7 +72,7 @@ virtual_server group web {
 virtual_server 198.18.0.110 53 {
     lvs_sched rr
     lvs_method FNAT
-    protocol UDP
+    protocol udp
     persistence_timeout
     real_server 198.18.1.13 5353
 }
