@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 15 s; all targets)
 #
-# Targets: packet_path (the worker's packet path), api_request (control API), config (config file).
+# Targets: packet_path (the worker's packet path), api_request (control API), config (config file),
+# keepalived (keepalived.conf).
 # New inputs go to a scratch corpus, read on top of the committed fuzz/corpus/<target>, so a run
 # leaves the tree clean; FUZZ_KEEP_CORPUS=1 adds them to fuzz/corpus/<target> instead (long runs,
 # then `cargo fuzz cmin`). Exits non-zero on the first target that crashes and prints the artifact.
@@ -14,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 secs=${1:-15}
 [ $# -gt 0 ] && shift
-ALL=(packet_path api_request config)
+ALL=(packet_path api_request config keepalived)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ALL[@]}")
 case $secs in '' | *[!0-9]*)

@@ -28,7 +28,7 @@ fi
 unit_passed=$(grep -o '[0-9]* passed' /tmp/rvs-unit.$$ | awk '{s+=$1} END {print s}')
 rm -f /tmp/rvs-unit.$$
 
-step "fuzz smoke: packet path, API requests, config file (15 s each)"
+step "fuzz smoke: packet path, API requests, config file, keepalived.conf (15 s each)"
 bash scripts/fuzz.sh 15
 
 step "release build"

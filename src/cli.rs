@@ -43,6 +43,9 @@ pub struct Cli {
     /// Check the configuration (syntax, values, this machine) and exit.
     #[arg(long)]
     pub check: bool,
+    /// Take the services from this keepalived.conf (overrides the TOML's `keepalived` key).
+    #[arg(long, value_name = "FILE")]
+    pub keepalived: Option<PathBuf>,
     /// Override the API socket path.
     #[arg(long)]
     pub socket: Option<String>,

@@ -47,21 +47,32 @@ fn random_key() -> std::io::Result<[u8; 16]> {
     Ok(k)
 }
 
-fn load(cli: &Cli) -> Result<Config, String> {
+/// Reads the TOML and, when one is named, the keepalived.conf supplying the services; returns the
+/// configuration and the keepalived file's warnings.
+fn load(cli: &Cli) -> Result<(Config, Vec<String>), String> {
     let text = std::fs::read_to_string(&cli.config)
         .map_err(|e| format!("cannot read config {}: {e}", cli.config.display()))?;
     let mut cfg = Config::from_toml(&text).map_err(|e| format!("config error: {e}"))?;
+    let mut ka_warnings = Vec::new();
+    // A relative `keepalived` path in the TOML is relative to the TOML's directory.
+    let ka = cli.keepalived.clone().or_else(|| {
+        cfg.keepalived.as_ref().map(|k| cli.config.parent().unwrap_or(std::path::Path::new(".")).join(k))
+    });
+    if let Some(path) = ka {
+        ka_warnings = rvs_control::keepalived::apply(&mut cfg, &path.to_string_lossy())
+            .map_err(|e| format!("config error: {e}"))?;
+    }
     if let Some(s) = &cli.socket {
         cfg.control.socket = s.clone();
     }
     cfg.eal.args.extend(cli.eal.iter().cloned());
     cfg.validate().map_err(|e| format!("config error: {e}"))?;
     machine::check(&cfg).map_err(|e| format!("config error: {e}"))?;
-    Ok(cfg)
+    Ok((cfg, ka_warnings))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let cfg = load(&cli)?;
+    let (cfg, ka_warnings) = load(&cli)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -70,6 +81,9 @@ fn run(cli: Cli) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    for w in ka_warnings {
+        tracing::warn!("keepalived: {w}");
+    }
     for w in cfg.warnings() {
         tracing::warn!("config: {w}");
     }

@@ -97,6 +97,10 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
+    /// it at start-up into `services`, which the TOML must then leave empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalived: Option<String>,
 }
 
 /// The Prometheus endpoint (`GET /metrics`, docs/metrics.md); off unless `listen` is given.
@@ -646,6 +650,10 @@ pub struct CheckConfig {
     /// Consecutive failures that take a server out.
     #[serde(default = "check_fall_default")]
     pub fall: u32,
+    /// Time before the next check after a failure that has not taken the server out yet
+    /// (keepalived's `delay_before_retry`); none means `interval_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_ms: Option<u32>,
 }
 
 fn check_path_default() -> String {
@@ -697,6 +705,9 @@ fn weight_default() -> u32 {
 fn fwd_default() -> Forward {
     defaults::FORWARD
 }
+
+/// Largest `check.retry_ms` (a day).
+pub const MAX_CHECK_RETRY_MS: u32 = 86_400_000;
 
 /// Largest weight ipvsadm accepts.
 pub const MAX_WEIGHT: u32 = 65535;
@@ -1082,6 +1093,9 @@ impl Config {
                 }
                 if c.rise == 0 || c.fall == 0 {
                     return Err(err(f("check.rise"), "rise and fall must be at least 1"));
+                }
+                if c.retry_ms.is_some_and(|r| r > MAX_CHECK_RETRY_MS) {
+                    return Err(err(f("check.retry_ms"), format!("more than {MAX_CHECK_RETRY_MS} ms")));
                 }
                 if c.kind == CheckKind::Http && !c.path.starts_with('/') {
                     return Err(err(f("check.path"), "must start with /"));

@@ -379,7 +379,13 @@ impl Shared {
             inner = lock(&self.inner);
         }
         // The gate kept set_targets out, so the entry is still ours.
-        let next = started + inner.targets.get(&target).map_or(Duration::ZERO, |e| interval(&e.cfg));
+        // keepalived's delay_before_retry: a failure that has not taken the server out yet is
+        // re-checked after `retry_ms`.
+        let next = started
+            + inner.targets.get(&target).map_or(Duration::ZERO, |e| match e.cfg.retry_ms {
+                Some(r) if e.state.up && e.state.run > 0 => Duration::from_millis(u64::from(r)),
+                _ => interval(&e.cfg),
+            });
         inner.schedule(&target, next);
         drop(inner);
         self.wake.notify_one();
@@ -511,6 +517,7 @@ mod tests {
             timeout_ms,
             rise,
             fall,
+            retry_ms: None,
         }
     }
 
@@ -713,6 +720,31 @@ mod tests {
             "udp".parse::<crate::config::CheckKind>().unwrap_err(),
             "unknown check kind \"udp\" (one of tcp, http)"
         );
+    }
+
+    #[test]
+    fn health_retry_ms_rechecks_a_failure_sooner() {
+        // keepalived's delay_before_retry: interval 3 s, retries 100 ms apart, fall 3. The server goes
+        // down within one interval plus two retries, far sooner than the three intervals of fall x
+        // interval; once down it is checked at the interval again.
+        let (rec, cb) = recorder(false);
+        let hc = HealthChecker::start(cb);
+        let server = Server::start(0, false);
+        let t = target("tcp 198.18.0.100:80", server.port);
+        let c = CheckConfig { retry_ms: Some(100), ..cfg("tcp", 3000, 50, 1, 3) };
+        hc.set_targets(vec![(t.clone(), c)]);
+        wait_checks(&hc, &t, 1);
+        drop(server);
+        let t0 = Instant::now();
+        let tr = rec.next();
+        assert!(!tr.up);
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(3000 + 1500), "down after {took:?}");
+        let s = hc.status(&t).unwrap();
+        assert_eq!(s.failures, 3, "{s:?}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(hc.status(&t).unwrap().checks, s.checks, "a down server waits for the interval");
+        hc.stop();
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod adm;
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod keepalived;
 pub mod metrics;
 pub mod metrics_http;
 pub mod server;

@@ -1,0 +1,622 @@
+//! keepalived statements to rvs services. keepalived's semantics carried over:
+//!
+//! - a checker's timers come from the checker, else its `real_server`, else the `virtual_server`,
+//!   else keepalived's defaults ([`defaults`]);
+//! - a real server starts up, goes down after `retry + 1` consecutive failed checks (re-checked
+//!   `delay_before_retry` after a failure, `delay_loop` otherwise) and comes back after one success
+//!   (keepalived without `alpha`): `rise = 1`, `fall = retry + 1`, `retry_ms = delay_before_retry`;
+//! - without `inhibit_on_failure` a failed server is removed, with it kept at weight 0;
+//! - `persistence_timeout` without a value is 360 s.
+//!
+//! rvs runs one check per service: the real servers of a virtual_server must share one checker.
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use super::parser::Stmt;
+use super::KaError;
+use crate::config::{CheckConfig, CheckKind, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
+
+/// keepalived's defaults (keepalived/check/check_data.c, check_api.c).
+pub mod defaults {
+    /// `delay_loop`: 60 s.
+    pub const DELAY_LOOP_MS: u32 = 60_000;
+    /// `connect_timeout`: 5 s.
+    pub const CONNECT_TIMEOUT_MS: u32 = 5_000;
+    /// `retry`: 1 (a server goes down at the second consecutive failure).
+    pub const RETRY: u32 = 1;
+    /// `delay_before_retry`: 1 s.
+    pub const DELAY_BEFORE_RETRY_MS: u32 = 1_000;
+    /// `persistence_timeout` without a value (IPVS_SVC_PERSISTENT_TIMEOUT).
+    pub const PERSISTENCE_S: u32 = 360;
+    /// Largest `persistence_timeout` (LVS_MAX_TIMEOUT, 31 days).
+    pub const MAX_PERSISTENCE_S: u32 = 31 * 86_400;
+    /// Largest `retry` rvs takes.
+    pub const MAX_RETRY: u32 = 1000;
+    /// Largest time value (delay_loop, connect_timeout, delay_before_retry): a day.
+    pub const MAX_TIME_MS: u32 = 86_400_000;
+}
+
+/// What a keepalived configuration gives rvsd.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Keepalived {
+    pub services: Vec<ServiceConfig>,
+    /// Blocks that are not rvsd's part (VRRP, notification settings), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Top-level blocks of keepalived's VRRP process; rvsd takes the checker process's part.
+const VRRP_KEYWORDS: &[&str] = &[
+    "vrrp_instance",
+    "vrrp_sync_group",
+    "vrrp_script",
+    "vrrp_track_process",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "track_file",
+];
+
+/// global_defs keywords with no load-balancing effect.
+const GLOBAL_HARMLESS: &[&str] = &[
+    "router_id",
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_connect_timeout",
+    "smtp_helo_name",
+    "enable_script_security",
+    "script_user",
+    "max_auto_priority",
+];
+
+/// keepalived checkers rvs does not run.
+const OTHER_CHECKERS: &[&str] =
+    &["MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK"];
+
+type R<T> = Result<T, KaError>;
+
+fn one(s: &Stmt) -> R<&str> {
+    match s.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(s.err(format!("{}: needs exactly one value", s.key))),
+    }
+}
+
+fn no_block(s: &Stmt) -> R<()> {
+    match s.block {
+        Some(_) => Err(s.err(format!("{}: takes no {{ }} block", s.key))),
+        None => Ok(()),
+    }
+}
+
+fn block(s: &Stmt) -> R<&[Stmt]> {
+    s.block.as_deref().ok_or_else(|| s.err(format!("{}: needs a {{ }} block", s.key)))
+}
+
+fn uint(s: &Stmt, min: u32, max: u32) -> R<u32> {
+    no_block(s)?;
+    let v = one(s)?;
+    u32::from_str(v)
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| s.err(format!("{} \"{v}\": not a whole number in {min}..={max}", s.key)))
+}
+
+/// Seconds with up to three decimals (keepalived reads `delay_loop 1.5`), as milliseconds.
+fn secs_ms(s: &Stmt) -> R<u32> {
+    no_block(s)?;
+    let v = one(s)?;
+    let bad = || s.err(format!("{} \"{v}\": not a time in seconds (0..=86400, e.g. 3 or 0.5)", s.key));
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() && frac.is_empty()
+        || frac.len() > 3
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || int.len() > 6
+    {
+        return Err(bad());
+    }
+    let i: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let f: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().map_err(|_| bad())? };
+    let ms = i * 1000 + f;
+    if ms > u64::from(defaults::MAX_TIME_MS) {
+        return Err(bad());
+    }
+    Ok(ms as u32)
+}
+
+fn ipv4(s: &Stmt, v: &str) -> R<Ipv4Addr> {
+    Ipv4Addr::from_str(v)
+        .map_err(|_| s.err(format!("{} \"{v}\": not an IPv4 address (rvs serves IPv4)", s.key)))
+}
+
+fn port(s: &Stmt, v: &str) -> R<u16> {
+    u16::from_str(v).ok().filter(|p| *p != 0).ok_or_else(|| s.err(format!("{}: bad port \"{v}\"", s.key)))
+}
+
+/// `A.B.C.D` or keepalived's range `A.B.C.D-E` (last byte D to E).
+fn addr_range(s: &Stmt, v: &str) -> R<Vec<Ipv4Addr>> {
+    let Some((a, end)) = v.split_once('-') else { return Ok(vec![ipv4(s, v)?]) };
+    let a = ipv4(s, a)?;
+    let o = a.octets();
+    let end = u8::from_str(end)
+        .ok()
+        .filter(|e| *e >= o[3])
+        .ok_or_else(|| s.err(format!("range \"{v}\": the end must be a last byte from {} to 255", o[3])))?;
+    Ok((o[3]..=end).map(|d| Ipv4Addr::new(o[0], o[1], o[2], d)).collect())
+}
+
+fn flag(s: &Stmt) -> R<bool> {
+    no_block(s)?;
+    match s.args.as_slice() {
+        [] => Ok(true),
+        [v] => match v.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" => Ok(true),
+            "false" | "off" | "no" => Ok(false),
+            _ => Err(s.err(format!("{} \"{v}\": expected true or false", s.key))),
+        },
+        _ => Err(s.err(format!("{}: takes at most one value", s.key))),
+    }
+}
+
+fn unsupported(s: &Stmt, why: &str) -> KaError {
+    s.err(format!("{}: not supported by rvs: {why}", s.key))
+}
+
+fn unknown(s: &Stmt, ctx: &str) -> KaError {
+    s.err(format!("{}: unknown or unsupported keyword in {ctx}", s.key))
+}
+
+/// Timers that cascade from virtual_server to real_server to checker.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timers {
+    delay_loop: Option<u32>,
+    connect_timeout: Option<u32>,
+    retry: Option<u32>,
+    delay_before_retry: Option<u32>,
+}
+
+impl Timers {
+    /// Takes `s` if it is a timer keyword; `Ok(false)` if it is not one.
+    fn take(&mut self, s: &Stmt) -> R<bool> {
+        match s.key.as_str() {
+            "delay_loop" => self.delay_loop = Some(secs_ms(s)?),
+            "connect_timeout" => self.connect_timeout = Some(secs_ms(s)?),
+            "retry" | "nb_get_retry" | "nb_sock_retry" => self.retry = Some(uint(s, 0, defaults::MAX_RETRY)?),
+            "delay_before_retry" => self.delay_before_retry = Some(secs_ms(s)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn under(self, outer: Timers) -> Timers {
+        Timers {
+            delay_loop: self.delay_loop.or(outer.delay_loop),
+            connect_timeout: self.connect_timeout.or(outer.connect_timeout),
+            retry: self.retry.or(outer.retry),
+            delay_before_retry: self.delay_before_retry.or(outer.delay_before_retry),
+        }
+    }
+}
+
+/// A real server's checker as rvs's check, with the statement it came from.
+fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
+    let kind = match s.key.as_str() {
+        "TCP_CHECK" => CheckKind::Tcp,
+        "HTTP_GET" => CheckKind::Http,
+        _ => unreachable!("checker() is called for TCP_CHECK and HTTP_GET"),
+    };
+    let mut t = Timers::default();
+    let mut port_ = None;
+    let mut url: Option<(String, u16)> = None;
+    for c in s.block.as_deref().unwrap_or_default() {
+        if t.take(c)? {
+            continue;
+        }
+        match c.key.as_str() {
+            "connect_port" => {
+                no_block(c)?;
+                port_ = Some(port(c, one(c)?)?);
+            }
+            "url" if kind == CheckKind::Http => {
+                if url.is_some() {
+                    return Err(unsupported(c, "a second url (rvs checks one url per real server)"));
+                }
+                let mut path = None;
+                let mut status = None;
+                for u in block(c)? {
+                    match u.key.as_str() {
+                        "path" => {
+                            no_block(u)?;
+                            let p = one(u)?;
+                            if !p.starts_with('/') {
+                                return Err(u.err(format!("path \"{p}\": must start with /")));
+                            }
+                            path = Some(p.to_owned());
+                        }
+                        "status_code" => status = Some(uint(u, 100, 599)? as u16),
+                        "digest" => {
+                            return Err(unsupported(u, "rvs's HTTP check compares the status code only"))
+                        }
+                        "virtualhost" => {
+                            return Err(unsupported(u, "rvs's HTTP check sends no Host of choice"))
+                        }
+                        _ => return Err(unknown(u, "url")),
+                    }
+                }
+                let path = path.ok_or_else(|| c.err("url: needs a path"))?;
+                let status = status.ok_or_else(|| {
+                    c.err("url: needs a status_code (keepalived's default accepts any 2xx; rvs checks for one status)")
+                })?;
+                url = Some((path, status));
+            }
+            "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" | "warmup" | "alpha"
+            | "virtualhost" | "http_protocol" | "log_all_failures" => {
+                return Err(unsupported(
+                    c,
+                    "rvs checks the real server's address from rvsd's network namespace",
+                ))
+            }
+            _ => return Err(unknown(c, &s.key)),
+        }
+    }
+    let t = t.under(outer);
+    let interval_ms = t.delay_loop.unwrap_or(defaults::DELAY_LOOP_MS);
+    let timeout_ms = t.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT_MS);
+    if interval_ms < 100 {
+        return Err(s.err(format!(
+            "{}: delay_loop below 0.1 s is not supported (rvs checks at most every 100 ms)",
+            s.key
+        )));
+    }
+    if timeout_ms == 0 || timeout_ms > interval_ms {
+        return Err(s.err(format!(
+            "{}: connect_timeout {} ms must be above 0 and at most delay_loop {} ms (rvs starts the next check at the next delay_loop)",
+            s.key, timeout_ms, interval_ms
+        )));
+    }
+    let (path, expect_status) = match (kind, url) {
+        (CheckKind::Http, Some(u)) => u,
+        (CheckKind::Http, None) => {
+            return Err(s.err("HTTP_GET: needs a url { path ... status_code ... } block"))
+        }
+        (CheckKind::Tcp, _) => ("/".to_owned(), 200),
+    };
+    Ok(CheckConfig {
+        kind,
+        port: port_,
+        path,
+        expect_status,
+        interval_ms,
+        timeout_ms,
+        rise: 1,
+        fall: t.retry.unwrap_or(defaults::RETRY) + 1,
+        retry_ms: Some(t.delay_before_retry.unwrap_or(defaults::DELAY_BEFORE_RETRY_MS)),
+    })
+}
+
+/// `lb_kind`/`lvs_method`: rvs forwards FULLNAT (DPVS's `FNAT`).
+fn forward(s: &Stmt) -> R<Forward> {
+    no_block(s)?;
+    let v = s.args.first().ok_or_else(|| s.err(format!("{}: needs a method", s.key)))?;
+    match v.as_str() {
+        "FNAT" => Ok(Forward::Fullnat),
+        "NAT" | "DR" | "TUN" | "SNAT" => Err(s.err(format!(
+            "{} {v}: forwarding method {v} is not supported yet; rvs forwards FULLNAT only (lb_kind FNAT)",
+            s.key
+        ))),
+        _ => Err(s.err(format!("{} \"{v}\": unknown forwarding method (NAT, DR, TUN or FNAT)", s.key))),
+    }
+}
+
+/// A real server: its address (port None: the virtual server's), weight, thresholds, check.
+struct Real<'a> {
+    stmt: &'a Stmt,
+    addr: Ipv4Addr,
+    port: Option<u16>,
+    weight: u32,
+    u_threshold: u32,
+    l_threshold: u32,
+    check: Option<CheckConfig>,
+    /// keepalived 2's per-server `inhibit_on_failure` (default: the virtual_server's).
+    inhibit: Option<bool>,
+}
+
+fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
+    let (addr, port_) = match s.args.as_slice() {
+        [a] => (ipv4(s, a)?, None),
+        [a, p] => (ipv4(s, a)?, Some(port(s, p)?)),
+        _ => return Err(s.err("real_server: expected real_server ADDRESS [PORT]")),
+    };
+    let mut r = Real {
+        stmt: s,
+        addr,
+        port: port_,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+        check: None,
+        inhibit: None,
+    };
+    let mut t = Timers::default();
+    let mut checkers = Vec::new();
+    for c in s.block.as_deref().unwrap_or_default() {
+        if t.take(c)? {
+            continue;
+        }
+        match c.key.as_str() {
+            "weight" => r.weight = uint(c, 0, MAX_WEIGHT)?,
+            "uthreshold" => r.u_threshold = uint(c, 0, u32::MAX)?,
+            "lthreshold" => r.l_threshold = uint(c, 0, u32::MAX)?,
+            "lvs_method" => {
+                forward(c)?;
+            }
+            "TCP_CHECK" | "HTTP_GET" => checkers.push(c),
+            "SSL_GET" => {
+                return Err(unsupported(
+                    c,
+                    "SSL_GET needs TLS, which rvs's checks do not speak yet (use HTTP_GET or TCP_CHECK)",
+                ))
+            }
+            k if OTHER_CHECKERS.contains(&k) => {
+                return Err(unsupported(c, "rvs runs TCP_CHECK and HTTP_GET"))
+            }
+            "inhibit_on_failure" => r.inhibit = Some(flag(c)?),
+            "notify_up" | "notify_down" | "alpha" | "warmup" | "smtp_alert" | "virtualhost" => {
+                return Err(unsupported(c, "rvs has no scripts, alerts or per-server check modes"))
+            }
+            _ => return Err(unknown(c, "real_server")),
+        }
+    }
+    if let [_, second, ..] = checkers.as_slice() {
+        return Err(unsupported(
+            second,
+            "a second checker on one real_server (rvs runs one check per server)",
+        ));
+    }
+    if let Some(c) = checkers.first() {
+        r.check = Some(checker(c, t.under(vs_timers))?);
+    }
+    Ok(r)
+}
+
+struct Groups {
+    vs: HashMap<String, Vec<(Ipv4Addr, u16)>>,
+    laddr: HashMap<String, Vec<Ipv4Addr>>,
+}
+
+fn vs_group(s: &Stmt) -> R<(String, Vec<(Ipv4Addr, u16)>)> {
+    let name = one(s)?.to_owned();
+    let mut out = Vec::new();
+    for e in block(s)? {
+        no_block(e)?;
+        if e.key == "fwmark" {
+            return Err(unsupported(e, "fwmark services (rvs matches address and port)"));
+        }
+        let p = match e.args.as_slice() {
+            [p] => port(e, p)?,
+            _ => {
+                return Err(e.err(format!("{}: expected ADDRESS[-LAST] PORT in virtual_server_group", e.key)))
+            }
+        };
+        out.extend(addr_range(e, &e.key)?.into_iter().map(|a| (a, p)));
+    }
+    Ok((name, out))
+}
+
+fn laddr_group(s: &Stmt) -> R<(String, Vec<Ipv4Addr>)> {
+    let name = one(s)?.to_owned();
+    let mut out = Vec::new();
+    for e in block(s)? {
+        no_block(e)?;
+        // DPVS names the interface after the address; rvs picks the port by its connected subnet.
+        if e.args.len() > 1 {
+            return Err(
+                e.err(format!("{}: expected ADDRESS[-LAST] [INTERFACE] in local_address_group", e.key))
+            );
+        }
+        out.extend(addr_range(e, &e.key)?);
+    }
+    Ok((name, out))
+}
+
+fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
+    let vips: Vec<(Ipv4Addr, u16)> = match s.args.as_slice() {
+        [g, name] if g == "group" => groups.vs.get(name).cloned().ok_or_else(|| {
+            s.err(format!("virtual_server group {name}: no virtual_server_group \"{name}\""))
+        })?,
+        [f, _] if f == "fwmark" => {
+            return Err(unsupported(s, "fwmark services (rvs matches address and port)"))
+        }
+        [a, p] => vec![(ipv4(s, a)?, port(s, p)?)],
+        _ => {
+            return Err(
+                s.err("virtual_server: expected virtual_server ADDRESS PORT or virtual_server group NAME")
+            )
+        }
+    };
+    let mut proto = Proto::Tcp;
+    let mut sched = crate::config::defaults::SCHED;
+    let mut persistence = None;
+    let mut inhibit = crate::config::defaults::INHIBIT_ON_FAILURE;
+    let mut synproxy = false;
+    let mut laddrs = Vec::new();
+    let mut method = None;
+    let mut timers = Timers::default();
+    let mut reals = Vec::new();
+    let body = block(s)?;
+    for c in body {
+        if timers.take(c)? {
+            continue;
+        }
+        match c.key.as_str() {
+            "lb_algo" | "lvs_sched" => {
+                no_block(c)?;
+                sched = Sched::from_str(one(c)?).map_err(|m| c.err(format!("{}: {m}", c.key)))?;
+            }
+            "lb_kind" | "lvs_method" => method = Some(forward(c)?),
+            "persistence_timeout" => {
+                persistence = Some(if c.args.is_empty() {
+                    no_block(c)?;
+                    defaults::PERSISTENCE_S
+                } else {
+                    uint(c, 1, defaults::MAX_PERSISTENCE_S)?
+                })
+            }
+            "protocol" => {
+                no_block(c)?;
+                // keepalived compares without case (strcasecmp).
+                proto = match one(c)?.to_ascii_uppercase().as_str() {
+                    "TCP" => Proto::Tcp,
+                    "UDP" => Proto::Udp,
+                    v => return Err(c.err(format!("protocol {v}: not supported (rvs serves TCP and UDP)"))),
+                }
+            }
+            "inhibit_on_failure" => inhibit = flag(c)?,
+            "syn_proxy" => synproxy = flag(c)?,
+            "laddr_group_name" => {
+                no_block(c)?;
+                let n = one(c)?;
+                laddrs = groups
+                    .laddr
+                    .get(n)
+                    .ok_or_else(|| c.err(format!("laddr_group_name {n}: no local_address_group \"{n}\"")))?
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+            }
+            "real_server" => reals.push(c),
+            "quorum" | "quorum_up" | "quorum_down" | "hysteresis" => {
+                return Err(unsupported(c, "rvs has no quorum actions (no sorry server, no scripts) yet"))
+            }
+            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
+                return Err(unsupported(c, "rvs has no sorry server yet"))
+            }
+            "persistence_granularity"
+            | "persistence_engine"
+            | "ops"
+            | "hashed"
+            | "flag-1"
+            | "flag-2"
+            | "flag-3"
+            | "sh-port"
+            | "sh-fallback"
+            | "mh-port"
+            | "mh-fallback"
+            | "ha_suspend"
+            | "alpha"
+            | "omega"
+            | "warmup"
+            | "virtualhost"
+            | "smtp_alert"
+            | "ip_family"
+            | "weight" => return Err(unsupported(c, "no rvs equivalent yet")),
+            _ => return Err(unknown(c, "virtual_server")),
+        }
+    }
+    if method.is_none() {
+        return Err(s.err(
+            "virtual_server: no lb_kind: keepalived's default is NAT, which rvs does not support yet; add lb_kind FNAT",
+        ));
+    }
+    let reals: Vec<Real> = reals.into_iter().map(|r| real_server(r, timers)).collect::<R<_>>()?;
+    // keepalived 2 lets each real_server set inhibit_on_failure (DPVS's examples do); rvs sets it
+    // per service, so the servers must agree.
+    if let Some(first) = reals.iter().find(|r| r.inhibit.is_some()) {
+        let want = first.inhibit.unwrap_or(inhibit);
+        if let Some(r) = reals.iter().find(|r| r.inhibit.unwrap_or(inhibit) != want) {
+            return Err(r.stmt.err(format!(
+                "real_server: inhibit_on_failure differs from the real_server at line {}; rvs sets it per virtual_server, so every real_server needs the same",
+                first.stmt.line
+            )));
+        }
+        inhibit = want;
+    }
+    let check = match reals.first() {
+        None => None,
+        Some(first) => {
+            for r in &reals[1..] {
+                if r.check != first.check {
+                    return Err(r.stmt.err(format!(
+                        "real_server: its checker differs from the one of the real_server at line {}; rvs runs one check per virtual_server, so every real_server needs the same checker",
+                        first.stmt.line
+                    )));
+                }
+            }
+            first.check.clone()
+        }
+    };
+    Ok(vips
+        .into_iter()
+        .map(|(vip, vport)| ServiceConfig {
+            proto,
+            vip: format!("{vip}:{vport}"),
+            sched,
+            persistence,
+            toa: false,
+            synproxy,
+            laddrs: laddrs.clone(),
+            reals: reals
+                .iter()
+                .map(|r| RealConfig {
+                    addr: format!("{}:{}", r.addr, r.port.unwrap_or(vport)),
+                    weight: r.weight,
+                    forward: Forward::Fullnat,
+                    u_threshold: r.u_threshold,
+                    l_threshold: r.l_threshold,
+                })
+                .collect(),
+            check: check.clone(),
+            inhibit_on_failure: inhibit,
+        })
+        .collect())
+}
+
+/// The services of a parsed keepalived configuration.
+pub fn convert(stmts: &[Stmt]) -> R<Keepalived> {
+    let mut out = Keepalived::default();
+    let mut groups = Groups { vs: HashMap::new(), laddr: HashMap::new() };
+    // Groups first: keepalived resolves them after reading the whole file.
+    for s in stmts {
+        let (named, dup) = match s.key.as_str() {
+            "virtual_server_group" => {
+                let (n, g) = vs_group(s)?;
+                let dup = groups.vs.insert(n.clone(), g).is_some();
+                (n, dup)
+            }
+            "local_address_group" => {
+                let (n, g) = laddr_group(s)?;
+                let dup = groups.laddr.insert(n.clone(), g).is_some();
+                (n, dup)
+            }
+            _ => continue,
+        };
+        if dup {
+            return Err(s.err(format!("{} {named}: defined twice", s.key)));
+        }
+    }
+    for s in stmts {
+        match s.key.as_str() {
+            "virtual_server_group" | "local_address_group" => {}
+            "virtual_server" => out.services.extend(virtual_server(s, &groups)?),
+            "global_defs" => {
+                for g in block(s)? {
+                    if !GLOBAL_HARMLESS.contains(&g.key.as_str()) && !g.key.starts_with("vrrp_") {
+                        return Err(unknown(g, "global_defs (rvsd takes the router id, notification and VRRP settings only)"));
+                    }
+                }
+                out.warnings.push(format!(
+                    "{}:{}: global_defs: not used by rvsd (its router id, notification and VRRP settings have no load-balancing effect)",
+                    s.file, s.line
+                ));
+            }
+            k if VRRP_KEYWORDS.contains(&k) => out.warnings.push(format!(
+                "{}:{}: {k}: skipped; VRRP is keepalived's other process (keepalived --vrrp), rvsd takes the checker's part",
+                s.file, s.line
+            )),
+            "SSL" => return Err(unsupported(s, "SSL_GET needs TLS, which rvs's checks do not speak yet")),
+            _ => return Err(unknown(s, "keepalived.conf")),
+        }
+    }
+    Ok(out)
+}
