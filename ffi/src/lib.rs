@@ -26,5 +26,5 @@ pub use flow::{steering_supported, FlowHandle, RteRule};
 pub use frame::PktPool;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{ring_pair, Link, Port, PortConf, PortInfo, PortStats, RxQueue, TxQueue};
+pub use port::{ring_pair, Link, Port, PortConf, PortInfo, PortReader, PortStats, RxQueue, TxQueue};
 pub use ring::{ring_spsc, RingRx, RingTx};

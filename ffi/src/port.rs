@@ -49,11 +49,20 @@ pub struct PortInfo {
     pub max_mtu: u16,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Link state from `rte_eth_link_get_nowait`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Link {
     pub up: bool,
-    pub speed_mbps: u32,
+    /// Mbit/s; `None` where the PMD does not know (`RTE_ETH_SPEED_NUM_NONE` or `_UNKNOWN`).
+    pub speed_mbps: Option<u32>,
+    /// Full (true) or half duplex, as the PMD reports it.
+    pub full_duplex: bool,
+    /// Autonegotiated (true) or fixed.
+    pub autoneg: bool,
 }
+
+/// `RTE_ETH_SPEED_NUM_UNKNOWN` (UINT32_MAX): the PMD cannot tell the speed.
+const SPEED_UNKNOWN: u32 = u32::MAX;
 
 /// Basic counters from `rte_eth_stats_get`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -256,27 +265,27 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// The link state, without waiting for it to settle.
     pub fn link(&self) -> Result<Link> {
-        let mut l = sys::rte_eth_link::default();
-        // SAFETY: valid port and out pointer.
-        check("rte_eth_link_get_nowait", unsafe { sys::rte_eth_link_get_nowait(self.id(), &mut l) })?;
-        Ok(Link { up: l.link_status() != 0, speed_mbps: l.link_speed })
+        link_of(self.id())
     }
 
     pub fn stats(&self) -> Result<PortStats> {
-        let mut s = sys::rte_eth_stats::default();
-        // SAFETY: valid port and out pointer.
-        check("rte_eth_stats_get", unsafe { sys::rte_eth_stats_get(self.id(), &mut s) })?;
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        })
+        stats_of(self.id())
+    }
+
+    /// The device's MTU (`rte_eth_dev_get_mtu`).
+    pub fn mtu(&self) -> Result<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: valid port id and out pointer; the call only reads the device's data.
+        check("rte_eth_dev_get_mtu", unsafe { sys::rte_eth_dev_get_mtu(self.id(), &mut mtu) })?;
+        Ok(mtu)
+    }
+
+    /// A handle for reading this port's link state and counters from another thread (the
+    /// control thread), for as long as the port exists. See [`PortReader`].
+    pub fn reader(&self) -> PortReader {
+        PortReader { port: Arc::downgrade(&self.shared) }
     }
 
     /// Extended statistics as (name, value) pairs.
@@ -304,6 +313,69 @@ impl Port {
             out.push((s, v.value));
         }
         Ok(out)
+    }
+}
+
+fn link_of(id: u16) -> Result<Link> {
+    let mut l = sys::rte_eth_link::default();
+    // SAFETY: `l` is a valid out pointer for the call; ethdev checks the port id itself and answers
+    // -ENODEV for one that is not (or no longer) attached. The call does not wait for the link.
+    check("rte_eth_link_get_nowait", unsafe { sys::rte_eth_link_get_nowait(id, &mut l) })?;
+    let speed = l.link_speed;
+    Ok(Link {
+        up: l.link_status() != 0,
+        speed_mbps: (speed != 0 && speed != SPEED_UNKNOWN).then_some(speed),
+        full_duplex: l.link_duplex() != 0,
+        autoneg: l.link_autoneg() != 0,
+    })
+}
+
+fn stats_of(id: u16) -> Result<PortStats> {
+    let mut s = sys::rte_eth_stats::default();
+    // SAFETY: `s` is a valid out pointer for the call; ethdev checks the port id itself.
+    check("rte_eth_stats_get", unsafe { sys::rte_eth_stats_get(id, &mut s) })?;
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+/// Reads one port's link state and basic counters from a thread other than the one owning the
+/// [`Port`] (rvsd's control thread answering `list_ports`), while workers burst on its queues.
+///
+/// Why that is sound: `rte_eth_link_get_nowait` and `rte_eth_stats_get` change no configuration
+/// and take no queue; PMDs answer them from the link state they keep and from per-queue counters the
+/// polling lcores write (or from NIC registers), which is how testpmd's `show port stats` and DPVS's
+/// `dpip link show` read ports from the main lcore while forwarding lcores run. Counters read
+/// mid-burst may lag by that burst. What is not safe is two such calls on one port at once (some
+/// PMDs accumulate register reads into software totals), so the methods take `&mut self`: a reader
+/// shared between threads sits behind a lock. The reader holds the port weakly: it never keeps a
+/// port from being stopped, and once the port is dropped it answers `ENODEV`.
+#[derive(Debug, Clone)]
+pub struct PortReader {
+    port: std::sync::Weak<Shared>,
+}
+
+impl PortReader {
+    fn id(&self) -> Result<u16> {
+        self.port
+            .upgrade()
+            .map(|s| s.id)
+            .ok_or_else(|| Error::new("port reader", Errno::NoDevice, "the port is closed"))
+    }
+
+    pub fn link(&mut self) -> Result<Link> {
+        link_of(self.id()?)
+    }
+
+    pub fn stats(&mut self) -> Result<PortStats> {
+        stats_of(self.id()?)
     }
 }
 
