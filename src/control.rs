@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
 use rvs_control::api::{
-    cycles_per_packet, ConnInfo, Counters, ErrorCode, RealInfo, RealStats, Refusal, Reply, Request, Response,
-    ServiceId, ServiceInfo, ServiceStats, TemplateInfo, WorkerStats, API_VERSION,
+    cycles_per_packet, ConnInfo, Counters, Duplex, ErrorCode, LinkInfo, PortCounters, PortInfo, RealInfo,
+    RealStats, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats, TemplateInfo,
+    WorkerStats, API_VERSION,
 };
 use rvs_control::config::{ControlConfig, MetricsConfig};
 use rvs_control::health::{HealthChecker, Target, Transition};
@@ -38,6 +39,15 @@ const MAX_CONNS_PAGE: u64 = 100_000;
 pub struct WorkerLink {
     pub commands: Sender<Command>,
     pub applied: Arc<AtomicU64>,
+}
+
+/// What rvsd knows of one port: what does not change, captured at start-up (`main`), and a reader
+/// for its link state and counters.
+#[derive(Debug)]
+pub struct PortEntry {
+    /// Everything but `link` and `stats`.
+    pub fixed: PortInfo,
+    pub reader: dpdk_sys::PortReader,
 }
 
 /// Active and inactive connections and counters of one real server, summed over workers.
@@ -65,6 +75,9 @@ pub struct Shared {
     /// Per (service id, real id): the last sample and the rates derived from it.
     rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
     health: OnceLock<HealthChecker>,
+    /// The ports, read on `list_ports`. One lock for all: API clients run on threads of their own,
+    /// and a PMD's link and stats reads must not run twice at once on one port.
+    ports: Mutex<Vec<PortEntry>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -96,6 +109,7 @@ impl Shared {
         macs: Vec<[u8; 6]>,
         steering: &'static str,
         lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
+        ports: Vec<PortEntry>,
     ) -> Shared {
         Shared {
             state: Mutex::new(state),
@@ -106,7 +120,53 @@ impl Shared {
             lips,
             rates: Mutex::new(HashMap::new()),
             health: OnceLock::new(),
+            ports: Mutex::new(ports),
         }
+    }
+
+    /// `list_ports`: the ports' fixed data with their link state and counters read now. This runs
+    /// on an API client's thread while the workers poll: see `dpdk_sys::PortReader` for why these
+    /// reads are safe from a non-worker thread.
+    fn list_ports(&self) -> Vec<PortInfo> {
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        ports
+            .iter_mut()
+            .map(|p| {
+                let link = p
+                    .reader
+                    .link()
+                    .map(|l| LinkInfo {
+                        up: l.up,
+                        speed_mbps: l.speed_mbps.filter(|_| l.up),
+                        duplex: (l.up && l.speed_mbps.is_some()).then_some(if l.full_duplex {
+                            Duplex::Full
+                        } else {
+                            Duplex::Half
+                        }),
+                        autoneg: l.autoneg,
+                    })
+                    .map_err(
+                        |e| tracing::warn!(port = %p.fixed.name, error = %e, "list_ports: no link state"),
+                    )
+                    .ok();
+                let stats = p
+                    .reader
+                    .stats()
+                    .map(|s| PortCounters {
+                        rx_packets: s.ipackets,
+                        tx_packets: s.opackets,
+                        rx_bytes: s.ibytes,
+                        tx_bytes: s.obytes,
+                        rx_errors: s.ierrors,
+                        tx_errors: s.oerrors,
+                        rx_missed: s.imissed,
+                        rx_nombuf: s.rx_nombuf,
+                    })
+                    .map_err(|e| tracing::warn!(port = %p.fixed.name, error = %e, "list_ports: no counters"))
+                    .ok();
+                PortInfo { link, stats, ..p.fixed.clone() }
+            })
+            .collect()
     }
 
     /// Starts the health checker; its verdicts inhibit and restore real servers.
@@ -557,6 +617,7 @@ impl Shared {
                 Ok(Reply::Applied { epoch: self.lock().epoch })
             }),
             Request::Save => Ok(Reply::Config { config: self.lock().config().to_toml() }),
+            Request::ListPorts => Ok(Reply::Ports { ports: self.list_ports() }),
             change => {
                 let r = {
                     let mut st = self.lock();

@@ -179,6 +179,27 @@ fn run(cli: Cli) -> Result<(), String> {
             mac = %rvs_dataplane::wire::EthernetAddress(macs[i]), queues = nworkers, "port up"
         );
     }
+    // What `list_ports` reports that does not change while rvsd runs; link state and counters are
+    // read on request by the control thread through each port's reader.
+    let port_entries: Vec<control::PortEntry> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| control::PortEntry {
+            fixed: rvs_control::api::PortInfo {
+                name: cfg.ports[i].name.clone(),
+                device: cfg.ports[i].device.clone(),
+                driver: drivers[i].clone(),
+                mac: rvs_dataplane::wire::EthernetAddress(macs[i]).to_string(),
+                addr: cfg.ports[i].addr.clone(),
+                mtu: port.mtu().unwrap_or(cfg.ports[i].mtu),
+                rx_queues: nworkers,
+                tx_queues: nworkers,
+                link: None,
+                stats: None,
+            },
+            reader: port.reader(),
+        })
+        .collect();
 
     let state = ControlState::new(cfg.clone());
     let mut setup = state.setup(&macs).map_err(|e| format!("config error: {e}"))?;
@@ -250,6 +271,7 @@ fn run(cli: Cli) -> Result<(), String> {
         macs.clone(),
         steer_mode.as_str(),
         (steer_mode == SteerMode::FlowRules).then_some(lips_tx),
+        port_entries,
     ));
     let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared, stop.clone())?;
 

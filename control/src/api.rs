@@ -135,6 +135,67 @@ pub enum Request {
         #[serde(default)]
         limit: Option<u64>,
     },
+    /// rvsd's ports (DPVS's `dpip link show`): what they are, their MAC and address, link state
+    /// and the NIC's counters (`rvsadm --ports`).
+    ListPorts,
+}
+
+/// One port as `list_ports` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// The config's `ports[].name`.
+    pub name: String,
+    /// The config's `ports[].device` (DPDK device string).
+    pub device: String,
+    /// The PMD (`net_af_packet`, `net_memif`, `net_ixgbe`, ...).
+    pub driver: String,
+    /// The port's MAC, lower-case `aa:bb:cc:dd:ee:ff`: where a traffic generator sends its frames.
+    pub mac: String,
+    /// The gateway's address on the port with prefix length (`198.18.0.1/24`).
+    pub addr: String,
+    /// The device's MTU.
+    pub mtu: u16,
+    /// RX and TX queues (one pair per worker).
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    /// Null when the PMD cannot tell (the reason is logged).
+    pub link: Option<LinkInfo>,
+    /// Null when the PMD cannot tell (the reason is logged).
+    pub stats: Option<PortCounters>,
+}
+
+/// Link duplex mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplex {
+    Full,
+    Half,
+}
+
+/// Link state (`rte_eth_link_get_nowait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub up: bool,
+    /// Mbit/s; null while the link is down or where the PMD does not know it.
+    pub speed_mbps: Option<u32>,
+    /// Null while the link is down or where the PMD does not know the speed.
+    pub duplex: Option<Duplex>,
+    pub autoneg: bool,
+}
+
+/// The NIC's basic counters (`rte_eth_stats_get`), since rvsd started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Frames the NIC dropped because the RX queue was full (`imissed`).
+    pub rx_missed: u64,
+    /// RX buffer allocation failures (`rx_nombuf`).
+    pub rx_nombuf: u64,
 }
 
 /// LVS's three settable timeouts, seconds: TCP established, TCP FIN_WAIT, UDP (`ipvsadm --set`).
@@ -319,6 +380,9 @@ pub enum Reply {
     Config {
         config: String,
     },
+    Ports {
+        ports: Vec<PortInfo>,
+    },
     /// A change was applied by every worker; `epoch` counts applied changes.
     Applied {
         epoch: u64,
@@ -407,6 +471,32 @@ mod tests {
         assert!(parse_request(r#"{"op":"explode"}"#).unwrap_err().contains("bad request"));
         assert!(parse_request("{not json").is_err());
         assert!(parse_request("").is_err());
+        assert_eq!(parse_request(r#"{"op":"list_ports"}"#), Ok(Request::ListPorts));
+    }
+
+    #[test]
+    fn list_ports_reply_round_trips() {
+        let p = PortInfo {
+            name: "client".into(),
+            device: "net_af_packet0,iface=gc".into(),
+            driver: "net_af_packet".into(),
+            mac: "02:00:00:00:00:01".into(),
+            addr: "198.18.0.1/24".into(),
+            mtu: 1500,
+            rx_queues: 1,
+            tx_queues: 1,
+            link: Some(LinkInfo {
+                up: true,
+                speed_mbps: Some(10000),
+                duplex: Some(Duplex::Full),
+                autoneg: false,
+            }),
+            stats: None,
+        };
+        let line = Response::ok(Reply::Ports { ports: vec![p.clone()] }).to_line();
+        assert!(line.contains(r#""duplex":"full""#) && line.contains(r#""stats":null"#), "{line}");
+        let back: Response = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.reply, Some(Reply::Ports { ports: vec![p] }));
     }
 
     #[test]

@@ -33,14 +33,18 @@
 //!   persistence engine as plain `print_conn`; `timeout.txt`: `list_timeout` —
 //!   `"Timeout (tcp tcpfin udp): %d %d %d\n"`; `save_keepalived.txt`: `list_all(FMT_RULE)` after rvs's
 //!   `--set` line, with rvs's `--inhibit-on-failure`.
+//! * `ports.txt`, `rvsadm --ports`: DPVS's `dpip -s link show` (tools/dpip/link.c) — per port
+//!   `"%d: %s: "` and its device, driver, MTU and queues; the link line (`UP %u Mbps full-duplex
+//!   auto-nego|fixed-nego`, `DOWN`); `addr` and rvs's `inet`; counters as names over values in
+//!   `%-20s` columns.
 use rvs_control::adm::{
-    format_conns, format_laddr_title, format_laddrs, format_list, format_list_persist, format_rules,
-    format_set_rule, format_timeouts, ipvs_strerror, parse_rules, parse_rules_full, Format, PersistCounts,
-    View,
+    format_conns, format_laddr_title, format_laddrs, format_list, format_list_persist, format_ports,
+    format_rules, format_set_rule, format_timeouts, ipvs_strerror, parse_rules, parse_rules_full, Format,
+    PersistCounts, View,
 };
 use rvs_control::api::{
-    ConnInfo, Counters, ErrorCode, LvsTimeouts, RealInfo, RealStats, Request, ServiceId, ServiceInfo,
-    ServiceStats,
+    ConnInfo, Counters, Duplex, ErrorCode, LinkInfo, LvsTimeouts, PortCounters, PortInfo, RealInfo,
+    RealStats, Request, ServiceId, ServiceInfo, ServiceStats,
 };
 use rvs_control::config::{RealConfig, ServiceConfig};
 use rvs_control::{Forward, Proto, Sched};
@@ -518,4 +522,63 @@ fn refusals_print_ipvs_strerror_texts() {
         ipvs_strerror(&Request::AddLaddr { id, addr: "198.18.1.100".into() }, ErrorCode::LaddrExists),
         None
     );
+}
+
+/// printf_oracle.py's PORTS: a port up at a known speed, one down, one the PMD says nothing of.
+fn ports() -> Vec<PortInfo> {
+    let port = |name: &str, device: &str, driver: &str, mac: &str, addr: &str, mtu, queues| PortInfo {
+        name: name.into(),
+        device: device.into(),
+        driver: driver.into(),
+        mac: mac.into(),
+        addr: addr.into(),
+        mtu,
+        rx_queues: queues,
+        tx_queues: queues,
+        link: None,
+        stats: None,
+    };
+    let counters =
+        |[rx_packets, tx_packets, rx_bytes, tx_bytes, rx_errors, tx_errors, rx_missed, rx_nombuf]: [u64;
+             8]| PortCounters {
+            rx_packets,
+            tx_packets,
+            rx_bytes,
+            tx_bytes,
+            rx_errors,
+            tx_errors,
+            rx_missed,
+            rx_nombuf,
+        };
+    vec![
+        PortInfo {
+            link: Some(LinkInfo {
+                up: true,
+                speed_mbps: Some(10000),
+                duplex: Some(Duplex::Full),
+                autoneg: false,
+            }),
+            stats: Some(counters([155, 154, 12345, 23456, 0, 1, 2, 3])),
+            ..port(
+                "client",
+                "net_af_packet0,iface=gc",
+                "net_af_packet",
+                "02:00:5e:00:53:01",
+                "198.18.0.1/24",
+                1500,
+                1,
+            )
+        },
+        PortInfo {
+            link: Some(LinkInfo { up: false, speed_mbps: None, duplex: None, autoneg: true }),
+            stats: Some(counters([123456789012, 0, 98765432109876, 0, 7, 0, 0, 0])),
+            ..port("server", "0000:03:00.0", "net_ixgbe", "a0:36:9f:74:ee:98", "198.18.1.1/24", 9000, 4)
+        },
+        port("mem", "net_memif0,role=server", "net_memif", "be:ef:00:00:00:01", "198.18.2.1/24", 1500, 2),
+    ]
+}
+
+#[test]
+fn list_ports() {
+    check("ports.txt", &format_ports(&ports()));
 }

@@ -81,6 +81,8 @@ enum Opt {
     Daemon,
     PersistentConn,
     Inhibit,
+    /// `--ports` (rvs): the list of rvsd's ports, as DPVS's `dpip link show`.
+    Ports,
 }
 
 impl Opt {
@@ -110,6 +112,7 @@ impl Opt {
             Opt::Daemon => "daemon",
             Opt::PersistentConn => "persistent-conn",
             Opt::Inhibit => "inhibit-on-failure",
+            Opt::Ports => "ports",
         }
     }
 }
@@ -137,6 +140,7 @@ fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
                 Timeout,
                 Daemon,
                 PersistentConn,
+                Ports,
             ],
         ),
         Cmd::AddServer | Cmd::EditServer => (&[Service, Server], &[Forward, Weight, UThreshold, LThreshold]),
@@ -190,6 +194,7 @@ enum Key {
     DaemonOpt,
     PersistConn,
     Inhibit,
+    Ports,
     /// ipvsadm options rvs does not implement; the string says why.
     Unsupported(&'static str),
 }
@@ -260,6 +265,7 @@ pub(super) const SPECS: &[Spec] = &[
     spec("daemon", None, NoArg, Key::DaemonOpt),
     spec("persistent-conn", None, NoArg, Key::PersistConn),
     spec("inhibit-on-failure", None, NoArg, Key::Inhibit),
+    spec("ports", None, NoArg, Key::Ports),
     spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
@@ -327,6 +333,8 @@ pub enum Action {
     },
     /// `-L --timeout`.
     Timeouts,
+    /// `--ports` (`-L --ports`): rvsd's ports, as DPVS's `dpip link show`.
+    ListPorts,
     /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
     /// the failed command.
     Unavailable {
@@ -503,6 +511,7 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::DaemonOpt => raw.set(Opt::Daemon)?,
         Key::PersistConn => raw.set(Opt::PersistentConn)?,
         Key::Inhibit => raw.set(Opt::Inhibit)?,
+        Key::Ports => raw.set(Opt::Ports)?,
         Key::Unsupported(why) => return Err(usage(why)),
     }
     Ok(())
@@ -618,8 +627,10 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
     }
     let cmd = match raw.cmd {
         Some(c) => c,
-        // Like ipvsadm, no arguments at all lists the table (so do just -n and --socket).
+        // Like ipvsadm, no arguments at all lists the table (so do just -n and --socket); `--ports`
+        // alone lists the ports.
         None if raw.opts.iter().all(|o| *o == Opt::Numeric) => Cmd::List,
+        None if raw.has(Opt::Ports) => Cmd::List,
         None => return Err(usage("no command specified (try rvsadm --help)")),
     };
 
@@ -730,6 +741,15 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         Cmd::GetLaddr => Action::GetLaddr { service: id },
         Cmd::Save => Action::Save { fmt },
         Cmd::Restore => Action::Restore,
+        Cmd::List if raw.has(Opt::Ports) => {
+            if let Some(o) = raw.opts.iter().find(|o| !matches!(o, Opt::Ports | Opt::Numeric)) {
+                return Err(usage(format!(
+                    "The option '{}' conflicts with the 'ports' option in the 'list' command",
+                    o.name()
+                )));
+            }
+            Action::ListPorts
+        }
         Cmd::List => {
             // generic_opt_check's '1' column: one of connection, timeout, daemon (rvs also lists
             // the connections of one service, so service-address is not in it).

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Format, View, VERSION_LINE};
-use crate::api::{ConnInfo, Counters, ServiceInfo, ServiceStats};
+use crate::api::{ConnInfo, Counters, Duplex, PortInfo, ServiceInfo, ServiceStats};
 use crate::config::{parse_endpoint, Forward, Proto, TimeoutsConfig};
 
 /// ipvsadm's `protocol_name`.
@@ -391,6 +391,61 @@ pub fn format_laddrs(vip: &str, laddrs: &[String]) -> String {
     let mut out = format!("{vip:<20} {:<8} \n", laddrs.len());
     for l in laddrs {
         out.push_str(&format!("{:<20} {:<8} {l:<20}\n", "", ""));
+    }
+    out
+}
+
+/// `--ports`: one block per port, in the layout of DPVS's `dpip -s link show` (tools/dpip/link.c):
+/// `"%d: %s: "` index (from 1) and name with the device, driver, MTU and queues; the link line
+/// (`UP 10000 Mbps full-duplex auto-nego`/`fixed-nego`, or `DOWN`); `addr` (MAC) and rvs's `inet`
+/// address; then the counters as dpip's `-s`, names over values in `%-20s` columns.
+pub fn format_ports(ports: &[PortInfo]) -> String {
+    let mut out = String::new();
+    for (i, p) in ports.iter().enumerate() {
+        out.push_str(&format!(
+            "{}: {}: device {} driver {} mtu {} rx-queue {} tx-queue {}\n",
+            i + 1,
+            p.name,
+            p.device,
+            p.driver,
+            p.mtu,
+            p.rx_queues,
+            p.tx_queues
+        ));
+        let link = match &p.link {
+            None => "link unknown".to_owned(),
+            Some(l) if !l.up => "DOWN".to_owned(),
+            Some(l) => {
+                let mut s = "UP".to_owned();
+                if let Some(sp) = l.speed_mbps {
+                    s.push_str(&format!(" {sp} Mbps"));
+                }
+                match l.duplex {
+                    Some(Duplex::Full) => s.push_str(" full-duplex"),
+                    Some(Duplex::Half) => s.push_str(" half-duplex"),
+                    None => {}
+                }
+                s.push_str(if l.autoneg { " auto-nego" } else { " fixed-nego" });
+                s
+            }
+        };
+        out.push_str(&format!("    {link}\n    addr {} inet {}\n", p.mac, p.addr));
+        let row = |v: [String; 4]| format!("    {:<20}{:<20}{:<20}{}\n", v[0], v[1], v[2], v[3]);
+        match &p.stats {
+            None => out.push_str("    counters unknown\n"),
+            Some(c) => {
+                let names = ["ipackets", "opackets", "ibytes", "obytes"].map(String::from);
+                out.push_str(&row(names));
+                out.push_str(&row(
+                    [c.rx_packets, c.tx_packets, c.rx_bytes, c.tx_bytes].map(|n| n.to_string())
+                ));
+                let names = ["ierrors", "oerrors", "imissed", "rx_nombuf"].map(String::from);
+                out.push_str(&row(names));
+                out.push_str(&row(
+                    [c.rx_errors, c.tx_errors, c.rx_missed, c.rx_nombuf].map(|n| n.to_string())
+                ));
+            }
+        }
     }
     out
 }

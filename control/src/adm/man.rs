@@ -26,6 +26,7 @@ pub const SYNOPSIS: &[&str] = &[
     "rvsadm -P|Q -t|u service-address -z local-address",
     "rvsadm -G [-t|u service-address]",
     "rvsadm -L|l [options]",
+    "rvsadm [-L] --ports",
     "rvsadm --set tcp tcpfin udp",
     "rvsadm -Z [-t|u service-address]",
     "rvsadm -h",
@@ -180,6 +181,13 @@ pub fn command() -> Command {
             flag("exact", Some('X'), OPTIONS, "expand numbers (display exact values)"),
             flag("nosort", None, OPTIONS, "disable sorting output of service/server entries"),
             flag("sort", None, OPTIONS, "sort output (the default; accepted for ipvsadm compatibility)"),
+            flag(
+                "ports",
+                None,
+                OPTIONS,
+                "list rvsd's ports as DPVS's dpip link show: device, driver, MAC, address, MTU, link \
+                 state, queues and NIC counters (the MACs a traffic generator sends to)",
+            ),
             flag("numeric", Some('n'), OPTIONS, "numeric output (rvsadm always prints numerically)"),
             value(
                 "socket",

@@ -9,7 +9,8 @@ use super::*;
 use std::collections::HashMap;
 
 use crate::api::{
-    ConnInfo, ErrorCode, Request, ServiceId, ServiceInfo, ServiceStats, TemplateInfo, MAX_REQUEST_BYTES,
+    ConnInfo, ErrorCode, PortInfo, Request, ServiceId, ServiceInfo, ServiceStats, TemplateInfo,
+    MAX_REQUEST_BYTES,
 };
 use crate::config::{defaults, Proto, Sched, MAX_WEIGHT};
 
@@ -139,6 +140,10 @@ pub fn execute<T: Transport + ?Sized>(
                 (field(&v, "tcp")?, field(&v, "tcpfin")?, field(&v, "udp")?);
             write_out(out, &format_timeouts(tcp, tcpfin, udp))
         }
+        Action::ListPorts => {
+            let ports: Vec<PortInfo> = field(&call_ok(t, &Request::ListPorts)?, "ports")?;
+            write_out(out, &format_ports(&ports))
+        }
         Action::List { service, view, fmt } => {
             let mut services = list_services(t)?;
             if let Some(id) = service {
@@ -265,6 +270,7 @@ Usage:
   rvsadm -P|Q -t|u service-address -z local-address
   rvsadm -G [-t|u service-address]
   rvsadm -L|l [options]
+  rvsadm [-L] --ports
   rvsadm --set tcp tcpfin udp
   rvsadm -Z [-t|u service-address]
   rvsadm -h
@@ -322,6 +328,8 @@ Options:
   --exact        -X                   expand numbers (display exact values)
   --nosort                            disable sorting output of service/server entries
   --numeric      -n                   numeric output (rvsadm always prints numerically)
+  --ports                             rvsd's ports (as dpip link show): device, driver, MAC,
+                                      address, MTU, link, queues and NIC counters
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);

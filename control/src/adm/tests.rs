@@ -610,3 +610,64 @@ fn help_and_version_need_no_daemon() {
     assert!(out.contains("--add-laddr") && out.contains("default forwarding method is fullnat"));
     assert!(sent.is_empty());
 }
+
+#[test]
+fn ports_spellings_and_conflicts() {
+    for line in
+        ["--ports", "-L --ports", "-Ln --ports", "--list --ports", "-n --ports", "--ports --socket /x"]
+    {
+        assert_eq!(action(line), Action::ListPorts, "{line}");
+    }
+    assert_eq!(
+        usage_err("-L --ports -c"),
+        "The option 'connection' conflicts with the 'ports' option in the 'list' command"
+    );
+    assert_eq!(
+        usage_err("--ports --stats"),
+        "The option 'stats' conflicts with the 'ports' option in the 'list' command"
+    );
+    assert_eq!(usage_err("-Lt 1.2.3.4:80 --ports").lines().count(), 1);
+    assert_eq!(
+        usage_err("-A -t 1.2.3.4:80 --ports"),
+        "Illegal 'ports' option with the 'add-service' command"
+    );
+    assert_eq!(usage_err("--ports --ports"), "multiple 'ports' options specified");
+}
+
+#[test]
+fn ports_are_one_list_ports_request_printed_as_dpip() {
+    use crate::api::{Duplex, LinkInfo, PortCounters, PortInfo};
+    let port = PortInfo {
+        name: "client".into(),
+        device: "net_af_packet0,iface=gc".into(),
+        driver: "net_af_packet".into(),
+        mac: "02:00:5e:00:53:01".into(),
+        addr: "198.18.0.1/24".into(),
+        mtu: 1500,
+        rx_queues: 2,
+        tx_queues: 2,
+        link: Some(LinkInfo {
+            up: true,
+            speed_mbps: Some(10000),
+            duplex: Some(Duplex::Full),
+            autoneg: false,
+        }),
+        stats: Some(PortCounters { rx_packets: 7, ..Default::default() }),
+    };
+    let reply = Reply::Ports { ports: vec![port] };
+    let (out, sent) = run("--ports", "", |_| Response::ok(reply.clone()));
+    assert_eq!(sent, [Request::ListPorts]);
+    let out = out.unwrap();
+    assert!(
+        out.starts_with("1: client: device net_af_packet0,iface=gc driver net_af_packet mtu 1500"),
+        "{out}"
+    );
+    assert!(out.contains(
+        "    UP 10000 Mbps full-duplex fixed-nego\n    addr 02:00:5e:00:53:01 inet 198.18.0.1/24\n"
+    ));
+    assert!(out.contains(&format!("    {:<20}{:<20}{:<20}0\n", 7, 0, 0)), "{out}");
+    // an older rvsd without list_ports: its one-line refusal, exit 1
+    let (out, _) = run("--ports", "", |_| Response::error("bad request: unknown variant `list_ports`"));
+    let e = out.unwrap_err();
+    assert_eq!((e.exit_code(), e.to_string().lines().count()), (1, 1), "{e}");
+}

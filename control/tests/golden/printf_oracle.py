@@ -265,7 +265,49 @@ def conn_persist():  # list_conn with FMT_PERSISTENTCONN; print_conn rows withou
     return out
 
 
+# rvsadm --ports (DPVS's dpip -s link show, tools/dpip/link.c): (name, device, driver, mac, addr, mtu,
+# rxq, txq, link, stats); link is None (unknown) or (up, speed or None, duplex or None, autoneg);
+# stats is None or (ipackets, opackets, ibytes, obytes, ierrors, oerrors, imissed, rx_nombuf).
+PORTS = [
+    ("client", "net_af_packet0,iface=gc", "net_af_packet", "02:00:5e:00:53:01", "198.18.0.1/24", 1500,
+     1, 1, (True, 10000, "full", False), (155, 154, 12345, 23456, 0, 1, 2, 3)),
+    ("server", "0000:03:00.0", "net_ixgbe", "a0:36:9f:74:ee:98", "198.18.1.1/24", 9000,
+     4, 4, (False, None, None, True), (123456789012, 0, 98765432109876, 0, 7, 0, 0, 0)),
+    ("mem", "net_memif0,role=server", "net_memif", "be:ef:00:00:00:01", "198.18.2.1/24", 1500,
+     2, 2, None, None),
+]
+
+
+def ports():
+    out = ""
+    for i, (name, dev, drv, mac, addr, mtu, rxq, txq, link, stats) in enumerate(PORTS):
+        out += "%d: %s: device %s driver %s mtu %d rx-queue %d tx-queue %d\n" % (
+            i + 1, name, dev, drv, mtu, rxq, txq)
+        if link is None:
+            l = "link unknown"
+        elif not link[0]:
+            l = "DOWN"
+        else:
+            l = "UP"
+            if link[1] is not None:
+                l += " %u Mbps" % link[1]
+            if link[2] is not None:
+                l += " %s-duplex" % link[2]
+            l += " auto-nego" if link[3] else " fixed-nego"
+        out += "    %s\n    addr %s inet %s\n" % (l, mac, addr)
+        if stats is None:
+            out += "    counters unknown\n"
+        else:
+            row = "    %-20s%-20s%-20s%s\n"
+            out += row % ("ipackets", "opackets", "ibytes", "obytes")
+            out += row % tuple("%lu" % n for n in stats[:4])
+            out += row % ("ierrors", "oerrors", "imissed", "rx_nombuf")
+            out += row % tuple("%lu" % n for n in stats[4:])
+    return out
+
+
 FILES = {
+    "ports.txt": ports(),
     "list_keepalived.txt": ka_list(False),
     "list_persistent_conn.txt": ka_list(True),
     "save_keepalived.txt": ka_save(),
