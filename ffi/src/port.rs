@@ -354,10 +354,13 @@ fn stats_of(id: u16) -> Result<PortStats> {
 /// polling lcores write (or from NIC registers), which is how testpmd's `show port stats` and DPVS's
 /// `dpip link show` read ports from the main lcore while forwarding lcores run. Counters read
 /// mid-burst may lag by that burst. What is not safe is two such calls on one port at once (some
-/// PMDs accumulate register reads into software totals), so the methods take `&mut self`: a reader
-/// shared between threads sits behind a lock. The reader holds the port weakly: it never keeps a
-/// port from being stopped, and once the port is dropped it answers `ENODEV`.
-#[derive(Debug, Clone)]
+/// PMDs accumulate register reads into software totals): the methods take `&mut self` and the type
+/// is not `Clone`, so one reader shared between threads sits behind a lock, and its owner takes one
+/// reader per port and reads through the [`Port`] itself only once that reader's thread is done
+/// (rvsd: the final counters after the control thread has joined). The reader holds the port
+/// weakly: it never keeps a port from being stopped, and once the port is dropped it answers
+/// `ENODEV`.
+#[derive(Debug)]
 pub struct PortReader {
     port: std::sync::Weak<Shared>,
 }
