@@ -7,6 +7,7 @@
 //! operation with an example.
 use serde::{Deserialize, Serialize};
 
+use crate::capture::{CaptureRequest, CaptureStatus};
 use crate::config::{Forward, Proto, RealConfig, Sched, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
@@ -135,6 +136,12 @@ pub enum Request {
         #[serde(default)]
         limit: Option<u64>,
     },
+    /// Starts capturing a port's frames into a pcap file (one capture at a time).
+    CaptureStart { capture: CaptureRequest },
+    /// Stops the running capture; the file keeps what was written.
+    CaptureStop,
+    /// The running or last capture: packets and bytes written, frames dropped, state.
+    CaptureStatus,
 }
 
 /// LVS's three settable timeouts, seconds: TCP established, TCP FIN_WAIT, UDP (`ipvsadm --set`).
@@ -318,6 +325,10 @@ pub enum Reply {
     },
     Config {
         config: String,
+    },
+    /// `capture_start`, `capture_stop`, `capture_status`.
+    Capture {
+        capture: CaptureStatus,
     },
     /// A change was applied by every worker; `epoch` counts applied changes.
     Applied {
