@@ -519,8 +519,11 @@ impl Shared {
         let mut slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = slot.as_ref().filter(|c| c.running()) {
             let s = c.status();
-            return Err(format!("capture: one is running already (port {}, file {}); stop it first", s.port, s.file)
-                .into());
+            return Err(format!(
+                "capture: one is running already (port {}, file {}); stop it first",
+                s.port, s.file
+            )
+            .into());
         }
         let senders: Vec<Sender<Command>> = self.workers.iter().map(|w| w.commands.clone()).collect();
         let untap = {
@@ -560,8 +563,10 @@ impl Shared {
 
     fn capture_status(&self) -> Reply {
         let slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
-        let capture =
-            slot.as_ref().map(|c| c.status()).unwrap_or_else(|| CaptureStatus { state: "idle".into(), ..Default::default() });
+        let capture = slot
+            .as_ref()
+            .map(|c| c.status())
+            .unwrap_or_else(|| CaptureStatus { state: "idle".into(), ..Default::default() });
         Reply::Capture { capture }
     }
 

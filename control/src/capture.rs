@@ -62,7 +62,7 @@ pub struct CaptureFilter {
 }
 
 /// `capture_start`'s fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// The port's name, as in the config file's `[[ports]]`.
@@ -217,6 +217,25 @@ pub struct CaptureStatus {
     pub reason: Option<String>,
 }
 
+impl CaptureStatus {
+    /// One line for `rvsadm --capture-status`.
+    pub fn line(&self) -> String {
+        if self.state == "idle" {
+            return "capture idle: none since rvsd started\n".into();
+        }
+        let dir = match self.direction {
+            Direction::Rx => "rx",
+            Direction::Tx => "tx",
+            Direction::Both => "both",
+        };
+        let why = self.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        format!(
+            "capture {}{why}: port {} {dir} -> {}: {} packets, {} bytes, {} dropped\n",
+            self.state, self.port, self.file, self.packets, self.bytes, self.dropped
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +304,11 @@ mod tests {
         let (b, f) = req(r#"{"port":"server","file":"/tmp/x.pcap"}"#).unwrap();
         assert_eq!(
             b,
-            Bounds { max_packets: DEFAULT_MAX_PACKETS, max_bytes: DEFAULT_MAX_BYTES, snaplen: DEFAULT_SNAPLEN }
+            Bounds {
+                max_packets: DEFAULT_MAX_PACKETS,
+                max_bytes: DEFAULT_MAX_BYTES,
+                snaplen: DEFAULT_SNAPLEN
+            }
         );
         assert!(f.is_empty());
         let (b, _) = req(&format!(

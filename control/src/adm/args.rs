@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
 use crate::api::{Request, ServiceId};
+use crate::capture::{CaptureRequest, Direction};
 use crate::config::{defaults, parse_endpoint, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
 
 /// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
@@ -28,6 +29,10 @@ pub enum Cmd {
     Timeout,
     StartDaemon,
     StopDaemon,
+    /// `--capture-start PORT` (rvs's own: packet capture to a pcap file).
+    CaptureStart,
+    CaptureStop,
+    CaptureStatus,
 }
 
 impl Cmd {
@@ -50,6 +55,9 @@ impl Cmd {
             Cmd::Timeout => "set",
             Cmd::StartDaemon => "start-daemon",
             Cmd::StopDaemon => "stop-daemon",
+            Cmd::CaptureStart => "capture-start",
+            Cmd::CaptureStop => "capture-stop",
+            Cmd::CaptureStatus => "capture-status",
         }
     }
 }
@@ -81,6 +89,14 @@ enum Opt {
     Daemon,
     PersistentConn,
     Inhibit,
+    Direction,
+    Host,
+    Cport,
+    CProto,
+    Count,
+    MaxBytes,
+    Snaplen,
+    File,
 }
 
 impl Opt {
@@ -110,6 +126,14 @@ impl Opt {
             Opt::Daemon => "daemon",
             Opt::PersistentConn => "persistent-conn",
             Opt::Inhibit => "inhibit-on-failure",
+            Opt::Direction => "direction",
+            Opt::Host => "host",
+            Opt::Cport => "cport",
+            Opt::CProto => "proto",
+            Opt::Count => "count",
+            Opt::MaxBytes => "max-bytes",
+            Opt::Snaplen => "snaplen",
+            Opt::File => "file",
         }
     }
 }
@@ -145,6 +169,8 @@ fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
         Cmd::Zero => (&[], &[Service]),
         Cmd::AddLaddr | Cmd::DelLaddr => (&[Service, Laddr], &[Ifname]),
         Cmd::GetLaddr => (&[], &[Service, Numeric]),
+        Cmd::CaptureStart => (&[File], &[Direction, Host, Cport, CProto, Count, MaxBytes, Snaplen]),
+        Cmd::CaptureStop | Cmd::CaptureStatus => (&[], &[]),
     }
 }
 
@@ -190,6 +216,10 @@ enum Key {
     DaemonOpt,
     PersistConn,
     Inhibit,
+    /// `--capture-start PORT`.
+    CaptureStart,
+    /// A capture option with a value.
+    Capture(Opt),
     /// ipvsadm options rvs does not implement; the string says why.
     Unsupported(&'static str),
 }
@@ -260,6 +290,17 @@ pub(super) const SPECS: &[Spec] = &[
     spec("daemon", None, NoArg, Key::DaemonOpt),
     spec("persistent-conn", None, NoArg, Key::PersistConn),
     spec("inhibit-on-failure", None, NoArg, Key::Inhibit),
+    spec("capture-start", None, ReqArg, Key::CaptureStart),
+    spec("capture-stop", None, NoArg, Key::Cmd(Cmd::CaptureStop)),
+    spec("capture-status", None, NoArg, Key::Cmd(Cmd::CaptureStatus)),
+    spec("direction", None, ReqArg, Key::Capture(Opt::Direction)),
+    spec("host", None, ReqArg, Key::Capture(Opt::Host)),
+    spec("cport", None, ReqArg, Key::Capture(Opt::Cport)),
+    spec("proto", None, ReqArg, Key::Capture(Opt::CProto)),
+    spec("count", None, ReqArg, Key::Capture(Opt::Count)),
+    spec("max-bytes", None, ReqArg, Key::Capture(Opt::MaxBytes)),
+    spec("snaplen", None, ReqArg, Key::Capture(Opt::Snaplen)),
+    spec("file", None, ReqArg, Key::Capture(Opt::File)),
     spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
@@ -327,6 +368,9 @@ pub enum Action {
     },
     /// `-L --timeout`.
     Timeouts,
+    /// `--capture-start`, `--capture-stop`, `--capture-status`: the request, then the capture's
+    /// status printed in one line.
+    Capture(Request),
     /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
     /// the failed command.
     Unavailable {
@@ -359,6 +403,7 @@ struct Raw {
     synproxy: Option<bool>,
     toa: Option<bool>,
     socket: Option<String>,
+    capture: CaptureRequest,
     /// Words that are no option's value (`--set`'s three timeouts).
     positional: Vec<String>,
 }
@@ -503,6 +548,57 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::DaemonOpt => raw.set(Opt::Daemon)?,
         Key::PersistConn => raw.set(Opt::PersistentConn)?,
         Key::Inhibit => raw.set(Opt::Inhibit)?,
+        Key::CaptureStart => {
+            apply(raw, Key::Cmd(Cmd::CaptureStart), None)?;
+            raw.capture.port = v.to_owned();
+        }
+        Key::Capture(o) => {
+            raw.set(o)?;
+            let c = &mut raw.capture;
+            let count = |what: &str| {
+                u64::from_str(v).map_err(|_| usage(format!("--{what} must be a whole number, not \"{v}\"")))
+            };
+            match o {
+                Opt::Direction => {
+                    c.direction = match v {
+                        "rx" => Direction::Rx,
+                        "tx" => Direction::Tx,
+                        "both" => Direction::Both,
+                        _ => return Err(usage(format!("--direction must be rx, tx or both, not \"{v}\""))),
+                    }
+                }
+                Opt::Host => {
+                    Ipv4Addr::from_str(v)
+                        .map_err(|_| usage(format!("--host must be an IPv4 address, not \"{v}\"")))?;
+                    c.filter.host = Some(v.to_owned());
+                }
+                Opt::Cport => {
+                    c.filter.port =
+                        Some(u16::from_str(v).ok().filter(|p| *p > 0).ok_or_else(|| {
+                            usage(format!("--cport must be a port 1 to 65535, not \"{v}\""))
+                        })?)
+                }
+                Opt::CProto => c.filter.proto = Some(v.parse().map_err(usage)?),
+                Opt::Count => c.max_packets = Some(count("count")?),
+                Opt::MaxBytes => c.max_bytes = Some(count("max-bytes")?),
+                Opt::Snaplen => {
+                    c.snaplen = Some(u32::try_from(count("snaplen")?).unwrap_or(u32::MAX));
+                }
+                _ => {
+                    // The daemon writes the file: a relative path is made absolute here.
+                    let path = std::path::Path::new(v);
+                    c.file = if path.is_absolute() {
+                        v.to_owned()
+                    } else {
+                        std::env::current_dir()
+                            .map_err(|e| AdmError::Io(format!("cannot resolve --file {v}: {e}")))?
+                            .join(path)
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                }
+            }
+        }
         Key::Unsupported(why) => return Err(usage(why)),
     }
     Ok(())
@@ -687,6 +783,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         }
         // ipvs_start_daemon/ipvs_stop_daemon fail: process_options returns -1, exit status 255.
         Cmd::StartDaemon | Cmd::StopDaemon => Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 255 },
+        Cmd::CaptureStart => Action::Capture(Request::CaptureStart { capture: raw.capture.clone() }),
+        Cmd::CaptureStop => Action::Capture(Request::CaptureStop),
+        Cmd::CaptureStatus => Action::Capture(Request::CaptureStatus),
         Cmd::DeleteService => Action::Send(Request::DeleteService { id: id.expect("checked") }),
         Cmd::Clear => Action::Send(Request::Clear),
         Cmd::Zero => Action::Send(Request::Zero { id }),
