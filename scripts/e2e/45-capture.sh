@@ -101,5 +101,22 @@ done
 check "nothing started: the last capture stays finished" [ "$(status state) $(status file)" = "finished $spcap" ]
 check "the daemon still serves requests" [ "$(curls 5)" -eq 5 ]
 
+echo "== rvsadm --capture-start/--capture-status/--capture-stop"
+A() { "$RVSADM" --socket "$RVS_SOCK" "$@"; }
+apcap="$RVS_TMP/rvsadm.pcap"
+A --capture-start server --direction rx --host "${RS[1]}" --cport 80 --proto tcp --count 20 --file "$apcap" > "$RVS_TMP/adm.out" 2>&1
+echo "    $(cat "$RVS_TMP/adm.out")"
+check "rvsadm --capture-start prints the running capture" grep -q "^capture running: port server rx -> $apcap: 0 packets" "$RVS_TMP/adm.out"
+curls 30 >/dev/null
+for _ in $(seq 50); do A --capture-status | grep -q '^capture finished' && break; sleep 0.1; done
+st=$(A --capture-status)
+echo "    $st"
+check "rvsadm --capture-status: finished at 20 packets" grep -q "^capture finished (max_packets): port server rx -> $apcap: 20 packets" <<<"$st"
+check "all 20 are from ${RS[1]}:80 to the LIP" [ "$(tcpdump -nr "$apcap" 2>/dev/null | grep -cF "IP ${RS[1]}.80 > $LIP.")" -eq 20 ]
+err=$(A --capture-start server --file "$apcap" --host 198.18.1 2>&1); rc=$?
+check "a bad --host is refused in one line, exit 2 ($rc: $err)" [ "$rc" -eq 2 -a "$(wc -l <<<"$err")" -eq 1 ]
+err=$(A --capture-stop 2>&1); rc=$?
+check "--capture-stop with none running fails in one line ($rc: $err)" [ "$rc" -eq 1 -a "$(wc -l <<<"$err")" -eq 1 ]
+
 rvsd_stop
 finish
