@@ -561,6 +561,13 @@ impl Shared {
         Ok(Reply::Capture { capture: cap.status() })
     }
 
+    /// At shutdown, after the workers stopped: the running capture writes what it has and closes.
+    pub fn finish_capture(&self) {
+        if let Some(c) = self.capture.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            c.stop();
+        }
+    }
+
     fn capture_status(&self) -> Reply {
         let slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
         let capture = slot

@@ -118,5 +118,14 @@ check "a bad --host is refused in one line, exit 2 ($rc: $err)" [ "$rc" -eq 2 -a
 err=$(A --capture-stop 2>&1); rc=$?
 check "--capture-stop with none running fails in one line ($rc: $err)" [ "$rc" -eq 1 -a "$(wc -l <<<"$err")" -eq 1 ]
 
+echo "== a capture still running when rvsd stops is written out"
+xpcap="$RVS_TMP/at-exit.pcap"
+r=$(api "{\"op\":\"capture_start\",\"capture\":{\"port\":\"server\",\"filter\":{\"port\":80},\"file\":\"$xpcap\"}}")
+check "capture_start accepted" grep -q '"ok":true' <<<"$r"
+check "10 of 10 requests succeeded" [ "$(curls 10)" -eq 10 ]
+n=$(status packets)
 rvsd_stop
+got=$(tcpdump -nr "$xpcap" 2>"$RVS_TMP/xerr" | wc -l)
+check "tcpdump reads the capture cut short by the stop: $got packets, whole (${n} written before)" \
+    bash -c "[ $got -ge 10 ] && [ $got -ge $n ] && ! grep -qi truncated '$RVS_TMP/xerr'"
 finish
