@@ -234,3 +234,115 @@ fn write(w: &mut PcapWriter<BufWriter<File>>, r: &Record, b: &Bounds, p: &Progre
     p.bytes.store(bytes + r.len as u64, Ordering::Relaxed);
     (packets + 1 >= b.max_packets).then(|| "max_packets".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_file::pcap::PcapReader;
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[198, 18, 1, 100]);
+        f[30..34].copy_from_slice(&[198, 18, 1, 11]);
+        f
+    }
+
+    fn path(name: &str) -> String {
+        std::env::temp_dir()
+            .join(format!("rvs-capture-{}-{name}.pcap", std::process::id()))
+            .display()
+            .to_string()
+    }
+
+    fn wait(c: &Capture) {
+        for _ in 0..400 {
+            if !c.running() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the capture did not finish");
+    }
+
+    fn read(p: &str) -> (u32, Vec<(u32, usize)>) {
+        let mut r = PcapReader::new(File::open(p).unwrap()).unwrap();
+        let snaplen = r.header().snaplen;
+        let mut v = Vec::new();
+        // Raw records: pcap-file 2.0's `next_packet` refuses orig_len > snaplen, which is what a
+        // snaplen shorter than the frame gives and what tcpdump and Wireshark read as "truncated".
+        while let Some(pkt) = r.next_raw_packet() {
+            let pkt = pkt.unwrap();
+            assert_eq!(pkt.incl_len as usize, pkt.data.len());
+            v.push((pkt.orig_len, pkt.data.len()));
+        }
+        (snaplen, v)
+    }
+
+    fn start(name: &str, matcher: Matcher, b: Bounds) -> (Capture, String, Arc<AtomicBool>) {
+        let p = path(name);
+        let untapped = Arc::new(AtomicBool::new(false));
+        let u = untapped.clone();
+        let c = Capture::start(0, "server", Direction::Both, matcher, b, &p, move || {
+            u.store(true, Ordering::SeqCst)
+        })
+        .unwrap();
+        (c, p, untapped)
+    }
+
+    #[test]
+    fn stops_at_max_packets_with_snaplen_and_removes_the_tap() {
+        let b = Bounds { max_packets: 5, max_bytes: 1 << 20, snaplen: 60 };
+        let (c, p, untapped) = start("packets", Matcher::default(), b);
+        for _ in 0..8 {
+            c.tap.offer(&frame(100), now_ns());
+        }
+        wait(&c);
+        let s = c.status();
+        assert_eq!((s.packets, s.bytes, s.dropped, s.reason.as_deref()), (5, 300, 0, Some("max_packets")));
+        assert!(untapped.load(Ordering::SeqCst), "the workers are told to drop the tap");
+        let (snaplen, pkts) = read(&p);
+        assert_eq!(snaplen, 60);
+        assert_eq!(pkts, vec![(100, 60); 5]);
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn stops_before_max_bytes_and_filters() {
+        let b = Bounds { max_packets: 100, max_bytes: 250, snaplen: 2048 };
+        let m = Matcher { host: Some([198, 18, 1, 11]), port: None, proto: Some(6) };
+        let (c, p, _) = start("bytes", m, b);
+        let mut other = frame(100);
+        other[30] = 10;
+        c.tap.offer(&other, now_ns());
+        for _ in 0..4 {
+            c.tap.offer(&frame(100), now_ns());
+        }
+        wait(&c);
+        let s = c.status();
+        assert_eq!((s.packets, s.bytes, s.reason.as_deref()), (2, 200, Some("max_bytes")));
+        assert_eq!(read(&p).1, vec![(100, 100); 2], "the other host's frame is not captured");
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn a_full_queue_counts_drops_and_never_blocks() {
+        let b = Bounds { max_packets: 10_000_000, max_bytes: 1 << 30, snaplen: 64 };
+        let (mut c, p, untapped) = start("full", Matcher::default(), b);
+        // Far more than the queue holds in one go: the writer drains every 5 ms.
+        let n = QUEUE_RECORDS * 16;
+        for _ in 0..n {
+            c.tap.offer(&frame(64), now_ns());
+        }
+        c.stop();
+        let s = c.status();
+        assert!(s.dropped > 0, "{s:?}");
+        assert_eq!(s.packets + s.dropped, n as u64, "{s:?}");
+        assert_eq!(s.reason.as_deref(), Some("stopped"));
+        assert!(!untapped.load(Ordering::SeqCst), "capture_stop removes the tap itself");
+        assert_eq!(read(&p).1.len() as u64, s.packets);
+        let _ = std::fs::remove_file(p);
+    }
+}
