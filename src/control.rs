@@ -16,6 +16,7 @@ use rvs_control::api::{
     RealStats, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats, TemplateInfo,
     WorkerStats, API_VERSION,
 };
+use rvs_control::capture::{CaptureRequest, CaptureStatus};
 use rvs_control::config::{ControlConfig, MetricsConfig};
 use rvs_control::health::{HealthChecker, Target, Transition};
 use rvs_control::metrics::{self, Format, Health, HttpStats, RealMetrics, ServiceMetrics};
@@ -25,6 +26,7 @@ use rvs_dataplane::service::Counters as DpCounters;
 use rvs_dataplane::stats::{Event, Stats};
 use rvs_dataplane::worker::RealCounts;
 
+use rvsd::capture::Capture;
 use rvsd::worker::Command;
 
 /// How long a request waits for every worker to acknowledge a change or answer a query.
@@ -78,6 +80,8 @@ pub struct Shared {
     /// The ports, read on `list_ports`. One lock for all: API clients run on threads of their own,
     /// and a PMD's link and stats reads must not run twice at once on one port.
     ports: Mutex<Vec<PortEntry>>,
+    /// The running or last packet capture (`capture_start`); one at a time.
+    capture: Mutex<Option<Capture>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -121,6 +125,7 @@ impl Shared {
             rates: Mutex::new(HashMap::new()),
             health: OnceLock::new(),
             ports: Mutex::new(ports),
+            capture: Mutex::new(None),
         }
     }
 
@@ -552,8 +557,91 @@ impl Shared {
         Ok(Reply::Conns { total, conns })
     }
 
+    /// Sends the tap (or its removal) to every worker.
+    fn set_tap(workers: &[Sender<Command>], tap: Option<&rvsd::capture::Tap>) -> Result<(), String> {
+        for (i, w) in workers.iter().enumerate() {
+            w.send_timeout(Command::Tap(tap.cloned()), WORKER_TIMEOUT)
+                .map_err(|_| format!("worker {i} is not taking commands"))?;
+        }
+        Ok(())
+    }
+
+    fn capture_start(&self, req: &CaptureRequest) -> Result<Reply, Refusal> {
+        let (bounds, matcher) = req.validate()?;
+        let port = {
+            let st = self.lock();
+            let ports = &st.config().ports;
+            ports.iter().position(|p| p.name == req.port).ok_or_else(|| {
+                let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+                format!("capture: no port named {:?} (ports: {})", req.port, names.join(", "))
+            })?
+        };
+        let mut slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref().filter(|c| c.running()) {
+            let s = c.status();
+            return Err(format!(
+                "capture: one is running already (port {}, file {}); stop it first",
+                s.port, s.file
+            )
+            .into());
+        }
+        let senders: Vec<Sender<Command>> = self.workers.iter().map(|w| w.commands.clone()).collect();
+        let untap = {
+            let senders = senders.clone();
+            move || {
+                if let Err(e) = Shared::set_tap(&senders, None) {
+                    tracing::warn!(error = %e, "capture: could not remove the tap");
+                }
+            }
+        };
+        let mut cap = Capture::start(port, &req.port, req.direction, matcher, bounds, &req.file, untap)?;
+        if let Err(e) = Shared::set_tap(&senders, Some(&cap.tap)) {
+            let _ = Shared::set_tap(&senders, None);
+            cap.stop();
+            return Err(e.into());
+        }
+        tracing::info!(port = %req.port, file = %req.file, "capture started");
+        let status = cap.status();
+        // The last capture (finished) is replaced only now: a refused start leaves its status.
+        if let Some(mut last) = slot.replace(cap) {
+            last.stop();
+        }
+        Ok(Reply::Capture { capture: status })
+    }
+
+    fn capture_stop(&self) -> Result<Reply, Refusal> {
+        let mut slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(cap) = slot.as_mut().filter(|c| c.running()) else {
+            return Err("capture: none is running".into());
+        };
+        let senders: Vec<Sender<Command>> = self.workers.iter().map(|w| w.commands.clone()).collect();
+        let r = Shared::set_tap(&senders, None);
+        cap.stop();
+        r?;
+        Ok(Reply::Capture { capture: cap.status() })
+    }
+
+    /// At shutdown, after the workers stopped: the running capture writes what it has and closes.
+    pub fn finish_capture(&self) {
+        if let Some(c) = self.capture.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            c.stop();
+        }
+    }
+
+    fn capture_status(&self) -> Reply {
+        let slot = self.capture.lock().unwrap_or_else(|p| p.into_inner());
+        let capture = slot
+            .as_ref()
+            .map(|c| c.status())
+            .unwrap_or_else(|| CaptureStatus { state: "idle".into(), ..Default::default() });
+        Reply::Capture { capture }
+    }
+
     pub fn handle(&self, req: Request) -> Response {
         let r = match req {
+            Request::CaptureStart { capture } => self.capture_start(&capture),
+            Request::CaptureStop => self.capture_stop(),
+            Request::CaptureStatus => Ok(self.capture_status()),
             Request::Version => {
                 Ok(Reply::Version { api: API_VERSION, daemon: env!("CARGO_PKG_VERSION").to_owned() })
             }

@@ -273,7 +273,7 @@ fn run(cli: Cli) -> Result<(), String> {
         (steer_mode == SteerMode::FlowRules).then_some(lips_tx),
         port_entries,
     ));
-    let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared, stop.clone())?;
+    let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared.clone(), stop.clone())?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new
@@ -317,6 +317,8 @@ fn run(cli: Cli) -> Result<(), String> {
         eal.wait(*lcore);
     }
     control.join();
+    // A capture still running keeps what its queue holds: written and flushed before exit.
+    shared.finish_capture();
 
     println!("rvsd: final counters");
     for (i, p) in ports.iter().enumerate() {

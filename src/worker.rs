@@ -46,6 +46,8 @@ pub enum Command {
     },
     /// Refuse new connections from now on; keep forwarding established ones.
     Drain,
+    /// Set (`Some`) or remove (`None`) the packet capture tap (`crate::capture`).
+    Tap(Option<crate::capture::Tap>),
 }
 
 /// Everything a worker owns.
@@ -103,6 +105,8 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let stats = ctx.stats;
     let prefetch = ctx.prefetch;
     let mut commands_at = u64::MAX;
+    // The capture tap: `None` while no capture runs, looked at once per burst.
+    let mut tap: Option<crate::capture::Tap> = None;
     // The previous poll's start and its frames: a poll is timed by the next one's TSC read.
     let (mut poll_tsc, mut poll_got) = (clock.t0, 0usize);
 
@@ -114,6 +118,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         }
         poll_tsc = tsc;
         let now = clock.ms_at(tsc);
+        let tap_ns = if tap.is_some() { crate::capture::now_ns() } else { 0 };
         let mut got = 0;
         for (p, q) in rxq.iter_mut().enumerate() {
             got += q.rx_burst(&mut rx);
@@ -133,6 +138,9 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                 m.reset_offloads();
                 true
             });
+            if let Some(t) = tap.as_ref().filter(|t| t.rx && t.port == p) {
+                rx.iter().for_each(|m| t.offer(m.data(), tap_ns));
+            }
             dp.process_burst(&mut rx, p, now, &mut out);
         }
         // Frames other workers passed here: replies to our local ports, chained ARP and ICMP.
@@ -150,6 +158,9 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                 continue;
             }
             tx[p].append(pending);
+            if let Some(t) = tap.as_ref().filter(|t| t.tx && t.port == p) {
+                tx[p].iter().for_each(|m| t.offer(m.data(), tap_ns));
+            }
             q.tx_burst(&mut tx[p]);
             for _ in tx[p].drain(..) {
                 stats.dropped(DropReason::TxFull);
@@ -191,6 +202,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                         let _ = reply.send(dp.persist_page(service, offset, limit, now));
                     }
                     Command::Drain => dp.set_draining(true),
+                    Command::Tap(t) => tap = t,
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! operation with an example.
 use serde::{Deserialize, Serialize};
 
+use crate::capture::{CaptureRequest, CaptureStatus};
 use crate::config::{Forward, Proto, RealConfig, Sched, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
@@ -138,6 +139,12 @@ pub enum Request {
     /// rvsd's ports (DPVS's `dpip link show`): what they are, their MAC and address, link state
     /// and the NIC's counters (`rvsadm --ports`).
     ListPorts,
+    /// Starts capturing a port's frames into a pcap file (one capture at a time).
+    CaptureStart { capture: CaptureRequest },
+    /// Stops the running capture; the file keeps what was written.
+    CaptureStop,
+    /// The running or last capture: packets and bytes written, frames dropped, state.
+    CaptureStatus,
 }
 
 /// One port as `list_ports` reports it.
@@ -382,6 +389,10 @@ pub enum Reply {
     },
     Ports {
         ports: Vec<PortInfo>,
+    },
+    /// `capture_start`, `capture_stop`, `capture_status`.
+    Capture {
+        capture: CaptureStatus,
     },
     /// A change was applied by every worker; `epoch` counts applied changes.
     Applied {

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
 use crate::api::{Request, ServiceId};
+use crate::capture::{CaptureRequest, Direction};
 use crate::config::{defaults, parse_endpoint, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
 
 /// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
@@ -28,6 +29,10 @@ pub enum Cmd {
     Timeout,
     StartDaemon,
     StopDaemon,
+    /// `--capture-start PORT` (rvs's own: packet capture to a pcap file).
+    CaptureStart,
+    CaptureStop,
+    CaptureStatus,
 }
 
 impl Cmd {
@@ -50,6 +55,9 @@ impl Cmd {
             Cmd::Timeout => "set",
             Cmd::StartDaemon => "start-daemon",
             Cmd::StopDaemon => "stop-daemon",
+            Cmd::CaptureStart => "capture-start",
+            Cmd::CaptureStop => "capture-stop",
+            Cmd::CaptureStatus => "capture-status",
         }
     }
 }
@@ -83,6 +91,14 @@ enum Opt {
     Inhibit,
     /// `--ports` (rvs): the list of rvsd's ports, as DPVS's `dpip link show`.
     Ports,
+    Direction,
+    Host,
+    Cport,
+    CProto,
+    Count,
+    MaxBytes,
+    Snaplen,
+    File,
 }
 
 impl Opt {
@@ -113,6 +129,14 @@ impl Opt {
             Opt::PersistentConn => "persistent-conn",
             Opt::Inhibit => "inhibit-on-failure",
             Opt::Ports => "ports",
+            Opt::Direction => "direction",
+            Opt::Host => "host",
+            Opt::Cport => "cport",
+            Opt::CProto => "proto",
+            Opt::Count => "count",
+            Opt::MaxBytes => "max-bytes",
+            Opt::Snaplen => "snaplen",
+            Opt::File => "file",
         }
     }
 }
@@ -149,6 +173,8 @@ fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
         Cmd::Zero => (&[], &[Service]),
         Cmd::AddLaddr | Cmd::DelLaddr => (&[Service, Laddr], &[Ifname]),
         Cmd::GetLaddr => (&[], &[Service, Numeric]),
+        Cmd::CaptureStart => (&[File], &[Direction, Host, Cport, CProto, Count, MaxBytes, Snaplen]),
+        Cmd::CaptureStop | Cmd::CaptureStatus => (&[], &[]),
     }
 }
 
@@ -195,6 +221,10 @@ enum Key {
     PersistConn,
     Inhibit,
     Ports,
+    /// `--capture-start PORT`.
+    CaptureStart,
+    /// A capture option with a value.
+    Capture(Opt),
     /// ipvsadm options rvs does not implement; the string says why.
     Unsupported(&'static str),
 }
@@ -266,6 +296,17 @@ pub(super) const SPECS: &[Spec] = &[
     spec("persistent-conn", None, NoArg, Key::PersistConn),
     spec("inhibit-on-failure", None, NoArg, Key::Inhibit),
     spec("ports", None, NoArg, Key::Ports),
+    spec("capture-start", None, ReqArg, Key::CaptureStart),
+    spec("capture-stop", None, NoArg, Key::Cmd(Cmd::CaptureStop)),
+    spec("capture-status", None, NoArg, Key::Cmd(Cmd::CaptureStatus)),
+    spec("direction", None, ReqArg, Key::Capture(Opt::Direction)),
+    spec("host", None, ReqArg, Key::Capture(Opt::Host)),
+    spec("cport", None, ReqArg, Key::Capture(Opt::Cport)),
+    spec("proto", None, ReqArg, Key::Capture(Opt::CProto)),
+    spec("count", None, ReqArg, Key::Capture(Opt::Count)),
+    spec("max-bytes", None, ReqArg, Key::Capture(Opt::MaxBytes)),
+    spec("snaplen", None, ReqArg, Key::Capture(Opt::Snaplen)),
+    spec("file", None, ReqArg, Key::Capture(Opt::File)),
     spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
     spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
@@ -335,6 +376,9 @@ pub enum Action {
     Timeouts,
     /// `--ports` (`-L --ports`): rvsd's ports, as DPVS's `dpip link show`.
     ListPorts,
+    /// `--capture-start`, `--capture-stop`, `--capture-status`: the request, then the capture's
+    /// status printed in one line.
+    Capture(Request),
     /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
     /// the failed command.
     Unavailable {
@@ -367,6 +411,7 @@ struct Raw {
     synproxy: Option<bool>,
     toa: Option<bool>,
     socket: Option<String>,
+    capture: CaptureRequest,
     /// Words that are no option's value (`--set`'s three timeouts).
     positional: Vec<String>,
 }
@@ -512,6 +557,57 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::PersistConn => raw.set(Opt::PersistentConn)?,
         Key::Inhibit => raw.set(Opt::Inhibit)?,
         Key::Ports => raw.set(Opt::Ports)?,
+        Key::CaptureStart => {
+            apply(raw, Key::Cmd(Cmd::CaptureStart), None)?;
+            raw.capture.port = v.to_owned();
+        }
+        Key::Capture(o) => {
+            raw.set(o)?;
+            let c = &mut raw.capture;
+            let count = |what: &str| {
+                u64::from_str(v).map_err(|_| usage(format!("--{what} must be a whole number, not \"{v}\"")))
+            };
+            match o {
+                Opt::Direction => {
+                    c.direction = match v {
+                        "rx" => Direction::Rx,
+                        "tx" => Direction::Tx,
+                        "both" => Direction::Both,
+                        _ => return Err(usage(format!("--direction must be rx, tx or both, not \"{v}\""))),
+                    }
+                }
+                Opt::Host => {
+                    Ipv4Addr::from_str(v)
+                        .map_err(|_| usage(format!("--host must be an IPv4 address, not \"{v}\"")))?;
+                    c.filter.host = Some(v.to_owned());
+                }
+                Opt::Cport => {
+                    c.filter.port =
+                        Some(u16::from_str(v).ok().filter(|p| *p > 0).ok_or_else(|| {
+                            usage(format!("--cport must be a port 1 to 65535, not \"{v}\""))
+                        })?)
+                }
+                Opt::CProto => c.filter.proto = Some(v.parse().map_err(usage)?),
+                Opt::Count => c.max_packets = Some(count("count")?),
+                Opt::MaxBytes => c.max_bytes = Some(count("max-bytes")?),
+                Opt::Snaplen => {
+                    c.snaplen = Some(u32::try_from(count("snaplen")?).unwrap_or(u32::MAX));
+                }
+                _ => {
+                    // The daemon writes the file: a relative path is made absolute here.
+                    let path = std::path::Path::new(v);
+                    c.file = if path.is_absolute() {
+                        v.to_owned()
+                    } else {
+                        std::env::current_dir()
+                            .map_err(|e| AdmError::Io(format!("cannot resolve --file {v}: {e}")))?
+                            .join(path)
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                }
+            }
+        }
         Key::Unsupported(why) => return Err(usage(why)),
     }
     Ok(())
@@ -698,6 +794,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         }
         // ipvs_start_daemon/ipvs_stop_daemon fail: process_options returns -1, exit status 255.
         Cmd::StartDaemon | Cmd::StopDaemon => Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 255 },
+        Cmd::CaptureStart => Action::Capture(Request::CaptureStart { capture: raw.capture.clone() }),
+        Cmd::CaptureStop => Action::Capture(Request::CaptureStop),
+        Cmd::CaptureStatus => Action::Capture(Request::CaptureStatus),
         Cmd::DeleteService => Action::Send(Request::DeleteService { id: id.expect("checked") }),
         Cmd::Clear => Action::Send(Request::Clear),
         Cmd::Zero => Action::Send(Request::Zero { id }),

@@ -29,6 +29,8 @@ pub const SYNOPSIS: &[&str] = &[
     "rvsadm [-L] --ports",
     "rvsadm --set tcp tcpfin udp",
     "rvsadm -Z [-t|u service-address]",
+    "rvsadm --capture-start port [--direction rx|tx|both] [--host address] [--cport port] [--proto tcp|udp] [--count packets] [--max-bytes bytes] [--snaplen bytes] --file path",
+    "rvsadm --capture-stop | --capture-status",
     "rvsadm -h",
 ];
 
@@ -195,6 +197,23 @@ pub fn command() -> Command {
                 "path",
                 format!("rvsd's API socket (default ${SOCKET_ENV}, else {})", defaults::SOCKET),
             ),
+            value(
+                "capture-start",
+                None,
+                "port",
+                "capture what the named port receives or sends into a pcap file (rvs)",
+            )
+            .help_heading(COMMANDS),
+            flag("capture-stop", None, COMMANDS, "stop the running packet capture (rvs)"),
+            flag("capture-status", None, COMMANDS, "print the running or last capture's counts (rvs)"),
+            value("direction", None, "rx|tx|both", "capture: frames received, sent, or both (default both)"),
+            value("host", None, "address", "capture: only frames from or to this IPv4 address"),
+            value("cport", None, "port", "capture: only TCP/UDP frames from or to this port"),
+            value("proto", None, "tcp|udp", "capture: only this protocol"),
+            value("count", None, "packets", "capture: stop after this many packets (default 1000)"),
+            value("max-bytes", None, "bytes", "capture: stop at this many captured bytes (default 64 MiB)"),
+            value("snaplen", None, "bytes", "capture: bytes kept of each frame (34 to 2048, default 2048)"),
+            value("file", None, "path", "capture: the pcap file rvsd writes (tcpdump -r reads it)"),
             sync("mcast-interface", "interface"),
             sync("syncid", "sid"),
             unsupported("fwmark-service", Some('f'), Some("fwmark")),

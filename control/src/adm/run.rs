@@ -133,6 +133,11 @@ pub fn execute<T: Transport + ?Sized>(
             write_out(out, &format!("rvsadm v{} (ipvsadm-compatible)\n", env!("CARGO_PKG_VERSION")))
         }
         Action::Send(req) => send(t, req),
+        Action::Capture(req) => {
+            let v = call_ok(t, req)?;
+            let c: crate::capture::CaptureStatus = field(&v, "capture")?;
+            write_out(out, &c.line())
+        }
         Action::Unavailable { msg, status } => Err(AdmError::Ipvs { msg: (*msg).into(), status: *status }),
         Action::Timeouts => {
             let v = call_ok(t, &Request::GetTimeouts)?;

@@ -671,3 +671,92 @@ fn ports_are_one_list_ports_request_printed_as_dpip() {
     let e = out.unwrap_err();
     assert_eq!((e.exit_code(), e.to_string().lines().count()), (1, 1), "{e}");
 }
+
+#[test]
+fn capture_options_build_typed_requests() {
+    use crate::capture::{CaptureFilter, CaptureRequest, Direction};
+    let r = action(
+        "--capture-start server --direction tx --host 198.18.1.11 --cport 80 --proto tcp --count 100 \
+         --max-bytes 5000 --snaplen 128 --file /tmp/c.pcap",
+    );
+    assert_eq!(
+        r,
+        Action::Capture(Request::CaptureStart {
+            capture: CaptureRequest {
+                port: "server".into(),
+                direction: Direction::Tx,
+                filter: CaptureFilter {
+                    host: Some("198.18.1.11".into()),
+                    port: Some(80),
+                    proto: Some(Proto::Tcp)
+                },
+                max_packets: Some(100),
+                max_bytes: Some(5000),
+                snaplen: Some(128),
+                file: "/tmp/c.pcap".into(),
+            }
+        })
+    );
+    // Defaults are the daemon's named ones: nothing sent for what is not given.
+    match action("--capture-start client --file /tmp/d.pcap") {
+        Action::Capture(Request::CaptureStart { capture }) => {
+            assert_eq!(
+                (capture.direction, capture.max_packets, capture.snaplen),
+                (Direction::Both, None, None)
+            );
+            assert!(capture.validate().is_ok());
+        }
+        other => panic!("{other:?}"),
+    }
+    match action("--capture-start client --file rel.pcap") {
+        Action::Capture(Request::CaptureStart { capture }) => {
+            assert!(capture.file.starts_with('/') && capture.file.ends_with("/rel.pcap"), "{}", capture.file)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(action("--capture-stop"), Action::Capture(Request::CaptureStop));
+    assert_eq!(action("--capture-status"), Action::Capture(Request::CaptureStatus));
+}
+
+#[test]
+fn capture_options_refuse_bad_values_in_one_line() {
+    for (line, msg) in [
+        ("--capture-start server", "You need to supply the 'file' option for the 'capture-start' command"),
+        ("--capture-start server --file /x --host 1.2.3", "--host must be an IPv4 address"),
+        ("--capture-start server --file /x --cport 0", "--cport must be a port 1 to 65535"),
+        ("--capture-start server --file /x --cport 70000", "--cport must be a port 1 to 65535"),
+        ("--capture-start server --file /x --proto icmp", "unknown protocol \"icmp\""),
+        ("--capture-start server --file /x --direction up", "--direction must be rx, tx or both"),
+        ("--capture-start server --file /x --count many", "--count must be a whole number"),
+        ("--capture-stop --file /x", "Illegal 'file' option with the 'capture-stop' command"),
+        ("-L --host 198.18.1.1", "Illegal 'host' option with the 'list' command"),
+        ("--capture-start", "option --capture-start needs a value"),
+    ] {
+        let e = usage_err(line);
+        assert!(e.contains(msg), "{line}: {e}");
+        assert!(!e.contains('\n'), "{line}: {e}");
+    }
+}
+
+#[test]
+fn capture_status_prints_one_line() {
+    use crate::capture::{CaptureStatus, Direction};
+    let s = CaptureStatus {
+        state: "finished".into(),
+        port: "server".into(),
+        direction: Direction::Both,
+        file: "/tmp/c.pcap".into(),
+        packets: 100,
+        bytes: 9012,
+        dropped: 0,
+        reason: Some("max_packets".into()),
+    };
+    assert_eq!(
+        s.line(),
+        "capture finished (max_packets): port server both -> /tmp/c.pcap: 100 packets, 9012 bytes, 0 dropped\n"
+    );
+    assert_eq!(
+        CaptureStatus { state: "idle".into(), ..Default::default() }.line(),
+        "capture idle: none since rvsd started\n"
+    );
+}
