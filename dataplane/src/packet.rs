@@ -46,8 +46,8 @@ pub struct Ctx {
     pub key: FlowKey,
     /// TCP flags (empty for UDP).
     pub flags: TcpFlags,
-    /// The burst pipeline's hash of the tuple it parsed ahead (see [`crate::pipeline`]); used
-    /// only if it is the tuple the transport stage finds.
+    /// The tuple the burst pipeline parsed ahead from this frame and its hash (see
+    /// [`crate::pipeline`]): the transport stage takes both instead of parsing and hashing again.
     pub hashed: Option<(FlowKey, Hashed)>,
 }
 

@@ -20,7 +20,6 @@ use crate::flow::{FlowKey, Millis};
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
 use crate::packet::{Ctx, ETH};
-use crate::stats::Event as E;
 use crate::wire::{self, ipv4, EtherType};
 use crate::worker::Worker;
 
@@ -73,11 +72,9 @@ impl<P: FramePool> Worker<P> {
             }
             for hashed in keys.iter().take(n) {
                 let Some(f) = frames.next() else { break };
-                self.stats.inc(E::RxPackets);
-                self.stats.add(E::RxBytes, f.len() as u64);
                 let mut cx = Ctx::new(in_port, None, now);
                 cx.hashed = *hashed;
-                self.l2_input(f, &mut cx, out);
+                self.receive(f, cx, out);
             }
         }
     }

@@ -203,15 +203,7 @@ impl Service {
         }
     }
 
-    /// A connection to real `id` went away; `active` says which count it was in.
-    #[inline]
-    pub fn conn_removed(&mut self, id: u32, active: bool) {
-        if let Some(i) = self.real_index(id) {
-            self.conn_removed_at(i, active);
-        }
-    }
-
-    /// [`Self::conn_removed`] for the real at position `i`.
+    /// A connection to the real at position `i` went away; `active` says which count it was in.
     #[inline]
     pub fn conn_removed_at(&mut self, i: usize, active: bool) {
         let Some(v) = self.views.get_mut(i) else { return };
@@ -224,15 +216,7 @@ impl Service {
         update_overload(&mut v.overloaded, v.active + v.inactive, r.u_threshold, r.l_threshold);
     }
 
-    /// A connection to real `id` moved between inactive and active.
-    #[inline]
-    pub fn conn_activity(&mut self, id: u32, became_active: bool) {
-        if let Some(i) = self.real_index(id) {
-            self.conn_activity_at(i, became_active);
-        }
-    }
-
-    /// [`Self::conn_activity`] for the real at position `i`.
+    /// A connection to the real at position `i` moved between inactive and active.
     #[inline]
     pub fn conn_activity_at(&mut self, i: usize, became_active: bool) {
         let Some(v) = self.views.get_mut(i) else { return };

@@ -119,9 +119,14 @@ impl<P: FramePool> Worker<P> {
 
     /// Handles one received frame from `in_port`.
     pub fn process(&mut self, f: P::Frame, in_port: usize, now: Millis, out: &mut Outbox<P::Frame>) {
+        self.receive(f, Ctx::new(in_port, None, now), out);
+    }
+
+    /// A frame from a port enters the stages: counted as received, then Ethernet input.
+    #[inline]
+    pub(crate) fn receive(&mut self, f: P::Frame, mut cx: Ctx, out: &mut Outbox<P::Frame>) {
         self.stats.inc(E::RxPackets);
         self.stats.add(E::RxBytes, crate::frame::Frame::len(&f) as u64);
-        let mut cx = Ctx::new(in_port, None, now);
         self.l2_input(f, &mut cx, out);
     }
 

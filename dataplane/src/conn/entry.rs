@@ -135,14 +135,6 @@ impl<A: Addr> Conn<A> {
             Dir::Reply => self.reply_key(),
         }
     }
-    /// The tuple a packet received in `dir` must leave with after the FULLNAT rewrite:
-    /// `Original` → `LIP:lport -> RS:rport`, `Reply` → `VIP:vport -> client:cport`.
-    pub fn out_key(&self, dir: Dir) -> FlowKey<A> {
-        match dir {
-            Dir::Original => self.reply_key().reversed(),
-            Dir::Reply => self.client_key().reversed(),
-        }
-    }
     pub fn client_addr(&self) -> (A, u16) {
         self.addr(0, false)
     }

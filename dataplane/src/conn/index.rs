@@ -36,8 +36,8 @@ pub const SLOTS: usize = 8;
 #[derive(Clone, Copy)]
 pub(super) struct Bucket {
     /// Eight 16-bit tags, slot `i` in bits `16 i ..= 16 i + 15`; 0 = empty slot. One integer so a
-    /// tag is matched in all slots at once with plain arithmetic (SWAR; no SIMD intrinsics, which
-    /// would need `unsafe`).
+    /// tag is matched in all slots at once with plain arithmetic (SWAR; SIMD intrinsics are not
+    /// callable from the dataplane's safe code).
     tags: u128,
     /// Valid where the tag is non-zero.
     refs: [u32; SLOTS],

@@ -89,10 +89,10 @@ fn insert_lookup_both_directions() {
     assert_eq!(c.key(Dir::Original), n.client);
     assert_eq!(c.key(Dir::Reply), n.reply_key());
     // From the client: LIP:lport -> RS:rport.
-    let to_rs = c.out_key(Dir::Original);
+    let to_rs = crate::xmit::fullnat::out_key(c, Dir::Original);
     assert_eq!((to_rs.src, to_rs.sport, to_rs.dst, to_rs.dport), (LIP, n.lport, RS, 8080));
     // From the RS: VIP:vport -> client:cport.
-    let to_client = c.out_key(Dir::Reply);
+    let to_client = crate::xmit::fullnat::out_key(c, Dir::Reply);
     assert_eq!((to_client.src, to_client.sport), (VIP, 80));
     assert_eq!((to_client.dst, to_client.sport, to_client.dport), (n.client.src, 80, n.client.sport));
     assert_eq!(c.state(), TcpState::None);

@@ -41,7 +41,13 @@ impl<P: FramePool> Worker<P> {
     pub(crate) fn l4_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
         let ip = &f.data()[ETH..];
         let dst = Ipv4Packet::new_unchecked(ip).dst_addr();
-        let key = match wire::flow_key(ip) {
+        // The burst pipeline parsed this frame's tuple already (the same `flow_key` on the same,
+        // unchanged bytes); a frame that came through `process` is parsed here.
+        let parsed_key = match cx.hashed {
+            Some((k, _)) => Ok(k),
+            None => wire::flow_key(ip),
+        };
+        let key = match parsed_key {
             Ok(k) => k,
             Err(e) => {
                 let r = match e {
@@ -62,8 +68,8 @@ impl<P: FramePool> Worker<P> {
         }
         // The burst pipeline hashed the tuple and warmed its bucket and entry already.
         let hit = match cx.hashed {
-            Some((k, h)) if k == key => self.conns.lookup_hashed(&key, h),
-            _ => self.conns.lookup(&key),
+            Some((_, h)) => self.conns.lookup_hashed(&key, h),
+            None => self.conns.lookup(&key),
         };
         if let Some((id, dir)) = hit {
             let over = |c: &crate::conn::Conn| matches!(c.state(), TcpState::TimeWait | TcpState::Close);

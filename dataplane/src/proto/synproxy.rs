@@ -172,6 +172,7 @@ impl<P: FramePool> Worker<P> {
                 self.sp.release_held(id, &mut held);
                 for fr in held.drain(..) {
                     let mut hcx = *cx;
+                    hcx.hashed = None;
                     let l4 = {
                         let ip = Ipv4Packet::new_unchecked(&fr.data()[ETH..]);
                         ip.header_len()
