@@ -331,10 +331,15 @@ mod tests {
     fn a_full_queue_counts_drops_and_never_blocks() {
         let b = Bounds { max_packets: 10_000_000, max_bytes: 1 << 30, snaplen: 64 };
         let (mut c, p, untapped) = start("full", Matcher::default(), b);
-        // Far more than the queue holds in one go: the writer drains every 5 ms.
-        let n = QUEUE_RECORDS * 16;
-        for _ in 0..n {
-            c.tap.offer(&frame(64), now_ns());
+        // Offer until the queue has overflowed at least once. A fixed count is not enough: the
+        // writer drains every 5 ms, and when this thread is descheduled long enough it keeps up.
+        // Bounded: the writer cannot drain 1024 queues' worth while this loop runs unpreempted.
+        let mut n = 0usize;
+        while n < QUEUE_RECORDS * 1024 && (n < QUEUE_RECORDS * 16 || c.status().dropped == 0) {
+            for _ in 0..256 {
+                c.tap.offer(&frame(64), now_ns());
+            }
+            n += 256;
         }
         c.stop();
         let s = c.status();
