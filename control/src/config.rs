@@ -529,6 +529,17 @@ impl Forward {
             Forward::Tunnel => "tunnel",
         }
     }
+
+    /// The dataplane's translation kind for this method.
+    pub const fn xlat(self) -> rvs_dataplane::xmit::Xlat {
+        use rvs_dataplane::xmit::Xlat;
+        match self {
+            Forward::Fullnat => Xlat::FullNat,
+            Forward::Masq => Xlat::Nat,
+            Forward::Route => Xlat::Dr,
+            Forward::Tunnel => Xlat::Tun,
+        }
+    }
 }
 
 /// What a health check does.

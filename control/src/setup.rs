@@ -89,6 +89,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
                 weight: r.weight,
                 u_threshold: r.u_threshold,
                 l_threshold: r.l_threshold,
+                xlat: r.forward.xlat(),
             });
         }
         services.push(ServiceSetup {

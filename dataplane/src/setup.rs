@@ -60,6 +60,8 @@ pub struct RealSetup {
     pub weight: u32,
     pub u_threshold: u32,
     pub l_threshold: u32,
+    /// Forwarding mode of this real server's connections.
+    pub xlat: crate::xmit::Xlat,
 }
 
 #[derive(Debug, Clone)]

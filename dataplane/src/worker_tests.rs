@@ -19,6 +19,7 @@ use crate::wire::{
     checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IcmpPacket, Ipv4Packet,
     TcpFlags, TcpOption, TcpPacket, UdpPacket,
 };
+use crate::xmit::Xlat;
 use crate::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
 
 const ETH: usize = 14;
@@ -233,6 +234,7 @@ fn real(i: u8, port: u16) -> RealSetup {
         weight: 1,
         u_threshold: 0,
         l_threshold: 0,
+        xlat: Xlat::FullNat,
     }
 }
 

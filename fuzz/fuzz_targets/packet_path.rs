@@ -35,6 +35,7 @@ use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
 use rvs_dataplane::wire::testkit::{self, FrameBuilder};
+use rvs_dataplane::xmit::Xlat;
 use rvs_dataplane::wire::{
     icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
     Ipv4Repr, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr, UdpPacket,
@@ -242,7 +243,7 @@ impl Ids {
 }
 
 fn default_services() -> Vec<ServiceSetup> {
-    let r = |i: u8, port| RealSetup { id: 0, addr: real(i), port, weight: 1, u_threshold: 0, l_threshold: 0 };
+    let r = |i: u8, port| RealSetup { id: 0, addr: real(i), port, weight: 1, u_threshold: 0, l_threshold: 0, xlat: Xlat::FullNat };
     let svc = |proto, vport, reals| ServiceSetup {
         id: 0,
         proto,
@@ -282,6 +283,7 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
                 weight: u32::from(r.weight % 5),
                 u_threshold: u32::from(r.u_threshold % 4),
                 l_threshold: u32::from(r.l_threshold % 4),
+                xlat: Xlat::FullNat,
             });
         }
         let mut laddrs: Vec<Ipv4Addr> =

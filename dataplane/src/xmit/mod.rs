@@ -22,11 +22,22 @@ use crate::packet::Ctx;
 use crate::stats::DropReason as D;
 use crate::worker::Worker;
 
-/// How a connection's packets are translated: its forwarding mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a connection's packets are translated: its forwarding mode, chosen per real server as LVS
+/// does (ipvsadm's `-b`, `-m`, `-g`, `-i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
 pub enum Xlat {
     /// FULLNAT: both addresses and ports rewritten, replies come back to a local address.
-    FullNat,
+    #[default]
+    FullNat = 0,
+    /// NAT (masquerade): the destination becomes the real server; its replies, routed back
+    /// through the gateway, leave from the VIP.
+    Nat = 1,
+    /// DR (direct routing): the frame goes to the real server's MAC, the IP packet unchanged;
+    /// replies bypass the gateway.
+    Dr = 2,
+    /// TUN: IPv4-in-IPv4 toward the real server; replies bypass the gateway.
+    Tun = 3,
 }
 
 impl Xlat {
@@ -42,6 +53,7 @@ impl Xlat {
 pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
     match Xlat::of(c) {
         Xlat::FullNat => fullnat::out_key(c, dir),
+        _ => unreachable!("modes land next"),
     }
 }
 
@@ -51,6 +63,7 @@ pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
 pub fn icmp_relay(c: &Conn, dir: Dir) -> Option<(Ipv4Addr, Ipv4Addr, FlowKey)> {
     match Xlat::of(c) {
         Xlat::FullNat => Some(fullnat::icmp_relay(c, dir)),
+        _ => None,
     }
 }
 
@@ -73,6 +86,7 @@ impl<P: FramePool> Worker<P> {
         }
         let to = match Xlat::of(&c) {
             Xlat::FullNat => fullnat::rewrite(&mut f, &c, dir),
+            _ => unreachable!("modes land next"),
         };
         let Ok(to) = to else {
             return self.discard(f, if c.proto() == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
