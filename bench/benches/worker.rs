@@ -79,6 +79,7 @@ fn setup(max_conns: u32) -> Setup {
                     weight: 1,
                     u_threshold: 0,
                     l_threshold: 0,
+                    xlat: rvs_dataplane::xmit::Xlat::FullNat,
                 })
                 .collect(),
         }],

@@ -343,6 +343,7 @@ mod tests {
                             weight: 1,
                             u_threshold: 0,
                             l_threshold: 0,
+                            xlat: crate::xmit::Xlat::FullNat,
                         })
                         .collect(),
                 })

@@ -19,8 +19,8 @@ use crate::wire::{
     checksum, icmp, ipv4, toa, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IcmpPacket, Ipv4Packet,
     TcpFlags, TcpOption, TcpPacket, UdpPacket,
 };
-use crate::xmit::Xlat;
 use crate::worker::{ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, Worker};
+use crate::xmit::Xlat;
 
 const ETH: usize = 14;
 

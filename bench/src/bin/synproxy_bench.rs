@@ -42,6 +42,7 @@ fn setup() -> Setup {
                 weight: 1,
                 u_threshold: 0,
                 l_threshold: 0,
+                xlat: rvs_dataplane::xmit::Xlat::FullNat,
             }],
         }],
         conn: ConnSetup { max_per_worker: 1024, ..ConnSetup::default() },

@@ -93,6 +93,7 @@ impl Scenario {
                 weight: 1,
                 u_threshold: 0,
                 l_threshold: 0,
+                xlat: rvs_dataplane::xmit::Xlat::FullNat,
             })
             .collect();
         Setup {

@@ -60,6 +60,7 @@ fn setup() -> Setup {
                     weight: 1,
                     u_threshold: 0,
                     l_threshold: 0,
+                    xlat: rvs_dataplane::xmit::Xlat::FullNat,
                 })
                 .collect(),
         }],
