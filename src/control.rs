@@ -547,7 +547,7 @@ impl Shared {
                 },
                 client: format!("{}:{}", c.client.0, c.client.1),
                 vip: format!("{}:{}", c.vip.0, c.vip.1),
-                lip: format!("{}:{}", c.lip.0, c.lip.1),
+                lip: c.lip.map(|(a, p)| format!("{a}:{p}")).unwrap_or_default(),
                 rs: format!("{}:{}", c.rs.0, c.rs.1),
                 state: c.state.to_owned(),
                 expires_ms: c.expires_ms,

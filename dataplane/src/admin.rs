@@ -34,7 +34,10 @@ pub struct ConnView {
     pub proto: Proto,
     pub client: (Ipv4Addr, u16),
     pub vip: (Ipv4Addr, u16),
-    pub lip: (Ipv4Addr, u16),
+    /// The local address and port: FULLNAT only.
+    pub lip: Option<(Ipv4Addr, u16)>,
+    /// The connection's forwarding mode.
+    pub xlat: crate::xmit::Xlat,
     pub rs: (Ipv4Addr, u16),
     pub state: &'static str,
     pub expires_ms: Millis,
@@ -128,7 +131,8 @@ impl<P: FramePool> Worker<P> {
                     proto: c.proto(),
                     client: (k.src, k.sport),
                     vip: c.vip(),
-                    lip: c.lip(),
+                    lip: (c.xlat() == crate::xmit::Xlat::FullNat).then(|| c.lip()),
+                    xlat: c.xlat(),
                     rs: c.rs(),
                     state: if c.proto() == Proto::Udp { "UDP" } else { c.state().name() },
                     expires_ms: c.expires_in(now),

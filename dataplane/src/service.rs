@@ -27,6 +27,7 @@ use crate::conn::{LportCursor, PortSlice};
 use crate::flow::{Millis, Proto};
 use crate::sched::{update_overload, RealView, Scheduler};
 use crate::setup::{RealSetup, ServiceSetup, Setup};
+use crate::xmit::Xlat;
 
 /// Entries of the direct-mapped (service id, real id) -> position array (a power of two).
 pub const REAL_SLOTS: usize = 1024;
@@ -105,6 +106,12 @@ pub struct Service {
     pub lips: Vec<Lip>,
     /// Where the next connection starts looking for a local port (rotates over `lips`).
     pub next_lip: usize,
+    /// Every real server forwards FULLNAT (so a service without local addresses refuses a new
+    /// connection before its scheduler moves).
+    pub fullnat_only: bool,
+    /// Some real server forwards NAT: new connections go to the worker their client's tuple
+    /// hashes to, where the real server's replies are handed too (see [`crate::xmit::nat`]).
+    pub has_nat: bool,
 }
 
 impl Service {
@@ -169,6 +176,8 @@ impl Service {
             real_by_id: s.reals.iter().enumerate().map(|(i, r)| (r.id, i)).collect(),
             lips,
             next_lip,
+            fullnat_only: s.reals.iter().all(|r| r.xlat == Xlat::FullNat),
+            has_nat: s.reals.iter().any(|r| r.xlat == Xlat::Nat),
         }
     }
 

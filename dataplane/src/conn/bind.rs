@@ -15,9 +15,12 @@ use crate::conn::{alloc_lport, Conn, ConnId, InsertError, NewConn, StateChange, 
 use crate::flow::{FlowKey, Millis};
 use crate::frame::FramePool;
 use crate::service::Services;
+use crate::setup::RealSetup;
 use crate::stats::{DropReason as D, Event as E, Stats};
 use crate::synproxy::SynProxy;
 use crate::worker::Worker;
+use crate::xmit::Xlat;
+use std::net::Ipv4Addr;
 
 /// Candidate local ports tried per local address before moving to the next one.
 const LPORT_TRIES: usize = 64;
@@ -106,7 +109,7 @@ impl<P: FramePool> Worker<P> {
         }
         let svc = &mut self.services.list[svc_idx as usize];
         // Refused before the scheduler moves: the packet would be dropped anyway.
-        if svc.lips.is_empty() {
+        if svc.lips.is_empty() && svc.fullnat_only {
             return Err(D::NoLocalAddr);
         }
         let mut real = None;
@@ -124,23 +127,26 @@ impl<P: FramePool> Worker<P> {
             None => svc.sched.pick(&svc.views, key.src, key.sport).ok_or(D::NoRealServer)?,
         };
         let rs = svc.reals[real];
-        let n = svc.lips.len();
-        let mut found = None;
-        for k in 0..n {
-            let li = (svc.next_lip + k) % n;
-            let lip = &mut svc.lips[li];
-            if let Some(p) =
-                alloc_lport(&self.conns, &mut lip.cursor, lip.addr, rs.addr, rs.port, key.proto, LPORT_TRIES)
-            {
-                found = Some((lip.addr, p));
-                svc.next_lip = (li + 1) % n;
-                break;
+        let (lip, lport, rport) = match rs.xlat {
+            Xlat::FullNat => {
+                let (lip, lport) = self.take_lport(svc_idx, key, &rs)?;
+                (lip, lport, rs.port)
             }
-            self.stats.inc(E::LportRetry);
-        }
-        let (lip, lport) = found.ok_or(D::LportExhausted)?;
-        let new =
-            NewConn { client: *key, lip, lport, rs: rs.addr, rport: rs.port, service: svc.id, real: rs.id };
+            Xlat::Nat => (key.src, key.sport, rs.port),
+            // The packet keeps its destination port.
+            Xlat::Dr | Xlat::Tun => (key.src, key.sport, key.dport),
+        };
+        let svc = &mut self.services.list[svc_idx as usize];
+        let new = NewConn {
+            client: *key,
+            lip,
+            lport,
+            rs: rs.addr,
+            rport,
+            service: svc.id,
+            real: rs.id,
+            xlat: rs.xlat,
+        };
         let id = self.conns.insert(&new, now).map_err(|e| match e {
             InsertError::Full => D::ConnTableFull,
             InsertError::Exists => D::ConnCollision,
@@ -156,6 +162,30 @@ impl<P: FramePool> Worker<P> {
             self.events.push(ConnEvent::Bound(id, *c));
         }
         Ok(id)
+    }
+
+    /// A FULLNAT connection's local address and port from this worker's slice, rotating over the
+    /// service's local addresses.
+    fn take_lport(&mut self, svc_idx: u32, key: &FlowKey, rs: &RealSetup) -> Result<(Ipv4Addr, u16), D> {
+        let svc = &mut self.services.list[svc_idx as usize];
+        let n = svc.lips.len();
+        if n == 0 {
+            return Err(D::NoLocalAddr);
+        }
+        let mut found = None;
+        for k in 0..n {
+            let li = (svc.next_lip + k) % n;
+            let lip = &mut svc.lips[li];
+            if let Some(p) =
+                alloc_lport(&self.conns, &mut lip.cursor, lip.addr, rs.addr, rs.port, key.proto, LPORT_TRIES)
+            {
+                found = Some((lip.addr, p));
+                svc.next_lip = (li + 1) % n;
+                break;
+            }
+            self.stats.inc(E::LportRetry);
+        }
+        found.ok_or(D::LportExhausted)
     }
 
     /// Removes a connection now, with the same accounting as expiry.

@@ -11,32 +11,44 @@ use std::net::Ipv4Addr;
 use super::state::{Dir, TcpState};
 use super::wheel::{self, tick_of, NIL};
 use crate::flow::{Addr, FlowKey, Millis, Proto};
+use crate::xmit::Xlat;
 
 /// What a new connection is made of.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NewConn<A: Addr = Ipv4Addr> {
     /// The client tuple as received: `client:cport -> VIP:vport`.
     pub client: FlowKey<A>,
-    /// Local (FULLNAT source) address and port towards the real server.
+    /// Local (FULLNAT source) address and port towards the real server; FULLNAT only, ignored
+    /// in the other modes.
     pub lip: A,
     pub lport: u16,
-    /// Real server address and port.
+    /// Real server address and port (DR and TUN cannot change the port: `rport` is the VIP's).
     pub rs: A,
     pub rport: u16,
     /// Caller's service and real-server handles, stored verbatim.
     pub service: u32,
     pub real: u32,
+    /// The forwarding mode: decides the reply tuple.
+    pub xlat: Xlat,
 }
 
 impl<A: Addr> NewConn<A> {
-    /// The reply tuple as it will be received: `RS:rport -> LIP:lport`.
+    /// The reply tuple as it will be received, by mode:
+    /// - FULLNAT: `RS:rport -> LIP:lport`;
+    /// - NAT: `RS:rport -> client:cport`;
+    /// - DR and TUN: replies bypass the gateway, so the tuple indexed is `VIP:vport ->
+    ///   client:cport` (the client's tuple reversed, unique as the client's is); a reply the real
+    ///   server routes through the gateway anyway matches it and is routed unchanged.
     pub fn reply_key(&self) -> FlowKey<A> {
-        FlowKey {
-            proto: self.client.proto,
-            src: self.rs,
-            dst: self.lip,
-            sport: self.rport,
-            dport: self.lport,
+        let c = &self.client;
+        match self.xlat {
+            Xlat::FullNat => {
+                FlowKey { proto: c.proto, src: self.rs, dst: self.lip, sport: self.rport, dport: self.lport }
+            }
+            Xlat::Nat => {
+                FlowKey { proto: c.proto, src: self.rs, dst: c.src, sport: self.rport, dport: c.sport }
+            }
+            Xlat::Dr | Xlat::Tun => c.reversed(),
         }
     }
 }
@@ -50,6 +62,8 @@ pub(super) const F_SYNPROXY: u8 = 1 << 3;
 pub(super) const F_SP_PENDING: u8 = 1 << 4;
 /// `ts_delta` is in use.
 pub(super) const F_TS_SHIFT: u8 = 1 << 5;
+/// The two top bits hold the [`Xlat`].
+pub(super) const XLAT_SHIFT: u8 = 6;
 
 /// One tracked connection (56 bytes; stored padded to a cache line, see `Entry`). Fields are private
 /// so the table's invariants (index refs, timer links, state) cannot be broken through
@@ -64,6 +78,8 @@ pub struct Conn<A: Addr = Ipv4Addr> {
     pub(super) ports: [u32; 2],
     pub(super) service: u32,
     pub(super) real: u32,
+    /// The real server's address: for DR and TUN, whose reply tuple does not name it.
+    pub(super) dest: A,
     /// Expiry deadline in wheel ticks (wrapping).
     pub(super) deadline: u32,
     pub(super) seq_delta: u32,
@@ -84,6 +100,7 @@ impl<A: Addr> Conn<A> {
         ports: [0; 2],
         service: 0,
         real: 0,
+        dest: A::UNSPECIFIED,
         deadline: 0,
         seq_delta: 0,
         ts_delta: 0,
@@ -124,7 +141,7 @@ impl<A: Addr> Conn<A> {
     pub fn client_key(&self) -> FlowKey<A> {
         self.unpack(0)
     }
-    /// Reply tuple as received from the real server: `RS:rport -> LIP:lport`.
+    /// Reply tuple as received (see [`NewConn::reply_key`] for each mode).
     pub fn reply_key(&self) -> FlowKey<A> {
         self.unpack(1)
     }
@@ -141,11 +158,21 @@ impl<A: Addr> Conn<A> {
     pub fn vip(&self) -> (A, u16) {
         self.addr(0, true)
     }
+    /// The forwarding mode.
+    #[inline]
+    pub fn xlat(&self) -> Xlat {
+        Xlat::from_bits(self.flags >> XLAT_SHIFT)
+    }
+    /// The local address and port (FULLNAT only).
     pub fn lip(&self) -> (A, u16) {
         self.addr(1, true)
     }
+    /// The real server's address and port.
     pub fn rs(&self) -> (A, u16) {
-        self.addr(1, false)
+        match self.xlat() {
+            Xlat::FullNat | Xlat::Nat => self.addr(1, false),
+            Xlat::Dr | Xlat::Tun => (self.dest, self.addr(0, true).1),
+        }
     }
     pub fn service(&self) -> u32 {
         self.service

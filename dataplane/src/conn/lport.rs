@@ -302,6 +302,15 @@ mod tests {
     }
 
     fn conn(i: u32, lip: Ipv4Addr, lport: u16, rs: Ipv4Addr, rport: u16) -> NewConn {
-        NewConn { client: client(i, Proto::Tcp), lip, lport, rs, rport, service: 0, real: 0 }
+        NewConn {
+            client: client(i, Proto::Tcp),
+            lip,
+            lport,
+            rs,
+            rport,
+            service: 0,
+            real: 0,
+            xlat: crate::xmit::Xlat::FullNat,
+        }
     }
 }

@@ -50,7 +50,7 @@ pub mod state;
 pub mod wheel;
 
 pub(crate) use entry::Entry;
-use entry::{key_words, port_word, F_ACTIVE, F_LIVE};
+use entry::{key_words, port_word, F_ACTIVE, F_LIVE, XLAT_SHIFT};
 pub use entry::{Conn, NewConn};
 pub use index::Hashed;
 pub use lport::{alloc_lport, owner, LportCursor, PortSlice, LPORT_HI, LPORT_LO};
@@ -322,13 +322,14 @@ impl<A: Addr> ConnTable<A> {
             proto: ck.proto,
             service: new.service,
             real: new.real,
+            dest: new.rs,
             deadline,
             seq_delta: 0,
             ts_delta: 0,
             prev: NIL,
             next: NIL,
             state: TcpState::None as u8,
-            flags: F_LIVE,
+            flags: F_LIVE | (new.xlat as u8) << XLAT_SHIFT,
         };
         self.wheel.link(&mut self.slab, id, deadline);
         self.len += 1;

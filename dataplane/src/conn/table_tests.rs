@@ -24,6 +24,7 @@ fn conn(i: u32) -> NewConn {
         rport: 8080,
         service: 7,
         real: i,
+        xlat: crate::xmit::Xlat::FullNat,
     }
 }
 
@@ -273,6 +274,7 @@ fn model_run(cap: usize, buckets: Option<usize>, seed: u64, ops: usize, weak: bo
                     rport: port(&mut rng),
                     service: 1,
                     real: op as u32,
+                    xlat: crate::xmit::Xlat::FullNat,
                 };
                 let rk = n.reply_key();
                 let got = t.insert(&n, now);
@@ -418,6 +420,7 @@ fn ab_timing_vs_hashbrown() {
                 rport: 8080,
                 service: 1,
                 real: 1,
+                xlat: crate::xmit::Xlat::FullNat,
             };
             let id = t.insert(&nc, 0).unwrap();
             hb.insert(nc.client, ConnRef::new(id.0, Dir::Original));
@@ -526,6 +529,7 @@ fn ipv6_table_both_directions_remove_and_expire() {
             rport: 80,
             service: 1,
             real: 2,
+            xlat: crate::xmit::Xlat::FullNat,
         };
         let id = t.insert(&new, 0).unwrap();
         assert_eq!(t.lookup(&client(i)), Some((id, Dir::Original)));
@@ -544,7 +548,8 @@ fn ipv6_table_both_directions_remove_and_expire() {
                 rs: a("::2"),
                 rport: 1,
                 service: 0,
-                real: 0
+                real: 0,
+                xlat: crate::xmit::Xlat::FullNat
             },
             0
         ),

@@ -25,6 +25,7 @@ fn new_conn(i: u32, proto: Proto) -> NewConn {
         rport: 8080,
         service: 7,
         real: i,
+        xlat: crate::xmit::Xlat::FullNat,
     }
 }
 

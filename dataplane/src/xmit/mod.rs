@@ -43,8 +43,36 @@ pub enum Xlat {
 impl Xlat {
     /// The translation of connection `c`.
     #[inline]
-    pub fn of(_c: &Conn) -> Xlat {
-        Xlat::FullNat
+    pub fn of(c: &Conn) -> Xlat {
+        c.xlat()
+    }
+
+    /// The mode stored in two bits.
+    #[inline]
+    pub const fn from_bits(b: u8) -> Xlat {
+        match b & 3 {
+            0 => Xlat::FullNat,
+            1 => Xlat::Nat,
+            2 => Xlat::Dr,
+            _ => Xlat::Tun,
+        }
+    }
+
+    /// Whether the gateway sees the real server's replies (FULLNAT, NAT); DR and TUN replies
+    /// go straight to the client, so their connections track state from input only.
+    #[inline]
+    pub const fn sees_replies(self) -> bool {
+        matches!(self, Xlat::FullNat | Xlat::Nat)
+    }
+
+    /// ipvsadm's name (`-Ln`'s Forward column, DPVS's `FullNat`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Xlat::FullNat => "FullNat",
+            Xlat::Nat => "Masq",
+            Xlat::Dr => "Route",
+            Xlat::Tun => "Tunnel",
+        }
     }
 }
 
