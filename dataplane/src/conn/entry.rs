@@ -65,7 +65,7 @@ pub(super) const F_TS_SHIFT: u8 = 1 << 5;
 /// The two top bits hold the [`Xlat`].
 pub(super) const XLAT_SHIFT: u8 = 6;
 
-/// One tracked connection (56 bytes; stored padded to a cache line, see `Entry`). Fields are private
+/// One tracked connection (64 bytes with padding: exactly a cache line, see `Entry`). Fields are private
 /// so the table's invariants (index refs, timer links, state) cannot be broken through
 /// [`ConnTable::get_mut`].
 #[derive(Clone, Copy, Debug)]
@@ -243,7 +243,7 @@ impl<A: Addr> Conn<A> {
 }
 
 /// A table entry: one connection on a cache line of its own, so a lookup hit touches one line for it
-/// (a bare 56-byte `Conn` array would put most connections across two lines).
+/// (a bare `Conn` array would need the alignment too).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry<A: Addr = Ipv4Addr> {

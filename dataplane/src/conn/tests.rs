@@ -40,7 +40,7 @@ fn table(cap: usize) -> ConnTable {
 #[test]
 fn layout() {
     assert_eq!(size_of::<FlowKey>(), 14);
-    assert_eq!(size_of::<Conn>(), 56);
+    assert_eq!(size_of::<Conn>(), 64);
     // One cache line per entry and per bucket, aligned to it.
     assert_eq!((size_of::<Entry>(), align_of::<Entry>()), (64, 64));
     assert_eq!((size_of::<index::Bucket>(), align_of::<index::Bucket>()), (64, 64));
