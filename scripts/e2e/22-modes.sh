@@ -244,7 +244,7 @@ check "tun: every real server's decapsulator carried the traffic" \
     bash -c "for i in 0 1 2; do grep -q 'decapsulated=[0-9]\{4,\}' '$RVS_TMP'/decap\$i || exit 1; done"
 
 echo "== tun: an upload whose full-size segments do not fit the tunnel (1500 + 20 > MTU 1500)"
-fn0=$(counter drop.frag_needed)
+fn0=$(counter frag_needed_sent)
 head -c 4M /dev/urandom > "$RVS_TMP/up"
 up_want="$(stat -c %s "$RVS_TMP/up") $(sha256sum "$RVS_TMP/up" | cut -d' ' -f1)"
 up_got=$(C timeout 60 python3 -c "
@@ -252,10 +252,10 @@ import socket, sys
 s = socket.create_connection(('$VIP', $SINK_PORT), timeout=20)
 s.sendall(open('$RVS_TMP/up', 'rb').read()); s.shutdown(socket.SHUT_WR)
 print(s.makefile().readline().strip())" 2>&1)
-fn1=$(counter drop.frag_needed)
+fn1=$(counter frag_needed_sent)
 pmtu=$(C ip route get "$VIP" 2>/dev/null | grep -o 'mtu [0-9]*')
-echo "    sink: $up_got; drop.frag_needed +$((fn1 - fn0)); client route to the VIP: ${pmtu:-no mtu}"
-check "tun: too-big DF segments answered with frag-needed (drop.frag_needed +$((fn1 - fn0)))" [ $((fn1 - fn0)) -ge 1 ]
+echo "    sink: $up_got; frag_needed_sent +$((fn1 - fn0)); client route to the VIP: ${pmtu:-no mtu}"
+check "tun: too-big DF segments answered with frag-needed (frag_needed_sent +$((fn1 - fn0)))" [ $((fn1 - fn0)) -ge 1 ]
 check "tun: the client learnt MTU 1480 from it (${pmtu:-none})" [ "$pmtu" = "mtu 1480" ]
 check "tun: the 4 MB upload arrived whole (sha256 matches)" [ "$up_got" = "$up_want" ]
 
