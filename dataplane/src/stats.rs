@@ -109,9 +109,6 @@ counter_enum! {
         NeighUnresolved => "neigh_unresolved",
         /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
         MtuExceeded => "mtu_exceeded",
-        /// A DF packet too big once encapsulated for a TUN real server: answered with ICMP
-        /// fragmentation-needed naming the MTU minus the encapsulation.
-        FragNeeded => "frag_needed",
         /// No headroom in the buffer for an encapsulation header.
         NoHeadroom => "no_headroom",
         /// Chained (multi-segment) buffer that could not be linearised.
@@ -159,6 +156,9 @@ counter_enum! {
         ToaSkipped => "toa_skipped",
         /// A SYN to a TUN real server whose MSS was lowered to fit the encapsulation.
         MssClamped => "mss_clamped",
+        /// A DF packet too big once encapsulated for a TUN real server, turned into the ICMP
+        /// fragmentation-needed that answers it (naming the MTU minus the encapsulation).
+        FragNeededSent => "frag_needed_sent",
         /// Packets encapsulated IPv4-in-IPv4 toward TUN real servers.
         TunEncapsulated => "tun_encapsulated",
         IcmpErrorsRelayed => "icmp_errors_relayed",

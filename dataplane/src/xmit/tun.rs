@@ -8,9 +8,10 @@
 //!   the tunnel).
 //! - Encapsulation adds [`ENCAP_LEN`] bytes. Both halves of path-MTU discovery work: a client SYN's
 //!   MSS is clamped to what fits the tunnel (`mtu - 20 - 40`), and a DF packet that no longer fits
-//!   is answered with ICMP fragmentation-needed naming `mtu - 20`, sent from the VIP (the address
-//!   the client sent to), and counted as `frag_needed`. A packet without DF that does not fit is
-//!   dropped as `mtu_exceeded`: the gateway does not fragment its output.
+//!   is turned into the ICMP fragmentation-needed that answers it, naming `mtu - 20`, sent from
+//!   the VIP (the address the client sent to), and counted as `frag_needed_sent`. A packet
+//!   without DF that does not fit is dropped as `mtu_exceeded`: the gateway does not fragment
+//!   its output.
 //! - The port cannot change, and the gateway sees the client's direction only (INPUT-ONLY state),
 //!   as in DR.
 use std::net::Ipv4Addr;
@@ -104,7 +105,6 @@ impl<P: FramePool> Worker<P> {
     /// Turns `f`, a DF packet too big for the tunnel, into the ICMP fragmentation-needed that
     /// answers it (RFC 1191: the next-hop MTU in the header), from the address it was sent to.
     fn frag_needed(&mut self, mut f: P::Frame, mtu: u16, cx: &Ctx, out: &mut Outbox<P::Frame>) {
-        self.stats.dropped(D::FragNeeded);
         let (src, dst, hl) = {
             let ip = Ipv4Packet::new_unchecked(&f.data()[ETH..]);
             (ip.src_addr(), ip.dst_addr(), ip.header_len())
@@ -116,7 +116,7 @@ impl<P: FramePool> Worker<P> {
         let len = ETH + ipv4::HEADER_LEN + icmp_len;
         // The packet was larger than the MTU, so the error fits in its buffer.
         if f.len() < len || !f.trim(f.len() - len) {
-            return;
+            return self.discard(f, D::MtuExceeded);
         }
         let d = f.data_mut();
         let ok = icmp::emit_error(
@@ -138,8 +138,10 @@ impl<P: FramePool> Worker<P> {
             }
             .emit(&mut d[ETH..])
             .is_ok();
-        if ok {
-            self.send_ip(f, src, cx.now, out);
+        if !ok {
+            return self.discard(f, D::MtuExceeded);
         }
+        self.stats.inc(E::FragNeededSent);
+        self.send_ip(f, src, cx.now, out);
     }
 }
