@@ -281,13 +281,13 @@ if r.get('ok'): sys.exit(0)
 print(r['error']); sys.exit(1)"
 bad="$RVS_TMP/bad.toml"
 sed 's/forward = "'"${FWD[dr]}"'"/forward = "bogus"/' "$cfg" > "$bad"
-refused "rvsd --check: a mode name that does not exist" 'bogus' "$RVSD" --check -c "$bad"
+refused "rvsd --check: a mode name that does not exist" 'bogus' ip netns exec "$NS_G" "$RVSD" --check -c "$bad"
 sed 's/addr = "'"${RS[0]}"':'"${TRPORT[dr]}"'", forward/addr = "198.19.5.5:'"${TRPORT[dr]}"'", forward/' "$cfg" > "$bad"
 refused "rvsd --check: DR to an off-link real server" 'on-link|connected|subnet|off-link|directly|same (l2|network|lan)' \
-    "$RVSD" --check -c "$bad"
+    ip netns exec "$NS_G" "$RVSD" --check -c "$bad"
 check "rvsadm -Ln unchanged (forwarding, weights)" [ "$(ln_strip)" = "$ln0" ]
 check "rvsadm -Sn unchanged" [ "$("$RVSADM" -Sn)" = "$s0" ]
-check "the unchanged config passes rvsd --check" "$RVSD" --check -c "$cfg"
+check "the unchanged config passes rvsd --check" ip netns exec "$NS_G" "$RVSD" --check -c "$cfg"
 
 api '{"op":"stats"}' | python3 -c '
 import json, sys
