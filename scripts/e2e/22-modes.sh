@@ -273,6 +273,13 @@ refused "rvsadm: DR to an off-link real server (198.19.5.5)" 'on-link|connected|
     "$RVSADM" -a -t "$VIP:${TPORT[dr]}" -r 198.19.5.5 -g
 refused "rvsadm: SYN-proxy on a service with DR real servers" 'syn.?proxy' \
     "$RVSADM" -E -t "$VIP:${TPORT[dr]}" -s rr -j enable
+if "$RVSADM" -A -t "$VIP:9000" -s rr -j enable >/dev/null 2>&1; then
+    refused "rvsadm: a DR real server on a SYN-proxy service" 'syn.?proxy' \
+        "$RVSADM" -a -t "$VIP:9000" -r "${RS[0]}" -g
+    "$RVSADM" -D -t "$VIP:9000"
+else
+    fail "rvsadm -A -j enable (a SYN-proxy service to add a DR real server to) refused"
+fi
 refused "API: a forwarding method that does not exist" 'forward|method|unknown' \
     python3 -c "
 import json, subprocess, sys
