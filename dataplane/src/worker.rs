@@ -46,6 +46,8 @@ pub struct Worker<P: FramePool> {
     /// Workers sharing the ports (owners of local-port slices).
     pub(crate) workers: u16,
     pub(crate) ports: Vec<PortRt>,
+    /// The smallest port MTU: a packet within it fits every way out.
+    pub(crate) min_mtu: u16,
     pub(crate) routes: Routes,
     pub(crate) services: Services,
     pub(crate) conns: ConnTable,
@@ -100,6 +102,7 @@ impl<P: FramePool> Worker<P> {
             index,
             workers: setup.workers.max(1),
             ports: setup.ports.iter().map(PortRt::new).collect(),
+            min_mtu: setup.ports.iter().map(|p| p.mtu).min().unwrap_or(u16::MAX),
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
             conns,
