@@ -179,6 +179,7 @@ fn conns() -> Vec<ConnInfo> {
             vip: vip.into(),
             lip: lip.into(),
             rs: rs.into(),
+            forward: Forward::Fullnat,
             state: state.into(),
             expires_ms,
             worker: 0,

@@ -254,6 +254,8 @@ fn template_conn(t: TemplateInfo) -> ConnInfo {
         vip: t.vip,
         lip: "0.0.0.0:0".into(),
         rs: t.rs,
+        // a template is no connection: rvsadm prints no method for it
+        forward: Default::default(),
         expires_ms: t.expires_ms,
         worker: t.worker,
     }

@@ -471,6 +471,7 @@ fn conns_are_fetched_in_pages() {
                     vip: "1.2.3.4:80".into(),
                     lip: "10.0.0.9:5000".into(),
                     rs: "10.0.1.1:80".into(),
+                    forward: Forward::Fullnat,
                     state: "ESTABLISHED".into(),
                     expires_ms: 1000,
                     worker: 0,

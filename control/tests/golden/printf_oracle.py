@@ -42,8 +42,8 @@ CONNS = [
     ("tcp", "10.0.0.1:0", "198.18.0.100:80", "0.0.0.0:0", "198.18.1.11:80", "NONE", 10803000),
 ]
 
-FWD_NAME = {"fullnat": "FullNat", "masq": "Masq", "route": "Route", "tunnel": "Tunnel"}
-FWD_SWITCH = {"fullnat": "-b", "masq": "-m", "route": "-g", "tunnel": "-i"}
+FWD_NAME = {"fullnat": "FullNat", "nat": "Masq", "dr": "Route", "tun": "Tunnel"}
+FWD_SWITCH = {"fullnat": "-b", "nat": "-m", "dr": "-g", "tun": "-i"}
 ZERO = (0,) * 10
 
 
