@@ -838,6 +838,11 @@ impl Cidr {
         }
     }
 
+    /// The prefix with the host bits cleared (`198.18.0.1/24` is on `198.18.0.0/24`).
+    pub fn network(&self) -> Cidr {
+        Cidr { addr: (u32::from(self.addr) & self.mask()).into(), len: self.len }
+    }
+
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         (u32::from(a) & self.mask()) == (u32::from(self.addr) & self.mask())
     }
@@ -1199,10 +1204,7 @@ impl Config {
                     ));
                 }
                 if r.forward == Forward::Route && !subnets.iter().any(|c| c.contains(ra)) {
-                    let nets: Vec<String> = subnets
-                        .iter()
-                        .map(|c| Cidr { addr: (u32::from(c.addr) & c.mask()).into(), len: c.len }.to_string())
-                        .collect();
+                    let nets: Vec<String> = subnets.iter().map(|c| c.network().to_string()).collect();
                     return Err(err(
                         g("addr"),
                         format!(
@@ -1642,5 +1644,6 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         assert!(c.contains("198.18.0.200".parse().unwrap()));
         assert!(!c.contains("198.18.1.1".parse().unwrap()));
         assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().mask(), 0);
+        assert_eq!(c.network().to_string(), "198.18.0.0/24");
     }
 }

@@ -39,11 +39,11 @@ pub const SECTIONS: &[(&str, &str)] = &[
     (
         "DIFFERENCES FROM IPVSADM",
         "The default forwarding method is fullnat (-b, DPVS's), not gatewaying (-g); -m, -g and -i \
-         forward as in LVS, and rvsd refuses what a method cannot do (-g to a real server on none of \
-         its networks, -j enable or --toa on with a method whose replies bypass rvs). -E replaces the whole \
-         service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off). -e without -w \
-         sets weight 1 (as ipvsadm). Output is always numeric; IPv4 only; no fwmark, netmask, \
-         one-packet or sync-daemon options.",
+         forward as in LVS, and rvsd refuses what a method cannot do: -g to a real server on none of \
+         its networks, -j enable with -g or -i real servers (their replies bypass rvs), --toa on with \
+         any but -b. -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not \
+         persistent, no -j/--toa: off); -e the whole real server (no -w: weight 1, no -m/-g/-i: -b). \
+         Output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.",
     ),
     (
         "EXIT STATUS",

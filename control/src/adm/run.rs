@@ -340,9 +340,9 @@ Options:
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);
-rvsd refuses -g to a real server off its networks, and -j enable or --toa on with -g/-i (TOA: -b only);
+rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b;
 -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off);
--e without -w sets weight 1 (as ipvsadm);
+-e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",
         ver = env!("CARGO_PKG_VERSION"),
