@@ -481,6 +481,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
     let mut persistence = None;
     let mut inhibit = crate::config::defaults::INHIBIT_ON_FAILURE;
     let mut synproxy = false;
+    let mut synproxy_stmt = None;
     let mut laddrs = Vec::new();
     let mut method = None;
     let mut timers = Timers::default();
@@ -514,7 +515,10 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
                 }
             }
             "inhibit_on_failure" => inhibit = flag(c)?,
-            "syn_proxy" => synproxy = flag(c)?,
+            "syn_proxy" => {
+                synproxy = flag(c)?;
+                synproxy_stmt = Some(c);
+            }
             "laddr_group_name" => {
                 no_block(c)?;
                 let n = one(c)?;
@@ -577,6 +581,18 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
                     "real_server port {p}: {name} cannot change the port (the virtual_server's is {vport}); give no port or {vport}"
                 )));
             }
+        }
+    }
+    // SYN-proxy shifts the real server's sequence numbers in its replies, which DR and TUN send
+    // past the gateway (the configuration's rule, said here at the line).
+    if let (true, Some(sp)) = (synproxy, synproxy_stmt) {
+        if let Some(r) = reals.iter().find(|r| !r.forward.unwrap_or(method).replies_through_gateway()) {
+            return Err(sp.err(format!(
+                "syn_proxy: needs the real servers' replies through the gateway; real_server {} at line {} forwards {}",
+                r.addr,
+                r.stmt.line,
+                if r.forward.unwrap_or(method) == Forward::Route { "DR" } else { "TUN" }
+            )));
         }
     }
     // keepalived 2 lets each real_server set inhibit_on_failure (DPVS's examples do); rvs sets it

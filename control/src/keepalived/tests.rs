@@ -338,6 +338,7 @@ fn unsupported_keywords_are_line_numbered_errors() {
         ("    inhibit_on_failure\n    real_server 198.18.1.11 80 {\n        inhibit_on_failure false\n    }\n    real_server 198.18.1.12 80", "k.conf:7: real_server: inhibit_on_failure differs from the real_server at line 4"),
         ("    real_server 198.18.1.11 80 {\n        lvs_method TUN type gue\n    }", "k.conf:4: lvs_method TUN type gue: rvs encapsulates ipip only"),
         ("    real_server 198.18.1.11 8080 {\n        lvs_method DR\n    }", "k.conf:3: real_server port 8080: DR cannot change the port (the virtual_server's is 80)"),
+        ("    syn_proxy\n    real_server 198.18.1.11 {\n        lvs_method TUN\n    }", "k.conf:3: syn_proxy: needs the real servers' replies through the gateway; real_server 198.18.1.11 at line 4 forwards TUN"),
         ("    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n        }\n        HTTP_GET {\n        }\n    }", "k.conf:6: HTTP_GET: not supported by rvs: a second checker"),
         ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n        }\n    }", "k.conf:4: HTTP_GET: needs a url"),
         ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n            url {\n                path /\n            }\n        }\n    }", "k.conf:5: url: needs a status_code"),
