@@ -12,7 +12,8 @@
 //!   that taught us a neighbour, a real server's SYN-ACK that completed a proxied handshake), or
 //!   dropped with exactly one [`DropReason`](crate::stats::DropReason) counted.
 //! - No allocation per packet: frames are reused in place (ARP and echo replies, rewrites); only
-//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs) come from the pool.
+//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs, PROXY protocol
+//!   headers) come from the pool.
 use std::sync::Arc;
 
 use crate::conn::bind::{ConnEvent, ConnEvents};
@@ -23,6 +24,7 @@ use crate::handoff::Handoff;
 use crate::l2::PortRt;
 use crate::neigh::Neighbours;
 use crate::packet::Ctx;
+use crate::proto::proxy::ProxyTimers;
 use crate::route::Routes;
 use crate::sched::Persistence;
 use crate::service::Services;
@@ -52,6 +54,7 @@ pub struct Worker<P: FramePool> {
     pub(crate) pool: P,
     pub(crate) stats: Arc<Stats>,
     pub(crate) sp: SynProxy<P::Frame>,
+    pub(crate) pp_timers: ProxyTimers,
     pub(crate) events: ConnEvents,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
@@ -105,6 +108,7 @@ impl<P: FramePool> Worker<P> {
             pool,
             stats,
             sp: SynProxy::new(c.synproxy),
+            pp_timers: ProxyTimers::new(c.proxy_timers as usize),
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,
@@ -150,6 +154,7 @@ impl<P: FramePool> Worker<P> {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
         }
         self.sp_poll(now, out);
+        self.pp_poll(now, out);
         // Gauges are read by people and the drain loop, not per packet: publishing them sums over
         // every real server, so it happens at most every GAUGE_MS rather than every burst.
         if now >= self.gauges_at {

@@ -251,6 +251,7 @@ fn setup() -> Setup {
         persistence_ms: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: None,
         laddrs: vec![LIP],
         reals,
     };
@@ -2060,3 +2061,4 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 mod burst;
 mod modes;
 mod multi;
+mod proxy;

@@ -148,6 +148,16 @@ impl<P: FramePool> Worker<P> {
             if let Err(r) = self.tcp_shift(&mut f, cx, id, dir) {
                 return self.discard(f, r);
             }
+            if c.pp_len() != 0 {
+                match dir {
+                    Dir::Original => self.pp_to_server(&mut f, cx, id, out),
+                    Dir::Reply => {
+                        if let Err(r) = self.pp_to_client(&mut f, cx, id) {
+                            return self.discard(f, r);
+                        }
+                    }
+                }
+            }
         }
         let len = f.len() as u64;
         let toa = match self.services.real_mut(c.service(), c.real()) {
