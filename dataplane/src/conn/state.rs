@@ -276,6 +276,34 @@ mod tests {
         s
     }
 
+    /// DR and TUN: only the client's segments pass, through LVS's INPUT-ONLY half.
+    #[test]
+    fn input_only_follows_the_client_alone() {
+        let mut s = TcpState::None;
+        for (flags, want) in [
+            (SYN, TcpState::SynRecv),
+            (ACK, TcpState::Established),
+            (ACK | PSH, TcpState::Established),
+            // INPUT says CLOSE_WAIT here (the server's FIN would follow through the gateway).
+            (FIN | ACK, TcpState::FinWait),
+            (ACK, TcpState::FinWait),
+            (FIN | ACK, TcpState::FinWait),
+            (RST, TcpState::Close),
+        ] {
+            let n = next_state_in(s, Dir::Original, flags, true);
+            assert_eq!(n, want, "{s:?} --{flags:#04x}--> {n:?}, want {want:?}");
+            s = n;
+        }
+        // Where the halves differ: ESTABLISHED + FIN, FIN_WAIT + FIN, SYN_ACK + RST.
+        assert_eq!(next_state_in(TcpState::Established, Dir::Original, FIN, false), TcpState::CloseWait);
+        assert_eq!(next_state_in(TcpState::FinWait, Dir::Original, FIN, true), TcpState::FinWait);
+        assert_eq!(next_state_in(TcpState::FinWait, Dir::Original, FIN, false), TcpState::TimeWait);
+        assert_eq!(next_state_in(TcpState::SynAck, Dir::Original, RST, true), TcpState::Close);
+        assert_eq!(next_state_in(TcpState::SynAck, Dir::Original, RST, false), TcpState::SynRecv);
+        // A reply seen anyway takes the OUTPUT half.
+        assert_eq!(next_state_in(TcpState::SynRecv, Dir::Reply, SYN | ACK, true), TcpState::SynRecv);
+    }
+
     #[test]
     fn client_closes_first() {
         use Dir::*;
