@@ -207,7 +207,12 @@ pg() {
     say "  $name: $(sed 's/^rvs-pktgen: //' "$TMP/$name.res")"
 }
 
-rvsd_counters() { api '{"op":"stats"}' 2>/dev/null | python3 -c '
+rvsd_counters() { # retried: on a loaded machine the API may miss its 5 s timeout once
+    local out
+    for _ in 1 2 3; do out=$(rvsd_counters_once) && [ "$out" != "?" ] && break; sleep 1; done
+    echo "$out"
+}
+rvsd_counters_once() { api '{"op":"stats"}' 2>/dev/null | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 c = {}
@@ -222,7 +227,7 @@ say "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  host: $(hostname -s)  CPUs: $NCPU ($(
 say "rvs: $(git rev-parse --short HEAD 2>/dev/null)$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty)')  DPDK $(pkg-config --modversion libdpdk 2>/dev/null)"
 say "pktgen: $PKTGEN_BIN"
 pg_cmd 1000
-say "pktgen command (range mode): ${PG_CMD[*]}"
+say "pktgen command (range mode): $(printf '%q ' "${PG_CMD[@]}")"
 say "  above 24,576 flows: pcap mode, -s 0:FILE from bench/profiles/pktgen_flows_pcap.py"
 say "runs: $RUNS per target and flow count, warm-up ${WARMUP} s, measured ${MEASURE} s; rvsd worker / testpmd forwarding core on CPU 1"
 say "load before: $(uptime | sed 's/.*load average/load average/')"
