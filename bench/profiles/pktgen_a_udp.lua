@@ -11,7 +11,7 @@
 -- command lines (2 CPUs and 3+ CPUs, memif or real ports) are in docs/benchmarking.md
 -- ("pktgen-dpdk"); bench/pktgen.sh runs it against rvsd and testpmd over memif. 2 CPUs:
 --
---   pktgen --lcores 0@0,1@0 -n 4 --file-prefix pg --no-pci --no-huge -m 2048 \
+--   pktgen --lcores 0@0,1@0 -n 4 --file-prefix pg --no-pci --no-huge -m 4096 \
 --       --vdev net_memif0,role=client,socket=/tmp/rvs/c.sock,id=0 \
 --       --vdev net_memif1,role=client,socket=/tmp/rvs/s.sock,id=0 \
 --       -- -P -m "1.[0-1]" -f bench/profiles/pktgen_a_udp.lua
@@ -31,6 +31,9 @@
 --   RVS_PG_MODE     range (default) or pcap: port 0 replays the file given to pktgen with
 --                   `-s 0:FILE` (bench/profiles/pktgen_flows_pcap.py writes one frame per flow;
 --                   RVS_PG_FLOWS is then only the label printed)
+--   RVS_PG_GEN_ADDR (198.18.0.254/24), RVS_PG_REAL_ADDR (198.18.1.11/24), RVS_PG_VIP
+--   (198.18.0.100), RVS_PG_VPORT (53), RVS_PG_CLIENT (198.19.0.1): the addresses.
+-- Tested with pktgen-dpdk 23.03.0 on DPDK 22.11 plus bench/profiles/pktgen-23.03.patch.
 local function env(k, d)
     local v = os.getenv(k)
     if v == nil or v == "" then return d end
