@@ -400,6 +400,7 @@ impl Shared {
                 sched: s.sched,
                 persistence: s.persistence,
                 toa: s.toa,
+                proxy_protocol: s.proxy_protocol,
                 synproxy: s.synproxy,
                 inhibit_on_failure: s.inhibit_on_failure,
                 laddrs: s.laddrs.clone(),

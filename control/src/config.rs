@@ -586,6 +586,40 @@ impl Forward {
     }
 }
 
+/// PROXY protocol header a TCP service sends its real servers (`off`, `v1`, `v2`), HAProxy's
+/// proxy-protocol.txt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    V1,
+    V2,
+}
+
+impl ProxyProtocol {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        *self == ProxyProtocol::Off
+    }
+
+    /// The dataplane's header version, if any.
+    pub const fn version(self) -> Option<rvs_dataplane::wire::proxy::Version> {
+        match self {
+            ProxyProtocol::Off => None,
+            ProxyProtocol::V1 => Some(rvs_dataplane::wire::proxy::Version::V1),
+            ProxyProtocol::V2 => Some(rvs_dataplane::wire::proxy::Version::V2),
+        }
+    }
+}
+
 /// What a health check does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "&'static str")]
@@ -661,6 +695,11 @@ named_enum!(Proto, [Proto::Tcp, Proto::Udp], "protocol");
 named_enum!(Sched, Sched::ALL, "scheduler");
 named_enum!(Forward, Forward::ALL, "forwarding method", aliases = Forward::ALIASES);
 named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http], "check kind");
+named_enum!(
+    ProxyProtocol,
+    [ProxyProtocol::Off, ProxyProtocol::V1, ProxyProtocol::V2],
+    "PROXY protocol version"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -679,6 +718,10 @@ pub struct ServiceConfig {
     /// SYN-proxy (SYN cookies on the gateway).
     #[serde(default)]
     pub synproxy: bool,
+    /// PROXY protocol header at the start of each client's stream toward its real server (TCP,
+    /// FULLNAT and NAT real servers; not with `toa`).
+    #[serde(default, skip_serializing_if = "ProxyProtocol::is_off")]
+    pub proxy_protocol: ProxyProtocol,
     /// FULLNAT source addresses for this service.
     #[serde(default)]
     pub laddrs: Vec<String>,
@@ -1225,6 +1268,26 @@ impl Config {
                     ));
                 }
             }
+            if !s.proxy_protocol.is_off() {
+                if s.proto != Proto::Tcp {
+                    return Err(err(f("proxy_protocol"), "the PROXY protocol applies to tcp services only"));
+                }
+                if s.toa {
+                    return Err(err(
+                        f("proxy_protocol"),
+                        "the PROXY protocol and TOA both carry the client's address; choose one",
+                    ));
+                }
+                if let Some(r) = s.reals.iter().find(|r| !r.forward.replies_through_gateway()) {
+                    return Err(err(
+                        f("proxy_protocol"),
+                        format!(
+                            "the PROXY protocol needs the real server's replies through the gateway (their acknowledgements are shifted); real {} forwards {}",
+                            r.addr, r.forward
+                        ),
+                    ));
+                }
+            }
             if s.toa {
                 if let Some(r) = s.reals.iter().find(|r| r.forward != Forward::Fullnat) {
                     return Err(err(
@@ -1605,6 +1668,56 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         ] {
             with_reals(reals, extra).unwrap_or_else(|e| panic!("{reals} {extra}: {e}"));
         }
+    }
+
+    #[test]
+    fn proxy_protocol_rules() {
+        for (reals, extra, want) in [
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\ntoa = true\nproxy_protocol = \"v1\"",
+                "services[0].proxy_protocol: the PROXY protocol and TOA both carry the client's address; choose one",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80", forward = "dr" }"#,
+                "proxy_protocol = \"v2\"",
+                "services[0].proxy_protocol: the PROXY protocol needs the real server's replies through the gateway (their acknowledgements are shifted); real 198.18.1.11:80 forwards dr",
+            ),
+            (r#"{ addr = "198.18.1.11:80" }"#, "proxy_protocol = \"v3\"", "unknown PROXY protocol version"),
+        ] {
+            let e = with_reals(reals, extra).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        // v1 and v2 with FULLNAT (and SYN-proxy) or NAT reach the dataplane; off is the default
+        for (reals, extra, want) in [
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\nproxy_protocol = \"v1\"",
+                Some(ProxyProtocol::V1),
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\nsynproxy = true\nproxy_protocol = \"v2\"",
+                Some(ProxyProtocol::V2),
+            ),
+            (
+                r#"{ addr = "198.18.1.11:8080", forward = "nat" }"#,
+                "proxy_protocol = \"v2\"",
+                Some(ProxyProtocol::V2),
+            ),
+            (r#"{ addr = "198.18.1.11:80" }"#, "proxy_protocol = \"off\"", None),
+            (r#"{ addr = "198.18.1.11:80" }"#, "", None),
+        ] {
+            let c = with_reals(reals, extra).unwrap_or_else(|e| panic!("{extra}: {e}"));
+            let setup = crate::setup::dataplane_setup(&c, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]]).unwrap();
+            assert_eq!(setup.services[0].proxy_protocol, want.and_then(ProxyProtocol::version), "{extra}");
+        }
+        // a UDP service cannot have it
+        let text = GOOD
+            .replace("proto = \"tcp\"", "proto = \"udp\"")
+            .replace("sched = ", "proxy_protocol = \"v1\"\nsched = ");
+        let e = Config::from_toml(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("the PROXY protocol applies to tcp services only"), "{e}");
     }
 
     #[test]

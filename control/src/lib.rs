@@ -13,4 +13,4 @@ pub mod server;
 pub mod setup;
 pub mod state;
 
-pub use config::{CheckKind, Config, ConfigError, Forward, Proto, Sched};
+pub use config::{CheckKind, Config, ConfigError, Forward, Proto, ProxyProtocol, Sched};

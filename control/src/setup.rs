@@ -100,8 +100,8 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             sched,
             persistence_ms: s.persistence.map(|p| p as u64 * 1000),
             toa: s.toa,
+            proxy_protocol: s.proxy_protocol.version(),
             synproxy: s.synproxy,
-            proxy_protocol: None,
             laddrs,
             reals,
         });

@@ -135,7 +135,15 @@ impl ControlState {
                 service.fill_real_ports();
                 next.services.push(service);
             }
-            Request::EditService { id, sched, persistence, toa, synproxy, inhibit_on_failure } => {
+            Request::EditService {
+                id,
+                sched,
+                persistence,
+                toa,
+                synproxy,
+                proxy_protocol,
+                inhibit_on_failure,
+            } => {
                 let i = self.find_service(id)?;
                 let s = &mut next.services[i];
                 if let Some(v) = sched {
@@ -149,6 +157,9 @@ impl ControlState {
                 }
                 if let Some(v) = synproxy {
                     s.synproxy = *v;
+                }
+                if let Some(v) = proxy_protocol {
+                    s.proxy_protocol = *v;
                 }
                 if let Some(v) = inhibit_on_failure {
                     s.inhibit_on_failure = *v;
@@ -407,6 +418,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             persistence: None,
             toa,
             synproxy,
+            proxy_protocol: None,
             inhibit_on_failure: None,
         }
     }
@@ -525,6 +537,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             persistence: None,
             toa: None,
             synproxy: None,
+            proxy_protocol: None,
             inhibit_on_failure: Some(inhibit),
         };
         assert!(s.change(&edit(true)).unwrap());

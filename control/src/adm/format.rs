@@ -180,6 +180,10 @@ fn format_service_with(
             if s.synproxy {
                 l.push_str(" synproxy");
             }
+            if !s.proxy_protocol.is_off() {
+                l.push_str(" proxy-protocol ");
+                l.push_str(s.proxy_protocol.as_str());
+            }
             if s.toa {
                 l.push_str(" toa");
             }
@@ -354,6 +358,10 @@ pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
         }
         if s.synproxy {
             out.push_str(" -j enable");
+        }
+        if !s.proxy_protocol.is_off() {
+            out.push_str(" --proxy-protocol ");
+            out.push_str(s.proxy_protocol.as_str());
         }
         if s.toa {
             out.push_str(" --toa on");

@@ -267,7 +267,7 @@ pub fn help_text() -> String {
         "rvsadm v{ver} - ipvsadm for rvs (DPDK L4 load balancer)
 Usage:
   rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off]
-          [--inhibit-on-failure]
+          [--proxy-protocol v1|v2|off] [--inhibit-on-failure]
   rvsadm -D -t|u service-address
   rvsadm -C
   rvsadm -R
@@ -324,6 +324,7 @@ Options:
   --ifname       -F ifname            accepted for DPVS compatibility and ignored
   --synproxy     -j enable|disable    TCP syn proxy
   --toa          on|off               insert the client address as TCP option (TOA)
+  --proxy-protocol v1|v2|off          send the client address in a PROXY protocol header
   --connection   -c                   output of current connections
   --show-lip                          with -c: also print the local address:port
   --stats                             output of statistics information
@@ -340,8 +341,10 @@ Options:
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);
-rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b;
--E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off);
+rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b,
+--proxy-protocol with -g/-i or with --toa on;
+-E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa/
+--proxy-protocol: off);
 -e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",

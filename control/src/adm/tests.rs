@@ -4,7 +4,7 @@ use crate::api::{
     ConnInfo, ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, TemplateInfo,
 };
 use crate::config::{defaults, RealConfig, ServiceConfig};
-use crate::config::{Forward, Proto, Sched};
+use crate::config::{Forward, Proto, ProxyProtocol, Sched};
 use serde_json::Value;
 
 fn parse(line: &str) -> Result<Invocation, AdmError> {
@@ -46,6 +46,7 @@ fn add_and_edit_service() {
         persistence: Some(360),
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         laddrs: vec![],
         reals: vec![],
         check: None,
@@ -86,6 +87,7 @@ fn add_and_edit_service() {
         persistence: Some(p),
         toa: Some(toa),
         synproxy: Some(synproxy),
+        proxy_protocol: Some(ProxyProtocol::Off),
         inhibit_on_failure: Some(inhibit),
     };
     assert_eq!(send("-E -t 198.18.0.100:80 -s wrr"), edit("wrr", 0, false, false, false));
@@ -402,6 +404,7 @@ fn svc(proto: &str, vip: &str) -> ServiceInfo {
         persistence: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         inhibit_on_failure: false,
         laddrs: vec!["10.0.0.9".into()],
         reals: vec![RealInfo {
@@ -880,4 +883,46 @@ fn conns_of_every_method_list_as_ipvsadm() {
     let mut old = v.clone();
     old.as_object_mut().unwrap().remove("forward");
     assert_eq!(serde_json::from_value::<ConnInfo>(old).unwrap().forward, Forward::Fullnat);
+}
+
+/// `--proxy-protocol`: parsed for -A and -E (off unless given, as -E's other switches), listed
+/// after the scheduler in `-Ln`, saved by `-S` and read back by `-R`.
+#[test]
+fn proxy_protocol_is_parsed_listed_saved_and_restored() {
+    match send("-A -t 198.18.0.100:80 -s rr --proxy-protocol v1") {
+        Request::AddService { service } => assert_eq!(service.proxy_protocol, ProxyProtocol::V1),
+        r => panic!("{r:?}"),
+    }
+    match send("-E -t 198.18.0.100:80 --proxy-protocol v2") {
+        Request::EditService { proxy_protocol, .. } => assert_eq!(proxy_protocol, Some(ProxyProtocol::V2)),
+        r => panic!("{r:?}"),
+    }
+    match send("-E -t 198.18.0.100:80") {
+        Request::EditService { proxy_protocol, .. } => assert_eq!(proxy_protocol, Some(ProxyProtocol::Off)),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(
+        usage_err("-A -t 198.18.0.100:80 --proxy-protocol v3"),
+        "--proxy-protocol must be v1, v2 or off"
+    );
+    assert_eq!(
+        usage_err("-A -u 198.18.0.100:53 --proxy-protocol v1"),
+        "the PROXY protocol applies to tcp services only"
+    );
+    let mut s = svc("tcp", "1.2.3.4:80");
+    s.proxy_protocol = ProxyProtocol::V2;
+    s.reals = vec![real_info("10.0.1.1:80", 1, Forward::Fullnat)];
+    let services = vec![s];
+    let answer = |req: &Request| match req {
+        Request::ListServices => Response::ok(Reply::Services { services: services.clone() }),
+        Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+        _ => Response::error("unexpected"),
+    };
+    let (out, _) = run("-Ln", "", answer);
+    assert!(out.unwrap().contains("TCP  1.2.3.4:80 wlc proxy-protocol v2\n"));
+    let (saved, _) = run("-S -n", "", answer);
+    let saved = saved.unwrap();
+    assert!(saved.starts_with("-A -t 1.2.3.4:80 -s wlc --proxy-protocol v2\n"), "{saved}");
+    let restored = parse_rules(&saved).unwrap();
+    assert_eq!(restored[0].proxy_protocol, ProxyProtocol::V2);
 }

@@ -15,7 +15,9 @@ use std::str::FromStr;
 
 use super::parser::Stmt;
 use super::KaError;
-use crate::config::{CheckConfig, CheckKind, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
+use crate::config::{
+    CheckConfig, CheckKind, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig, MAX_WEIGHT,
+};
 
 /// keepalived's defaults (keepalived/check/check_data.c, check_api.c).
 pub mod defaults {
@@ -630,6 +632,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             persistence,
             toa: false,
             synproxy,
+            proxy_protocol: ProxyProtocol::Off,
             laddrs: laddrs.clone(),
             reals: reals
                 .iter()

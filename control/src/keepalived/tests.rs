@@ -2,7 +2,7 @@
 //! makes; every refusal with its line; malformed text is an error, never a panic.
 use super::convert::defaults as kd;
 use super::*;
-use crate::config::{CheckConfig, CheckKind, Proto, RealConfig, Sched, ServiceConfig};
+use crate::config::{CheckConfig, CheckKind, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig};
 
 const FULL: &str = r#"! Configuration File for keepalived
 global_defs {
@@ -107,6 +107,7 @@ fn svc(proto: Proto, vip: &str, sched: Sched) -> ServiceConfig {
         persistence: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         laddrs: vec![],
         reals: vec![],
         check: None,
