@@ -33,6 +33,12 @@ pub mod defaults {
     pub const EXPIRE_BUDGET: u32 = 256;
     pub const LOG_LEVEL: &str = "info";
     pub const DRAIN_GRACE_S: u32 = 30;
+    /// PROXY protocol headers awaiting acknowledgement per worker (their resend timers).
+    pub const PROXY_TIMERS: u32 = 262_144;
+    /// Fragmented datagrams tracked per worker, per source, and for how long.
+    pub const FRAG_MAX_DATAGRAMS: u32 = 4096;
+    pub const FRAG_MAX_PER_SOURCE: u32 = 256;
+    pub const FRAG_TIMEOUT_MS: u32 = 1000;
     /// Slots of each worker-to-worker hand-off ring (one ring per ordered pair of workers).
     pub const HANDOFF_RING: u32 = 4096;
     /// keepalived's default: a failed real server is removed, not kept at weight 0.
@@ -383,7 +389,35 @@ pub struct ConnConfig {
     /// them until they expire (default); `expire` drops them at once (with `rst_on_miss` the client's
     /// next segment gets a RST).
     pub on_real_removed: RealRemovedMode,
+    /// PROXY protocol headers awaiting the real server's acknowledgement per worker; a connection
+    /// finding the list full is counted (`proxy_timer_full`) and resends its header only with the
+    /// client's retransmissions.
+    pub proxy_timers: u32,
     pub timeouts: TimeoutsConfig,
+    pub frag: FragConfig,
+}
+
+/// Bounds of the per-worker IP fragment table (`[conn.frag]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FragConfig {
+    /// Datagrams tracked at once (`drop.frag_table_full` past it).
+    pub max_datagrams: u32,
+    /// Of those, from one source address (`drop.frag_source_limit`).
+    pub max_per_source: u32,
+    /// Milliseconds a datagram is tracked from its first fragment seen (`drop.frag_timeout` for
+    /// what still waited).
+    pub timeout_ms: u32,
+}
+
+impl Default for FragConfig {
+    fn default() -> Self {
+        FragConfig {
+            max_datagrams: defaults::FRAG_MAX_DATAGRAMS,
+            max_per_source: defaults::FRAG_MAX_PER_SOURCE,
+            timeout_ms: defaults::FRAG_TIMEOUT_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,7 +441,9 @@ impl Default for ConnConfig {
             tcp_timestamps: TimestampMode::Strip,
             on_real_removed: RealRemovedMode::Keep,
             drain_grace_s: defaults::DRAIN_GRACE_S,
+            proxy_timers: defaults::PROXY_TIMERS,
             timeouts: TimeoutsConfig::default(),
+            frag: FragConfig::default(),
         }
     }
 }
@@ -1161,6 +1197,10 @@ impl Config {
             ("conn.arp_queue", c.arp_queue, 4096),
             ("conn.persist_templates", c.persist_templates, 1 << 24),
             ("conn.expire_budget", c.expire_budget, 1 << 20),
+            ("conn.proxy_timers", c.proxy_timers, 1 << 24),
+            ("conn.frag.max_datagrams", c.frag.max_datagrams, 1 << 20),
+            ("conn.frag.max_per_source", c.frag.max_per_source, 1 << 20),
+            ("conn.frag.timeout_ms", c.frag.timeout_ms, 60_000),
             ("synproxy.max_half_open", self.synproxy.max_half_open, 1 << 22),
             ("synproxy.max_held", self.synproxy.max_held, 64),
         ] {
