@@ -40,6 +40,8 @@ pub mod defaults {
     /// ipvsadm's `DEF_SCHED`.
     pub const SCHED: super::Sched = super::Sched::Wlc;
     pub const FORWARD: super::Forward = super::Forward::Fullnat;
+    /// keepalived's `quorum` default (check_data.c `alloc_vs`): one live weight unit.
+    pub const QUORUM: u32 = 1;
     /// `[metrics] listen`: no metrics endpoint unless one is configured.
     pub const METRICS_LISTEN: Option<&str> = None;
     /// Scrapes served at once by the metrics endpoint; more are answered 503 and closed.
@@ -550,6 +552,9 @@ pub enum CheckKind {
     Tcp,
     /// HTTP GET `path`, expecting `expect_status`.
     Http,
+    /// HTTP GET over TLS (keepalived's `SSL_GET`). The server's certificate is not verified, as
+    /// keepalived does not verify it: the check tests that the server answers, not who it is.
+    Https,
 }
 
 impl CheckKind {
@@ -557,7 +562,13 @@ impl CheckKind {
         match self {
             CheckKind::Tcp => "tcp",
             CheckKind::Http => "http",
+            CheckKind::Https => "https",
         }
+    }
+
+    /// True for the kinds that send an HTTP request (`http`, `https`).
+    pub const fn is_http(self) -> bool {
+        matches!(self, CheckKind::Http | CheckKind::Https)
     }
 }
 
@@ -597,7 +608,7 @@ macro_rules! named_enum {
 named_enum!(Proto, [Proto::Tcp, Proto::Udp], "protocol");
 named_enum!(Sched, Sched::ALL, "scheduler");
 named_enum!(Forward, [Forward::Fullnat, Forward::Masq, Forward::Route, Forward::Tunnel], "forwarding method");
-named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http], "check kind");
+named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http, CheckKind::Https], "check kind");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -629,6 +640,49 @@ pub struct ServiceConfig {
     /// its connections keep it, and new ones go elsewhere.
     #[serde(default = "inhibit_default", skip_serializing_if = "is_inhibit_default")]
     pub inhibit_on_failure: bool,
+    /// keepalived's `quorum`: the total weight of the real servers that are up (their check passes)
+    /// the service needs. Below `quorum - hysteresis` it loses quorum (the sorry server, if any,
+    /// takes over); at `quorum + hysteresis` it has it again. See [`crate::quorum`].
+    #[serde(default = "quorum_default", skip_serializing_if = "is_quorum_default")]
+    pub quorum: u32,
+    /// keepalived's `hysteresis` (below `quorum`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hysteresis: u32,
+    /// keepalived's `sorry_server`: serves alone while the service has lost quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServerConfig>,
+}
+
+/// A service's sorry server (keepalived's `sorry_server`, `sorry_server_inhibit`,
+/// `sorry_server_lvs_method`). While the service has quorum it is out of the pool (or, with
+/// `inhibit`, in it at weight 0); when quorum is lost the real servers leave the pool (or go to
+/// weight 0 with the service's `inhibit_on_failure`) and it serves at weight 1, keepalived's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SorryServerConfig {
+    /// `RS:port`.
+    pub addr: String,
+    #[serde(default = "fwd_default")]
+    pub forward: Forward,
+    /// keepalived's `sorry_server_inhibit`: kept in the pool at weight 0 while not serving.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inhibit: bool,
+}
+
+fn quorum_default() -> u32 {
+    defaults::QUORUM
+}
+
+fn is_quorum_default(v: &u32) -> bool {
+    *v == defaults::QUORUM
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn inhibit_default() -> bool {
@@ -665,6 +719,13 @@ pub struct CheckConfig {
     /// (keepalived's `delay_before_retry`); none means `interval_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ms: Option<u32>,
+    /// `Host` of the HTTP request (keepalived's `virtualhost`); none: the checked `address:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `https` only: the server name sent in the TLS handshake (SNI; keepalived's `enable_sni` /
+    /// `sni_name`); none sends no name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
 }
 
 fn check_path_default() -> String {
@@ -1108,8 +1169,52 @@ impl Config {
                 if c.retry_ms.is_some_and(|r| r > MAX_CHECK_RETRY_MS) {
                     return Err(err(f("check.retry_ms"), format!("more than {MAX_CHECK_RETRY_MS} ms")));
                 }
-                if c.kind == CheckKind::Http && !c.path.starts_with('/') {
+                if c.kind.is_http() && !c.path.starts_with('/') {
                     return Err(err(f("check.path"), "must start with /"));
+                }
+                if c.kind.is_http() && c.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(err(f("check.path"), "must not hold spaces or control characters"));
+                }
+                if let Some(h) = &c.host {
+                    if !c.kind.is_http() {
+                        return Err(err(f("check.host"), "only http and https checks send a Host"));
+                    }
+                    if h.is_empty() || h.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                        return Err(err(
+                            f("check.host"),
+                            format!("{h:?} is empty or holds spaces or control characters"),
+                        ));
+                    }
+                }
+                if let Some(n) = &c.sni {
+                    if c.kind != CheckKind::Https {
+                        return Err(err(f("check.sni"), "only https checks send a TLS server name"));
+                    }
+                    if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
+                        return Err(err(f("check.sni"), format!("\"{n}\" is not a DNS name")));
+                    }
+                }
+            }
+            if s.quorum == 0 {
+                return Err(err(f("quorum"), "must be at least 1 (keepalived's range)"));
+            }
+            if s.hysteresis >= s.quorum {
+                return Err(err(
+                    f("hysteresis"),
+                    format!("{} must be below quorum {}", s.hysteresis, s.quorum),
+                ));
+            }
+            if let Some(ss) = &s.sorry_server {
+                parse_endpoint(&ss.addr).map_err(|m| err(f("sorry_server.addr"), m))?;
+                if ss.forward != Forward::Fullnat {
+                    return Err(err(
+                        f("sorry_server.forward"),
+                        format!(
+                            "forwarding method \"{}\" is not supported; rvs forwards fullnat",
+                            ss.forward
+                        ),
+                    ));
                 }
             }
         }
@@ -1121,17 +1226,24 @@ impl Config {
     /// address is valid because DPVS's set-up order (`-A`, `-a`, then `--add-laddr`) passes through
     /// it: until a local address arrives the dataplane drops its new connections (`drop.no_laddr`).
     pub fn warnings(&self) -> Vec<String> {
-        self.services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.reals.is_empty() && s.laddrs.is_empty())
-            .map(|(i, s)| {
-                format!(
+        let mut w = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if !s.reals.is_empty() && s.laddrs.is_empty() {
+                w.push(format!(
                     "services[{i}].laddrs: {} {} has real servers but no local address; its new connections are dropped (drop.no_laddr) until one is added",
                     s.proto, s.vip
-                )
-            })
-            .collect()
+                ));
+            }
+            let total: u64 = s.reals.iter().map(|r| u64::from(r.weight)).sum();
+            let start = u64::from(s.quorum) + u64::from(s.hysteresis);
+            if s.sorry_server.is_some() && total < start {
+                w.push(format!(
+                    "services[{i}].quorum: {} {}: its real servers weigh {total} in all, below quorum {} + hysteresis {}: it never has quorum and its sorry server serves alone",
+                    s.proto, s.vip, s.quorum, s.hysteresis
+                ));
+            }
+        }
+        w
     }
 }
 

@@ -50,6 +50,9 @@ fn add_and_edit_service() {
         reals: vec![],
         check: None,
         inhibit_on_failure: false,
+        quorum: 1,
+        hysteresis: 0,
+        sorry_server: None,
     };
     // A bare -p is IPVS_SVC_PERSISTENT_TIMEOUT (libipvs.h: 6*60), as ipvsadm's parse_timeout(NULL).
     for line in [
