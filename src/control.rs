@@ -370,7 +370,7 @@ impl Shared {
         let mut out = Vec::new();
         for s in &st.config().services {
             let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
-            let reals = s
+            let mut reals: Vec<RealInfo> = s
                 .reals
                 .iter()
                 .map(|r| {
@@ -384,16 +384,38 @@ impl Shared {
                         l_threshold: r.l_threshold,
                         active_conns: a,
                         inactive_conns: i,
-                        health: if s.check.is_none() {
-                            "unchecked".into()
-                        } else if st.is_down(sid, rid) {
+                        health: if s.check.is_some() && st.is_down(sid, rid) {
                             "down".into()
+                        } else if st.sorry_serving(sid) {
+                            "displaced".into()
+                        } else if s.check.is_none() {
+                            "unchecked".into()
                         } else {
                             "up".into()
                         },
                     }
                 })
                 .collect();
+            // keepalived's sorry server, listed as ipvsadm lists it while in the table: serving at
+            // weight 1, or at weight 0 with `sorry_server_inhibit`.
+            // One at a real server's address is that server's entry, the sorry server's while it serves.
+            let sorry =
+                st.sorry_in_pool(sid, s).filter(|(ss, w)| *w > 0 || reals.iter().all(|r| r.addr != ss.addr));
+            if let Some((ss, weight)) = sorry {
+                let rid = st.real_id(sid, &ss.addr).unwrap_or(0);
+                let (a, i, _) = counts.get(&(sid, rid)).copied().unwrap_or_default();
+                reals.retain(|r| r.addr != ss.addr);
+                reals.push(RealInfo {
+                    addr: ss.addr.clone(),
+                    weight,
+                    forward: ss.forward,
+                    u_threshold: 0,
+                    l_threshold: 0,
+                    active_conns: a,
+                    inactive_conns: i,
+                    health: "sorry".into(),
+                });
+            }
             out.push(ServiceInfo {
                 proto: s.proto,
                 vip: s.vip.clone(),

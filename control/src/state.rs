@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use rvs_dataplane::setup::{RealSetup, Setup};
 
 use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
-use crate::config::{parse_endpoint, Config, Proto, RealConfig, ServiceConfig};
+use crate::config::{parse_endpoint, Config, Proto, RealConfig, ServiceConfig, SorryServerConfig};
 use crate::quorum;
 use crate::setup::dataplane_setup;
 
@@ -146,6 +146,27 @@ impl ControlState {
             s.quorum,
             s.hysteresis
         );
+    }
+
+    /// Whether the sorry server of the service with id `sid` serves in place of its real servers.
+    pub fn sorry_serving(&self, sid: u32) -> bool {
+        !self.has_quorum(sid)
+            && self
+                .cfg
+                .services
+                .iter()
+                .any(|s| s.sorry_server.is_some() && self.service_id(s.proto, &s.vip) == Some(sid))
+    }
+
+    /// The sorry server of `s` (id `sid`) and its weight, while it is in the pool: serving (weight
+    /// 1), or idle at weight 0 with `sorry_server_inhibit`.
+    pub fn sorry_in_pool<'a>(&self, sid: u32, s: &'a ServiceConfig) -> Option<(&'a SorryServerConfig, u32)> {
+        let ss = s.sorry_server.as_ref()?;
+        if !self.has_quorum(sid) {
+            Some((ss, quorum::SORRY_WEIGHT))
+        } else {
+            ss.inhibit.then_some((ss, 0))
+        }
     }
 
     /// Whether the service with id `sid` has quorum (keepalived's `quorum_state_up`).
