@@ -1328,6 +1328,68 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         }
     }
 
+    /// The quorum example of docs/config.md, and what validation refuses around it.
+    #[test]
+    fn quorum_sorry_server_and_https_check() {
+        let svc = r#"
+[[services]]
+proto = "tcp"
+vip = "198.18.0.100:443"
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:443", weight = 2 }, { addr = "198.18.1.12:443", weight = 2 }]
+check = { kind = "https", path = "/health", interval_ms = 2000, timeout_ms = 1000, host = "www.example.org" }
+quorum = 3
+hysteresis = 1
+sorry_server = { addr = "198.18.1.20:443", inhibit = true }
+"#;
+        let text = format!("{GOOD}{svc}");
+        let c = Config::from_toml(&text).unwrap();
+        c.validate().unwrap();
+        let s = &c.services[1];
+        assert_eq!((s.quorum, s.hysteresis), (3, 1));
+        assert_eq!(
+            s.sorry_server,
+            Some(SorryServerConfig {
+                addr: "198.18.1.20:443".into(),
+                forward: Forward::Fullnat,
+                inhibit: true
+            })
+        );
+        let check = s.check.as_ref().unwrap();
+        assert_eq!(
+            (check.kind, check.host.as_deref(), check.sni.as_deref()),
+            (CheckKind::Https, Some("www.example.org"), None)
+        );
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c, "save/restore round trip");
+        // Defaults are not written: a service without quorum settings saves as before.
+        assert!(!Config::from_toml(GOOD).unwrap().to_toml().contains("quorum"));
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        for (from, to, field) in [
+            ("hysteresis = 1", "hysteresis = 3", "services[1].hysteresis"),
+            ("quorum = 3", "quorum = 0", "services[1].quorum"),
+            ("198.18.1.20:443", "198.18.1.20", "services[1].sorry_server.addr"),
+            ("inhibit = true", "forward = \"masq\"", "services[1].sorry_server.forward"),
+            ("host = \"www.example.org\"", "host = \"a b\"", "services[1].check.host"),
+            ("host = \"www.example.org\"", "sni = \"not a name\"", "services[1].check.sni"),
+            ("kind = \"https\"", "kind = \"tcp\"", "services[1].check.host"),
+            ("path = \"/health\"", "path = \"/a\\r\\nX: y\"", "services[1].check.path"),
+        ] {
+            let e = Config::from_toml(&text.replacen(from, to, 1)).unwrap().validate().unwrap_err();
+            assert_eq!(e.field, field, "{from} -> {to}: {e}");
+        }
+        let e =
+            Config::from_toml(&text.replacen("kind = \"https\"", "kind = \"http\", sni = \"a.example\"", 1))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+        assert_eq!(e.field, "services[1].check.sni", "{e}");
+        // Real servers that can never reach quorum + hysteresis: valid, with a warning.
+        let c = Config::from_toml(&text.replacen("quorum = 3", "quorum = 4", 1)).unwrap();
+        c.validate().unwrap();
+        let w = c.warnings();
+        assert!(w.len() == 1 && w[0].starts_with("services[1].quorum: tcp 198.18.0.100:443: its real servers weigh 4 in all, below quorum 4 + hysteresis 1"), "{w:?}");
+    }
+
     #[test]
     fn metrics_endpoint_is_off_by_default_and_checked_when_on() {
         let c = Config::from_toml(GOOD).unwrap();

@@ -1017,13 +1017,16 @@ mod tests {
         server.set_mode(OK);
     }
 
+    /// What a [`tls_server`] saw of each connection: the server name sent (SNI) and the request.
+    type Seen = Vec<(Option<String>, String)>;
+
     /// A loopback HTTPS server with the self-signed test certificate (control/tests/tls), speaking
     /// `versions`. It serves one connection per answer, in order, and returns for each the server
     /// name the client sent (SNI) and its request.
     fn tls_server(
         versions: &[&'static rustls::SupportedProtocolVersion],
         answers: Vec<&'static [u8]>,
-    ) -> (u16, JoinHandle<Vec<(Option<String>, String)>>) {
+    ) -> (u16, JoinHandle<Seen>) {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let certs = CertificateDer::pem_slice_iter(include_bytes!("../tests/tls/cert.pem"))
