@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # keepalived.conf end to end: rvsd takes its services from a keepalived.conf (the TOML's `keepalived`
-# key) with two virtual servers on two VIPs sharing a DPVS local_address_group: one HTTP_GET with
-# persistence_timeout and inhibit_on_failure, one TCP_CHECK without. Traffic flows through both VIPs;
+# key) with three virtual servers on three VIPs sharing a DPVS local_address_group: one HTTP_GET with
+# persistence_timeout and inhibit_on_failure, one TCP_CHECK without. Traffic flows through the first two;
 # a killed real server is taken out by its check as keepalived would (weight 0 with
 # inhibit_on_failure, removed without) and comes back when restarted. A third virtual server checks
 # nginx over TLS with SSL_GET and has a sorry server (another TLS nginx): killing its one real server
@@ -183,7 +183,7 @@ check "SSL_GET service: rr" grep -qE "^TCP  $VIP3:443 rr\$" "$RVS_TMP/ln"
 check "five FullNat real servers, no sorry server while quorum holds" bash -c "[ \$(grep -c FullNat '$RVS_TMP/ln') -eq 5 ] && ! grep -q ':9443' '$RVS_TMP/ln'"
 adm -S | tee "$RVS_TMP/S" | sed 's/^/    /'
 check "-S: --inhibit-on-failure on the HTTP_GET service only" bash -c "grep -q -- '-A -t $VIP:80 -s rr -p 120 --inhibit-on-failure' '$RVS_TMP/S' && grep -q -- '-A -t $VIP2:80 -s rr\$' '$RVS_TMP/S'"
-check "local_address_group: $LIP on both" [ "$(adm --get-laddr | grep -c "$LIP")" -eq 2 ]
+check "local_address_group: $LIP on all three" [ "$(adm --get-laddr | grep -c "$LIP")" -eq 3 ]
 
 health() { api '{"op":"list_services"}' | grep -o '"health":"[a-z]*"' | sort | uniq -c | tr -s ' ' | paste -sd' '; }
 for _ in $(seq 1 40); do [ "$(health)" = " 5 \"health\":\"up\"" ] && break; sleep 0.1; done

@@ -507,7 +507,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
     let mut vs_vhost = None;
     let mut quorum: Option<(&Stmt, u32)> = None;
     let mut hysteresis: Option<(&Stmt, u32)> = None;
-    // (statement, address, port: None for the virtual server's), its inhibit and method.
+    // `sorry_server`: its statement, address and port (None: the virtual server's).
     let mut sorry: Option<(&Stmt, Ipv4Addr, Option<u16>)> = None;
     let mut sorry_inhibit = false;
     let mut sorry_method = None;
