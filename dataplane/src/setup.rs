@@ -47,6 +47,9 @@ pub struct ServiceSetup {
     pub persistence_ms: Option<Millis>,
     pub toa: bool,
     pub synproxy: bool,
+    /// PROXY protocol header at the start of each client's stream toward its real server (TCP
+    /// services, FULLNAT and NAT reals; exclusive with `toa`).
+    pub proxy_protocol: Option<crate::wire::proxy::Version>,
     pub laddrs: Vec<Ipv4Addr>,
     pub reals: Vec<RealSetup>,
 }
@@ -83,6 +86,11 @@ pub struct ConnSetup {
     /// until they expire.
     pub expire_on_real_removed: bool,
     pub synproxy: SynproxySetup,
+    /// PROXY protocol headers awaiting the real server's acknowledgement, per worker (their
+    /// retransmission timers; see `proto::proxy`).
+    pub proxy_timers: u32,
+    /// IP fragments (see `frag`).
+    pub frag: FragSetup,
 }
 
 /// SYN-proxy parameters (docs/config.md, `[synproxy]`).
@@ -141,6 +149,25 @@ impl Default for ConnSetup {
             timeouts: Timeouts::default(),
             expire_on_real_removed: false,
             synproxy: SynproxySetup::default(),
+            proxy_timers: 262_144,
+            frag: FragSetup::default(),
         }
+    }
+}
+
+/// Bounds of the per-worker fragment table (docs/config.md, `[conn.frag]`).
+#[derive(Debug, Clone, Copy)]
+pub struct FragSetup {
+    /// Datagrams tracked at once.
+    pub max_datagrams: u32,
+    /// Of those, from one source address.
+    pub max_per_source: u32,
+    /// How long a datagram is tracked after its first fragment seen (any fragment).
+    pub timeout_ms: Millis,
+}
+
+impl Default for FragSetup {
+    fn default() -> Self {
+        FragSetup { max_datagrams: 4096, max_per_source: 256, timeout_ms: 1000 }
     }
 }

@@ -12,17 +12,20 @@
 //!   that taught us a neighbour, a real server's SYN-ACK that completed a proxied handshake), or
 //!   dropped with exactly one [`DropReason`](crate::stats::DropReason) counted.
 //! - No allocation per packet: frames are reused in place (ARP and echo replies, rewrites); only
-//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs) come from the pool.
+//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs, PROXY protocol
+//!   headers) come from the pool.
 use std::sync::Arc;
 
 use crate::conn::bind::{ConnEvent, ConnEvents};
 use crate::conn::ConnTable;
 use crate::flow::Millis;
+use crate::frag::Frags;
 use crate::frame::FramePool;
 use crate::handoff::Handoff;
 use crate::l2::PortRt;
 use crate::neigh::Neighbours;
 use crate::packet::Ctx;
+use crate::proto::proxy::ProxyTimers;
 use crate::route::Routes;
 use crate::sched::Persistence;
 use crate::service::Services;
@@ -44,6 +47,8 @@ pub struct Worker<P: FramePool> {
     /// Workers sharing the ports (owners of local-port slices).
     pub(crate) workers: u16,
     pub(crate) ports: Vec<PortRt>,
+    /// The smallest port MTU: a packet within it fits every way out.
+    pub(crate) min_mtu: u16,
     pub(crate) routes: Routes,
     pub(crate) services: Services,
     pub(crate) conns: ConnTable,
@@ -52,6 +57,8 @@ pub struct Worker<P: FramePool> {
     pub(crate) pool: P,
     pub(crate) stats: Arc<Stats>,
     pub(crate) sp: SynProxy<P::Frame>,
+    pub(crate) pp_timers: ProxyTimers,
+    pub(crate) frags: Frags<P::Frame>,
     pub(crate) events: ConnEvents,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
@@ -97,6 +104,7 @@ impl<P: FramePool> Worker<P> {
             index,
             workers: setup.workers.max(1),
             ports: setup.ports.iter().map(PortRt::new).collect(),
+            min_mtu: setup.ports.iter().map(|p| p.mtu).min().unwrap_or(u16::MAX),
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
             conns,
@@ -105,6 +113,8 @@ impl<P: FramePool> Worker<P> {
             pool,
             stats,
             sp: SynProxy::new(c.synproxy),
+            pp_timers: ProxyTimers::new(c.proxy_timers as usize),
+            frags: Frags::new(c.frag.max_datagrams as usize, c.frag.max_per_source, c.frag.timeout_ms),
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,
@@ -148,8 +158,10 @@ impl<P: FramePool> Worker<P> {
         let new_ms = now != self.housekeeping_at;
         if new_ms {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+            self.frag_poll(now);
         }
         self.sp_poll(now, out);
+        self.pp_poll(now, out);
         // Gauges are read by people and the drain loop, not per packet: publishing them sums over
         // every real server, so it happens at most every GAUGE_MS rather than every burst.
         if now >= self.gauges_at {
@@ -187,6 +199,11 @@ impl<P: FramePool> Worker<P> {
     /// Client packets held by SYN-proxy until real servers answer.
     pub fn synproxy_held(&self) -> usize {
         self.sp.held()
+    }
+
+    /// Fragments waiting for their datagram's first fragment.
+    pub fn frag_held(&self) -> usize {
+        self.frags.held()
     }
 
     /// Graceful drain: from now on new connections are refused (TCP with a RST, UDP dropped and

@@ -49,6 +49,7 @@ fn setup() -> Setup {
             persistence_ms: None,
             toa: false,
             synproxy: false,
+            proxy_protocol: None,
             laddrs: LIPS.to_vec(),
             reals: reals()
                 .into_iter()
