@@ -449,12 +449,13 @@ impl Shared {
                             let rid = st.real_id(sid, &r.addr).unwrap_or(0);
                             let (active_conns, inactive_conns, counters) =
                                 counts.get(&(sid, rid)).copied().unwrap_or_default();
-                            let health = match (s.check.is_some(), st.is_down(sid, rid), s.inhibit_on_failure)
-                            {
-                                (false, _, _) => Health::Unchecked,
-                                (true, false, _) => Health::Up,
-                                (true, true, true) => Health::Inhibited,
-                                (true, true, false) => Health::Removed,
+                            // Out of the pool: its check failed, or the sorry server serves instead.
+                            let out = (s.check.is_some() && st.is_down(sid, rid)) || st.sorry_serving(sid);
+                            let health = match (out, s.inhibit_on_failure, s.check.is_some()) {
+                                (true, true, _) => Health::Inhibited,
+                                (true, false, _) => Health::Removed,
+                                (false, _, true) => Health::Up,
+                                (false, _, false) => Health::Unchecked,
                             };
                             RealMetrics {
                                 addr: r.addr.clone(),
