@@ -140,12 +140,16 @@ impl ControlState {
             (None, _) => String::new(),
         };
         let (what, sign) = if has { ("gained quorum", '+') } else { ("lost quorum", '-') };
-        tracing::info!(
-            service = %format!("{} {}", s.proto, s.vip),
-            "{what}: live weight {live}, quorum {} {sign} hysteresis {}{sorry}",
-            s.quorum,
-            s.hysteresis
-        );
+        let service = format!("{} {}", s.proto, s.vip);
+        let (q, h) = (s.quorum, s.hysteresis);
+        // keepalived logs every change; here at info where quorum is configured (a sorry server or
+        // thresholds), else at debug: without a sorry server a change does nothing, and a service
+        // made with rvsadm loses its default quorum whenever it has no live weight (e.g. `-A`).
+        if s.sorry_server.is_some() || q != crate::config::defaults::QUORUM || h != 0 {
+            tracing::info!(%service, "{what}: live weight {live}, quorum {q} {sign} hysteresis {h}{sorry}");
+        } else {
+            tracing::debug!(%service, "{what}: live weight {live}, quorum {q} {sign} hysteresis {h}");
+        }
     }
 
     /// Whether the sorry server of the service with id `sid` serves in place of its real servers.
