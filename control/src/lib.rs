@@ -9,6 +9,7 @@ pub mod health;
 pub mod keepalived;
 pub mod metrics;
 pub mod metrics_http;
+pub mod quorum;
 pub mod server;
 pub mod setup;
 pub mod state;

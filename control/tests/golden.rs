@@ -342,6 +342,9 @@ fn configs() -> Vec<ServiceConfig> {
                 reals,
                 check: None,
                 inhibit_on_failure: s.inhibit_on_failure,
+                quorum: 1,
+                hysteresis: 0,
+                sorry_server: None,
             }
         })
         .collect();

@@ -793,6 +793,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
                     reals: Vec::new(),
                     check: None,
                     inhibit_on_failure: raw.has(Opt::Inhibit),
+                    quorum: crate::config::defaults::QUORUM,
+                    hysteresis: 0,
+                    sorry_server: None,
                 },
             })
         }

@@ -205,16 +205,20 @@ pub fn execute<T: Transport + ?Sized>(
             let mut text = String::new();
             input.read_to_string(&mut text).map_err(|e| AdmError::Io(format!("cannot read rules: {e}")))?;
             let Rules { mut services, timeouts } = parse_rules_full(&text)?;
-            // ipvsadm's rule syntax has no health checks: a restored service keeps the check its
-            // running namesake has, so `-S | -R` does not silently drop them.
+            // ipvsadm's rule syntax has no health checks, quorum or sorry server: a restored
+            // service keeps those its running namesake has, so `-S | -R` does not silently drop them.
             let saved: String = field(&call_ok(t, &Request::Save)?, "config")?;
             if let Ok(running) = crate::config::Config::from_toml(&saved) {
-                for s in services.iter_mut().filter(|s| s.check.is_none()) {
-                    s.check = running
-                        .services
-                        .iter()
-                        .find(|r| r.proto == s.proto && r.vip == s.vip)
-                        .and_then(|r| r.check.clone());
+                for s in services.iter_mut() {
+                    let Some(r) = running.services.iter().find(|r| r.proto == s.proto && r.vip == s.vip)
+                    else {
+                        continue;
+                    };
+                    if s.check.is_none() {
+                        s.check = r.check.clone();
+                    }
+                    (s.quorum, s.hysteresis, s.sorry_server) =
+                        (r.quorum, r.hysteresis, r.sorry_server.clone());
                 }
             }
             let req = Request::Restore { config: restore_toml(&services)?, timeouts };

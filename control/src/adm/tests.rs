@@ -51,6 +51,9 @@ fn add_and_edit_service() {
         reals: vec![],
         check: None,
         inhibit_on_failure: false,
+        quorum: 1,
+        hysteresis: 0,
+        sorry_server: None,
     };
     // A bare -p is IPVS_SVC_PERSISTENT_TIMEOUT (libipvs.h: 6*60), as ipvsadm's parse_timeout(NULL).
     for line in [
@@ -573,7 +576,7 @@ fn list_one_service_or_say_it_is_missing() {
 fn restore_sends_one_atomic_request() {
     let rules = "-A -t 1.2.3.4:80 -s rr\n--add-laddr -t 1.2.3.4:80 -z 10.0.0.9\n-a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 1\n-A -u 1.2.3.4:53 -s wlc\n";
     // The running configuration has a health check on the TCP service, which rules cannot express.
-    let running = "[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\naddr = \"1.2.3.1/24\"\n\n[[services]]\nproto = \"tcp\"\nvip = \"1.2.3.4:80\"\ncheck = { kind = \"tcp\" }\n";
+    let running = "[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\naddr = \"1.2.3.1/24\"\n\n[[services]]\nproto = \"tcp\"\nvip = \"1.2.3.4:80\"\ncheck = { kind = \"tcp\" }\nquorum = 2\nhysteresis = 1\nsorry_server = { addr = \"10.0.1.9:80\" }\n";
     let answer = |req: &Request| match req {
         Request::Save => Response::ok(Reply::Config { config: running.into() }),
         _ => Response::ok(Reply::Applied { epoch: 7 }),
@@ -588,6 +591,10 @@ fn restore_sends_one_atomic_request() {
             let mut want = parse_rules(rules).unwrap();
             assert_eq!(services[0].check.as_ref().map(|c| c.kind.as_str()), Some("tcp"), "check kept");
             want[0].check = services[0].check.clone();
+            assert_eq!((services[0].quorum, services[0].hysteresis), (2, 1), "quorum kept");
+            assert_eq!(services[0].sorry_server.as_ref().map(|s| s.addr.as_str()), Some("10.0.1.9:80"));
+            (want[0].quorum, want[0].hysteresis, want[0].sorry_server) =
+                (2, 1, services[0].sorry_server.clone());
             assert_eq!(services, want);
             assert_eq!(services.len(), 2);
             assert!(services[1].check.is_none());
@@ -618,6 +625,37 @@ fn save_and_get_laddr() {
     let (one, sent) = run("-G -t 1.2.3.4:80", "", answer);
     assert_eq!(all.unwrap(), one.unwrap());
     assert_eq!(sent, [Request::ListLaddrs { id: id("tcp", "1.2.3.4:80") }]);
+}
+
+/// keepalived's quorum as ipvsadm shows it: the sorry server listed while in the table, the
+/// real servers it displaced not (or at weight 0 under inhibit_on_failure); `-S` saves the real
+/// servers, not the sorry server.
+#[test]
+fn displaced_reals_and_the_sorry_server() {
+    let answer_with = |s: ServiceInfo| {
+        move |req: &Request| match req {
+            Request::ListServices => Response::ok(Reply::Services { services: vec![s.clone()] }),
+            Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+            _ => Response::error("unexpected"),
+        }
+    };
+    let mut s = svc("tcp", "1.2.3.4:80");
+    s.reals[0].health = "displaced".into();
+    s.reals[0].weight = 3;
+    let sorry =
+        RealInfo { addr: "10.0.1.9:80".into(), weight: 1, health: "sorry".into(), ..s.reals[0].clone() };
+    s.reals.push(sorry);
+    let (out, _) = run("-Ln", "", answer_with(s.clone()));
+    let out = out.unwrap();
+    assert!(!out.contains("10.0.1.1:80"), "{out}");
+    assert!(out.contains("  -> 10.0.1.9:80                  FullNat 1      0 "), "{out}");
+    let (out, _) = run("-S -n", "", answer_with(s.clone()));
+    let out = out.unwrap();
+    assert!(out.contains("-a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 3\n") && !out.contains("10.0.1.9"), "{out}");
+    s.inhibit_on_failure = true;
+    let (out, _) = run("-Ln", "", answer_with(s));
+    let out = out.unwrap();
+    assert!(out.contains("  -> 10.0.1.1:80                  FullNat 0      0 "), "{out}");
 }
 
 #[test]
