@@ -14,6 +14,13 @@
 //! - **IcmpChain**: an ICMP error about a client-side packet (VIP -> client) names no local port;
 //!   it visits the workers in turn until one finds the connection, or all have looked.
 //!
+//! NAT connections have no local port to name their owner: the real server's reply
+//! `RS:rport -> client:cport` carries the client's address and port instead. A NAT service's
+//! connections therefore live on the worker [`client_owner`] picks from the client's address and
+//! port; a client packet that misses on another worker is handed there before admission (so
+//! SYN-proxy's cookie is made and checked by one worker), and so is a reply from a NAT real
+//! server that misses (**Owner** too).
+//!
 //! Invariants:
 //! - A frame is handed on at most `workers - 1` times, so nothing circulates.
 //! - The tag travels in the buffer's metadata (the daemon puts it in the mbuf), so the ring
@@ -75,7 +82,38 @@ impl Handoff {
     }
 }
 
+/// The worker owning the NAT connections of client `addr:port`: a multiplicative hash of both,
+/// the same on every worker and for either direction (the client's source is the reply's
+/// destination).
+#[inline]
+pub fn client_owner(addr: std::net::Ipv4Addr, port: u16, workers: u16) -> u16 {
+    let x = (u64::from(u32::from(addr)) << 16 | u64::from(port)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((x >> 32) % u64::from(workers.max(1))) as u16
+}
+
 impl<P: FramePool> Worker<P> {
+    /// Hands `f` to worker `o` as its owner, unless that is this one or the frame was handed
+    /// here already (it reached its owner); gives it back then.
+    pub(crate) fn hand_to_worker(
+        &mut self,
+        f: P::Frame,
+        o: u16,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) -> Result<(), P::Frame> {
+        if self.workers <= 1 || cx.via.is_some() || o == self.index {
+            return Err(f);
+        }
+        let h = Handoff {
+            kind: HandoffKind::Owner,
+            in_port: cx.in_port as u8,
+            origin: self.index as u8,
+            learned: false,
+        };
+        out.hand_to(&self.stats, o, f, h);
+        Ok(())
+    }
+
     /// Hands `f` on along the chain of `kind` started at this frame's origin; gives it back when
     /// every worker has seen it (the caller then decides its fate).
     pub(crate) fn pass_on(
@@ -106,21 +144,8 @@ impl<P: FramePool> Worker<P> {
         cx: &Ctx,
         out: &mut Outbox<P::Frame>,
     ) -> Result<(), P::Frame> {
-        if self.workers <= 1 || cx.via.is_some() {
-            return Err(f);
-        }
         let o = owner(lport, self.workers);
-        if o == self.index {
-            return Err(f);
-        }
-        let h = Handoff {
-            kind: HandoffKind::Owner,
-            in_port: cx.in_port as u8,
-            origin: self.index as u8,
-            learned: false,
-        };
-        out.hand_to(&self.stats, o, f, h);
-        Ok(())
+        self.hand_to_worker(f, o, cx, out)
     }
 }
 

@@ -8,6 +8,7 @@
 //!   reason.
 //! - Multi-core: an error quoting a packet from a local port goes to that port's owner; one about
 //!   a packet to a client names no owner and visits the workers along a chain.
+use crate::conn::Dir;
 use crate::flow::{FlowKey, Proto};
 use crate::frame::Frame;
 use crate::frame::FramePool;
@@ -18,6 +19,7 @@ use crate::packet::{reply_macs, Ctx, ETH, OWN_TTL};
 use crate::stats::{DropReason as D, Event as E};
 use crate::wire::{icmp, IcmpPacket, Ipv4Packet};
 use crate::worker::Worker;
+use crate::xmit::IcmpRelay;
 
 impl<P: FramePool> Worker<P> {
     pub(crate) fn icmp_input(&mut self, mut f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
@@ -45,6 +47,21 @@ impl<P: FramePool> Worker<P> {
         if !is_error {
             return self.discard(f, D::IcmpType);
         }
+        self.icmp_error(f, cx, out)
+    }
+
+    /// An ICMP error to an address that is not ours: NAT's real-server side sends errors about
+    /// `client -> RS` to the client, through the gateway. Relayed when it names a tracked
+    /// connection, like any other error; anything else is not for us.
+    pub(crate) fn icmp_transit(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        match IcmpPacket::new_checked(&f.data()[ETH + cx.hl..]) {
+            Ok(p) if p.is_error() => self.icmp_error(f, cx, out),
+            _ => self.discard(f, D::NotForUs),
+        }
+    }
+
+    fn icmp_error(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
+        let hl = cx.hl;
         let inner = {
             let Ok(p) = IcmpPacket::new_checked(&f.data()[ETH + hl..]) else {
                 return self.discard(f, D::IcmpMalformed);
@@ -76,17 +93,30 @@ impl<P: FramePool> Worker<P> {
             }
             return self.discard(f, D::IcmpUnknownConn);
         };
-        let Some(c) = self.conns.get(id) else { return self.discard(f, D::IcmpUnknownConn) };
-        let Some((src, dst, quoted)) = crate::xmit::icmp_relay(c, dir) else {
-            return self.discard(f, D::IcmpUnknownConn);
-        };
+        let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::IcmpUnknownConn) };
+        let from = Ipv4Packet::new_unchecked(&f.data()[ETH..]).src_addr();
         if !decrement_ttl(&mut f) {
             return self.discard(f, D::TtlExceeded);
         }
-        if crate::wire::rewrite_icmp_error(&mut f.data_mut()[ETH..], src, dst, &quoted).is_err() {
-            return self.discard(f, D::IcmpMalformed);
+        match crate::xmit::icmp_relay(&c, dir, from) {
+            IcmpRelay::Translate(src, dst, quoted) => {
+                if crate::wire::rewrite_icmp_error(&mut f.data_mut()[ETH..], src, dst, &quoted).is_err() {
+                    return self.discard(f, D::IcmpMalformed);
+                }
+                self.stats.inc(E::IcmpErrorsRelayed);
+                self.send_ip(f, dst, cx.now, out);
+            }
+            IcmpRelay::Forward => {
+                let (xlat, to) = (
+                    c.xlat(),
+                    match dir {
+                        Dir::Original => c.rs().0,
+                        Dir::Reply => c.client_addr().0,
+                    },
+                );
+                self.stats.inc(E::IcmpErrorsRelayed);
+                self.transmit(f, xlat, dir, to, cx, out);
+            }
         }
-        self.stats.inc(E::IcmpErrorsRelayed);
-        self.send_ip(f, dst, cx.now, out);
     }
 }

@@ -68,13 +68,17 @@ impl<P: FramePool> Worker<P> {
         }
         cx.hl = hl;
         // An established packet's tuple is in the connection table, which only holds tuples to
-        // our VIPs and local addresses: TCP and UDP look there first and classify the destination
-        // only on a miss (see crate::proto), so the hit path does no address-set lookups.
+        // our VIPs and local addresses, and NAT replies to clients: TCP and UDP look there first
+        // and classify the destination only on a miss (see crate::proto), so the hit path does no
+        // address-set lookups.
         if !frag && (proto == ipv4::PROTO_TCP || proto == ipv4::PROTO_UDP) {
             return self.l4_input(f, cx, out);
         }
         cx.dst = match self.classify(dst) {
             Some(d) => d,
+            None if proto == ipv4::PROTO_ICMP && !frag && self.services.relays_transit() => {
+                return self.icmp_transit(f, cx, out);
+            }
             None => return self.discard(f, D::NotForUs),
         };
         if frag {

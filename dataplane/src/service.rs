@@ -167,8 +167,10 @@ impl Service {
             vip: s.vip,
             vport: s.vport,
             persistence_ms: s.persistence_ms,
-            toa: s.toa,
-            synproxy: s.synproxy,
+            // The control plane refuses both with a DR or TUN real server (whose replies bypass
+            // the gateway); a setup that has them anyway does not get them.
+            toa: s.toa && s.reals.iter().all(|r| r.xlat == Xlat::FullNat),
+            synproxy: s.synproxy && s.reals.iter().all(|r| r.xlat.sees_replies()),
             reals,
             sched: Scheduler::new(s.sched, &views),
             views,
@@ -247,6 +249,11 @@ pub struct Services {
     by_id: HashMap<u32, usize>,
     vips: HashSet<Ipv4Addr>,
     lips: HashSet<Ipv4Addr>,
+    /// `(proto, addr, port)` of every NAT real server: where a reply that matched no connection
+    /// on this worker may have come from (see [`Services::is_nat_source`]).
+    nat_sources: HashSet<(Proto, Ipv4Addr, u16)>,
+    /// Some real server forwards in a mode other than FULLNAT.
+    transit: bool,
     real_slots: Vec<RealSlot>,
 }
 
@@ -272,9 +279,27 @@ impl Services {
             s.by_id.insert(svc.id, i);
             s.vips.insert(svc.vip);
             s.lips.extend(svc.laddrs.iter().copied());
+            s.transit |= !svc.reals.iter().all(|r| r.xlat == Xlat::FullNat);
+            s.nat_sources.extend(
+                svc.reals.iter().filter(|r| r.xlat == Xlat::Nat).map(|r| (svc.proto, r.addr, r.port)),
+            );
             s.list.push(Service::new(svc, setup, worker, prev));
         }
         s
+    }
+
+    /// Whether some real server forwards NAT, DR or TUN: then packets not to our addresses may
+    /// still be ours to relay (NAT replies, ICMP errors about them).
+    #[inline]
+    pub fn relays_transit(&self) -> bool {
+        self.transit
+    }
+
+    /// Whether a packet from `addr:port` could be a NAT real server's reply. Looked up only for a
+    /// packet that matched no connection and is not to one of our addresses.
+    #[inline]
+    pub fn is_nat_source(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
+        !self.nat_sources.is_empty() && self.nat_sources.contains(&(proto, addr, port))
     }
 
     /// Position of the service for a packet to (proto, vip, vport).

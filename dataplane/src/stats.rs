@@ -85,6 +85,9 @@ counter_enum! {
         TcpNoConn => "tcp_no_conn",
         /// Packet to a local address (LIP) that matches no connection.
         LipNoConn => "lip_no_conn",
+        /// A packet from a NAT real server's address and port that matches no connection: never
+        /// sent on as if from the VIP.
+        NatNoConn => "nat_no_conn",
         /// The service has no usable real server.
         NoRealServer => "no_real_server",
         /// Connection table at capacity.
@@ -106,6 +109,8 @@ counter_enum! {
         NeighUnresolved => "neigh_unresolved",
         /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
         MtuExceeded => "mtu_exceeded",
+        /// No headroom in the buffer for an encapsulation header.
+        NoHeadroom => "no_headroom",
         /// Chained (multi-segment) buffer that could not be linearised.
         Chained => "chained",
         /// The transmit queue refused the packet.
@@ -149,6 +154,13 @@ counter_enum! {
         ToaInserted => "toa_inserted",
         /// No room for the TOA option in the segment that should carry it.
         ToaSkipped => "toa_skipped",
+        /// A SYN to a TUN real server whose MSS was lowered to fit the encapsulation.
+        MssClamped => "mss_clamped",
+        /// A DF packet too big once encapsulated for a TUN real server, turned into the ICMP
+        /// fragmentation-needed that answers it (naming the MTU minus the encapsulation).
+        FragNeededSent => "frag_needed_sent",
+        /// Packets encapsulated IPv4-in-IPv4 toward TUN real servers.
+        TunEncapsulated => "tun_encapsulated",
         IcmpErrorsRelayed => "icmp_errors_relayed",
         RstSent => "rst_sent",
         /// SYN-proxy: SYNs answered with a cookie SYN-ACK.

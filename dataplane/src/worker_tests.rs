@@ -2058,4 +2058,5 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 // ---------------------------------------------------------------------------------------------------
 
 mod burst;
+mod modes;
 mod multi;

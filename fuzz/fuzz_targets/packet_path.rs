@@ -157,6 +157,8 @@ struct RealKnob {
     weight: u8,
     u_threshold: u8,
     l_threshold: u8,
+    /// Forwarding mode (two bits: FULLNAT, NAT, DR, TUN).
+    mode: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -272,7 +274,10 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
         }
         let mut reals: Vec<RealSetup> = Vec::new();
         for r in k.reals.iter().take(4) {
-            let (addr, port) = (real(r.host), r.port.get());
+            let xlat = Xlat::from_bits(r.mode);
+            // As the control plane admits them: DR and TUN keep the VIP's port.
+            let port = if xlat.sees_replies() { r.port.get() } else { vport };
+            let (addr, port) = (real(r.host), port);
             if reals.iter().any(|x| x.addr == addr && x.port == port) {
                 continue;
             }
@@ -283,7 +288,7 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
                 weight: u32::from(r.weight % 5),
                 u_threshold: u32::from(r.u_threshold % 4),
                 l_threshold: u32::from(r.l_threshold % 4),
-                xlat: Xlat::FullNat,
+                xlat,
             });
         }
         let mut laddrs: Vec<Ipv4Addr> =

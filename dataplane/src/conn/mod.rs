@@ -54,7 +54,7 @@ use entry::{key_words, port_word, F_ACTIVE, F_LIVE, XLAT_SHIFT};
 pub use entry::{Conn, NewConn};
 pub use index::Hashed;
 pub use lport::{alloc_lport, owner, LportCursor, PortSlice, LPORT_HI, LPORT_LO};
-pub use state::{next_state, tcp_flags, Dir, StateChange, TcpState, Timeouts};
+pub use state::{next_state, next_state_in, tcp_flags, Dir, StateChange, TcpState, Timeouts};
 
 use index::{Hasher, Index};
 use wheel::{before, deadline_tick, tick_of, Wheel, NIL};
@@ -348,7 +348,7 @@ impl<A: Addr> ConnTable<A> {
             return StateChange { old: TcpState::Close, new: TcpState::Close };
         };
         let old = c.state();
-        let new = next_state(old, dir, flags);
+        let new = next_state_in(old, dir, flags, !c.xlat().sees_replies());
         c.state = new as u8;
         if new.is_active() {
             c.flags |= F_ACTIVE;

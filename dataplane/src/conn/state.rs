@@ -1,9 +1,11 @@
 //! TCP connection states and timeouts, as LVS tracks them (`net/netfilter/ipvs/ip_vs_proto_tcp.c`).
 //!
 //! Invariants:
-//! - The transition table is LVS's `tcp_states` (normal, non-`secure_tcp` mode), INPUT and OUTPUT
-//!   halves only: in FULLNAT the gateway sees both directions, so LVS's INPUT-ONLY half (for
-//!   DR/TUN, where replies bypass the director) never applies.
+//! - The transition table is LVS's `tcp_states` (normal, non-`secure_tcp` mode): INPUT and OUTPUT
+//!   for FULLNAT and NAT, where the gateway sees both directions, and INPUT-ONLY for the client's
+//!   segments of DR and TUN connections, whose replies bypass the gateway (LVS's
+//!   `IP_VS_CONN_F_NOOUTPUT`): there a client FIN from ESTABLISHED goes to FIN_WAIT, not
+//!   CLOSE_WAIT, and a RST in SYN_ACK closes.
 //! - The event is chosen from the flag byte with LVS's priority rst > syn > fin > ack
 //!   (`tcp_state_idx`). A segment with none of those flags moves the connection to CLOSE, exactly as
 //!   `set_tcp_state` does (its `new_state` starts as CLOSE and the lookup is skipped).
@@ -118,10 +120,11 @@ use TcpState::{
     SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
-/// `TABLE[dir][event][state]`, transcribed from LVS's `tcp_states` (INPUT = from client,
-/// OUTPUT = from real server). Columns: NO ES SS SR FW TW CL CW LA LI SA.
+/// `TABLE[half][event][state]`, transcribed from LVS's `tcp_states` (INPUT = from client,
+/// OUTPUT = from real server, INPUT-ONLY = from client when replies bypass the director).
+/// Columns: NO ES SS SR FW TW CL CW LA LI SA.
 #[rustfmt::skip]
-const TABLE: [[[TcpState; TCP_STATES]; 4]; 2] = [
+const TABLE: [[[TcpState; TCP_STATES]; 4]; 3] = [
     // INPUT
     [
         /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
@@ -136,13 +139,27 @@ const TABLE: [[[TcpState; TCP_STATES]; 4]; 2] = [
         /* ack */ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
         /* rst */ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
     ],
+    // INPUT-ONLY
+    [
+        /* syn */ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /* fin */ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        /* ack */ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /* rst */ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
 ];
 
-/// The LVS transition for one segment.
+/// The LVS transition for one segment of a connection whose replies pass the gateway.
 pub const fn next_state(state: TcpState, dir: Dir, flags: u8) -> TcpState {
-    let d = match dir {
-        Dir::Original => 0,
-        Dir::Reply => 1,
+    next_state_in(state, dir, flags, false)
+}
+
+/// The LVS transition for one segment; `input_only` for a connection whose replies bypass the
+/// gateway (DR, TUN), whose client segments then take the INPUT-ONLY half.
+pub const fn next_state_in(state: TcpState, dir: Dir, flags: u8, input_only: bool) -> TcpState {
+    let d = match (dir, input_only) {
+        (Dir::Original, false) => 0,
+        (Dir::Reply, _) => 1,
+        (Dir::Original, true) => 2,
     };
     match tcp_event(flags) {
         Some(ev) => TABLE[d][ev][state as usize],
@@ -257,6 +274,34 @@ mod tests {
             s = n;
         }
         s
+    }
+
+    /// DR and TUN: only the client's segments pass, through LVS's INPUT-ONLY half.
+    #[test]
+    fn input_only_follows_the_client_alone() {
+        let mut s = TcpState::None;
+        for (flags, want) in [
+            (SYN, TcpState::SynRecv),
+            (ACK, TcpState::Established),
+            (ACK | PSH, TcpState::Established),
+            // INPUT says CLOSE_WAIT here (the server's FIN would follow through the gateway).
+            (FIN | ACK, TcpState::FinWait),
+            (ACK, TcpState::FinWait),
+            (FIN | ACK, TcpState::FinWait),
+            (RST, TcpState::Close),
+        ] {
+            let n = next_state_in(s, Dir::Original, flags, true);
+            assert_eq!(n, want, "{s:?} --{flags:#04x}--> {n:?}, want {want:?}");
+            s = n;
+        }
+        // Where the halves differ: ESTABLISHED + FIN, FIN_WAIT + FIN, SYN_ACK + RST.
+        assert_eq!(next_state_in(TcpState::Established, Dir::Original, FIN, false), TcpState::CloseWait);
+        assert_eq!(next_state_in(TcpState::FinWait, Dir::Original, FIN, true), TcpState::FinWait);
+        assert_eq!(next_state_in(TcpState::FinWait, Dir::Original, FIN, false), TcpState::TimeWait);
+        assert_eq!(next_state_in(TcpState::SynAck, Dir::Original, RST, true), TcpState::Close);
+        assert_eq!(next_state_in(TcpState::SynAck, Dir::Original, RST, false), TcpState::SynRecv);
+        // A reply seen anyway takes the OUTPUT half.
+        assert_eq!(next_state_in(TcpState::SynRecv, Dir::Reply, SYN | ACK, true), TcpState::SynRecv);
     }
 
     #[test]

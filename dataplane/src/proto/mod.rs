@@ -15,6 +15,7 @@ pub mod udp;
 use crate::conn::{Dir, TcpState};
 use crate::flow::Proto;
 use crate::frame::{Frame, FramePool};
+use crate::handoff::client_owner;
 use crate::ip4::ttl_expires;
 use crate::outbox::Outbox;
 use crate::packet::{Ctx, Dst, ETH};
@@ -82,6 +83,14 @@ impl<P: FramePool> Worker<P> {
         }
         cx.dst = match self.classify(dst) {
             Some(d) => d,
+            None if self.services.is_nat_source(key.proto, key.src, key.sport) => {
+                // A NAT real server's reply: its connection lives with the client's owner.
+                let o = client_owner(key.dst, key.dport, self.workers);
+                if let Err(f) = self.hand_to_worker(f, o, cx, out) {
+                    self.discard(f, D::NatNoConn);
+                }
+                return;
+            }
             None => return self.discard(f, D::NotForUs),
         };
         // A reply to a local port another worker owns goes to that worker.
@@ -108,6 +117,16 @@ impl<P: FramePool> Worker<P> {
         let svc = if cx.dst == Dst::Vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
         let Some(svc) = svc else {
             return self.discard(f, if cx.dst == Dst::Lip { D::LipNoConn } else { D::NoService });
+        };
+        // NAT connections live with their client's owner, where the real server's replies are
+        // handed too; the protocol (and SYN-proxy's cookie) is decided there.
+        let f = if self.workers > 1 && self.services.list[svc as usize].has_nat {
+            match self.hand_to_worker(f, client_owner(key.src, key.sport, self.workers), cx, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
         };
         let verdict = match key.proto {
             Proto::Tcp => self.tcp_admit(&f, cx, svc),

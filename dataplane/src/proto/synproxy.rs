@@ -9,7 +9,7 @@
 //! - Whichever way a proxied handshake ends (established, refused, timed out, the connection
 //!   expired), its held packets are released or dropped and counted exactly once.
 use crate::conn::{ConnId, Dir};
-use crate::flow::{FlowKey, Millis, Proto};
+use crate::flow::{FlowKey, Millis};
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
 use crate::packet::{reply_macs, Ctx, ETH, OWN_TTL};
@@ -115,9 +115,10 @@ impl<P: FramePool> Worker<P> {
         let Some(c) = self.conns.get(id).copied() else { return };
         let Some(p) = self.sp.syn_sent(id, now) else { return };
         let toa = self.services.by_id(c.service()).is_some_and(|s| s.toa);
-        let (lip, lport) = c.lip();
-        let (rs, rport) = c.rs();
-        let flow = FlowKey { proto: Proto::Tcp, src: lip, dst: rs, sport: lport, dport: rport };
+        // FULLNAT's `LIP -> RS`, NAT's `client -> RS` (SYN-proxy needs replies through the
+        // gateway, so DR and TUN never get here).
+        let flow = crate::xmit::out_key(&c, Dir::Original);
+        let rs = flow.dst;
         let Some(f) = build_tcp(&mut self.pool, &flow, &syn_to_server(&p, &flow, toa)) else {
             self.stats.inc(E::NoMbuf);
             return;

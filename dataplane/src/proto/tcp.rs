@@ -19,6 +19,7 @@ use crate::stats::{DropReason as D, Event as E};
 use crate::synproxy::SeqShift;
 use crate::wire::{self, build, ipv4, toa, Ipv4Packet, TcpFlags, TcpPacket, TcpRepr};
 use crate::worker::Worker;
+use crate::xmit::Xlat;
 
 /// TCP flag combinations no legitimate stack sends: SYN+FIN, SYN+RST, nothing at all, or anything
 /// but a bare SYN or RST without ACK.
@@ -129,10 +130,13 @@ impl<P: FramePool> Worker<P> {
     /// The hooks that follow the counters (they may grow the segment): timestamps, TOA, MSS, state.
     pub(crate) fn tcp_after(&mut self, f: &mut P::Frame, cx: &Ctx, id: ConnId, dir: Dir, toa: bool) {
         let flags = cx.flags;
-        let toa_done = self.conns.get(id).is_some_and(|c| c.toa_done());
+        let (toa_done, fullnat) =
+            self.conns.get(id).map_or((false, false), |c| (c.toa_done(), c.xlat() == Xlat::FullNat));
         match dir {
             Dir::Original => {
-                if flags.syn() && self.strip_ts {
+                // Only FULLNAT multiplexes clients onto local ports (the PAWS hazard); the other
+                // modes keep the client's tuple.
+                if flags.syn() && self.strip_ts && fullnat {
                     TcpPacket::new_unchecked(&mut f.data_mut()[cx.l4()..]).nop_out_timestamps();
                 }
                 if toa && !toa_done && flags.ack() && !flags.syn() {

@@ -270,3 +270,49 @@ fn thresholds_are_split_between_workers() {
     let total: usize = m.ws.iter().map(|w| w.conns().len()).sum();
     assert_eq!(total, 4, "at most threshold + workers - 1 = 4 in all");
 }
+
+#[test]
+fn nat_connections_live_with_the_clients_owner_and_every_reply_finds_them() {
+    use crate::handoff::client_owner;
+    let s = setup_with(|s| {
+        s.workers = 2;
+        s.services[0].reals = (1..=3).map(|i| RealSetup { xlat: Xlat::Nat, ..real(i, 80) }).collect();
+        s.services[0].laddrs.clear();
+    });
+    let mut m = Mh::resolved(&s);
+    let mut seen_owner = [false; 2];
+    for (k, cport) in (40000u16..40016).enumerate() {
+        let n = 1 + (k % 3) as u8;
+        let owner = client_owner(client(n), cport, 2) as usize;
+        seen_owner[owner] = true;
+        // RSS may put the client's flow on either worker; the SYN is handled by the owner.
+        let w = k % 2;
+        let syn = from_client(n).tcp((client(n), cport), (VIP, 80), SYN, (7, 0), &SYN_OPTS, &[]);
+        let (sw, sp, out) = one(m.deliver(w, &syn, 0));
+        assert_eq!((sw, sp), (owner, 1), "the SYN is forwarded by the client's owner");
+        let i = rs_index(ip_of(&out).dst_addr());
+        // The reply is hashed on its own tuple: deliver it to either worker.
+        for (rw, seq) in [(1 - w, 900u32), (w, 901)] {
+            let seg = if seq == 900 { SYN | ACK } else { ACK };
+            let r = from_rs(i).tcp((rs(i), 80), (client(n), cport), seg, (seq, 8), &[], &[]);
+            let (fw, fp, got) = one(m.deliver(rw, &r, 1));
+            assert_eq!((fw, fp), (owner, 0), "the reply is forwarded by the owner");
+            let want = to_client(n).ttl(63).tcp((VIP, 80), (client(n), cport), seg, (seq, 8), &[], &[]);
+            assert_frame_eq(&got, &want);
+        }
+        // The client's next segment, on the other worker this time.
+        let a = from_client(n).tcp((client(n), cport), (VIP, 80), ACK, (8, 901), &[], &[]);
+        let (aw, _, _) = one(m.deliver(1 - w, &a, 0));
+        assert_eq!(aw, owner);
+    }
+    assert!(seen_owner.iter().all(|&b| b), "both workers own some clients");
+    assert_eq!(m.total_drops(DropReason::NatNoConn), 0);
+    assert_eq!(m.total_drops(DropReason::TcpNoConn), 0);
+    let conns: usize = m.ws.iter().map(|w| w.conns().len()).sum();
+    assert_eq!(conns, 16, "one connection per flow, on its owner only");
+    // A reply nobody has: handed to the owner, which drops it by reason.
+    let stray = from_rs(1).tcp((rs(1), 80), (client(1), 50000), ACK, (1, 1), &[], &[]);
+    assert!(m.deliver(0, &stray, 1).is_empty());
+    assert!(m.deliver(1, &stray, 1).is_empty());
+    assert_eq!(m.total_drops(DropReason::NatNoConn), 2);
+}

@@ -9,7 +9,10 @@
 //!   checksums are updated incrementally, never left stale.
 //! - Per-real counters count the bytes the real server or client is sent before any option is
 //!   inserted, as LVS does.
+pub mod dr;
 pub mod fullnat;
+pub mod nat;
+pub mod tun;
 
 use std::net::Ipv4Addr;
 
@@ -76,22 +79,41 @@ impl Xlat {
     }
 }
 
-/// The tuple a packet received in `dir` leaves with.
+/// The tuple a packet received in `dir` leaves with (for TUN, the inner packet's).
 #[inline]
 pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
     match Xlat::of(c) {
         Xlat::FullNat => fullnat::out_key(c, dir),
-        _ => unreachable!("modes land next"),
+        Xlat::Nat => nat::out_key(c, dir),
+        Xlat::Dr => dr::out_key(c, dir),
+        Xlat::Tun => tun::out_key(c, dir),
     }
 }
 
-/// For an ICMP error received in `dir` about connection `c`: the relayed error's source and
-/// destination, and the tuple it must quote. None where the mode relays nothing.
+/// What becomes of an ICMP error about a tracked connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpRelay {
+    /// Translated: the relayed error's source and destination, and the tuple it must quote.
+    Translate(Ipv4Addr, Ipv4Addr, FlowKey),
+    /// Passed on unchanged the way the connection's packets in that direction go: DR and TUN
+    /// hand a client-side error (say, fragmentation-needed about the real server's direct reply)
+    /// to the real server, as LVS does, so its path-MTU discovery works.
+    Forward,
+}
+
+/// For an ICMP error from `from`, received in `dir` about connection `c`: what to relay.
 #[inline]
-pub fn icmp_relay(c: &Conn, dir: Dir) -> Option<(Ipv4Addr, Ipv4Addr, FlowKey)> {
+pub fn icmp_relay(c: &Conn, dir: Dir, from: Ipv4Addr) -> IcmpRelay {
     match Xlat::of(c) {
-        Xlat::FullNat => Some(fullnat::icmp_relay(c, dir)),
-        _ => None,
+        Xlat::FullNat => {
+            let (s, d, q) = fullnat::icmp_relay(c, dir);
+            IcmpRelay::Translate(s, d, q)
+        }
+        Xlat::Nat => {
+            let (s, d, q) = nat::icmp_relay(c, dir, from);
+            IcmpRelay::Translate(s, d, q)
+        }
+        Xlat::Dr | Xlat::Tun => IcmpRelay::Forward,
     }
 }
 
@@ -112,9 +134,12 @@ impl<P: FramePool> Worker<P> {
         if !decrement_ttl(&mut f) {
             return self.discard(f, D::TtlExceeded);
         }
-        let to = match Xlat::of(&c) {
+        let xlat = Xlat::of(&c);
+        let to = match xlat {
             Xlat::FullNat => fullnat::rewrite(&mut f, &c, dir),
-            _ => unreachable!("modes land next"),
+            Xlat::Nat => nat::rewrite(&mut f, &c, dir),
+            Xlat::Dr => Ok(dr::next_hop(&c, dir)),
+            Xlat::Tun => Ok(tun::next_hop(&c, dir)),
         };
         let Ok(to) = to else {
             return self.discard(f, if c.proto() == Proto::Tcp { D::TcpMalformed } else { D::UdpMalformed });
@@ -136,6 +161,25 @@ impl<P: FramePool> Worker<P> {
             self.tcp_after(&mut f, cx, id, dir, toa);
         } else {
             self.conns.touch(id, cx.now);
+        }
+        self.transmit(f, xlat, dir, to, cx, out);
+    }
+
+    /// Sends a packet of a connection in mode `xlat`, received in `dir`, toward `to`: through the
+    /// tunnel for TUN's client side, routed otherwise (DR's next hop is the real server itself).
+    #[inline]
+    pub(crate) fn transmit(
+        &mut self,
+        f: P::Frame,
+        xlat: Xlat,
+        dir: Dir,
+        to: Ipv4Addr,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        if xlat == Xlat::Tun && dir == Dir::Original {
+            let syn = cx.key.proto == Proto::Tcp && cx.flags.syn();
+            return self.send_tun(f, to, syn, cx, out);
         }
         self.send_ip(f, to, cx.now, out);
     }

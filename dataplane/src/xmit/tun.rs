@@ -1,0 +1,147 @@
+//! TUN (LVS IP tunnelling): the client's packet, TTL decremented and otherwise unchanged, is
+//! encapsulated IPv4-in-IPv4 (protocol 4, RFC 2003) toward the real server, which decapsulates it
+//! with a standard `ipip` device holding the VIP and replies straight to the client.
+//!
+//! Invariants:
+//! - The outer header is `port address -> RS`, protocol 4, TTL [`OWN_TTL`], with the inner
+//!   packet's DF bit and identification (LVS copies DF the same way, so path-MTU discovery sees
+//!   the tunnel).
+//! - Encapsulation adds [`ENCAP_LEN`] bytes. Both halves of path-MTU discovery work: a client SYN's
+//!   MSS is clamped to what fits the tunnel (`mtu - 20 - 40`), and a DF packet that no longer fits
+//!   is turned into the ICMP fragmentation-needed that answers it, naming `mtu - 20`, sent from
+//!   the VIP (the address the client sent to), and counted as `frag_needed_sent`. A packet
+//!   without DF that does not fit is dropped as `mtu_exceeded`: the gateway does not fragment
+//!   its output.
+//! - The port cannot change, and the gateway sees the client's direction only (INPUT-ONLY state),
+//!   as in DR.
+use std::net::Ipv4Addr;
+
+use crate::conn::{Conn, Dir};
+use crate::flow::FlowKey;
+use crate::frame::{Frame, FramePool};
+use crate::outbox::Outbox;
+use crate::packet::{Ctx, ETH, OWN_TTL};
+use crate::stats::{DropReason as D, Event as E};
+use crate::wire::{self, icmp, ipv4, Ipv4Packet, TcpPacket};
+use crate::worker::Worker;
+
+/// Bytes the outer IPv4 header adds.
+pub const ENCAP_LEN: usize = ipv4::HEADER_LEN;
+/// IP protocol number of IPv4-in-IPv4.
+pub const PROTO_IPIP: u8 = 4;
+/// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
+const TCPIP_LEN: usize = 40;
+
+/// The tuple a packet received in `dir` leaves with: unchanged (inside the tunnel).
+#[inline]
+pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
+    c.key(dir)
+}
+
+/// The tunnel's far end going in; the client coming back (a reply routed through the gateway).
+#[inline]
+pub fn next_hop(c: &Conn, dir: Dir) -> Ipv4Addr {
+    match dir {
+        Dir::Original => c.rs().0,
+        Dir::Reply => c.client_addr().0,
+    }
+}
+
+/// Prepends the outer header to the IP packet in `f` (Ethernet header kept in front). False
+/// when the buffer has no headroom.
+pub fn encapsulate<F: Frame>(f: &mut F, src: Ipv4Addr, dst: Ipv4Addr) -> Result<(), wire::Error> {
+    let (len, ident, df) = {
+        let ip = Ipv4Packet::new_unchecked(&f.data()[ETH..]);
+        (f.len() - ETH, ip.ident(), ip.dont_frag())
+    };
+    let payload_len = u16::try_from(len).map_err(|_| wire::Error::NoRoom)?;
+    if !f.prepend(ENCAP_LEN) {
+        return Err(wire::Error::NoRoom);
+    }
+    let d = f.data_mut();
+    d.copy_within(ENCAP_LEN..ENCAP_LEN + ETH, 0);
+    let outer =
+        ipv4::Repr { src, dst, protocol: PROTO_IPIP, payload_len, ttl: OWN_TTL, ident, dont_frag: df };
+    outer.emit(&mut d[ETH..])?;
+    Ok(())
+}
+
+impl<P: FramePool> Worker<P> {
+    /// Sends `f` (an IP packet to the VIP) through the tunnel to real server `rs`. `syn` says it
+    /// is a TCP SYN whose MSS must fit the tunnel.
+    pub(crate) fn send_tun(
+        &mut self,
+        mut f: P::Frame,
+        rs: Ipv4Addr,
+        syn: bool,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let Some((port, _)) = self.routes.lookup(rs) else {
+            return self.discard(f, D::NoRoute);
+        };
+        let pr = self.ports[port];
+        let room = (pr.mtu as usize).saturating_sub(ENCAP_LEN);
+        if syn {
+            let fits = room.saturating_sub(TCPIP_LEN) as u16;
+            let mut t = TcpPacket::new_unchecked(&mut f.data_mut()[cx.l4()..]);
+            if t.mss_option().is_some_and(|m| m > fits) && t.set_mss_option(fits) {
+                self.stats.inc(E::MssClamped);
+            }
+        }
+        if f.len() - ETH > room {
+            if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
+                return self.frag_needed(f, room as u16, cx, out);
+            }
+            return self.discard(f, D::MtuExceeded);
+        }
+        if encapsulate(&mut f, pr.addr, rs).is_err() {
+            return self.discard(f, D::NoHeadroom);
+        }
+        self.stats.inc(E::TunEncapsulated);
+        self.send_ip(f, rs, cx.now, out);
+    }
+
+    /// Turns `f`, a DF packet too big for the tunnel, into the ICMP fragmentation-needed that
+    /// answers it (RFC 1191: the next-hop MTU in the header), from the address it was sent to.
+    fn frag_needed(&mut self, mut f: P::Frame, mtu: u16, cx: &Ctx, out: &mut Outbox<P::Frame>) {
+        let (src, dst, hl) = {
+            let ip = Ipv4Packet::new_unchecked(&f.data()[ETH..]);
+            (ip.src_addr(), ip.dst_addr(), ip.header_len())
+        };
+        let mut quote = [0u8; ipv4::MAX_HEADER_LEN + icmp::QUOTED_L4_LEN];
+        let n = (hl + icmp::QUOTED_L4_LEN).min(f.len() - ETH);
+        quote[..n].copy_from_slice(&f.data()[ETH..ETH + n]);
+        let icmp_len = icmp::HEADER_LEN + n;
+        let len = ETH + ipv4::HEADER_LEN + icmp_len;
+        // The packet was larger than the MTU, so the error fits in its buffer.
+        if f.len() < len || !f.trim(f.len() - len) {
+            return self.discard(f, D::MtuExceeded);
+        }
+        let d = f.data_mut();
+        let ok = icmp::emit_error(
+            &mut d[ETH + ipv4::HEADER_LEN..],
+            icmp::msg::DEST_UNREACHABLE,
+            icmp::unreach::FRAG_NEEDED,
+            u32::from(mtu),
+            &quote[..n],
+        )
+        .is_ok()
+            && ipv4::Repr {
+                src: dst,
+                dst: src,
+                protocol: ipv4::PROTO_ICMP,
+                payload_len: icmp_len as u16,
+                ttl: OWN_TTL,
+                ident: 0,
+                dont_frag: false,
+            }
+            .emit(&mut d[ETH..])
+            .is_ok();
+        if !ok {
+            return self.discard(f, D::MtuExceeded);
+        }
+        self.stats.inc(E::FragNeededSent);
+        self.send_ip(f, src, cx.now, out);
+    }
+}
