@@ -77,6 +77,8 @@ impl Arp {
     }
 
     /// A broadcast request from our first address on `side` for `target`; remembers that we asked.
+    /// It carries that address's MAC (with [`Arp::with_real_macs`], the real server's own), since the
+    /// gateway learns its neighbour from the request.
     pub fn request<P: FramePool>(&mut self, side: Side, target: Ipv4Addr, pool: &mut P) -> Option<P::Frame> {
         let s = side as usize;
         let sender = *self.addrs[s].first()?;
@@ -89,11 +91,12 @@ impl Arp {
         d.fill(0);
         let mut e = EthernetFrame::new_unchecked(&mut d[..]);
         e.set_dst_addr(EthernetAddress([0xff; 6]));
-        e.set_src_addr(self.own[s]);
+        let mac = self.mac_for(side, sender);
+        e.set_src_addr(mac);
         e.set_ethertype(EtherType::Arp);
         let r = ArpRepr {
             operation: ArpOperation::Request,
-            sender_hw_addr: self.own[s],
+            sender_hw_addr: mac,
             sender_proto_addr: sender,
             target_hw_addr: EthernetAddress([0; 6]),
             target_proto_addr: target,
@@ -191,6 +194,11 @@ mod tests {
             assert_eq!(&real_mac(r).0[..2], &REAL_MAC_PREFIX);
         }
         assert_ne!(real_mac(rs[0]), real_mac(rs[1]));
+        // Our own request (for the gateway's MAC) names the first real server: with its MAC.
+        let mut a = a;
+        let req = a.request(Side::Server, gw, &mut VecPool::default()).unwrap();
+        let p = ArpPacket::new_checked(&req.data()[ETH..]).unwrap();
+        assert_eq!((p.sender_hw_addr(), p.sender_proto_addr()), (real_mac(rs[0]), rs[0]));
         assert!(real_mac(rs[0]).0[0] & 1 == 0, "unicast");
         let ArpOutcome::Reply(f) =
             a.handle(Side::Client, frame(ArpOperation::Request, Ipv4Addr::new(198, 18, 0, 1), me))

@@ -169,6 +169,13 @@ impl UdpConf {
         if self.mode == Mode::Check && self.forward == Forward::FullNat && self.lips.is_empty() {
             return Err("lips: at least one local address".into());
         }
+        if self.forward == Forward::Tun && self.frame_len > MAX_FRAME - IP {
+            return Err(format!(
+                "frame size {} (without FCS): tun adds a 20-byte header, so at most {} fit a 1500-byte MTU",
+                self.frame_len,
+                MAX_FRAME - IP
+            ));
+        }
         if matches!(self.forward, Forward::Dr | Forward::Tun) {
             if let Some((a, p)) = self.reals.iter().find(|r| r.1 != self.vport) {
                 return Err(format!(
