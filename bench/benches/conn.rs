@@ -49,6 +49,7 @@ fn new_conn(i: u32) -> NewConn {
         rport: 8080,
         service: 1,
         real: 1,
+        xlat: rvs_dataplane::xmit::Xlat::FullNat,
     }
 }
 
