@@ -325,7 +325,7 @@ fi
 # write_rvsd_mode_conf FILE MAX_CONNS FORWARD NREALS: scenario a's config with the service's real
 # servers in mode FORWARD (nat, dr, tun) and no local addresses; DR and TUN cannot change the port,
 # so their real servers listen on the VIP's (9000).
-mode_port() { if [ "$1" = nat ]; then echo 8000; else echo 9000; fi; }
+mode_port() { case "$1" in dr|tun) echo 9000 ;; *) echo 8000 ;; esac; }
 write_rvsd_mode_conf() {
     local f=$1 fwd=$3 port
     port=$(mode_port "$fwd")
@@ -358,10 +358,14 @@ measure_m() {
     # The reference: --forward only sets the directions there (dr: client to server only).
     for dir in both one; do
         fwd=fullnat; [ "$dir" = one ] && fwd=dr
+        port=$(mode_port "$fwd")
         log "m: run $run: testpmd macswap, $dir direction(s)"
-        for _try in 1 2; do
+        # testpmd's memif server sometimes never brings the link up (more often on a loaded
+        # machine): up to three tries.
+        for _try in 1 2 3; do
             if testpmd_start macswap && gen_ref "m-testpmd_macswap_$dir-$run" "$wt" "${common[@]}" \
-                --reals "$(reals_list 2)" --forward "$fwd" --mode reference --label "testpmd-macswap-$dir"; then
+                --reals "$(reals_list 2 | sed "s/:8000/:$port/g")" --forward "$fwd" --mode reference \
+                --label "testpmd-macswap-$dir"; then
                 server_stop
                 testpmd_cycles "$RUNDIR/m-testpmd_macswap_$dir-$run.json"
                 break
