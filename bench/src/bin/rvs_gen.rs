@@ -18,7 +18,9 @@
 //! `--scenario` picks the engine: a ([`UdpFlows`]: established UDP flows, Mpps), b
 //! ([`TcpConnEngine`]: new TCP connections per second, completed / failed / timed out) or c
 //! ([`WithFlood`]: b's connections beside a SYN flood; correct cookie SYN-ACKs per second). The loop
-//! is the same for all, generic over the engine ([`Measured`] adds what each reports).
+//! is the same for all, generic over the engine ([`Measured`] adds what each reports). For a,
+//! `--forward fullnat|nat|dr|tun` names the gateway's forwarding mode, whose rewrite the server side
+//! checks (dr and tun: client to server only; see `rvs_bench::gen::udp`).
 //!
 //! Every result carries the generator's own headroom (`generator_loop`): the share of the measured
 //! TSC time spent in iterations that moved frames (busy), that polled nothing (idle: waiting for the
