@@ -70,6 +70,7 @@ fn setup(max_conns: u32) -> Setup {
             persistence_ms: None,
             toa: false,
             synproxy: false,
+            proxy_protocol: None,
             laddrs: (0..LIPS).map(|i| Ipv4Addr::new(198, 18, 1, 100 + i)).collect(),
             reals: (0..REALS)
                 .map(|i| RealSetup {

@@ -101,6 +101,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             persistence_ms: s.persistence.map(|p| p as u64 * 1000),
             toa: s.toa,
             synproxy: s.synproxy,
+            proxy_protocol: None,
             laddrs,
             reals,
         });
@@ -123,6 +124,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             strip_timestamps: c.tcp_timestamps == TimestampMode::Strip,
             timeouts: timeouts(cfg),
             expire_on_real_removed: c.on_real_removed == RealRemovedMode::Expire,
+            proxy_timers: ConnSetup::default().proxy_timers,
             synproxy: {
                 let sp = &cfg.synproxy;
                 SynproxySetup {

@@ -17,6 +17,7 @@ pub mod handoff;
 pub mod icmp;
 pub mod ip4;
 pub mod l2;
+pub mod mtu;
 pub mod neigh;
 pub mod outbox;
 pub mod output;

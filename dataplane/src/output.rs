@@ -3,7 +3,9 @@
 //! Invariants:
 //! - Packets are only ever sent to the gateway's own neighbours, resolved by ARP on the port the
 //!   routing table chooses; while a neighbour is unresolved its packets wait in a bounded queue.
-//! - A packet larger than the output port's MTU is dropped by reason, never sent.
+//! - A packet larger than the output port's MTU is dropped by reason, never sent. Forwarding
+//!   answers or fragments such packets before they get here ([`crate::mtu`]); this is the last
+//!   guard.
 use std::net::Ipv4Addr;
 
 use crate::flow::Millis;

@@ -98,6 +98,7 @@ pub struct Service {
     pub persistence_ms: Option<Millis>,
     pub toa: bool,
     pub synproxy: bool,
+    pub proxy_protocol: Option<crate::wire::proxy::Version>,
     pub reals: Vec<RealSetup>,
     pub views: Vec<RealView>,
     pub counters: Vec<Counters>,
@@ -171,6 +172,11 @@ impl Service {
             // the gateway); a setup that has them anyway does not get them.
             toa: s.toa && s.reals.iter().all(|r| r.xlat == Xlat::FullNat),
             synproxy: s.synproxy && s.reals.iter().all(|r| r.xlat.sees_replies()),
+            // TCP only, and only where the replies pass the gateway (their acknowledgements are
+            // shifted back); exclusive with TOA (the control plane refuses both).
+            proxy_protocol: s
+                .proxy_protocol
+                .filter(|_| s.proto == Proto::Tcp && !s.toa && s.reals.iter().all(|r| r.xlat.sees_replies())),
             reals,
             sched: Scheduler::new(s.sched, &views),
             views,
@@ -367,6 +373,7 @@ mod tests {
                     persistence_ms: None,
                     toa: false,
                     synproxy: false,
+                    proxy_protocol: None,
                     laddrs: vec![Ipv4Addr::new(198, 18, 1, 100)],
                     reals: reals
                         .iter()

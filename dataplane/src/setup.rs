@@ -47,6 +47,9 @@ pub struct ServiceSetup {
     pub persistence_ms: Option<Millis>,
     pub toa: bool,
     pub synproxy: bool,
+    /// PROXY protocol header at the start of each client's stream toward its real server (TCP
+    /// services, FULLNAT and NAT reals; exclusive with `toa`).
+    pub proxy_protocol: Option<crate::wire::proxy::Version>,
     pub laddrs: Vec<Ipv4Addr>,
     pub reals: Vec<RealSetup>,
 }
@@ -83,6 +86,9 @@ pub struct ConnSetup {
     /// until they expire.
     pub expire_on_real_removed: bool,
     pub synproxy: SynproxySetup,
+    /// PROXY protocol headers awaiting the real server's acknowledgement, per worker (their
+    /// retransmission timers; see `proto::proxy`).
+    pub proxy_timers: u32,
 }
 
 /// SYN-proxy parameters (docs/config.md, `[synproxy]`).
@@ -141,6 +147,7 @@ impl Default for ConnSetup {
             timeouts: Timeouts::default(),
             expire_on_real_removed: false,
             synproxy: SynproxySetup::default(),
+            proxy_timers: 262_144,
         }
     }
 }

@@ -107,7 +107,9 @@ counter_enum! {
         NeighTableFull => "neigh_table_full",
         /// The neighbour never answered ARP; its queued packets were dropped.
         NeighUnresolved => "neigh_unresolved",
-        /// Packet larger than the outgoing MTU with DF set (an ICMP frag-needed is sent back).
+        /// A packet larger than the outgoing MTU that could be neither answered with
+        /// fragmentation-needed nor fragmented (IP options, no buffer), or a TUN packet without DF
+        /// too big for the tunnel (see `crate::mtu`).
         MtuExceeded => "mtu_exceeded",
         /// No headroom in the buffer for an encapsulation header.
         NoHeadroom => "no_headroom",
@@ -154,11 +156,21 @@ counter_enum! {
         ToaInserted => "toa_inserted",
         /// No room for the TOA option in the segment that should carry it.
         ToaSkipped => "toa_skipped",
+        /// PROXY protocol headers the gateway built and sent (first sends and resends).
+        ProxyHeadersSent => "proxy_headers_sent",
+        /// Of those, resends by the timer (the real server had not acknowledged the header).
+        ProxyHeaderRetransmits => "proxy_header_retransmits",
+        /// A PROXY protocol connection found the header timer list full: no timer resends its
+        /// header (the client's retransmissions still do).
+        ProxyTimerFull => "proxy_timer_full",
         /// A SYN to a TUN real server whose MSS was lowered to fit the encapsulation.
         MssClamped => "mss_clamped",
         /// A DF packet too big once encapsulated for a TUN real server, turned into the ICMP
         /// fragmentation-needed that answers it (naming the MTU minus the encapsulation).
         FragNeededSent => "frag_needed_sent",
+        /// Fragments the gateway built when it split a packet without DF for a smaller MTU (the
+        /// first fragment is the original frame).
+        FragmentsBuilt => "fragments_built",
         /// Packets encapsulated IPv4-in-IPv4 toward TUN real servers.
         TunEncapsulated => "tun_encapsulated",
         IcmpErrorsRelayed => "icmp_errors_relayed",
@@ -277,11 +289,12 @@ impl Stats {
     /// consumed, held, or dropped with one reason.
     ///
     /// Frames the gateway builds itself are ARP requests, SYN-proxy SYNs to real servers and RSTs
-    /// to clients. Consumed: an ARP reply at the end of its path through the workers, a real
+    /// to clients, PROXY protocol headers, and the fragments of a packet split for a smaller MTU. Consumed: an ARP reply at the end of its path through the workers, a real
     /// server's SYN-ACK that completes a proxied handshake. Held: awaiting ARP, or by SYN-proxy.
     /// `tx_full` and `handoff_full` drops are of frames already counted as sent or handed off.
     ///
-    /// rx_packets + handoff_in + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated ==
+    /// rx_packets + handoff_in + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated +
+    ///   proxy_headers_sent + fragments_built ==
     ///   tx_packets + handoff_out + (drops - tx_full - handoff_full) + arp_consumed
     ///   + synproxy_handshakes + neigh_held + synproxy_held
     pub fn accounting_gap(&self) -> i64 {
@@ -297,6 +310,8 @@ impl Stats {
             + self.events(Event::ArpRequestsSent)
             + self.events(Event::SynproxySynsSent)
             + self.events(Event::SynproxyRstsGenerated)
+            + self.events(Event::ProxyHeadersSent)
+            + self.events(Event::FragmentsBuilt)
     }
 
     /// Frames that left for good: sent, handed to another worker, dropped (a TX or hand-off ring

@@ -12,7 +12,8 @@
 //!   that taught us a neighbour, a real server's SYN-ACK that completed a proxied handshake), or
 //!   dropped with exactly one [`DropReason`](crate::stats::DropReason) counted.
 //! - No allocation per packet: frames are reused in place (ARP and echo replies, rewrites); only
-//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs) come from the pool.
+//!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs, PROXY protocol
+//!   headers) come from the pool.
 use std::sync::Arc;
 
 use crate::conn::bind::{ConnEvent, ConnEvents};
@@ -23,6 +24,7 @@ use crate::handoff::Handoff;
 use crate::l2::PortRt;
 use crate::neigh::Neighbours;
 use crate::packet::Ctx;
+use crate::proto::proxy::ProxyTimers;
 use crate::route::Routes;
 use crate::sched::Persistence;
 use crate::service::Services;
@@ -44,6 +46,8 @@ pub struct Worker<P: FramePool> {
     /// Workers sharing the ports (owners of local-port slices).
     pub(crate) workers: u16,
     pub(crate) ports: Vec<PortRt>,
+    /// The smallest port MTU: a packet within it fits every way out.
+    pub(crate) min_mtu: u16,
     pub(crate) routes: Routes,
     pub(crate) services: Services,
     pub(crate) conns: ConnTable,
@@ -52,6 +56,7 @@ pub struct Worker<P: FramePool> {
     pub(crate) pool: P,
     pub(crate) stats: Arc<Stats>,
     pub(crate) sp: SynProxy<P::Frame>,
+    pub(crate) pp_timers: ProxyTimers,
     pub(crate) events: ConnEvents,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
@@ -97,6 +102,7 @@ impl<P: FramePool> Worker<P> {
             index,
             workers: setup.workers.max(1),
             ports: setup.ports.iter().map(PortRt::new).collect(),
+            min_mtu: setup.ports.iter().map(|p| p.mtu).min().unwrap_or(u16::MAX),
             routes: Routes::new(&setup.ports, &setup.routes),
             services: Services::new(setup, index),
             conns,
@@ -105,6 +111,7 @@ impl<P: FramePool> Worker<P> {
             pool,
             stats,
             sp: SynProxy::new(c.synproxy),
+            pp_timers: ProxyTimers::new(c.proxy_timers as usize),
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,
@@ -150,6 +157,7 @@ impl<P: FramePool> Worker<P> {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
         }
         self.sp_poll(now, out);
+        self.pp_poll(now, out);
         // Gauges are read by people and the drain loop, not per packet: publishing them sums over
         // every real server, so it happens at most every GAUGE_MS rather than every burst.
         if now >= self.gauges_at {

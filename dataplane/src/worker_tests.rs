@@ -251,6 +251,7 @@ fn setup() -> Setup {
         persistence_ms: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: None,
         laddrs: vec![LIP],
         reals,
     };
@@ -1613,12 +1614,78 @@ fn mtu_is_enforced_on_the_way_out() {
     let s = setup_with(|s| s.ports[1].mtu = 100);
     let mut h = H::resolved(&s);
     let fl = syn(&mut h, &s, 1, 48000);
+    // DF set: fragmentation-needed from the VIP, naming 100, quoting the client's own packet.
     let big =
         from_client(1).tcp((client(1), 48000), (VIP, 80), PSH | ACK, (fl.cseq + 1, 1), &[], &[0x5a; 61]);
-    h.step("101-byte packet, MTU 100", &big, 0, Expect::Drop(DropReason::MtuExceeded));
+    let quoted = from_client(1).ttl(63).tcp(
+        (client(1), 48000),
+        (VIP, 80),
+        PSH | ACK,
+        (fl.cseq + 1, 1),
+        &[],
+        &[0x5a; 61],
+    );
+    let want = to_client(1).ident(0).dont_frag(false).icmp(
+        VIP,
+        client(1),
+        icmp::msg::DEST_UNREACHABLE,
+        icmp::unreach::FRAG_NEEDED,
+        100,
+        &quoted[ETH..ETH + 28],
+    );
+    h.step(
+        "101-byte DF packet, MTU 100",
+        &big,
+        0,
+        tx(0, move |got| {
+            verify_checksums(got);
+            assert_frame_eq(got, &want);
+        }),
+    );
+    assert_eq!(h.ev(Event::FragNeededSent), 1);
     let fits =
         from_client(1).tcp((client(1), 48000), (VIP, 80), PSH | ACK, (fl.cseq + 1, 1), &[], &[0x5a; 60]);
     h.step("100-byte packet", &fits, 0, tx(1, verify_checksums));
+    // DF clear: two fragments (80 + 1 bytes of the rewritten segment) that reassemble to it.
+    let big = from_client(1).dont_frag(false).tcp(
+        (client(1), 48000),
+        (VIP, 80),
+        PSH | ACK,
+        (fl.cseq + 1, 1),
+        &[],
+        &[0x5a; 61],
+    );
+    let whole = to_rs(fl.rs).ttl(63).dont_frag(false).tcp(
+        (LIP, fl.lport),
+        (rs(fl.rs), 80),
+        PSH | ACK,
+        (fl.cseq + 1, 1),
+        &[],
+        &[0x5a; 61],
+    );
+    h.w.process(VecFrame::from_bytes(&big), 0, h.now, &mut h.out);
+    let out = h.drain();
+    h.assert_accounting("fragmented");
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|(p, _)| *p == 1));
+    let mut frags: Vec<Vec<u8>> = out.into_iter().map(|(_, f)| f).collect();
+    frags.sort_by_key(|f| ip_of(f).frag_offset());
+    let (a, b) = (ip_of(&frags[0]), ip_of(&frags[1]));
+    assert_eq!((a.frag_offset(), a.more_frags(), a.total_len()), (0, true, 100));
+    assert_eq!((b.frag_offset(), b.more_frags(), b.total_len()), (80, false, 21));
+    for f in &frags {
+        let ip = ip_of(f);
+        let mut hdr = ip.header().to_vec();
+        hdr[10..12].fill(0);
+        assert_eq!(ip.checksum(), checksum::internet_checksum(&hdr), "fragment header checksum");
+        assert_eq!((ip.ident(), ip.dont_frag()), (0x1234, false));
+        assert_eq!(&f[..ETH], &whole[..ETH]);
+    }
+    let mut joined = whole[ETH + 20..ETH + 20].to_vec();
+    joined.extend_from_slice(ip_of(&frags[0]).payload());
+    joined.extend_from_slice(ip_of(&frags[1]).payload());
+    assert_eq!(joined, whole[ETH + 20..], "the fragments reassemble to the rewritten segment");
+    assert_eq!(h.ev(Event::FragmentsBuilt), 1);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -2060,3 +2127,4 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 mod burst;
 mod modes;
 mod multi;
+mod proxy;

@@ -35,6 +35,7 @@ use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
 use rvs_dataplane::wire::testkit::{self, FrameBuilder};
+use rvs_dataplane::wire::proxy::Version as ProxyVersion;
 use rvs_dataplane::xmit::Xlat;
 use rvs_dataplane::wire::{
     icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
@@ -165,6 +166,8 @@ struct RealKnob {
 struct SvcKnob {
     /// SYN-proxy on a TCP service.
     synproxy: bool,
+    /// PROXY protocol on a TCP service without TOA: 1 = v1, 2 = v2, else none.
+    proxy_protocol: u8,
     udp: bool,
     vip: bool,
     vport: VPort,
@@ -255,6 +258,7 @@ fn default_services() -> Vec<ServiceSetup> {
         persistence_ms: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: None,
         laddrs: vec![LIPS[0]],
         reals,
     };
@@ -305,6 +309,13 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
             persistence_ms: k.persistence_s.map(|s| u64::from(s) * 1000),
             toa: k.toa && proto == Proto::Tcp,
             synproxy: k.synproxy && proto == Proto::Tcp,
+            // As the control plane admits it: TCP, and not with TOA.
+            proxy_protocol: match k.proxy_protocol {
+                1 => Some(ProxyVersion::V1),
+                2 => Some(ProxyVersion::V2),
+                _ => None,
+            }
+            .filter(|_| proto == Proto::Tcp && !k.toa),
             laddrs,
             reals,
         });
@@ -362,6 +373,8 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
                 syn_retries: 2,
                 ..SynproxySetup::default()
             },
+            // Small, so the full list is reached too.
+            proxy_timers: u32::from(k.arp_queue % 4),
         },
         workers: u16::from(k.workers % 4) + 1,
     }

@@ -34,6 +34,7 @@ fn setup() -> Setup {
             persistence_ms: None,
             toa: false,
             synproxy: true,
+            proxy_protocol: None,
             laddrs: vec![Ipv4Addr::new(198, 18, 1, 100)],
             reals: vec![RealSetup {
                 id: 2,

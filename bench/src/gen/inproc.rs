@@ -112,6 +112,7 @@ impl Scenario {
                 persistence_ms: None,
                 toa: self.toa,
                 synproxy: self.synproxy,
+                proxy_protocol: None,
                 laddrs: topo::lips(self.lips),
                 reals,
             }],

@@ -55,7 +55,11 @@ impl<A: Addr> NewConn<A> {
 
 pub(super) const F_LIVE: u8 = 1 << 0;
 pub(super) const F_ACTIVE: u8 = 1 << 1;
+/// The client-address insertion is done: TOA's option (toa services), or the PROXY header's
+/// first send (proxy_protocol services). A service has at most one of the two.
 pub(super) const F_TOA_DONE: u8 = 1 << 2;
+/// `pp`: the PROXY header's length (0: none) in the low bits; the real server acknowledged it.
+const PP_ACKED: u8 = 0x80;
 /// SYN-proxied: sequence numbers (and timestamps with F_TS_SHIFT) are shifted for its lifetime.
 pub(super) const F_SYNPROXY: u8 = 1 << 3;
 /// SYN-proxied and still waiting for the real server's SYN-ACK.
@@ -85,6 +89,8 @@ pub struct Conn<A: Addr = Ipv4Addr> {
     pub(super) seq_delta: u32,
     /// SYN-proxy timestamp shift (valid with F_TS_SHIFT).
     pub(super) ts_delta: u32,
+    /// PROXY protocol: the client's first sequence number after its SYN, where the header goes.
+    pub(super) pp_start: u32,
     /// Timer list links; `next` doubles as the free-list link for free slots.
     pub(super) prev: u32,
     pub(super) next: u32,
@@ -92,6 +98,8 @@ pub struct Conn<A: Addr = Ipv4Addr> {
     /// `TcpState` as u8; always `None` for UDP.
     pub(super) state: u8,
     pub(super) flags: u8,
+    /// PROXY protocol: header length and whether the real server acknowledged it (`PP_ACKED`).
+    pub(super) pp: u8,
 }
 
 impl<A: Addr> Conn<A> {
@@ -104,11 +112,13 @@ impl<A: Addr> Conn<A> {
         deadline: 0,
         seq_delta: 0,
         ts_delta: 0,
+        pp_start: 0,
         prev: NIL,
         next: NIL,
         proto: Proto::Tcp,
         state: 0,
         flags: 0,
+        pp: 0,
     };
 
     pub(super) fn is_live(&self) -> bool {
@@ -198,6 +208,31 @@ impl<A: Addr> Conn<A> {
         } else {
             self.flags &= !F_TOA_DONE;
         }
+    }
+    /// PROXY protocol: the header's length (0 when the service sends none). Every client sequence
+    /// number from [`Conn::pp_start`] on is this much higher on the real server's side.
+    #[inline]
+    pub fn pp_len(&self) -> u32 {
+        u32::from(self.pp & !PP_ACKED)
+    }
+    /// The client's first sequence number after its SYN: where the header is inserted.
+    #[inline]
+    pub fn pp_start(&self) -> u32 {
+        self.pp_start
+    }
+    /// Whether the real server acknowledged the whole header.
+    #[inline]
+    pub fn pp_acked(&self) -> bool {
+        self.pp & PP_ACKED != 0
+    }
+    /// Sets the header's length (at most 127) and where it goes.
+    pub fn set_pp(&mut self, len: u8, start: u32) {
+        debug_assert!(len & PP_ACKED == 0);
+        self.pp = len & !PP_ACKED;
+        self.pp_start = start;
+    }
+    pub fn set_pp_acked(&mut self) {
+        self.pp |= PP_ACKED;
     }
     /// Sequence delta slot for SYN-proxy; the table never interprets it.
     pub fn seq_delta(&self) -> u32 {

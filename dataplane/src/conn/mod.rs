@@ -326,10 +326,12 @@ impl<A: Addr> ConnTable<A> {
             deadline,
             seq_delta: 0,
             ts_delta: 0,
+            pp_start: 0,
             prev: NIL,
             next: NIL,
             state: TcpState::None as u8,
             flags: F_LIVE | (new.xlat as u8) << XLAT_SHIFT,
+            pp: 0,
         };
         self.wheel.link(&mut self.slab, id, deadline);
         self.len += 1;

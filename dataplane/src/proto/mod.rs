@@ -8,6 +8,7 @@
 //! - LVS's `conn_reuse_mode`: a client SYN reusing the tuple of a connection that is over
 //!   (TIME_WAIT, CLOSE) releases it and is scheduled afresh, instead of riding the old entry to
 //!   the old real server.
+pub mod proxy;
 pub mod synproxy;
 pub mod tcp;
 pub mod udp;
@@ -146,6 +147,10 @@ impl<P: FramePool> Worker<P> {
             Ok(id) => id,
             Err(r) => return self.discard(f, r),
         };
+        if key.proto == Proto::Tcp && self.services.list[svc as usize].proxy_protocol.is_some() {
+            let seq = wire::TcpPacket::new_unchecked(&f.data()[cx.l4()..]).seq_number();
+            self.pp_bound(id, svc, seq, cx.flags.syn());
+        }
         match verdict {
             Admit::SynproxyAck(h) => self.sp_open(f, cx, id, &h, out),
             _ => self.forward(f, cx, id, Dir::Original, out),

@@ -38,7 +38,7 @@ pub use cookie::{
     MAX_SYNCOOKIE_AGE, MSS_TABLE,
 };
 pub use proxy::{Established, Handshake, SynProxy};
-pub use seq::SeqShift;
+pub use seq::{map_acks, SeqShift};
 pub use synack::{syn_to_synack, SynAckConfig, SYNACK_MAX_LEN};
 
 use crate::wire::tcp::{Packet as TcpPacket, TcpFlags};

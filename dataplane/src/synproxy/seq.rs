@@ -111,27 +111,53 @@ impl SeqShift {
     ///
     /// Errors as [`SeqShift::to_client`].
     pub fn to_server(&self, seg: &mut [u8]) -> Result<()> {
-        let opts = options_copy(seg)?;
-        for_each_option(&opts, |at, o| match o {
-            TcpOption::Sack(blocks) => {
-                for (i, (left, right)) in blocks.iter().enumerate() {
-                    let edge = at + 2 + 8 * i;
-                    put32_csum(seg, edge, self.ack_to_server(left));
-                    put32_csum(seg, edge + 4, self.ack_to_server(right));
+        map_acks_and(
+            seg,
+            |a| self.ack_to_server(a),
+            |seg, at, o| {
+                if let TcpOption::Timestamps { tsecr, .. } = o {
+                    if self.ts_delta.is_some() {
+                        put32_csum(seg, at + 6, self.tsecr_to_server(tsecr));
+                    }
                 }
-            }
-            TcpOption::Timestamps { tsecr, .. } if self.ts_delta.is_some() => {
-                put32_csum(seg, at + 6, self.tsecr_to_server(tsecr));
-            }
-            _ => {}
-        });
-        let mut t = TcpPacket::new_unchecked(seg);
-        if t.flags().ack() {
-            let ack = t.ack_number();
-            t.set_ack_number(self.ack_to_server(ack));
-        }
-        Ok(())
+            },
+        )
     }
+}
+
+/// Maps a segment's acknowledgement number (only with the ACK flag set: without it the field is
+/// meaningless) and every SACK edge through `map`, checksum updated: how a shift of the other
+/// side's sequence space reaches the acknowledgements of this one (SYN-proxy shifts the real
+/// server's bytes in client segments, the PROXY protocol the client's bytes in real-server ones).
+///
+/// Errors as [`SeqShift::to_client`]: the segment is left untouched.
+pub fn map_acks(seg: &mut [u8], map: impl Fn(u32) -> u32) -> Result<()> {
+    map_acks_and(seg, map, |_, _, _| {})
+}
+
+/// [`map_acks`], calling `other(seg, offset, option)` for every other option on the same walk.
+fn map_acks_and(
+    seg: &mut [u8],
+    map: impl Fn(u32) -> u32,
+    mut other: impl FnMut(&mut [u8], usize, TcpOption<'_>),
+) -> Result<()> {
+    let opts = options_copy(seg)?;
+    for_each_option(&opts, |at, o| match o {
+        TcpOption::Sack(blocks) => {
+            for (i, (left, right)) in blocks.iter().enumerate() {
+                let edge = at + 2 + 8 * i;
+                put32_csum(seg, edge, map(left));
+                put32_csum(seg, edge + 4, map(right));
+            }
+        }
+        o => other(seg, at, o),
+    });
+    let mut t = TcpPacket::new_unchecked(seg);
+    if t.flags().ack() {
+        let ack = t.ack_number();
+        t.set_ack_number(map(ack));
+    }
+    Ok(())
 }
 
 /// The options area, copied (at most 40 bytes, on the stack) so it can be walked while the segment is

@@ -230,6 +230,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.write_word(field::FLG_OFF.start, v);
     }
 
+    /// Sets the fragment offset (in bytes, a multiple of 8) and the more-fragments flag, keeping DF.
+    pub fn set_frag(&mut self, offset: u16, more: bool) {
+        debug_assert!(offset % 8 == 0);
+        let v = (self.flg_off() & FLAG_DF) | ((offset >> 3) & OFFSET_MASK) | if more { FLAG_MF } else { 0 };
+        self.write_word(field::FLG_OFF.start, v);
+    }
+
     pub fn set_ttl(&mut self, ttl: u8) {
         self.write_byte(field::TTL, ttl);
     }

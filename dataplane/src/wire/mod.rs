@@ -16,7 +16,8 @@
 //!
 //! Layout: [`checksum`] (RFC 1071/1624 arithmetic), [`ethernet`], [`arp`], [`ipv4`], [`tcp`] (with
 //! [`toa`] for the TCP-option-address insertion), [`udp`], [`icmp`], [`nat`] for the per-packet
-//! FULLNAT 4-tuple rewrite, and [`build`] for whole frames the gateway originates.
+//! FULLNAT 4-tuple rewrite, [`proxy`] for PROXY protocol headers, and [`build`] for whole frames
+//! the gateway originates.
 //!
 //! Building follows smoltcp too: a `Repr` (`ipv4::Repr`, `ArpRepr`, [`TcpRepr`] with its
 //! [`TcpOptionList`]) holds the fields and `emit`s them, checksums included, so no caller writes header
@@ -32,6 +33,7 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod nat;
+pub mod proxy;
 pub mod tcp;
 pub mod tcp_repr;
 #[cfg(any(test, feature = "testkit"))]

@@ -369,3 +369,74 @@ fn client_owner_is_the_same_for_both_directions_and_spreads() {
     assert!(per.iter().all(|&n| (920..=1130).contains(&n)), "{per:?}");
     assert_eq!(client_owner(client(1), 1, 1), 0);
 }
+
+#[test]
+fn synproxy_with_nat_opens_the_real_server_side_from_the_clients_address() {
+    let s = setup_with(|s| {
+        s.services[0].synproxy = true;
+        s.services[0].laddrs.clear();
+        s.services[0].reals = (1..=3).map(|i| RealSetup { xlat: Xlat::Nat, ..real(i, 8080) }).collect();
+    });
+    let mut h = H::resolved(&s);
+    let cisn = 0x1000_0000;
+    let (cookie, our_ts) = sp_syn(&mut h, 1, 46_000, cisn);
+    let ts = {
+        let mut o = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        o[4..8].copy_from_slice(&0x1234_0010u32.to_be_bytes());
+        o[8..12].copy_from_slice(&our_ts.to_be_bytes());
+        o
+    };
+    let ack =
+        from_client(1).tcp((client(1), 46_000), (VIP, 80), ACK, (cisn + 1, cookie.wrapping_add(1)), &ts, &[]);
+    let out = h.step(
+        "NAT: client ACK with a valid cookie",
+        &ack,
+        0,
+        tx(1, move |got| {
+            verify_checksums(got);
+            let ip = ip_of(got);
+            assert_eq!(
+                (ip.src_addr(), ip.dst_addr()),
+                (client(1), rs(1)),
+                "the SYN comes from the client's address"
+            );
+            let t = tcp_of(got);
+            assert_eq!((t.src_port(), t.dst_port()), (46_000, 8080));
+            assert!(t.flags().syn() && !t.flags().ack());
+            assert_eq!(t.seq_number(), cisn);
+        }),
+    );
+    assert_eq!(out.len(), 1);
+    // The real server's SYN-ACK comes back to the client's address: consumed, the held ACK goes on.
+    let rs_isn: u32 = 0x7000_0000;
+    let synack =
+        from_rs(1).tcp((rs(1), 8080), (client(1), 46_000), SYN | ACK, (rs_isn, cisn + 1), &SYNACK_OPTS, &[]);
+    h.step(
+        "NAT: real server SYN-ACK",
+        &synack,
+        1,
+        tx(1, move |got| {
+            verify_checksums(got);
+            let t = tcp_of(got);
+            assert_eq!(t.flags(), ACK);
+            assert_eq!(t.ack_number(), rs_isn + 1);
+            assert_eq!(ip_of(got).src_addr(), client(1));
+        }),
+    );
+    assert_eq!(h.ev(Event::SynproxyHandshakes), 1);
+    // Server data reaches the client from the VIP, shifted into the cookie's sequence space.
+    let d =
+        from_rs(1).tcp((rs(1), 8080), (client(1), 46_000), ACK | PSH, (rs_isn + 1, cisn + 1), &[], b"hello");
+    h.step(
+        "NAT: shifted server data",
+        &d,
+        1,
+        tx(0, move |got| {
+            verify_checksums(got);
+            let ip = ip_of(got);
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP, client(1)));
+            let t = tcp_of(got);
+            assert_eq!((t.src_port(), t.seq_number()), (80, cookie.wrapping_add(1)));
+        }),
+    );
+}

@@ -21,8 +21,9 @@ use crate::flow::{FlowKey, Proto};
 use crate::frame::{Frame, FramePool};
 use crate::ip4::decrement_ttl;
 use crate::outbox::Outbox;
-use crate::packet::Ctx;
+use crate::packet::{Ctx, ETH};
 use crate::stats::DropReason as D;
+use crate::wire::Ipv4Packet;
 use crate::worker::Worker;
 
 /// How a connection's packets are translated: its forwarding mode, chosen per real server as LVS
@@ -90,6 +91,17 @@ pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
     }
 }
 
+/// Where a packet of `c` received in `dir` is routed to (TUN: the tunnel's far end).
+#[inline]
+pub fn next_hop(c: &Conn, dir: Dir) -> Ipv4Addr {
+    match Xlat::of(c) {
+        Xlat::FullNat => fullnat::out_key(c, dir).dst,
+        Xlat::Nat => nat::out_key(c, dir).dst,
+        Xlat::Dr => dr::next_hop(c, dir),
+        Xlat::Tun => tun::next_hop(c, dir),
+    }
+}
+
 /// What becomes of an ICMP error about a tracked connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpRelay {
@@ -135,6 +147,18 @@ impl<P: FramePool> Worker<P> {
             return self.discard(f, D::TtlExceeded);
         }
         let xlat = Xlat::of(&c);
+        // Larger than the way out (checked against the smallest port MTU first, so this costs
+        // nothing in the common case; TUN's client side checks its tunnel itself): DF gets
+        // fragmentation-needed quoting the packet as received, no DF gets fragments.
+        let mut split = None;
+        if !(xlat == Xlat::Tun && dir == Dir::Original) {
+            if let Some(mtu) = self.mtu_toward(next_hop(&c, dir), f.len() - ETH) {
+                if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
+                    return self.frag_needed(f, mtu, cx, out);
+                }
+                split = Some(mtu);
+            }
+        }
         let to = match xlat {
             Xlat::FullNat => fullnat::rewrite(&mut f, &c, dir),
             Xlat::Nat => nat::rewrite(&mut f, &c, dir),
@@ -147,6 +171,16 @@ impl<P: FramePool> Worker<P> {
         if c.proto() == Proto::Tcp {
             if let Err(r) = self.tcp_shift(&mut f, cx, id, dir) {
                 return self.discard(f, r);
+            }
+            if c.pp_len() != 0 {
+                match dir {
+                    Dir::Original => self.pp_to_server(&mut f, cx, id, out),
+                    Dir::Reply => {
+                        if let Err(r) = self.pp_to_client(&mut f, cx, id) {
+                            return self.discard(f, r);
+                        }
+                    }
+                }
             }
         }
         let len = f.len() as u64;
@@ -162,7 +196,10 @@ impl<P: FramePool> Worker<P> {
         } else {
             self.conns.touch(id, cx.now);
         }
-        self.transmit(f, xlat, dir, to, cx, out);
+        match split {
+            Some(mtu) => self.send_fragmented(f, to, mtu, cx.now, out),
+            None => self.transmit(f, xlat, dir, to, cx, out),
+        }
     }
 
     /// Sends a packet of a connection in mode `xlat`, received in `dir`, toward `to`: through the

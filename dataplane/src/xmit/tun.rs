@@ -22,7 +22,7 @@ use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
 use crate::packet::{Ctx, ETH, OWN_TTL};
 use crate::stats::{DropReason as D, Event as E};
-use crate::wire::{self, icmp, ipv4, Ipv4Packet, TcpPacket};
+use crate::wire::{self, ipv4, Ipv4Packet, TcpPacket};
 use crate::worker::Worker;
 
 /// Bytes the outer IPv4 header adds.
@@ -100,48 +100,5 @@ impl<P: FramePool> Worker<P> {
         }
         self.stats.inc(E::TunEncapsulated);
         self.send_ip(f, rs, cx.now, out);
-    }
-
-    /// Turns `f`, a DF packet too big for the tunnel, into the ICMP fragmentation-needed that
-    /// answers it (RFC 1191: the next-hop MTU in the header), from the address it was sent to.
-    fn frag_needed(&mut self, mut f: P::Frame, mtu: u16, cx: &Ctx, out: &mut Outbox<P::Frame>) {
-        let (src, dst, hl) = {
-            let ip = Ipv4Packet::new_unchecked(&f.data()[ETH..]);
-            (ip.src_addr(), ip.dst_addr(), ip.header_len())
-        };
-        let mut quote = [0u8; ipv4::MAX_HEADER_LEN + icmp::QUOTED_L4_LEN];
-        let n = (hl + icmp::QUOTED_L4_LEN).min(f.len() - ETH);
-        quote[..n].copy_from_slice(&f.data()[ETH..ETH + n]);
-        let icmp_len = icmp::HEADER_LEN + n;
-        let len = ETH + ipv4::HEADER_LEN + icmp_len;
-        // The packet was larger than the MTU, so the error fits in its buffer.
-        if f.len() < len || !f.trim(f.len() - len) {
-            return self.discard(f, D::MtuExceeded);
-        }
-        let d = f.data_mut();
-        let ok = icmp::emit_error(
-            &mut d[ETH + ipv4::HEADER_LEN..],
-            icmp::msg::DEST_UNREACHABLE,
-            icmp::unreach::FRAG_NEEDED,
-            u32::from(mtu),
-            &quote[..n],
-        )
-        .is_ok()
-            && ipv4::Repr {
-                src: dst,
-                dst: src,
-                protocol: ipv4::PROTO_ICMP,
-                payload_len: icmp_len as u16,
-                ttl: OWN_TTL,
-                ident: 0,
-                dont_frag: false,
-            }
-            .emit(&mut d[ETH..])
-            .is_ok();
-        if !ok {
-            return self.discard(f, D::MtuExceeded);
-        }
-        self.stats.inc(E::FragNeededSent);
-        self.send_ip(f, src, cx.now, out);
     }
 }

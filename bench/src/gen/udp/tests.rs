@@ -75,6 +75,7 @@ fn setup_for(f: Forward) -> Setup {
             persistence_ms: None,
             toa: false,
             synproxy: false,
+            proxy_protocol: None,
             laddrs: if f == Forward::FullNat { LIPS.to_vec() } else { Vec::new() },
             reals: mode_reals(f)
                 .into_iter()
