@@ -549,6 +549,7 @@ impl Shared {
                 vip: format!("{}:{}", c.vip.0, c.vip.1),
                 lip: c.lip.map(|(a, p)| format!("{a}:{p}")).unwrap_or_default(),
                 rs: format!("{}:{}", c.rs.0, c.rs.1),
+                forward: rvs_control::config::Forward::of_xlat(c.xlat),
                 state: c.state.to_owned(),
                 expires_ms: c.expires_ms,
                 worker,

@@ -315,8 +315,13 @@ pub struct ConnInfo {
     pub proto: Proto,
     pub client: String,
     pub vip: String,
+    /// The FULLNAT local address and port; empty for the other methods.
     pub lip: String,
     pub rs: String,
+    /// The connection's forwarding method (its real server's when it was made); absent in
+    /// replies of older daemons, which forwarded FULLNAT only.
+    #[serde(default)]
+    pub forward: Forward,
     /// LVS state name (ESTABLISHED, SYN_RECV, TIME_WAIT, ..., UDP).
     pub state: String,
     /// Milliseconds until it expires.

@@ -509,24 +509,47 @@ impl Sched {
     }
 }
 
-/// Forwarding method of a real server (ipvsadm's `-b -m -g -i`). rvs forwards `fullnat`; the
-/// others are understood, so that ipvsadm rules parse, and refused at validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Forwarding method of a real server (ipvsadm's `-b -m -g -i`). Written as `fullnat`, `nat`,
+/// `dr`, `tun`; ipvsadm's and keepalived's names are read too ([`Forward::ALIASES`]).
+/// A service may mix methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "&'static str")]
 pub enum Forward {
+    /// FULLNAT (DPVS's `-b`): source and destination rewritten; needs the service's local addresses.
+    #[default]
     Fullnat,
+    /// NAT (masquerading, `-m`): the destination becomes the real server, which routes its
+    /// replies back through the gateway.
     Masq,
+    /// DR (direct routing, gatewaying, `-g`): the frame goes to an on-link real server's MAC;
+    /// replies bypass the gateway.
     Route,
+    /// TUN (IPv4-in-IPv4, `-i`): encapsulated to the real server; replies bypass the gateway.
     Tunnel,
 }
 
 impl Forward {
+    pub const ALL: [Forward; 4] = [Forward::Fullnat, Forward::Masq, Forward::Route, Forward::Tunnel];
+
+    /// Other names read for each method: ipvsadm's long options and `-Ln` names, keepalived's
+    /// `lb_kind`, in lower case.
+    pub const ALIASES: [(&'static str, Forward); 8] = [
+        ("masq", Forward::Masq),
+        ("masquerading", Forward::Masq),
+        ("route", Forward::Route),
+        ("gatewaying", Forward::Route),
+        ("direct", Forward::Route),
+        ("tunnel", Forward::Tunnel),
+        ("ipip", Forward::Tunnel),
+        ("fnat", Forward::Fullnat),
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Forward::Fullnat => "fullnat",
-            Forward::Masq => "masq",
-            Forward::Route => "route",
-            Forward::Tunnel => "tunnel",
+            Forward::Masq => "nat",
+            Forward::Route => "dr",
+            Forward::Tunnel => "tun",
         }
     }
 
@@ -539,6 +562,27 @@ impl Forward {
             Forward::Route => Xlat::Dr,
             Forward::Tunnel => Xlat::Tun,
         }
+    }
+
+    /// The method of a dataplane translation kind (a connection's, as listed).
+    pub const fn of_xlat(x: rvs_dataplane::xmit::Xlat) -> Forward {
+        use rvs_dataplane::xmit::Xlat;
+        match x {
+            Xlat::FullNat => Forward::Fullnat,
+            Xlat::Nat => Forward::Masq,
+            Xlat::Dr => Forward::Route,
+            Xlat::Tun => Forward::Tunnel,
+        }
+    }
+
+    /// Replies come back through the gateway (FULLNAT, NAT); DR and TUN replies bypass it.
+    pub const fn replies_through_gateway(self) -> bool {
+        matches!(self, Forward::Fullnat | Forward::Masq)
+    }
+
+    /// The real server's port must be the service's (DR, TUN: the packet's ports are not rewritten).
+    pub const fn keeps_port(self) -> bool {
+        matches!(self, Forward::Route | Forward::Tunnel)
     }
 }
 
@@ -562,9 +606,13 @@ impl CheckKind {
 }
 
 /// Display, `&'static str` and parsing by name for the enums above; parse errors are one line
-/// naming the accepted values, so a bad config field or API value says what would do.
+/// naming the accepted values, so a bad config field or API value says what would do. With
+/// `aliases`, other names are read too (and named in the error after the canonical ones).
 macro_rules! named_enum {
     ($t:ty, $all:expr, $what:literal) => {
+        named_enum!($t, $all, $what, aliases = []);
+    };
+    ($t:ty, $all:expr, $what:literal, aliases = $aliases:expr) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -579,10 +627,25 @@ macro_rules! named_enum {
             type Err = String;
             fn from_str(s: &str) -> Result<$t, String> {
                 let all: &[$t] = &$all;
-                all.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = all.iter().map(|v| v.as_str()).collect();
-                    format!(concat!("unknown ", $what, " \"{}\" (one of {})"), s, names.join(", "))
-                })
+                let aliases: &[(&str, $t)] = &$aliases;
+                all.iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .or_else(|| aliases.iter().find(|(a, _)| *a == s).map(|(_, v)| *v))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = all.iter().map(|v| v.as_str()).collect();
+                        let others: Vec<&str> = aliases.iter().map(|(a, _)| *a).collect();
+                        if others.is_empty() {
+                            format!(concat!("unknown ", $what, " \"{}\" (one of {})"), s, names.join(", "))
+                        } else {
+                            format!(
+                                concat!("unknown ", $what, " \"{}\" (one of {}; also read: {})"),
+                                s,
+                                names.join(", "),
+                                others.join(", ")
+                            )
+                        }
+                    })
             }
         }
         impl TryFrom<String> for $t {
@@ -596,7 +659,7 @@ macro_rules! named_enum {
 
 named_enum!(Proto, [Proto::Tcp, Proto::Udp], "protocol");
 named_enum!(Sched, Sched::ALL, "scheduler");
-named_enum!(Forward, [Forward::Fullnat, Forward::Masq, Forward::Route, Forward::Tunnel], "forwarding method");
+named_enum!(Forward, Forward::ALL, "forwarding method", aliases = Forward::ALIASES);
 named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http], "check kind");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -629,6 +692,31 @@ pub struct ServiceConfig {
     /// its connections keep it, and new ones go elsewhere.
     #[serde(default = "inhibit_default", skip_serializing_if = "is_inhibit_default")]
     pub inhibit_on_failure: bool,
+}
+
+impl ServiceConfig {
+    /// The service's port, when its `vip` is well formed.
+    pub fn vport(&self) -> Option<u16> {
+        parse_endpoint(&self.vip).ok().map(|(_, p)| p)
+    }
+
+    /// See [`Config::fill_real_ports`].
+    pub fn fill_real_ports(&mut self) {
+        if let Some(vport) = self.vport() {
+            for r in &mut self.reals {
+                r.addr = with_port(&r.addr, vport);
+            }
+        }
+    }
+}
+
+/// `addr` with `port` appended when it is a bare IPv4 address; anything else unchanged (and left
+/// for validation to judge).
+pub fn with_port(addr: &str, port: u16) -> String {
+    match Ipv4Addr::from_str(addr) {
+        Ok(a) => format!("{a}:{port}"),
+        Err(_) => addr.to_owned(),
+    }
 }
 
 fn inhibit_default() -> bool {
@@ -693,12 +781,11 @@ fn sched_default() -> Sched {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealConfig {
-    /// `RS:port`.
+    /// `RS:port`; `RS` alone takes the service's port (filled in when the configuration is read).
     pub addr: String,
     #[serde(default = "weight_default")]
     pub weight: u32,
-    /// rvs forwards `fullnat` (`-b`). masq/route/tunnel are accepted by the API for ipvsadm
-    /// compatibility but refused at validation until implemented.
+    /// `fullnat` (default, `-b`), `nat` (`-m`), `dr` (`-g`) or `tun` (`-i`); see docs/config.md.
     #[serde(default = "fwd_default")]
     pub forward: Forward,
     /// Upper connection threshold (`-x`), 0 = none.
@@ -749,6 +836,11 @@ impl Cidr {
         } else {
             u32::MAX << (32 - self.len)
         }
+    }
+
+    /// The prefix with the host bits cleared (`198.18.0.1/24` is on `198.18.0.0/24`).
+    pub fn network(&self) -> Cidr {
+        Cidr { addr: (u32::from(self.addr) & self.mask()).into(), len: self.len }
     }
 
     pub fn contains(&self, a: Ipv4Addr) -> bool {
@@ -854,24 +946,38 @@ fn is_pci_addr(s: &str) -> bool {
 impl Config {
     /// Parses TOML; syntax and type errors come back as one line naming the line and key.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str::<Config>(text).map_err(|e| {
-            let (line, key) = match e.span() {
-                Some(span) => {
-                    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    let line_text = text.lines().nth(line_no - 1).unwrap_or("");
-                    let key = line_text.split_once('=').map(|(k, _)| k.trim().to_owned()).unwrap_or_default();
-                    (format!("line {line_no}"), key)
-                }
-                None => (String::new(), String::new()),
-            };
-            let msg = e.message().replace('\n', " ");
-            let field = match (line.is_empty(), key.is_empty()) {
-                (false, false) => format!("{line}: {key}"),
-                (false, true) => line,
-                _ => String::new(),
-            };
-            err(field, msg)
-        })
+        toml::from_str::<Config>(text)
+            .map_err(|e| {
+                let (line, key) = match e.span() {
+                    Some(span) => {
+                        let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                        let line_text = text.lines().nth(line_no - 1).unwrap_or("");
+                        let key =
+                            line_text.split_once('=').map(|(k, _)| k.trim().to_owned()).unwrap_or_default();
+                        (format!("line {line_no}"), key)
+                    }
+                    None => (String::new(), String::new()),
+                };
+                let msg = e.message().replace('\n', " ");
+                let field = match (line.is_empty(), key.is_empty()) {
+                    (false, false) => format!("{line}: {key}"),
+                    (false, true) => line,
+                    _ => String::new(),
+                };
+                err(field, msg)
+            })
+            .map(|mut c| {
+                c.fill_real_ports();
+                c
+            })
+    }
+
+    /// Gives every real server written without a port (`RS`) its service's port, as ipvsadm's
+    /// `-r` does; [`Config::from_toml`] calls it, so everything after sees `RS:port`.
+    pub fn fill_real_ports(&mut self) {
+        for s in &mut self.services {
+            s.fill_real_ports();
+        }
     }
 
     pub fn to_toml(&self) -> String {
@@ -1088,10 +1194,45 @@ impl Config {
                 if r.weight > MAX_WEIGHT {
                     return Err(err(g("weight"), format!("{} is outside 0..={MAX_WEIGHT}", r.weight)));
                 }
-                if r.forward != Forward::Fullnat {
+                let (ra, rp) = ep;
+                if r.forward.keeps_port() && rp != vport {
                     return Err(err(
-                        g("forward"),
-                        format!("forwarding method \"{}\" is not supported; rvs forwards fullnat", r.forward),
+                        g("addr"),
+                        format!(
+                            "port {rp} is not the service's port {vport}: DR/TUN cannot change the port (write {ra}:{vport} or {ra})"
+                        ),
+                    ));
+                }
+                if r.forward == Forward::Route && !subnets.iter().any(|c| c.contains(ra)) {
+                    let nets: Vec<String> = subnets.iter().map(|c| c.network().to_string()).collect();
+                    return Err(err(
+                        g("addr"),
+                        format!(
+                            "{ra} is on none of the ports' networks ({}): DR needs an on-link real server",
+                            nets.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if s.synproxy {
+                if let Some(r) = s.reals.iter().find(|r| !r.forward.replies_through_gateway()) {
+                    return Err(err(
+                        f("synproxy"),
+                        format!(
+                            "SYN-proxy needs the real server's replies through the gateway; real {} forwards {}",
+                            r.addr, r.forward
+                        ),
+                    ));
+                }
+            }
+            if s.toa {
+                if let Some(r) = s.reals.iter().find(|r| r.forward != Forward::Fullnat) {
+                    return Err(err(
+                        f("toa"),
+                        format!(
+                            "TOA is for FULLNAT real servers (with {} the real server sees the client's address itself); real {} forwards {}",
+                            r.forward, r.addr, r.forward
+                        ),
                     ));
                 }
             }
@@ -1120,14 +1261,16 @@ impl Config {
     /// at load and `rvsd --check` prints them. A FULLNAT service with real servers and no local
     /// address is valid because DPVS's set-up order (`-A`, `-a`, then `--add-laddr`) passes through
     /// it: until a local address arrives the dataplane drops its new connections (`drop.no_laddr`).
+    /// Real servers forwarding NAT, DR or TUN need no local address, so a service with only those
+    /// is not warned about.
     pub fn warnings(&self) -> Vec<String> {
         self.services
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.reals.is_empty() && s.laddrs.is_empty())
+            .filter(|(_, s)| s.reals.iter().any(|r| r.forward == Forward::Fullnat) && s.laddrs.is_empty())
             .map(|(i, s)| {
                 format!(
-                    "services[{i}].laddrs: {} {} has real servers but no local address; its new connections are dropped (drop.no_laddr) until one is added",
+                    "services[{i}].laddrs: {} {} has FULLNAT real servers but no local address; their new connections are dropped (drop.no_laddr) until one is added",
                     s.proto, s.vip
                 )
             })
@@ -1320,8 +1463,163 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         c.validate().unwrap();
         let w = c.warnings();
         assert_eq!(w.len(), 1);
-        assert!(w[0].starts_with("services[0].laddrs: tcp 198.18.0.100:80 has real servers"), "{w:?}");
+        assert!(
+            w[0].starts_with("services[0].laddrs: tcp 198.18.0.100:80 has FULLNAT real servers"),
+            "{w:?}"
+        );
         assert!(Config::from_toml(GOOD).unwrap().warnings().is_empty());
+    }
+
+    /// GOOD with its two real servers replaced by `reals` (TOML inline tables) and the service's
+    /// `extra` lines.
+    fn with_reals(reals: &str, extra: &str) -> Result<Config, ConfigError> {
+        let text = GOOD.replace("laddrs = [\"198.18.1.100\"]\n", "").replace(
+            "reals = [{ addr = \"198.18.1.11:80\" }, { addr = \"198.18.1.12:80\", weight = 2 }]",
+            &format!("reals = [{reals}]\n{extra}"),
+        );
+        let c = Config::from_toml(&text)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn forwarding_methods_read_canonical_names_and_aliases() {
+        for (name, want) in [
+            ("fullnat", Forward::Fullnat),
+            ("nat", Forward::Masq),
+            ("dr", Forward::Route),
+            ("tun", Forward::Tunnel),
+            ("masq", Forward::Masq),
+            ("masquerading", Forward::Masq),
+            ("route", Forward::Route),
+            ("gatewaying", Forward::Route),
+            ("direct", Forward::Route),
+            ("tunnel", Forward::Tunnel),
+            ("ipip", Forward::Tunnel),
+        ] {
+            assert_eq!(name.parse::<Forward>(), Ok(want), "{name}");
+            let c =
+                with_reals(&format!("{{ addr = \"198.18.1.11:80\", forward = \"{name}\" }}"), "").unwrap();
+            assert_eq!(c.services[0].reals[0].forward, want);
+            // written back under its canonical name, and read again the same
+            let text = c.to_toml();
+            assert!(text.contains(&format!("forward = \"{}\"", want.as_str())), "{text}");
+            assert_eq!(Config::from_toml(&text).unwrap(), c);
+        }
+        assert_eq!(Forward::ALL.map(Forward::as_str), ["fullnat", "nat", "dr", "tun"]);
+        for f in Forward::ALL {
+            assert_eq!(Forward::of_xlat(f.xlat()), f);
+        }
+        let e = with_reals("{ addr = \"198.18.1.11:80\", forward = \"bridge\" }", "").unwrap_err();
+        assert_eq!(
+            e.msg,
+            "unknown forwarding method \"bridge\" (one of fullnat, nat, dr, tun; also read: masq, masquerading, route, gatewaying, direct, tunnel, ipip, fnat)"
+        );
+        assert_eq!(e.field, "line 23: reals", "{e}");
+    }
+
+    #[test]
+    fn a_service_may_mix_methods() {
+        let c = with_reals(
+            r#"{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:8080", forward = "nat" },
+               { addr = "198.18.1.13:80", forward = "dr" }, { addr = "10.7.0.1:80", forward = "tun" }"#,
+            "laddrs = [\"198.18.1.100\"]",
+        )
+        .unwrap();
+        let got: Vec<Forward> = c.services[0].reals.iter().map(|r| r.forward).collect();
+        assert_eq!(got, Forward::ALL);
+        let setup = crate::setup::dataplane_setup(&c, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]]).unwrap();
+        let xlats: Vec<_> = setup.services[0].reals.iter().map(|r| r.xlat).collect();
+        assert_eq!(xlats, Forward::ALL.map(Forward::xlat));
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn real_servers_without_a_port_take_the_services() {
+        let c = with_reals(
+            r#"{ addr = "198.18.1.11", forward = "dr" }, { addr = "10.7.0.1", forward = "tun" },
+               { addr = "198.18.1.12", forward = "nat" }"#,
+            "",
+        )
+        .unwrap();
+        let addrs: Vec<&str> = c.services[0].reals.iter().map(|r| r.addr.as_str()).collect();
+        assert_eq!(addrs, ["198.18.1.11:80", "10.7.0.1:80", "198.18.1.12:80"]);
+        // still refused: a bad address, port 0
+        let e = with_reals(r#"{ addr = "198.18.1.300", forward = "dr" }"#, "").unwrap_err();
+        assert_eq!(e.field, "services[0].reals[0].addr", "{e}");
+    }
+
+    #[test]
+    fn method_rules_are_one_line_naming_the_field() {
+        let cases = [
+            (
+                r#"{ addr = "10.7.0.1:80", forward = "dr" }"#,
+                "",
+                "services[0].reals[0].addr: 10.7.0.1 is on none of the ports' networks (198.18.0.0/24, 198.18.1.0/24): DR needs an on-link real server",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:8080", forward = "dr" }"#,
+                "",
+                "services[0].reals[1].addr: port 8080 is not the service's port 80: DR/TUN cannot change the port (write 198.18.1.12:80 or 198.18.1.12)",
+            ),
+            (
+                r#"{ addr = "10.7.0.1:81", forward = "tun" }"#,
+                "",
+                "services[0].reals[0].addr: port 81 is not the service's port 80: DR/TUN cannot change the port (write 10.7.0.1:80 or 10.7.0.1)",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80", forward = "nat" }, { addr = "198.18.1.12:80", forward = "dr" }"#,
+                "synproxy = true",
+                "services[0].synproxy: SYN-proxy needs the real server's replies through the gateway; real 198.18.1.12:80 forwards dr",
+            ),
+            (
+                r#"{ addr = "10.7.0.1:80", forward = "tun" }"#,
+                "synproxy = true",
+                "services[0].synproxy: SYN-proxy needs the real server's replies through the gateway; real 10.7.0.1:80 forwards tun",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:8080", forward = "nat" }"#,
+                "laddrs = [\"198.18.1.100\"]\ntoa = true",
+                "services[0].toa: TOA is for FULLNAT real servers (with nat the real server sees the client's address itself); real 198.18.1.12:8080 forwards nat",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80", forward = "dr" }"#,
+                "toa = true",
+                "services[0].toa: TOA is for FULLNAT real servers (with dr the real server sees the client's address itself); real 198.18.1.11:80 forwards dr",
+            ),
+        ];
+        for (reals, extra, want) in cases {
+            let e = with_reals(reals, extra).unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+        // what the rules leave alone: NAT may change the port and take SYN-proxy; TUN real servers
+        // may be routed; DR on either port's network; FULLNAT with TOA and SYN-proxy
+        for (reals, extra) in [
+            (r#"{ addr = "198.18.1.11:8080", forward = "nat" }"#, "synproxy = true"),
+            (r#"{ addr = "10.7.0.1:80", forward = "tun" }"#, ""),
+            (
+                r#"{ addr = "198.18.0.20:80", forward = "dr" }, { addr = "198.18.1.20:80", forward = "dr" }"#,
+                "",
+            ),
+            (r#"{ addr = "198.18.1.11:8080" }"#, "laddrs = [\"198.18.1.100\"]\ntoa = true\nsynproxy = true"),
+        ] {
+            with_reals(reals, extra).unwrap_or_else(|e| panic!("{reals} {extra}: {e}"));
+        }
+    }
+
+    #[test]
+    fn only_fullnat_real_servers_need_local_addresses() {
+        for m in ["nat", "dr", "tun"] {
+            let c = with_reals(&format!("{{ addr = \"198.18.1.11:80\", forward = \"{m}\" }}"), "").unwrap();
+            assert!(c.warnings().is_empty(), "{m}: {:?}", c.warnings());
+        }
+        let c =
+            with_reals(r#"{ addr = "198.18.1.11:80", forward = "nat" }, { addr = "198.18.1.12:80" }"#, "")
+                .unwrap();
+        assert_eq!(
+            c.warnings(),
+            ["services[0].laddrs: tcp 198.18.0.100:80 has FULLNAT real servers but no local address; their new connections are dropped (drop.no_laddr) until one is added"]
+        );
     }
 
     #[test]
@@ -1346,5 +1644,6 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         assert!(c.contains("198.18.0.200".parse().unwrap()));
         assert!(!c.contains("198.18.1.1".parse().unwrap()));
         assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().mask(), 0);
+        assert_eq!(c.network().to_string(), "198.18.0.0/24");
     }
 }

@@ -125,6 +125,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             timeouts: timeouts(cfg),
             expire_on_real_removed: c.on_real_removed == RealRemovedMode::Expire,
             proxy_timers: ConnSetup::default().proxy_timers,
+            frag: ConnSetup::default().frag,
             synproxy: {
                 let sp = &cfg.synproxy;
                 SynproxySetup {

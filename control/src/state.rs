@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use rvs_dataplane::setup::Setup;
 
 use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
-use crate::config::{parse_endpoint, Config, Proto, RealConfig, ServiceConfig};
+use crate::config::{parse_endpoint, with_port, Config, Proto, RealConfig, ServiceConfig};
 use crate::setup::dataplane_setup;
 
 /// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
@@ -131,7 +131,9 @@ impl ControlState {
                         format!("service {} already exists", label(&k)),
                     ));
                 }
-                next.services.push(service.clone());
+                let mut service = service.clone();
+                service.fill_real_ports();
+                next.services.push(service);
             }
             Request::EditService { id, sched, persistence, toa, synproxy, inhibit_on_failure } => {
                 let i = self.find_service(id)?;
@@ -158,29 +160,31 @@ impl ControlState {
             }
             Request::AddReal { id, real } => {
                 let i = self.find_service(id)?;
-                let rk = real_key(&real.addr)?;
                 let s = &mut next.services[i];
+                let real = real_in(s, real);
+                let rk = real_key(&real.addr)?;
                 if s.reals.iter().any(|r| real_key(&r.addr).ok() == Some(rk)) {
                     return Err(Refusal::new(
                         ErrorCode::RealExists,
                         format!("real server {}:{} already exists in {} {}", rk.0, rk.1, s.proto, s.vip),
                     ));
                 }
-                s.reals.push(real.clone());
+                s.reals.push(real);
             }
             Request::EditReal { id, real } => {
                 let i = self.find_service(id)?;
-                let rk = real_key(&real.addr)?;
                 let s = &mut next.services[i];
+                let real = real_in(s, real);
+                let rk = real_key(&real.addr)?;
                 let Some(r) = s.reals.iter_mut().find(|r| real_key(&r.addr).ok() == Some(rk)) else {
                     return Err(no_such_real(rk, s));
                 };
-                *r = RealConfig { addr: r.addr.clone(), ..real.clone() };
+                *r = RealConfig { addr: r.addr.clone(), ..real };
             }
             Request::DeleteReal { id, addr } => {
                 let i = self.find_service(id)?;
-                let rk = real_key(addr)?;
                 let s = &mut next.services[i];
+                let rk = real_key(&with_port(addr, s.vport().unwrap_or_default()))?;
                 let n = s.reals.len();
                 s.reals.retain(|r| real_key(&r.addr).ok() != Some(rk));
                 if s.reals.len() == n {
@@ -299,6 +303,11 @@ fn set_timeouts(cfg: &mut Config, t: &LvsTimeouts) {
     }
 }
 
+/// A requested real server as the service holds it: without a port, the service's.
+fn real_in(s: &ServiceConfig, real: &RealConfig) -> RealConfig {
+    RealConfig { addr: with_port(&real.addr, s.vport().unwrap_or_default()), ..real.clone() }
+}
+
 fn no_such_real(rk: RealKey, s: &ServiceConfig) -> Refusal {
     Refusal::new(
         ErrorCode::NoSuchReal,
@@ -376,7 +385,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             },
             Request::AddReal {
                 id: id(),
-                real: RealConfig { forward: Forward::Masq, ..real("198.18.1.14:80", 1) },
+                real: RealConfig { forward: Forward::Route, ..real("10.7.0.1:80", 1) },
             },
             Request::DeleteReal { id: id(), addr: "198.18.1.99:80".into() },
             Request::AddLaddr { id: id(), addr: "198.18.0.100".into() },
@@ -389,6 +398,95 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             assert!(s.change(&r).is_err(), "{r:?} was accepted");
             assert_eq!(s.config(), &before);
         }
+    }
+
+    fn edit_service(toa: Option<bool>, synproxy: Option<bool>) -> Request {
+        Request::EditService {
+            id: id(),
+            sched: None,
+            persistence: None,
+            toa,
+            synproxy,
+            inhibit_on_failure: None,
+        }
+    }
+
+    fn with(forward: Forward, r: RealConfig) -> RealConfig {
+        RealConfig { forward, ..r }
+    }
+
+    /// API changes go through the configuration's rules: a change breaking one is refused with
+    /// its line, and the running configuration stays as it was.
+    #[test]
+    fn method_rules_apply_to_api_changes() {
+        let mut s = state();
+        // accepted: each method beside FULLNAT; without a port the real server takes the service's
+        for r in [
+            with(Forward::Masq, real("198.18.1.13:8080", 1)),
+            with(Forward::Route, real("198.18.1.14", 1)),
+            with(Forward::Tunnel, real("10.7.0.1:80", 1)),
+        ] {
+            assert!(s.change(&Request::AddReal { id: id(), real: r.clone() }).unwrap(), "{r:?}");
+        }
+        let reals: Vec<(&str, Forward)> =
+            s.config().services[0].reals.iter().map(|r| (r.addr.as_str(), r.forward)).collect();
+        assert_eq!(
+            reals,
+            [
+                ("198.18.1.11:80", Forward::Fullnat),
+                ("198.18.1.12:80", Forward::Fullnat),
+                ("198.18.1.13:8080", Forward::Masq),
+                ("198.18.1.14:80", Forward::Route),
+                ("10.7.0.1:80", Forward::Tunnel),
+            ]
+        );
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:80").unwrap();
+        assert!(s.real_id(sid, "198.18.1.14:80").is_some());
+        // a port-less address names the same real server for -e and -d
+        s.change(&Request::EditReal { id: id(), real: with(Forward::Route, real("198.18.1.14", 5)) })
+            .unwrap();
+        assert_eq!(s.config().services[0].reals[3].weight, 5);
+
+        let before = s.config().clone();
+        let refused = [
+            (
+                Request::AddReal { id: id(), real: with(Forward::Route, real("10.7.0.2:80", 1)) },
+                "services[0].reals[5].addr: 10.7.0.2 is on none of the ports' networks (198.18.0.0/24, 198.18.1.0/24): DR needs an on-link real server",
+            ),
+            (
+                Request::AddReal { id: id(), real: with(Forward::Tunnel, real("10.7.0.2:8080", 1)) },
+                "services[0].reals[5].addr: port 8080 is not the service's port 80: DR/TUN cannot change the port (write 10.7.0.2:80 or 10.7.0.2)",
+            ),
+            (
+                edit_service(None, Some(true)),
+                "services[0].synproxy: SYN-proxy needs the real server's replies through the gateway; real 198.18.1.14:80 forwards dr",
+            ),
+            (
+                edit_service(Some(true), None),
+                "services[0].toa: TOA is for FULLNAT real servers (with nat the real server sees the client's address itself); real 198.18.1.13:8080 forwards nat",
+            ),
+        ];
+        for (req, want) in refused {
+            let e = s.change(&req).unwrap_err();
+            assert_eq!(e.msg, want, "{req:?}");
+            assert_eq!(e.code, None);
+            assert_eq!(s.config(), &before, "{req:?} changed the configuration");
+        }
+        // With SYN-proxy on, a real server may not be switched to DR (nor added as TUN).
+        let mut s = state();
+        s.change(&edit_service(None, Some(true))).unwrap();
+        let before = s.config().clone();
+        for req in [
+            Request::EditReal { id: id(), real: with(Forward::Route, real("198.18.1.11:80", 1)) },
+            Request::AddReal { id: id(), real: with(Forward::Tunnel, real("10.7.0.1", 1)) },
+        ] {
+            let e = s.change(&req).unwrap_err();
+            assert!(e.msg.starts_with("services[0].synproxy: SYN-proxy needs"), "{e}");
+            assert_eq!(s.config(), &before);
+        }
+        // NAT keeps SYN-proxy
+        s.change(&Request::EditReal { id: id(), real: with(Forward::Masq, real("198.18.1.11:80", 1)) })
+            .unwrap();
     }
 
     #[test]

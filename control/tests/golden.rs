@@ -69,11 +69,15 @@ fn check(name: &str, got: &str) {
 type Real = (&'static str, u32, u32, u32, u64, u64);
 
 fn real(r: Real) -> RealInfo {
+    real_by(Forward::Fullnat, r)
+}
+
+fn real_by(forward: Forward, r: Real) -> RealInfo {
     let (addr, weight, u_threshold, l_threshold, active_conns, inactive_conns) = r;
     RealInfo {
         addr: addr.into(),
         weight,
-        forward: Forward::Fullnat,
+        forward,
         u_threshold,
         l_threshold,
         active_conns,
@@ -82,7 +86,7 @@ fn real(r: Real) -> RealInfo {
     }
 }
 
-/// Two services, five real servers; deliberately unsorted (ipvsadm sorts).
+/// Two services, eight real servers of every forwarding method; deliberately unsorted (ipvsadm sorts).
 fn services() -> Vec<ServiceInfo> {
     vec![
         ServiceInfo {
@@ -94,7 +98,13 @@ fn services() -> Vec<ServiceInfo> {
             synproxy: false,
             inhibit_on_failure: false,
             laddrs: vec!["198.18.1.100".into()],
-            reals: vec![real(("198.18.1.22:53", 0, 100, 10, 0, 0)), real(("198.18.1.21:53", 10, 0, 0, 0, 7))],
+            reals: vec![
+                real(("198.18.1.22:53", 0, 100, 10, 0, 0)),
+                real(("198.18.1.21:53", 10, 0, 0, 0, 7)),
+                real_by(Forward::Masq, ("198.18.1.24:5353", 1, 0, 0, 2, 0)),
+                real_by(Forward::Route, ("198.18.1.23:53", 2, 0, 0, 0, 1)),
+                real_by(Forward::Tunnel, ("198.18.9.25:53", 3, 0, 0, 1, 1)),
+            ],
         },
         ServiceInfo {
             proto: Proto::Tcp,
@@ -179,6 +189,7 @@ fn conns() -> Vec<ConnInfo> {
             vip: vip.into(),
             lip: lip.into(),
             rs: rs.into(),
+            forward: Forward::Fullnat,
             state: state.into(),
             expires_ms,
             worker: 0,
@@ -221,6 +232,18 @@ fn conns() -> Vec<ConnInfo> {
             120000,
         ),
         c("tcp", "10.0.0.1:0", "198.18.0.100:80", "0.0.0.0:0", "198.18.1.11:80", "NONE", 10803000),
+        ConnInfo {
+            forward: Forward::Masq,
+            ..c("udp", "203.0.113.9:5354", "198.18.0.100:53", "", "198.18.1.24:5353", "UDP", 120000)
+        },
+        ConnInfo {
+            forward: Forward::Route,
+            ..c("udp", "203.0.113.9:5355", "198.18.0.100:53", "", "198.18.1.23:53", "UDP", 60000)
+        },
+        ConnInfo {
+            forward: Forward::Tunnel,
+            ..c("udp", "203.0.113.9:5356", "198.18.0.100:53", "", "198.18.9.25:53", "UDP", 1000)
+        },
     ]
 }
 

@@ -151,6 +151,8 @@ impl<P: FramePool> Worker<P> {
         self.stats.set(Gauge::SynproxyHalfOpen, self.sp.len() as u64);
         self.stats.set(Gauge::SynproxyHeld, self.sp.held() as u64);
         self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
+        self.stats.set(Gauge::FragDatagrams, self.frags.len() as u64);
+        self.stats.set(Gauge::FragHeld, self.frags.held() as u64);
         self.stats.set(
             Gauge::ConnsActive,
             self.services.list.iter().flat_map(|s| &s.views).map(|v| v.active as u64).sum(),

@@ -21,8 +21,14 @@
 //! SYN-proxy's cookie is made and checked by one worker), and so is a reply from a NAT real
 //! server that misses (**Owner** too).
 //!
+//! Fragments of TCP and UDP datagrams move too: every fragment first to its datagram's collector
+//! (**FragCollect**, a hash of the address pair), which sends it to its connection's owner
+//! (**FragOwner**) or, when it cannot name one, along the workers (**FragChain**); see
+//! [`crate::frag`].
+//!
 //! Invariants:
-//! - A frame is handed on at most `workers - 1` times, so nothing circulates.
+//! - A frame is handed on at most `workers - 1` times along a chain, plus once to a fragment's
+//!   collector, so nothing circulates.
 //! - The tag travels in the buffer's metadata (the daemon puts it in the mbuf), so the ring
 //!   between two workers carries nothing but buffers; one single-producer/single-consumer ring
 //!   per ordered pair of workers keeps it lock-free.
@@ -38,6 +44,13 @@ pub enum HandoffKind {
     Owner = 1,
     ArpChain = 2,
     IcmpChain = 3,
+    /// A fragment on its way to its datagram's collector ([`crate::frag`]).
+    FragCollect = 4,
+    /// A fragment the collector sends to the worker that owns its connection.
+    FragOwner = 5,
+    /// A fragment the collector sends along the workers to find its connection; `origin` is the
+    /// collector.
+    FragChain = 6,
 }
 
 /// What travels with a handed-off frame.
@@ -66,6 +79,9 @@ impl Handoff {
             1 => HandoffKind::Owner,
             2 => HandoffKind::ArpChain,
             3 => HandoffKind::IcmpChain,
+            4 => HandoffKind::FragCollect,
+            5 => HandoffKind::FragOwner,
+            6 => HandoffKind::FragChain,
             _ => return None,
         };
         let flags = tag >> 24;
@@ -155,7 +171,14 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        for kind in [HandoffKind::Owner, HandoffKind::ArpChain, HandoffKind::IcmpChain] {
+        for kind in [
+            HandoffKind::Owner,
+            HandoffKind::ArpChain,
+            HandoffKind::IcmpChain,
+            HandoffKind::FragCollect,
+            HandoffKind::FragOwner,
+            HandoffKind::FragChain,
+        ] {
             for in_port in [0u8, 1, 7, 255] {
                 for origin in [0u8, 1, 63] {
                     for learned in [false, true] {
@@ -170,7 +193,7 @@ mod tests {
     #[test]
     fn unknown_tags_are_refused() {
         assert_eq!(Handoff::decode(0), None);
-        assert_eq!(Handoff::decode(4), None);
+        assert_eq!(Handoff::decode(7), None);
         assert_eq!(Handoff::decode(1 | 2 << 24), None);
     }
 

@@ -5,8 +5,8 @@
 //!   exactly the IP packet (Ethernet padding trimmed, so it cannot travel on with a rewrite), and
 //!   `Ctx::{hl, dst}` are set.
 //! - Packets from impossible sources (0/8, broadcast, multicast, loopback, the port's subnet
-//!   broadcast), LAND packets, fragments and packets to addresses we neither own nor balance are
-//!   dropped here, each with its own reason.
+//!   broadcast), LAND packets, ICMP fragments and packets to addresses we neither own nor balance
+//!   are dropped here, each with its own reason; TCP and UDP fragments go to [`crate::frag`].
 //! - The TTL is checked in two places only: [`ttl_expires`] before a packet may create state, and
 //!   [`decrement_ttl`] when a packet is relayed.
 use std::net::Ipv4Addr;
@@ -71,8 +71,14 @@ impl<P: FramePool> Worker<P> {
         // our VIPs and local addresses, and NAT replies to clients: TCP and UDP look there first
         // and classify the destination only on a miss (see crate::proto), so the hit path does no
         // address-set lookups.
-        if !frag && (proto == ipv4::PROTO_TCP || proto == ipv4::PROTO_UDP) {
-            return self.l4_input(f, cx, out);
+        if proto == ipv4::PROTO_TCP || proto == ipv4::PROTO_UDP {
+            if !frag {
+                return self.l4_input(f, cx, out);
+            }
+            // Fragments of datagrams to our addresses, or (with NAT) from a real server.
+            if self.classify(dst).is_some() || self.services.relays_transit() {
+                return self.frag_input(f, cx, out);
+            }
         }
         cx.dst = match self.classify(dst) {
             Some(d) => d,

@@ -12,6 +12,7 @@ pub mod admin_persist;
 pub mod arp;
 pub mod conn;
 pub mod flow;
+pub mod frag;
 pub mod frame;
 pub mod handoff;
 pub mod icmp;

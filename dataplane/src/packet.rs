@@ -49,6 +49,8 @@ pub struct Ctx {
     /// The tuple the burst pipeline parsed ahead from this frame and its hash (see
     /// [`crate::pipeline`]): the transport stage takes both instead of parsing and hashing again.
     pub hashed: Option<(FlowKey, Hashed)>,
+    /// The frame is a datagram's first fragment ([`crate::frag`]): nothing may grow it.
+    pub fragment: bool,
 }
 
 impl Ctx {
@@ -68,6 +70,7 @@ impl Ctx {
             },
             flags: TcpFlags::NONE,
             hashed: None,
+            fragment: false,
         }
     }
 

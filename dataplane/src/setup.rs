@@ -89,6 +89,8 @@ pub struct ConnSetup {
     /// PROXY protocol headers awaiting the real server's acknowledgement, per worker (their
     /// retransmission timers; see `proto::proxy`).
     pub proxy_timers: u32,
+    /// IP fragments (see `frag`).
+    pub frag: FragSetup,
 }
 
 /// SYN-proxy parameters (docs/config.md, `[synproxy]`).
@@ -148,6 +150,24 @@ impl Default for ConnSetup {
             expire_on_real_removed: false,
             synproxy: SynproxySetup::default(),
             proxy_timers: 262_144,
+            frag: FragSetup::default(),
         }
+    }
+}
+
+/// Bounds of the per-worker fragment table (docs/config.md, `[conn.frag]`).
+#[derive(Debug, Clone, Copy)]
+pub struct FragSetup {
+    /// Datagrams tracked at once.
+    pub max_datagrams: u32,
+    /// Of those, from one source address.
+    pub max_per_source: u32,
+    /// How long a datagram is tracked after its first fragment seen (any fragment).
+    pub timeout_ms: Millis,
+}
+
+impl Default for FragSetup {
+    fn default() -> Self {
+        FragSetup { max_datagrams: 4096, max_per_source: 256, timeout_ms: 1000 }
     }
 }

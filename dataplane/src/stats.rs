@@ -111,6 +111,20 @@ counter_enum! {
         /// fragmentation-needed nor fragmented (IP options, no buffer), or a TUN packet without DF
         /// too big for the tunnel (see `crate::mtu`).
         MtuExceeded => "mtu_exceeded",
+        /// A first fragment without the whole transport header (RFC 1858's tiny fragment).
+        FragTiny => "frag_tiny",
+        /// A TCP fragment at offset 8: it would overlap and could rewrite the header (RFC 1858).
+        FragOverlap => "frag_overlap",
+        /// The fragment table is at capacity (`conn.frag.max_datagrams` per worker).
+        FragTableFull => "frag_table_full",
+        /// One source has `conn.frag.max_per_source` datagrams in the table already.
+        FragSourceLimit => "frag_source_limit",
+        /// A datagram already has as many fragments waiting for its first as may wait.
+        FragHeldFull => "frag_held_full",
+        /// A fragment whose datagram has no connection (none found, none could be created).
+        FragNoFlow => "frag_no_flow",
+        /// Fragments that waited for a first fragment that never came.
+        FragTimeout => "frag_timeout",
         /// No headroom in the buffer for an encapsulation header.
         NoHeadroom => "no_headroom",
         /// Chained (multi-segment) buffer that could not be linearised.
@@ -168,6 +182,8 @@ counter_enum! {
         /// A DF packet too big once encapsulated for a TUN real server, turned into the ICMP
         /// fragmentation-needed that answers it (naming the MTU minus the encapsulation).
         FragNeededSent => "frag_needed_sent",
+        /// Fragments of TCP/UDP datagrams forwarded (first and later).
+        FragmentsForwarded => "fragments_forwarded",
         /// Fragments the gateway built when it split a packet without DF for a smaller MTU (the
         /// first fragment is the original frame).
         FragmentsBuilt => "fragments_built",
@@ -225,6 +241,10 @@ counter_enum! {
         SynproxyHalfOpen => "synproxy_half_open",
         /// Client packets held by SYN-proxy until the real server answers.
         SynproxyHeld => "synproxy_held",
+        /// Datagrams in the fragment table.
+        FragDatagrams => "frag_datagrams",
+        /// Fragments waiting for their datagram's first fragment.
+        FragHeld => "frag_held",
     }
 }
 
@@ -296,9 +316,12 @@ impl Stats {
     /// rx_packets + handoff_in + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated +
     ///   proxy_headers_sent + fragments_built ==
     ///   tx_packets + handoff_out + (drops - tx_full - handoff_full) + arp_consumed
-    ///   + synproxy_handshakes + neigh_held + synproxy_held
+    ///   + synproxy_handshakes + neigh_held + synproxy_held + frag_held
     pub fn accounting_gap(&self) -> i64 {
-        let out = self.frames_left() + self.gauge(Gauge::NeighHeld) + self.gauge(Gauge::SynproxyHeld);
+        let out = self.frames_left()
+            + self.gauge(Gauge::NeighHeld)
+            + self.gauge(Gauge::SynproxyHeld)
+            + self.gauge(Gauge::FragHeld);
         self.frames_entered() as i64 - out as i64
     }
 

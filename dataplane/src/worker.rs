@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::conn::bind::{ConnEvent, ConnEvents};
 use crate::conn::ConnTable;
 use crate::flow::Millis;
+use crate::frag::Frags;
 use crate::frame::FramePool;
 use crate::handoff::Handoff;
 use crate::l2::PortRt;
@@ -57,6 +58,7 @@ pub struct Worker<P: FramePool> {
     pub(crate) stats: Arc<Stats>,
     pub(crate) sp: SynProxy<P::Frame>,
     pub(crate) pp_timers: ProxyTimers,
+    pub(crate) frags: Frags<P::Frame>,
     pub(crate) events: ConnEvents,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
@@ -112,6 +114,7 @@ impl<P: FramePool> Worker<P> {
             stats,
             sp: SynProxy::new(c.synproxy),
             pp_timers: ProxyTimers::new(c.proxy_timers as usize),
+            frags: Frags::new(c.frag.max_datagrams as usize, c.frag.max_per_source, c.frag.timeout_ms),
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,
@@ -155,6 +158,7 @@ impl<P: FramePool> Worker<P> {
         let new_ms = now != self.housekeeping_at;
         if new_ms {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+            self.frag_poll(now);
         }
         self.sp_poll(now, out);
         self.pp_poll(now, out);
@@ -195,6 +199,11 @@ impl<P: FramePool> Worker<P> {
     /// Client packets held by SYN-proxy until real servers answer.
     pub fn synproxy_held(&self) -> usize {
         self.sp.held()
+    }
+
+    /// Fragments waiting for their datagram's first fragment.
+    pub fn frag_held(&self) -> usize {
+        self.frags.held()
     }
 
     /// Graceful drain: from now on new connections are refused (TCP with a RST, UDP dropped and

@@ -409,6 +409,7 @@ impl H {
     fn assert_accounting(&self, desc: &str) {
         self.stats.set(Gauge::NeighHeld, self.w.neigh_held() as u64);
         self.stats.set(Gauge::SynproxyHeld, self.w.synproxy_held() as u64);
+        self.stats.set(Gauge::FragHeld, self.w.frag_held() as u64);
         assert_eq!(self.stats.accounting_gap(), 0, "{desc}: packet accounting does not balance");
     }
 }
@@ -1024,22 +1025,36 @@ fn drop_table() {
             Expect::Drop(D::Ipv4Truncated),
         ),
         case(
-            "first fragment to the VIP",
-            edit(client_syn(), |v| {
-                v[ETH + 6..ETH + 8].copy_from_slice(&0x2000u16.to_be_bytes());
-                fix_ip_checksum(v);
-            }),
+            "ICMP fragment to the VIP",
+            edit(
+                from_client(1).icmp(client(1), VIP, icmp::msg::ECHO_REQUEST, 0, 0x0001_0001, &[0; 32]),
+                |v| {
+                    v[ETH + 6..ETH + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+                    fix_ip_checksum(v);
+                },
+            ),
             0,
             Expect::Drop(D::Ipv4Fragment),
         ),
         case(
-            "later fragment to the VIP",
+            "TCP fragment at offset 8 (overlapping the header)",
             edit(client_syn(), |v| {
-                v[ETH + 6..ETH + 8].copy_from_slice(&0x0010u16.to_be_bytes());
+                v[ETH + 6..ETH + 8].copy_from_slice(&0x0001u16.to_be_bytes());
                 fix_ip_checksum(v);
             }),
             0,
-            Expect::Drop(D::Ipv4Fragment),
+            Expect::Drop(D::FragOverlap),
+        ),
+        case(
+            "tiny first fragment (the TCP header cut short)",
+            edit(client_syn(), |v| {
+                v.truncate(ETH + 20 + 8);
+                v[ETH + 2..ETH + 4].copy_from_slice(&28u16.to_be_bytes());
+                v[ETH + 6..ETH + 8].copy_from_slice(&0x2000u16.to_be_bytes());
+                fix_ip_checksum(v);
+            }),
+            0,
+            Expect::Drop(D::FragTiny),
         ),
         case(
             "SYN with TTL 1",

@@ -375,6 +375,11 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
             },
             // Small, so the full list is reached too.
             proxy_timers: u32::from(k.arp_queue % 4),
+            frag: rvs_dataplane::setup::FragSetup {
+                max_datagrams: u32::from(k.max_conns % 8),
+                max_per_source: u32::from(k.arp_queue % 4) + 1,
+                timeout_ms: 500,
+            },
         },
         workers: u16::from(k.workers % 4) + 1,
     }

@@ -173,8 +173,9 @@ refuse() { # refuse WANT SED-EXPR: the conf edited by SED-EXPR is refused with W
     if [ $rc -ne 0 ] && [ "$(grep -c . <<<"$out")" -eq 1 ] && grep -qF "$1" <<<"$out"; then ok "$out"; else fail "want '$1' (rc=$rc): $out"; fi
 }
 n=$(grep -n 'lb_kind FNAT' "$ka" | head -1 | cut -d: -f1)
-refuse "bad.conf:$n: lb_kind NAT: forwarding method NAT is not supported yet" "${n}s/FNAT/NAT/"
-refuse "bad.conf:$n: lb_kind DR: forwarding method DR is not supported yet" "${n}s/FNAT/DR/"
+refuse "bad.conf:$n: lb_kind TUN type gue: rvs encapsulates ipip only" "${n}s/FNAT/TUN type gue port 6080/"
+r=$(grep -n 'real_server' "$ka" | head -1 | cut -d: -f1)
+refuse "bad.conf:$r: real_server port 8000: DR cannot change the port (the virtual_server's is 80)" "${n}s/FNAT/DR/"
 refuse "bad.conf:$((n + 1)): quorum: not supported by rvs" "${n}a\\    quorum 2"
 refuse "bad.conf:$((n + 1)): sorry_server: not supported by rvs" "${n}a\\    sorry_server 198.18.1.20 80"
 m=$(grep -n 'HTTP_GET' "$ka" | head -1 | cut -d: -f1)

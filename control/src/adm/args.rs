@@ -806,7 +806,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             let forward = raw.forward.unwrap_or(defaults::FORWARD);
             let mut addr = real_addr(server, vport)?;
             // ipvsadm: with -g/-i the real server's port is the service's.
-            if forward == Forward::Route || forward == Forward::Tunnel {
+            if forward.keeps_port() {
                 addr = format!("{}:{vport}", addr.rsplit_once(':').map(|x| x.0).unwrap_or(&addr));
             }
             let real = RealConfig {

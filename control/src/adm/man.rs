@@ -38,10 +38,12 @@ pub const SYNOPSIS: &[&str] = &[
 pub const SECTIONS: &[(&str, &str)] = &[
     (
         "DIFFERENCES FROM IPVSADM",
-        "The default forwarding method is fullnat (-b), not gatewaying (-g). -E replaces the whole \
-         service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off). -e without -w \
-         sets weight 1 (as ipvsadm). Output is always numeric; IPv4 only; no fwmark, netmask, \
-         one-packet or sync-daemon options.",
+        "The default forwarding method is fullnat (-b, DPVS's), not gatewaying (-g); -m, -g and -i \
+         forward as in LVS, and rvsd refuses what a method cannot do: -g to a real server on none of \
+         its networks, -j enable with -g or -i real servers (their replies bypass rvs), --toa on with \
+         any but -b. -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not \
+         persistent, no -j/--toa: off); -e the whole real server (no -w: weight 1, no -m/-g/-i: -b). \
+         Output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.",
     ),
     (
         "EXIT STATUS",
@@ -95,7 +97,7 @@ pub fn command() -> Command {
     };
     Command::new("rvsadm")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("ipvsadm for rvs: administer the rvs (DPDK FULLNAT) load balancer")
+        .about("ipvsadm for rvs: administer the rvs (DPDK L4) load balancer")
         .long_about(
             "rvsadm administers the virtual services of a running rvsd(8) over its Unix-socket API, \
              with ipvsadm 1.31's grammar, output, error texts and exit statuses, plus DPVS's FULLNAT \
@@ -156,10 +158,20 @@ pub fn command() -> Command {
                  (keepalived's option)",
             ),
             value("real-server", Some('r'), "server-address", "IPv4[:port] (default port: the service's)"),
-            flag("fullnat", Some('b'), OPTIONS, "fullnat (default; the only method rvs forwards)"),
-            flag("gatewaying", Some('g'), OPTIONS, "gatewaying (direct routing); refused by rvsd"),
-            flag("ipip", Some('i'), OPTIONS, "ipip encapsulation (tunneling); refused by rvsd"),
-            flag("masquerading", Some('m'), OPTIONS, "masquerading (NAT); refused by rvsd"),
+            flag("fullnat", Some('b'), OPTIONS, "fullnat (DPVS's; the default)"),
+            flag(
+                "gatewaying",
+                Some('g'),
+                OPTIONS,
+                "gatewaying (direct routing); the real server's port is the service's",
+            ),
+            flag(
+                "ipip",
+                Some('i'),
+                OPTIONS,
+                "ipip encapsulation (tunneling); the real server's port is the service's",
+            ),
+            flag("masquerading", Some('m'), OPTIONS, "masquerading (NAT)"),
             value(
                 "weight",
                 Some('w'),

@@ -254,6 +254,8 @@ fn template_conn(t: TemplateInfo) -> ConnInfo {
         vip: t.vip,
         lip: "0.0.0.0:0".into(),
         rs: t.rs,
+        // a template is no connection: rvsadm prints no method for it
+        forward: Default::default(),
         expires_ms: t.expires_ms,
         worker: t.worker,
     }
@@ -262,7 +264,7 @@ fn template_conn(t: TemplateInfo) -> ConnInfo {
 /// `--help`, in ipvsadm's layout, with rvs's differences.
 pub fn help_text() -> String {
     format!(
-        "rvsadm v{ver} - ipvsadm for rvs (DPDK FULLNAT load balancer)
+        "rvsadm v{ver} - ipvsadm for rvs (DPDK L4 load balancer)
 Usage:
   rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off]
           [--inhibit-on-failure]
@@ -311,10 +313,10 @@ Options:
   --inhibit-on-failure                a real server its health check fails stays at weight 0
                                       instead of leaving the table (keepalived's option)
   --real-server  -r server-address    server-address is IPv4[:port] (default port: the service's)
-  --fullnat      -b                   fullnat (default; the only method rvs forwards)
-  --gatewaying   -g                   gatewaying (direct routing); refused by rvsd
-  --ipip         -i                   ipip encapsulation (tunneling); refused by rvsd
-  --masquerading -m                   masquerading (NAT); refused by rvsd
+  --fullnat      -b                   fullnat (DPVS's) (default)
+  --gatewaying   -g                   gatewaying (direct routing)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
   --weight       -w weight            capacity of real server (0..={maxw}, default 1)
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
@@ -338,8 +340,9 @@ Options:
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);
+rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b;
 -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off);
--e without -w sets weight 1 (as ipvsadm);
+-e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",
         ver = env!("CARGO_PKG_VERSION"),

@@ -130,18 +130,31 @@ fn real_servers() {
         send("--add-server --tcp-service 198.18.0.100:80 --real-server 198.18.1.11:80 --fullnat --weight 0 --u-threshold 100 --l-threshold 10"),
         Request::AddReal { id: vip.clone(), real: real("198.18.1.11:80", 0, "fullnat", 100, 10) }
     );
-    // -g/-i/-m are sent as such (rvsd refuses them); -g/-i force the service port
+    // -m/-g/-i (and their long forms) send nat/dr/tun; as ipvsadm 1.31's process_options, -g
+    // and -i set the real server's port to the service's ("if not MASQ, dest.port = svc.port")
+    for (line, want) in [
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -g", real("198.18.1.11:80", 1, "dr", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 --gatewaying", real("198.18.1.11:80", 1, "dr", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -i -w 2", real("198.18.1.11:80", 2, "tun", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 --ipip", real("198.18.1.11:80", 1, "tun", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11 -i", real("198.18.1.11:80", 1, "tun", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m", real("198.18.1.11:8080", 1, "nat", 0, 0)),
+        (
+            "-a -t 198.18.0.100:80 -r 198.18.1.11:8080 --masquerading",
+            real("198.18.1.11:8080", 1, "nat", 0, 0),
+        ),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11 -m", real("198.18.1.11:80", 1, "nat", 0, 0)),
+        ("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 --fullnat", real("198.18.1.11:8080", 1, "fullnat", 0, 0)),
+    ] {
+        assert_eq!(send(line), Request::AddReal { id: vip.clone(), real: want }, "{line}");
+    }
     assert_eq!(
-        send("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -g"),
-        Request::AddReal { id: vip.clone(), real: real("198.18.1.11:80", 1, "route", 0, 0) }
+        send("-e -t 198.18.0.100:80 -r 198.18.1.11:8080 -g -w 4"),
+        Request::EditReal { id: vip.clone(), real: real("198.18.1.11:80", 4, "dr", 0, 0) }
     );
     assert_eq!(
-        send("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 --ipip"),
-        Request::AddReal { id: vip.clone(), real: real("198.18.1.11:80", 1, "tunnel", 0, 0) }
-    );
-    assert_eq!(
-        send("-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m"),
-        Request::AddReal { id: vip.clone(), real: real("198.18.1.11:8080", 1, "masq", 0, 0) }
+        send("-e -u 198.18.0.100:53 -r 198.18.1.11:5353 -i"),
+        Request::EditReal { id: id("udp", "198.18.0.100:53"), real: real("198.18.1.11:53", 1, "tun", 0, 0) }
     );
     assert_eq!(
         send("-e -t 198.18.0.100:80 -r 198.18.1.11:80 -w 7 -x 5"),
@@ -344,7 +357,7 @@ fn rules_parse_errors_name_the_line() {
     assert!(e.contains("line 2: only -A, -a, --add-laddr, --set and -C"), "{e}");
     let e = parse_rules("-A -t 1.2.3.4:80 -s bogus\n").unwrap_err().to_string();
     assert!(e.starts_with("line 1: unknown scheduler"), "{e}");
-    // ipvsadm-save style with a program name, -C, -g kept as route (rvsd decides)
+    // ipvsadm-save style with a program name, -C, -g as dr
     let s = parse_rules(
         "ipvsadm -C\nipvsadm -A -t 1.2.3.4:80 -s wlc\nipvsadm -a -t 1.2.3.4:80 -r 1.1.1.1:80 -g -w 1\n",
     )
@@ -471,6 +484,7 @@ fn conns_are_fetched_in_pages() {
                     vip: "1.2.3.4:80".into(),
                     lip: "10.0.0.9:5000".into(),
                     rs: "10.0.1.1:80".into(),
+                    forward: Forward::Fullnat,
                     state: "ESTABLISHED".into(),
                     expires_ms: 1000,
                     worker: 0,
@@ -759,4 +773,111 @@ fn capture_status_prints_one_line() {
         CaptureStatus { state: "idle".into(), ..Default::default() }.line(),
         "capture idle: none since rvsd started\n"
     );
+}
+
+fn real_info(addr: &str, weight: u32, forward: Forward) -> RealInfo {
+    RealInfo { addr: addr.into(), weight, forward, ..svc("tcp", "1.2.3.4:80").reals[0].clone() }
+}
+
+/// A service mixing the four methods: `-Ln` names them as ipvsadm's `fwd_name` (DPVS's FullNat
+/// beside Masq, Route, Tunnel), `-S` writes their switches, and `-R` reads that back unchanged.
+#[test]
+fn methods_are_listed_saved_and_restored() {
+    let mut s = svc("tcp", "1.2.3.4:80");
+    s.reals = vec![
+        real_info("10.0.1.1:80", 1, Forward::Fullnat),
+        real_info("10.0.1.2:8080", 2, Forward::Masq),
+        real_info("10.0.1.3:80", 3, Forward::Route),
+        real_info("10.0.9.4:80", 4, Forward::Tunnel),
+    ];
+    let services = vec![s];
+    let answer = |req: &Request| match req {
+        Request::ListServices => Response::ok(Reply::Services { services: services.clone() }),
+        Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+        _ => Response::error("unexpected"),
+    };
+    let (out, _) = run("-Ln", "", answer);
+    let out = out.unwrap();
+    // print_service_entry: "  -> %-28s %-7s %-6d %-10u %-10u\n"
+    for (addr, name, w) in [
+        ("10.0.1.1:80", "FullNat", 1),
+        ("10.0.1.2:8080", "Masq", 2),
+        ("10.0.1.3:80", "Route", 3),
+        ("10.0.9.4:80", "Tunnel", 4),
+    ] {
+        let line = format!("  -> {addr:<28} {name:<7} {w:<6} {:<10} {:<10}\n", 0, 0);
+        assert!(out.contains(&line), "{line:?} not in\n{out}");
+    }
+    let (saved, _) = run("-S -n", "", answer);
+    let saved = saved.unwrap();
+    assert_eq!(
+        saved,
+        "-A -t 1.2.3.4:80 -s wlc\n--add-laddr -t 1.2.3.4:80 -z 10.0.0.9\n\
+         -a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 1\n\
+         -a -t 1.2.3.4:80 -r 10.0.1.2:8080 -m -w 2\n\
+         -a -t 1.2.3.4:80 -r 10.0.1.3:80 -g -w 3\n\
+         -a -t 1.2.3.4:80 -r 10.0.9.4:80 -i -w 4\n"
+    );
+    let restored = parse_rules(&saved).unwrap();
+    let got: Vec<(&str, u32, Forward)> =
+        restored[0].reals.iter().map(|r| (r.addr.as_str(), r.weight, r.forward)).collect();
+    let want: Vec<(&str, u32, Forward)> =
+        services[0].reals.iter().map(|r| (r.addr.as_str(), r.weight, r.forward)).collect();
+    assert_eq!(got, want);
+    // -R sends them as they were saved
+    let (out, sent) = run("-R", &saved, |req| match req {
+        Request::Save => Response::ok(Reply::Config { config: String::new() }),
+        _ => Response::ok(Reply::Applied { epoch: 1 }),
+    });
+    out.unwrap();
+    match &sent[1] {
+        Request::Restore { config, .. } => assert_eq!(services_from_toml(config).unwrap(), restored),
+        r => panic!("{r:?}"),
+    }
+}
+
+/// ipvsadm's -Lc has no method column, and rvsadm's output stays ipvsadm's; `--show-lip` leaves
+/// the local column blank for a connection with no local address (NAT, DR, TUN).
+#[test]
+fn conns_of_every_method_list_as_ipvsadm() {
+    let conn = |rs: &str, lip: &str, forward| ConnInfo {
+        proto: Proto::Tcp,
+        client: "203.0.113.7:51234".into(),
+        vip: "1.2.3.4:80".into(),
+        lip: lip.into(),
+        rs: rs.into(),
+        forward,
+        state: "ESTABLISHED".into(),
+        expires_ms: 899_500,
+        worker: 0,
+    };
+    let conns = vec![
+        conn("10.0.1.1:80", "10.0.0.9:40001", Forward::Fullnat),
+        conn("10.0.1.2:8080", "", Forward::Masq),
+        conn("10.0.1.3:80", "", Forward::Route),
+    ];
+    let answer = |req: &Request| match req {
+        Request::ListConns { .. } => Response::ok(Reply::Conns { total: 3, conns: conns.clone() }),
+        Request::ListTemplates { .. } => Response::ok(Reply::Templates { total: 0, templates: vec![] }),
+        _ => Response::error("unexpected"),
+    };
+    let (out, _) = run("-Lnc", "", answer);
+    assert_eq!(
+        out.unwrap(),
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n\
+         TCP 14:59  ESTABLISHED 203.0.113.7:51234  1.2.3.4:80         10.0.1.1:80\n\
+         TCP 14:59  ESTABLISHED 203.0.113.7:51234  1.2.3.4:80         10.0.1.2:8080\n\
+         TCP 14:59  ESTABLISHED 203.0.113.7:51234  1.2.3.4:80         10.0.1.3:80\n"
+    );
+    let (out, _) = run("-Lnc --show-lip", "", answer);
+    let out = out.unwrap();
+    assert!(out.contains("1.2.3.4:80         10.0.0.9:40001     10.0.1.1:80\n"), "{out}");
+    assert!(out.contains(&format!("1.2.3.4:80         {:18} 10.0.1.3:80\n", "")), "{out}");
+    // the method travels in the API, and an older daemon's reply (no field) reads as FULLNAT
+    let v = serde_json::to_value(&conns[2]).unwrap();
+    assert_eq!(v["forward"], "dr");
+    let mut old = v.clone();
+    old.as_object_mut().unwrap().remove("forward");
+    assert_eq!(serde_json::from_value::<ConnInfo>(old).unwrap().forward, Forward::Fullnat);
 }

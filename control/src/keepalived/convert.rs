@@ -295,18 +295,58 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
     })
 }
 
-/// `lb_kind`/`lvs_method`: rvs forwards FULLNAT (DPVS's `FNAT`).
+/// `lb_kind`/`lvs_method` (keepalived compares with strcmp): `NAT`, `DR`, `TUN`, and DPVS's `FNAT`.
+/// keepalived 2's tunnel options follow `TUN`: `type ipip` (its default) and `nocsum` (the
+/// default checksum setting) are accepted; GUE and GRE are refused, rvs encapsulates ipip only.
 fn forward(s: &Stmt) -> R<Forward> {
     no_block(s)?;
     let v = s.args.first().ok_or_else(|| s.err(format!("{}: needs a method", s.key)))?;
-    match v.as_str() {
-        "FNAT" => Ok(Forward::Fullnat),
-        "NAT" | "DR" | "TUN" | "SNAT" => Err(s.err(format!(
-            "{} {v}: forwarding method {v} is not supported yet; rvs forwards FULLNAT only (lb_kind FNAT)",
-            s.key
-        ))),
-        _ => Err(s.err(format!("{} \"{v}\": unknown forwarding method (NAT, DR, TUN or FNAT)", s.key))),
+    let method = match v.as_str() {
+        "NAT" => Forward::Masq,
+        "DR" => Forward::Route,
+        "TUN" => Forward::Tunnel,
+        "FNAT" => Forward::Fullnat,
+        "SNAT" => {
+            return Err(s.err(format!(
+                "{} SNAT: DPVS's SNAT (outbound) is not supported; rvs forwards NAT, DR, TUN and FNAT",
+                s.key
+            )))
+        }
+        _ => {
+            return Err(s.err(format!("{} \"{v}\": unknown forwarding method (NAT, DR, TUN or FNAT)", s.key)))
+        }
+    };
+    let opts = &s.args[1..];
+    if method != Forward::Tunnel {
+        if let Some(o) = opts.first() {
+            return Err(s.err(format!("{} {v} {o}: only TUN takes tunnel options", s.key)));
+        }
+        return Ok(method);
     }
+    let mut i = 0;
+    while i < opts.len() {
+        match (opts[i].as_str(), opts.get(i + 1).map(String::as_str)) {
+            ("type", Some("ipip")) => i += 2,
+            ("type", Some(t @ ("gue" | "gre"))) => {
+                return Err(s.err(format!("{} TUN type {t}: rvs encapsulates ipip only", s.key)))
+            }
+            ("type", Some(t)) => {
+                return Err(
+                    s.err(format!("{} TUN type \"{t}\": unknown tunnel type (ipip, gue or gre)", s.key))
+                )
+            }
+            ("type", None) => return Err(s.err(format!("{} TUN type: needs a tunnel type", s.key))),
+            ("nocsum", _) => i += 1,
+            (o @ ("port" | "csum" | "remcsum"), _) => {
+                return Err(s.err(format!(
+                    "{} TUN {o}: applies to GUE/GRE tunnels; rvs encapsulates ipip only",
+                    s.key
+                )))
+            }
+            (o, _) => return Err(s.err(format!("{} TUN \"{o}\": unknown tunnel option", s.key))),
+        }
+    }
+    Ok(method)
 }
 
 /// A real server: its address (port None: the virtual server's), weight, thresholds, check.
@@ -317,6 +357,8 @@ struct Real<'a> {
     weight: u32,
     u_threshold: u32,
     l_threshold: u32,
+    /// Its own `lvs_method`; none: the virtual_server's.
+    forward: Option<Forward>,
     check: Option<CheckConfig>,
     /// keepalived 2's per-server `inhibit_on_failure` (default: the virtual_server's).
     inhibit: Option<bool>,
@@ -335,6 +377,7 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
         weight: 1,
         u_threshold: 0,
         l_threshold: 0,
+        forward: None,
         check: None,
         inhibit: None,
     };
@@ -348,9 +391,7 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
             "weight" => r.weight = uint(c, 0, MAX_WEIGHT)?,
             "uthreshold" => r.u_threshold = uint(c, 0, u32::MAX)?,
             "lthreshold" => r.l_threshold = uint(c, 0, u32::MAX)?,
-            "lvs_method" => {
-                forward(c)?;
-            }
+            "lvs_method" => r.forward = Some(forward(c)?),
             "TCP_CHECK" | "HTTP_GET" => checkers.push(c),
             "SSL_GET" => {
                 return Err(unsupported(
@@ -420,7 +461,7 @@ fn laddr_group(s: &Stmt) -> R<(String, Vec<Ipv4Addr>)> {
     Ok((name, out))
 }
 
-fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
+fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Vec<ServiceConfig>> {
     let vips: Vec<(Ipv4Addr, u16)> = match s.args.as_slice() {
         [g, name] if g == "group" => groups.vs.get(name).cloned().ok_or_else(|| {
             s.err(format!("virtual_server group {name}: no virtual_server_group \"{name}\""))
@@ -440,6 +481,7 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
     let mut persistence = None;
     let mut inhibit = crate::config::defaults::INHIBIT_ON_FAILURE;
     let mut synproxy = false;
+    let mut synproxy_stmt = None;
     let mut laddrs = Vec::new();
     let mut method = None;
     let mut timers = Timers::default();
@@ -473,7 +515,10 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
                 }
             }
             "inhibit_on_failure" => inhibit = flag(c)?,
-            "syn_proxy" => synproxy = flag(c)?,
+            "syn_proxy" => {
+                synproxy = flag(c)?;
+                synproxy_stmt = Some(c);
+            }
             "laddr_group_name" => {
                 no_block(c)?;
                 let n = one(c)?;
@@ -514,12 +559,42 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
             _ => return Err(unknown(c, "virtual_server")),
         }
     }
-    if method.is_none() {
-        return Err(s.err(
-            "virtual_server: no lb_kind: keepalived's default is NAT, which rvs does not support yet; add lb_kind FNAT",
+    let reals: Vec<Real> = reals.into_iter().map(|r| real_server(r, timers)).collect::<R<_>>()?;
+    // keepalived (check_data.c, validate_check_config): a real server without its own method takes
+    // the virtual_server's, and a virtual_server without one is NAT ("no forwarding method set,
+    // setting default NAT").
+    if method.is_none() && reals.iter().any(|r| r.forward.is_none()) {
+        warnings.push(format!(
+            "{}:{}: virtual_server: no lb_kind; keepalived's default, NAT, is used",
+            s.file, s.line
         ));
     }
-    let reals: Vec<Real> = reals.into_iter().map(|r| real_server(r, timers)).collect::<R<_>>()?;
+    let method = method.unwrap_or(Forward::Masq);
+    // DR and TUN do not rewrite ports: a real server's port must be the service's (ipvsadm sets
+    // it so for -g and -i; rvs refuses what it cannot do rather than forwarding to another port).
+    for r in &reals {
+        let m = r.forward.unwrap_or(method);
+        if let (true, Some(p)) = (m.keeps_port(), r.port) {
+            if let Some((_, vport)) = vips.iter().find(|(_, vport)| *vport != p) {
+                let name = if m == Forward::Route { "DR" } else { "TUN" };
+                return Err(r.stmt.err(format!(
+                    "real_server port {p}: {name} cannot change the port (the virtual_server's is {vport}); give no port or {vport}"
+                )));
+            }
+        }
+    }
+    // SYN-proxy shifts the real server's sequence numbers in its replies, which DR and TUN send
+    // past the gateway (the configuration's rule, said here at the line).
+    if let (true, Some(sp)) = (synproxy, synproxy_stmt) {
+        if let Some(r) = reals.iter().find(|r| !r.forward.unwrap_or(method).replies_through_gateway()) {
+            return Err(sp.err(format!(
+                "syn_proxy: needs the real servers' replies through the gateway; real_server {} at line {} forwards {}",
+                r.addr,
+                r.stmt.line,
+                if r.forward.unwrap_or(method) == Forward::Route { "DR" } else { "TUN" }
+            )));
+        }
+    }
     // keepalived 2 lets each real_server set inhibit_on_failure (DPVS's examples do); rvs sets it
     // per service, so the servers must agree.
     if let Some(first) = reals.iter().find(|r| r.inhibit.is_some()) {
@@ -561,7 +636,7 @@ fn virtual_server(s: &Stmt, groups: &Groups) -> R<Vec<ServiceConfig>> {
                 .map(|r| RealConfig {
                     addr: format!("{}:{}", r.addr, r.port.unwrap_or(vport)),
                     weight: r.weight,
-                    forward: Forward::Fullnat,
+                    forward: r.forward.unwrap_or(method),
                     u_threshold: r.u_threshold,
                     l_threshold: r.l_threshold,
                 })
@@ -598,7 +673,7 @@ pub fn convert(stmts: &[Stmt]) -> R<Keepalived> {
     for s in stmts {
         match s.key.as_str() {
             "virtual_server_group" | "local_address_group" => {}
-            "virtual_server" => out.services.extend(virtual_server(s, &groups)?),
+            "virtual_server" => out.services.extend(virtual_server(s, &groups, &mut out.warnings)?),
             "global_defs" => {
                 for g in block(s)? {
                     if !GLOBAL_HARMLESS.contains(&g.key.as_str()) && !g.key.starts_with("vrrp_") {

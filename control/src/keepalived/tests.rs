@@ -315,10 +315,14 @@ fn vs_err(body: &str) -> String {
 #[test]
 fn unsupported_keywords_are_line_numbered_errors() {
     let cases: &[(&str, &str)] = &[
-        ("    lb_kind NAT", "k.conf:3: lb_kind NAT: forwarding method NAT is not supported yet; rvs forwards FULLNAT only"),
-        ("    lb_kind DR", "k.conf:3: lb_kind DR: forwarding method DR is not supported yet"),
-        ("    lvs_method TUN", "k.conf:3: lvs_method TUN: forwarding method TUN is not supported yet"),
-        ("    lb_kind XYZ", "k.conf:3: lb_kind \"XYZ\": unknown forwarding method"),
+        ("    lb_kind XYZ", "k.conf:3: lb_kind \"XYZ\": unknown forwarding method (NAT, DR, TUN or FNAT)"),
+        ("    lb_kind SNAT", "k.conf:3: lb_kind SNAT: DPVS's SNAT (outbound) is not supported"),
+        ("    lb_kind TUN type gue port 6080", "k.conf:3: lb_kind TUN type gue: rvs encapsulates ipip only"),
+        ("    lvs_method TUN type gre", "k.conf:3: lvs_method TUN type gre: rvs encapsulates ipip only"),
+        ("    lvs_method TUN type vxlan", "k.conf:3: lvs_method TUN type \"vxlan\": unknown tunnel type (ipip, gue or gre)"),
+        ("    lvs_method TUN csum", "k.conf:3: lvs_method TUN csum: applies to GUE/GRE tunnels; rvs encapsulates ipip only"),
+        ("    lvs_method TUN type", "k.conf:3: lvs_method TUN type: needs a tunnel type"),
+        ("    lb_kind DR type ipip", "k.conf:3: lb_kind DR type: only TUN takes tunnel options"),
         ("    lb_algo fastest", "k.conf:3: lb_algo: unknown scheduler \"fastest\""),
         ("    quorum 2", "k.conf:3: quorum: not supported by rvs"),
         ("    sorry_server 198.18.1.20 80", "k.conf:3: sorry_server: not supported by rvs: rvs has no sorry server"),
@@ -332,7 +336,9 @@ fn unsupported_keywords_are_line_numbered_errors() {
         ("    real_server 198.18.1.11 80 {\n        weight 70000\n    }", "k.conf:4: weight \"70000\": not a whole number in 0..=65535"),
         ("    real_server 198.18.1.11 80 {\n        inhibit_on_failure\n    }\n    real_server 198.18.1.12 80", "k.conf:6: real_server: inhibit_on_failure differs from the real_server at line 3"),
         ("    inhibit_on_failure\n    real_server 198.18.1.11 80 {\n        inhibit_on_failure false\n    }\n    real_server 198.18.1.12 80", "k.conf:7: real_server: inhibit_on_failure differs from the real_server at line 4"),
-        ("    real_server 198.18.1.11 80 {\n        lvs_method DR\n    }", "k.conf:4: lvs_method DR: forwarding method DR is not supported yet"),
+        ("    real_server 198.18.1.11 80 {\n        lvs_method TUN type gue\n    }", "k.conf:4: lvs_method TUN type gue: rvs encapsulates ipip only"),
+        ("    real_server 198.18.1.11 8080 {\n        lvs_method DR\n    }", "k.conf:3: real_server port 8080: DR cannot change the port (the virtual_server's is 80)"),
+        ("    syn_proxy\n    real_server 198.18.1.11 {\n        lvs_method TUN\n    }", "k.conf:3: syn_proxy: needs the real servers' replies through the gateway; real_server 198.18.1.11 at line 4 forwards TUN"),
         ("    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n        }\n        HTTP_GET {\n        }\n    }", "k.conf:6: HTTP_GET: not supported by rvs: a second checker"),
         ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n        }\n    }", "k.conf:4: HTTP_GET: needs a url"),
         ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n            url {\n                path /\n            }\n        }\n    }", "k.conf:5: url: needs a status_code"),
@@ -349,10 +355,6 @@ fn unsupported_keywords_are_line_numbered_errors() {
         assert!(!e.contains('\n'));
     }
     let top: &[(&str, &str)] = &[
-        (
-            "virtual_server 198.18.0.100 80 {\n}\n",
-            "k.conf:1: virtual_server: no lb_kind: keepalived's default is NAT",
-        ),
         ("virtual_server fwmark 1 {\n}\n", "k.conf:1: virtual_server: not supported by rvs: fwmark"),
         (
             "virtual_server group g {\n lb_kind FNAT\n}\n",
@@ -462,4 +464,66 @@ fn malformed_text_is_an_error_not_a_panic() {
     ] {
         assert!(from_str(text, "k.conf").is_err(), "{text:?}");
     }
+}
+
+/// keepalived's methods map onto rvs's: NAT, DR, TUN (ipip) and DPVS's FNAT; a real server's own
+/// `lvs_method` wins over the virtual_server's `lb_kind`, and with neither the method is NAT
+/// (keepalived's check_data.c: "no forwarding method set, setting default NAT"), with a warning.
+#[test]
+fn forwarding_methods_map_per_real_server() {
+    use crate::config::Forward;
+    let text = "virtual_server 198.18.0.100 80 {
+    lb_kind DR
+    real_server 198.18.1.11 80
+    real_server 198.18.1.12 {
+        lvs_method TUN type ipip nocsum
+    }
+    real_server 198.18.1.13 8080 {
+        lvs_method NAT
+    }
+    real_server 198.18.1.14 8081 {
+        lvs_method FNAT
+    }
+}
+virtual_server 198.18.0.101 53 {
+    protocol UDP
+    real_server 198.18.1.21 5353
+}
+virtual_server 198.18.0.102 80 {
+    lvs_method TUN
+    real_server 198.18.1.31
+}
+";
+    let k = from_str(text, "k.conf").unwrap();
+    let methods = |i: usize| -> Vec<(String, Forward)> {
+        k.services[i].reals.iter().map(|r| (r.addr.clone(), r.forward)).collect()
+    };
+    assert_eq!(
+        methods(0),
+        [
+            ("198.18.1.11:80".to_owned(), Forward::Route),
+            ("198.18.1.12:80".to_owned(), Forward::Tunnel),
+            ("198.18.1.13:8080".to_owned(), Forward::Masq),
+            ("198.18.1.14:8081".to_owned(), Forward::Fullnat),
+        ]
+    );
+    assert_eq!(methods(1), [("198.18.1.21:5353".to_owned(), Forward::Masq)]);
+    assert_eq!(methods(2), [("198.18.1.31:80".to_owned(), Forward::Tunnel)]);
+    assert_eq!(k.warnings, ["k.conf:14: virtual_server: no lb_kind; keepalived's default, NAT, is used"]);
+    // every real server has its own method: no default is needed, and none is warned about
+    let k = from_str(
+        "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  lvs_method DR\n }\n}\n",
+        "k.conf",
+    )
+    .unwrap();
+    assert_eq!(k.services[0].reals[0].forward, Forward::Route);
+    assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+    // a virtual_server_group: a DR real server's port must be every virtual server's
+    let e = from_str(
+        "virtual_server_group g {\n 198.18.0.100 80\n 198.18.0.101 81\n}\nvirtual_server group g {\n lb_kind DR\n real_server 198.18.1.11 80\n}\n",
+        "k.conf",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "k.conf:7: real_server port 80: DR cannot change the port (the virtual_server's is 81); give no port or 81");
 }

@@ -139,7 +139,8 @@ impl<P: FramePool> Worker<P> {
                 if flags.syn() && self.strip_ts && fullnat {
                     TcpPacket::new_unchecked(&mut f.data_mut()[cx.l4()..]).nop_out_timestamps();
                 }
-                if toa && !toa_done && flags.ack() && !flags.syn() {
+                // A fragment cannot grow (its datagram's length is fixed by its last fragment).
+                if toa && !toa_done && flags.ack() && !flags.syn() && !cx.fragment {
                     let client = self.conns.get(id).map(|c| c.client_addr());
                     if let Some(client) = client {
                         self.insert_toa(f, client);

@@ -192,6 +192,7 @@ fn burst_with_hand_offs_balances_on_every_worker() {
     for (i, (w, st)) in ws.iter().zip(&stats).enumerate() {
         st.set(Gauge::NeighHeld, w.neigh_held() as u64);
         st.set(Gauge::SynproxyHeld, w.synproxy_held() as u64);
+        st.set(Gauge::FragHeld, w.frag_held() as u64);
         assert_eq!(st.accounting_gap(), 0, "worker {i}: {:?}", st.nonzero());
     }
     assert_eq!(stats[0].events(Event::HandoffOut), 5);

@@ -77,6 +77,7 @@ impl Mh {
         for (i, (w, st)) in self.ws.iter().zip(&self.stats).enumerate() {
             st.set(Gauge::NeighHeld, w.neigh_held() as u64);
             st.set(Gauge::SynproxyHeld, w.synproxy_held() as u64);
+            st.set(Gauge::FragHeld, w.frag_held() as u64);
             assert_eq!(st.accounting_gap(), 0, "worker {i}: accounting does not balance: {:?}", st.nonzero());
         }
         sent
