@@ -12,12 +12,24 @@
 #   (-m multiplies the connection rate `cps`; read "Total-CPS" and the client/server
 #    tcps_connects/tcps_closed counters; drops show as tcps_conndrops / retransmits)
 #
+# Port set-up (trex_cfg.yaml, docs/benchmarking.md "TRex"): both ports in L3 mode (`ip` and
+# `default_gw`, not `dest_mac`). Port 0 `ip: 198.18.0.254, default_gw: 198.18.0.1`: the clients'
+# gateway, which rvsd's route to 198.19.0.0/16 points at and ARPs for. Port 1 `ip: 198.18.1.11,
+# default_gw: 198.18.1.1`: TRex answers ARP for its port address, so that is the one real
+# server it can play (rs_first = rs_last = port 1's ip; more reals need more TRex ports or
+# sub-interfaces), and the server side's replies to rvsd's local addresses go to rvsd's MAC.
+# rvsd's real servers must listen on `vport` (the server template accepts on that port):
+# `reals = [{ addr = "198.18.1.11:80" }]`.
+#
 # Tunables (-t key=value,...):
 #   vip, vport      the virtual service (default 198.18.0.100:80)
 #   rs_first, rs_last  the real servers' addresses, which TRex's server port must own
 #                      (default 198.18.1.11 .. 198.18.1.11)
-#   clients         number of client addresses from 198.19.0.1 (default 256)
+#   clients         number of client addresses from 198.19.0.1 (default 256); TRex picks the
+#                   client ports, so connections in flight = cps x connection lifetime
 #   resp            response body size in bytes (default 512)
+import ipaddress
+
 from trex.astf.api import *
 
 REQUEST = (b"GET /index.html HTTP/1.1\r\nHost: rvs-bench\r\nUser-Agent: rvs-bench\r\n"
@@ -43,7 +55,8 @@ class ScenarioB(object):
         prog_s.send(resp)
         prog_s.wait_for_peer_close()
 
-        last_client = "198.19.%d.%d" % ((clients - 1) // 256, (clients - 1) % 256 + 1)
+        # 198.19.0.1 + clients - 1 (256 clients end at 198.19.1.0, not "198.19.0.256").
+        last_client = str(ipaddress.IPv4Address("198.19.0.1") + max(1, clients) - 1)
         ip_gen = ASTFIPGen(
             glob=ASTFIPGenGlobal(ip_offset="0.0.0.0"),
             dist_client=ASTFIPGenDist(ip_range=["198.19.0.1", last_client], distribution="seq"),

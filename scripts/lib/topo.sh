@@ -36,6 +36,8 @@ RVSD="$RVS_ROOT/target/release/rvsd"
 RVSADM="$RVS_ROOT/target/release/rvsadm"
 
 _bg_pids=()
+# Namespaces beyond the fixed ones that topo_down deletes as well.
+_extra_ns=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -72,6 +74,74 @@ topo_up() {
 # A second client namespace (for floods), attached to the client LAN through a bridge would need
 # more plumbing; tests that need it create it themselves.
 
+# Topology for the forwarding-mode suite (NAT, DR, TUN: scripts/e2e/22-modes.sh): each real server
+# in its own namespace on one L2 segment, a Linux bridge, as LVS real servers sit on a LAN.
+#
+#   client ns  c0 198.18.0.2/24 ──veth── gc (gateway ns: DPDK port "client" 198.18.0.1, VIP .0.100)
+#              c1 198.18.1.2/24 ──veth── bc ┐
+#   gateway ns gs (DPDK port "server", 198.18.1.1) ──veth── bg ┤ br0 in $NS_S (no address)
+#   rs ns $NS_R[i]  eth0 198.18.1.11-13/24 ──veth── r1..r3 ┘
+#
+# Real servers: the VIP on lo (/32) with arp_ignore=1 and arp_announce=2 (DR: they take packets
+# to the VIP, never answer ARP for it); routes to the client LAN 198.18.0.0/24 via the gateway's
+# server port 198.18.1.1 (NAT: replies from their own address must pass the gateway), except for
+# packets from the VIP (DR and TUN replies), which a rule sends via the client's second interface
+# c1, straight to the client, never through the gateway. The client takes those on c1 with
+# rp_filter off (it routes the VIP via c0). TUN needs the decapsulator, which the suite starts.
+# No management link: the suite runs no health checks. The extra namespaces join _extra_ns, which
+# topo_down deletes too.
+NS_R=("rvs${RVS_ID}r1" "rvs${RVS_ID}r2" "rvs${RVS_ID}r3")
+CLIENT_B=198.18.1.2
+
+topo_modes_up() {
+    trap topo_down EXIT
+    trap 'exit 130' INT TERM
+    local ns i
+    for ns in "$NS_C" "$NS_G" "$NS_S" "${NS_R[@]}"; do ip netns add "$ns"; done
+    _extra_ns+=("${NS_R[@]}")
+    for ns in "$NS_C" "$NS_G" "$NS_S" "${NS_R[@]}"; do
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    done
+    ip -n "$NS_S" link add br0 type bridge stp_state 0 forward_delay 0
+    ip link add c0 netns "$NS_C" type veth peer name gc netns "$NS_G"
+    ip link add c1 netns "$NS_C" type veth peer name bc netns "$NS_S"
+    ip link add gs netns "$NS_G" type veth peer name bg netns "$NS_S"
+    _no_offload "$NS_C" c0; _no_offload "$NS_C" c1; _no_offload "$NS_G" gc; _no_offload "$NS_G" gs
+    _no_offload "$NS_S" bc; _no_offload "$NS_S" bg
+    for i in 0 1 2; do
+        ns=${NS_R[$i]}
+        ip link add eth0 netns "$ns" type veth peer name "r$((i + 1))" netns "$NS_S"
+        _no_offload "$ns" eth0; _no_offload "$NS_S" "r$((i + 1))"
+    done
+    for d in bc bg r1 r2 r3; do
+        ip -n "$NS_S" link set "$d" master br0
+        ip -n "$NS_S" link set "$d" up
+    done
+    ip -n "$NS_S" link set br0 up
+    ip -n "$NS_C" addr add "$CLIENT/24" dev c0
+    ip -n "$NS_C" addr add "$CLIENT_B/24" dev c1
+    ip -n "$NS_C" link set c0 up
+    ip -n "$NS_C" link set c1 up
+    ip netns exec "$NS_C" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.c0.rp_filter=0 \
+        net.ipv4.conf.c1.rp_filter=0
+    ip -n "$NS_G" link set gc up
+    ip -n "$NS_G" link set gs up
+    for i in 0 1 2; do
+        ns=${NS_R[$i]}
+        ip -n "$ns" addr add "${RS[$i]}/24" dev eth0
+        ip -n "$ns" addr add "$VIP/32" dev lo
+        ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+            net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 \
+            net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+        ip -n "$ns" link set eth0 up
+        ip -n "$ns" route add 198.18.0.0/24 via "$GW_S" dev eth0
+        ip -n "$ns" rule add from "$VIP" lookup 100 pref 100
+        ip -n "$ns" route add 198.18.0.0/24 via "$CLIENT_B" dev eth0 table 100
+    done
+    log "modes topology up: $NS_C / $NS_G / bridge in $NS_S / ${NS_R[*]}"
+}
+
 topo_down() {
     local rc=$?
     set +e
@@ -79,7 +149,7 @@ topo_down() {
     if declare -F nginx_rs_stop >/dev/null; then nginx_rs_stop >/dev/null 2>&1; fi
     for p in "${_bg_pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    for ns in "$NS_C" "$NS_G" "$NS_S" "$NS_F"; do
+    for ns in "$NS_C" "$NS_G" "$NS_S" "$NS_F" "${_extra_ns[@]}"; do
         if ip netns list | grep -qw "$ns"; then
             ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
             ip netns del "$ns" 2>/dev/null
