@@ -19,7 +19,11 @@
 //! - Every way a fragment can fail is a counted drop: `frag_tiny` (a first fragment without the
 //!   whole transport header, RFC 1858), `frag_overlap` (a TCP fragment at offset 8, which could
 //!   rewrite the header's flags, RFC 1858), `frag_table_full`, `frag_source_limit`,
-//!   `frag_held_full`, `frag_no_flow` (no connection for it anywhere).
+//!   `frag_held_full`, `frag_no_flow` (no connection for it anywhere). Other overlaps (a fragment
+//!   sent twice, or covering another's bytes) are forwarded as they are: they cannot change the
+//!   flow, which only the first fragment's header decides, and the receiver's reassembly judges
+//!   them (Linux drops a datagram whose fragments overlap). Bytes counted twice only make its
+//!   entry leave early; a fragment after that waits for a first that has passed and times out.
 //! - Multi-core: RSS hashes fragments on their addresses only (or not at all), so the fragments
 //!   of one datagram, and its unfragmented packets, may reach different workers. Every fragment
 //!   is first handed to its collector, a hash of its address pair ([`collector`]), so one
