@@ -151,8 +151,9 @@ impl<P: FramePool> Worker<P> {
         // nothing in the common case; TUN's client side checks its tunnel itself): DF gets
         // fragmentation-needed quoting the packet as received, no DF gets fragments.
         let mut split = None;
-        if !(xlat == Xlat::Tun && dir == Dir::Original) {
-            if let Some(mtu) = self.mtu_toward(next_hop(&c, dir), f.len() - ETH) {
+        let ip_len = f.len() - ETH;
+        if ip_len > self.min_mtu as usize && !(xlat == Xlat::Tun && dir == Dir::Original) {
+            if let Some(mtu) = self.mtu_toward(next_hop(&c, dir), ip_len) {
                 if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
                     return self.frag_needed(f, mtu, cx, out);
                 }
