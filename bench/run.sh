@@ -3,7 +3,7 @@
 # place (macswap and io) as the reference measured in the same run, same transport, same cores.
 # Prints a summary table and writes bench/results/<date>-<host>.json with the machine described.
 #
-#   bench/run.sh [--quick] [--scenarios a,b,c,d,e,s] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
+#   bench/run.sh [--quick] [--scenarios a,b,c,d,e,m,s] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
 #
 #   a  established UDP flows through FULLNAT, both directions, every rewrite checked: Mpps by
 #      frame size (64/128/512/1500 at 1k flows) and by flow count (1k/100k/1M at 64 bytes; 4M with
@@ -12,6 +12,12 @@
 #      over the measured interval; testpmd: --record-core-cycles) and their ratio; the Mpps ratio
 #      is printed only where the generator stayed under 90 % busy in every run of both, else the
 #      row says "generator-bound". The generator checks testpmd's frames as fully as rvsd's.
+#   m  forwarding modes: scenario a's measurement (64 bytes, 1k flows, median of --runs) through a
+#      service whose real servers are NAT, DR and TUN in turn (rvs-gen --forward: NAT's rewrite
+#      checked both ways; DR's frame to the real server's MAC, TUN's outer header, client to server
+#      only). Cycles/packet and their ratio to testpmd macswap in the same run: both directions for
+#      NAT (as a), one direction for DR and TUN (the generator sends on port 0 only, testpmd
+#      forwards it to port 1). Mpps ratio only where the generator stayed under 90 % busy.
 #   d  one-way latency p50/p99/p999 at 10/50/90 % of the measured maximum (64 bytes, 1k flows),
 #      rvsd versus testpmd io at the same rates ("added by rvsd" = the difference).
 #   e  memory per connection: rvsd's VmRSS after establishing N connections, as growth over the
@@ -32,8 +38,8 @@
 #      as the reference. --idle-sleep-us N sets rvsd's workers.idle_sleep_us in s (default 10 on
 #      fewer than 4 CPUs, where a worker shares the generator's CPU, else 0).
 #
-# --quick: scenario a at 64 bytes and 1k flows only, e at 100k, d at one rate; 3 s runs (s keeps both
-# flow counts).
+# --quick: scenario a at 64 bytes and 1k flows only, e at 100k, d at one rate, m once (unless
+# --runs is given); 3 s runs (s keeps both flow counts).
 # rvsd runs its worker on lcore 1 (main lcore 0); the generator polls on lcore 0; testpmd forwards
 # on lcore 1. Every process is bounded in time and killed on exit; memif sockets live in a temp dir.
 set -euo pipefail
@@ -41,8 +47,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 QUICK=0
-SCEN="a,b,c,d,e,s"
+SCEN="a,b,c,d,e,m,s"
 RUNS=3
+RUNS_SET=0
 DUR=
 BIG=0
 SCALE_IDLE_US=
@@ -51,7 +58,7 @@ while [ $# -gt 0 ]; do
         --idle-sleep-us) SCALE_IDLE_US=$2; shift ;;
         --quick) QUICK=1 ;;
         --scenarios) SCEN=$2; shift ;;
-        --runs) RUNS=$2; shift ;;
+        --runs) RUNS=$2; RUNS_SET=1; shift ;;
         --duration) DUR=$2; shift ;;
         --big) BIG=1 ;;
         -h|--help) sed '/^set -euo/,$d' "$0" | tail -n +2; exit 0 ;;
@@ -313,6 +320,66 @@ if has a; then
         read -r flows size <<< "$c"
         for ((r = 1; r <= RUNS; r++)); do measure_a "$flows" "$size" "$r"; done
     done
+fi
+
+# write_rvsd_mode_conf FILE MAX_CONNS FORWARD NREALS: scenario a's config with the service's real
+# servers in mode FORWARD (nat, dr, tun) and no local addresses; DR and TUN cannot change the port,
+# so their real servers listen on the VIP's (9000).
+mode_port() { case "$1" in dr|tun) echo 9000 ;; *) echo 8000 ;; esac; }
+write_rvsd_mode_conf() {
+    local f=$1 fwd=$3 port
+    port=$(mode_port "$fwd")
+    write_rvsd_conf "$f" "$2" 1 "$4"
+    sed -i -e '/^laddrs = /d' \
+        -e "s/{ addr = \"\(198\.18\.1\.[0-9]*\):8000\" }/{ addr = \"\1:$port\", forward = \"$fwd\" }/" "$f"
+    grep -q "forward = \"$fwd\"" "$f" && ! grep -q '^laddrs' "$f" ||
+        { log "write_rvsd_mode_conf: the reals of $f not rewritten"; return 1; }
+}
+
+# One measurement of scenario m: rvsd with NAT, DR and TUN real servers, then testpmd macswap both
+# ways (NAT's reference) and one way (DR's and TUN's). Args: RUN
+measure_m() {
+    local run=$1 flows=1000 size=64 fwd dir port
+    local common=(--flows "$flows" --size "$size" --duration "$DUR" --settle 1)
+    local max=$(( flows + flows / 8 + 1024 )) wt=$(( DUR + 40 ))
+    for fwd in nat dr tun; do
+        port=$(mode_port "$fwd")
+        write_rvsd_mode_conf "$TMP/rvsd.toml" "$max" "$fwd" 2 || return 1
+        log "m: $fwd, run $run: rvsd"
+        if rvsd_start "$TMP/rvsd.toml"; then
+            if gen "m-rvsd_$fwd-$run" "$wt" "${common[@]}" --reals "$(reals_list 2 | sed "s/:8000/:$port/g")" \
+                --forward "$fwd" --mode check --label "rvsd-$fwd" --gateway-api "$TMP/rvsd.sock"; then
+                python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if max(r["lost"].values())>1000 or r["rewrite_errors"] else 1)' \
+                    "$RUNDIR/m-rvsd_$fwd-$run.json" && log "  loss or errors: rvsd drops: $(rvsd_drops)"
+            fi
+        fi
+        server_stop
+    done
+    # The reference: --forward only sets the directions there (dr: client to server only).
+    for dir in both one; do
+        fwd=fullnat; [ "$dir" = one ] && fwd=dr
+        port=$(mode_port "$fwd")
+        log "m: run $run: testpmd macswap, $dir direction(s)"
+        # testpmd's memif server sometimes never brings the link up (more often on a loaded
+        # machine): up to three tries.
+        for _try in 1 2 3; do
+            if testpmd_start macswap && gen_ref "m-testpmd_macswap_$dir-$run" "$wt" "${common[@]}" \
+                --reals "$(reals_list 2 | sed "s/:8000/:$port/g")" --forward "$fwd" --mode reference \
+                --label "testpmd-macswap-$dir"; then
+                server_stop
+                testpmd_cycles "$RUNDIR/m-testpmd_macswap_$dir-$run.json"
+                break
+            fi
+            server_stop
+        done
+    done
+}
+
+if has m; then
+    echo "== scenario m: forwarding modes NAT, DR, TUN (64 bytes, 1k flows)"
+    mruns=$RUNS
+    [ $QUICK = 1 ] && [ $RUNS_SET = 0 ] && mruns=1
+    for ((r = 1; r <= mruns; r++)); do measure_m "$r" || true; done
 fi
 
 if has d; then
@@ -670,9 +737,9 @@ machine = {
 runs_by = {}
 for f in sorted(glob.glob(rundir + "/*.json")):
     name = os.path.basename(f)[:-5]
-    runs_by.setdefault(name.rsplit("-", 1)[0] if name[0] in "ad" else name, []).append(json.load(open(f)))
+    runs_by.setdefault(name.rsplit("-", 1)[0] if name[0] in "adm" else name, []).append(json.load(open(f)))
 med = lambda xs: statistics.median(xs) if xs else None
-result = {"machine": machine, "quick": quick, "runs_per_point": runs, "duration_s": dur, "a": [], "d": [], "e": []}
+result = {"machine": machine, "quick": quick, "runs_per_point": runs, "duration_s": dur, "a": [], "d": [], "e": [], "m": []}
 print(f"machine: {cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, DPDK {machine['dpdk']}, load {machine['load_average'][0]:.1f}")
 keys = sorted({tuple(k.split("-")[2:4]) for k in runs_by if k.startswith("a-")}, key=lambda t: (int(t[0]), int(t[1])))
 GEN_BOUND = 0.90
@@ -751,6 +818,51 @@ if small and big and small["rvsd_cycles_per_packet"] and big["rvsd_cycles_per_pa
 if any(x["disturbed"] for x in result["a"]):
     print(f"* the generator was descheduled (stalled) more than {100 * DISTURBED:.0f} % of the measured time in a run of this row:")
     print("  other load on the machine set the figures, cycles included (a preempted busy poll counts its wait)")
+MODES = [("nat", "both", "testpmd macswap, both directions (as a)"),
+         ("dr", "one", "testpmd macswap, client to server only"),
+         ("tun", "one", "testpmd macswap, client to server only")]
+if any(k.startswith("m-") for k in runs_by):
+    print("\nscenario m: forwarding modes, 64 bytes, 1k flows (median of runs); reference: testpmd macswap in the same run,")
+    print("  both directions for NAT (as a), client to server only for DR and TUN (replies bypass the gateway: the")
+    print("  generator sends on port 0 only). cyc ratio = macswap cycles / rvsd cycles; Mpps ratio only where the")
+    print(f"  generator stayed under {100 * GEN_BOUND:.0f} % busy in every run of both. TUN frames reach the real server 20 bytes longer.")
+    print(f"{'mode':>5} {'dirs':>5} {'rvsd Mpps':>10} {'macswap':>8} {'Mpps ratio':>16} {'gen busy %':>11} "
+          f"{'rvsd cyc/pkt':>13} {'macswap cyc':>12} {'cyc ratio':>10} {'errors':>7} {'lost %':>7}")
+for fwd, dirs, refname in MODES:
+    r = runs_by.get(f"m-rvsd_{fwd}", [])
+    m = runs_by.get(f"m-testpmd_macswap_{dirs}", [])
+    if not r and not m:
+        continue
+    rv, mv = med([x["mpps"] for x in r]), med([x["mpps"] for x in m])
+    errs = sum(x["rewrite_errors"] for x in r)
+    sent = sum(sum(x["tx"].values()) for x in r)
+    lost = sum(max(0, v) for x in r for v in x["lost"].values())
+    rb, mb = busy(r), busy(m)
+    bound = rb is None or mb is None or rb >= GEN_BOUND or mb >= GEN_BOUND
+    st = max([v for v in (stalled(r), stalled(m)) if v is not None], default=None)
+    disturbed = st is not None and st > DISTURBED
+    rc = med([c for c in map(rvsd_cpp, r) if c is not None])
+    mc = med([c for c in map(tp_cpp, m) if c is not None])
+    row = {"forward": fwd, "directions": dirs, "reference": refname, "flows": 1000, "frame_size": 64,
+           "rvsd_mpps": rv, "testpmd_macswap_mpps": mv, "ratio_macswap": rv / mv if rv and mv else None,
+           "generator_busy_max": {"rvsd": rb, "testpmd_macswap": mb}, "generator_bound_threshold": GEN_BOUND,
+           "generator_bound": bound, "generator_stalled_max": st, "disturbed": disturbed,
+           "ratio_macswap_shown": None if bound or not (rv and mv) else rv / mv,
+           "rvsd_cycles_per_packet": rc, "testpmd_macswap_cycles_per_packet": mc,
+           "cycles_ratio_macswap_over_rvsd": mc / rc if rc and mc else None,
+           "cycles_rvsd_over_macswap": rc / mc if rc and mc else None,
+           "rewrite_errors": errs, "errors": {k: sum(x["errors"][k] for x in r) for k in (r[0]["errors"] if r else {})},
+           "lost_fraction": lost / sent if sent else None,
+           "flows_per_real": [x.get("flows_per_real") for x in r],
+           "runs": {"rvsd": r, "testpmd_macswap": m}}
+    result["m"].append(row)
+    f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
+    ratio = ("generator-bound" if bound else f(row["ratio_macswap_shown"], 2)) + ("*" if disturbed else "")
+    gb = f"{f(100 * rb if rb is not None else None, 0)}/{f(100 * mb if mb is not None else None, 0)}"
+    print(f"{fwd:>5} {dirs:>5} {f(rv):>10} {f(mv):>8} {ratio:>16} {gb:>11} {f(rc, 1):>13} {f(mc, 1):>12} "
+          f"{f(row['cycles_ratio_macswap_over_rvsd'], 2):>10} {errs:>7} {f(100 * row['lost_fraction'] if sent else None, 3):>7}")
+if any(x["disturbed"] for x in result["m"]):
+    print(f"* the generator was descheduled more than {100 * DISTURBED:.0f} % of the measured time in a run of this row")
 fr = sorted({k.split("-")[2] for k in runs_by if k.startswith("d-")}, key=int)
 if fr:
     print("\nscenario d: one-way latency, 64 bytes, 1k flows, microseconds (median of runs)")

@@ -370,7 +370,7 @@ impl Shared {
         let mut out = Vec::new();
         for s in &st.config().services {
             let sid = st.service_id(s.proto, &s.vip).unwrap_or(0);
-            let reals = s
+            let mut reals: Vec<RealInfo> = s
                 .reals
                 .iter()
                 .map(|r| {
@@ -384,22 +384,45 @@ impl Shared {
                         l_threshold: r.l_threshold,
                         active_conns: a,
                         inactive_conns: i,
-                        health: if s.check.is_none() {
-                            "unchecked".into()
-                        } else if st.is_down(sid, rid) {
+                        health: if s.check.is_some() && st.is_down(sid, rid) {
                             "down".into()
+                        } else if st.sorry_serving(sid) {
+                            "displaced".into()
+                        } else if s.check.is_none() {
+                            "unchecked".into()
                         } else {
                             "up".into()
                         },
                     }
                 })
                 .collect();
+            // keepalived's sorry server, listed as ipvsadm lists it while in the table: serving at
+            // weight 1, or at weight 0 with `sorry_server_inhibit`.
+            // One at a real server's address is that server's entry, the sorry server's while it serves.
+            let sorry =
+                st.sorry_in_pool(sid, s).filter(|(ss, w)| *w > 0 || reals.iter().all(|r| r.addr != ss.addr));
+            if let Some((ss, weight)) = sorry {
+                let rid = st.real_id(sid, &ss.addr).unwrap_or(0);
+                let (a, i, _) = counts.get(&(sid, rid)).copied().unwrap_or_default();
+                reals.retain(|r| r.addr != ss.addr);
+                reals.push(RealInfo {
+                    addr: ss.addr.clone(),
+                    weight,
+                    forward: ss.forward,
+                    u_threshold: 0,
+                    l_threshold: 0,
+                    active_conns: a,
+                    inactive_conns: i,
+                    health: "sorry".into(),
+                });
+            }
             out.push(ServiceInfo {
                 proto: s.proto,
                 vip: s.vip.clone(),
                 sched: s.sched,
                 persistence: s.persistence,
                 toa: s.toa,
+                proxy_protocol: s.proxy_protocol,
                 synproxy: s.synproxy,
                 inhibit_on_failure: s.inhibit_on_failure,
                 laddrs: s.laddrs.clone(),
@@ -427,12 +450,13 @@ impl Shared {
                             let rid = st.real_id(sid, &r.addr).unwrap_or(0);
                             let (active_conns, inactive_conns, counters) =
                                 counts.get(&(sid, rid)).copied().unwrap_or_default();
-                            let health = match (s.check.is_some(), st.is_down(sid, rid), s.inhibit_on_failure)
-                            {
-                                (false, _, _) => Health::Unchecked,
-                                (true, false, _) => Health::Up,
-                                (true, true, true) => Health::Inhibited,
-                                (true, true, false) => Health::Removed,
+                            // Out of the pool: its check failed, or the sorry server serves instead.
+                            let out = (s.check.is_some() && st.is_down(sid, rid)) || st.sorry_serving(sid);
+                            let health = match (out, s.inhibit_on_failure, s.check.is_some()) {
+                                (true, true, _) => Health::Inhibited,
+                                (true, false, _) => Health::Removed,
+                                (false, _, true) => Health::Up,
+                                (false, _, false) => Health::Unchecked,
                             };
                             RealMetrics {
                                 addr: r.addr.clone(),

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{CaptureRequest, CaptureStatus};
-use crate::config::{Forward, Proto, RealConfig, Sched, ServiceConfig};
+use crate::config::{Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig};
 
 /// The API version this build speaks; reported by `version`.
 pub const API_VERSION: u32 = 1;
@@ -49,6 +49,9 @@ pub enum Request {
         toa: Option<bool>,
         #[serde(default)]
         synproxy: Option<bool>,
+        /// `off`, `v1` or `v2`.
+        #[serde(default)]
+        proxy_protocol: Option<ProxyProtocol>,
         /// keepalived's `inhibit_on_failure` for the service's health check.
         #[serde(default)]
         inhibit_on_failure: Option<bool>,
@@ -271,6 +274,8 @@ pub struct ServiceInfo {
     pub persistence: Option<u32>,
     pub toa: bool,
     pub synproxy: bool,
+    #[serde(default, skip_serializing_if = "ProxyProtocol::is_off")]
+    pub proxy_protocol: ProxyProtocol,
     /// A real server its health check failed stays listed at weight 0 (true) or is left out of
     /// the table (false, keepalived's default).
     #[serde(default)]

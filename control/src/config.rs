@@ -33,6 +33,12 @@ pub mod defaults {
     pub const EXPIRE_BUDGET: u32 = 256;
     pub const LOG_LEVEL: &str = "info";
     pub const DRAIN_GRACE_S: u32 = 30;
+    /// PROXY protocol headers awaiting acknowledgement per worker (their resend timers).
+    pub const PROXY_TIMERS: u32 = 262_144;
+    /// Fragmented datagrams tracked per worker, per source, and for how long.
+    pub const FRAG_MAX_DATAGRAMS: u32 = 4096;
+    pub const FRAG_MAX_PER_SOURCE: u32 = 256;
+    pub const FRAG_TIMEOUT_MS: u32 = 1000;
     /// Slots of each worker-to-worker hand-off ring (one ring per ordered pair of workers).
     pub const HANDOFF_RING: u32 = 4096;
     /// keepalived's default: a failed real server is removed, not kept at weight 0.
@@ -40,6 +46,8 @@ pub mod defaults {
     /// ipvsadm's `DEF_SCHED`.
     pub const SCHED: super::Sched = super::Sched::Wlc;
     pub const FORWARD: super::Forward = super::Forward::Fullnat;
+    /// keepalived's `quorum` default (check_data.c `alloc_vs`): one live weight unit.
+    pub const QUORUM: u32 = 1;
     /// `[metrics] listen`: no metrics endpoint unless one is configured.
     pub const METRICS_LISTEN: Option<&str> = None;
     /// Scrapes served at once by the metrics endpoint; more are answered 503 and closed.
@@ -383,7 +391,35 @@ pub struct ConnConfig {
     /// them until they expire (default); `expire` drops them at once (with `rst_on_miss` the client's
     /// next segment gets a RST).
     pub on_real_removed: RealRemovedMode,
+    /// PROXY protocol headers awaiting the real server's acknowledgement per worker; a connection
+    /// finding the list full is counted (`proxy_timer_full`) and resends its header only with the
+    /// client's retransmissions.
+    pub proxy_timers: u32,
     pub timeouts: TimeoutsConfig,
+    pub frag: FragConfig,
+}
+
+/// Bounds of the per-worker IP fragment table (`[conn.frag]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FragConfig {
+    /// Datagrams tracked at once (`drop.frag_table_full` past it).
+    pub max_datagrams: u32,
+    /// Of those, from one source address (`drop.frag_source_limit`).
+    pub max_per_source: u32,
+    /// Milliseconds a datagram is tracked from its first fragment seen (`drop.frag_timeout` for
+    /// what still waited).
+    pub timeout_ms: u32,
+}
+
+impl Default for FragConfig {
+    fn default() -> Self {
+        FragConfig {
+            max_datagrams: defaults::FRAG_MAX_DATAGRAMS,
+            max_per_source: defaults::FRAG_MAX_PER_SOURCE,
+            timeout_ms: defaults::FRAG_TIMEOUT_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,7 +443,9 @@ impl Default for ConnConfig {
             tcp_timestamps: TimestampMode::Strip,
             on_real_removed: RealRemovedMode::Keep,
             drain_grace_s: defaults::DRAIN_GRACE_S,
+            proxy_timers: defaults::PROXY_TIMERS,
             timeouts: TimeoutsConfig::default(),
+            frag: FragConfig::default(),
         }
     }
 }
@@ -586,6 +624,40 @@ impl Forward {
     }
 }
 
+/// PROXY protocol header a TCP service sends its real servers (`off`, `v1`, `v2`), HAProxy's
+/// proxy-protocol.txt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    V1,
+    V2,
+}
+
+impl ProxyProtocol {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        *self == ProxyProtocol::Off
+    }
+
+    /// The dataplane's header version, if any.
+    pub const fn version(self) -> Option<rvs_dataplane::wire::proxy::Version> {
+        match self {
+            ProxyProtocol::Off => None,
+            ProxyProtocol::V1 => Some(rvs_dataplane::wire::proxy::Version::V1),
+            ProxyProtocol::V2 => Some(rvs_dataplane::wire::proxy::Version::V2),
+        }
+    }
+}
+
 /// What a health check does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "&'static str")]
@@ -594,6 +666,9 @@ pub enum CheckKind {
     Tcp,
     /// HTTP GET `path`, expecting `expect_status`.
     Http,
+    /// HTTP GET over TLS (keepalived's `SSL_GET`). The server's certificate is not verified, as
+    /// keepalived does not verify it: the check tests that the server answers, not who it is.
+    Https,
 }
 
 impl CheckKind {
@@ -601,7 +676,13 @@ impl CheckKind {
         match self {
             CheckKind::Tcp => "tcp",
             CheckKind::Http => "http",
+            CheckKind::Https => "https",
         }
+    }
+
+    /// True for the kinds that send an HTTP request (`http`, `https`).
+    pub const fn is_http(self) -> bool {
+        matches!(self, CheckKind::Http | CheckKind::Https)
     }
 }
 
@@ -660,7 +741,12 @@ macro_rules! named_enum {
 named_enum!(Proto, [Proto::Tcp, Proto::Udp], "protocol");
 named_enum!(Sched, Sched::ALL, "scheduler");
 named_enum!(Forward, Forward::ALL, "forwarding method", aliases = Forward::ALIASES);
-named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http], "check kind");
+named_enum!(CheckKind, [CheckKind::Tcp, CheckKind::Http, CheckKind::Https], "check kind");
+named_enum!(
+    ProxyProtocol,
+    [ProxyProtocol::Off, ProxyProtocol::V1, ProxyProtocol::V2],
+    "PROXY protocol version"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -679,6 +765,10 @@ pub struct ServiceConfig {
     /// SYN-proxy (SYN cookies on the gateway).
     #[serde(default)]
     pub synproxy: bool,
+    /// PROXY protocol header at the start of each client's stream toward its real server (TCP,
+    /// FULLNAT and NAT real servers; not with `toa`).
+    #[serde(default, skip_serializing_if = "ProxyProtocol::is_off")]
+    pub proxy_protocol: ProxyProtocol,
     /// FULLNAT source addresses for this service.
     #[serde(default)]
     pub laddrs: Vec<String>,
@@ -692,6 +782,49 @@ pub struct ServiceConfig {
     /// its connections keep it, and new ones go elsewhere.
     #[serde(default = "inhibit_default", skip_serializing_if = "is_inhibit_default")]
     pub inhibit_on_failure: bool,
+    /// keepalived's `quorum`: the total weight of the real servers that are up (their check passes)
+    /// the service needs. Below `quorum - hysteresis` it loses quorum (the sorry server, if any,
+    /// takes over); at `quorum + hysteresis` it has it again. See [`crate::quorum`].
+    #[serde(default = "quorum_default", skip_serializing_if = "is_quorum_default")]
+    pub quorum: u32,
+    /// keepalived's `hysteresis` (below `quorum`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hysteresis: u32,
+    /// keepalived's `sorry_server`: serves alone while the service has lost quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServerConfig>,
+}
+
+/// A service's sorry server (keepalived's `sorry_server`, `sorry_server_inhibit`,
+/// `sorry_server_lvs_method`). While the service has quorum it is out of the pool (or, with
+/// `inhibit`, in it at weight 0); when quorum is lost the real servers leave the pool (or go to
+/// weight 0 with the service's `inhibit_on_failure`) and it serves at weight 1, keepalived's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SorryServerConfig {
+    /// `RS:port`.
+    pub addr: String,
+    #[serde(default = "fwd_default")]
+    pub forward: Forward,
+    /// keepalived's `sorry_server_inhibit`: kept in the pool at weight 0 while not serving.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inhibit: bool,
+}
+
+fn quorum_default() -> u32 {
+    defaults::QUORUM
+}
+
+fn is_quorum_default(v: &u32) -> bool {
+    *v == defaults::QUORUM
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl ServiceConfig {
@@ -705,6 +838,9 @@ impl ServiceConfig {
         if let Some(vport) = self.vport() {
             for r in &mut self.reals {
                 r.addr = with_port(&r.addr, vport);
+            }
+            if let Some(ss) = &mut self.sorry_server {
+                ss.addr = with_port(&ss.addr, vport);
             }
         }
     }
@@ -753,6 +889,13 @@ pub struct CheckConfig {
     /// (keepalived's `delay_before_retry`); none means `interval_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ms: Option<u32>,
+    /// `Host` of the HTTP request (keepalived's `virtualhost`); none: the checked `address:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `https` only: the server name sent in the TLS handshake (SNI; keepalived's `enable_sni` /
+    /// `sni_name`); none sends no name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
 }
 
 fn check_path_default() -> String {
@@ -1118,6 +1261,10 @@ impl Config {
             ("conn.arp_queue", c.arp_queue, 4096),
             ("conn.persist_templates", c.persist_templates, 1 << 24),
             ("conn.expire_budget", c.expire_budget, 1 << 20),
+            ("conn.proxy_timers", c.proxy_timers, 1 << 24),
+            ("conn.frag.max_datagrams", c.frag.max_datagrams, 1 << 20),
+            ("conn.frag.max_per_source", c.frag.max_per_source, 1 << 20),
+            ("conn.frag.timeout_ms", c.frag.timeout_ms, 60_000),
             ("synproxy.max_half_open", self.synproxy.max_half_open, 1 << 22),
             ("synproxy.max_held", self.synproxy.max_held, 64),
         ] {
@@ -1169,6 +1316,22 @@ impl Config {
                 ));
             }
             let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(f("vip"), m))?;
+            // What a forwarding method asks of a real server's address and port.
+            let forward_fits = |(ra, rp): (Ipv4Addr, u16), forward: Forward| -> Result<(), String> {
+                if forward.keeps_port() && rp != vport {
+                    return Err(format!(
+                        "port {rp} is not the service's port {vport}: DR/TUN cannot change the port (write {ra}:{vport} or {ra})"
+                    ));
+                }
+                if forward == Forward::Route && !subnets.iter().any(|c| c.contains(ra)) {
+                    let nets: Vec<String> = subnets.iter().map(|c| c.network().to_string()).collect();
+                    return Err(format!(
+                        "{ra} is on none of the ports' networks ({}): DR needs an on-link real server",
+                        nets.join(", ")
+                    ));
+                }
+                Ok(())
+            };
             if !svcs.insert((s.proto, vip, vport)) {
                 return Err(err(f("vip"), format!("{} service {} is defined twice", s.proto, s.vip)));
             }
@@ -1194,44 +1357,54 @@ impl Config {
                 if r.weight > MAX_WEIGHT {
                     return Err(err(g("weight"), format!("{} is outside 0..={MAX_WEIGHT}", r.weight)));
                 }
-                let (ra, rp) = ep;
-                if r.forward.keeps_port() && rp != vport {
-                    return Err(err(
-                        g("addr"),
-                        format!(
-                            "port {rp} is not the service's port {vport}: DR/TUN cannot change the port (write {ra}:{vport} or {ra})"
-                        ),
-                    ));
-                }
-                if r.forward == Forward::Route && !subnets.iter().any(|c| c.contains(ra)) {
-                    let nets: Vec<String> = subnets.iter().map(|c| c.network().to_string()).collect();
-                    return Err(err(
-                        g("addr"),
-                        format!(
-                            "{ra} is on none of the ports' networks ({}): DR needs an on-link real server",
-                            nets.join(", ")
-                        ),
-                    ));
-                }
+                forward_fits(ep, r.forward).map_err(|m| err(g("addr"), m))?;
             }
+            // keepalived's sorry server is a real server of the service while it serves.
+            if let Some(ss) = &s.sorry_server {
+                let ep = parse_endpoint(&ss.addr).map_err(|m| err(f("sorry_server.addr"), m))?;
+                forward_fits(ep, ss.forward).map_err(|m| err(f("sorry_server.addr"), m))?;
+            }
+            let sorry = s.sorry_server.iter().map(|ss| (&ss.addr, ss.forward));
+            let forwards: Vec<(&String, Forward)> =
+                s.reals.iter().map(|r| (&r.addr, r.forward)).chain(sorry).collect();
             if s.synproxy {
-                if let Some(r) = s.reals.iter().find(|r| !r.forward.replies_through_gateway()) {
+                if let Some(r) = forwards.iter().find(|r| !r.1.replies_through_gateway()) {
                     return Err(err(
                         f("synproxy"),
                         format!(
                             "SYN-proxy needs the real server's replies through the gateway; real {} forwards {}",
+                            r.0, r.1
+                        ),
+                    ));
+                }
+            }
+            if !s.proxy_protocol.is_off() {
+                if s.proto != Proto::Tcp {
+                    return Err(err(f("proxy_protocol"), "the PROXY protocol applies to tcp services only"));
+                }
+                if s.toa {
+                    return Err(err(
+                        f("proxy_protocol"),
+                        "the PROXY protocol and TOA both carry the client's address; choose one",
+                    ));
+                }
+                if let Some(r) = s.reals.iter().find(|r| !r.forward.replies_through_gateway()) {
+                    return Err(err(
+                        f("proxy_protocol"),
+                        format!(
+                            "the PROXY protocol needs the real server's replies through the gateway (their acknowledgements are shifted); real {} forwards {}",
                             r.addr, r.forward
                         ),
                     ));
                 }
             }
             if s.toa {
-                if let Some(r) = s.reals.iter().find(|r| r.forward != Forward::Fullnat) {
+                if let Some(r) = forwards.iter().find(|r| r.1 != Forward::Fullnat) {
                     return Err(err(
                         f("toa"),
                         format!(
                             "TOA is for FULLNAT real servers (with {} the real server sees the client's address itself); real {} forwards {}",
-                            r.forward, r.addr, r.forward
+                            r.1, r.0, r.1
                         ),
                     ));
                 }
@@ -1249,9 +1422,41 @@ impl Config {
                 if c.retry_ms.is_some_and(|r| r > MAX_CHECK_RETRY_MS) {
                     return Err(err(f("check.retry_ms"), format!("more than {MAX_CHECK_RETRY_MS} ms")));
                 }
-                if c.kind == CheckKind::Http && !c.path.starts_with('/') {
+                if c.kind.is_http() && !c.path.starts_with('/') {
                     return Err(err(f("check.path"), "must start with /"));
                 }
+                if c.kind.is_http() && c.path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(err(f("check.path"), "must not hold spaces or control characters"));
+                }
+                if let Some(h) = &c.host {
+                    if !c.kind.is_http() {
+                        return Err(err(f("check.host"), "only http and https checks send a Host"));
+                    }
+                    if h.is_empty() || h.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                        return Err(err(
+                            f("check.host"),
+                            format!("{h:?} is empty or holds spaces or control characters"),
+                        ));
+                    }
+                }
+                if let Some(n) = &c.sni {
+                    if c.kind != CheckKind::Https {
+                        return Err(err(f("check.sni"), "only https checks send a TLS server name"));
+                    }
+                    if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
+                        return Err(err(f("check.sni"), format!("\"{n}\" is not a DNS name")));
+                    }
+                }
+            }
+            if s.quorum == 0 {
+                return Err(err(f("quorum"), "must be at least 1 (keepalived's range)"));
+            }
+            if s.hysteresis >= s.quorum {
+                return Err(err(
+                    f("hysteresis"),
+                    format!("{} must be below quorum {}", s.hysteresis, s.quorum),
+                ));
             }
         }
         Ok(())
@@ -1264,17 +1469,24 @@ impl Config {
     /// Real servers forwarding NAT, DR or TUN need no local address, so a service with only those
     /// is not warned about.
     pub fn warnings(&self) -> Vec<String> {
-        self.services
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.reals.iter().any(|r| r.forward == Forward::Fullnat) && s.laddrs.is_empty())
-            .map(|(i, s)| {
-                format!(
+        let mut w = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if s.reals.iter().any(|r| r.forward == Forward::Fullnat) && s.laddrs.is_empty() {
+                w.push(format!(
                     "services[{i}].laddrs: {} {} has FULLNAT real servers but no local address; their new connections are dropped (drop.no_laddr) until one is added",
                     s.proto, s.vip
-                )
-            })
-            .collect()
+                ));
+            }
+            let total: u64 = s.reals.iter().map(|r| u64::from(r.weight)).sum();
+            let start = u64::from(s.quorum) + u64::from(s.hysteresis);
+            if s.sorry_server.is_some() && total < start {
+                w.push(format!(
+                    "services[{i}].quorum: {} {}: its real servers weigh {total} in all, below quorum {} + hysteresis {}: it never has quorum and its sorry server serves alone",
+                    s.proto, s.vip, s.quorum, s.hysteresis
+                ));
+            }
+        }
+        w
     }
 }
 
@@ -1357,6 +1569,94 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
             assert_eq!(e.field, field, "{from} -> {to}: {e}");
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    /// The quorum example of docs/config.md, and what validation refuses around it.
+    #[test]
+    fn quorum_sorry_server_and_https_check() {
+        let svc = r#"
+[[services]]
+proto = "tcp"
+vip = "198.18.0.100:443"
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:443", weight = 2 }, { addr = "198.18.1.12:443", weight = 2 }]
+check = { kind = "https", path = "/health", interval_ms = 2000, timeout_ms = 1000, host = "www.example.org" }
+quorum = 3
+hysteresis = 1
+sorry_server = { addr = "198.18.1.20:443", inhibit = true }
+"#;
+        let text = format!("{GOOD}{svc}");
+        let c = Config::from_toml(&text).unwrap();
+        c.validate().unwrap();
+        let s = &c.services[1];
+        assert_eq!((s.quorum, s.hysteresis), (3, 1));
+        assert_eq!(
+            s.sorry_server,
+            Some(SorryServerConfig {
+                addr: "198.18.1.20:443".into(),
+                forward: Forward::Fullnat,
+                inhibit: true
+            })
+        );
+        let check = s.check.as_ref().unwrap();
+        assert_eq!(
+            (check.kind, check.host.as_deref(), check.sni.as_deref()),
+            (CheckKind::Https, Some("www.example.org"), None)
+        );
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c, "save/restore round trip");
+        // Defaults are not written: a service without quorum settings saves as before.
+        assert!(!Config::from_toml(GOOD).unwrap().to_toml().contains("quorum"));
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        for (from, to, field) in [
+            ("hysteresis = 1", "hysteresis = 3", "services[1].hysteresis"),
+            ("quorum = 3", "quorum = 0", "services[1].quorum"),
+            ("198.18.1.20:443", "198.18.1.20:0", "services[1].sorry_server.addr"),
+            // A sorry server follows a real server's rules: DR keeps the service's port, is on-link,
+            (
+                "198.18.1.20:443\", inhibit",
+                "198.18.1.20:8443\", forward = \"dr\", inhibit",
+                "services[1].sorry_server.addr",
+            ),
+            (
+                "198.18.1.20:443\", inhibit",
+                "10.9.9.9:443\", forward = \"dr\", inhibit",
+                "services[1].sorry_server.addr",
+            ),
+            // and takes no TOA.
+            (
+                "sorry_server = { addr = \"198.18.1.20:443\", inhibit = true }",
+                "toa = true\nsorry_server = { addr = \"198.18.1.20:443\", forward = \"dr\" }",
+                "services[1].toa",
+            ),
+            ("host = \"www.example.org\"", "host = \"a b\"", "services[1].check.host"),
+            ("host = \"www.example.org\"", "sni = \"not a name\"", "services[1].check.sni"),
+            ("kind = \"https\"", "kind = \"tcp\"", "services[1].check.host"),
+            ("path = \"/health\"", "path = \"/a\\r\\nX: y\"", "services[1].check.path"),
+        ] {
+            let e = Config::from_toml(&text.replacen(from, to, 1)).unwrap().validate().unwrap_err();
+            assert_eq!(e.field, field, "{from} -> {to}: {e}");
+        }
+        let e =
+            Config::from_toml(&text.replacen("kind = \"https\"", "kind = \"http\", sni = \"a.example\"", 1))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+        assert_eq!(e.field, "services[1].check.sni", "{e}");
+        // Without a port, the service's; NAT (its ipvsadm name masq too) may change the port.
+        let c = Config::from_toml(&text.replacen(
+            "198.18.1.20:443\", inhibit = true",
+            "198.18.1.20\", forward = \"masq\"",
+            1,
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        let ss = c.services[1].sorry_server.as_ref().unwrap();
+        assert_eq!((ss.addr.as_str(), ss.forward, ss.inhibit), ("198.18.1.20:443", Forward::Masq, false));
+        // Real servers that can never reach quorum + hysteresis: valid, with a warning.
+        let c = Config::from_toml(&text.replacen("quorum = 3", "quorum = 4", 1)).unwrap();
+        c.validate().unwrap();
+        let w = c.warnings();
+        assert!(w.len() == 1 && w[0].starts_with("services[1].quorum: tcp 198.18.0.100:443: its real servers weigh 4 in all, below quorum 4 + hysteresis 1"), "{w:?}");
     }
 
     #[test]
@@ -1605,6 +1905,56 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80", weight = 2 }]
         ] {
             with_reals(reals, extra).unwrap_or_else(|e| panic!("{reals} {extra}: {e}"));
         }
+    }
+
+    #[test]
+    fn proxy_protocol_rules() {
+        for (reals, extra, want) in [
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\ntoa = true\nproxy_protocol = \"v1\"",
+                "services[0].proxy_protocol: the PROXY protocol and TOA both carry the client's address; choose one",
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80", forward = "dr" }"#,
+                "proxy_protocol = \"v2\"",
+                "services[0].proxy_protocol: the PROXY protocol needs the real server's replies through the gateway (their acknowledgements are shifted); real 198.18.1.11:80 forwards dr",
+            ),
+            (r#"{ addr = "198.18.1.11:80" }"#, "proxy_protocol = \"v3\"", "unknown PROXY protocol version"),
+        ] {
+            let e = with_reals(reals, extra).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        // v1 and v2 with FULLNAT (and SYN-proxy) or NAT reach the dataplane; off is the default
+        for (reals, extra, want) in [
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\nproxy_protocol = \"v1\"",
+                Some(ProxyProtocol::V1),
+            ),
+            (
+                r#"{ addr = "198.18.1.11:80" }"#,
+                "laddrs = [\"198.18.1.100\"]\nsynproxy = true\nproxy_protocol = \"v2\"",
+                Some(ProxyProtocol::V2),
+            ),
+            (
+                r#"{ addr = "198.18.1.11:8080", forward = "nat" }"#,
+                "proxy_protocol = \"v2\"",
+                Some(ProxyProtocol::V2),
+            ),
+            (r#"{ addr = "198.18.1.11:80" }"#, "proxy_protocol = \"off\"", None),
+            (r#"{ addr = "198.18.1.11:80" }"#, "", None),
+        ] {
+            let c = with_reals(reals, extra).unwrap_or_else(|e| panic!("{extra}: {e}"));
+            let setup = crate::setup::dataplane_setup(&c, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]]).unwrap();
+            assert_eq!(setup.services[0].proxy_protocol, want.and_then(ProxyProtocol::version), "{extra}");
+        }
+        // a UDP service cannot have it
+        let text = GOOD
+            .replace("proto = \"tcp\"", "proto = \"udp\"")
+            .replace("sched = ", "proxy_protocol = \"v1\"\nsched = ");
+        let e = Config::from_toml(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("the PROXY protocol applies to tcp services only"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::config::CheckConfig;
+use crate::config::{CheckConfig, CheckKind};
 
 /// Worker threads started by [`HealthChecker::start`].
 pub const DEFAULT_WORKERS: usize = 4;
@@ -396,7 +396,6 @@ impl Shared {
 /// `cfg.timeout_ms`. `Err` holds the reason of the failure.
 pub fn probe(real: SocketAddrV4, cfg: &CheckConfig) -> Result<(), String> {
     let addr = SocketAddrV4::new(*real.ip(), cfg.port.unwrap_or(real.port()));
-    let http = cfg.kind == crate::config::CheckKind::Http;
     let timeout = Duration::from_millis(u64::from(cfg.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
     let fail = |stage: &str, e: io::Error| match e.kind() {
@@ -405,10 +404,14 @@ pub fn probe(real: SocketAddrV4, cfg: &CheckConfig) -> Result<(), String> {
     };
     let stream =
         TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).map_err(|e| fail("connect", e))?;
-    if !http {
-        return Ok(());
+    let host = cfg.host.clone().unwrap_or_else(|| addr.to_string());
+    let status = match cfg.kind {
+        CheckKind::Tcp => return Ok(()),
+        CheckKind::Http => http_status(stream, &host, &cfg.path, deadline),
+        CheckKind::Https => tls::connect(stream, *addr.ip(), cfg.sni.as_deref(), deadline)
+            .and_then(|tls| http_status(tls, &host, &cfg.path, deadline)),
     }
-    let status = http_status(stream, addr, &cfg.path, deadline).map_err(|(stage, e)| match e {
+    .map_err(|(stage, e)| match e {
         HttpError::Io(e) => fail(stage, e),
         HttpError::Timeout => timed_out(cfg),
         HttpError::Malformed(m) => m,
@@ -438,34 +441,174 @@ enum HttpError {
     Malformed(String),
 }
 
+/// A connection an HTTP check talks over: plain TCP or TLS over TCP.
+trait Conn: Read + Write {
+    /// The TCP socket underneath, whose timeouts bound each blocking step.
+    fn tcp(&self) -> &TcpStream;
+
+    /// Bounds the next blocking reads and writes by `deadline`.
+    fn until(&self, deadline: Instant, stage: &'static str) -> Result<(), (&'static str, HttpError)> {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or((stage, HttpError::Timeout))?;
+        // A TLS write may read (the handshake) and a TLS read may write (alerts, key updates).
+        self.tcp().set_write_timeout(Some(left)).map_err(|e| (stage, HttpError::Io(e)))?;
+        self.tcp().set_read_timeout(Some(left)).map_err(|e| (stage, HttpError::Io(e)))
+    }
+}
+
+impl Conn for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
 /// Sends the GET and reads the status code, all before `deadline`.
 fn http_status(
-    mut s: TcpStream,
-    addr: SocketAddrV4,
+    mut s: impl Conn,
+    host: &str,
     path: &str,
     deadline: Instant,
 ) -> Result<u16, (&'static str, HttpError)> {
-    let remaining = |stage| {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or((stage, HttpError::Timeout))
-    };
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.set_write_timeout(Some(remaining("send")?)).map_err(|e| ("send", HttpError::Io(e)))?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.until(deadline, "send")?;
     s.write_all(req.as_bytes()).map_err(|e| ("send", HttpError::Io(e)))?;
+    s.flush().map_err(|e| ("send", HttpError::Io(e)))?;
     let mut buf = [0u8; MAX_HTTP_RESPONSE_BYTES];
     let mut n = 0;
     while n < buf.len() && !buf[..n].contains(&b'\n') {
-        s.set_read_timeout(Some(remaining("recv")?)).map_err(|e| ("recv", HttpError::Io(e)))?;
+        s.until(deadline, "recv")?;
         match s.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A TLS server that closes without close_notify: what came is the answer (keepalived
+            // reads quietly too: `SSL_set_quiet_shutdown`).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(("recv", HttpError::Io(e))),
         }
     }
     parse_status_line(&buf[..n]).map_err(|m| ("recv", HttpError::Malformed(m)))
+}
+
+/// TLS for `https` checks (keepalived's `SSL_GET`), with rustls.
+///
+/// The server's certificate is accepted whatever it is, as keepalived accepts it: its SSL context
+/// (keepalived/check/check_ssl.c `build_ssl_ctx`) never calls `SSL_CTX_set_verify`, so OpenSSL's
+/// default `SSL_VERIFY_NONE` applies, and the CA of `SSL { ca }` is loaded but not enforced. A
+/// health check asks whether the server answers, not who it is: real servers commonly serve a
+/// certificate for the service's public name (or a self-signed one), not for the address the
+/// check connects to. The handshake's signatures are still verified against the certificate's
+/// key, so the TLS session itself is sound.
+mod tls {
+    use std::net::{Ipv4Addr, TcpStream};
+    use std::sync::{Arc, OnceLock};
+    use std::time::Instant;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+    use super::{Conn, HttpError};
+
+    pub type Stream = StreamOwned<ClientConnection, TcpStream>;
+
+    impl Conn for Stream {
+        fn tcp(&self) -> &TcpStream {
+            &self.sock
+        }
+    }
+
+    /// Accepts any server certificate; see the module documentation.
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// The client configuration every https check shares: ring, TLS 1.2 and 1.3, no client
+    /// certificate, any server certificate.
+    fn config() -> Result<Arc<ClientConfig>, String> {
+        static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+        CONFIG
+            .get_or_init(|| {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let c = ClientConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("tls: {e}"))?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                    .with_no_client_auth();
+                Ok(Arc::new(c))
+            })
+            .clone()
+    }
+
+    /// Runs the TLS handshake on `tcp` before `deadline`. `sni` is the server name to send; none
+    /// sends none (the session is keyed by the address).
+    pub fn connect(
+        tcp: TcpStream,
+        ip: Ipv4Addr,
+        sni: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Stream, (&'static str, HttpError)> {
+        let fail = |m: String| ("tls handshake", HttpError::Malformed(m));
+        let name = match sni {
+            Some(n) => {
+                ServerName::try_from(n.to_owned()).map_err(|_| fail(format!("tls: bad server name {n:?}")))?
+            }
+            None => ServerName::IpAddress(std::net::IpAddr::V4(ip).into()),
+        };
+        let conn = ClientConnection::new(config().map_err(fail)?, name)
+            .map_err(|e| fail(format!("tls handshake: {e}")))?;
+        let mut s = StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.until(deadline, "tls handshake")?;
+            match s.conn.complete_io(&mut s.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(fail("tls handshake: connection closed".into()))
+                }
+                Err(e) => return Err(("tls handshake", HttpError::Io(e))),
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// The status code of an HTTP/1.x response beginning with `head` (the status line, or what came
@@ -518,6 +661,8 @@ mod tests {
             rise,
             fall,
             retry_ms: None,
+            host: None,
+            sni: None,
         }
     }
 
@@ -718,7 +863,7 @@ mod tests {
         assert_eq!(describe(&io::Error::from_raw_os_error(111)), "connection refused");
         assert_eq!(
             "udp".parse::<crate::config::CheckKind>().unwrap_err(),
-            "unknown check kind \"udp\" (one of tcp, http)"
+            "unknown check kind \"udp\" (one of tcp, http, https)"
         );
     }
 
@@ -870,6 +1015,124 @@ mod tests {
         let r = probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, closed_port()), &c);
         assert_eq!(r, Err("connect: connection refused".to_string()));
         server.set_mode(OK);
+    }
+
+    /// What a [`tls_server`] saw of each connection: the server name sent (SNI) and the request.
+    type Seen = Vec<(Option<String>, String)>;
+
+    /// A loopback HTTPS server with the self-signed test certificate (control/tests/tls), speaking
+    /// `versions`. It serves one connection per answer, in order, and returns for each the server
+    /// name the client sent (SNI) and its request.
+    fn tls_server(
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        answers: Vec<&'static [u8]>,
+    ) -> (u16, JoinHandle<Seen>) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(include_bytes!("../tests/tls/cert.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("../tests/tls/key.pem")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = thread::spawn(move || {
+            answers
+                .into_iter()
+                .map(|answer| {
+                    let (tcp, _) = listener.accept().unwrap();
+                    tcp.set_read_timeout(Some(WAIT)).unwrap();
+                    let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                    let mut s = rustls::StreamOwned::new(conn, tcp);
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !req.ends_with(b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => req.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let sni = s.conn.server_name().map(str::to_owned);
+                    let _ = s.write_all(answer);
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                    (sni, String::from_utf8_lossy(&req).into_owned())
+                })
+                .collect()
+        });
+        (port, thread)
+    }
+
+    /// keepalived's SSL_GET: HTTP over TLS to a server whose (self-signed) certificate is not
+    /// verified; status, Host and SNI as configured; TLS 1.2 and 1.3.
+    #[test]
+    fn health_https_checks_status_host_and_sni() {
+        const OK_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        const DOWN_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+        let all = rustls::ALL_VERSIONS;
+        let (port, server) = tls_server(all, vec![OK_ANSWER, DOWN_ANSWER, OK_ANSWER]);
+        let real = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let c = cfg("https", 5000, 3000, 1, 1);
+        assert_eq!(probe(real, &c), Ok(()));
+        assert_eq!(probe(real, &c), Err("http status 503".to_string()));
+        let named = CheckConfig {
+            host: Some("www.example.org".into()),
+            sni: Some("tls.example.org".into()),
+            ..c.clone()
+        };
+        assert_eq!(probe(real, &named), Ok(()));
+        let seen = server.join().unwrap();
+        let plain = format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        assert_eq!(seen[0], (None, plain.clone()), "no SNI without a name; Host is the address");
+        assert_eq!(seen[1], (None, plain));
+        assert_eq!(
+            seen[2],
+            (
+                Some("tls.example.org".into()),
+                "GET /health HTTP/1.0\r\nHost: www.example.org\r\nConnection: close\r\n\r\n".into()
+            )
+        );
+        // A TLS 1.2-only server (the workspace enables rustls's tls12).
+        let (port, server) = tls_server(&[&rustls::version::TLS12], vec![OK_ANSWER]);
+        assert_eq!(probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c), Ok(()));
+        assert_eq!(server.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn health_https_fails_on_plain_http_and_silence() {
+        // A server that speaks plain HTTP at once: the handshake fails.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let plain = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.shutdown(Shutdown::Write);
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        });
+        let c = cfg("https", 5000, 3000, 1, 1);
+        let e = probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c).unwrap_err();
+        assert!(e.starts_with("tls handshake: "), "{e}");
+        plain.join().unwrap();
+        // A server that accepts (the kernel's backlog) and never speaks: the handshake times out.
+        let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let started = Instant::now();
+        let c = cfg("https", 1000, 200, 1, 1);
+        assert_eq!(
+            probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c),
+            Err("timeout after 200 ms".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        drop(silent);
     }
 
     #[test]

@@ -9,8 +9,9 @@ pub mod health;
 pub mod keepalived;
 pub mod metrics;
 pub mod metrics_http;
+pub mod quorum;
 pub mod server;
 pub mod setup;
 pub mod state;
 
-pub use config::{CheckKind, Config, ConfigError, Forward, Proto, Sched};
+pub use config::{CheckKind, Config, ConfigError, Forward, Proto, ProxyProtocol, Sched};

@@ -5,7 +5,9 @@ use std::str::FromStr;
 use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::flow::Proto as DpProto;
 use rvs_dataplane::sched::SchedKind;
-use rvs_dataplane::setup::{ConnSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup};
+use rvs_dataplane::setup::{
+    ConnSetup, FragSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup,
+};
 use rvs_dataplane::wire::EthernetAddress;
 
 use crate::config::{
@@ -100,8 +102,8 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             sched,
             persistence_ms: s.persistence.map(|p| p as u64 * 1000),
             toa: s.toa,
+            proxy_protocol: s.proxy_protocol.version(),
             synproxy: s.synproxy,
-            proxy_protocol: None,
             laddrs,
             reals,
         });
@@ -124,8 +126,12 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             strip_timestamps: c.tcp_timestamps == TimestampMode::Strip,
             timeouts: timeouts(cfg),
             expire_on_real_removed: c.on_real_removed == RealRemovedMode::Expire,
-            proxy_timers: ConnSetup::default().proxy_timers,
-            frag: ConnSetup::default().frag,
+            proxy_timers: c.proxy_timers,
+            frag: FragSetup {
+                max_datagrams: c.frag.max_datagrams,
+                max_per_source: c.frag.max_per_source,
+                timeout_ms: u64::from(c.frag.timeout_ms),
+            },
             synproxy: {
                 let sp = &cfg.synproxy;
                 SynproxySetup {

@@ -10,13 +10,17 @@
 //!   the dataplane sees it removed (keepalived's default) or, with the service's
 //!   `inhibit_on_failure`, at weight 0, until it recovers. Its id is kept, so connections that
 //!   outlive the removal still name it and find it again when it comes back.
+//! - keepalived's quorum (see [`crate::quorum`]): each service has quorum or not, decided from its
+//!   live weight with hysteresis as the verdicts come; a service without quorum and with a sorry
+//!   server is served by the sorry server alone. This too is only the dataplane's view.
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
-use rvs_dataplane::setup::Setup;
+use rvs_dataplane::setup::{RealSetup, Setup};
 
 use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
-use crate::config::{parse_endpoint, with_port, Config, Proto, RealConfig, ServiceConfig};
+use crate::config::{parse_endpoint, with_port, Config, Proto, RealConfig, ServiceConfig, SorryServerConfig};
+use crate::quorum;
 use crate::setup::dataplane_setup;
 
 /// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
@@ -46,6 +50,8 @@ pub struct ControlState {
     next_id: u32,
     /// (service id, real id) of real servers whose health check says down.
     down: HashSet<(u32, u32)>,
+    /// Service ids that have lost quorum (keepalived's `!quorum_state_up`).
+    no_quorum: HashSet<u32>,
     /// Changes applied since start.
     pub epoch: u64,
 }
@@ -59,6 +65,7 @@ impl ControlState {
             real_ids: HashMap::new(),
             next_id: 1,
             down: HashSet::new(),
+            no_quorum: HashSet::new(),
             epoch: 0,
         };
         s.assign_ids();
@@ -70,18 +77,23 @@ impl ControlState {
     }
 
     /// Gives every service and real server of the current config an id, keeping existing ones.
+    /// Then settles each service's quorum: a new service starts as keepalived starts one, a kept
+    /// one is re-evaluated (keepalived's reload: `update_quorum_state(vs, true)`).
     fn assign_ids(&mut self) {
         let mut live_s = HashSet::new();
         let mut live_r = HashSet::new();
+        let mut new_s = HashSet::new();
         for s in &self.cfg.services {
             let Ok(k) = service_key(s.proto, &s.vip) else { continue };
             let sid = *self.service_ids.entry(k).or_insert_with(|| {
                 self.next_id += 1;
+                new_s.insert(self.next_id - 1);
                 self.next_id - 1
             });
             live_s.insert(sid);
-            for r in &s.reals {
-                let Ok(rk) = real_key(&r.addr) else { continue };
+            let sorry = s.sorry_server.as_ref().map(|ss| &ss.addr);
+            for addr in s.reals.iter().map(|r| &r.addr).chain(sorry) {
+                let Ok(rk) = real_key(addr) else { continue };
                 let rid = *self.real_ids.entry((sid, rk)).or_insert_with(|| {
                     self.next_id += 1;
                     self.next_id - 1
@@ -92,6 +104,78 @@ impl ControlState {
         self.service_ids.retain(|_, id| live_s.contains(id));
         self.real_ids.retain(|(sid, _), rid| live_r.contains(&(*sid, *rid)));
         self.down.retain(|k| live_r.contains(k));
+        self.no_quorum.retain(|sid| live_s.contains(sid));
+        for i in 0..self.cfg.services.len() {
+            let s = &self.cfg.services[i];
+            let Some(sid) = self.service_id(s.proto, &s.vip) else { continue };
+            let live = self.live_weight(sid, s);
+            let has = if new_s.contains(&sid) {
+                quorum::initial(live, s.quorum, s.hysteresis)
+            } else {
+                quorum::update(self.has_quorum(sid), live, s.quorum, s.hysteresis)
+            };
+            self.set_quorum(i, sid, has, live);
+        }
+    }
+
+    /// The sum of the weights of the real servers of `s` (service id `sid`) that are up.
+    fn live_weight(&self, sid: u32, s: &ServiceConfig) -> u64 {
+        s.reals
+            .iter()
+            .filter(|r| self.real_id(sid, &r.addr).is_none_or(|rid| !self.down.contains(&(sid, rid))))
+            .map(|r| u64::from(r.weight))
+            .sum()
+    }
+
+    /// Records whether service `i` (id `sid`) has quorum, logging a change as keepalived does.
+    fn set_quorum(&mut self, i: usize, sid: u32, has: bool, live: u64) {
+        let changed = if has { self.no_quorum.remove(&sid) } else { self.no_quorum.insert(sid) };
+        if !changed {
+            return;
+        }
+        let s = &self.cfg.services[i];
+        let sorry = match (&s.sorry_server, has) {
+            (Some(ss), true) => format!("; sorry server {} out, real servers back", ss.addr),
+            (Some(ss), false) => format!("; sorry server {} serves alone", ss.addr),
+            (None, _) => String::new(),
+        };
+        let (what, sign) = if has { ("gained quorum", '+') } else { ("lost quorum", '-') };
+        let service = format!("{} {}", s.proto, s.vip);
+        let (q, h) = (s.quorum, s.hysteresis);
+        // keepalived logs every change; here at info where quorum is configured (a sorry server or
+        // thresholds), else at debug: without a sorry server a change does nothing, and a service
+        // made with rvsadm loses its default quorum whenever it has no live weight (e.g. `-A`).
+        if s.sorry_server.is_some() || q != crate::config::defaults::QUORUM || h != 0 {
+            tracing::info!(%service, "{what}: live weight {live}, quorum {q} {sign} hysteresis {h}{sorry}");
+        } else {
+            tracing::debug!(%service, "{what}: live weight {live}, quorum {q} {sign} hysteresis {h}");
+        }
+    }
+
+    /// Whether the sorry server of the service with id `sid` serves in place of its real servers.
+    pub fn sorry_serving(&self, sid: u32) -> bool {
+        !self.has_quorum(sid)
+            && self
+                .cfg
+                .services
+                .iter()
+                .any(|s| s.sorry_server.is_some() && self.service_id(s.proto, &s.vip) == Some(sid))
+    }
+
+    /// The sorry server of `s` (id `sid`) and its weight, while it is in the pool: serving (weight
+    /// 1), or idle at weight 0 with `sorry_server_inhibit`.
+    pub fn sorry_in_pool<'a>(&self, sid: u32, s: &'a ServiceConfig) -> Option<(&'a SorryServerConfig, u32)> {
+        let ss = s.sorry_server.as_ref()?;
+        if !self.has_quorum(sid) {
+            Some((ss, quorum::SORRY_WEIGHT))
+        } else {
+            ss.inhibit.then_some((ss, 0))
+        }
+    }
+
+    /// Whether the service with id `sid` has quorum (keepalived's `quorum_state_up`).
+    pub fn has_quorum(&self, sid: u32) -> bool {
+        !self.no_quorum.contains(&sid)
     }
 
     pub fn service_id(&self, proto: Proto, vip: &str) -> Option<u32> {
@@ -135,7 +219,15 @@ impl ControlState {
                 service.fill_real_ports();
                 next.services.push(service);
             }
-            Request::EditService { id, sched, persistence, toa, synproxy, inhibit_on_failure } => {
+            Request::EditService {
+                id,
+                sched,
+                persistence,
+                toa,
+                synproxy,
+                proxy_protocol,
+                inhibit_on_failure,
+            } => {
                 let i = self.find_service(id)?;
                 let s = &mut next.services[i];
                 if let Some(v) = sched {
@@ -149,6 +241,9 @@ impl ControlState {
                 }
                 if let Some(v) = synproxy {
                     s.synproxy = *v;
+                }
+                if let Some(v) = proxy_protocol {
+                    s.proxy_protocol = *v;
                 }
                 if let Some(v) = inhibit_on_failure {
                     s.inhibit_on_failure = *v;
@@ -257,15 +352,23 @@ impl ControlState {
     }
 
     /// Records a health verdict. Returns true when it changes what the dataplane must see.
+    /// The service's quorum follows (keepalived's `perform_svr_state` then `update_quorum_state`).
     pub fn set_health(&mut self, service: u32, real: u32, up: bool) -> bool {
         if !self.real_ids.values().any(|r| *r == real) {
             return false;
         }
-        if up {
-            self.down.remove(&(service, real))
-        } else {
-            self.down.insert((service, real))
+        let changed = if up { self.down.remove(&(service, real)) } else { self.down.insert((service, real)) };
+        if changed {
+            let found =
+                self.cfg.services.iter().position(|s| self.service_id(s.proto, &s.vip) == Some(service));
+            if let Some(i) = found {
+                let s = &self.cfg.services[i];
+                let live = self.live_weight(service, s);
+                let has = quorum::update(self.has_quorum(service), live, s.quorum, s.hysteresis);
+                self.set_quorum(i, service, has, live);
+            }
         }
+        changed
     }
 
     pub fn is_down(&self, service: u32, real: u32) -> bool {
@@ -273,21 +376,38 @@ impl ControlState {
     }
 
     /// The dataplane's view: ids filled in; real servers their check failed removed, or at
-    /// weight 0 where the service sets `inhibit_on_failure` (keepalived's two behaviours).
+    /// weight 0 where the service sets `inhibit_on_failure` (keepalived's two behaviours); a
+    /// service without quorum served by its sorry server ([`quorum::pool`]).
     pub fn setup(&self, macs: &[[u8; 6]]) -> Result<Setup, String> {
         let mut setup = dataplane_setup(&self.cfg, macs).map_err(|e| e.to_string())?;
         for (svc, sc) in setup.services.iter_mut().zip(&self.cfg.services) {
             svc.id = self.service_id(sc.proto, &sc.vip).unwrap_or(0);
-            for (r, rc) in svc.reals.iter_mut().zip(&sc.reals) {
-                r.id = self.real_id(svc.id, &rc.addr).unwrap_or(0);
-                if self.down.contains(&(svc.id, r.id)) {
-                    r.weight = 0;
+            let sid = svc.id;
+            let members = std::mem::take(&mut svc.reals)
+                .into_iter()
+                .zip(&sc.reals)
+                .map(|(mut real, rc)| {
+                    real.id = self.real_id(sid, &rc.addr).unwrap_or(0);
+                    quorum::Member { down: self.down.contains(&(sid, real.id)), real }
+                })
+                .collect();
+            let sorry = match &sc.sorry_server {
+                None => None,
+                Some(ss) => {
+                    let (addr, port) = parse_endpoint(&ss.addr)?;
+                    let real = RealSetup {
+                        id: self.real_id(sid, &ss.addr).unwrap_or(0),
+                        addr,
+                        port,
+                        weight: quorum::SORRY_WEIGHT,
+                        u_threshold: 0,
+                        l_threshold: 0,
+                        xlat: ss.forward.xlat(),
+                    };
+                    Some(quorum::Sorry { real, inhibit: ss.inhibit })
                 }
-            }
-            if !sc.inhibit_on_failure {
-                let sid = svc.id;
-                svc.reals.retain(|r| !self.down.contains(&(sid, r.id)));
-            }
+            };
+            svc.reals = quorum::pool(members, sc.inhibit_on_failure, sorry, self.has_quorum(sid));
         }
         Ok(setup)
     }
@@ -407,6 +527,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             persistence: None,
             toa,
             synproxy,
+            proxy_protocol: None,
             inhibit_on_failure: None,
         }
     }
@@ -525,6 +646,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             persistence: None,
             toa: None,
             synproxy: None,
+            proxy_protocol: None,
             inhibit_on_failure: Some(inhibit),
         };
         assert!(s.change(&edit(true)).unwrap());
@@ -543,6 +665,107 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
             (rid, 1),
             "back, same id"
         );
+    }
+
+    /// keepalived's quorum through the control state: health verdicts move the live weight, the
+    /// quorum follows with hysteresis, and the dataplane's view (what `publish` sends every worker
+    /// in one `Setup`) swaps the sorry server in and out.
+    #[test]
+    fn quorum_and_sorry_server_follow_the_verdicts() {
+        let mut s = state();
+        let mut svc = s.config().services[0].clone();
+        svc.vip = "198.18.0.100:8080".into();
+        svc.reals = vec![real("198.18.1.11:80", 2), real("198.18.1.12:80", 2), real("198.18.1.13:80", 1)];
+        svc.quorum = 3;
+        svc.hysteresis = 1;
+        svc.sorry_server = Some(crate::config::SorryServerConfig {
+            addr: "198.18.1.20:8080".into(),
+            forward: Forward::Fullnat,
+            inhibit: false,
+        });
+        assert!(s.change(&Request::AddService { service: svc }).unwrap());
+        let sid = s.service_id(Proto::Tcp, "198.18.0.100:8080").unwrap();
+        let rid = |s: &ControlState, a: &str| s.real_id(sid, a).unwrap();
+        let (r11, r12, r13) =
+            (rid(&s, "198.18.1.11:80"), rid(&s, "198.18.1.12:80"), rid(&s, "198.18.1.13:80"));
+        let sorry = rid(&s, "198.18.1.20:8080");
+        let pool = |s: &ControlState| -> Vec<(u32, u32)> {
+            s.setup(&[[0; 6], [0; 6]]).unwrap().services[1].reals.iter().map(|r| (r.id, r.weight)).collect()
+        };
+        assert!(s.has_quorum(sid), "live 5 >= 3 + 1");
+        assert_eq!(pool(&s), [(r11, 2), (r12, 2), (r13, 1)]);
+        // 11 down: live 3, not below 3 - 1: quorum kept.
+        assert!(s.set_health(sid, r11, false));
+        assert!(s.has_quorum(sid));
+        assert_eq!(pool(&s), [(r12, 2), (r13, 1)]);
+        // 12 down: live 1 < 2: quorum lost; the live 13 leaves, the sorry server serves at weight 1.
+        assert!(s.set_health(sid, r12, false));
+        assert!(!s.has_quorum(sid));
+        assert_eq!(pool(&s), [(sorry, 1)]);
+        // 11 back: live 3, below 3 + 1: still without quorum, the pool unchanged.
+        assert!(s.set_health(sid, r11, true));
+        assert!(!s.has_quorum(sid));
+        assert_eq!(pool(&s), [(sorry, 1)]);
+        // 12 back: live 5: quorum back, sorry server out, the live servers back.
+        assert!(s.set_health(sid, r12, true));
+        assert!(s.has_quorum(sid));
+        assert_eq!(pool(&s), [(r11, 2), (r12, 2), (r13, 1)]);
+        // The other service (no quorum settings) was never touched; the config keeps its reals.
+        assert_eq!(s.setup(&[[0; 6], [0; 6]]).unwrap().services[0].reals.len(), 2);
+        assert_eq!(s.config().services[1].reals.len(), 3);
+        // Losing quorum again, then a config change: the state is re-evaluated, not reset.
+        s.set_health(sid, r11, false);
+        s.set_health(sid, r12, false);
+        assert!(!s.has_quorum(sid));
+        let id8080 = ServiceId { proto: Proto::Tcp, vip: "198.18.0.100:8080".into() };
+        s.change(&Request::AddLaddr { id: id8080.clone(), addr: "198.18.1.101".into() }).unwrap();
+        assert!(!s.has_quorum(sid));
+        assert_eq!(pool(&s), [(sorry, 1)]);
+        // Deleting the down servers leaves 13 alone (live 1 of a total 1): still without quorum,
+        // as keepalived after a reload with the same thresholds.
+        s.change(&Request::DeleteReal { id: id8080.clone(), addr: "198.18.1.11:80".into() }).unwrap();
+        s.change(&Request::DeleteReal { id: id8080, addr: "198.18.1.12:80".into() }).unwrap();
+        assert!(!s.has_quorum(sid));
+        let w = s.config().warnings();
+        assert!(w.iter().any(|w| w.starts_with("services[1].quorum: tcp 198.18.0.100:8080: its real servers weigh 1")), "{w:?}");
+    }
+
+    #[test]
+    fn quorum_settings_are_validated() {
+        let mut s = state();
+        let before = s.config().clone();
+        let mut svc = s.config().services[0].clone();
+        svc.vip = "198.18.0.100:8080".into();
+        // Without a port, the service's (the API fills it in as for real servers).
+        let mut bare = svc.clone();
+        bare.sorry_server = Some(crate::config::SorryServerConfig {
+            addr: "198.18.1.20".into(),
+            forward: Forward::Route,
+            inhibit: true,
+        });
+        let mut t = state();
+        assert!(t.change(&Request::AddService { service: bare }).unwrap());
+        assert_eq!(t.config().services[1].sorry_server.as_ref().unwrap().addr, "198.18.1.20:8080");
+        for (edit, want) in [
+            ((0, 0, "198.18.1.20:80", Forward::Fullnat), "services[1].quorum: must be at least 1"),
+            ((2, 2, "198.18.1.20:80", Forward::Fullnat), "services[1].hysteresis: 2 must be below quorum 2"),
+            ((1, 0, "198.18.1.20:0", Forward::Fullnat), "services[1].sorry_server.addr: bad port \"0\""),
+            (
+                (1, 0, "198.18.1.20:80", Forward::Tunnel),
+                "services[1].sorry_server.addr: port 80 is not the service's port 8080",
+            ),
+        ] {
+            let mut v = svc.clone();
+            (v.quorum, v.hysteresis) = (edit.0, edit.1);
+            v.sorry_server = Some(crate::config::SorryServerConfig {
+                addr: edit.2.into(),
+                forward: edit.3,
+                inhibit: false,
+            });
+            let e = s.change(&Request::AddService { service: v }).unwrap_err();
+            assert!(e.msg.starts_with(want), "{e}");
+            assert_eq!(s.config(), &before);
+        }
     }
 
     #[test]

@@ -96,6 +96,7 @@ fn services() -> Vec<ServiceInfo> {
             persistence: None,
             toa: false,
             synproxy: false,
+            proxy_protocol: rvs_control::ProxyProtocol::Off,
             inhibit_on_failure: false,
             laddrs: vec!["198.18.1.100".into()],
             reals: vec![
@@ -113,6 +114,7 @@ fn services() -> Vec<ServiceInfo> {
             persistence: Some(300),
             toa: true,
             synproxy: true,
+            proxy_protocol: rvs_control::ProxyProtocol::Off,
             inhibit_on_failure: false,
             laddrs: vec!["198.18.1.100".into(), "198.18.1.101".into()],
             reals: vec![
@@ -335,10 +337,14 @@ fn configs() -> Vec<ServiceConfig> {
                 persistence: s.persistence,
                 toa: s.toa,
                 synproxy: s.synproxy,
+                proxy_protocol: rvs_control::ProxyProtocol::Off,
                 laddrs: s.laddrs,
                 reals,
                 check: None,
                 inhibit_on_failure: s.inhibit_on_failure,
+                quorum: 1,
+                hysteresis: 0,
+                sorry_server: None,
             }
         })
         .collect();
@@ -366,6 +372,7 @@ fn save_then_restore_round_trips() {
             persistence: s.persistence,
             toa: s.toa,
             synproxy: s.synproxy,
+            proxy_protocol: rvs_control::ProxyProtocol::Off,
             inhibit_on_failure: s.inhibit_on_failure,
             laddrs: s.laddrs.clone(),
             reals: s
@@ -404,6 +411,7 @@ fn ka_services() -> (Vec<ServiceInfo>, PersistCounts) {
             persistence,
             toa: false,
             synproxy: false,
+            proxy_protocol: rvs_control::ProxyProtocol::Off,
             inhibit_on_failure: inhibit,
             laddrs: vec!["198.18.1.100".into()],
             reals: reals
@@ -503,6 +511,7 @@ fn refusals_print_ipvs_strerror_texts() {
         persistence: None,
         toa: None,
         synproxy: None,
+        proxy_protocol: Some(rvs_control::ProxyProtocol::Off),
         inhibit_on_failure: None,
     };
     let cases = [

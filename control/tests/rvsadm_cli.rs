@@ -44,6 +44,7 @@ fn cli_against_a_live_socket() {
                     persistence: Some(300),
                     toa: false,
                     synproxy: false,
+                    proxy_protocol: rvs_control::ProxyProtocol::Off,
                     inhibit_on_failure: false,
                     laddrs: vec!["198.18.1.100".into()],
                     reals: vec![RealInfo {

@@ -2140,6 +2140,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 // ---------------------------------------------------------------------------------------------------
 
 mod burst;
+mod frag;
 mod modes;
 mod multi;
 mod proxy;

@@ -599,6 +599,21 @@ enum Op {
         mtu: u16,
         router: Option<u32>,
     },
+    /// A TCP or UDP datagram cut into IPv4 fragments of `chunk * 8` bytes, of which those whose
+    /// bit is set in `mask` are sent, in reverse order with `reverse` (out of order, missing
+    /// pieces, tiny or overlapping first fragments all arise).
+    Frags {
+        from: Peer,
+        to: Addr,
+        sport: SPort,
+        dport: VPort,
+        tcp: bool,
+        ident: u16,
+        len: u16,
+        chunk: u8,
+        mask: u16,
+        reverse: bool,
+    },
     Advance(u16),
     Jump(u32),
     Poll,
@@ -766,7 +781,8 @@ impl H {
         let out = Outbox::with_workers(setup.ports.len(), usize::from(setup.workers), cap);
         let held_cap = (setup.conn.max_neighbours.max(1) * setup.conn.arp_queue
             + setup.conn.synproxy.max_half_open * setup.conn.synproxy.max_held)
-            as usize;
+            as usize
+            + setup.conn.frag.max_datagrams as usize * rvs_dataplane::frag::MAX_HELD;
         H {
             w,
             stats,
@@ -906,6 +922,43 @@ impl H {
                 let d = udp_datagram(src, dst, sport.get(), dport.get(), payload, csum);
                 let ip = ip_packet(src, dst, ipv4::PROTO_UDP, ttl.unwrap_or(64), &d);
                 self.ip_from(port, src, &ip);
+            }
+            Op::Frags { from, to, sport, dport, tcp, ident, len, chunk, mask, reverse } => {
+                let (src, port) = from.get();
+                let dst = to.get();
+                let payload = vec![0x5a; usize::from(*len) % 1400];
+                let (proto, l4) = if *tcp {
+                    let seg = tcp_segment(src, dst, sport.get(), dport.get(), 0x18, 1, 1, 512, &[], &payload);
+                    (ipv4::PROTO_TCP, seg)
+                } else {
+                    (ipv4::PROTO_UDP, udp_datagram(src, dst, sport.get(), dport.get(), &payload, &UdpCsum::Good))
+                };
+                let whole = ip_packet(src, dst, proto, 64, &l4);
+                let step = (usize::from(*chunk) % 32 + 1) * 8;
+                let body = &whole[ipv4::HEADER_LEN..];
+                let mut frags = Vec::new();
+                let mut off = 0;
+                while off < body.len() {
+                    let n = step.min(body.len() - off);
+                    let mut f = whole[..ipv4::HEADER_LEN].to_vec();
+                    f.extend_from_slice(&body[off..off + n]);
+                    let mut p = Ipv4Packet::new_unchecked(&mut f[..]);
+                    p.set_total_len((ipv4::HEADER_LEN + n) as u16);
+                    p.set_ident(*ident);
+                    p.set_dont_frag(false);
+                    p.set_frag(off as u16, off + n < body.len());
+                    p.fill_checksum();
+                    frags.push(f);
+                    off += n;
+                }
+                if *reverse {
+                    frags.reverse();
+                }
+                for (i, f) in frags.iter().enumerate().take(16) {
+                    if mask & (1 << i) != 0 {
+                        self.ip_from(port, src, f);
+                    }
+                }
             }
             Op::Arp { from, reply, op, target, broadcast, sha } => {
                 let (spa, port) = from.get();

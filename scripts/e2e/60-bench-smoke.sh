@@ -2,7 +2,10 @@
 # Benchmark smoke: 5 s of scenario a (established UDP flows, both directions) through rvsd, with
 # rvs-gen playing the clients and the real servers over memif. Asserts correctness only: every
 # delivered frame passed the generator's rewrite checks (0 errors), traffic really flowed in both
-# directions, and every flow got its own server-side tuple. Then 2 s of scenario b (new TCP
+# directions, and every flow got its own server-side tuple. Then 2 s each through the other
+# forwarding modes (rvs-gen --forward; bench/run.sh's scenario m): NAT both ways, DR and TUN client
+# to server only, each rewrite checked (0 errors, flows on both real servers, nothing back where
+# nothing may come back). Then 2 s of scenario b (new TCP
 # connections, every segment checked) against a SYN-proxied service of the same rvsd: 0 rewrite
 # errors and connections completed. No timing assertion (shared machines), but the cycles-per-packet
 # figure must exist: rvsd's stats reply carries a positive cycles_per_packet (overall and per
@@ -71,6 +74,26 @@ sched = "rr"
 laddrs = ["$LIP"]
 reals = [{ addr = "${RS[0]}:8000" }, { addr = "${RS[1]}:8000" }]
 
+# The forwarding modes, each on real servers of its own: rvs-gen answers ARP for DR's real servers
+# with a MAC per server, which must not meet a neighbour entry another mode's run created.
+[[services]]
+proto = "udp"
+vip = "$VIP:9001"
+sched = "rr"
+reals = [{ addr = "198.18.1.21:8000", forward = "nat" }, { addr = "198.18.1.22:8000", forward = "nat" }]
+
+[[services]]
+proto = "udp"
+vip = "$VIP:9002"
+sched = "rr"
+reals = [{ addr = "198.18.1.31:9002", forward = "dr" }, { addr = "198.18.1.32:9002", forward = "dr" }]
+
+[[services]]
+proto = "udp"
+vip = "$VIP:9003"
+sched = "rr"
+reals = [{ addr = "198.18.1.41:9003", forward = "tun" }, { addr = "198.18.1.42:9003", forward = "tun" }]
+
 [[services]]
 proto = "tcp"
 vip = "$VIP:80"
@@ -133,6 +156,58 @@ if [ "$errors" != 0 ] || [ "$c2s" -le 10000 ]; then
     echo "rvsd counters:"; api '{"op":"stats"}'
 fi
 
+# rvsd_alive: restarts rvsd if the memif server crashed when the last generator left (see above).
+rvsd_alive() {
+    kill -0 "$RVSD_PID" 2>/dev/null && return 0
+    echo "   (rvsd exited after the generator disconnected: restarting it)"
+    wait "$RVSD_PID" 2>/dev/null
+    "$RVSD" -c "$cfg" >> "$RVS_TMP/rvsd.out" 2>> "$RVS_TMP/rvsd.err" &
+    RVSD_PID=$!
+    for _ in $(seq 1 100); do
+        if [ -S "$RVS_SOCK" ] && api '{"op":"version"}' >/dev/null 2>&1; then return 0; fi
+        kill -0 "$RVSD_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# mode_run FORWARD VPORT REALS: 2 s of scenario a through the service in that mode. Before b: the
+# segments rvsd still sends for b's connections after its generator left would reach the next
+# generator and count as its errors.
+mode_run() {
+    local fwd=$1 vport=$2 reals=$3 rc
+    echo "== 2 s of scenario a through $fwd real servers (VIP port $vport)"
+    rvsd_alive || { fail "$fwd: rvsd up"; return; }
+    timeout -s INT -k 5 60 "$GEN" --lcore 0 --file-prefix "rvs-smoke-gen-$fwd-$RVS_ID" \
+        --client-dev "net_memif0,role=client,socket=$RVS_TMP/c.sock,id=0,mac=$GEN_MAC_C" \
+        --server-dev "net_memif1,role=client,socket=$RVS_TMP/s.sock,id=0,mac=$GEN_MAC_S" \
+        --vip "$VIP:$vport" --client-addr "$CLIENT" --gw-client "$GW_C" --gw-server "$GW_S" \
+        --reals "$reals" --forward "$fwd" --flows 1000 --size 64 --duration 2 --settle 0.5 \
+        --stats-interval 0 --json "$RVS_TMP/$fwd.json" > "$RVS_TMP/gen.out" 2> "$RVS_TMP/gen.err" &
+    GEN_PID=$!
+    wait "$GEN_PID"; rc=$?
+    GEN_PID=
+    cat "$RVS_TMP/gen.out"
+    check "$fwd: rvs-gen finished (status $rc)" [ $rc -eq 0 ] || tail -5 "$RVS_TMP/gen.err"
+    fm() { jfield "$RVS_TMP/$fwd.json" "$1"; }
+    local errors c2s s2c spread
+    errors=$(fm 'r["rewrite_errors"]')
+    c2s=$(fm 'r["rx_ok"]["client_to_server"]')
+    s2c=$(fm 'r["rx_ok"]["server_to_client"]')
+    spread=$(fm 'min(r["flows_per_real"].values())')
+    check "$fwd: 0 rewrite errors (got $errors)" [ "$errors" -eq 0 ]
+    check "$fwd: client-to-server frames checked correct: $c2s (> 10000)" [ "$c2s" -gt 10000 ]
+    if [ "$fwd" = nat ]; then
+        check "$fwd: server-to-client frames checked correct: $s2c (> 10000)" [ "$s2c" -gt 10000 ]
+    else
+        check "$fwd: nothing came back to the clients (one way: $s2c)" [ "$s2c" -eq 0 ]
+    fi
+    check "$fwd: flows on both real servers (the fewest: $spread)" [ "$spread" -gt 0 ]
+}
+mode_run nat 9001 198.18.1.21:8000,198.18.1.22:8000
+mode_run dr 9002 198.18.1.31:9002,198.18.1.32:9002
+mode_run tun 9003 198.18.1.41:9003,198.18.1.42:9003
+
 echo "== 2 s of scenario b: new TCP connections to the SYN-proxied service (at most 20k/s)"
 timeout -s INT -k 5 60 "$GEN" --lcore 0 --file-prefix "rvs-smoke-gen-b-$RVS_ID" \
     --client-dev "net_memif0,role=client,socket=$RVS_TMP/c.sock,id=0,mac=$GEN_MAC_C" \
@@ -164,9 +239,10 @@ check "scenario b: connections completed through the SYN-proxy: $completed (> 0)
 hs=$(cat "$RVS_TMP/hs" 2>/dev/null || echo 0)
 check "rvsd completed SYN-proxy handshakes while the generator ran: $hs (> 0)" [ "$hs" -gt 0 ]
 
+
 echo "== 2 s of scenario a in one process: rvsd's worker loop behind ring ports (no memif)"
 # The separate rvsd is done: it would share the gateway lcore's CPU.
-kill -INT "$RVSD_PID" 2>/dev/null
+[ -n "$RVSD_PID" ] && kill -INT "$RVSD_PID" 2>/dev/null
 for _ in $(seq 1 50); do kill -0 "$RVSD_PID" 2>/dev/null || break; sleep 0.1; done
 kill -9 "$RVSD_PID" 2>/dev/null; wait "$RVSD_PID" 2>/dev/null; RVSD_PID=
 timeout -s INT -k 5 60 "$GEN" --lcore 0 --gateway-lcore 1 --file-prefix "rvs-smoke-inproc-$RVS_ID" \

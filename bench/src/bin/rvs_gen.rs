@@ -18,7 +18,9 @@
 //! `--scenario` picks the engine: a ([`UdpFlows`]: established UDP flows, Mpps), b
 //! ([`TcpConnEngine`]: new TCP connections per second, completed / failed / timed out) or c
 //! ([`WithFlood`]: b's connections beside a SYN flood; correct cookie SYN-ACKs per second). The loop
-//! is the same for all, generic over the engine ([`Measured`] adds what each reports).
+//! is the same for all, generic over the engine ([`Measured`] adds what each reports). For a,
+//! `--forward fullnat|nat|dr|tun` names the gateway's forwarding mode, whose rewrite the server side
+//! checks (dr and tun: client to server only; see `rvs_bench::gen::udp`).
 //!
 //! Every result carries the generator's own headroom (`generator_loop`): the share of the measured
 //! TSC time spent in iterations that moved frames (busy), that polled nothing (idle: waiting for the
@@ -36,7 +38,7 @@ use rvs_bench::gen::arp::{Arp, ArpOutcome};
 use rvs_bench::gen::steer::{queue_for, Steer};
 use rvs_bench::gen::synflood::{FloodConfig, FloodStats, SynFlood, WithFlood};
 use rvs_bench::gen::tcp::{TcpConfig, TcpConnEngine, TcpStats};
-use rvs_bench::gen::udp::{Mode, UdpConf, UdpFlows};
+use rvs_bench::gen::udp::{Forward, Mode, UdpConf, UdpFlows};
 use rvs_bench::gen::{Counters, Engine, Macs, RewriteError, Side, Tx};
 use rvs_dataplane::wire::EthernetAddress;
 use serde_json::json;
@@ -85,9 +87,17 @@ struct Args {
     /// SYN flood against the same SYN-proxied service).
     #[arg(long, default_value = "a")]
     scenario: String,
-    /// check: a FULLNAT gateway, every rewrite checked; reference: a plain forwarder (testpmd).
+    /// check: a gateway, every rewrite checked (of the --forward mode); reference: a plain
+    /// forwarder (testpmd), frames checked as fully against what was sent.
     #[arg(long, default_value = "check")]
     mode: String,
+    /// a: the gateway's forwarding mode, as rvsd's `forward` of the service's real servers:
+    /// fullnat, nat (destination rewritten, replies through the gateway), dr (the real server's
+    /// MAC, packet unchanged; the generator answers ARP for each real server with a MAC of its own)
+    /// or tun (IPv4-in-IPv4 from --gw-server to the real server). dr and tun send client to server
+    /// only (replies would bypass the gateway); with --mode reference that is all they change.
+    #[arg(long, default_value = "fullnat")]
+    forward: String,
     #[arg(long, default_value_t = 1000)]
     flows: u32,
     /// b, c: the service is SYN-proxied (`synproxy = true` in rvsd's config): the client's SYN-ACK
@@ -446,6 +456,10 @@ fn run(a: Args) -> Result<(), String> {
         "reference" => Mode::Reference,
         o => return Err(format!("--mode {o}: check or reference")),
     };
+    let forward = Forward::parse(&a.forward).map_err(|e| format!("--forward: {e}"))?;
+    if a.scenario != "a" && forward != Forward::FullNat {
+        return Err(format!("--forward {}: scenario a only", a.forward));
+    }
     let rate: Option<f64> = match a.rate.as_str() {
         "max" => None,
         r => Some(r.parse::<f64>().map_err(|_| format!("--rate {r}: packets per second or max"))?),
@@ -511,7 +525,15 @@ fn run(a: Args) -> Result<(), String> {
         rxbuf: Vec::with_capacity(a.burst),
         out: Tx::with_capacity(4 * a.burst),
         pool: PktPool(mempool.clone()),
-        arp: Arp::new(own, vec![a.client_addr], reals.iter().map(|r| r.0).collect()),
+        arp: {
+            let arp = Arp::new(own, vec![a.client_addr], reals.iter().map(|r| r.0).collect());
+            // DR: the destination MAC must tell the real server the gateway chose.
+            if mode == Mode::Check && forward == Forward::Dr {
+                arp.with_real_macs()
+            } else {
+                arp
+            }
+        },
         steer: a.steer,
         learned: [None, None],
     };
@@ -520,7 +542,7 @@ fn run(a: Args) -> Result<(), String> {
         (None, Some(p)) => GatewayProbe::Api(p.clone()),
         (None, None) => GatewayProbe::None,
     };
-    let result = drive(&a, mode, rate, hz, own, reals, &mut io, &stop, &probe);
+    let result = drive(&a, mode, forward, rate, hz, own, reals, &mut io, &stop, &probe);
     if let Some(done) = &a.done_file {
         // Not fatal: the ports must still be torn down in order below.
         if let Err(e) = std::fs::write(done, b"done\n") {
@@ -740,6 +762,10 @@ trait Measured: Engine {
     fn warmup_state(&self) -> String {
         String::new()
     }
+    /// How many sides originate traffic (a --rate is shared among them).
+    fn sending_sides(&self) -> usize {
+        2
+    }
 }
 
 impl Measured for UdpFlows {
@@ -775,10 +801,21 @@ impl Measured for UdpFlows {
                 "max": ns(Some(lat.max())),
             },
             "server_tuples_unique": if check { json!(self.server_tuples_unique()) } else { json!(null) },
+            "forward": self.conf().forward.name(),
+            "one_way": !self.conf().forward.both_ways(),
+            // The real server each flow went to (learned in the warm-up): how the gateway spread them.
+            "flows_per_real": if check {
+                json!(self.flows_per_real().iter().map(|(a, n)| (a.to_string(), json!(n))).collect::<serde_json::Map<_, _>>())
+            } else {
+                json!(null)
+            },
         })
     }
     fn warmup_state(&self) -> String {
         format!("{} of {} flows reached a real server", self.learned(), self.conf().flows)
+    }
+    fn sending_sides(&self) -> usize {
+        UdpFlows::sending_sides(self)
     }
 }
 
@@ -910,6 +947,7 @@ impl LoopTime {
 fn drive(
     a: &Args,
     mode: Mode,
+    forward: Forward,
     rate: Option<f64>,
     hz: u64,
     own: [EthernetAddress; 2],
@@ -937,6 +975,8 @@ fn drive(
                 lips: a.lips.clone(),
                 macs,
                 mode,
+                forward,
+                gw_server: a.gw_server,
                 resend_gap_tsc: hz / 20,
             };
             measure(a, UdpFlows::new(conf)?, rate, hz, io, stop, probe)
@@ -1037,7 +1077,7 @@ fn measure<E: Measured>(
     let secs = |t: u64| t as f64 / hz as f64;
     let (mut g0, mut g1) = (None, None);
     let now0 = eal::rdtsc();
-    let per_side = |r: f64| r / 2.0;
+    let per_side = |r: f64| r / e.sending_sides() as f64;
     let mut buckets = rate
         .map(|r| [Bucket::new(per_side(r), hz, a.burst, now0), Bucket::new(per_side(r), hz, a.burst, now0)]);
     let mut warm = Bucket::new(a.warmup_rate as f64, hz, a.burst, now0);
@@ -1253,8 +1293,9 @@ fn print_table(r: &serde_json::Value) {
     };
     if scenario == "a" {
         println!(
-            "rvs-gen a [{}{label}] flows {} size {} queues {}: {:.3} Mpps ({:.3} c->s, {:.3} s->c), {:.2} Gbit/s over {:.2} s",
+            "rvs-gen a [{} {}{label}] flows {} size {} queues {}: {:.3} Mpps ({:.3} c->s, {:.3} s->c), {:.2} Gbit/s over {:.2} s",
             r["mode"].as_str().unwrap_or(""),
+            r["forward"].as_str().unwrap_or(""),
             r["flows"],
             r["frame_size"],
             r["queues"],

@@ -2,6 +2,10 @@
 //! on the client side, every real server on the server side) and learns the gateway's MAC on each
 //! side from the reply to its own request.
 //!
+//! With [`Arp::with_real_macs`] (DR) the server side answers for each real server with a MAC of
+//! that server's own ([`real_mac`]) instead of the port's, so the destination MAC of a frame names
+//! the real server it was sent to.
+//!
 //! Invariant: only requests for one of our addresses on that side are answered, and only replies
 //! for the address we asked about are learned, so the generator never claims addresses it does not
 //! play nor takes a MAC from an unsolicited reply.
@@ -13,6 +17,16 @@ use rvs_dataplane::wire::{arp, ArpOperation, ArpPacket, ArpRepr, EtherType, Ethe
 use super::Side;
 
 const ETH: usize = 14;
+
+/// The first two bytes of every [`real_mac`]: locally administered, unicast.
+pub const REAL_MAC_PREFIX: [u8; 2] = [0x02, 0xd5];
+
+/// The MAC the generator gives real server `a` with [`Arp::with_real_macs`]: the prefix, then the
+/// address's four bytes (so a frame's destination MAC names its real server without a table).
+pub fn real_mac(a: Ipv4Addr) -> EthernetAddress {
+    let o = a.octets();
+    EthernetAddress([REAL_MAC_PREFIX[0], REAL_MAC_PREFIX[1], o[0], o[1], o[2], o[3]])
+}
 
 /// What [`Arp::handle`] made of a frame.
 #[derive(Debug)]
@@ -34,12 +48,28 @@ pub struct Arp {
     addrs: [Vec<Ipv4Addr>; 2],
     /// The gateway address asked about on each side.
     asking: [Option<Ipv4Addr>; 2],
+    /// The server side answers with [`real_mac`] of each address.
+    real_macs: bool,
 }
 
 impl Arp {
     /// `client_addrs`/`server_addrs`: the addresses the generator plays on each side.
     pub fn new(own: [EthernetAddress; 2], client_addrs: Vec<Ipv4Addr>, server_addrs: Vec<Ipv4Addr>) -> Arp {
-        Arp { own, addrs: [client_addrs, server_addrs], asking: [None, None] }
+        Arp { own, addrs: [client_addrs, server_addrs], asking: [None, None], real_macs: false }
+    }
+
+    /// The server side answers for each real server with its [`real_mac`] (DR).
+    pub fn with_real_macs(mut self) -> Arp {
+        self.real_macs = true;
+        self
+    }
+
+    /// The MAC we answer with for our address `a` on `side`.
+    fn mac_for(&self, side: Side, a: Ipv4Addr) -> EthernetAddress {
+        match side {
+            Side::Server if self.real_macs => real_mac(a),
+            _ => self.own[side as usize],
+        }
     }
 
     pub fn plays(&self, side: Side, a: Ipv4Addr) -> bool {
@@ -47,6 +77,8 @@ impl Arp {
     }
 
     /// A broadcast request from our first address on `side` for `target`; remembers that we asked.
+    /// It carries that address's MAC (with [`Arp::with_real_macs`], the real server's own), since the
+    /// gateway learns its neighbour from the request.
     pub fn request<P: FramePool>(&mut self, side: Side, target: Ipv4Addr, pool: &mut P) -> Option<P::Frame> {
         let s = side as usize;
         let sender = *self.addrs[s].first()?;
@@ -59,11 +91,12 @@ impl Arp {
         d.fill(0);
         let mut e = EthernetFrame::new_unchecked(&mut d[..]);
         e.set_dst_addr(EthernetAddress([0xff; 6]));
-        e.set_src_addr(self.own[s]);
+        let mac = self.mac_for(side, sender);
+        e.set_src_addr(mac);
         e.set_ethertype(EtherType::Arp);
         let r = ArpRepr {
             operation: ArpOperation::Request,
-            sender_hw_addr: self.own[s],
+            sender_hw_addr: mac,
             sender_proto_addr: sender,
             target_hw_addr: EthernetAddress([0; 6]),
             target_proto_addr: target,
@@ -83,7 +116,7 @@ impl Arp {
         let r = ArpRepr::parse(&p);
         match r.operation {
             ArpOperation::Request if self.plays(side, r.target_proto_addr) => {
-                let n = arp::emit_reply(f.data_mut(), &r, self.own[s]);
+                let n = arp::emit_reply(f.data_mut(), &r, self.mac_for(side, r.target_proto_addr));
                 match n {
                     Ok(_) => ArpOutcome::Reply(f),
                     Err(_) => ArpOutcome::Ignored,
@@ -143,6 +176,36 @@ mod tests {
             ArpOutcome::Ignored
         ));
         assert!(matches!(a.handle(Side::Server, VecFrame::from_bytes(&[0u8; 60])), ArpOutcome::NotArp(_)));
+    }
+
+    #[test]
+    fn with_real_macs_each_real_server_has_its_own_mac_on_the_server_side_only() {
+        let rs = [Ipv4Addr::new(198, 18, 1, 11), Ipv4Addr::new(198, 18, 1, 12)];
+        let me = Ipv4Addr::new(198, 18, 0, 2);
+        let a = Arp::new(ME, vec![me], rs.to_vec()).with_real_macs();
+        let gw = Ipv4Addr::new(198, 18, 1, 1);
+        for r in rs {
+            let ArpOutcome::Reply(f) = a.handle(Side::Server, frame(ArpOperation::Request, gw, r)) else {
+                panic!("request for {r} not answered")
+            };
+            let p = ArpPacket::new_checked(&f.data()[ETH..]).unwrap();
+            assert_eq!((p.sender_hw_addr(), p.sender_proto_addr()), (real_mac(r), r));
+            assert_eq!(&f.data()[6..12], &real_mac(r).0, "the frame's source too");
+            assert_eq!(&real_mac(r).0[..2], &REAL_MAC_PREFIX);
+        }
+        assert_ne!(real_mac(rs[0]), real_mac(rs[1]));
+        // Our own request (for the gateway's MAC) names the first real server: with its MAC.
+        let mut a = a;
+        let req = a.request(Side::Server, gw, &mut VecPool::default()).unwrap();
+        let p = ArpPacket::new_checked(&req.data()[ETH..]).unwrap();
+        assert_eq!((p.sender_hw_addr(), p.sender_proto_addr()), (real_mac(rs[0]), rs[0]));
+        assert!(real_mac(rs[0]).0[0] & 1 == 0, "unicast");
+        let ArpOutcome::Reply(f) =
+            a.handle(Side::Client, frame(ArpOperation::Request, Ipv4Addr::new(198, 18, 0, 1), me))
+        else {
+            panic!("client side not answered")
+        };
+        assert_eq!(ArpPacket::new_checked(&f.data()[ETH..]).unwrap().sender_hw_addr(), ME[0]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Scenario a: established UDP flows through FULLNAT, both directions, every frame checked.
+//! Scenario a: established UDP flows through FULLNAT, both directions, every frame checked; and
+//! scenario m: the same flows through the other LVS forwarding modes ([`Forward`]).
 //!
 //! Flow `i` is `client(i):cport(i) -> VIP:vport`, clients drawn from a /16 the gateway reaches by a
 //! static route. The warm-up sends each flow's first datagram (and resends until it arrives); the
@@ -25,6 +26,21 @@
 //!   must not be cheaper for the generator than an rvsd run, or a generator-bound reference looks
 //!   faster than it is. `Counters::checked_bytes` counts the bytes the checks read (a unit test
 //!   holds it equal per frame in both modes).
+//!
+//! Forwarding modes ([`UdpConf::forward`], checked in [`Mode::Check`]):
+//! - FULLNAT (above).
+//! - NAT: the real server receives `client:cport -> RS:rport` (only the destination rewritten) and
+//!   answers `RS:rport -> client:cport` through the gateway; the client receives it from
+//!   `VIP:vport`. The warm-up learns which real server (and port) each flow went to.
+//! - DR: the real server receives the client's packet unchanged but for its TTL, in a frame to the
+//!   real server's own MAC: the generator answers ARP for each real server with a MAC of its own
+//!   ([`arp::real_mac`](super::arp::real_mac)), so the MAC names the real server the gateway
+//!   chose, and a flow must keep it. Nothing comes back: one direction only.
+//! - TUN: the real server receives the client's packet (TTL decremented) inside an IPv4 header
+//!   (protocol 4) from the gateway's server-side address to the real server's; one direction only.
+//!
+//! In [`Mode::Reference`] the forwarding mode only sets the directions: DR's and TUN's reference
+//! sends client-to-server only, what a forwarder in their place would carry.
 use std::net::Ipv4Addr;
 
 use rvs_dataplane::frame::{Frame, FramePool};
@@ -63,6 +79,44 @@ pub enum Mode {
     Reference,
 }
 
+/// The gateway's forwarding mode for the service (rvsd's `forward` of its real servers), as LVS's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forward {
+    #[default]
+    FullNat,
+    Nat,
+    Dr,
+    Tun,
+}
+
+impl Forward {
+    pub const ALL: [Forward; 4] = [Forward::FullNat, Forward::Nat, Forward::Dr, Forward::Tun];
+
+    /// rvsd's name (`forward = "..."`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Forward::FullNat => "fullnat",
+            Forward::Nat => "nat",
+            Forward::Dr => "dr",
+            Forward::Tun => "tun",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Forward, String> {
+        Forward::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("forwarding mode {s}: fullnat, nat, dr or tun"))
+    }
+
+    /// Whether the real servers' replies go back through the gateway (FULLNAT, NAT): the
+    /// generator's servers answer and its clients expect the replies. DR and TUN: client to server
+    /// only.
+    pub fn both_ways(self) -> bool {
+        matches!(self, Forward::FullNat | Forward::Nat)
+    }
+}
+
 /// Parameters of the engine.
 #[derive(Debug, Clone)]
 pub struct UdpConf {
@@ -81,6 +135,10 @@ pub struct UdpConf {
     pub lips: Vec<Ipv4Addr>,
     pub macs: Macs,
     pub mode: Mode,
+    /// The gateway's forwarding mode.
+    pub forward: Forward,
+    /// The gateway's server-side address: the outer source TUN must use.
+    pub gw_server: Ipv4Addr,
     /// TSC ticks between two warm-up passes over the flows (each resends what was not learned).
     pub resend_gap_tsc: u64,
 }
@@ -108,8 +166,24 @@ impl UdpConf {
         if self.reals.is_empty() {
             return Err("reals: at least one real server".into());
         }
-        if self.mode == Mode::Check && self.lips.is_empty() {
+        if self.mode == Mode::Check && self.forward == Forward::FullNat && self.lips.is_empty() {
             return Err("lips: at least one local address".into());
+        }
+        if self.forward == Forward::Tun && self.frame_len > MAX_FRAME - IP {
+            return Err(format!(
+                "frame size {} (without FCS): tun adds a 20-byte header, so at most {} fit a 1500-byte MTU",
+                self.frame_len,
+                MAX_FRAME - IP
+            ));
+        }
+        if matches!(self.forward, Forward::Dr | Forward::Tun) {
+            if let Some((a, p)) = self.reals.iter().find(|r| r.1 != self.vport) {
+                return Err(format!(
+                    "reals: {a}:{p}: {} cannot change the port: a real server's port is the VIP's ({})",
+                    self.forward.name(),
+                    self.vport
+                ));
+            }
         }
         Ok(())
     }
@@ -202,14 +276,26 @@ fn pattern(k: usize) -> u8 {
 const DIR_C2S: u8 = 0;
 const DIR_S2C: u8 = 1;
 
-/// A flow's rewritten tuple as the real server sees it. `lport == 0` means not learned yet (local
-/// ports are never 0).
+/// A flow's tuple as the real server sees it. `lport == 0` means not learned yet (local and client
+/// ports are never 0). FULLNAT: `LIP:lport -> RS:rport`; NAT: `client:cport -> RS:rport`; DR and
+/// TUN: `client:cport -> RS:vport`, `rs` the real server the gateway chose (by its MAC for DR, the
+/// outer destination for TUN; the packet itself still goes to the VIP).
 #[derive(Debug, Clone, Copy, Default)]
 struct Learned {
     lip: u32,
     rs: u32,
     lport: u16,
     rport: u16,
+}
+
+/// What [`UdpFlows::check_ip`] found in a packet whose every field but its tuple checked out.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    flow: u32,
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
 }
 
 /// The established-flow UDP engine.
@@ -227,10 +313,15 @@ pub struct UdpFlows {
     counters: Counters,
     latency: Latency,
     /// Per receiving side: the Ethernet destination and source a delivered frame may carry (two
-    /// alternatives: a reference may swap them or not).
+    /// alternatives: a reference may swap them or not). DR's server side instead: the gateway's
+    /// source MAC and a real server's MAC ([`arp::real_mac`](super::arp::real_mac)).
     want_macs: [[[u8; 12]; 2]; 2],
-    /// The TTL a delivered frame must carry.
+    /// The TTL a delivered frame must carry (TUN: the inner packet's).
     want_ttl: u8,
+    /// Check mode, DR: the server side's frames go to the real servers' own MACs.
+    dr: bool,
+    /// Check mode, TUN: the server side's frames are IPv4-in-IPv4.
+    tun: bool,
 }
 
 /// Destination then source MAC, as the first 12 bytes of a frame.
@@ -240,6 +331,19 @@ fn mac_pair(dst: EthernetAddress, src: EthernetAddress) -> [u8; 12] {
     m[6..].copy_from_slice(&src.0);
     m
 }
+
+#[inline]
+fn be16(d: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([d[o], d[o + 1]])
+}
+
+#[inline]
+fn be32(d: &[u8], o: usize) -> u32 {
+    u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]])
+}
+
+/// IP protocol number of IPv4-in-IPv4 (TUN's outer header).
+const PROTO_IPIP: u8 = 4;
 
 impl UdpFlows {
     pub fn new(conf: UdpConf) -> Result<UdpFlows, String> {
@@ -264,9 +368,12 @@ impl UdpFlows {
                 ([side(1), side(0)], TTL)
             }
         };
+        let check = conf.mode == Mode::Check;
         Ok(UdpFlows {
             want_macs,
             want_ttl,
+            dr: check && conf.forward == Forward::Dr,
+            tun: check && conf.forward == Forward::Tun,
             conf,
             c2s,
             s2c,
@@ -288,6 +395,15 @@ impl UdpFlows {
         self.n_learned
     }
 
+    /// How many sides send: 2, or 1 where replies bypass the gateway (DR, TUN).
+    pub fn sending_sides(&self) -> usize {
+        if self.conf.forward.both_ways() {
+            2
+        } else {
+            1
+        }
+    }
+
     /// Distinct (LIP, lport, RS, rport) tuples among learned flows equals the number learned: the
     /// gateway never gave two flows the same server-side tuple. Walks every flow (a final check,
     /// not for the fast path).
@@ -303,6 +419,19 @@ impl UdpFlows {
         v.len() == self.n_learned as usize
     }
 
+    /// Flows per real server among the learned ones (address, count), in `reals` order: how the
+    /// gateway spread them.
+    pub fn flows_per_real(&self) -> Vec<(Ipv4Addr, u32)> {
+        let mut v: Vec<(Ipv4Addr, u32)> = self.conf.reals.iter().map(|r| (r.0, 0)).collect();
+        v.dedup_by_key(|r| r.0);
+        for l in self.learned.iter().filter(|l| l.lport != 0) {
+            if let Some(r) = v.iter_mut().find(|r| u32::from(r.0) == l.rs) {
+                r.1 += 1;
+            }
+        }
+        v
+    }
+
     /// Builds flow `i`'s frame for `side` into a fresh frame from `pool`.
     #[inline]
     fn build<P: FramePool>(&self, side: Side, i: u32, tsc: u64, pool: &mut P) -> Option<P::Frame> {
@@ -315,6 +444,8 @@ impl UdpFlows {
             Side::Client => self.c2s.stamp(f.data_mut(), c.client(i), c.vip, c.cport(i), c.vport, i, tsc),
             Side::Server => {
                 let (rs, rport, lip, lport) = match c.mode {
+                    // FULLNAT answers its local address, NAT the client (`lip`, `lport`: see
+                    // [`Learned`]).
                     Mode::Check => {
                         let l = self.learned[i as usize];
                         (l.rs.into(), l.rport, l.lip.into(), l.lport)
@@ -364,49 +495,117 @@ impl UdpFlows {
     }
 
     /// Checks a delivered frame and counts the bytes the checks read; on success returns the flow
-    /// index. Both modes run every step; only the expected values differ (module docs).
-    fn check(&mut self, side: Side, d: &[u8]) -> Result<u32, RewriteError> {
+    /// index and the TSC it was sent at. Both modes run every step; only the expected values differ
+    /// (module docs).
+    fn check(&mut self, side: Side, d: &[u8]) -> Result<(u32, u64), RewriteError> {
         let mut read = 0u64;
         let r = self.check_counted(side, d, &mut read);
         self.counters.checked_bytes += read;
         r
     }
 
-    fn check_counted(&mut self, side: Side, d: &[u8], read: &mut u64) -> Result<u32, RewriteError> {
+    fn check_counted(&mut self, side: Side, d: &[u8], read: &mut u64) -> Result<(u32, u64), RewriteError> {
         use RewriteError as E;
         let c = &self.conf;
         let s = side as usize;
-        // Ethernet type, IPv4 version and header length, protocol.
-        *read += 4;
-        if d.len() < PAY + PAY_HDR || d[12..14] != [0x08, 0x00] || d[14] != 0x45 || d[23] != 17 {
+        // Ethernet type.
+        *read += 2;
+        if side == Side::Client && !c.forward.both_ways() {
+            // DR, TUN: the real servers answer the clients directly; the gateway sends nothing back.
+            return Err(E::UnknownFlow);
+        }
+        if self.tun && side == Side::Server {
+            return self.check_tun(d, read);
+        }
+        if d.len() < PAY + PAY_HDR || d[12..14] != [0x08, 0x00] {
             return Err(E::Malformed);
         }
         *read += 12;
-        let [a, b] = &self.want_macs[s];
+        if self.dr && side == Side::Server {
+            // From the gateway, to one of the real servers' MACs (which one: below, by flow).
+            if d[6..12] != self.conf.macs.gw[1].0 || d[0..2] != super::arp::REAL_MAC_PREFIX {
+                return Err(E::Mac);
+            }
+        } else {
+            let [a, b] = &self.want_macs[s];
+            if d[0..12] != a[..] && d[0..12] != b[..] {
+                return Err(E::Mac);
+            }
+        }
+        let p = self.check_ip::<ETH>(side, d, read)?;
+        let tsc = u64::from_be_bytes(d[PAY + 8..PAY + 16].try_into().expect("8 bytes"));
+        // The real server a DR frame went to: its MAC.
+        let real = if self.dr { be32(d, 2) } else { 0 };
+        self.check_tuple(side, p, real, read).map(|f| (f, tsc))
+    }
+
+    /// TUN, server side: the outer IPv4 header (gateway to real server, protocol 4), then the
+    /// client's packet inside it as any other.
+    fn check_tun(&mut self, d: &[u8], read: &mut u64) -> Result<(u32, u64), RewriteError> {
+        use RewriteError as E;
+        const O: usize = ETH + IP;
+        let c = &self.conf;
+        if d.len() < O + IP + UDP + PAY_HDR || d[12..14] != [0x08, 0x00] {
+            return Err(E::Malformed);
+        }
+        *read += 12;
+        let [a, b] = &self.want_macs[Side::Server as usize];
         if d[0..12] != a[..] && d[0..12] != b[..] {
             return Err(E::Mac);
         }
-        *read += 2;
-        let ip_len = u16::from_be_bytes([d[16], d[17]]) as usize;
-        if ip_len != c.frame_len - ETH || d.len() < c.frame_len {
+        // Outer version and header length, protocol, length, checksum, TTL (any but 0).
+        *read += 2 + 2 + IP as u64 + 1;
+        if d[ETH] != 0x45 || d[ETH + 9] != PROTO_IPIP || be16(d, ETH + 2) as usize != c.frame_len - ETH + IP {
+            return Err(E::Malformed);
+        }
+        if checksum::fold(checksum::accumulate(0, &d[ETH..O])) != 0xffff {
+            return Err(E::IpChecksum);
+        }
+        if d[ETH + 8] == 0 {
+            return Err(E::Malformed);
+        }
+        let p = self.check_ip::<O>(Side::Server, d, read)?;
+        let tsc = u64::from_be_bytes(d[O + IP + UDP + 8..O + IP + UDP + 16].try_into().expect("8 bytes"));
+        // Outer addresses: from the gateway's server-side address, to the flow's real server.
+        *read += 8;
+        if be32(d, ETH + 12) != u32::from(self.conf.gw_server) {
+            return Err(E::Address);
+        }
+        let real = be32(d, ETH + 16);
+        self.check_tuple(Side::Server, p, real, read).map(|f| (f, tsc))
+    }
+
+    /// Checks the IPv4/UDP packet at offset `O` of frame `d` (the caller has checked that `d` holds
+    /// its headers and the payload header): header, length, both checksums, the payload (magic,
+    /// direction, flow, every pattern byte) and the TTL; not the tuple.
+    #[inline(always)]
+    fn check_ip<const O: usize>(&self, side: Side, d: &[u8], read: &mut u64) -> Result<Parsed, RewriteError> {
+        use RewriteError as E;
+        let c = &self.conf;
+        let pay = O + IP + UDP;
+        // Version and header length, protocol, total length.
+        *read += 4;
+        if d[O] != 0x45 || d[O + 9] != 17 {
+            return Err(E::Malformed);
+        }
+        let ip_len = be16(d, O + 2) as usize;
+        if ip_len != c.frame_len - ETH || d.len() < O + ip_len {
             return Err(E::Malformed);
         }
         *read += IP as u64;
-        if checksum::fold(checksum::accumulate(0, &d[ETH..ETH + IP])) != 0xffff {
+        if checksum::fold(checksum::accumulate(0, &d[O..O + IP])) != 0xffff {
             return Err(E::IpChecksum);
         }
         *read += 2;
-        let udp_len = u16::from_be_bytes([d[38], d[39]]);
+        let udp_len = be16(d, O + IP + 4);
         if udp_len as usize != ip_len - IP {
             return Err(E::Malformed);
         }
-        let be32 = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
-        let be16 = |o: usize| u16::from_be_bytes([d[o], d[o + 1]]);
-        let (src, dst) = (be32(26), be32(30));
+        let (src, dst) = (be32(d, O + 12), be32(d, O + 16));
         *read += udp_len as u64;
         let ph = checksum::ipv4_pseudo_header(src.into(), dst.into(), 17, udp_len);
-        let sum = checksum::fold(checksum::accumulate(ph, &d[34..34 + udp_len as usize]));
-        if be16(40) == 0 || sum != 0xffff {
+        let sum = checksum::fold(checksum::accumulate(ph, &d[O + IP..O + IP + udp_len as usize]));
+        if be16(d, O + IP + 6) == 0 || sum != 0xffff {
             return Err(E::L4Checksum);
         }
         let want_dir = match side {
@@ -414,63 +613,112 @@ impl UdpFlows {
             Side::Client => DIR_S2C,
         };
         *read += 8;
-        if d[PAY..PAY + 2] != MAGIC || d[PAY + 2] != want_dir || d[PAY + 3] != VERSION {
+        if d[pay..pay + 2] != MAGIC || d[pay + 2] != want_dir || d[pay + 3] != VERSION {
             return Err(E::UnknownFlow);
         }
-        let flow = be32(PAY + 4);
+        let flow = be32(d, pay + 4);
         if flow >= c.flows {
             return Err(E::UnknownFlow);
         }
-        let body = &d[PAY + PAY_HDR..c.frame_len];
+        let body = &d[pay + PAY_HDR..O + ip_len];
         *read += body.len() as u64;
         if body.iter().enumerate().any(|(k, &x)| x != pattern(k)) {
             return Err(E::Payload);
         }
         *read += 1;
-        if d[22] != self.want_ttl {
+        if d[O + 8] != self.want_ttl {
             return Err(E::Malformed);
         }
+        let (sport, dport) = (be16(d, O + IP), be16(d, O + IP + 2));
+        Ok(Parsed { flow, src, dst, sport, dport })
+    }
+
+    /// The tuple of flow `p.flow`'s packet on `side` against what the mode must produce; `real`:
+    /// the real server a DR or TUN frame went to (its MAC's, or the outer destination).
+    fn check_tuple(&mut self, side: Side, p: Parsed, real: u32, read: &mut u64) -> Result<u32, RewriteError> {
+        use RewriteError as E;
+        let c = &self.conf;
+        let flow = p.flow;
         *read += 12;
-        let (sport, dport) = (be16(34), be16(36));
+        let client = || (u32::from(c.client(flow)), u32::from(c.vip), c.cport(flow), c.vport);
         // The tuple this flow's frame must carry on this side.
         let want = match (c.mode, side) {
             (Mode::Check, Side::Client) => {
+                // FULLNAT and NAT alike: from the VIP to the client.
                 (u32::from(c.vip), u32::from(c.client(flow)), c.vport, c.cport(flow))
             }
             (Mode::Check, Side::Server) => {
                 let l = self.learned[flow as usize];
                 if l.lport == 0 {
                     // Warm-up: the flow's first datagram teaches its rewritten tuple.
-                    return self.learn(flow, src, dst, sport, dport);
+                    return self.learn(p, real);
                 }
-                (l.lip, l.rs, l.lport, l.rport)
+                match c.forward {
+                    Forward::FullNat | Forward::Nat => (l.lip, l.rs, l.lport, l.rport),
+                    Forward::Dr | Forward::Tun => {
+                        if real != l.rs {
+                            // A flow's packets all go to the real server its first one went to.
+                            return Err(if self.dr { E::Mac } else { E::Address });
+                        }
+                        client()
+                    }
+                }
             }
-            (Mode::Reference, Side::Server) => {
-                (u32::from(c.client(flow)), u32::from(c.vip), c.cport(flow), c.vport)
-            }
+            (Mode::Reference, Side::Server) => client(),
             (Mode::Reference, Side::Client) => self.reference_reply(flow),
         };
-        if src != want.0 || dst != want.1 {
+        if p.src != want.0 || p.dst != want.1 {
             return Err(E::Address);
         }
-        if sport != want.2 || dport != want.3 {
+        if p.sport != want.2 || p.dport != want.3 {
             return Err(E::Port);
         }
         Ok(flow)
     }
 
-    /// Check mode, warm-up: records flow `flow`'s rewritten tuple from its first datagram to reach
-    /// a real server, if it is one FULLNAT may produce.
-    fn learn(&mut self, flow: u32, src: u32, dst: u32, sport: u16, dport: u16) -> Result<u32, RewriteError> {
+    /// Check mode, warm-up: records flow `p.flow`'s tuple from its first datagram to reach a real
+    /// server, if it is one the mode may produce.
+    fn learn(&mut self, p: Parsed, real: u32) -> Result<u32, RewriteError> {
+        use RewriteError as E;
         let c = &self.conf;
-        if !c.lips.iter().any(|&a| u32::from(a) == src) || !c.reals.iter().any(|&(a, _)| u32::from(a) == dst)
-        {
-            return Err(RewriteError::Address);
-        }
-        if !c.reals.iter().any(|&(a, p)| u32::from(a) == dst && p == dport) || sport == 0 {
-            return Err(RewriteError::Port);
-        }
-        self.learned[flow as usize] = Learned { lip: src, rs: dst, lport: sport, rport: dport };
+        let flow = p.flow;
+        let is_real = |a: u32| c.reals.iter().any(|&(r, _)| u32::from(r) == a);
+        let l = match c.forward {
+            Forward::FullNat => {
+                if !c.lips.iter().any(|&a| u32::from(a) == p.src) || !is_real(p.dst) {
+                    return Err(E::Address);
+                }
+                if !c.reals.iter().any(|&(a, port)| u32::from(a) == p.dst && port == p.dport) || p.sport == 0
+                {
+                    return Err(E::Port);
+                }
+                Learned { lip: p.src, rs: p.dst, lport: p.sport, rport: p.dport }
+            }
+            Forward::Nat => {
+                if p.src != u32::from(c.client(flow)) || !is_real(p.dst) {
+                    return Err(E::Address);
+                }
+                if p.sport != c.cport(flow)
+                    || !c.reals.iter().any(|&(a, port)| u32::from(a) == p.dst && port == p.dport)
+                {
+                    return Err(E::Port);
+                }
+                Learned { lip: p.src, rs: p.dst, lport: p.sport, rport: p.dport }
+            }
+            Forward::Dr | Forward::Tun => {
+                if !is_real(real) {
+                    return Err(if self.dr { E::Mac } else { E::Address });
+                }
+                if p.src != u32::from(c.client(flow)) || p.dst != u32::from(c.vip) {
+                    return Err(E::Address);
+                }
+                if p.sport != c.cport(flow) || p.dport != c.vport {
+                    return Err(E::Port);
+                }
+                Learned { lip: p.src, rs: real, lport: p.sport, rport: p.dport }
+            }
+        };
+        self.learned[flow as usize] = l;
         self.n_learned += 1;
         Ok(flow)
     }
@@ -488,6 +736,10 @@ impl Engine for UdpFlows {
         let n = self.conf.flows;
         let s = side as usize;
         let mut sent = 0;
+        if side == Side::Server && !self.conf.forward.both_ways() {
+            // DR, TUN: the real servers' replies would bypass the gateway.
+            return 0;
+        }
         if !self.warmed_up() {
             // Warm-up: only clients send; the first pass sends every flow once, later passes resend
             // to flows not learned yet (lost on the way, or still queued behind ARP).
@@ -540,19 +792,17 @@ impl Engine for UdpFlows {
     ) {
         let warming = !self.warmed_up();
         match self.check(side, f.data()) {
-            Ok(flow) => {
+            Ok((flow, sent)) => {
                 let s = side as usize;
                 self.counters.rx_ok[s] += 1;
                 self.counters.rx_bytes[s] += f.len() as u64;
-                let d = f.data();
-                let sent = u64::from_be_bytes(d[PAY + 8..PAY + 16].try_into().expect("8 bytes"));
                 if sent <= now_tsc {
                     self.latency.record(now_tsc - sent);
                 }
                 drop(f);
                 // During the warm-up the real server answers each datagram, so the reply path (and the
                 // gateway's ARP for the client side) is exercised before the measurement.
-                if warming && side == Side::Server {
+                if warming && side == Side::Server && self.conf.forward.both_ways() {
                     self.send(Side::Server, flow, now_tsc, pool, tx);
                 }
             }

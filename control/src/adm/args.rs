@@ -6,7 +6,9 @@ use std::str::FromStr;
 use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
 use crate::api::{Request, ServiceId};
 use crate::capture::{CaptureRequest, Direction};
-use crate::config::{defaults, parse_endpoint, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
+use crate::config::{
+    defaults, parse_endpoint, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig, MAX_WEIGHT,
+};
 
 /// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ enum Opt {
     Laddr,
     Synproxy,
     Toa,
+    ProxyProtocol,
     Ifname,
     ShowLip,
     Timeout,
@@ -122,6 +125,7 @@ impl Opt {
             Opt::Laddr => "local-address",
             Opt::Synproxy => "synproxy",
             Opt::Toa => "toa",
+            Opt::ProxyProtocol => "proxy-protocol",
             Opt::Ifname => "ifname",
             Opt::ShowLip => "show-lip",
             Opt::Timeout => "timeout",
@@ -146,7 +150,9 @@ impl Opt {
 fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
     use Opt::*;
     match cmd {
-        Cmd::AddService | Cmd::EditService => (&[Service], &[Scheduler, Persistent, Synproxy, Toa, Inhibit]),
+        Cmd::AddService | Cmd::EditService => {
+            (&[Service], &[Scheduler, Persistent, Synproxy, Toa, ProxyProtocol, Inhibit])
+        }
         Cmd::DeleteService => (&[Service], &[]),
         Cmd::Clear | Cmd::Restore | Cmd::Timeout | Cmd::StartDaemon | Cmd::StopDaemon => (&[], &[]),
         Cmd::List => (
@@ -211,6 +217,7 @@ enum Key {
     Laddr,
     Synproxy,
     Toa,
+    ProxyProtocol,
     Ifname,
     ShowLip,
     Socket,
@@ -286,6 +293,7 @@ pub(super) const SPECS: &[Spec] = &[
     spec("synproxy", Some('j'), ReqArg, Key::Synproxy),
     spec("ifname", Some('F'), ReqArg, Key::Ifname),
     spec("toa", None, ReqArg, Key::Toa),
+    spec("proxy-protocol", None, ReqArg, Key::ProxyProtocol),
     spec("show-lip", None, NoArg, Key::ShowLip),
     spec("socket", None, ReqArg, Key::Socket),
     spec("set", None, NoArg, Key::Cmd(Cmd::Timeout)),
@@ -410,6 +418,7 @@ struct Raw {
     laddr: Option<Ipv4Addr>,
     synproxy: Option<bool>,
     toa: Option<bool>,
+    proxy_protocol: Option<ProxyProtocol>,
     socket: Option<String>,
     capture: CaptureRequest,
     /// Words that are no option's value (`--set`'s three timeouts).
@@ -533,6 +542,11 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::Toa => {
             raw.set(Opt::Toa)?;
             raw.toa = Some(parse_switch(v, "on", "off").ok_or_else(|| usage("--toa must be on or off"))?);
+        }
+        Key::ProxyProtocol => {
+            raw.set(Opt::ProxyProtocol)?;
+            raw.proxy_protocol =
+                Some(v.parse().map_err(|_| usage("--proxy-protocol must be v1, v2 or off"))?);
         }
         Key::Ifname => raw.set(Opt::Ifname)?,
         Key::Socket => {
@@ -758,6 +772,9 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
         if raw.synproxy == Some(true) && proto != Proto::Tcp {
             return Err(usage("synproxy applies to tcp services only"));
         }
+        if raw.proxy_protocol.is_some_and(|p| !p.is_off()) && proto != Proto::Tcp {
+            return Err(usage("the PROXY protocol applies to tcp services only"));
+        }
     }
     let id = raw.service_id();
     let action = match cmd {
@@ -771,10 +788,14 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
                     persistence: raw.persistence,
                     toa: raw.toa.unwrap_or(false),
                     synproxy: raw.synproxy.unwrap_or(false),
+                    proxy_protocol: raw.proxy_protocol.unwrap_or_default(),
                     laddrs: Vec::new(),
                     reals: Vec::new(),
                     check: None,
                     inhibit_on_failure: raw.has(Opt::Inhibit),
+                    quorum: crate::config::defaults::QUORUM,
+                    hysteresis: 0,
+                    sorry_server: None,
                 },
             })
         }
@@ -786,6 +807,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             persistence: Some(raw.persistence.unwrap_or(0)),
             toa: Some(raw.toa.unwrap_or(false)),
             synproxy: Some(raw.synproxy.unwrap_or(false)),
+            proxy_protocol: Some(raw.proxy_protocol.unwrap_or_default()),
             inhibit_on_failure: Some(raw.has(Opt::Inhibit)),
         }),
         Cmd::Timeout => {

@@ -150,10 +150,25 @@ pub fn format_service(s: &ServiceInfo, stats: Option<&ServiceStats>, view: View,
 /// Persistence templates per (proto, vip, real server address), for `--persistent-conn`.
 pub type PersistCounts = HashMap<(Proto, String, String), u64>;
 
-/// A real server its health check took out of a service without `inhibit_on_failure`: keepalived
-/// has removed it from the kernel table, so ipvsadm does not list it (`-S` still saves it).
+/// Out of scheduling: its health check took it out (`down`), or the service lost quorum and its
+/// sorry server serves instead (`displaced`).
+fn out_of_scheduling(r: &crate::api::RealInfo) -> bool {
+    r.health == "down" || r.health == "displaced"
+}
+
+/// A real server out of scheduling in a service without `inhibit_on_failure`: keepalived has
+/// removed it from the kernel table, so ipvsadm does not list it (`-S` still saves it).
 fn removed_by_check(s: &ServiceInfo, r: &crate::api::RealInfo) -> bool {
-    r.health == "down" && !s.inhibit_on_failure
+    out_of_scheduling(r) && !s.inhibit_on_failure
+}
+
+/// The weight ipvsadm would show: 0 for a server out of scheduling (a keepalived-inhibited one).
+fn shown_weight(r: &crate::api::RealInfo) -> u32 {
+    if out_of_scheduling(r) {
+        0
+    } else {
+        r.weight
+    }
 }
 
 fn format_service_with(
@@ -179,6 +194,10 @@ fn format_service_with(
             }
             if s.synproxy {
                 l.push_str(" synproxy");
+            }
+            if !s.proxy_protocol.is_off() {
+                l.push_str(" proxy-protocol ");
+                l.push_str(s.proxy_protocol.as_str());
             }
             if s.toa {
                 l.push_str(" toa");
@@ -215,7 +234,7 @@ fn format_service_with(
             // "  -> %-28s %-9u %-11u %-10u %-10u\n": weight, persistconns, active, inactive.
             View::PersistConn => out.push_str(&format!(
                 "  -> {d:<28} {:<9} {:<11} {:<10} {:<10}\n",
-                if r.health == "down" { 0 } else { r.weight },
+                shown_weight(r),
                 persist.and_then(|p| p.get(&(s.proto, s.vip.clone(), r.addr.clone()))).copied().unwrap_or(0),
                 r.active_conns,
                 r.inactive_conns
@@ -223,7 +242,7 @@ fn format_service_with(
             View::Plain => out.push_str(&format!(
                 "  -> {d:<28} {:<7} {:<6} {:<10} {:<10}\n",
                 fwd_name(r.forward),
-                if r.health == "down" { 0 } else { r.weight },
+                shown_weight(r),
                 r.active_conns,
                 r.inactive_conns
             )),
@@ -355,6 +374,10 @@ pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
         if s.synproxy {
             out.push_str(" -j enable");
         }
+        if !s.proxy_protocol.is_off() {
+            out.push_str(" --proxy-protocol ");
+            out.push_str(s.proxy_protocol.as_str());
+        }
         if s.toa {
             out.push_str(" --toa on");
         }
@@ -365,7 +388,8 @@ pub fn format_rules(services: &[ServiceInfo], fmt: &Format) -> String {
         for l in &s.laddrs {
             out.push_str(&format!("--add-laddr {name} -z {l}\n"));
         }
-        for r in sorted_reals(s, fmt) {
+        // A sorry server is the service's quorum setting, not a rule: `-R` would make it a real server.
+        for r in sorted_reals(s, fmt).into_iter().filter(|r| r.health != "sorry") {
             out.push_str(&format!("-a {name} -r {} {} -w {}", r.addr, fwd_switch(r.forward), r.weight));
             if r.u_threshold > 0 {
                 out.push_str(&format!(" -x {}", r.u_threshold));

@@ -16,7 +16,7 @@ const UNSUPPORTED: &str = "ipvsadm options rvs refuses";
 
 /// The SYNOPSIS lines of the man page, ipvsadm's command forms (as `rvsadm --help`).
 pub const SYNOPSIS: &[&str] = &[
-    "rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off] [--inhibit-on-failure]",
+    "rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off] [--proxy-protocol v1|v2|off] [--inhibit-on-failure]",
     "rvsadm -D -t|u service-address",
     "rvsadm -C",
     "rvsadm -R",
@@ -184,6 +184,7 @@ pub fn command() -> Command {
             value("ifname", Some('F'), "ifname", "accepted for DPVS compatibility and ignored"),
             value("synproxy", Some('j'), "enable|disable", "TCP SYN proxy"),
             value("toa", None, "on|off", "insert the client address as a TCP option (TOA)"),
+            value("proxy-protocol", None, "v1|v2|off", "send the client address in a PROXY protocol header"),
             flag("connection", Some('c'), OPTIONS, "output of current connections"),
             flag("show-lip", None, OPTIONS, "with -c: also print the local address:port"),
             flag("stats", None, OPTIONS, "output of statistics information"),

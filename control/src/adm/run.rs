@@ -205,16 +205,20 @@ pub fn execute<T: Transport + ?Sized>(
             let mut text = String::new();
             input.read_to_string(&mut text).map_err(|e| AdmError::Io(format!("cannot read rules: {e}")))?;
             let Rules { mut services, timeouts } = parse_rules_full(&text)?;
-            // ipvsadm's rule syntax has no health checks: a restored service keeps the check its
-            // running namesake has, so `-S | -R` does not silently drop them.
+            // ipvsadm's rule syntax has no health checks, quorum or sorry server: a restored
+            // service keeps those its running namesake has, so `-S | -R` does not silently drop them.
             let saved: String = field(&call_ok(t, &Request::Save)?, "config")?;
             if let Ok(running) = crate::config::Config::from_toml(&saved) {
-                for s in services.iter_mut().filter(|s| s.check.is_none()) {
-                    s.check = running
-                        .services
-                        .iter()
-                        .find(|r| r.proto == s.proto && r.vip == s.vip)
-                        .and_then(|r| r.check.clone());
+                for s in services.iter_mut() {
+                    let Some(r) = running.services.iter().find(|r| r.proto == s.proto && r.vip == s.vip)
+                    else {
+                        continue;
+                    };
+                    if s.check.is_none() {
+                        s.check = r.check.clone();
+                    }
+                    (s.quorum, s.hysteresis, s.sorry_server) =
+                        (r.quorum, r.hysteresis, r.sorry_server.clone());
                 }
             }
             let req = Request::Restore { config: restore_toml(&services)?, timeouts };
@@ -267,7 +271,7 @@ pub fn help_text() -> String {
         "rvsadm v{ver} - ipvsadm for rvs (DPDK L4 load balancer)
 Usage:
   rvsadm -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-j enable|disable] [--toa on|off]
-          [--inhibit-on-failure]
+          [--proxy-protocol v1|v2|off] [--inhibit-on-failure]
   rvsadm -D -t|u service-address
   rvsadm -C
   rvsadm -R
@@ -324,6 +328,7 @@ Options:
   --ifname       -F ifname            accepted for DPVS compatibility and ignored
   --synproxy     -j enable|disable    TCP syn proxy
   --toa          on|off               insert the client address as TCP option (TOA)
+  --proxy-protocol v1|v2|off          send the client address in a PROXY protocol header
   --connection   -c                   output of current connections
   --show-lip                          with -c: also print the local address:port
   --stats                             output of statistics information
@@ -340,8 +345,10 @@ Options:
   --socket PATH                       rvsd's API socket (default ${env}, else {sock})
 
 Differences from ipvsadm: the default forwarding method is fullnat (-b), not gatewaying (-g);
-rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b;
--E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa: off);
+rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa on with any but -b,
+--proxy-protocol with -g/-i or with --toa on;
+-E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa/
+--proxy-protocol: off);
 -e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
 output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
 ",

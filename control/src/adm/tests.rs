@@ -4,7 +4,7 @@ use crate::api::{
     ConnInfo, ErrorCode, RealInfo, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, TemplateInfo,
 };
 use crate::config::{defaults, RealConfig, ServiceConfig};
-use crate::config::{Forward, Proto, Sched};
+use crate::config::{Forward, Proto, ProxyProtocol, Sched};
 use serde_json::Value;
 
 fn parse(line: &str) -> Result<Invocation, AdmError> {
@@ -46,10 +46,14 @@ fn add_and_edit_service() {
         persistence: Some(360),
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         laddrs: vec![],
         reals: vec![],
         check: None,
         inhibit_on_failure: false,
+        quorum: 1,
+        hysteresis: 0,
+        sorry_server: None,
     };
     // A bare -p is IPVS_SVC_PERSISTENT_TIMEOUT (libipvs.h: 6*60), as ipvsadm's parse_timeout(NULL).
     for line in [
@@ -86,6 +90,7 @@ fn add_and_edit_service() {
         persistence: Some(p),
         toa: Some(toa),
         synproxy: Some(synproxy),
+        proxy_protocol: Some(ProxyProtocol::Off),
         inhibit_on_failure: Some(inhibit),
     };
     assert_eq!(send("-E -t 198.18.0.100:80 -s wrr"), edit("wrr", 0, false, false, false));
@@ -402,6 +407,7 @@ fn svc(proto: &str, vip: &str) -> ServiceInfo {
         persistence: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         inhibit_on_failure: false,
         laddrs: vec!["10.0.0.9".into()],
         reals: vec![RealInfo {
@@ -570,7 +576,7 @@ fn list_one_service_or_say_it_is_missing() {
 fn restore_sends_one_atomic_request() {
     let rules = "-A -t 1.2.3.4:80 -s rr\n--add-laddr -t 1.2.3.4:80 -z 10.0.0.9\n-a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 1\n-A -u 1.2.3.4:53 -s wlc\n";
     // The running configuration has a health check on the TCP service, which rules cannot express.
-    let running = "[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\naddr = \"1.2.3.1/24\"\n\n[[services]]\nproto = \"tcp\"\nvip = \"1.2.3.4:80\"\ncheck = { kind = \"tcp\" }\n";
+    let running = "[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\naddr = \"1.2.3.1/24\"\n\n[[services]]\nproto = \"tcp\"\nvip = \"1.2.3.4:80\"\ncheck = { kind = \"tcp\" }\nquorum = 2\nhysteresis = 1\nsorry_server = { addr = \"10.0.1.9:80\" }\n";
     let answer = |req: &Request| match req {
         Request::Save => Response::ok(Reply::Config { config: running.into() }),
         _ => Response::ok(Reply::Applied { epoch: 7 }),
@@ -585,6 +591,10 @@ fn restore_sends_one_atomic_request() {
             let mut want = parse_rules(rules).unwrap();
             assert_eq!(services[0].check.as_ref().map(|c| c.kind.as_str()), Some("tcp"), "check kept");
             want[0].check = services[0].check.clone();
+            assert_eq!((services[0].quorum, services[0].hysteresis), (2, 1), "quorum kept");
+            assert_eq!(services[0].sorry_server.as_ref().map(|s| s.addr.as_str()), Some("10.0.1.9:80"));
+            (want[0].quorum, want[0].hysteresis, want[0].sorry_server) =
+                (2, 1, services[0].sorry_server.clone());
             assert_eq!(services, want);
             assert_eq!(services.len(), 2);
             assert!(services[1].check.is_none());
@@ -615,6 +625,37 @@ fn save_and_get_laddr() {
     let (one, sent) = run("-G -t 1.2.3.4:80", "", answer);
     assert_eq!(all.unwrap(), one.unwrap());
     assert_eq!(sent, [Request::ListLaddrs { id: id("tcp", "1.2.3.4:80") }]);
+}
+
+/// keepalived's quorum as ipvsadm shows it: the sorry server listed while in the table, the
+/// real servers it displaced not (or at weight 0 under inhibit_on_failure); `-S` saves the real
+/// servers, not the sorry server.
+#[test]
+fn displaced_reals_and_the_sorry_server() {
+    let answer_with = |s: ServiceInfo| {
+        move |req: &Request| match req {
+            Request::ListServices => Response::ok(Reply::Services { services: vec![s.clone()] }),
+            Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+            _ => Response::error("unexpected"),
+        }
+    };
+    let mut s = svc("tcp", "1.2.3.4:80");
+    s.reals[0].health = "displaced".into();
+    s.reals[0].weight = 3;
+    let sorry =
+        RealInfo { addr: "10.0.1.9:80".into(), weight: 1, health: "sorry".into(), ..s.reals[0].clone() };
+    s.reals.push(sorry);
+    let (out, _) = run("-Ln", "", answer_with(s.clone()));
+    let out = out.unwrap();
+    assert!(!out.contains("10.0.1.1:80"), "{out}");
+    assert!(out.contains("  -> 10.0.1.9:80                  FullNat 1      0 "), "{out}");
+    let (out, _) = run("-S -n", "", answer_with(s.clone()));
+    let out = out.unwrap();
+    assert!(out.contains("-a -t 1.2.3.4:80 -r 10.0.1.1:80 -b -w 3\n") && !out.contains("10.0.1.9"), "{out}");
+    s.inhibit_on_failure = true;
+    let (out, _) = run("-Ln", "", answer_with(s));
+    let out = out.unwrap();
+    assert!(out.contains("  -> 10.0.1.1:80                  FullNat 0      0 "), "{out}");
 }
 
 #[test]
@@ -880,4 +921,46 @@ fn conns_of_every_method_list_as_ipvsadm() {
     let mut old = v.clone();
     old.as_object_mut().unwrap().remove("forward");
     assert_eq!(serde_json::from_value::<ConnInfo>(old).unwrap().forward, Forward::Fullnat);
+}
+
+/// `--proxy-protocol`: parsed for -A and -E (off unless given, as -E's other switches), listed
+/// after the scheduler in `-Ln`, saved by `-S` and read back by `-R`.
+#[test]
+fn proxy_protocol_is_parsed_listed_saved_and_restored() {
+    match send("-A -t 198.18.0.100:80 -s rr --proxy-protocol v1") {
+        Request::AddService { service } => assert_eq!(service.proxy_protocol, ProxyProtocol::V1),
+        r => panic!("{r:?}"),
+    }
+    match send("-E -t 198.18.0.100:80 --proxy-protocol v2") {
+        Request::EditService { proxy_protocol, .. } => assert_eq!(proxy_protocol, Some(ProxyProtocol::V2)),
+        r => panic!("{r:?}"),
+    }
+    match send("-E -t 198.18.0.100:80") {
+        Request::EditService { proxy_protocol, .. } => assert_eq!(proxy_protocol, Some(ProxyProtocol::Off)),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(
+        usage_err("-A -t 198.18.0.100:80 --proxy-protocol v3"),
+        "--proxy-protocol must be v1, v2 or off"
+    );
+    assert_eq!(
+        usage_err("-A -u 198.18.0.100:53 --proxy-protocol v1"),
+        "the PROXY protocol applies to tcp services only"
+    );
+    let mut s = svc("tcp", "1.2.3.4:80");
+    s.proxy_protocol = ProxyProtocol::V2;
+    s.reals = vec![real_info("10.0.1.1:80", 1, Forward::Fullnat)];
+    let services = vec![s];
+    let answer = |req: &Request| match req {
+        Request::ListServices => Response::ok(Reply::Services { services: services.clone() }),
+        Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
+        _ => Response::error("unexpected"),
+    };
+    let (out, _) = run("-Ln", "", answer);
+    assert!(out.unwrap().contains("TCP  1.2.3.4:80 wlc proxy-protocol v2\n"));
+    let (saved, _) = run("-S -n", "", answer);
+    let saved = saved.unwrap();
+    assert!(saved.starts_with("-A -t 1.2.3.4:80 -s wlc --proxy-protocol v2\n"), "{saved}");
+    let restored = parse_rules(&saved).unwrap();
+    assert_eq!(restored[0].proxy_protocol, ProxyProtocol::V2);
 }

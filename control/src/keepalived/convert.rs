@@ -6,7 +6,14 @@
 //!   `delay_before_retry` after a failure, `delay_loop` otherwise) and comes back after one success
 //!   (keepalived without `alpha`): `rise = 1`, `fall = retry + 1`, `retry_ms = delay_before_retry`;
 //! - without `inhibit_on_failure` a failed server is removed, with it kept at weight 0;
-//! - `persistence_timeout` without a value is 360 s.
+//! - `persistence_timeout` without a value is 360 s;
+//! - `quorum` above the real servers' total weight is lowered to it, and `hysteresis` at or above
+//!   `quorum` to `quorum - 1`, each with a warning (check_data.c `validate_check_config`);
+//! - `SSL_GET` is HTTP_GET over TLS, the server's certificate unverified (keepalived's);
+//!   `virtualhost` (url, checker, real_server, virtual_server, the first found) is the `Host`, and
+//!   with `enable_sni` also the TLS server name unless `sni_name` gives one (check_http.c
+//!   `http_request_thread`, check_ssl.c `ssl_connect`; a real_server's `virtualhost` is not sent as
+//!   SNI, as in keepalived).
 //!
 //! rvs runs one check per service: the real servers of a virtual_server must share one checker.
 use std::collections::HashMap;
@@ -15,7 +22,10 @@ use std::str::FromStr;
 
 use super::parser::Stmt;
 use super::KaError;
-use crate::config::{CheckConfig, CheckKind, Forward, Proto, RealConfig, Sched, ServiceConfig, MAX_WEIGHT};
+use crate::config::{
+    CheckConfig, CheckKind, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig,
+    SorryServerConfig, MAX_WEIGHT,
+};
 
 /// keepalived's defaults (keepalived/check/check_data.c, check_api.c).
 pub mod defaults {
@@ -69,6 +79,9 @@ const GLOBAL_HARMLESS: &[&str] = &[
     "script_user",
     "max_auto_priority",
 ];
+
+/// keepalived checkers rvs runs.
+const CHECKERS: &[&str] = &["TCP_CHECK", "HTTP_GET", "SSL_GET"];
 
 /// keepalived checkers rvs does not run.
 const OTHER_CHECKERS: &[&str] =
@@ -199,16 +212,37 @@ impl Timers {
     }
 }
 
+/// `virtualhost` NAME: a host name for the HTTP `Host` header (no spaces or control characters).
+fn vhost(s: &Stmt) -> R<String> {
+    no_block(s)?;
+    let v = one(s)?;
+    if v.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err(s.err(format!("{} {v:?}: not a host name", s.key)));
+    }
+    Ok(v.to_owned())
+}
+
+/// The `virtualhost`s around a checker: its real_server's and its virtual_server's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Vhosts<'a> {
+    real: Option<&'a str>,
+    virtual_server: Option<&'a str>,
+}
+
 /// A real server's checker as rvs's check, with the statement it came from.
-fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
+fn checker(s: &Stmt, outer: Timers, vhosts: Vhosts) -> R<CheckConfig> {
     let kind = match s.key.as_str() {
         "TCP_CHECK" => CheckKind::Tcp,
         "HTTP_GET" => CheckKind::Http,
-        _ => unreachable!("checker() is called for TCP_CHECK and HTTP_GET"),
+        "SSL_GET" => CheckKind::Https,
+        _ => unreachable!("checker() is called for the CHECKERS"),
     };
     let mut t = Timers::default();
     let mut port_ = None;
-    let mut url: Option<(String, u16)> = None;
+    let mut url: Option<(String, u16, Option<String>)> = None;
+    let mut host = None;
+    let mut enable_sni = false;
+    let mut sni_name = None;
     for c in s.block.as_deref().unwrap_or_default() {
         if t.take(c)? {
             continue;
@@ -218,12 +252,30 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
                 no_block(c)?;
                 port_ = Some(port(c, one(c)?)?);
             }
-            "url" if kind == CheckKind::Http => {
+            "virtualhost" if kind.is_http() => host = Some(vhost(c)?),
+            "enable_sni" if kind == CheckKind::Https => enable_sni = flag(c)?,
+            // keepalived: `sni_name` without a name turns SNI on with the virtualhost.
+            "sni_name" if kind == CheckKind::Https => {
+                no_block(c)?;
+                enable_sni = true;
+                match c.args.as_slice() {
+                    [] => {}
+                    [n] => {
+                        if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() {
+                            return Err(c.err(format!("sni_name \"{n}\": not a DNS name")));
+                        }
+                        sni_name = Some(n.clone());
+                    }
+                    _ => return Err(c.err("sni_name: takes at most one name")),
+                }
+            }
+            "url" if kind.is_http() => {
                 if url.is_some() {
                     return Err(unsupported(c, "a second url (rvs checks one url per real server)"));
                 }
                 let mut path = None;
                 let mut status = None;
+                let mut url_host = None;
                 for u in block(c)? {
                     match u.key.as_str() {
                         "path" => {
@@ -238,9 +290,7 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
                         "digest" => {
                             return Err(unsupported(u, "rvs's HTTP check compares the status code only"))
                         }
-                        "virtualhost" => {
-                            return Err(unsupported(u, "rvs's HTTP check sends no Host of choice"))
-                        }
+                        "virtualhost" => url_host = Some(vhost(u)?),
                         _ => return Err(unknown(u, "url")),
                     }
                 }
@@ -248,10 +298,10 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
                 let status = status.ok_or_else(|| {
                     c.err("url: needs a status_code (keepalived's default accepts any 2xx; rvs checks for one status)")
                 })?;
-                url = Some((path, status));
+                url = Some((path, status, url_host));
             }
             "connect_ip" | "bindto" | "bind_port" | "bind_if" | "fwmark" | "warmup" | "alpha"
-            | "virtualhost" | "http_protocol" | "log_all_failures" => {
+            | "http_protocol" | "log_all_failures" => {
                 return Err(unsupported(
                     c,
                     "rvs checks the real server's address from rvsd's network namespace",
@@ -275,12 +325,24 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
             s.key, timeout_ms, interval_ms
         )));
     }
-    let (path, expect_status) = match (kind, url) {
-        (CheckKind::Http, Some(u)) => u,
-        (CheckKind::Http, None) => {
-            return Err(s.err("HTTP_GET: needs a url { path ... status_code ... } block"))
+    let (path, expect_status, url_host) = match (kind, url) {
+        (CheckKind::Tcp, _) => ("/".to_owned(), 200, None),
+        (_, Some(u)) => u,
+        (_, None) => {
+            return Err(s.err(format!("{}: needs a url {{ path ... status_code ... }} block", s.key)))
         }
-        (CheckKind::Tcp, _) => ("/".to_owned(), 200),
+    };
+    let (host, sni) = if kind.is_http() {
+        let vs = vhosts.virtual_server.map(str::to_owned);
+        let sni = enable_sni.then(|| sni_name.or(url_host.clone()).or(host.clone()).or(vs.clone())).flatten();
+        if let Some(n) = sni.as_deref().filter(|n| rustls::pki_types::DnsName::try_from(*n).is_err()) {
+            return Err(
+                s.err(format!("{}: enable_sni: virtualhost \"{n}\" is not a DNS name to send", s.key))
+            );
+        }
+        (url_host.or(host).or(vhosts.real.map(str::to_owned)).or(vs), sni)
+    } else {
+        (None, None)
     };
     Ok(CheckConfig {
         kind,
@@ -292,6 +354,8 @@ fn checker(s: &Stmt, outer: Timers) -> R<CheckConfig> {
         rise: 1,
         fall: t.retry.unwrap_or(defaults::RETRY) + 1,
         retry_ms: Some(t.delay_before_retry.unwrap_or(defaults::DELAY_BEFORE_RETRY_MS)),
+        host,
+        sni,
     })
 }
 
@@ -364,7 +428,7 @@ struct Real<'a> {
     inhibit: Option<bool>,
 }
 
-fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
+fn real_server<'a>(s: &'a Stmt, vs_timers: Timers, vs_vhost: Option<&str>) -> R<Real<'a>> {
     let (addr, port_) = match s.args.as_slice() {
         [a] => (ipv4(s, a)?, None),
         [a, p] => (ipv4(s, a)?, Some(port(s, p)?)),
@@ -383,6 +447,7 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
     };
     let mut t = Timers::default();
     let mut checkers = Vec::new();
+    let mut real_vhost = None;
     for c in s.block.as_deref().unwrap_or_default() {
         if t.take(c)? {
             continue;
@@ -392,18 +457,13 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
             "uthreshold" => r.u_threshold = uint(c, 0, u32::MAX)?,
             "lthreshold" => r.l_threshold = uint(c, 0, u32::MAX)?,
             "lvs_method" => r.forward = Some(forward(c)?),
-            "TCP_CHECK" | "HTTP_GET" => checkers.push(c),
-            "SSL_GET" => {
-                return Err(unsupported(
-                    c,
-                    "SSL_GET needs TLS, which rvs's checks do not speak yet (use HTTP_GET or TCP_CHECK)",
-                ))
-            }
+            k if CHECKERS.contains(&k) => checkers.push(c),
             k if OTHER_CHECKERS.contains(&k) => {
-                return Err(unsupported(c, "rvs runs TCP_CHECK and HTTP_GET"))
+                return Err(unsupported(c, "rvs runs TCP_CHECK, HTTP_GET and SSL_GET"))
             }
             "inhibit_on_failure" => r.inhibit = Some(flag(c)?),
-            "notify_up" | "notify_down" | "alpha" | "warmup" | "smtp_alert" | "virtualhost" => {
+            "virtualhost" => real_vhost = Some(vhost(c)?),
+            "notify_up" | "notify_down" | "alpha" | "warmup" | "smtp_alert" => {
                 return Err(unsupported(c, "rvs has no scripts, alerts or per-server check modes"))
             }
             _ => return Err(unknown(c, "real_server")),
@@ -416,7 +476,8 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers) -> R<Real<'a>> {
         ));
     }
     if let Some(c) = checkers.first() {
-        r.check = Some(checker(c, t.under(vs_timers))?);
+        let vhosts = Vhosts { real: real_vhost.as_deref(), virtual_server: vs_vhost };
+        r.check = Some(checker(c, t.under(vs_timers), vhosts)?);
     }
     Ok(r)
 }
@@ -486,6 +547,13 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
     let mut method = None;
     let mut timers = Timers::default();
     let mut reals = Vec::new();
+    let mut vs_vhost = None;
+    let mut quorum: Option<(&Stmt, u32)> = None;
+    let mut hysteresis: Option<(&Stmt, u32)> = None;
+    // `sorry_server`: its statement, address and port (None: the virtual server's).
+    let mut sorry: Option<(&Stmt, Ipv4Addr, Option<u16>)> = None;
+    let mut sorry_inhibit = false;
+    let mut sorry_method = None;
     let body = block(s)?;
     for c in body {
         if timers.take(c)? {
@@ -531,12 +599,27 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
                     .collect();
             }
             "real_server" => reals.push(c),
-            "quorum" | "quorum_up" | "quorum_down" | "hysteresis" => {
-                return Err(unsupported(c, "rvs has no quorum actions (no sorry server, no scripts) yet"))
+            "quorum" => quorum = Some((c, uint(c, 1, u32::MAX)?)),
+            "hysteresis" => hysteresis = Some((c, uint(c, 0, u32::MAX)?)),
+            "quorum_up" | "quorum_down" => {
+                return Err(unsupported(c, "rvs runs no notify scripts (quorum changes are logged)"))
             }
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-                return Err(unsupported(c, "rvs has no sorry server yet"))
+            "sorry_server" => {
+                no_block(c)?;
+                let (a, p) = match c.args.as_slice() {
+                    [a] => (ipv4(c, a)?, None),
+                    [a, p] => (ipv4(c, a)?, Some(port(c, p)?)),
+                    _ => return Err(c.err("sorry_server: expected sorry_server ADDRESS [PORT]")),
+                };
+                sorry = Some((c, a, p));
             }
+            // keepalived ignores both (with a config error) before or without a sorry_server.
+            "sorry_server_inhibit" | "sorry_server_lvs_method" if sorry.is_none() => {
+                return Err(c.err(format!("{}: needs a sorry_server line before it", c.key)))
+            }
+            "sorry_server_inhibit" => sorry_inhibit = flag(c)?,
+            "sorry_server_lvs_method" => sorry_method = Some(forward(c)?),
+            "virtualhost" => vs_vhost = Some(vhost(c)?),
             "persistence_granularity"
             | "persistence_engine"
             | "ops"
@@ -552,14 +635,14 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             | "alpha"
             | "omega"
             | "warmup"
-            | "virtualhost"
             | "smtp_alert"
             | "ip_family"
             | "weight" => return Err(unsupported(c, "no rvs equivalent yet")),
             _ => return Err(unknown(c, "virtual_server")),
         }
     }
-    let reals: Vec<Real> = reals.into_iter().map(|r| real_server(r, timers)).collect::<R<_>>()?;
+    let reals: Vec<Real> =
+        reals.into_iter().map(|r| real_server(r, timers, vs_vhost.as_deref())).collect::<R<_>>()?;
     // keepalived (check_data.c, validate_check_config): a real server without its own method takes
     // the virtual_server's, and a virtual_server without one is NAT ("no forwarding method set,
     // setting default NAT").
@@ -593,6 +676,60 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
                 r.stmt.line,
                 if r.forward.unwrap_or(method) == Forward::Route { "DR" } else { "TUN" }
             )));
+        }
+    }
+    // keepalived's checks of quorum and hysteresis (check_data.c `validate_check_config`).
+    let total: u64 = reals.iter().map(|r| u64::from(r.weight)).sum();
+    let mut quorum_ = quorum.map_or(crate::config::defaults::QUORUM, |q| q.1);
+    if u64::from(quorum_) > total {
+        // keepalived lowers it to the total weight; rvs keeps at least 1 (its range).
+        let lowered = total.max(1) as u32;
+        if let Some((q, _)) = quorum {
+            warnings.push(format!(
+                "{}:{}: quorum {quorum_} exceeds the real servers' total weight {total}; lowered to {lowered}, as keepalived does",
+                q.file, q.line
+            ));
+        }
+        quorum_ = lowered;
+    }
+    let mut hysteresis_ = hysteresis.map_or(0, |h| h.1);
+    if hysteresis_ >= quorum_ {
+        if let Some((h, _)) = hysteresis {
+            warnings.push(format!(
+                "{}:{}: hysteresis {hysteresis_} is not below quorum {quorum_}; set to {}, as keepalived does",
+                h.file,
+                h.line,
+                quorum_ - 1
+            ));
+        }
+        hysteresis_ = quorum_ - 1;
+    }
+    // keepalived's sorry server forwards as the virtual_server unless `sorry_server_lvs_method`
+    // (check_data.c `alloc_ssvr`, `validate_check_config`); the same rules as a real server's.
+    let sorry_forward = sorry_method.unwrap_or(method);
+    if let Some((c, _, Some(p))) = sorry {
+        if let (true, Some((_, vport))) = (sorry_forward.keeps_port(), vips.iter().find(|(_, v)| *v != p)) {
+            let name = if sorry_forward == Forward::Route { "DR" } else { "TUN" };
+            return Err(c.err(format!(
+                "sorry_server port {p}: {name} cannot change the port (the virtual_server's is {vport}); give no port or {vport}"
+            )));
+        }
+    }
+    if let (true, Some(sp), Some((c, _, _))) = (synproxy, synproxy_stmt, sorry) {
+        if !sorry_forward.replies_through_gateway() {
+            return Err(sp.err(format!(
+                "syn_proxy: needs the real servers' replies through the gateway; the sorry_server at line {} forwards {}",
+                c.line,
+                if sorry_forward == Forward::Route { "DR" } else { "TUN" }
+            )));
+        }
+    }
+    if let Some((c, a, p)) = sorry {
+        if p.is_none() {
+            warnings.push(format!(
+                "{}:{}: sorry_server {a}: no port; rvs uses the virtual server's",
+                c.file, c.line
+            ));
         }
     }
     // keepalived 2 lets each real_server set inhibit_on_failure (DPVS's examples do); rvs sets it
@@ -630,6 +767,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             persistence,
             toa: false,
             synproxy,
+            proxy_protocol: ProxyProtocol::Off,
             laddrs: laddrs.clone(),
             reals: reals
                 .iter()
@@ -643,6 +781,13 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
                 .collect(),
             check: check.clone(),
             inhibit_on_failure: inhibit,
+            quorum: quorum_,
+            hysteresis: hysteresis_,
+            sorry_server: sorry.map(|(_, a, p)| SorryServerConfig {
+                addr: format!("{a}:{}", p.unwrap_or(vport)),
+                forward: sorry_forward,
+                inhibit: sorry_inhibit,
+            }),
         })
         .collect())
 }
@@ -689,7 +834,12 @@ pub fn convert(stmts: &[Stmt]) -> R<Keepalived> {
                 "{}:{}: {k}: skipped; VRRP is keepalived's other process (keepalived --vrrp), rvsd takes the checker's part",
                 s.file, s.line
             )),
-            "SSL" => return Err(unsupported(s, "SSL_GET needs TLS, which rvs's checks do not speak yet")),
+            "SSL" => {
+                return Err(unsupported(
+                    s,
+                    "rvs's SSL_GET presents no client certificate and, as keepalived, verifies no server certificate; remove the SSL block",
+                ))
+            }
             _ => return Err(unknown(s, "keepalived.conf")),
         }
     }

@@ -1,6 +1,6 @@
 //! keepalived.conf, read as is: rvsd takes its services from the LVS part of a keepalived
-//! configuration (`virtual_server`, `virtual_server_group`, `real_server`, `HTTP_GET`, `TCP_CHECK`)
-//! and DPVS's keepalived additions (`local_address_group`, `laddr_group_name`, `lb_kind FNAT`,
+//! configuration (`virtual_server`, `virtual_server_group`, `real_server`, `HTTP_GET`, `SSL_GET`,
+//! `TCP_CHECK`, `quorum`, `hysteresis`, `sorry_server`) and DPVS's keepalived additions (`local_address_group`, `laddr_group_name`, `lb_kind FNAT`,
 //! `syn_proxy`). `lexer` makes tokens, `parser` the `{ }` statement tree, `convert` rvs's typed
 //! services. Anything rvs cannot do as keepalived would is an error naming the keyword and the line.
 use std::fmt;

@@ -2,7 +2,7 @@
 //! makes; every refusal with its line; malformed text is an error, never a panic.
 use super::convert::defaults as kd;
 use super::*;
-use crate::config::{CheckConfig, CheckKind, Proto, RealConfig, Sched, ServiceConfig};
+use crate::config::{CheckConfig, CheckKind, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig};
 
 const FULL: &str = r#"! Configuration File for keepalived
 global_defs {
@@ -107,10 +107,14 @@ fn svc(proto: Proto, vip: &str, sched: Sched) -> ServiceConfig {
         persistence: None,
         toa: false,
         synproxy: false,
+        proxy_protocol: ProxyProtocol::Off,
         laddrs: vec![],
         reals: vec![],
         check: None,
         inhibit_on_failure: false,
+        quorum: 1,
+        hysteresis: 0,
+        sorry_server: None,
     }
 }
 
@@ -137,6 +141,8 @@ fn every_keyword_converts_exactly() {
         rise: 1,
         fall: 4,
         retry_ms: Some(500),
+        host: None,
+        sni: None,
     };
     let web = |vip: &str| ServiceConfig {
         persistence: Some(600),
@@ -157,6 +163,8 @@ fn every_keyword_converts_exactly() {
         rise: 1,
         fall: 3,
         retry_ms: Some(2000),
+        host: None,
+        sni: None,
     };
     let want = vec![
         web("198.18.0.100:80"),
@@ -278,6 +286,8 @@ fn dpvs_tutorial_config_is_taken_as_is() {
             rise: 1,
             fall: 3,
             retry_ms: Some(kd::DELAY_BEFORE_RETRY_MS),
+            host: None,
+            sni: None,
         }),
         inhibit_on_failure: true,
         ..svc(Proto::Tcp, "192.168.100.254:80", Sched::Rr)
@@ -324,14 +334,28 @@ fn unsupported_keywords_are_line_numbered_errors() {
         ("    lvs_method TUN type", "k.conf:3: lvs_method TUN type: needs a tunnel type"),
         ("    lb_kind DR type ipip", "k.conf:3: lb_kind DR type: only TUN takes tunnel options"),
         ("    lb_algo fastest", "k.conf:3: lb_algo: unknown scheduler \"fastest\""),
-        ("    quorum 2", "k.conf:3: quorum: not supported by rvs"),
-        ("    sorry_server 198.18.1.20 80", "k.conf:3: sorry_server: not supported by rvs: rvs has no sorry server"),
+        ("    quorum 0", "k.conf:3: quorum \"0\": not a whole number in 1..=4294967295"),
+        ("    hysteresis -1", "k.conf:3: hysteresis \"-1\": not a whole number in 0..=4294967295"),
+        ("    quorum_up /usr/local/bin/up.sh", "k.conf:3: quorum_up: not supported by rvs: rvs runs no notify scripts"),
+        ("    quorum_down \"/bin/logger down\"", "k.conf:3: quorum_down: not supported by rvs: rvs runs no notify scripts"),
+        ("    sorry_server 198.18.1.20 80 90", "k.conf:3: sorry_server: expected sorry_server ADDRESS [PORT]"),
+        ("    sorry_server 198.18.1.20 0", "k.conf:3: sorry_server: bad port \"0\""),
+        ("    sorry_server_inhibit\n    sorry_server 198.18.1.20 80", "k.conf:3: sorry_server_inhibit: needs a sorry_server line before it"),
+        ("    sorry_server_lvs_method FNAT", "k.conf:3: sorry_server_lvs_method: needs a sorry_server line before it"),
+        ("    sorry_server 198.18.1.20 8080\n    sorry_server_lvs_method DR", "k.conf:3: sorry_server port 8080: DR cannot change the port (the virtual_server's is 80); give no port or 80"),
+        ("    syn_proxy\n    sorry_server 198.18.1.20\n    sorry_server_lvs_method TUN", "k.conf:3: syn_proxy: needs the real servers' replies through the gateway; the sorry_server at line 4 forwards TUN"),
+        ("    virtualhost \"a b\"", "k.conf:3: virtualhost \"a b\": not a host name"),
         ("    protocol SCTP", "k.conf:3: protocol SCTP: not supported"),
         ("    persistence_timeout 0", "k.conf:3: persistence_timeout \"0\": not a whole number in 1..=2678400"),
         ("    delay_loop soon", "k.conf:3: delay_loop \"soon\": not a time in seconds"),
         ("    bogus_keyword 1", "k.conf:3: bogus_keyword: unknown or unsupported keyword in virtual_server"),
         ("    laddr_group_name nope", "k.conf:3: laddr_group_name nope: no local_address_group \"nope\""),
-        ("\n    real_server 198.18.1.11 80 {\n        SSL_GET {\n        }\n    }", "k.conf:5: SSL_GET: not supported by rvs: SSL_GET needs TLS"),
+        ("\n    real_server 198.18.1.11 80 {\n        SSL_GET {\n        }\n    }", "k.conf:5: SSL_GET: needs a url"),
+        ("    real_server 198.18.1.11 80 {\n        SSL_GET {\n            url {\n                path /\n                status_code 200\n                digest 9b3a0c85a887a256d6939da88aabd8cd\n            }\n        }\n    }", "k.conf:8: digest: not supported by rvs"),
+        ("    real_server 198.18.1.11 80 {\n        SSL_GET {\n            sni_name bad..name\n        }\n    }", "k.conf:5: sni_name \"bad..name\": not a DNS name"),
+        ("    real_server 198.18.1.11 80 {\n        HTTP_GET {\n            enable_sni\n        }\n    }", "k.conf:5: enable_sni: unknown or unsupported keyword in HTTP_GET"),
+        ("    virtualhost exa..mple\n    real_server 198.18.1.11 80 {\n        SSL_GET {\n            enable_sni\n            url {\n                path /\n                status_code 200\n            }\n        }\n    }", "k.conf:5: SSL_GET: enable_sni: virtualhost \"exa..mple\" is not a DNS name"),
+        ("    real_server 198.18.1.11 80 {\n        SSL_GET {\n            tls_compliant\n        }\n    }", "k.conf:5: tls_compliant: unknown or unsupported keyword in SSL_GET"),
         ("    real_server 198.18.1.11 80 {\n        MISC_CHECK {\n        }\n    }", "k.conf:4: MISC_CHECK: not supported by rvs"),
         ("    real_server 198.18.1.11 80 {\n        weight 70000\n    }", "k.conf:4: weight \"70000\": not a whole number in 0..=65535"),
         ("    real_server 198.18.1.11 80 {\n        inhibit_on_failure\n    }\n    real_server 198.18.1.12 80", "k.conf:6: real_server: inhibit_on_failure differs from the real_server at line 3"),
@@ -376,6 +400,10 @@ fn unsupported_keywords_are_line_numbered_errors() {
             "k.conf:2: lvs_timeouts: unknown or unsupported keyword in global_defs",
         ),
         (
+            "SSL {\n ca /etc/ssl/ca.pem\n}\n",
+            "k.conf:1: SSL: not supported by rvs: rvs's SSL_GET presents no client certificate",
+        ),
+        (
             "\n\nvrrp_instance X {\n}\nfrobnicate yes\n",
             "k.conf:5: frobnicate: unknown or unsupported keyword in keepalived.conf",
         ),
@@ -416,11 +444,8 @@ fn include_reads_files_relative_to_the_includer() {
         "virtual_server 198.18.0.100 80 {\n lb_kind FNAT\n laddr_group_name l\n}\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.join("conf.d/b.conf"),
-        "virtual_server 198.18.0.100 81 {\n lb_kind FNAT\n quorum 1\n}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("conf.d/b.conf"), "virtual_server 198.18.0.100 81 {\n lb_kind FNAT\n omega\n}\n")
+        .unwrap();
     let e = from_file(&dir.join("keepalived.conf").to_string_lossy()).unwrap_err();
     assert!(e.file.ends_with("conf.d/b.conf") && e.line == 3, "{e}");
     std::fs::write(dir.join("conf.d/b.conf"), "virtual_server 198.18.0.100 81 {\n lb_kind FNAT\n}\n")
@@ -464,6 +489,228 @@ fn malformed_text_is_an_error_not_a_panic() {
     ] {
         assert!(from_str(text, "k.conf").is_err(), "{text:?}");
     }
+}
+
+/// SSL_GET as keepalived writes it: HTTP_GET's url over TLS, with virtualhost and SNI.
+#[test]
+fn ssl_get_converts_to_an_https_check() {
+    let text = r#"
+virtual_server 198.18.0.100 443 {
+    lb_kind FNAT
+    delay_loop 5
+    virtualhost www.example.org
+    real_server 198.18.1.11 443 {
+        SSL_GET {
+            url {
+                path /healthz
+                status_code 200
+            }
+            connect_timeout 2
+            retry 2
+            delay_before_retry 1.5
+            enable_sni
+        }
+    }
+    real_server 198.18.1.12 443 {
+        SSL_GET {
+            url {
+                path /healthz
+                status_code 200
+            }
+            connect_timeout 2
+            nb_get_retry 2
+            delay_before_retry 1.5
+            enable_sni yes
+        }
+    }
+}
+
+virtual_server 198.18.0.101 443 {
+    lb_kind FNAT
+    real_server 198.18.1.13 8443 {
+        SSL_GET {
+            virtualhost checker.example.org
+            sni_name tls.example.org
+            connect_port 9443
+            url {
+                path /
+                status_code 204
+                virtualhost url.example.org
+            }
+        }
+    }
+}
+
+virtual_server 198.18.0.102 443 {
+    lb_kind FNAT
+    real_server 198.18.1.14 443 {
+        virtualhost real.example.org
+        SSL_GET {
+            url {
+                path /
+                status_code 200
+            }
+        }
+    }
+}
+"#;
+    let k = from_str(text, "k.conf").unwrap();
+    let https = |port, path: &str, status, interval_ms, timeout_ms, fall, retry_ms| CheckConfig {
+        kind: CheckKind::Https,
+        port,
+        path: path.into(),
+        expect_status: status,
+        interval_ms,
+        timeout_ms,
+        rise: 1,
+        fall,
+        retry_ms: Some(retry_ms),
+        host: None,
+        sni: None,
+    };
+    // The virtual_server's virtualhost is the Host and, with enable_sni, the server name.
+    let vs_host = Some("www.example.org".to_owned());
+    let want0 = CheckConfig {
+        host: vs_host.clone(),
+        sni: vs_host,
+        ..https(None, "/healthz", 200, 5000, 2000, 3, 1500)
+    };
+    assert_eq!(k.services[0].check, Some(want0));
+    // The url's virtualhost comes first for the Host; sni_name names the server and turns SNI on.
+    let want1 = CheckConfig {
+        host: Some("url.example.org".into()),
+        sni: Some("tls.example.org".into()),
+        ..https(Some(9443), "/", 204, kd::DELAY_LOOP_MS, kd::CONNECT_TIMEOUT_MS, 2, kd::DELAY_BEFORE_RETRY_MS)
+    };
+    assert_eq!(k.services[1].check, Some(want1));
+    // A real_server's virtualhost is the Host; without enable_sni no server name is sent.
+    let want2 = CheckConfig {
+        host: Some("real.example.org".into()),
+        ..https(None, "/", 200, kd::DELAY_LOOP_MS, kd::CONNECT_TIMEOUT_MS, 2, kd::DELAY_BEFORE_RETRY_MS)
+    };
+    assert_eq!(k.services[2].check, Some(want2));
+    assert!(k.warnings.is_empty(), "{:?}", k.warnings);
+    // HTTP_GET takes virtualhost too, as its Host.
+    let k = from_str(
+        "virtual_server 198.18.0.100 80 {\n lb_kind FNAT\n real_server 198.18.1.11 80 {\n  HTTP_GET {\n   virtualhost h.example.org\n   url {\n    path /\n    status_code 200\n   }\n  }\n }\n}\n",
+        "k.conf",
+    )
+    .unwrap();
+    let c = k.services[0].check.as_ref().unwrap();
+    assert_eq!((c.kind, c.host.as_deref(), c.sni.as_deref()), (CheckKind::Http, Some("h.example.org"), None));
+    // The checks validate and survive the TOML round trip.
+    let mut cfg = crate::config::Config::from_toml(
+        "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddr = \"198.18.0.1/24\"\n",
+    )
+    .unwrap();
+    cfg.services = from_str(text, "k.conf").unwrap().services;
+    cfg.validate().unwrap();
+    assert_eq!(crate::config::Config::from_toml(&cfg.to_toml()).unwrap(), cfg);
+}
+
+/// quorum, hysteresis and the sorry server, as keepalived reads them (check_parser.c) and
+/// adjusts them (check_data.c `validate_check_config`).
+#[test]
+fn quorum_hysteresis_and_sorry_server_convert() {
+    let text = r#"
+virtual_server_group web {
+    198.18.0.100 80
+    198.18.0.101 8080
+}
+
+virtual_server group web {
+    lb_kind FNAT
+    quorum 3
+    hysteresis 1
+    sorry_server 198.18.1.20
+    sorry_server_inhibit
+    real_server 198.18.1.11 80 {
+        weight 2
+    }
+    real_server 198.18.1.12 80 {
+        weight 2
+    }
+}
+
+virtual_server 198.18.0.110 80 {
+    lb_kind FNAT
+    quorum 10
+    hysteresis 12
+    sorry_server 198.18.1.21 8080
+    sorry_server_lvs_method FNAT
+    sorry_server_inhibit off
+    real_server 198.18.1.11 80 {
+        weight 3
+    }
+    real_server 198.18.1.12 80 {
+        weight 1
+    }
+}
+
+virtual_server 198.18.0.120 80 {
+    lb_kind FNAT
+    hysteresis 2
+    real_server 198.18.1.11 80
+}
+
+virtual_server 198.18.0.130 80 {
+    lb_kind DR
+    sorry_server 198.18.1.22
+    real_server 198.18.1.11
+}
+
+virtual_server 198.18.0.140 80 {
+    lb_kind DR
+    sorry_server 198.18.1.23 8080
+    sorry_server_lvs_method NAT
+    real_server 198.18.1.11
+}
+"#;
+    let k = from_str(text, "k.conf").unwrap();
+    let sorry = |addr: &str, inhibit| {
+        Some(crate::config::SorryServerConfig {
+            addr: addr.into(),
+            forward: crate::config::Forward::Fullnat,
+            inhibit,
+        })
+    };
+    let sorry_by = |addr: &str, forward| {
+        Some(crate::config::SorryServerConfig { addr: addr.into(), forward, inhibit: false })
+    };
+    let q: Vec<_> =
+        k.services.iter().map(|s| (s.vip.as_str(), s.quorum, s.hysteresis, s.sorry_server.clone())).collect();
+    assert_eq!(
+        q,
+        [
+            // No sorry_server port: each service's own.
+            ("198.18.0.100:80", 3, 1, sorry("198.18.1.20:80", true)),
+            ("198.18.0.101:8080", 3, 1, sorry("198.18.1.20:8080", true)),
+            // quorum above the total weight 4 is lowered to it, then hysteresis to quorum - 1.
+            ("198.18.0.110:80", 4, 3, sorry("198.18.1.21:8080", false)),
+            // Defaults: quorum 1, and hysteresis at or above it lowered to 0.
+            ("198.18.0.120:80", 1, 0, None),
+            // The virtual_server's method, or sorry_server_lvs_method.
+            ("198.18.0.130:80", 1, 0, sorry_by("198.18.1.22:80", crate::config::Forward::Route)),
+            ("198.18.0.140:80", 1, 0, sorry_by("198.18.1.23:8080", crate::config::Forward::Masq)),
+        ]
+    );
+    assert_eq!(
+        k.warnings,
+        [
+            "k.conf:11: sorry_server 198.18.1.20: no port; rvs uses the virtual server's",
+            "k.conf:23: quorum 10 exceeds the real servers' total weight 4; lowered to 4, as keepalived does",
+            "k.conf:24: hysteresis 12 is not below quorum 4; set to 3, as keepalived does",
+            "k.conf:38: hysteresis 2 is not below quorum 1; set to 0, as keepalived does",
+            "k.conf:44: sorry_server 198.18.1.22: no port; rvs uses the virtual server's",
+        ]
+    );
+    let mut cfg = crate::config::Config::from_toml(
+        "[[ports]]\nname = \"c\"\ndevice = \"net_null0\"\naddr = \"198.18.0.1/24\"\n[[ports]]\nname = \"s\"\ndevice = \"net_null1\"\naddr = \"198.18.1.1/24\"\n",
+    )
+    .unwrap();
+    cfg.services = k.services;
+    cfg.validate().unwrap();
+    assert_eq!(crate::config::Config::from_toml(&cfg.to_toml()).unwrap(), cfg);
 }
 
 /// keepalived's methods map onto rvs's: NAT, DR, TUN (ipip) and DPVS's FNAT; a real server's own

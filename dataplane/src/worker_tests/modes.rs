@@ -291,10 +291,29 @@ fn tun_encapsulates_clamps_the_mss_and_answers_frag_needed() {
         }),
     );
     assert_eq!(h.ev(Event::FragNeededSent), 1);
-    // Without DF it cannot be sent either (the gateway does not fragment).
+    // Without DF the outer packet goes in two fragments (1500 and 21 bytes of IP) that
+    // reassemble to the encapsulated packet.
     let big =
         from_client(2).dont_frag(false).tcp((client(2), 40000), (VIP, 80), ACK, (101, 901), &[], &[7; 1441]);
-    h.step("TUN non-DF packet too big", &big, 0, Expect::Drop(DropReason::MtuExceeded));
+    let inner = from_client(2).ttl(63).dont_frag(false).tcp(
+        (client(2), 40000),
+        (VIP, 80),
+        ACK,
+        (101, 901),
+        &[],
+        &[7; 1441],
+    );
+    let whole = ipip(2, &inner[ETH..]);
+    h.w.process(VecFrame::from_bytes(&big), 0, h.now, &mut h.out);
+    let mut out = h.drain();
+    h.assert_accounting("TUN non-DF packet too big");
+    assert_eq!(out.len(), 2);
+    out.sort_by_key(|(_, f)| ip_of(f).frag_offset());
+    let (a, b) = (ip_of(&out[0].1), ip_of(&out[1].1));
+    assert_eq!((a.total_len(), a.more_frags(), b.frag_offset(), b.more_frags()), (1500, true, 1480, false));
+    let mut joined = a.payload().to_vec();
+    joined.extend_from_slice(b.payload());
+    assert_eq!(joined, whole[ETH + 20..], "the fragments reassemble to the encapsulated packet");
     // UDP through the tunnel.
     let q = from_client(1).udp(client(1), 5000, VIP, 53, b"query", true);
     let inner = from_client(1).ttl(63).udp(client(1), 5000, VIP, 53, b"query", true);

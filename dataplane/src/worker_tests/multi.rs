@@ -4,8 +4,8 @@
 use super::*;
 use crate::conn::owner;
 
-struct Mh {
-    ws: Vec<Worker<VecPool>>,
+pub(super) struct Mh {
+    pub(super) ws: Vec<Worker<VecPool>>,
     stats: Vec<Arc<Stats>>,
     outs: Vec<Outbox<VecFrame>>,
     now: Millis,
@@ -25,7 +25,7 @@ impl Mh {
     }
 
     /// Every worker has learned clients 1-3 and real servers 1-3 (each neighbour ARPed each worker).
-    fn resolved(s: &Setup) -> Mh {
+    pub(super) fn resolved(s: &Setup) -> Mh {
         let mut m = Mh::new(s);
         for w in 0..m.ws.len() {
             for n in 1..=3 {
@@ -42,13 +42,13 @@ impl Mh {
         self.stats[w].events(e)
     }
 
-    fn total_drops(&self, r: DropReason) -> u64 {
+    pub(super) fn total_drops(&self, r: DropReason) -> u64 {
         self.stats.iter().map(|s| s.drops(r)).sum()
     }
 
     /// Delivers `frame` to worker `w` on `in_port`, runs the hand-offs to completion, returns what
     /// was sent, and checks that every worker's accounting balances.
-    fn deliver(&mut self, w: usize, frame: &[u8], in_port: usize) -> Sent {
+    pub(super) fn deliver(&mut self, w: usize, frame: &[u8], in_port: usize) -> Sent {
         let now = self.now;
         self.ws[w].process(VecFrame::from_bytes(frame), in_port, now, &mut self.outs[w]);
         let mut sent = Vec::new();

@@ -10,8 +10,8 @@
 //!   MSS is clamped to what fits the tunnel (`mtu - 20 - 40`), and a DF packet that no longer fits
 //!   is turned into the ICMP fragmentation-needed that answers it, naming `mtu - 20`, sent from
 //!   the VIP (the address the client sent to), and counted as `frag_needed_sent`. A packet
-//!   without DF that does not fit is dropped as `mtu_exceeded`: the gateway does not fragment
-//!   its output.
+//!   without DF that does not fit is encapsulated and the outer packet sent in fragments, which
+//!   the real server reassembles before decapsulating (as Linux's ipip does).
 //! - The port cannot change, and the gateway sees the client's direction only (INPUT-ONLY state),
 //!   as in DR.
 use std::net::Ipv4Addr;
@@ -89,14 +89,18 @@ impl<P: FramePool> Worker<P> {
                 self.stats.inc(E::MssClamped);
             }
         }
-        if f.len() - ETH > room {
-            if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
-                return self.frag_needed(f, room as u16, cx, out);
-            }
-            return self.discard(f, D::MtuExceeded);
+        let too_big = f.len() - ETH > room;
+        if too_big && Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
+            return self.frag_needed(f, room as u16, cx, out);
         }
         if encapsulate(&mut f, pr.addr, rs).is_err() {
             return self.discard(f, D::NoHeadroom);
+        }
+        if too_big {
+            // Without DF the outer packet is fragmented (its DF is the inner's), as Linux does;
+            // the real server reassembles it before decapsulating.
+            self.stats.inc(E::TunEncapsulated);
+            return self.send_fragmented(f, rs, pr.mtu, cx.now, out);
         }
         self.stats.inc(E::TunEncapsulated);
         self.send_ip(f, rs, cx.now, out);
