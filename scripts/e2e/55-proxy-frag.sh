@@ -25,6 +25,8 @@ set -uo pipefail
 . "$RVS_ROOT/scripts/lib/nginx_rs.sh"
 topo_up
 C() { ip netns exec "$NS_C" "$@"; }
+# One worker unless a phase says otherwise (the exact rr splits below assume one).
+RVS_WORKERS=1
 WRK_SECONDS=${WRK_SECONDS:-10}
 FLOOD_SECONDS=${FLOOD_SECONDS:-3}
 FLOOD_PPS=${FLOOD_PPS:-20000}
