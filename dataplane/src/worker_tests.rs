@@ -1624,6 +1624,28 @@ fn no_real_server() {
     h.run(case("SYN, every real at weight 0", client_syn(), 0, Expect::Drop(DropReason::NoRealServer)));
 }
 
+/// Client `n`'s DF packet `big` is answered on port 0 with fragmentation-needed naming `mtu`, from
+/// the VIP, quoting the header and 8 bytes of `quoted` (the packet as forwarding saw it).
+fn frag_needed_step(h: &mut H, desc: &str, big: &[u8], n: u8, quoted: &[u8], mtu: u32) {
+    let want = to_client(n).ident(0).dont_frag(false).icmp(
+        VIP,
+        client(n),
+        icmp::msg::DEST_UNREACHABLE,
+        icmp::unreach::FRAG_NEEDED,
+        mtu,
+        &quoted[ETH..ETH + 28],
+    );
+    h.step(
+        desc,
+        big,
+        0,
+        tx(0, move |got| {
+            verify_checksums(got);
+            assert_frame_eq(got, &want);
+        }),
+    );
+}
+
 #[test]
 fn mtu_is_enforced_on_the_way_out() {
     let s = setup_with(|s| s.ports[1].mtu = 100);
@@ -1640,23 +1662,7 @@ fn mtu_is_enforced_on_the_way_out() {
         &[],
         &[0x5a; 61],
     );
-    let want = to_client(1).ident(0).dont_frag(false).icmp(
-        VIP,
-        client(1),
-        icmp::msg::DEST_UNREACHABLE,
-        icmp::unreach::FRAG_NEEDED,
-        100,
-        &quoted[ETH..ETH + 28],
-    );
-    h.step(
-        "101-byte DF packet, MTU 100",
-        &big,
-        0,
-        tx(0, move |got| {
-            verify_checksums(got);
-            assert_frame_eq(got, &want);
-        }),
-    );
+    frag_needed_step(&mut h, "101-byte DF packet, MTU 100", &big, 1, &quoted, 100);
     assert_eq!(h.ev(Event::FragNeededSent), 1);
     let fits =
         from_client(1).tcp((client(1), 48000), (VIP, 80), PSH | ACK, (fl.cseq + 1, 1), &[], &[0x5a; 60]);

@@ -31,10 +31,11 @@ use crate::conn::{Conn, ConnId, Dir};
 use crate::flow::{FlowKey, Millis};
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
-use crate::packet::{Ctx, OWN_TTL};
+use crate::packet::Ctx;
+use crate::proto::tcp::build_tcp_with;
 use crate::stats::{DropReason as D, Event as E};
 use crate::synproxy::map_acks;
-use crate::wire::{build, ipv4, proxy, TcpFlags, TcpOptionList, TcpPacket, TcpRepr};
+use crate::wire::{proxy, TcpFlags, TcpOptionList, TcpPacket, TcpRepr};
 use crate::worker::Worker;
 
 /// First retransmission timeout of an unacknowledged header (Linux's minimum RTO).
@@ -248,21 +249,5 @@ fn build_header<P: FramePool>(
         options: TcpOptionList::new(),
         payload_len: n,
     };
-    let mut f = pool.alloc()?;
-    if !f.append(build::TCP_AT + repr.buffer_len()) {
-        return None;
-    }
-    let at = build::TCP_AT + repr.buffer_len() - n;
-    f.data_mut()[at..at + n].copy_from_slice(&hdr[..n]);
-    let ip = ipv4::Repr {
-        src: flow.src,
-        dst: flow.dst,
-        protocol: ipv4::PROTO_TCP,
-        payload_len: 0,
-        ttl: OWN_TTL,
-        ident: 0,
-        dont_frag: true,
-    };
-    build::tcp_segment(f.data_mut(), &ip, &repr).ok()?;
-    Some(f)
+    build_tcp_with(pool, flow, &repr, &hdr[..n])
 }

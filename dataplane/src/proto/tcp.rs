@@ -60,10 +60,23 @@ pub(crate) fn syn_only(cx: &Ctx) -> bool {
 /// A TCP segment the gateway originates (SYN-proxy's SYN to a real server, its RST to a client)
 /// from `flow` (our side first), in a fresh frame; output fills in the MACs.
 pub(crate) fn build_tcp<P: FramePool>(pool: &mut P, flow: &FlowKey, tcp: &TcpRepr<'_>) -> Option<P::Frame> {
+    build_tcp_with(pool, flow, tcp, &[])
+}
+
+/// [`build_tcp`] with `payload` (`tcp.payload_len` bytes) after the header, covered by the
+/// checksum (the PROXY protocol's header segment).
+pub(crate) fn build_tcp_with<P: FramePool>(
+    pool: &mut P,
+    flow: &FlowKey,
+    tcp: &TcpRepr<'_>,
+    payload: &[u8],
+) -> Option<P::Frame> {
     let mut f = pool.alloc()?;
-    if !f.append(build::TCP_AT + tcp.buffer_len()) {
+    if payload.len() != tcp.payload_len || !f.append(build::TCP_AT + tcp.buffer_len()) {
         return None;
     }
+    let at = build::TCP_AT + tcp.buffer_len() - payload.len();
+    f.data_mut()[at..].copy_from_slice(payload);
     let ip = ipv4::Repr {
         src: flow.src,
         dst: flow.dst,

@@ -273,23 +273,7 @@ fn tun_encapsulates_clamps_the_mss_and_answers_frag_needed() {
     h.step("TUN 1480-byte packet", &fits, 0, tx(1, |got| assert_eq!(got.len(), ETH + 1500)));
     let big = from_client(2).tcp((client(2), 40000), (VIP, 80), ACK, (101, 901), &[], &[7; 1441]);
     let quoted = from_client(2).ttl(63).tcp((client(2), 40000), (VIP, 80), ACK, (101, 901), &[], &[7; 1441]);
-    let want = to_client(2).ident(0).dont_frag(false).icmp(
-        VIP,
-        client(2),
-        icmp::msg::DEST_UNREACHABLE,
-        icmp::unreach::FRAG_NEEDED,
-        1480,
-        &quoted[ETH..ETH + 28],
-    );
-    h.step(
-        "TUN DF packet too big",
-        &big,
-        0,
-        tx(0, move |got| {
-            verify_checksums(got);
-            assert_frame_eq(got, &want);
-        }),
-    );
+    frag_needed_step(&mut h, "TUN DF packet too big", &big, 2, &quoted, 1480);
     assert_eq!(h.ev(Event::FragNeededSent), 1);
     // Without DF the outer packet goes in two fragments (1500 and 21 bytes of IP) that
     // reassemble to the encapsulated packet.

@@ -15,28 +15,14 @@ use std::net::Ipv4Addr;
 
 use crate::conn::{Conn, Dir};
 use crate::flow::FlowKey;
-use crate::frame::Frame;
-use crate::packet::ETH;
-use crate::wire;
 
 /// The tuple a packet received in `dir` leaves with: the other direction's tuple, reversed
-/// (`client -> RS` going in, `VIP -> client` going out).
-#[inline]
-pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
-    match dir {
-        Dir::Original => c.reply_key().reversed(),
-        Dir::Reply => c.client_key().reversed(),
-    }
-}
-
+/// (`client -> RS` going in, `VIP -> client` going out). The rule is FULLNAT's; NAT's reply tuple
+/// (`RS:rport -> client:cport`) makes it change one address and port instead of both.
+pub use super::fullnat::out_key;
 /// Rewrites the destination (to the real server) or the source (back to the VIP); the
-/// destination to route to.
-#[inline]
-pub fn rewrite<F: Frame>(f: &mut F, c: &Conn, dir: Dir) -> Result<Ipv4Addr, wire::Error> {
-    let to = out_key(c, dir);
-    wire::rewrite_l4_tuple(&mut f.data_mut()[ETH..], to.src, to.dst, to.sport, to.dport)?;
-    Ok(to.dst)
-}
+/// destination to route to. FULLNAT's rewrite, for the same reason.
+pub use super::fullnat::rewrite;
 
 /// An ICMP error from the real-server side (about `client -> RS`) goes to the client about its
 /// own packet to the VIP, from the VIP; one from the client side (about `VIP -> client`) goes to

@@ -16,8 +16,6 @@
 //!   as in DR.
 use std::net::Ipv4Addr;
 
-use crate::conn::{Conn, Dir};
-use crate::flow::FlowKey;
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
 use crate::packet::{Ctx, ETH, OWN_TTL};
@@ -32,20 +30,9 @@ pub const PROTO_IPIP: u8 = 4;
 /// IPv4 and TCP headers without options: what an MSS leaves out of the MTU.
 const TCPIP_LEN: usize = 40;
 
-/// The tuple a packet received in `dir` leaves with: unchanged (inside the tunnel).
-#[inline]
-pub fn out_key(c: &Conn, dir: Dir) -> FlowKey {
-    c.key(dir)
-}
-
-/// The tunnel's far end going in; the client coming back (a reply routed through the gateway).
-#[inline]
-pub fn next_hop(c: &Conn, dir: Dir) -> Ipv4Addr {
-    match dir {
-        Dir::Original => c.rs().0,
-        Dir::Reply => c.client_addr().0,
-    }
-}
+/// The tuple a packet received in `dir` leaves with (unchanged, inside the tunnel), and the next
+/// hop (the tunnel's far end going in, the client for a reply routed through the gateway): DR's.
+pub use super::dr::{next_hop, out_key};
 
 /// Prepends the outer header to the IP packet in `f` (Ethernet header kept in front). False
 /// when the buffer has no headroom.
