@@ -14,6 +14,14 @@
 #
 # Knobs: NGINX_RS_BIG_MB (default 100; 0 = no /big file), NGINX_RS_KEEPALIVE_REQUESTS (default
 # 1000, nginx's own default; raise it to take connection setup out of a benchmark).
+# NGINX_RS_PP_PORTS="81 82" (default none) adds, on every given address, listeners on those ports
+# that require a PROXY protocol header (v1 or v2; `listen ... proxy_protocol`): the real client
+# address from the header becomes $remote_addr for requests from NGINX_RS_PP_FROM (default the
+# topology's LIP, else 0.0.0.0/0) (`set_real_ip_from`, `real_ip_header proxy_protocol`).
+#   GET /     -> 200 "rs=<addr> pp=<address:port from the header> client=<$remote_addr>\n"
+#   GET /big  -> the same 100 MB file
+# Every request on them is logged to $NGINX_RS_DIR/pp.log: "<header's address> <server addr:port>
+# <status> <request>"; a connection without a header is refused ("broken header" in error.log).
 # Only one nginx per shell: the pid is kept in NGINX_RS_PID. Everything nginx writes (config,
 # pid, temp dirs, error log) stays in $NGINX_RS_DIR; nothing under /etc/nginx or /var is used.
 
@@ -34,6 +42,28 @@ nginx_rs_start() {
     local d=$NGINX_RS_DIR big_mb=${NGINX_RS_BIG_MB:-100} listen="" a
     mkdir -p "$d"/{body,proxy,fastcgi,uwsgi,scgi,html}
     for a in "$@"; do listen+="        listen $a:80 backlog=4096;"$'\n'; done
+    local pp_server="" pp_listen="" port
+    if [ -n "${NGINX_RS_PP_PORTS:-}" ]; then
+        for port in $NGINX_RS_PP_PORTS; do
+            for a in "$@"; do pp_listen+="        listen $a:$port proxy_protocol backlog=4096;"$'\n'; done
+        done
+        pp_server="
+    log_format pp '\$proxy_protocol_addr \$server_addr:\$server_port \$status \"\$request\"';
+    server {
+$pp_listen
+        access_log $d/pp.log pp;
+        set_real_ip_from ${NGINX_RS_PP_FROM:-${LIP:-0.0.0.0/0}};
+        real_ip_header proxy_protocol;
+        location = /big {
+            root $d/html;
+            sendfile off;
+            default_type application/octet-stream;
+        }
+        location / {
+            return 200 \"rs=\$server_addr pp=\$proxy_protocol_addr:\$proxy_protocol_port client=\$remote_addr\\n\";
+        }
+    }"
+    fi
     if [ "$big_mb" -gt 0 ]; then
         head -c "${big_mb}M" /dev/urandom > "$d/html/big"
     fi
@@ -65,7 +95,7 @@ $listen
         location / {
             return 200 "rs=\$server_addr\n";
         }
-    }
+    }$pp_server
 }
 CONF
     # -e: the compiled-in error log is opened before the config is read; keep it in our dir too.
