@@ -78,6 +78,18 @@ impl Counters {
     }
 }
 
+/// Where a service's local ports start on a worker: drawn from the daemon's random secret, so a
+/// restarted gateway does not hand out the ports of its previous run in the same order (a real
+/// server still holding `LIP:lport` in TIME_WAIT from then would answer the new SYN with an ACK
+/// and stall the connection).
+fn lport_start(setup: &Setup, service: u32, worker: u16) -> u16 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (b"rvs lport start", setup.conn.synproxy.key, service, worker).hash(&mut h);
+    let (lo, hi) = (setup.conn.lport_min as u64, setup.conn.lport_max.max(setup.conn.lport_min) as u64);
+    (lo + h.finish() % (hi - lo + 1)) as u16
+}
+
 /// One worker's share of a per-real threshold (0, no threshold, stays 0).
 pub fn worker_share(threshold: u32, workers: u16) -> u32 {
     threshold.div_ceil(u32::from(workers.max(1)))
@@ -131,7 +143,7 @@ impl Service {
             s.reals.iter().map(|r| RealView::new(RealView::id_of(r.addr, r.port), r.weight)).collect();
         let mut counters = vec![Counters::default(); s.reals.len()];
         let slice = PortSlice::new(setup.workers.max(1), worker);
-        let seed = (s.id as u16).wrapping_mul(7919).wrapping_add(worker.wrapping_mul(10_007));
+        let seed = lport_start(setup, s.id, worker);
         let mut lips: Vec<Lip> = s
             .laddrs
             .iter()
@@ -359,6 +371,23 @@ mod tests {
     use super::*;
     use crate::sched::SchedKind;
     use crate::setup::ServiceSetup;
+
+    #[test]
+    fn local_ports_start_where_the_daemons_secret_says() {
+        let mut s = setup(&[(1, &[1])]);
+        let starts = |s: &Setup| (0..4u16).map(|w| lport_start(s, 1, w)).collect::<Vec<_>>();
+        let a = starts(&s);
+        assert_eq!(a, starts(&s), "the same daemon: the same start");
+        s.conn.synproxy.key = [7; 16];
+        let b = starts(&s);
+        assert_ne!(a, b, "a restarted daemon (new secret) starts elsewhere");
+        for p in a.iter().chain(&b) {
+            assert!((s.conn.lport_min..=s.conn.lport_max).contains(p));
+        }
+        s.conn.lport_min = 5000;
+        s.conn.lport_max = 5000;
+        assert_eq!(lport_start(&s, 1, 0), 5000);
+    }
 
     fn setup(services: &[(u32, &[u32])]) -> Setup {
         Setup {
