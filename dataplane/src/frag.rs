@@ -30,6 +30,10 @@
 //!   worker sees all of a datagram. The collector sends them to the connection's owner when the
 //!   first fragment names it (a local port's owner, a NAT client's owner), otherwise along the
 //!   other workers until one has the connection; the last one creates it if none has.
+//! - Where the gateway rewrites a datagram's source (FULLNAT both ways, NAT's replies), the
+//!   receiver sees many senders' datagrams from one address; two that shared an identification
+//!   would be reassembled into one. Each such datagram's fragments leave with an identification
+//!   the worker chooses (`(n * workers + worker) mod 2^16`, so workers never choose alike).
 //! - A first fragment goes through the same stages as any packet (lookup, admission, binding,
 //!   the mode's rewrite, counters), except that its transport checksum cannot be verified
 //!   (it covers bytes not here) and TOA is not inserted into it.
@@ -83,6 +87,8 @@ struct Entry<F> {
     /// Payload bytes forwarded so far, and the datagram's length once its last fragment passed.
     seen: u32,
     total: Option<u32>,
+    /// The identification its fragments leave with, where the gateway rewrites their source.
+    ident: Option<u16>,
 }
 
 /// The per-worker fragment table.
@@ -148,7 +154,14 @@ impl<F> Frags<F> {
         self.per_source.insert(k.src, n + 1);
         self.map.insert(
             k,
-            Entry { route, created: now, held: std::array::from_fn(|_| None), seen: 0, total: None },
+            Entry {
+                route,
+                created: now,
+                held: std::array::from_fn(|_| None),
+                seen: 0,
+                total: None,
+                ident: None,
+            },
         );
         self.order.push_back((k, now + self.timeout));
         Ok(())
@@ -181,6 +194,13 @@ impl<F> Frags<F> {
             }
             None => Err((f, D::FragHeldFull)),
         }
+    }
+
+    /// The identification `k`'s fragments leave with: the one `fresh` gives, chosen once per
+    /// datagram (None when `k` is not tracked).
+    fn ident(&mut self, k: &FragKey, fresh: impl FnOnce() -> u16) -> Option<u16> {
+        let e = self.map.get_mut(k)?;
+        Some(*e.ident.get_or_insert_with(fresh))
     }
 
     /// Notes `len` payload bytes of `k` at `offset` passed (`last`: no more fragments follow);
@@ -459,6 +479,24 @@ impl<P: FramePool> Worker<P> {
         out: &mut Outbox<P::Frame>,
     ) {
         let Some(c) = self.conns.get(id).copied() else { return self.frag_fail(f, fi, D::FragNoFlow) };
+        // Where the source is rewritten (FULLNAT both ways, NAT's replies) the receiver sees many
+        // senders' datagrams from one address and would reassemble two that share an
+        // identification into one: each datagram gets an identification of the gateway's.
+        let shared_source = match c.xlat() {
+            Xlat::FullNat => true,
+            Xlat::Nat => dir == Dir::Reply,
+            Xlat::Dr | Xlat::Tun => false,
+        };
+        if shared_source {
+            let (n, w) = (&mut self.next_ident, (self.workers, self.index));
+            let fresh = || {
+                *n = n.wrapping_add(1);
+                n.wrapping_mul(w.0).wrapping_add(w.1)
+            };
+            if let Some(ident) = self.frags.ident(&fi.key, fresh) {
+                Ipv4Packet::new_unchecked(&mut f.data_mut()[ETH..]).set_ident(ident);
+            }
+        }
         self.frags.passed(&fi.key, fi.offset, fi.len, !fi.more);
         self.stats.inc(E::FragmentsForwarded);
         if fi.first() {

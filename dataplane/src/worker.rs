@@ -59,6 +59,8 @@ pub struct Worker<P: FramePool> {
     pub(crate) sp: SynProxy<P::Frame>,
     pub(crate) pp_timers: ProxyTimers,
     pub(crate) frags: Frags<P::Frame>,
+    /// The last IP identification given to a fragmented datagram whose source is rewritten.
+    pub(crate) next_ident: u16,
     pub(crate) events: ConnEvents,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
@@ -115,6 +117,7 @@ impl<P: FramePool> Worker<P> {
             sp: SynProxy::new(c.synproxy),
             pp_timers: ProxyTimers::new(c.proxy_timers as usize),
             frags: Frags::new(c.frag.max_datagrams as usize, c.frag.max_per_source, c.frag.timeout_ms),
+            next_ident: 0,
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,

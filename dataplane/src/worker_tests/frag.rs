@@ -235,3 +235,24 @@ fn across_workers_every_fragment_reaches_the_connection() {
     let conns: usize = m.ws.iter().map(|w| w.conns().len()).sum();
     assert_eq!(conns, 5);
 }
+
+#[test]
+fn datagrams_from_two_clients_with_one_ident_leave_with_two() {
+    // FULLNAT sends both from the LIP: with the clients' identifications the real server would
+    // reassemble them into one.
+    let s = setup();
+    let mut h = H::resolved(&s);
+    let mut idents = Vec::new();
+    for n in [1u8, 2] {
+        let mut sent = Vec::new();
+        for f in fragments(n, 5000, 0x7777, 3000, 1480) {
+            sent.extend(feed(&mut h, "fragment", &f).into_iter().map(|(_, f)| f));
+        }
+        let ids: Vec<u16> = sent.iter().map(|f| ip_of(f).ident()).collect();
+        assert!(ids.iter().all(|&i| i == ids[0]), "one datagram, one identification: {ids:?}");
+        let (src, dst, body) = reassemble(&sent);
+        check_datagram(src, dst, &body, 3000);
+        idents.push(ids[0]);
+    }
+    assert_ne!(idents[0], idents[1], "two datagrams from the LIP, two identifications");
+}
