@@ -205,7 +205,7 @@ impl<P: FramePool> Worker<P> {
 
     /// Sends a packet of a connection in mode `xlat`, received in `dir`, toward `to`: through the
     /// tunnel for TUN's client side, routed otherwise (DR's next hop is the real server itself).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn transmit(
         &mut self,
         f: P::Frame,
