@@ -281,13 +281,7 @@ impl<P: FramePool> Worker<P> {
         if self.workers > 1 && cx.via.is_none() {
             let g = collector(fi.key.src, fi.key.dst, self.workers);
             if g != self.index {
-                let h = Handoff {
-                    kind: HandoffKind::FragCollect,
-                    in_port: cx.in_port as u8,
-                    origin: self.index as u8,
-                    learned: false,
-                };
-                return out.hand_to(&self.stats, g, f, h);
+                return self.frag_send(f, cx, g, HandoffKind::FragCollect, out);
             }
         }
         let chained = cx.via.is_some_and(|h| h.kind == HandoffKind::FragChain);
@@ -508,6 +502,7 @@ impl<P: FramePool> Worker<P> {
         if !decrement_ttl(&mut f) {
             return self.discard(f, D::TtlExceeded);
         }
+        let Some((mut f, split)) = self.check_mtu(f, &c, dir, cx, out) else { return };
         let xlat = c.xlat();
         let to = xmit::next_hop(&c, dir);
         if matches!(xlat, Xlat::FullNat | Xlat::Nat) {
@@ -520,15 +515,7 @@ impl<P: FramePool> Worker<P> {
         if let Some((s, i)) = self.services.real_mut(c.service(), c.real()) {
             s.count_at(i, dir == Dir::Original, len);
         }
-        if !(xlat == Xlat::Tun && dir == Dir::Original) {
-            if let Some(mtu) = self.mtu_toward(to, f.len() - ETH) {
-                if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
-                    return self.frag_needed(f, mtu, cx, out);
-                }
-                return self.send_fragmented(f, to, mtu, cx.now, out);
-            }
-        }
-        self.transmit(f, xlat, dir, to, cx, out);
+        self.send_out(f, xlat, dir, to, split, cx, out);
     }
 
     /// Fragment-table timeouts.

@@ -8,7 +8,6 @@
 //!   reason.
 //! - Multi-core: an error quoting a packet from a local port goes to that port's owner; one about
 //!   a packet to a client names no owner and visits the workers along a chain.
-use crate::conn::Dir;
 use crate::flow::{FlowKey, Proto};
 use crate::frame::Frame;
 use crate::frame::FramePool;
@@ -107,15 +106,8 @@ impl<P: FramePool> Worker<P> {
                 self.send_ip(f, dst, cx.now, out);
             }
             IcmpRelay::Forward => {
-                let (xlat, to) = (
-                    c.xlat(),
-                    match dir {
-                        Dir::Original => c.rs().0,
-                        Dir::Reply => c.client_addr().0,
-                    },
-                );
                 self.stats.inc(E::IcmpErrorsRelayed);
-                self.transmit(f, xlat, dir, to, cx, out);
+                self.transmit(f, c.xlat(), dir, crate::xmit::next_hop(&c, dir), cx, out);
             }
         }
     }

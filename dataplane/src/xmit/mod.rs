@@ -147,19 +147,7 @@ impl<P: FramePool> Worker<P> {
             return self.discard(f, D::TtlExceeded);
         }
         let xlat = Xlat::of(&c);
-        // Larger than the way out (checked against the smallest port MTU first, so this costs
-        // nothing in the common case; TUN's client side checks its tunnel itself): DF gets
-        // fragmentation-needed quoting the packet as received, no DF gets fragments.
-        let mut split = None;
-        let ip_len = f.len() - ETH;
-        if ip_len > self.min_mtu as usize && !(xlat == Xlat::Tun && dir == Dir::Original) {
-            if let Some(mtu) = self.mtu_toward(next_hop(&c, dir), ip_len) {
-                if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() {
-                    return self.frag_needed(f, mtu, cx, out);
-                }
-                split = Some(mtu);
-            }
-        }
+        let Some((mut f, split)) = self.check_mtu(f, &c, dir, cx, out) else { return };
         let to = match xlat {
             Xlat::FullNat => fullnat::rewrite(&mut f, &c, dir),
             Xlat::Nat => nat::rewrite(&mut f, &c, dir),
@@ -197,6 +185,49 @@ impl<P: FramePool> Worker<P> {
         } else {
             self.conns.touch(id, cx.now);
         }
+        self.send_out(f, xlat, dir, to, split, cx, out);
+    }
+
+    /// The way out's MTU, checked before the rewrite (against the smallest port MTU first, so the
+    /// common case costs nothing; TUN's client side checks its tunnel itself). A DF packet too big
+    /// is answered with fragmentation-needed quoting it as received, and consumed (None);
+    /// otherwise the frame comes back with the MTU it must be fragmented to, if any.
+    #[inline]
+    pub(crate) fn check_mtu(
+        &mut self,
+        f: P::Frame,
+        c: &Conn,
+        dir: Dir,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) -> Option<(P::Frame, Option<u16>)> {
+        let ip_len = f.len() - ETH;
+        if ip_len <= self.min_mtu as usize || (Xlat::of(c) == Xlat::Tun && dir == Dir::Original) {
+            return Some((f, None));
+        }
+        match self.mtu_toward(next_hop(c, dir), ip_len) {
+            Some(mtu) if Ipv4Packet::new_unchecked(&f.data()[ETH..]).dont_frag() => {
+                self.frag_needed(f, mtu, cx, out);
+                None
+            }
+            split => Some((f, split)),
+        }
+    }
+
+    /// Sends a forwarded packet: in fragments of `split` when [`Worker::check_mtu`] said so, else
+    /// by [`Worker::transmit`].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_out(
+        &mut self,
+        f: P::Frame,
+        xlat: Xlat,
+        dir: Dir,
+        to: Ipv4Addr,
+        split: Option<u16>,
+        cx: &Ctx,
+        out: &mut Outbox<P::Frame>,
+    ) {
         match split {
             Some(mtu) => self.send_fragmented(f, to, mtu, cx.now, out),
             None => self.transmit(f, xlat, dir, to, cx, out),
