@@ -5,9 +5,11 @@
 //! services. Anything rvs cannot do as keepalived would is an error naming the keyword and the line.
 use std::fmt;
 
+mod checker;
 pub mod convert;
 pub mod lexer;
 pub mod parser;
+mod values;
 
 pub use convert::Keepalived;
 
