@@ -15,6 +15,7 @@
 mod args;
 mod format;
 pub mod man;
+mod opts;
 mod rules;
 mod run;
 #[cfg(test)]
