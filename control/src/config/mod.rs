@@ -16,6 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod addr;
+mod announce;
 mod names;
 mod service;
 #[cfg(test)]
@@ -23,6 +24,7 @@ mod tests;
 mod validate;
 
 pub use addr::*;
+pub use announce::*;
 pub use names::*;
 pub use service::*;
 
@@ -120,6 +122,9 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// VIP announcement for BGP/ECMP (`[announce]`, docs/ha.md); off unless `table` is set.
+    #[serde(default)]
+    pub announce: AnnounceConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
