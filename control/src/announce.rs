@@ -51,7 +51,7 @@ pub fn plan(current: &BTreeSet<Ipv4Addr>, wanted: &BTreeSet<Ipv4Addr>) -> Vec<Ch
 
 /// The kernel routing table the routes live in; [`IpRoute`] in rvsd, a fake in tests.
 pub trait RouteTable {
-    /// What the table describes itself as in logs (`table 100 proto 201`).
+    /// What the table describes itself as in logs (`100 (proto 201)`).
     fn describe(&self) -> String;
     /// The `/32` destinations of our routes in the table.
     fn list(&mut self) -> Result<Vec<Ipv4Addr>, String>;
@@ -102,7 +102,7 @@ pub fn parse_routes(json: &str) -> Result<Vec<Ipv4Addr>, String> {
 
 impl RouteTable for IpRoute {
     fn describe(&self) -> String {
-        format!("table {} proto {}", self.table, self.proto)
+        format!("{} (proto {})", self.table, self.proto)
     }
 
     fn list(&mut self) -> Result<Vec<Ipv4Addr>, String> {
