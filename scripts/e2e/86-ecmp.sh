@@ -41,6 +41,10 @@ HOLD=3
 WITHDRAW_WAIT_MS=1500
 TABLE=100
 LINK=${RVS_ECMP_LINK:-auto}
+# RVS_ECMP_BFD=1: BFD (100 ms x 3) beside BGP on both sides, for sub-second detection of a kill -9.
+BFD=${RVS_ECMP_BFD:-0}
+bfd_proto() { [ "$BFD" = 1 ] && echo 'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }'; }
+bfd_opt() { [ "$BFD" = 1 ] && echo 'bfd on;'; }
 BIG_MB=6
 RATE=1M
 
@@ -81,6 +85,9 @@ topo_ecmp_up() {
     for a in "${CLIENTS[@]}"; do ip -n "$NS_C" addr add "$a/24" dev c0; done
     ip -n "$NS_C" link set c0 up
     ip -n "$NS_C" route add 198.18.50.0/24 via "$RT_C"
+    # Small receive windows: a rate-limited download then really spans its seconds on the wire
+    # (with default buffers the whole file would sit in the client's socket before a gateway leaves).
+    ip netns exec "$NS_C" sysctl -qw net.ipv4.tcp_rmem="4096 32768 65536"
     ip -n "$NS_RT" addr add "$RT_C/24" dev rc
     ip -n "$NS_RT" link set rc up
     # Router: the gateways' client LAN is a bridge; ECMP hashes on L4 (policy 1).
@@ -220,8 +227,10 @@ protocol bgp uplink {
     hold time $HOLD;
     keepalive time 1;
     connect retry time 1;
+    $(bfd_opt)
     ipv4 { table vips; import none; export all; next hop self; $nh };
 }
+$(bfd_proto)
 CONF
 }
 
@@ -242,10 +251,12 @@ template bgp gwpeer {
     hold time $HOLD;
     keepalive time 1;
     connect retry time 1;
+    $(bfd_opt)
     ipv4 { import all; export none; };
 }
 protocol bgp gwa from gwpeer { neighbor $ga as 65001; }
 protocol bgp gwb from gwpeer { neighbor $gb as 65001; }
+$(bfd_proto)
 CONF
 }
 
@@ -307,7 +318,7 @@ for g in a b; do
     start_gw "$g" || { fail "rvsd $g did not start"; finish; exit 1; }
     start_bird "$g" "${NSX[$g]}" "$RVS_TMP/bird-$g.conf" || exit 1
 done
-echo "== BGP over the $LINK link; BIRD $(bird --version 2>&1 | awk '{print $3}')"
+echo "== BGP over the $LINK link (BFD $([ "$BFD" = 1 ] && echo on || echo off)); BIRD $(bird --version 2>&1 | awk '{print $3}')"
 
 echo "== (a) both gateways announce the VIP; the router spreads clients over both"
 check "stale route of an earlier run deleted at start" \
@@ -438,7 +449,7 @@ else
     t_kill=$(ms)
     kill -9 "${RVSD_P[b]}"; wait "${RVSD_P[b]}" 2>/dev/null; RVSD_P[b]=
     t=$(wait_nh 1 10)
-    echo "    kill -9 at +0; router at 1 nexthop after ${t} ms (hold time ${HOLD} s)"
+    echo "    kill -9 at +0; router at 1 nexthop after ${t} ms (hold time ${HOLD} s, BFD $BFD)"
     sleep 2
     loop_stop kill
     read -r nfail first last <<<"$(awk -v k="$t_kill" '$2=="fail"{n++; if(!f)f=$1-k; l=$1-k} END{print n+0, f+0, l+0}' "$RVS_TMP/kill")"
