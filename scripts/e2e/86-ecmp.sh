@@ -227,6 +227,7 @@ protocol bgp uplink {
     hold time $HOLD;
     keepalive time 1;
     connect retry time 1;
+    error wait time 1, 5;   # BIRD's default waits 60 s after an error (a gateway that went away)
     $(bfd_opt)
     ipv4 { table vips; import none; export all; next hop self; $nh };
 }
@@ -251,6 +252,7 @@ template bgp gwpeer {
     hold time $HOLD;
     keepalive time 1;
     connect retry time 1;
+    error wait time 1, 5;
     $(bfd_opt)
     ipv4 { import all; export none; };
 }
@@ -444,6 +446,8 @@ if [ "$LINK" != tap ]; then
     echo "    SKIP: without the exception path BGP does not run through rvsd, so BIRD keeps announcing"
     echo "          after rvsd dies; the hold timer never fires"
 else
+    t=$(wait_nh 2 10)
+    check "both gateways announce before the kill (${t} ms)" [ "$t" -ge 0 ]
     loop_start kill 3000
     sleep 1
     t_kill=$(ms)
