@@ -301,6 +301,7 @@ loop_stop() { touch "$RVS_TMP/$1.stop"; wait "$LOOP_PID" 2>/dev/null; }
 count() { grep -c " $2\$" "$RVS_TMP/$1" || true; }
 
 # ---------------------------------------------------------------------------------------------
+command -v bird >/dev/null || { fail "bird (Debian's bird2) is not installed: run scripts/setup.sh"; finish; exit 1; }
 # Which link BGP uses: the exception path when this rvsd has `kernel` in [[ports]].
 if [ "$LINK" = auto ]; then
     LINK=mgmt
