@@ -126,8 +126,13 @@ topo_ecmp_up() {
 
 # write_gw G: rvsd's config for gateway G.
 write_gw() {
-    local g=$1 kernel=""
-    [ "$LINK" = tap ] && kernel='kernel = "kc"'
+    local g=$1 kernel="" kernel_s="" check=""
+    if [ "$LINK" = tap ]; then
+        kernel='kernel = "kc"'
+        # Health checks from rvsd's namespace through the server port (the exception path).
+        kernel_s='kernel = "ks"'
+        check='check = { kind = "tcp", interval_ms = 500, timeout_ms = 400, rise = 1, fall = 2 }'
+    fi
     cat > "$RVS_TMP/rvsd-$g.toml" <<CFG
 version = 1
 
@@ -162,6 +167,7 @@ $kernel
 name = "server"
 device = "net_af_packet1,iface=gs"
 addr = "${SRV_ADDR[$g]}/24"
+$kernel_s
 
 [[routes]]
 dst = "198.18.10.0/24"
@@ -173,6 +179,7 @@ vip = "$VIPE:80"
 sched = "mh"
 laddrs = ["${LIPX[$g]}"]
 reals = [{ addr = "${RSE[0]}:80" }, { addr = "${RSE[1]}:80" }]
+$check
 CFG
 }
 
@@ -350,6 +357,26 @@ for r in "${RSE[@]}"; do apix a '{"op":"add_real",'"$id"',"real":{"addr":"'"$r"'
 t=$(wait_nh 2 10)
 check "A announces again once a real is back; 2 nexthops after ${t} ms" [ "$t" -ge 0 ]
 
+if [ "$LINK" = tap ]; then
+    echo "== health checks: A's checks of both real servers fail, A withdraws, B keeps announcing"
+    # The servers drop A's checks (from A's server port address; its FULLNAT traffic comes from its LIP).
+    ip netns exec "$NS_S" nft -f - <<NFT
+table ip hecmp {
+    chain checks {
+        type filter hook input priority 0;
+        ip saddr ${SRV_ADDR[a]} tcp dport 80 drop
+    }
+}
+NFT
+    t=$(wait_nh 1 10)
+    check "A's checks failed: router at 1 nexthop after ${t} ms" [ "$t" -ge 0 ]
+    check "the remaining nexthop is B" grep -q "via ${GW_ADDR[b]}" <(ip -n "$NS_RT" route show exact "$VIPE/32")
+    ip netns exec "$NS_S" nft delete table ip hecmp
+    t=$(wait_nh 2 10)
+    check "A's checks pass again: 2 nexthops after ${t} ms" [ "$t" -ge 0 ]
+    grep -E "health:|announce:" "$RVS_TMP/rvsd-a.err" | sed 's/\x1b\[[0-9;]*m//g; s/^/    A: /' | tail -6
+fi
+
 echo "== (b)-(d) SIGTERM to B under rate-limited downloads and a loop of new curls"
 # Downloads from fixed source ports, so the gateway holding each is known.
 for i in $(seq 0 7); do
@@ -432,6 +459,8 @@ sleep 1
 start_gw b || { fail "rvsd b did not restart"; finish; exit 1; }
 t=$(wait_nh 2 20)
 check "B back: 2 nexthops after ${t} ms" [ "$t" -ge 0 ]
+[ "$t" -ge 0 ] || { birdc_ "$NS_GB" "$RVS_TMP/bird-b.sock" show protocols all uplink
+    birdc_ "$NS_RT" "$RVS_TMP/bird-rt.sock" show protocols all gwb; } 2>&1 | sed 's/^/    /'
 for i in $(seq 0 7); do wait "${DL_PID[$i]}" 2>/dev/null; done
 kept=0
 for i in $(seq 0 7); do
