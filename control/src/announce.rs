@@ -156,7 +156,7 @@ impl<K: RouteTable> Announcer<K> {
     pub fn start(mut kernel: K) -> Result<Announcer<K>, String> {
         let stale = kernel.list()?;
         for vip in &stale {
-            kernel.del(*vip).map_err(|e| format!("announce: cannot delete stale route {vip}/32: {e}"))?;
+            kernel.del(*vip).map_err(|e| format!("cannot delete stale route {vip}/32: {e}"))?;
         }
         if !stale.is_empty() {
             tracing::info!(table = %kernel.describe(), count = stale.len(), "announce: deleted stale VIP routes of an earlier run");
