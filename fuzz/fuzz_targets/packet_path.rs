@@ -329,7 +329,7 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
         mac: M_GW[i],
         addr: GW[i],
         prefix_len: 24,
-        mtu: 576 + k.mtu[i] % (9000 - 576 + 1),
+        mtu: 576 + k.mtu[i] % (9000 - 576 + 1), kernel: None,
     };
     let mut services = if k.services.is_empty() { default_services() } else { services(&k.services) };
     ids.assign(&mut services);
@@ -382,6 +382,7 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
             },
         },
         workers: u16::from(k.workers % 4) + 1,
+        exception: Default::default(),
     }
 }
 
