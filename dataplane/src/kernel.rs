@@ -10,9 +10,10 @@
 //!   its own queues).
 //! - Frames from a physical port reach its TAP port only where the dataplane does not handle them
 //!   itself and would otherwise drop them (see docs/architecture.md, "Exception path"), and only
-//!   through this worker's token bucket: past it they are dropped as `exception_rate_limited`,
-//!   so a flood at a port address costs a worker one compare per frame and never more than
-//!   `rate_pps` frames per second reach the kernel.
+//!   through this worker's token bucket for that port: past it they are dropped as
+//!   `exception_rate_limited`, so a flood at a port address costs a worker one compare per frame,
+//!   never more than `rate_pps` frames per second reach that kernel interface, and the other
+//!   ports' kernel traffic keeps its own budget.
 //! - A port without a kernel interface behaves exactly as before: the caller gets the frame back
 //!   and drops it with its old reason.
 //! - The bucket allocates nothing and reads no clock: time is the burst's `now`.
@@ -76,12 +77,15 @@ fn share(total: u32, workers: u16) -> u32 {
     total.div_ceil(u32::from(workers.max(1)))
 }
 
-/// A worker's exception-path state: which ports have kernel interfaces, and its token bucket.
+/// A worker's exception-path state: which ports have kernel interfaces, and a token bucket per
+/// port, so a flood at one port's address cannot starve another port's kernel traffic (a
+/// client-side flood never fails the server-side health checks).
 #[derive(Debug, Clone)]
 pub struct Exception {
     /// Per physical port, its TAP port's index.
     tap_of: Vec<Option<usize>>,
-    bucket: TokenBucket,
+    /// Per physical port.
+    buckets: Vec<TokenBucket>,
 }
 
 impl Exception {
@@ -90,14 +94,20 @@ impl Exception {
         let w = setup.workers;
         Exception {
             tap_of: setup.ports.iter().map(|p| p.kernel).collect(),
-            bucket: TokenBucket::new(share(rate_pps, w), share(burst, w), 0),
+            buckets: setup
+                .ports
+                .iter()
+                .map(|_| TokenBucket::new(share(rate_pps, w), share(burst, w), 0))
+                .collect(),
         }
     }
 
     /// Adopts a new setup's limits (the kernel interfaces are fixed while rvsd runs).
     pub fn apply(&mut self, setup: &Setup) {
         let ExceptionSetup { rate_pps, burst } = setup.exception;
-        self.bucket.set(share(rate_pps, setup.workers), share(burst, setup.workers));
+        let (r, b) = (share(rate_pps, setup.workers), share(burst, setup.workers));
+        self.buckets.resize(setup.ports.len(), TokenBucket::new(r, b, 0));
+        self.buckets.iter_mut().for_each(|k| k.set(r, b));
         self.tap_of = setup.ports.iter().map(|p| p.kernel).collect();
     }
 
@@ -153,7 +163,7 @@ impl<P: FramePool> Worker<P> {
     /// exactly as without the exception path.
     pub(crate) fn to_kernel(&mut self, f: P::Frame, cx: &Ctx, out: &mut Outbox<P::Frame>, otherwise: D) {
         let Some(tap) = self.exc.tap(cx.in_port) else { return self.discard(f, otherwise) };
-        if !self.exc.bucket.take(cx.now) {
+        if !self.exc.buckets[cx.in_port].take(cx.now) {
             return self.discard(f, D::ExceptionRateLimited);
         }
         self.stats.inc(E::ExceptionToKernel);

@@ -19,11 +19,12 @@ pub struct Setup {
     pub exception: ExceptionSetup,
 }
 
-/// The exception path's token bucket for the whole gateway (docs/config.md, `[exception]`); each
-/// worker gets `ceil(rate_pps / workers)` and `ceil(burst / workers)`.
+/// The exception path's limit per kernel interface, for the whole gateway (docs/config.md,
+/// `[exception]`); each worker's bucket for a port gets `ceil(rate_pps / workers)` and
+/// `ceil(burst / workers)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExceptionSetup {
-    /// Frames per second passed to the kernel interfaces.
+    /// Frames per second passed to each kernel interface.
     pub rate_pps: u32,
     /// Frames passed at once after a quiet period (the bucket's depth).
     pub burst: u32,

@@ -2,15 +2,17 @@
 //!
 //! A port with `kernel = "<ifname>"` gets a TAP interface of that name in rvsd's namespace, with
 //! the port's MAC, address and MTU; frames the dataplane does not handle itself go to it through
-//! a per-worker token bucket (docs/ha.md, "Exception path"). The limit is the gateway's: each of
-//! N workers passes `ceil(rate_pps / N)` frames per second with bursts of `ceil(burst / N)`.
+//! a token bucket per worker and port (docs/ha.md, "Exception path"). The limit is per kernel
+//! interface, for the whole gateway: each of N workers passes `ceil(rate_pps / N)` frames per
+//! second to it with bursts of `ceil(burst / N)`. Per interface, so a flood at one port's address
+//! cannot starve another port's kernel traffic (the server side's health checks).
 use serde::{Deserialize, Serialize};
 
 use super::{err, ConfigError};
 
 /// Named defaults, documented in docs/config.md.
 pub mod defaults {
-    /// Frames per second the whole gateway passes to its kernel interfaces: plenty for BGP, VRRP,
+    /// Frames per second the whole gateway passes to each kernel interface: plenty for BGP, VRRP,
     /// ssh and health checks, little enough that a flood at a port address costs the kernel
     /// nothing noticeable.
     pub const RATE_PPS: u32 = 10_000;
@@ -28,9 +30,9 @@ pub const MAX_IFNAME: usize = 15;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExceptionConfig {
-    /// Frames per second passed to the kernel interfaces, for the whole gateway (1..=1000000).
+    /// Frames per second passed to each kernel interface, for the whole gateway (1..=1000000).
     pub rate_pps: u32,
-    /// Bucket depth in frames, for the whole gateway (1..=100000).
+    /// Bucket depth in frames, per kernel interface, for the whole gateway (1..=100000).
     pub burst: u32,
 }
 

@@ -283,6 +283,20 @@ fn a_flood_at_the_port_address_is_limited_per_worker() {
 }
 
 #[test]
+fn a_flood_at_one_port_leaves_the_other_ports_budget_alone() {
+    let s = kernel_setup(1_000, 5);
+    let mut h = H::resolved(&s);
+    let flood = from_client(1).tcp((client(1), 10_000), (GW0, 22), SYN, (1, 0), &SYN_OPTS, &[]);
+    for _ in 0..5 {
+        h.step("flood within the burst", &flood, 0, unchanged(TAP0, &flood));
+    }
+    h.step("flood past the burst", &flood, 0, Expect::Drop(DropReason::ExceptionRateLimited));
+    // A health check's SYN-ACK on the server port, in the same millisecond: its own bucket.
+    let synack = from_rs(2).tcp((rs(2), 80), (GW1, 45000), SYN | ACK, (9, 8), &SYNACK_OPTS, &[]);
+    h.step("health-check reply during the flood", &synack, 1, unchanged(TAP1, &synack));
+}
+
+#[test]
 fn a_changed_limit_is_adopted() {
     let s = kernel_setup(1_000, 100);
     let mut h = H::resolved(&s);

@@ -1,0 +1,81 @@
+//! The kernel side of the exception path: one DPDK `net_tap` port per DPDK port that names a
+//! `kernel` interface, and the iproute2 commands that give that interface the port's identity.
+//!
+//! - The TAP is created by the EAL from `--vdev net_tap_rvsk<i>,iface=<ifname>` (see
+//!   [`vdev_args`]). net_tap's devargs in DPDK 22.11 are `iface=`, `mac=fixed|xx:xx:...` and
+//!   `remote=` (mirroring a kernel netdev's traffic with TC rules, not wanted here). `mac=` is
+//!   read when the EAL probes the device, before the physical port's MAC is known (a PCI port's
+//!   comes from the NIC), so rvsd sets the kernel interface's MAC with `ip link` instead; the
+//!   PMD's own MAC is not used by the dataplane and the PMD does not filter on it.
+//! - Offloads: net_tap opens its queues without `IFF_VNET_HDR` and never calls `TUNSETOFFLOAD`,
+//!   so the kernel cannot hand it partial checksums or GSO frames: every frame it writes is
+//!   complete, and every frame written to it is taken as is. Nothing to turn off.
+//! - The TAP is the process's file descriptors (not persistent): it disappears when rvsd exits,
+//!   also on `kill -9`, taking its addresses and routes with it.
+//! - These commands run once at start-up from the main thread, never on the fast path. Each
+//!   failure is one error naming the interface and the command.
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::str::FromStr;
+
+use rvs_control::config::{Cidr, Config};
+
+/// The DPDK device name of port `i`'s TAP.
+pub fn vdev_name(i: usize) -> String {
+    format!("net_tap_rvsk{i}")
+}
+
+/// `--vdev` arguments for every port with a kernel interface, in port order (the order their
+/// DPDK ports are configured in, after the physical ports).
+pub fn vdev_args(cfg: &Config) -> Vec<String> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.kernel.as_ref().map(|k| format!("{},iface={k}", vdev_name(i))))
+        .collect()
+}
+
+/// Runs `ip ARGS`; an error names the interface and the whole command, with ip's own message.
+fn ip(ifname: &str, args: &[&str]) -> Result<(), String> {
+    let cmd = format!("ip {}", args.join(" "));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("kernel interface {ifname}: cannot run `{cmd}`: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    Err(format!("kernel interface {ifname}: `{cmd}` failed: {msg}"))
+}
+
+/// Gives port `i`'s kernel interface the port's MAC, MTU and address, sets it up, and adds the
+/// config's routes whose next hop is on this port's subnet. A route the kernel has already
+/// (another interface's, e.g. a management default route) is kept, with a warning.
+pub fn configure(cfg: &Config, i: usize, mac: [u8; 6]) -> Result<(), String> {
+    let p = &cfg.ports[i];
+    let Some(k) = p.kernel.as_deref() else { return Ok(()) };
+    let mac = rvs_dataplane::wire::EthernetAddress(mac).to_string();
+    let mtu = p.mtu.to_string();
+    ip(k, &["link", "set", "dev", k, "down"])?;
+    ip(k, &["link", "set", "dev", k, "address", &mac, "mtu", &mtu])?;
+    ip(k, &["addr", "replace", &p.addr, "dev", k])?;
+    ip(k, &["link", "set", "dev", k, "up"])?;
+    let subnet = Cidr::from_str(&p.addr).map_err(|m| format!("ports[{i}].addr: {m}"))?;
+    for r in &cfg.routes {
+        let Ok(via) = Ipv4Addr::from_str(&r.via) else { continue };
+        if !subnet.contains(via) {
+            continue;
+        }
+        let dst = if r.dst == "0.0.0.0/0" { "default" } else { r.dst.as_str() };
+        match ip(k, &["route", "add", dst, "via", &r.via, "dev", k]) {
+            Ok(()) => {}
+            Err(e) if e.contains("File exists") => {
+                tracing::warn!(interface = k, route = %r.dst, via = %r.via, "the kernel has this route already; kept");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::info!(interface = k, port = %p.name, %mac, addr = %p.addr, mtu = p.mtu, "kernel interface up");
+    Ok(())
+}
