@@ -12,13 +12,19 @@
 //!   complete, and every frame written to it is taken as is. Nothing to turn off.
 //! - The TAP is the process's file descriptors (not persistent): it disappears when rvsd exits,
 //!   also on `kill -9`, taking its addresses and routes with it.
+//! - An `net_af_packet` port's interface stays a kernel interface: the kernel sees a copy of every
+//!   frame the port receives, and would take those to the port address (now a local address on
+//!   the TAP) a second time, around the rate limit, and answer ARP for it. So rvsd sets that
+//!   interface's `rp_filter = 1` (its sources route via the TAP, so strict reverse-path filtering
+//!   drops them) and `arp_ignore = 1` (it has no address of its own), and turns IPv6 off on it.
+//!   A NIC bound to DPDK (vfio-pci) has no kernel side and needs none of this.
 //! - These commands run once at start-up from the main thread, never on the fast path. Each
 //!   failure is one error naming the interface and the command.
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::str::FromStr;
 
-use rvs_control::config::{Cidr, Config};
+use rvs_control::config::{parse_device, Cidr, Config, DeviceKind};
 
 /// The DPDK device name of port `i`'s TAP.
 pub fn vdev_name(i: usize) -> String {
@@ -49,6 +55,27 @@ fn ip(ifname: &str, args: &[&str]) -> Result<(), String> {
     Err(format!("kernel interface {ifname}: `{cmd}` failed: {msg}"))
 }
 
+/// Writes `value` to `/proc/sys/<key>`; the error names the interface and the key.
+fn sysctl(ifname: &str, key: &str, value: &str) -> Result<(), String> {
+    std::fs::write(format!("/proc/sys/{key}"), value)
+        .map_err(|e| format!("kernel interface {ifname}: cannot set {} = {value}: {e}", key.replace('/', ".")))
+}
+
+/// An af_packet port's own interface takes no IP traffic of the port's: see the module's notes.
+fn quiet_af_packet(k: &str, device: &str) -> Result<(), String> {
+    let Ok(DeviceKind::Vdev { driver, args, .. }) = parse_device(device) else { return Ok(()) };
+    if driver != "net_af_packet" {
+        return Ok(());
+    }
+    let Some((_, iface)) = args.iter().find(|(a, _)| a == "iface") else { return Ok(()) };
+    sysctl(k, &format!("net/ipv4/conf/{iface}/rp_filter"), "1")?;
+    sysctl(k, &format!("net/ipv4/conf/{iface}/arp_ignore"), "1")?;
+    // IPv6 may be compiled out or the key absent: not needed then.
+    let _ = sysctl(k, &format!("net/ipv6/conf/{iface}/disable_ipv6"), "1");
+    tracing::info!(interface = k, af_packet = %iface, "af_packet interface: rp_filter=1, arp_ignore=1, no IPv6 (the kernel takes the port's traffic through the TAP only)");
+    Ok(())
+}
+
 /// Gives port `i`'s kernel interface the port's MAC, MTU and address, sets it up, and adds the
 /// config's routes whose next hop is on this port's subnet. A route the kernel has already
 /// (another interface's, e.g. a management default route) is kept, with a warning.
@@ -57,6 +84,7 @@ pub fn configure(cfg: &Config, i: usize, mac: [u8; 6]) -> Result<(), String> {
     let Some(k) = p.kernel.as_deref() else { return Ok(()) };
     let mac = rvs_dataplane::wire::EthernetAddress(mac).to_string();
     let mtu = p.mtu.to_string();
+    quiet_af_packet(k, &p.device)?;
     ip(k, &["link", "set", "dev", k, "down"])?;
     ip(k, &["link", "set", "dev", k, "address", &mac, "mtu", &mtu])?;
     ip(k, &["addr", "replace", &p.addr, "dev", k])?;
