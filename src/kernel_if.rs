@@ -57,8 +57,9 @@ fn ip(ifname: &str, args: &[&str]) -> Result<(), String> {
 
 /// Writes `value` to `/proc/sys/<key>`; the error names the interface and the key.
 fn sysctl(ifname: &str, key: &str, value: &str) -> Result<(), String> {
-    std::fs::write(format!("/proc/sys/{key}"), value)
-        .map_err(|e| format!("kernel interface {ifname}: cannot set {} = {value}: {e}", key.replace('/', ".")))
+    std::fs::write(format!("/proc/sys/{key}"), value).map_err(|e| {
+        format!("kernel interface {ifname}: cannot set {} = {value}: {e}", key.replace('/', "."))
+    })
 }
 
 /// An af_packet port's own interface takes no IP traffic of the port's: see the module's notes.

@@ -46,7 +46,7 @@ impl<P: FramePool> Worker<P> {
         if !is_error {
             // Echo replies and the rest to a port address: the kernel's (its own pings).
             return match cx.dst {
-                crate::packet::Dst::Port => self.to_kernel(f, cx, out, D::IcmpType),
+                crate::packet::Dst::Port => self.kernel_in(f, cx, out, D::IcmpType),
                 _ => self.discard(f, D::IcmpType),
             };
         }
@@ -90,12 +90,12 @@ impl<P: FramePool> Worker<P> {
             // About a packet to a client: nothing names the worker that owns it, so ask each.
             if self.workers > 1 && !from_lip {
                 if let Err(f) = self.pass_on(f, HandoffKind::IcmpChain, cx, false, out) {
-                    self.ip4_to_kernel_or(f, cx, out, D::IcmpUnknownConn);
+                    self.ip4_kernel_or(f, cx, out, D::IcmpUnknownConn);
                 }
                 return;
             }
             // An error about none of our connections, to a port address: about the kernel's.
-            return self.ip4_to_kernel_or(f, cx, out, D::IcmpUnknownConn);
+            return self.ip4_kernel_or(f, cx, out, D::IcmpUnknownConn);
         };
         let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::IcmpUnknownConn) };
         let from = Ipv4Packet::new_unchecked(&f.data()[ETH..]).src_addr();

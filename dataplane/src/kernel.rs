@@ -146,7 +146,7 @@ impl<P: FramePool> Worker<P> {
     /// A frame the kernel sent on TAP port `tap`: out of its physical port, unchanged. Returns
     /// the frame when `tap` is no kernel interface.
     #[inline]
-    pub(crate) fn from_kernel(
+    pub(crate) fn kernel_out(
         &mut self,
         f: P::Frame,
         tap: usize,
@@ -161,7 +161,7 @@ impl<P: FramePool> Worker<P> {
     /// A frame from a physical port that the dataplane does not handle: to the port's kernel
     /// interface through the token bucket, or, with no kernel interface, dropped for `otherwise`
     /// exactly as without the exception path.
-    pub(crate) fn to_kernel(&mut self, f: P::Frame, cx: &Ctx, out: &mut Outbox<P::Frame>, otherwise: D) {
+    pub(crate) fn kernel_in(&mut self, f: P::Frame, cx: &Ctx, out: &mut Outbox<P::Frame>, otherwise: D) {
         let Some(tap) = self.exc.tap(cx.in_port) else { return self.discard(f, otherwise) };
         if !self.exc.buckets[cx.in_port].take(cx.now) {
             return self.discard(f, D::ExceptionRateLimited);
@@ -172,13 +172,7 @@ impl<P: FramePool> Worker<P> {
 
     /// An IPv4 packet the dataplane does not handle: to the kernel when it is to a port address
     /// or link-local multicast, otherwise (or with no kernel interface) dropped for `otherwise`.
-    pub(crate) fn ip4_to_kernel_or(
-        &mut self,
-        f: P::Frame,
-        cx: &Ctx,
-        out: &mut Outbox<P::Frame>,
-        otherwise: D,
-    ) {
+    pub(crate) fn ip4_kernel_or(&mut self, f: P::Frame, cx: &Ctx, out: &mut Outbox<P::Frame>, otherwise: D) {
         if self.exc.tap(cx.in_port).is_none() {
             return self.discard(f, otherwise);
         }
@@ -187,7 +181,7 @@ impl<P: FramePool> Worker<P> {
             _ => return self.discard(f, otherwise),
         };
         if self.port_addr(dst) || link_local_multicast(dst) {
-            self.to_kernel(f, cx, out, otherwise)
+            self.kernel_in(f, cx, out, otherwise)
         } else {
             self.discard(f, otherwise)
         }

@@ -51,7 +51,7 @@ impl<P: FramePool> Worker<P> {
     pub(crate) fn l2_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
         let Some(port) = self.ports.get(cx.in_port).copied() else {
             // Not a physical port: a kernel interface's frames leave by its physical port.
-            if let Err(f) = self.from_kernel(f, cx.in_port, out) {
+            if let Err(f) = self.kernel_out(f, cx.in_port, out) {
                 self.discard(f, D::NotOurMac);
             }
             return;
@@ -77,7 +77,7 @@ impl<P: FramePool> Worker<P> {
             EtherType::Arp => self.arp_input(f, cx, out),
             EtherType::Ipv4 => self.ip4_input(f, cx, out),
             // No IPv6 in the dataplane yet: the kernel's (ND, and anything else) when it has one.
-            EtherType::Unknown(ETHERTYPE_IPV6) => self.to_kernel(f, cx, out, D::EtherType),
+            EtherType::Unknown(ETHERTYPE_IPV6) => self.kernel_in(f, cx, out, D::EtherType),
             _ => self.discard(f, D::EtherType),
         }
     }

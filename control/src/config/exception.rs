@@ -119,10 +119,8 @@ addr = "198.18.0.1/24"
             assert!(e.starts_with("ports[0].kernel: "), "{bad}: {e}");
         }
         assert!(parse("kernel = \"a-name-of-15-ch\"\n").is_ok());
-        let two = format!(
-            "kernel = \"k0\"\n[[ports]]\nname = \"server\"\ndevice = \"net_tap1\"\naddr = \"198.18.1.1/24\"\nkernel = \"k0\"\n"
-        );
-        let e = parse(&two).unwrap_err();
+        let two = "kernel = \"k0\"\n[[ports]]\nname = \"server\"\ndevice = \"net_tap1\"\naddr = \"198.18.1.1/24\"\nkernel = \"k0\"\n";
+        let e = parse(two).unwrap_err();
         assert_eq!(e, "ports[1].kernel: \"k0\" is used by two ports");
     }
 }

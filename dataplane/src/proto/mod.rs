@@ -93,7 +93,7 @@ impl<P: FramePool> Worker<P> {
                 return;
             }
             // Link-local multicast UDP (e.g. connection sync) is the kernel's, where it has an interface.
-            None => return self.ip4_to_kernel_or(f, cx, out, D::NotForUs),
+            None => return self.ip4_kernel_or(f, cx, out, D::NotForUs),
         };
         // A reply to a local port another worker owns goes to that worker.
         let f = if cx.dst == Dst::Lip {
@@ -122,7 +122,7 @@ impl<P: FramePool> Worker<P> {
                 Dst::Lip => self.discard(f, D::LipNoConn),
                 // TCP/UDP to a port address is the kernel's (its own connections, a routing
                 // daemon, ssh), where the port has a kernel interface.
-                Dst::Port => self.to_kernel(f, cx, out, D::NoService),
+                Dst::Port => self.kernel_in(f, cx, out, D::NoService),
                 Dst::Vip => self.discard(f, D::NoService),
             };
         };
