@@ -18,11 +18,7 @@ fn run(data: &[u8]) {
         Err(e) => {
             let s = e.to_string();
             assert!(!s.contains('\n'), "error on several lines: {s:?}");
-            assert!(
-                e.line >= 1 && e.line <= text.lines().count().max(1),
-                "line {} outside the text: {s}",
-                e.line
-            );
+            assert!(e.line >= 1 && e.line <= text.lines().count().max(1), "line {} outside the text: {s}", e.line);
             return;
         }
     };
