@@ -34,8 +34,9 @@ use rvs_dataplane::flow::{Millis, Proto};
 use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
-use rvs_dataplane::wire::proxy::Version as ProxyVersion;
 use rvs_dataplane::wire::testkit::{self, FrameBuilder};
+use rvs_dataplane::wire::proxy::Version as ProxyVersion;
+use rvs_dataplane::xmit::Xlat;
 use rvs_dataplane::wire::{
     icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
     Ipv4Repr, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr, UdpPacket,
@@ -43,7 +44,6 @@ use rvs_dataplane::wire::{
 use rvs_dataplane::worker::{
     ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, SynproxySetup, Worker,
 };
-use rvs_dataplane::xmit::Xlat;
 
 const ETH: usize = 14;
 const M_GW: [EthernetAddress; 2] =
@@ -248,15 +248,7 @@ impl Ids {
 }
 
 fn default_services() -> Vec<ServiceSetup> {
-    let r = |i: u8, port| RealSetup {
-        id: 0,
-        addr: real(i),
-        port,
-        weight: 1,
-        u_threshold: 0,
-        l_threshold: 0,
-        xlat: Xlat::FullNat,
-    };
+    let r = |i: u8, port| RealSetup { id: 0, addr: real(i), port, weight: 1, u_threshold: 0, l_threshold: 0, xlat: Xlat::FullNat };
     let svc = |proto, vport, reals| ServiceSetup {
         id: 0,
         proto,
@@ -971,10 +963,7 @@ impl H {
                     let seg = tcp_segment(src, dst, sport.get(), dport.get(), 0x18, 1, 1, 512, &[], &payload);
                     (ipv4::PROTO_TCP, seg)
                 } else {
-                    (
-                        ipv4::PROTO_UDP,
-                        udp_datagram(src, dst, sport.get(), dport.get(), &payload, &UdpCsum::Good),
-                    )
+                    (ipv4::PROTO_UDP, udp_datagram(src, dst, sport.get(), dport.get(), &payload, &UdpCsum::Good))
                 };
                 let whole = ip_packet(src, dst, proto, 64, &l4);
                 let step = (usize::from(*chunk) % 32 + 1) * 8;
