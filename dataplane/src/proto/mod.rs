@@ -119,6 +119,9 @@ impl<P: FramePool> Worker<P> {
         let svc = if cx.dst == Dst::Vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
         let Some(svc) = svc else {
             return match cx.dst {
+                // A local address that is also the port address: what no connection claims is the
+                // kernel's (its own connections from that address).
+                Dst::Lip if self.port_addr(key.dst) => self.kernel_in(f, cx, out, D::LipNoConn),
                 Dst::Lip => self.discard(f, D::LipNoConn),
                 // TCP/UDP to a port address is the kernel's (its own connections, a routing
                 // daemon, ssh), where the port has a kernel interface.

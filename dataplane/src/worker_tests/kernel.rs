@@ -297,6 +297,31 @@ fn a_flood_at_one_port_leaves_the_other_ports_budget_alone() {
 }
 
 #[test]
+fn a_local_address_that_is_the_port_address_passes_what_no_connection_claims() {
+    let s = setup_with(|s| {
+        s.ports[1].kernel = Some(TAP1);
+        s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1]);
+    });
+    let mut h = H::resolved(&s);
+    let synack = from_rs(2).tcp((rs(2), 80), (GW1, 45000), SYN | ACK, (9, 8), &SYNACK_OPTS, &[]);
+    h.step("a kernel connection's reply to the shared address", &synack, 1, unchanged(TAP1, &synack));
+    // A VIP connection through the same address still works.
+    let syn = from_client(1).tcp((client(1), 40000), (VIP, 80), SYN, (1, 0), &SYN_OPTS, &[]);
+    let out = h.step("SYN to the VIP", &syn, 0, tx(1, |f| assert_eq!(ip_of(f).src_addr(), GW1)));
+    let (lport, rsi) = (ports_of(&out[0].1).0, rs_index(ip_of(&out[0].1).dst_addr()));
+    let reply = from_rs(rsi).tcp((rs(rsi), 80), (GW1, lport), SYN | ACK, (5, 2), &SYNACK_OPTS, &[]);
+    h.step(
+        "the real server's SYN-ACK to the connection",
+        &reply,
+        1,
+        tx(0, |f| assert_eq!(ip_of(f).src_addr(), VIP)),
+    );
+    let s2 = setup_with(|s| s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1]));
+    let mut h = H::resolved(&s2);
+    h.step("no kernel interface: as before", &synack, 1, Expect::Drop(DropReason::LipNoConn));
+}
+
+#[test]
 fn a_changed_limit_is_adopted() {
     let s = kernel_setup(1_000, 100);
     let mut h = H::resolved(&s);
