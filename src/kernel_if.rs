@@ -108,3 +108,36 @@ pub fn configure(cfg: &Config, i: usize, mac: [u8; 6]) -> Result<(), String> {
     tracing::info!(interface = k, port = %p.name, %mac, addr = %p.addr, mtu = p.mtu, "kernel interface up");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vdevs_follow_the_ports_with_kernel_interfaces() {
+        let cfg = Config::from_toml(
+            r#"
+[workers]
+lcores = [1]
+[[ports]]
+name = "a"
+device = "net_af_packet0,iface=ga"
+addr = "198.18.0.1/24"
+[[ports]]
+name = "b"
+device = "net_af_packet1,iface=gb"
+addr = "198.18.1.1/24"
+kernel = "rvs-b"
+"#,
+        )
+        .unwrap();
+        assert_eq!(vdev_args(&cfg), vec!["net_tap_rvsk1,iface=rvs-b".to_owned()]);
+        assert_eq!(rvs_control::setup::kernel_index(&cfg, 1), 2, "after both physical ports");
+        let (argv, _) =
+            crate::eal_args::build(&cfg, crate::eal_args::HugepageState { free_pages: 0, mounted: false }, 1);
+        let v = argv.iter().position(|a| a == "net_tap_rvsk1,iface=rvs-b").expect("the TAP's --vdev");
+        assert_eq!(argv[v - 1], "--vdev");
+        let phys = argv.iter().position(|a| a == "net_af_packet1,iface=gb").unwrap();
+        assert!(phys < v, "the TAP is probed after the physical ports");
+    }
+}

@@ -25,6 +25,10 @@ NGINX_RS_BIG_MB=0
 cfg="$RVS_TMP/rvsd.toml"
 write_config "$cfg" <<CFG
 
+[[routes]]
+dst = "198.18.5.0/24"
+via = "${RS[0]}"
+
 [exception]
 rate_pps = $RATE
 burst = $BURST
@@ -67,6 +71,7 @@ check "$KERNEL_S carries $GW_S/24" bash -c "ip -n '$NS_G' -4 -o addr show dev $K
 check "$KERNEL_C has gc's MAC (the DPDK port's)" [ "$(G cat /sys/class/net/gc/address)" = "$(G cat /sys/class/net/$KERNEL_C/address)" ]
 check "$KERNEL_S has gs's MAC" [ "$(G cat /sys/class/net/gs/address)" = "$(G cat /sys/class/net/$KERNEL_S/address)" ]
 check "the server LAN is reached through $KERNEL_S" bash -c "ip netns exec '$NS_G' ip -4 route get ${RS[0]} | grep -q 'dev $KERNEL_S'"
+check "the config's route is in the kernel (198.18.5.0/24 via ${RS[0]} dev $KERNEL_S)" bash -c "ip -n '$NS_G' -4 route show 198.18.5.0/24 | grep -q 'via ${RS[0]} dev $KERNEL_S'"
 
 echo "== (a) a TCP service in the gateway namespace, at the port address, from the client"
 bg "$NS_G" timeout 120 socat -T 5 "TCP-LISTEN:7000,bind=$GW_C,reuseaddr,fork" SYSTEM:'echo hello-from-gateway-kernel'
