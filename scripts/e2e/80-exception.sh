@@ -15,7 +15,7 @@ set -uo pipefail
 RVS_MGMT=0
 topo_up
 RVS_KERNEL=1
-RVS_FILE_PREFIX="rvs-hexc-$RVS_ID"
+RVS_FILE_PREFIX="rvs-exc-$RVS_ID"
 RVS_IDLE_US=${RVS_IDLE_US:-20}
 RATE=${RATE:-1000}
 BURST=${BURST:-100}
