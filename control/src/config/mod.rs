@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod addr;
 mod announce;
+pub mod exception;
 mod names;
 mod service;
 #[cfg(test)]
@@ -125,6 +126,9 @@ pub struct Config {
     /// VIP announcement for BGP/ECMP (`[announce]`, docs/ha.md); off unless `table` is set.
     #[serde(default)]
     pub announce: AnnounceConfig,
+    /// The exception path's rate limit (ports name their kernel interfaces with `kernel`).
+    #[serde(default)]
+    pub exception: exception::ExceptionConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -369,6 +373,10 @@ pub struct PortConfig {
     pub addr: String,
     #[serde(default = "mtu_default")]
     pub mtu: u16,
+    /// The port's kernel interface (a TAP of this name with the port's MAC, address and MTU; the
+    /// exception path); none: frames the dataplane does not handle are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 fn mtu_default() -> u16 {
