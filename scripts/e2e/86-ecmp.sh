@@ -394,11 +394,15 @@ for _ in $(seq 1 15); do
     sleep 0.2
     ON=()
     for g in a b; do
+        # By the download's own address and port, live states only: the earlier curls' closed
+        # connections (TIME_WAIT) may have used the same port number from another address.
         apix "$g" '{"op":"list_conns","limit":1000}' | python3 -c '
 import json, sys
+clients, n = sys.argv[1].split(), int(sys.argv[2])
+want = {"%s:%d" % (clients[i % len(clients)], 41000 + i): i for i in range(n)}
 for c in json.load(sys.stdin).get("conns", []):
-    p = int(c["client"].rsplit(":", 1)[1])
-    if 41000 <= p < 41000 + '"$NDL"': print(p - 41000)' > "$RVS_TMP/on-$g"
+    if c["client"] in want and c["state"] in ("SYN_RECV", "ESTABLISHED"): print(want[c["client"]])' \
+            "${CLIENTS[*]}" "$NDL" > "$RVS_TMP/on-$g"
         for i in $(cat "$RVS_TMP/on-$g"); do ON[$i]=$g; done
     done
     [ "${#ON[@]}" -eq "$NDL" ] && break
