@@ -2150,3 +2150,4 @@ mod frag;
 mod modes;
 mod multi;
 mod proxy;
+mod sync;
