@@ -82,6 +82,8 @@ pub struct Shared {
     ports: Mutex<Vec<PortEntry>>,
     /// The running or last packet capture (`capture_start`); one at a time.
     capture: Mutex<Option<Capture>>,
+    /// The connection sync daemons (`sync_start`, `[sync]`).
+    sync: Mutex<rvsd::sync::Daemons>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -115,6 +117,7 @@ impl Shared {
         lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
         ports: Vec<PortEntry>,
     ) -> Shared {
+        let workers_tx = workers.iter().map(|w| w.commands.clone()).collect();
         Shared {
             state: Mutex::new(state),
             workers,
@@ -126,7 +129,66 @@ impl Shared {
             health: OnceLock::new(),
             ports: Mutex::new(ports),
             capture: Mutex::new(None),
+            sync: Mutex::new(rvsd::sync::Daemons::new(workers_tx)),
         }
+    }
+
+    /// Starts the sync roles `[sync]` asks for (at daemon start).
+    pub fn start_sync(&self) -> Result<(), String> {
+        let cfg = self.lock().config().sync.clone();
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).start_from_config(&cfg)
+    }
+
+    /// Stops the sync daemons (at daemon exit, before the workers stop).
+    pub fn stop_sync(&self) {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+    }
+
+    fn sync_reply(&self, d: &rvsd::sync::Daemons) -> Reply {
+        use rvs_control::api::{SyncDaemonInfo, SyncRoleName};
+        let daemons = d
+            .status()
+            .into_iter()
+            .map(|r| SyncDaemonInfo {
+                role: if r.master { SyncRoleName::Master } else { SyncRoleName::Backup },
+                interface: r.cfg.interface.clone().unwrap_or_default(),
+                syncid: r.cfg.syncid,
+                maxlen: rvs_control::sync::wire::max_message_len(r.cfg.mtu) as u32,
+                group: r.cfg.group.to_string(),
+                port: r.cfg.port,
+                ttl: r.cfg.ttl,
+                peer: r.cfg.peer.map(|p| p.to_string()),
+            })
+            .collect();
+        let counters = d.counters().list().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Reply::Sync { daemons, counters }
+    }
+
+    fn sync_request(&self, req: Request) -> Result<Reply, Refusal> {
+        use rvs_control::api::SyncRoleName;
+        let cfg = self.lock().config().sync.clone();
+        let mut d = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        match req {
+            Request::SyncStart { role, interface, syncid } => {
+                let mut c = cfg;
+                if interface.is_some() {
+                    c.interface = interface;
+                }
+                if let Some(id) = syncid {
+                    c.syncid = id;
+                }
+                c.role = match role {
+                    SyncRoleName::Master => rvs_control::config::SyncRole::Master,
+                    SyncRoleName::Backup => rvs_control::config::SyncRole::Backup,
+                };
+                c.validate().map_err(|e| Refusal::from(e.to_string()))?;
+                let rc = rvsd::sync::RoleConfig::from_config(&c).map_err(Refusal::from)?;
+                d.start(role == SyncRoleName::Master, rc).map_err(Refusal::from)?;
+            }
+            Request::SyncStop { role } => d.stop(role == SyncRoleName::Master).map_err(Refusal::from)?,
+            _ => {}
+        }
+        Ok(self.sync_reply(&d))
     }
 
     /// `list_ports`: the ports' fixed data with their link state and counters read now. This runs
@@ -731,6 +793,9 @@ impl Shared {
             }),
             Request::Save => Ok(Reply::Config { config: self.lock().config().to_toml() }),
             Request::ListPorts => Ok(Reply::Ports { ports: self.list_ports() }),
+            r @ (Request::SyncStart { .. } | Request::SyncStop { .. } | Request::SyncStatus) => {
+                self.sync_request(r)
+            }
             change => {
                 let r = {
                     let mut st = self.lock();

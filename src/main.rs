@@ -274,6 +274,7 @@ fn run(cli: Cli) -> Result<(), String> {
         port_entries,
     ));
     let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared.clone(), stop.clone())?;
+    shared.start_sync()?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new
@@ -312,6 +313,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     stop.store(true, Ordering::SeqCst);
     tracing::info!("stopping");
+    shared.stop_sync();
     worker_stop.store(true, Ordering::SeqCst);
     for lcore in &launched {
         eal.wait(*lcore);

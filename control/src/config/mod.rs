@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 mod addr;
 mod names;
 mod service;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -25,6 +26,7 @@ mod validate;
 pub use addr::*;
 pub use names::*;
 pub use service::*;
+pub use sync::{defaults as sync_defaults, SyncConfig, SyncRole};
 
 /// The schema version this build reads and writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -120,6 +122,9 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Connection sync (docs/ha.md); off by default.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]

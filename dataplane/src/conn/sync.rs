@@ -259,6 +259,26 @@ impl<P: FramePool> Worker<P> {
         }
     }
 
+    /// Every connection a master would have sent by now (and its template), for a backup that
+    /// asks for the full table. O(table capacity): runs between bursts, on request only.
+    pub fn sync_table(&self, now: Millis, mut out: impl FnMut(SyncOp)) {
+        for (id, c) in self.conns.iter() {
+            let sent = match c.proto() {
+                Proto::Udp => true,
+                Proto::Tcp => synced_state(c.state()) && !c.synproxy_pending(),
+            };
+            if !sent {
+                continue;
+            }
+            if let Some(sc) = self.sync_conn(id, now) {
+                out(SyncOp::Conn(sc));
+                if let Some(t) = self.sync_template(&sc, c.service(), now) {
+                    out(SyncOp::Template(t));
+                }
+            }
+        }
+    }
+
     /// Installs what a master sent. Runs between bursts, on the worker that owns the connection.
     pub fn sync_install(&mut self, op: &SyncOp, now: Millis) -> Result<Installed, SyncError> {
         match op {

@@ -198,3 +198,20 @@ fn synproxy_shift_is_carried() {
     let bid = b.w.conns().lookup(&key).unwrap().0;
     assert_eq!(b.w.conns().get(bid).unwrap().seq_shift(), shift);
 }
+
+#[test]
+fn full_table_lists_what_was_sent() {
+    let s = setup_with(|s| s.services[0].persistence_ms = Some(60_000));
+    let mut m = master(&s);
+    handshake(&mut m, &s, 1, 41_000);
+    syn(&mut m, &s, 2, 42_000);
+    let sent = ops(&mut m);
+    let mut table = Vec::new();
+    m.w.sync_table(m.now, |op| table.push(op));
+    assert_eq!(table, sent, "the established one and its template; not the half-open one");
+    let mut b = H::resolved(&s);
+    for op in &table {
+        b.w.sync_install(op, b.now).unwrap();
+    }
+    assert_eq!(b.w.conns().len(), 1);
+}
