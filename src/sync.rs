@@ -324,9 +324,9 @@ impl Daemons {
             tracing::info!(mcast = ?m.interface, peer = ?m.peer, syncid = m.syncid, "sync master started");
         }
         if let Some(b) = &backup {
-            // Ask for the full table: a backup that starts late gets what it missed.
-            let sock = rx.try_clone().map_err(|e| format!("sync: socket: {e}"))?;
-            match sock.send_to(&request(b.syncid), b.dest()) {
+            // Ask for the full table: a backup that starts late gets what it missed. Sent as the
+            // master sends (from the interface's address: the rx socket has no multicast route).
+            match tx_socket(b)?.send_to(&request(b.syncid), b.dest()) {
                 Ok(_) => SyncCounters::inc(&self.counters.requests_sent),
                 Err(e) => tracing::warn!(error = %e, "sync: full-table request not sent"),
             }
