@@ -535,8 +535,18 @@ impl Shared {
                 .collect()
         };
         let workers: Vec<&Stats> = self.stats.iter().map(|s| &**s).collect();
+        let sync = {
+            let d = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+            // Only once a sync daemon ran: a gateway without sync exports no sync family.
+            let list = d.counters().list();
+            if list.iter().any(|(_, v)| *v > 0) || !d.status().is_empty() {
+                list
+            } else {
+                Vec::new()
+            }
+        };
         Ok(metrics::encode(
-            &metrics::Snapshot { workers: &workers, services: &services, http: Some(http) },
+            &metrics::Snapshot { workers: &workers, services: &services, http: Some(http), sync: &sync },
             format,
         ))
     }
