@@ -266,6 +266,16 @@ check "rvsadm -L --daemon on the master: master sync daemon (mcast=y1, syncid=$S
 check "rvsadm -L --daemon on the backup: backup sync daemon (mcast=y2, syncid=$SYNCID ...)" \
     grep -q "^backup sync daemon (mcast=y2, syncid=$SYNCID" "$RVS_TMP/b.daemon"
 
+echo "== $(date +%T) rvsadm --stop-daemon / --start-daemon at run time (the backup)"
+RVSADM_SOCKET=$SOCK2 "$RVSADM" --stop-daemon backup
+check "--stop-daemon backup: -L --daemon lists nothing" [ -z "$(RVSADM_SOCKET=$SOCK2 "$RVSADM" -L --daemon)" ]
+check "--stop-daemon backup again is refused" bash -c "! RVSADM_SOCKET='$SOCK2' '$RVSADM' --stop-daemon backup 2>/dev/null"
+RVSADM_SOCKET=$SOCK2 "$RVSADM" --start-daemon backup --mcast-interface y2 --syncid "$SYNCID"
+check "--start-daemon backup --mcast-interface y2 --syncid $SYNCID: running again" \
+    grep -q "^backup sync daemon (mcast=y2, syncid=$SYNCID" <<<"$(RVSADM_SOCKET=$SOCK2 "$RVSADM" -L --daemon)"
+check "the restarted backup asked for the table again ($(sync_counter "$SOCK1" requests_served) served)" \
+    bash -c "for i in \$(seq 30); do [ \$(python3 '$RVS_ROOT/scripts/lib/api.py' '$SOCK1' '{\"op\":\"sync_status\"}' | grep -o '\"requests_served\",[0-9]*' | cut -d, -f2) -ge 2 ] && exit 0; sleep 0.1; done; exit 1"
+
 echo "== $(date +%T) new connections follow, a SYN-proxied one too"
 for i in 5 6 7; do download 80 a$i; done
 download 81 sp
