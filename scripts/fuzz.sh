@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 secs=${1:-15}
 [ $# -gt 0 ] && shift
-ALL=(packet_path api_request config keepalived)
+ALL=(packet_path api_request config keepalived sync_wire)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${ALL[@]}")
 case $secs in '' | *[!0-9]*)

@@ -85,6 +85,8 @@ pub struct Shared {
     capture: Mutex<Option<Capture>>,
     /// With `[announce] table`: the VIP routes, kept in line with every published setup.
     announcer: OnceLock<Mutex<Announcer<IpRoute>>>,
+    /// The connection sync daemons (`sync_start`, `[sync]`).
+    sync: Mutex<rvsd::sync::Daemons>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -118,6 +120,7 @@ impl Shared {
         lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
         ports: Vec<PortEntry>,
     ) -> Shared {
+        let workers_tx = workers.iter().map(|w| w.commands.clone()).collect();
         Shared {
             state: Mutex::new(state),
             workers,
@@ -130,6 +133,7 @@ impl Shared {
             ports: Mutex::new(ports),
             capture: Mutex::new(None),
             announcer: OnceLock::new(),
+            sync: Mutex::new(rvsd::sync::Daemons::new(workers_tx)),
         }
     }
 
@@ -149,6 +153,64 @@ impl Shared {
             .get()
             .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).withdraw_all().len())
             .unwrap_or(0)
+    }
+
+    /// Starts the sync roles `[sync]` asks for (at daemon start).
+    pub fn start_sync(&self) -> Result<(), String> {
+        let cfg = self.lock().config().sync.clone();
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).start_from_config(&cfg)
+    }
+
+    /// Stops the sync daemons (at daemon exit, before the workers stop).
+    pub fn stop_sync(&self) {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).shutdown();
+    }
+
+    fn sync_reply(&self, d: &rvsd::sync::Daemons) -> Reply {
+        use rvs_control::api::{SyncDaemonInfo, SyncRoleName};
+        let daemons = d
+            .status()
+            .into_iter()
+            .map(|r| SyncDaemonInfo {
+                role: if r.master { SyncRoleName::Master } else { SyncRoleName::Backup },
+                interface: r.cfg.interface.clone().unwrap_or_default(),
+                syncid: r.cfg.syncid,
+                maxlen: rvs_control::sync::wire::max_message_len(r.cfg.mtu) as u32,
+                group: r.cfg.group.to_string(),
+                port: r.cfg.port,
+                ttl: r.cfg.ttl,
+                peer: r.cfg.peer.map(|p| p.to_string()),
+            })
+            .collect();
+        let counters = d.counters().list().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Reply::Sync { daemons, counters }
+    }
+
+    fn sync_request(&self, req: Request) -> Result<Reply, Refusal> {
+        use rvs_control::api::SyncRoleName;
+        let cfg = self.lock().config().sync.clone();
+        let mut d = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        match req {
+            Request::SyncStart { role, interface, syncid } => {
+                let mut c = cfg;
+                if interface.is_some() {
+                    c.interface = interface;
+                }
+                if let Some(id) = syncid {
+                    c.syncid = id;
+                }
+                c.role = match role {
+                    SyncRoleName::Master => rvs_control::config::SyncRole::Master,
+                    SyncRoleName::Backup => rvs_control::config::SyncRole::Backup,
+                };
+                c.validate().map_err(|e| Refusal::from(e.to_string()))?;
+                let rc = rvsd::sync::RoleConfig::from_config(&c).map_err(Refusal::from)?;
+                d.start(role == SyncRoleName::Master, rc).map_err(Refusal::from)?;
+            }
+            Request::SyncStop { role } => d.stop(role == SyncRoleName::Master).map_err(Refusal::from)?,
+            _ => {}
+        }
+        Ok(self.sync_reply(&d))
     }
 
     /// `list_ports`: the ports' fixed data with their link state and counters read now. This runs
@@ -499,8 +561,18 @@ impl Shared {
                 .collect()
         };
         let workers: Vec<&Stats> = self.stats.iter().map(|s| &**s).collect();
+        let sync = {
+            let d = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+            // Only once a sync daemon ran: a gateway without sync exports no sync family.
+            let list = d.counters().list();
+            if list.iter().any(|(_, v)| *v > 0) || !d.status().is_empty() {
+                list
+            } else {
+                Vec::new()
+            }
+        };
         Ok(metrics::encode(
-            &metrics::Snapshot { workers: &workers, services: &services, http: Some(http) },
+            &metrics::Snapshot { workers: &workers, services: &services, http: Some(http), sync: &sync },
             format,
         ))
     }
@@ -757,6 +829,9 @@ impl Shared {
             }),
             Request::Save => Ok(Reply::Config { config: self.lock().config().to_toml() }),
             Request::ListPorts => Ok(Reply::Ports { ports: self.list_ports() }),
+            r @ (Request::SyncStart { .. } | Request::SyncStop { .. } | Request::SyncStatus) => {
+                self.sync_request(r)
+            }
             change => {
                 let r = {
                     let mut st = self.lock();

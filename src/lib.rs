@@ -3,4 +3,5 @@
 //! `cli` is rvsd's command line (also rendered as its man page).
 pub mod capture;
 pub mod cli;
+pub mod sync;
 pub mod worker;

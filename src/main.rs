@@ -315,6 +315,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(a) = announcer {
         shared.start_announcing(a)?;
     }
+    shared.start_sync()?;
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new
@@ -374,6 +375,7 @@ fn run(cli: Cli) -> Result<(), String> {
         tracing::info!(withdrawn, "VIPs withdrawn");
     }
     tracing::info!("stopping");
+    shared.stop_sync();
     worker_stop.store(true, Ordering::SeqCst);
     for lcore in &launched {
         eal.wait(*lcore);

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use crossbeam::channel::{Receiver, Sender};
 
 use dpdk_sys::{eal, Mbuf, Mempool, PktPool, RingRx, RingTx, RxQueue, TxQueue};
+use rvs_dataplane::conn::bind::ConnEvent;
+use rvs_dataplane::conn::sync::SyncOp;
 use rvs_dataplane::stats::{DropReason, Event, Stats};
 use rvs_dataplane::worker::{ConnView, Outbox, RealCounts, Setup, Worker};
 
@@ -48,6 +50,13 @@ pub enum Command {
     Drain,
     /// Set (`Some`) or remove (`None`) the packet capture tap (`crate::capture`).
     Tap(Option<crate::capture::Tap>),
+    /// Connection sync master on (`Some`: log connection events and send their sync operations
+    /// to the sender) or off.
+    SyncMaster(Option<crate::sync::SyncTx>),
+    /// Connection sync backup: install these operations (`crate::sync`).
+    SyncInstall(Vec<SyncOp>, Arc<crate::sync::SyncCounters>),
+    /// Every connection a master would have sent (a late backup's full-table request).
+    SyncTable(Sender<Vec<SyncOp>>),
 }
 
 /// Everything a worker owns.
@@ -109,6 +118,11 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let mut tap: Option<crate::capture::Tap> = None;
     // The previous poll's start and its frames: a poll is timed by the next one's TSC read.
     let (mut poll_tsc, mut poll_got) = (clock.t0, 0usize);
+    // Connection sync master: where the sync operations go, the events taken each burst (sized
+    // when sync starts), and the event losses already counted.
+    let mut sync: Option<crate::sync::SyncTx> = None;
+    let mut events: Vec<ConnEvent> = Vec::new();
+    let mut events_lost = 0u64;
 
     while !ctx.stop.load(Ordering::Relaxed) {
         let tsc = eal::rdtsc();
@@ -152,6 +166,14 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             }
         }
         dp.poll(now, &mut out);
+        if let Some(tx) = &sync {
+            let lost = dp.take_conn_events(&mut events);
+            tx.count_lost_events(lost - events_lost);
+            events_lost = lost;
+            for e in events.drain(..) {
+                dp.sync_records(&e, now, |op| tx.send(op));
+            }
+        }
         for (p, q) in txq.iter_mut().enumerate() {
             let pending = out.port(p);
             if pending.is_empty() {
@@ -203,6 +225,23 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                     }
                     Command::Drain => dp.set_draining(true),
                     Command::Tap(t) => tap = t,
+                    Command::SyncMaster(tx) => {
+                        let cap = tx.as_ref().map_or(0, |t| t.events_per_burst);
+                        dp.enable_conn_events(cap);
+                        events = Vec::with_capacity(cap);
+                        events_lost = 0;
+                        sync = tx;
+                    }
+                    Command::SyncInstall(ops, counters) => {
+                        for op in &ops {
+                            counters.installed(dp.sync_install(op, now));
+                        }
+                    }
+                    Command::SyncTable(reply) => {
+                        let mut v = Vec::new();
+                        dp.sync_table(now, |op| v.push(op));
+                        let _ = reply.send(v);
+                    }
                 }
             }
         }

@@ -148,6 +148,43 @@ pub enum Request {
     CaptureStop,
     /// The running or last capture: packets and bytes written, frames dropped, state.
     CaptureStatus,
+    /// Starts a connection sync daemon (`ipvsadm --start-daemon`); unset fields come from the
+    /// config's `[sync]` section.
+    SyncStart {
+        role: SyncRoleName,
+        #[serde(default)]
+        interface: Option<String>,
+        #[serde(default)]
+        syncid: Option<u8>,
+    },
+    /// Stops a connection sync daemon (`ipvsadm --stop-daemon`).
+    SyncStop { role: SyncRoleName },
+    /// The running sync daemons and the sync counters (`ipvsadm -L --daemon`).
+    SyncStatus,
+}
+
+/// One sync daemon role, as `--start-daemon` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRoleName {
+    Master,
+    Backup,
+}
+
+/// A running sync daemon (`sync_status`), what ipvsadm's `list_daemon` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemonInfo {
+    pub role: SyncRoleName,
+    /// The multicast interface (`mcast=`); empty with a unicast peer.
+    pub interface: String,
+    pub syncid: u8,
+    /// Largest message in bytes (`maxlen=`).
+    pub maxlen: u32,
+    pub group: String,
+    pub port: u16,
+    pub ttl: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
 }
 
 /// One port as `list_ports` reports it.
@@ -407,6 +444,12 @@ pub enum Reply {
     /// A change was applied by every worker; `epoch` counts applied changes.
     Applied {
         epoch: u64,
+    },
+    /// `sync_status`, and the answer to `sync_start`/`sync_stop`.
+    Sync {
+        daemons: Vec<SyncDaemonInfo>,
+        /// Sync counters by name (docs/ha.md), in a fixed order.
+        counters: Vec<(String, u64)>,
     },
 }
 

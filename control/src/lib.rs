@@ -14,5 +14,6 @@ pub mod quorum;
 pub mod server;
 pub mod setup;
 pub mod state;
+pub mod sync;
 
 pub use config::{CheckKind, Config, ConfigError, Forward, Proto, ProxyProtocol, Sched};

@@ -180,6 +180,8 @@ pub struct Snapshot<'a> {
     pub workers: &'a [&'a Stats],
     pub services: &'a [ServiceMetrics],
     pub http: Option<&'a HttpStats>,
+    /// Connection sync counters by name (docs/ha.md), when a sync daemon ever ran.
+    pub sync: &'a [(&'static str, u64)],
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -318,6 +320,12 @@ pub fn registry(snap: &Snapshot<'_>) -> Registry {
             f.get_or_create(&vec![("outcome", o.as_str().into())]).inc_by(h.get(o));
         }
     }
+    if !snap.sync.is_empty() {
+        let f = counters(&mut reg, "sync", "Connection sync (IPVS sync v1) events, by counter (docs/ha.md)");
+        for (name, v) in snap.sync {
+            f.get_or_create(&vec![("counter", (*name).to_owned())]).inc_by(*v);
+        }
+    }
     reg
 }
 
@@ -418,7 +426,7 @@ mod tests {
         http.count(HttpOutcome::Served);
         http.count(HttpOutcome::Timeout);
         http.count(HttpOutcome::Timeout);
-        encode(&Snapshot { workers: &[&a, &b], services: &services, http: Some(&http) }, format)
+        encode(&Snapshot { workers: &[&a, &b], services: &services, http: Some(&http), sync: &[] }, format)
     }
 
     /// The lines of `text` from the `# HELP` of `family` to its last sample, samples sorted (a
@@ -542,5 +550,15 @@ mod tests {
         assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
         let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::from_accept(Some(prom)), Format::OpenMetrics);
+    }
+
+    #[test]
+    fn sync_counters_are_one_family() {
+        let sync = [("installed", 5), ("ops_lost", 0)];
+        let out = encode(&Snapshot { workers: &[], services: &[], http: None, sync: &sync }, Format::Text);
+        assert!(out.contains("rvs_sync_total{counter=\"installed\"} 5"), "{out}");
+        assert!(out.contains("rvs_sync_total{counter=\"ops_lost\"} 0"), "{out}");
+        let none = encode(&Snapshot { workers: &[], services: &[], http: None, sync: &[] }, Format::Text);
+        assert!(!none.contains("rvs_sync"), "{none}");
     }
 }

@@ -66,6 +66,20 @@ fn cli_against_a_live_socket() {
             Request::AddReal { .. } => Response::error("services[0].reals[1].forward: not supported"),
             Request::GetTimeouts => Response::ok(Reply::Timeouts { tcp: 900, tcpfin: 120, udp: 300 }),
             Request::Save => Response::ok(Reply::Config { config: String::new() }),
+            Request::SyncStart { .. } | Request::SyncStatus => Response::ok(Reply::Sync {
+                daemons: vec![rvs_control::api::SyncDaemonInfo {
+                    role: rvs_control::api::SyncRoleName::Master,
+                    interface: "eth0".into(),
+                    syncid: 3,
+                    maxlen: 1472,
+                    group: "224.0.0.81".into(),
+                    port: 8848,
+                    ttl: 1,
+                    peer: None,
+                }],
+                counters: vec![],
+            }),
+            Request::SyncStop { .. } => Response::error("no backup sync daemon is running"),
             _ => Response::ok(Reply::Applied { epoch: 1 }),
         }
     });
@@ -102,15 +116,24 @@ fn cli_against_a_live_socket() {
     let o = rvsadm(&sock, &["-Ln", "-t", "198.18.0.9:80"], "");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o.stderr), "No such service\n");
-    // the sync daemon: a clear "not available", ipvsadm's statuses, nothing sent
-    let before = seen.lock().unwrap().len();
-    let o = rvsadm(&sock, &["--start-daemon", "master"], "");
-    assert_eq!(o.status.code(), Some(255));
-    assert!(text(&o.stderr).contains("not available in rvs"), "{}", text(&o.stderr));
+    // the sync daemon: --start-daemon prints nothing, -L --daemon is list_daemon's line, a refused
+    // --stop-daemon is rvsd's one line
+    let o = rvsadm(&sock, &["--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "3"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "");
+    assert!(matches!(
+        seen.lock().unwrap().last(),
+        Some(Request::SyncStart { interface: Some(i), syncid: Some(3), .. }) if i == "eth0"
+    ));
     let o = rvsadm(&sock, &["-L", "--daemon"], "");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("not available in rvs"));
-    assert_eq!(seen.lock().unwrap().len(), before);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        text(&o.stdout),
+        "master sync daemon (mcast=eth0, syncid=3, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    let o = rvsadm(&sock, &["--stop-daemon", "backup"], "");
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(text(&o.stderr), "rvsadm: no backup sync daemon is running\n");
 
     // bad input: one line, exit 2, nothing sent
     let before = seen.lock().unwrap().len();

@@ -2165,3 +2165,4 @@ mod kernel;
 mod modes;
 mod multi;
 mod proxy;
+mod sync;

@@ -70,12 +70,10 @@ pub enum Action {
     /// `--capture-start`, `--capture-stop`, `--capture-status`: the request, then the capture's
     /// status printed in one line.
     Capture(Request),
-    /// Something rvs does not have (the sync daemon): the message, and ipvsadm's exit status for
-    /// the failed command.
-    Unavailable {
-        msg: &'static str,
-        status: i32,
-    },
+    /// `--start-daemon` / `--stop-daemon`: the request; nothing is printed.
+    Sync(Request),
+    /// `-L --daemon`: the running sync daemons, as ipvsadm's `list_daemon` prints them.
+    ListDaemon,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +102,10 @@ struct Raw {
     proxy_protocol: Option<ProxyProtocol>,
     socket: Option<String>,
     capture: CaptureRequest,
+    /// `--start-daemon`/`--stop-daemon STATE`, `--mcast-interface`, `--syncid`.
+    daemon_state: Option<crate::api::SyncRoleName>,
+    mcast_ifn: Option<String>,
+    syncid: Option<u8>,
     /// Words that are no option's value (`--set`'s three timeouts).
     positional: Vec<String>,
 }
@@ -241,13 +243,29 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::Daemon(c) => {
             apply(raw, Key::Cmd(c), None)?;
             // ipvsadm checks the state word before it asks the kernel.
-            if v != "master" && v != "backup" {
-                return Err(usage(if c == Cmd::StartDaemon {
-                    "illegal start-daemon parameter specified"
-                } else {
-                    "illegal start_daemon specified"
-                }));
+            raw.daemon_state = Some(match v {
+                "master" => crate::api::SyncRoleName::Master,
+                "backup" => crate::api::SyncRoleName::Backup,
+                _ => {
+                    return Err(usage(if c == Cmd::StartDaemon {
+                        "illegal start-daemon parameter specified"
+                    } else {
+                        "illegal start_daemon specified"
+                    }))
+                }
+            });
+        }
+        Key::McastInterface => {
+            raw.set(Opt::McastInterface)?;
+            // ipvsadm: at most IP_VS_IFNAME_MAXLEN (16) bytes with the terminating NUL.
+            if v.is_empty() || v.len() > 15 {
+                return Err(usage("illegal mcast-interface specified"));
             }
+            raw.mcast_ifn = Some(v.to_owned());
+        }
+        Key::SyncId => {
+            raw.set(Opt::SyncId)?;
+            raw.syncid = Some(number(v, 0, 255).ok_or_else(|| usage("illegal syncid specified"))? as u8);
         }
         Key::TimeoutOpt => raw.set(Opt::Timeout)?,
         Key::DaemonOpt => raw.set(Opt::Daemon)?,
@@ -497,8 +515,14 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             let (tcp, tcpfin, udp) = timeouts.expect("parsed above");
             Action::Send(Request::SetTimeouts { tcp, tcpfin, udp })
         }
-        // ipvs_start_daemon/ipvs_stop_daemon fail: process_options returns -1, exit status 255.
-        Cmd::StartDaemon | Cmd::StopDaemon => Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 255 },
+        Cmd::StartDaemon => Action::Sync(Request::SyncStart {
+            role: raw.daemon_state.expect("parsed with the command"),
+            interface: raw.mcast_ifn.clone(),
+            syncid: raw.syncid,
+        }),
+        Cmd::StopDaemon => {
+            Action::Sync(Request::SyncStop { role: raw.daemon_state.expect("parsed with the command") })
+        }
         Cmd::CaptureStart => Action::Capture(Request::CaptureStart { capture: raw.capture.clone() }),
         Cmd::CaptureStop => Action::Capture(Request::CaptureStop),
         Cmd::CaptureStatus => Action::Capture(Request::CaptureStatus),
@@ -588,8 +612,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             if raw.has(Opt::Timeout) {
                 Action::Timeouts
             } else if raw.has(Opt::Daemon) {
-                // list_daemon: ipvs_get_daemon fails, exit(1).
-                Action::Unavailable { msg: SYNC_UNAVAILABLE, status: 1 }
+                Action::ListDaemon
             } else if raw.has(Opt::Connection) {
                 Action::ListConns { service: id, fmt }
             } else {

@@ -473,3 +473,33 @@ pub fn format_ports(ports: &[PortInfo]) -> String {
     }
     out
 }
+
+/// `-L --daemon`: ipvsadm 1.31's `list_daemon`, master first: `"%s sync daemon (mcast=%s,
+/// syncid=%d"`, then `", maxlen=%u"`, `", group=%s"`, `", port=%u"`, `", ttl=%u"` (each as the
+/// kernel reports it once a daemon runs), then `")"`. rvs appends `", peer=%s"` before the `)`
+/// for a unicast peer (the kernel has none).
+pub fn format_daemons(daemons: &[crate::api::SyncDaemonInfo]) -> String {
+    use crate::api::SyncRoleName;
+    let mut out = String::new();
+    for role in [SyncRoleName::Master, SyncRoleName::Backup] {
+        for d in daemons.iter().filter(|d| d.role == role) {
+            let name = if role == SyncRoleName::Master { "master" } else { "backup" };
+            out.push_str(&format!("{name} sync daemon (mcast={}, syncid={}", d.interface, d.syncid));
+            if d.maxlen > 0 {
+                out.push_str(&format!(", maxlen={}", d.maxlen));
+            }
+            out.push_str(&format!(", group={}", d.group));
+            if d.port > 0 {
+                out.push_str(&format!(", port={}", d.port));
+            }
+            if d.ttl > 0 {
+                out.push_str(&format!(", ttl={}", d.ttl));
+            }
+            if let Some(p) = &d.peer {
+                out.push_str(&format!(", peer={p}"));
+            }
+            out.push_str(")\n");
+        }
+    }
+    out
+}

@@ -7,7 +7,7 @@
 //! short letter and the same kind of value, and nothing else is.
 use clap::{Arg, ArgAction, Command};
 
-use super::{DEFAULT_PERSISTENCE, DEFAULT_SCHED, SOCKET_ENV, SYNC_UNAVAILABLE};
+use super::{DEFAULT_PERSISTENCE, DEFAULT_SCHED, SOCKET_ENV};
 use crate::config::{defaults, Sched, MAX_WEIGHT};
 
 const COMMANDS: &str = "Commands";
@@ -43,7 +43,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
          its networks, -j enable with -g or -i real servers (their replies bypass rvs), --toa on with \
          any but -b. -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not \
          persistent, no -j/--toa: off); -e the whole real server (no -w: weight 1, no -m/-g/-i: -b). \
-         Output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.",
+         Output is always numeric; IPv4 only; no fwmark, netmask or one-packet options.",
     ),
     (
         "EXIT STATUS",
@@ -91,10 +91,6 @@ pub fn command() -> Command {
         };
         a.help_heading(UNSUPPORTED)
     };
-    let sync = |long: &'static str, name: &'static str| {
-        value(long, None, name, format!("ipvsadm's sync daemon option; refused: {SYNC_UNAVAILABLE}"))
-            .help_heading(UNSUPPORTED)
-    };
     Command::new("rvsadm")
         .version(env!("CARGO_PKG_VERSION"))
         .about("ipvsadm for rvs: administer the rvs (DPDK L4) load balancer")
@@ -129,10 +125,9 @@ pub fn command() -> Command {
                 COMMANDS,
                 "set connection timeout values tcp tcpfin udp, in seconds (0 keeps one)",
             ),
-            value("start-daemon", None, "state", "connection sync daemon: not available in rvs")
+            value("start-daemon", None, "state", "start connection sync daemon (master or backup)")
                 .help_heading(COMMANDS),
-            value("stop-daemon", None, "state", "connection sync daemon: not available in rvs")
-                .help_heading(COMMANDS),
+            value("stop-daemon", None, "state", "stop connection sync daemon").help_heading(COMMANDS),
             flag("help", Some('h'), COMMANDS, "display the help message"),
             flag("version", Some('v'), COMMANDS, "display the version"),
             value("tcp-service", Some('t'), "service-address", "service-address is IPv4:port"),
@@ -191,7 +186,7 @@ pub fn command() -> Command {
             flag("rate", None, OPTIONS, "output of rate information"),
             flag("thresholds", None, OPTIONS, "output of thresholds information"),
             flag("timeout", None, OPTIONS, "output of timeout (tcp tcpfin udp)"),
-            flag("daemon", None, OPTIONS, "output of daemon information (not available in rvs)"),
+            flag("daemon", None, OPTIONS, "output of daemon information"),
             flag("persistent-conn", None, OPTIONS, "output of persistent connection info"),
             flag("exact", Some('X'), OPTIONS, "expand numbers (display exact values)"),
             flag("nosort", None, OPTIONS, "disable sorting output of service/server entries"),
@@ -227,8 +222,10 @@ pub fn command() -> Command {
             value("max-bytes", None, "bytes", "capture: stop at this many captured bytes (default 64 MiB)"),
             value("snaplen", None, "bytes", "capture: bytes kept of each frame (34 to 2048, default 2048)"),
             value("file", None, "path", "capture: the pcap file rvsd writes (tcpdump -r reads it)"),
-            sync("mcast-interface", "interface"),
-            sync("syncid", "sid"),
+            value("mcast-interface", None, "interface", "multicast interface for connection sync")
+                .help_heading(OPTIONS),
+            value("syncid", None, "sid", "syncid for connection sync (default: [sync] syncid, 0)")
+                .help_heading(OPTIONS),
             unsupported("fwmark-service", Some('f'), Some("fwmark")),
             unsupported("icmp-service", Some('q'), Some("service-address")),
             unsupported("netmask", Some('M'), Some("netmask")),

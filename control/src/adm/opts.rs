@@ -3,9 +3,6 @@
 //! and what argument it takes.
 use crate::config::Forward;
 
-/// What rvsadm says for the sync-daemon commands and options: rvs has no connection sync yet.
-pub const SYNC_UNAVAILABLE: &str =
-    "connection synchronization (the sync daemon) is not available in rvs: it is not built yet";
 /// ipvsadm's commands (plus DPVS's laddr commands), named as ipvsadm's `cmdnames`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmd {
@@ -86,6 +83,9 @@ pub(super) enum Opt {
     ShowLip,
     Timeout,
     Daemon,
+    /// `--mcast-interface` / `--syncid` (`--start-daemon`).
+    McastInterface,
+    SyncId,
     PersistentConn,
     Inhibit,
     /// `--ports` (rvs): the list of rvsd's ports, as DPVS's `dpip link show`.
@@ -126,6 +126,8 @@ impl Opt {
             Opt::ShowLip => "show-lip",
             Opt::Timeout => "timeout",
             Opt::Daemon => "daemon",
+            Opt::McastInterface => "mcast-interface",
+            Opt::SyncId => "syncid",
             Opt::PersistentConn => "persistent-conn",
             Opt::Inhibit => "inhibit-on-failure",
             Opt::Ports => "ports",
@@ -150,7 +152,8 @@ pub(super) fn legal(cmd: Cmd) -> (&'static [Opt], &'static [Opt]) {
             (&[Service], &[Scheduler, Persistent, Synproxy, Toa, ProxyProtocol, Inhibit])
         }
         Cmd::DeleteService => (&[Service], &[]),
-        Cmd::Clear | Cmd::Restore | Cmd::Timeout | Cmd::StartDaemon | Cmd::StopDaemon => (&[], &[]),
+        Cmd::Clear | Cmd::Restore | Cmd::Timeout | Cmd::StopDaemon => (&[], &[]),
+        Cmd::StartDaemon => (&[], &[McastInterface, SyncId]),
         Cmd::List => (
             &[],
             &[
@@ -221,6 +224,8 @@ pub(super) enum Key {
     Daemon(Cmd),
     TimeoutOpt,
     DaemonOpt,
+    McastInterface,
+    SyncId,
     PersistConn,
     Inhibit,
     Ports,
@@ -311,8 +316,8 @@ pub(super) const SPECS: &[Spec] = &[
     spec("max-bytes", None, ReqArg, Key::Capture(Opt::MaxBytes)),
     spec("snaplen", None, ReqArg, Key::Capture(Opt::Snaplen)),
     spec("file", None, ReqArg, Key::Capture(Opt::File)),
-    spec("mcast-interface", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
-    spec("syncid", None, ReqArg, Key::Unsupported(SYNC_UNAVAILABLE)),
+    spec("mcast-interface", None, ReqArg, Key::McastInterface),
+    spec("syncid", None, ReqArg, Key::SyncId),
     spec("fwmark-service", Some('f'), ReqArg, Key::Unsupported("fwmark services are not supported by rvs")),
     spec("icmp-service", Some('q'), ReqArg, Key::Unsupported("icmp services are not supported by rvs")),
     spec("netmask", Some('M'), ReqArg, Key::Unsupported("persistence netmasks are not supported by rvs")),

@@ -138,7 +138,12 @@ pub fn execute<T: Transport + ?Sized>(
             let c: crate::capture::CaptureStatus = field(&v, "capture")?;
             write_out(out, &c.line())
         }
-        Action::Unavailable { msg, status } => Err(AdmError::Ipvs { msg: (*msg).into(), status: *status }),
+        Action::Sync(req) => call_ok(t, req).map(|_| ()),
+        Action::ListDaemon => {
+            let v = call_ok(t, &Request::SyncStatus)?;
+            let daemons: Vec<crate::api::SyncDaemonInfo> = field(&v, "daemons")?;
+            write_out(out, &format_daemons(&daemons))
+        }
         Action::Timeouts => {
             let v = call_ok(t, &Request::GetTimeouts)?;
             let (tcp, tcpfin, udp): (u32, u32, u32) =
@@ -303,8 +308,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values (0 keeps one)
-  --start-daemon              connection sync daemon: not available in rvs
-  --stop-daemon               connection sync daemon: not available in rvs
+  --start-daemon              start connection sync daemon (master or backup)
+  --stop-daemon               stop connection sync daemon
   --help            -h        display this help message
   --version         -v        display the version
 
@@ -335,7 +340,10 @@ Options:
   --rate                              output of rate information
   --thresholds                        output of thresholds information
   --timeout                           output of timeout (tcp tcpfin udp)
-  --daemon                            output of daemon information (not available in rvs)
+  --daemon                            output of daemon information
+  --mcast-interface interface         multicast interface for connection sync
+                                      (default: rvsd's [sync] interface)
+  --syncid sid                        syncid for connection sync (default: [sync] syncid, 0)
   --persistent-conn                   output of persistent connection info
   --exact        -X                   expand numbers (display exact values)
   --nosort                            disable sorting output of service/server entries
@@ -350,7 +358,8 @@ rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa o
 -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not persistent, no -j/--toa/
 --proxy-protocol: off);
 -e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
-output is always numeric; IPv4 only; no fwmark, netmask, one-packet or sync-daemon options.
+--start-daemon without --mcast-interface/--syncid takes rvsd's [sync] settings;
+output is always numeric; IPv4 only; no fwmark, netmask or one-packet options.
 ",
         ver = env!("CARGO_PKG_VERSION"),
         scheds = Sched::names(","),

@@ -464,17 +464,54 @@ fn timeouts_and_the_sync_daemon() {
     let (out, sent) = run("--set 600 30 0", "", answer);
     assert_eq!(out.unwrap(), "");
     assert_eq!(sent, [Request::SetTimeouts { tcp: 600, tcpfin: 30, udp: 0 }]);
-    for line in ["--start-daemon master", "--stop-daemon backup", "-L --daemon"] {
-        let (out, sent) = run(line, "", answer);
-        match out {
-            Err(AdmError::Ipvs { msg, status }) => {
-                assert!(msg.contains("not available in rvs"), "{msg}");
-                assert_eq!(status, if line.starts_with("-L") { 1 } else { 255 });
-            }
-            other => panic!("{line}: {other:?}"),
-        }
-        assert!(sent.is_empty(), "{line}: nothing is sent");
-    }
+    use crate::api::{SyncDaemonInfo, SyncRoleName};
+    let (out, sent) = run("--start-daemon master --mcast-interface y1 --syncid 7", "", answer);
+    assert_eq!(out.unwrap(), "");
+    assert_eq!(
+        sent,
+        [Request::SyncStart { role: SyncRoleName::Master, interface: Some("y1".into()), syncid: Some(7) }]
+    );
+    let (_, sent) = run("--start-daemon backup", "", answer);
+    assert_eq!(sent, [Request::SyncStart { role: SyncRoleName::Backup, interface: None, syncid: None }]);
+    let (_, sent) = run("--stop-daemon backup", "", answer);
+    assert_eq!(sent, [Request::SyncStop { role: SyncRoleName::Backup }]);
+    assert_eq!(usage_err("--start-daemon primary"), "illegal start-daemon parameter specified");
+    assert_eq!(usage_err("--start-daemon master --syncid 256"), "illegal syncid specified");
+    assert!(parse("--stop-daemon master --syncid 1").is_err(), "--syncid is illegal with --stop-daemon");
+    let daemons = |req: &Request| match req {
+        Request::SyncStatus => Response::ok(Reply::Sync {
+            daemons: vec![
+                SyncDaemonInfo {
+                    role: SyncRoleName::Backup,
+                    interface: "y2".into(),
+                    syncid: 7,
+                    maxlen: 1472,
+                    group: "224.0.0.81".into(),
+                    port: 8848,
+                    ttl: 1,
+                    peer: None,
+                },
+                SyncDaemonInfo {
+                    role: SyncRoleName::Master,
+                    interface: "y1".into(),
+                    syncid: 0,
+                    maxlen: 1472,
+                    group: "224.0.0.81".into(),
+                    port: 8848,
+                    ttl: 1,
+                    peer: None,
+                },
+            ],
+            counters: vec![],
+        }),
+        _ => Response::ok(Reply::Applied { epoch: 1 }),
+    };
+    let (out, _) = run("-L --daemon", "", daemons);
+    assert_eq!(
+        out.unwrap(),
+        "master sync daemon (mcast=y1, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+         backup sync daemon (mcast=y2, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod announce;
 pub mod exception;
 mod names;
 mod service;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -28,6 +29,7 @@ pub use addr::*;
 pub use announce::*;
 pub use names::*;
 pub use service::*;
+pub use sync::{defaults as sync_defaults, SyncConfig, SyncRole};
 
 /// The schema version this build reads and writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -129,6 +131,9 @@ pub struct Config {
     /// The exception path's rate limit (ports name their kernel interfaces with `kernel`).
     #[serde(default)]
     pub exception: exception::ExceptionConfig,
+    /// Connection sync (docs/ha.md); off by default.
+    #[serde(default)]
+    pub sync: SyncConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,6 +54,7 @@ impl Config {
         self.metrics.validate()?;
         self.announce.validate()?;
         self.exception.validate()?;
+        self.sync.validate()?;
         let w = &self.workers;
         if w.lcores.is_empty() {
             return Err(err("workers.lcores", "at least one worker lcore is needed"));

@@ -47,6 +47,7 @@ mod entry;
 mod index;
 pub mod lport;
 pub mod state;
+pub mod sync;
 pub mod wheel;
 
 pub(crate) use entry::Entry;

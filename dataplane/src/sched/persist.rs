@@ -97,6 +97,13 @@ impl Persistence {
         None
     }
 
+    /// The real and expiry time of a live template for (service, client) (connection sync sends
+    /// it with the connections it controls).
+    pub fn get(&self, service: u32, client: Ipv4Addr) -> Option<(u32, Millis)> {
+        let slot = self.slots[*self.map.get(&(service, client))? as usize];
+        Some((slot.real, slot.expires))
+    }
+
     /// Create or refresh the template for (service, client) to point at `real` until `now + timeout_ms`.
     pub fn insert(
         &mut self,
