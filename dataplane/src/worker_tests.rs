@@ -1173,8 +1173,14 @@ fn drop_table() {
             Expect::Drop(D::Vlan),
         ),
         case(
-            "IPv6 ethertype",
+            "IPv4 packet under the IPv6 EtherType",
             edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
+            0,
+            Expect::Drop(D::Ipv6BadVersion),
+        ),
+        case(
+            "an EtherType the gateway does not handle (LLDP)",
+            edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x88, 0xcc])),
             0,
             Expect::Drop(D::EtherType),
         ),
