@@ -2161,6 +2161,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 
 mod burst;
 mod frag;
+mod ipv6;
 mod modes;
 mod multi;
 mod proxy;

@@ -40,6 +40,11 @@ impl<P: FramePool> Worker<P> {
         key: FlowKey<Ipv6Addr>,
         out: &mut Outbox<P::Frame>,
     ) {
+        // The context's tuple is IPv4's; the family-independent checks (`tcp::syn_only`) read
+        // its protocol and ports, so those are set (the addresses stay unspecified).
+        cx.key.proto = key.proto;
+        cx.key.sport = key.sport;
+        cx.key.dport = key.dport;
         let parsed = match key.proto {
             Proto::Tcp => super::tcp::parse(&f, cx),
             Proto::Udp => super::udp::parse(&f, cx),

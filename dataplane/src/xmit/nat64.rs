@@ -144,6 +144,10 @@ impl<P: FramePool> Worker<P> {
         if c.proto() == Proto::Tcp && cx.flags.syn() && !cx.flags.ack() {
             let in_mtu = self.ports[cx.in_port].mtu;
             let room = mtu4.saturating_sub(TCPIP4_LEN).min(in_mtu.saturating_sub(TCPIP6_LEN));
+            // Local ports multiplex clients as in FULLNAT: the PAWS hazard is the same.
+            if self.strip_ts {
+                TcpPacket::new_unchecked(&mut f.data_mut()[l4..]).nop_out_timestamps();
+            }
             if clamp_mss(&mut f.data_mut()[l4..], room) {
                 self.stats.inc(E::MssClamped);
             }
