@@ -276,6 +276,16 @@ impl<P: FramePool> Worker<P> {
         self.neigh.held() + self.neigh6.held()
     }
 
+    /// The IPv6 services.
+    pub fn services6(&self) -> &Services<Ipv6Addr> {
+        &self.services6
+    }
+
+    /// The NAT64 services (IPv6 VIPs, IPv4 real servers).
+    pub fn nat64_services(&self) -> &Services<Ipv6Addr, Ipv4Addr> {
+        &self.nat64
+    }
+
     /// The IPv6 connection table (IPv6 and NAT64 connections).
     pub fn conns6(&self) -> &ConnTable<Ipv6Addr> {
         &self.conns6
