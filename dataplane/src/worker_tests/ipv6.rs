@@ -618,3 +618,51 @@ fn hostile_ipv6_table() {
     ];
     run_table(&s, rows);
 }
+
+/// Two workers: a real server's IPv6 reply to the IPv6 LIP, and an IPv4 reply to the NAT64 LIP,
+/// delivered to the worker that does not own the local port, reach their owner by hand-off and
+/// leave translated; every worker's accounting balances (`Mh::deliver`).
+#[test]
+fn replies_reach_the_owner_of_their_local_port_over_ipv6_and_nat64() {
+    use super::multi::Mh;
+    let s = setup_with(|s| {
+        *s = setup6();
+        s.workers = 2;
+    });
+    let mut m = Mh::resolved(&s);
+    for w in 0..2 {
+        for n in 1..=3 {
+            m.deliver(w, &ns((client_mac(n), client6(n)), gw6(0), 255), 0);
+        }
+        for i in 1..=3 {
+            m.deliver(w, &ns((rs_mac(i), rs6(i)), gw6(1), 255), 1);
+        }
+    }
+    for (vip, cport) in [(vip6(), 40001u16), (nat64_vip(), 40002)] {
+        let syn = from_client6(1).tcp6((client6(1), cport), (vip, 80), SYN, (7, 0), &SYN6_OPTS_NO_TS, &[]);
+        let sent = m.deliver(0, &syn, 0);
+        assert_eq!(sent.len(), 1, "the SYN leaves");
+        let (w, port, f) = &sent[0];
+        assert_eq!((*w, *port), (0, 1));
+        let reply = if vip == vip6() {
+            let (lport, _) = ports6(f);
+            let i = rs6_index(ip6_of(f).dst_addr());
+            assert_eq!(crate::conn::owner(lport, 2), 0, "worker 0 took a port of its own slice");
+            from_rs6(i).tcp6((rs6(i), 80), (lip6(), lport), SYN | ACK, (99, 8), &SYNACK_OPTS, &[])
+        } else {
+            let (lport, _) = ports_of(f);
+            let i = rs_index(ip_of(f).dst_addr());
+            assert_eq!(crate::conn::owner(lport, 2), 0);
+            from_rs(i).tcp((rs(i), 80), (LIP64, lport), SYN | ACK, (99, 8), &SYNACK_OPTS, &[])
+        };
+        // RSS put the reply on worker 1: it hands it to worker 0, which forwards it.
+        let sent = m.deliver(1, &reply, 1);
+        assert_eq!(sent.len(), 1, "the reply leaves once");
+        let (w, port, f) = &sent[0];
+        assert_eq!((*w, *port), (0, 0), "from the owner, to the client side");
+        verify6(f);
+        let p = ip6_of(f);
+        assert_eq!((p.src_addr(), p.dst_addr(), ports6(f)), (vip, client6(1), (80, cport)));
+    }
+    assert_eq!(m.total_drops(D::LipNoConn), 0);
+}
