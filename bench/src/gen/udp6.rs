@@ -268,6 +268,10 @@ impl Udp6Flows {
         self.n_learned
     }
 
+    pub fn family(&self) -> Family {
+        self.conf.family
+    }
+
     /// Flow `i`'s server-side tuple (rs, rport, lip, lport) to answer from.
     fn server_tuple(&self, i: u32) -> (IpAddr, u16, IpAddr, u16) {
         let c = &self.conf;
