@@ -783,3 +783,41 @@ fn persistence_and_sh_over_ipv6_clients() {
         }
     }
 }
+
+/// Over IPv6 too: with `rst_on_miss` a segment of no connection is answered with a RST, and a SYN
+/// while draining with RST|ACK, built in its own buffer with a full checksum.
+#[test]
+fn rsts_over_ipv6() {
+    let s = setup_with(|s| {
+        *s = setup6();
+        s.conn.rst_on_miss = true;
+    });
+    let mut h = resolved6(&s);
+    let stray = from_client6(1).tcp6((client6(1), 43000), (vip6(), 80), ACK, (5, 900), &[], b"data");
+    h.step(
+        "stray ACK answered with RST",
+        &stray,
+        0,
+        tx(0, |got| {
+            verify6(got);
+            let p = ip6_of(got);
+            assert_eq!((p.src_addr(), p.dst_addr()), (vip6(), client6(1)));
+            let t = TcpPacket::new_checked(p.payload()).unwrap();
+            assert_eq!((t.flags(), t.seq_number(), t.src_port(), t.dst_port()), (RST, 900, 80, 43000));
+        }),
+    );
+    h.w.set_draining(true);
+    let syn = from_client6(1).tcp6((client6(1), 43001), (vip6(), 80), SYN, (77, 0), &SYN6_OPTS, &[]);
+    h.step(
+        "SYN while draining",
+        &syn,
+        0,
+        tx(0, |got| {
+            verify6(got);
+            let p = ip6_of(got);
+            let t = TcpPacket::new_checked(p.payload()).unwrap();
+            assert_eq!((t.flags(), t.ack_number()), (RST | ACK, 78));
+        }),
+    );
+    assert_eq!(h.w.conns6().len(), 0);
+}
