@@ -67,6 +67,8 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             mac: EthernetAddress(mac),
             addr: c.addr,
             prefix_len: c.len,
+            addr6: None,
+            prefix6_len: 0,
             mtu: p.mtu,
             // TAP ports come after the physical ones, in port order (as rvsd creates them).
             kernel: p.kernel.as_ref().map(|_| kernel_index(cfg, i)),
@@ -77,7 +79,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
         let c = Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
         let via =
             Ipv4Addr::from_str(&r.via).map_err(|_| err(format!("routes[{i}].via"), "not an IPv4 address"))?;
-        routes.push(RouteSetup { dst: c.addr, prefix_len: c.len, via });
+        routes.push(RouteSetup { dst: c.addr.into(), prefix_len: c.len, via: via.into() });
     }
     let mut services = Vec::new();
     for (i, s) in cfg.services.iter().enumerate() {
@@ -87,14 +89,14 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             Proto::Udp => DpProto::Udp,
         };
         let sched = sched_kind(s.sched);
-        let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).collect();
+        let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).map(Into::into).collect();
         let mut reals = Vec::new();
         for (j, r) in s.reals.iter().enumerate() {
             let (addr, port) =
                 parse_endpoint(&r.addr).map_err(|m| err(format!("services[{i}].reals[{j}].addr"), m))?;
             reals.push(RealSetup {
                 id: 0,
-                addr,
+                addr: addr.into(),
                 port,
                 weight: r.weight,
                 u_threshold: r.u_threshold,
@@ -105,7 +107,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
         services.push(ServiceSetup {
             id: 0,
             proto,
-            vip,
+            vip: vip.into(),
             vport,
             sched,
             persistence_ms: s.persistence.map(|p| p as u64 * 1000),

@@ -397,7 +397,7 @@ impl ControlState {
                     let (addr, port) = parse_endpoint(&ss.addr)?;
                     let real = RealSetup {
                         id: self.real_id(sid, &ss.addr).unwrap_or(0),
-                        addr,
+                        addr: addr.into(),
                         port,
                         weight: quorum::SORRY_WEIGHT,
                         u_threshold: 0,

@@ -19,7 +19,7 @@
 //! - The bucket allocates nothing and reads no clock: time is the burst's `now`.
 //!
 //! [`PortSetup::kernel`]: crate::setup::PortSetup::kernel
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::flow::Millis;
 use crate::frame::{Frame, FramePool};
@@ -168,6 +168,33 @@ impl<P: FramePool> Worker<P> {
         }
         self.stats.inc(E::ExceptionToKernel);
         out.emit(&self.stats, tap, f);
+    }
+
+    /// An IPv6 packet the dataplane does not handle: to the kernel when it is to a port's IPv6
+    /// address, link-local unicast (fe80::/10: the kernel interface's own) or link-scope
+    /// multicast (ff02::/16: neighbour discovery, MLD, OSPFv3, VRRPv3); otherwise, or with no
+    /// kernel interface, dropped for `otherwise`. The dataplane answers neighbour solicitations
+    /// and echo requests for the addresses it owns itself, so only the rest reaches the kernel.
+    pub(crate) fn ip6_kernel_or(&mut self, f: P::Frame, cx: &Ctx, out: &mut Outbox<P::Frame>, otherwise: D) {
+        if self.exc.tap(cx.in_port).is_none() {
+            return self.discard(f, otherwise);
+        }
+        let dst = match f.data().get(ETH + 24..ETH + 40) {
+            Some(b) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                Ipv6Addr::from(a)
+            }
+            None => return self.discard(f, otherwise),
+        };
+        let seg0 = dst.segments()[0];
+        let link_local = seg0 & 0xffc0 == 0xfe80;
+        let link_multicast = seg0 == 0xff02;
+        if link_local || link_multicast || self.ports.iter().any(|p| p.addr6 == Some(dst)) {
+            self.kernel_in(f, cx, out, otherwise)
+        } else {
+            self.discard(f, otherwise)
+        }
     }
 
     /// An IPv4 packet the dataplane does not handle: to the kernel when it is to a port address

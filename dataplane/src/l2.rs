@@ -4,7 +4,7 @@
 //! - Only untagged frames to the port's MAC or to broadcast (and, on a port with a kernel
 //!   interface, to IPv4/IPv6 multicast MACs) go further; everything else is dropped with its own
 //!   reason. Frames received on a kernel interface go out of its physical port ([`crate::kernel`]).
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::frame::{Frame, FramePool};
 use crate::kernel::kernel_multicast_mac;
@@ -20,6 +20,9 @@ pub struct PortRt {
     pub mac: EthernetAddress,
     pub addr: Ipv4Addr,
     pub mask: u32,
+    /// The port's IPv6 address and prefix mask, if it has one.
+    pub addr6: Option<Ipv6Addr>,
+    pub mask6: u128,
     pub mtu: u16,
 }
 
@@ -29,6 +32,8 @@ impl PortRt {
             mac: p.mac,
             addr: p.addr,
             mask: if p.prefix_len == 0 { 0 } else { u32::MAX << (32 - p.prefix_len as u32) },
+            addr6: p.addr6,
+            mask6: crate::flow::prefix_mask::<Ipv6Addr>(p.prefix6_len),
             mtu: p.mtu,
         }
     }
@@ -38,13 +43,20 @@ impl PortRt {
         u32::from(a) & self.mask == u32::from(self.addr) & self.mask
     }
 
+    /// Whether `a` is on this port's IPv6 prefix (or link-local: every port's link is).
+    pub fn holds6(&self, a: Ipv6Addr) -> bool {
+        if a.segments()[0] & 0xffc0 == 0xfe80 {
+            return true;
+        }
+        self.addr6.is_some_and(|m| u128::from(a) & self.mask6 == u128::from(m) & self.mask6)
+    }
+
     pub fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) | !self.mask)
     }
 }
 
 /// IPv6's EtherType: the dataplane has no IPv6 path yet, so its frames are the kernel's.
-const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 impl<P: FramePool> Worker<P> {
     /// Ethernet: checks the destination and dispatches on the EtherType.
@@ -65,10 +77,12 @@ impl<P: FramePool> Worker<P> {
         }
         let d = f.data();
         let dst = EthernetAddress([d[0], d[1], d[2], d[3], d[4], d[5]]);
-        // Multicast groups go on only where a kernel interface may have joined them (VRRP, OSPF,
-        // IPv6 neighbour discovery); the dataplane itself has none.
+        // Multicast groups go on only where a kernel interface may have joined them (VRRP, OSPF),
+        // and IPv6 multicast (33:33:...) carries neighbour solicitations to solicited-node groups.
+        let v6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33 && l2.ethertype == EtherType::Ipv6;
         if dst != port.mac
             && !dst.is_broadcast()
+            && !v6_multicast
             && !(kernel_multicast_mac(d) && self.exc.tap(cx.in_port).is_some())
         {
             return self.discard(f, D::NotOurMac);
@@ -76,8 +90,7 @@ impl<P: FramePool> Worker<P> {
         match l2.ethertype {
             EtherType::Arp => self.arp_input(f, cx, out),
             EtherType::Ipv4 => self.ip4_input(f, cx, out),
-            // No IPv6 in the dataplane yet: the kernel's (ND, and anything else) when it has one.
-            EtherType::Unknown(ETHERTYPE_IPV6) => self.kernel_in(f, cx, out, D::EtherType),
+            EtherType::Ipv6 => self.ip6_input(f, cx, out),
             _ => self.discard(f, D::EtherType),
         }
     }

@@ -229,7 +229,7 @@ fn is_arp_request_for(frame: &[u8], port_mac: EthernetAddress, port_ip: Ipv4Addr
 fn real(i: u8, port: u16) -> RealSetup {
     RealSetup {
         id: u32::from(i) << 16 | u32::from(port),
-        addr: rs(i),
+        addr: rs(i).into(),
         port,
         weight: 1,
         u_threshold: 0,
@@ -246,20 +246,22 @@ fn setup() -> Setup {
         mac,
         addr,
         prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
         mtu: 1500,
         kernel: None,
     };
     let svc = |proto, vport: u16, reals: Vec<RealSetup>| ServiceSetup {
         id: u32::from(vport),
         proto,
-        vip: VIP,
+        vip: VIP.into(),
         vport,
         sched: SchedKind::Rr,
         persistence_ms: None,
         toa: false,
         synproxy: false,
         proxy_protocol: None,
-        laddrs: vec![LIP],
+        laddrs: vec![LIP.into()],
         reals,
     };
     Setup {
@@ -1179,8 +1181,14 @@ fn drop_table() {
             Expect::Drop(D::Vlan),
         ),
         case(
-            "IPv6 ethertype",
+            "IPv4 packet under the IPv6 EtherType",
             edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
+            0,
+            Expect::Drop(D::Ipv6BadVersion),
+        ),
+        case(
+            "an EtherType the gateway does not handle (LLDP)",
+            edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x88, 0xcc])),
             0,
             Expect::Drop(D::EtherType),
         ),
@@ -2161,6 +2169,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 
 mod burst;
 mod frag;
+mod ipv6;
 mod kernel;
 mod modes;
 mod multi;

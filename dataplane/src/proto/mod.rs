@@ -10,8 +10,10 @@
 //!   the old real server.
 pub mod proxy;
 pub mod synproxy;
+pub mod synproxy6;
 pub mod tcp;
 pub mod udp;
+pub mod v6;
 
 use crate::conn::{Dir, TcpState};
 use crate::flow::Proto;

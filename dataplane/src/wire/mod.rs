@@ -31,9 +31,13 @@ pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod nat;
+pub mod ndp;
 pub mod proxy;
+pub mod siit;
 pub mod tcp;
 pub mod tcp_repr;
 #[cfg(any(test, feature = "testkit"))]

@@ -34,14 +34,15 @@ fn unchanged(port: usize, frame: &[u8]) -> Expect {
     tx_exact(port, frame.to_vec())
 }
 
-/// An IPv6 neighbour solicitation's frame (the payload is opaque to the gateway).
+/// A neighbour solicitation from a neighbour's link-local address for a link-local target the
+/// dataplane does not own (the kernel interface's own address): the kernel's to answer.
 fn ipv6_ns() -> Vec<u8> {
-    let mut ip6 = vec![0x60, 0, 0, 0, 0, 32, 58, 255];
-    ip6.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11]);
-    ip6.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1]);
-    ip6.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
-    ip6.extend_from_slice(&[0u8; 24]);
-    Pb::new(rs_mac(1), EthernetAddress([0x33, 0x33, 0xff, 0, 0, 1])).eth(EtherType::Unknown(0x86dd), &ip6)
+    use crate::wire::ndp::{self, Kind};
+    let from: std::net::Ipv6Addr = "fe80::11".parse().unwrap();
+    let target: std::net::Ipv6Addr = "fe80::1:1".parse().unwrap();
+    let mut p = [0u8; ndp::PACKET_LEN];
+    ndp::emit(&mut p, (from, ndp::solicited_node(target)), Kind::Solicit, target, rs_mac(1)).unwrap();
+    Pb::new(rs_mac(1), ndp::multicast_mac(ndp::solicited_node(target))).eth(EtherType::Ipv6, &p)
 }
 
 /// One frame of each class the kernel gets, with the port it arrives on and what the gateway does
@@ -127,7 +128,7 @@ fn kernel_bound() -> Vec<(&'static str, Vec<u8>, usize, DropReason)> {
             1,
             DropReason::ArpUnsolicited,
         ),
-        ("IPv6 neighbour solicitation", ipv6_ns(), 1, DropReason::NotOurMac),
+        ("IPv6 neighbour solicitation for a link-local address", ipv6_ns(), 1, DropReason::NdpNotOurs),
     ]
 }
 
@@ -151,11 +152,11 @@ fn without_a_kernel_interface_the_same_frames_drop_as_before() {
         h.step(desc, &frame, port, Expect::Drop(reason));
         assert_eq!(h.ev(Event::ExceptionToKernel), 0);
     }
-    // IPv6 to the port's own MAC: an EtherType it does not handle.
+    // The same solicitation sent to the port's own MAC.
     let mut h = H::resolved(&s);
     let mut v6 = ipv6_ns();
     v6[0..6].copy_from_slice(&M_GW1.0);
-    h.step("IPv6 unicast, no kernel", &v6, 1, Expect::Drop(DropReason::EtherType));
+    h.step("IPv6 unicast, no kernel", &v6, 1, Expect::Drop(DropReason::NdpNotOurs));
 }
 
 #[test]
@@ -300,7 +301,7 @@ fn a_flood_at_one_port_leaves_the_other_ports_budget_alone() {
 fn a_local_address_that_is_the_port_address_passes_what_no_connection_claims() {
     let s = setup_with(|s| {
         s.ports[1].kernel = Some(TAP1);
-        s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1]);
+        s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1.into()]);
     });
     let mut h = H::resolved(&s);
     let synack = from_rs(2).tcp((rs(2), 80), (GW1, 45000), SYN | ACK, (9, 8), &SYNACK_OPTS, &[]);
@@ -316,7 +317,7 @@ fn a_local_address_that_is_the_port_address_passes_what_no_connection_claims() {
         1,
         tx(0, |f| assert_eq!(ip_of(f).src_addr(), VIP)),
     );
-    let s2 = setup_with(|s| s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1]));
+    let s2 = setup_with(|s| s.services.iter_mut().for_each(|v| v.laddrs = vec![GW1.into()]));
     let mut h = H::resolved(&s2);
     h.step("no kernel interface: as before", &synack, 1, Expect::Drop(DropReason::LipNoConn));
 }
