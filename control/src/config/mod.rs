@@ -21,6 +21,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub mod vrrp;
 
 pub use addr::*;
 pub use names::*;
@@ -120,6 +121,9 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// VRRP address adoption (docs/ha.md).
+    #[serde(default)]
+    pub vrrp: vrrp::VrrpConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]

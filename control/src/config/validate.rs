@@ -52,6 +52,7 @@ impl Config {
             ));
         }
         self.metrics.validate()?;
+        self.vrrp.validate(&self.ports)?;
         let w = &self.workers;
         if w.lcores.is_empty() {
             return Err(err("workers.lcores", "at least one worker lcore is needed"));
