@@ -59,7 +59,7 @@ fn apply(shared: &Shared, w: &mut Watcher, c: &Change) {
         Ok(epoch) => {
             w.published(c);
             let (added, removed) = (show(&c.added, w.watched()), show(&c.removed, w.watched()));
-            tracing::info!(epoch, adopted = %added, dropped = %removed, "vrrp: addresses changed");
+            tracing::info!(epoch, added = %added, removed = %removed, "vrrp: kernel interface addresses changed (VIPs and local addresses among them are claimed)");
         }
         // Retried at the next read: the watcher keeps its old baseline.
         Err(e) => tracing::warn!(error = %e, "vrrp: could not publish the adopted addresses"),

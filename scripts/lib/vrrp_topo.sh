@@ -153,6 +153,12 @@ print(sum(v for w in r["workers"] for k, v in w["counters"] if k == name))' "$2"
 ka_config() {
     local g=$1 file=$2 prio
     if [ "$g" = A ]; then prio=150; else prio=100; fi
+    cat > "$RVS_TMP/ka-notify.sh" <<'SH'
+#!/bin/sh
+# ka-notify.sh GATEWAY TYPE NAME STATE PRIORITY: one line per transition, nanoseconds first.
+echo "$(date +%s%N) $*" >> "$(dirname "$0")/ka-$1.notify"
+SH
+    chmod 0700 "$RVS_TMP/ka-notify.sh"
     cat > "$file" <<KA
 global_defs {
     router_id rvs-$RVS_ID-$g
@@ -161,7 +167,8 @@ global_defs {
     vrrp_garp_master_delay 0
     vrrp_garp_master_repeat 3
     vrrp_garp_lower_prio_repeat 3
-    enable_script_security
+    # The notify script logs each transition with a nanosecond timestamp (keepalived's own log
+    # has whole seconds). It lives in this run's private directory (mode 0700, root's).
     script_user root
 }
 
@@ -178,6 +185,7 @@ vrrp_instance rvs_client {
     virtual_router_id 51
     priority $prio
     advert_int 0.1
+    notify "$RVS_TMP/ka-notify.sh $g"
     virtual_ipaddress {
         $VIP/32 dev $KIF_C
     }
@@ -189,6 +197,7 @@ vrrp_instance rvs_server {
     virtual_router_id 52
     priority $prio
     advert_int 0.1
+    notify "$RVS_TMP/ka-notify.sh $g"
     virtual_ipaddress {
         $LIP/32 dev $KIF_S
     }
@@ -206,9 +215,19 @@ ka_start() {
     KA_PID[$g]=$!
 }
 
-# ka_state A|B: MASTER, BACKUP or FAULT as the last transition in the gateway's keepalived log says.
+# ka_state A|B: MASTER, BACKUP or FAULT: the client-side instance's last transition (notify).
 ka_state() {
-    grep -oE "\(rvs_client\) Entering [A-Z]+ STATE" "$RVS_TMP/ka-$1.log" | tail -1 | awk '{print $3}'
+    awk '$4 == "rvs_client" {s = $5} END {print s}' "$RVS_TMP/ka-$1.notify" 2>/dev/null
+}
+
+# ka_wait A|B STATE [SECONDS]: wait until the gateway's client-side instance is in STATE.
+ka_wait() {
+    local i
+    for i in $(seq 1 $(( ${3:-10} * 20 ))); do
+        [ "$(ka_state "$1")" = "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
 }
 
 vrrp_down() {
