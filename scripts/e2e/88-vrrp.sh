@@ -96,7 +96,13 @@ failover_round() {
         r=\$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -m 2 --noproxy '*' $url/); echo \"\$t \$r\"; \
         sleep 0.05; done" > "$loop" 2>&1 &
     local loop_pid=$!
+    # One keep-alive connection making a request every 20 ms: its longest gap between two
+    # responses is what the failover cost an established connection.
+    C timeout $((WRK_SECONDS + 15)) python3 "$RVS_ROOT/scripts/lib/keepalive_probe.py" "$VIP" "$port" \
+        "$WRK_SECONDS" 20 > "$RVS_TMP/$port.probe" 2> "$RVS_TMP/$port.probe.err" &
+    local probe_pid=$!
     sleep "$KILL_AFTER_S"
+    check "$name: B is still BACKUP under the load, just before the kill" [ "$(ka_state B)" = BACKUP ]
     local synced; synced=$(gw_counter B conns)
     check "$name: B holds A's connections by sync before the kill ($synced)" [ "${synced:-0}" -gt 0 ]
     t_kill=$(date +%s%N)
@@ -107,6 +113,7 @@ failover_round() {
     t_master=$(awk -v t="$t_kill" '$1 > t && $4 == "rvs_client" && $5 == "MASTER" {print $1; exit}' "$RVS_TMP/ka-B.notify")
     wait "$dl_pid"; local dl_rc=$?
     wait "$wrk_pid"
+    wait "$probe_pid"
     touch "$RVS_TMP/loop.stop"; wait "$loop_pid"
     sleep 0.5; kill "$td_pid" 2>/dev/null; wait "$td_pid" 2>/dev/null
 
@@ -121,6 +128,13 @@ failover_round() {
     check "$name: wrk: 0 socket errors (${errs:-0})" [ "${errs:-0}" -eq 0 ]
     check "$name: wrk: every response 2xx (non-2xx: ${non2xx:-0})" [ "${non2xx:-0}" -eq 0 ]
 
+    local probe probe_err probe_gap
+    probe=$(cat "$RVS_TMP/$port.probe")
+    probe_err=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<< "$probe")
+    probe_gap=$(sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p' <<< "$probe")
+    sed 's/^/    probe: /' "$RVS_TMP/$port.probe.err" | head -5
+    check "$name: one keep-alive connection kept working across the failover ($probe)" \
+        [ "${probe_err:-1}" -eq 0 ]
     local takeover=$(( (${t_master:-$t_kill} - t_kill) / 1000000 ))
     [ -n "$t_master" ] || takeover=-1
     check "$name: takeover (kill to B's keepalived MASTER) ${takeover} ms < 1000 ms" \
@@ -146,7 +160,7 @@ failover_round() {
     check "$name: the client now resolves the VIP to B's port" \
         bash -c "ip netns exec $NS_C ip neigh show $VIP | grep -q $mac_b"
     echo "    B: garp_sent $(gw_counter B garp_sent), drop.arp_not_adopted $(gw_counter B drop.arp_not_adopted), conns $(gw_counter B conns)"
-    echo "$name takeover_ms=$takeover first_ok_ms=${first_ok:-none} garp_ms=${t_garp:-none} failed_curls=$n_fail wrk_errors=${errs:-0}" >> "$RVS_TMP/numbers"
+    echo "$name takeover_ms=$takeover first_ok_ms=${first_ok:-none} garp_ms=${t_garp:-none} established_stall_ms=${probe_gap:-none} failed_curls=$n_fail wrk_errors=${errs:-0}" >> "$RVS_TMP/numbers"
 }
 
 # A back: its rvsd restarted (new TAPs), its keepalived restarted on them; A preempts (150 > 100).
@@ -174,7 +188,9 @@ echo "== split brain: A back as master, then VRRP from A cut at B (nftables drop
 check "A is MASTER again, B BACKUP" restore_a
 sleep 0.5
 ip netns exec "$NS_GB" nft -f - <<NFT
-table ip rvs_split { chain input { type filter hook input priority -10; ip protocol vrrp drop; } }
+table ip rvs_split {
+    chain input { type filter hook input priority -10; ip protocol vrrp drop; }
+}
 NFT
 check "split brain: B hears no adverts and becomes MASTER" ka_wait B MASTER 5
 sleep 1
