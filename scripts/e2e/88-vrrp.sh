@@ -85,6 +85,7 @@ failover_round() {
 
     echo "== $name: load (wrk 64 connections ${WRK_SECONDS} s, a 100 MB download at $DL_RATE/s, new curls), kill -9 A's rvsd after ${KILL_AFTER_S} s"
     local td="$RVS_TMP/$port.arp" dl="$RVS_TMP/$port.dl" wrk_out="$RVS_TMP/$port.wrk" loop="$RVS_TMP/$port.loop"
+    local conns0; conns0=$(gw_counter B conns)
     C timeout 40 tcpdump -i c0 -n -e -tt -l -c 400 arp > "$td" 2>/dev/null &
     local td_pid=$!
     C curl -s -m 120 --noproxy '*' --limit-rate "$DL_RATE" -o "$dl" "$url/big" &
@@ -103,8 +104,8 @@ failover_round() {
     local probe_pid=$!
     sleep "$KILL_AFTER_S"
     check "$name: B is still BACKUP under the load, just before the kill" [ "$(ka_state B)" = BACKUP ]
-    local synced; synced=$(gw_counter B conns)
-    check "$name: B holds A's connections by sync before the kill ($synced)" [ "${synced:-0}" -gt 0 ]
+    local synced; synced=$(( $(gw_counter B conns) - conns0 ))
+    check "$name: B holds A's new connections by sync before the kill (+$synced)" [ "$synced" -gt 0 ]
     t_kill=$(date +%s%N)
     kill -9 "${GW_PID[A]}"
     wait "${GW_PID[A]}" 2>/dev/null
@@ -148,14 +149,17 @@ failover_round() {
     echo "    new curls after the kill: $n_ok ok, $n_fail failed; first success ${first_ok:-none} ms after the kill"
     check "$name: new curls succeed after the takeover ($n_ok)" [ "$n_ok" -gt 0 ]
     check "$name: no new curl started 200 ms after the takeover failed ($late_fail)" [ "$late_fail" -eq 0 ]
-    # Gratuitous ARP from B for the VIP: sender and target both the VIP, from B's MAC.
-    local garps t_garp
-    garps=$(grep -ci "$mac_b.*Request who-has $VIP tell $VIP" "$td")
-    t_garp=$(awk -v m="$mac_b" -v v="$VIP" 'index($0, m) && index($0, "who-has " v " tell " v) {print $1; exit}' "$td")
+    # Gratuitous ARP from B for the VIP (sender and target both the VIP, from B's MAC): keepalived's
+    # through the exception path (target MAC broadcast) and rvsd's own (target MAC zero).
+    local garp_re="^[0-9.]+ $mac_b > ff:ff:ff:ff:ff:ff.*Request who-has $VIP( \\(ff:ff:ff:ff:ff:ff\\))? tell $VIP,"
+    local garps ka_garps t_garp
+    garps=$(grep -cE "$garp_re" "$td")
+    ka_garps=$(grep -E "$garp_re" "$td" | grep -c "(ff:ff:ff:ff:ff:ff) tell")
+    t_garp=$(grep -E "$garp_re" "$td" | head -1 | cut -d' ' -f1)
     if [ -n "$t_garp" ]; then
-        t_garp=$(python3 -c "print(int(float('$t_garp') * 1e9) // 1000000 - $t_kill // 1000000)")
+        t_garp=$(python3 -c "print(int(float('$t_garp') * 1000) - $t_kill // 1000000)")
     fi
-    check "$name: B's gratuitous ARPs for the VIP seen on the client LAN ($garps, first ${t_garp:-none} ms after the kill)" \
+    check "$name: B's gratuitous ARPs for the VIP seen on the client LAN ($garps: keepalived's $ka_garps, rvsd's $((garps - ka_garps)); first ${t_garp:-none} ms after the kill)" \
         [ "${garps:-0}" -gt 0 ]
     check "$name: the client now resolves the VIP to B's port" \
         bash -c "ip netns exec $NS_C ip neigh show $VIP | grep -q $mac_b"
