@@ -215,9 +215,10 @@ ka_start() {
     KA_PID[$g]=$!
 }
 
-# ka_state A|B: MASTER, BACKUP or FAULT: the client-side instance's last transition (notify).
+# ka_state A|B: MASTER, BACKUP, FAULT or STOP: the client-side instance's latest transition. The
+# notify scripts run asynchronously, so lines may land out of order: the latest timestamp wins.
 ka_state() {
-    awk '$4 == "rvs_client" {s = $5} END {print s}' "$RVS_TMP/ka-$1.notify" 2>/dev/null
+    sort -n "$RVS_TMP/ka-$1.notify" 2>/dev/null | awk '$4 == "rvs_client" {s = $5} END {print s}'
 }
 
 # ka_wait A|B STATE [SECONDS]: wait until the gateway's client-side instance is in STATE.
@@ -225,6 +226,19 @@ ka_wait() {
     local i
     for i in $(seq 1 $(( ${3:-10} * 20 ))); do
         [ "$(ka_state "$1")" = "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# ka_since A|B STATE T_NS [SECONDS]: wait for the client-side instance's first transition to STATE
+# after T_NS (nanoseconds) and print its time; fails after SECONDS (default 5).
+ka_since() {
+    local i t
+    for i in $(seq 1 $(( ${4:-5} * 20 ))); do
+        t=$(sort -n "$RVS_TMP/ka-$1.notify" 2>/dev/null |
+            awk -v t="$3" -v s="$2" '$1 > t && $4 == "rvs_client" && $5 == s {print $1; exit}')
+        if [ -n "$t" ]; then echo "$t"; return 0; fi
         sleep 0.05
     done
     return 1
