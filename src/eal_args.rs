@@ -81,6 +81,11 @@ pub fn build(cfg: &Config, huge: HugepageState, pid: u32) -> (Vec<String>, bool)
             Err(_) => {} // validate() refused it already
         }
     }
+    // The ports' kernel interfaces (the exception path), after the physical ports.
+    for v in crate::kernel_if::vdev_args(cfg) {
+        a.push("--vdev".into());
+        a.push(v);
+    }
     if !any_pci {
         a.push("--no-pci".into());
     }

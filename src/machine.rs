@@ -37,7 +37,8 @@ fn err(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), msg: msg.into() }
 }
 
-/// Lcores exist and are ours; kernel interfaces named by af_packet/af_xdp exist.
+/// Lcores exist and are ours; kernel interfaces named by af_packet/af_xdp exist; the ports' own
+/// kernel interfaces (the exception path's TAPs) do not exist yet.
 pub fn check(cfg: &Config) -> Result<(), ConfigError> {
     let cpus = allowed_cpus();
     let main = cfg.workers.main_cpu();
@@ -71,6 +72,15 @@ pub fn check(cfg: &Config) -> Result<(), ConfigError> {
                     }
                     _ => {}
                 }
+            }
+        }
+        // The TAP is created, not adopted: an interface of that name would be another's.
+        if let Some(k) = &p.kernel {
+            if std::path::Path::new(&format!("/sys/class/net/{k}")).exists() {
+                return Err(err(
+                    format!("ports[{i}].kernel"),
+                    format!("interface \"{k}\" exists already in this network namespace"),
+                ));
             }
         }
     }

@@ -23,6 +23,7 @@ static ALLOC: dpdk_sys::alloc::HugePageAdvice = dpdk_sys::alloc::HugePageAdvice;
 mod adopt;
 mod control;
 mod eal_args;
+mod kernel_if;
 mod machine;
 mod steering;
 
@@ -164,6 +165,34 @@ fn run(cli: Cli) -> Result<(), String> {
         drivers.push(info.driver);
         ports.push(port);
     }
+    // The kernel interfaces (TAP ports), after the physical ports and in their order: worker-side
+    // port `ports.len() + j` is the j-th of them (rvs_control::setup::kernel_index).
+    let mut taps: Vec<(usize, Port)> = Vec::new();
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let Some(k) = &pc.kernel else { continue };
+        let mut port = Port::by_name(&kernel_if::vdev_name(i)).map_err(|_| {
+            format!(
+                "config error: ports[{i}].kernel: the TAP \"{k}\" did not come up (see the DPDK log above)"
+            )
+        })?;
+        let conf = PortConf {
+            rx_queues: nworkers,
+            tx_queues: nworkers,
+            rx_desc: cfg.workers.rx_desc,
+            tx_desc: cfg.workers.tx_desc,
+            mtu: None,
+            // The kernel side takes only what is addressed to it; no need to see the rest.
+            promiscuous: false,
+        };
+        let qpools: Vec<&Mempool> = worker_pools.iter().map(|p| &**p).collect();
+        let qs = port
+            .configure_pools(&conf, &qpools)
+            .map_err(|e| format!("ports[{i}].kernel ({k}, net_tap, {nworkers} queue pairs): {e}"))?;
+        for (w, q) in qs.into_iter().enumerate() {
+            queues[w].push(q);
+        }
+        taps.push((i, port));
+    }
     // Flow rules are tried on configured ports before they start, so no packet meets a trial rule.
     let sample_lip = cfg
         .services
@@ -179,6 +208,11 @@ fn run(cli: Cli) -> Result<(), String> {
             port = %cfg.ports[i].name, device = %cfg.ports[i].device, driver = %drivers[i],
             mac = %rvs_dataplane::wire::EthernetAddress(macs[i]), queues = nworkers, "port up"
         );
+    }
+    for (i, tap) in taps.iter_mut() {
+        let k = cfg.ports[*i].kernel.as_deref().unwrap_or_default();
+        tap.start().map_err(|e| format!("ports[{i}].kernel ({k}): {e}"))?;
+        kernel_if::configure(&cfg, *i, macs[*i])?;
     }
     // What `list_ports` reports that does not change while rvsd runs; link state and counters are
     // read on request by the control thread through each port's reader.
@@ -339,11 +373,24 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     flow_rules.clear(&ports);
-    for p in &mut ports {
+    for (i, tap) in &taps {
+        if let Ok(s) = tap.stats() {
+            println!(
+                "  kernel interface {} (port {}): rx {} pkts, tx {} pkts, tx_errors {}",
+                cfg.ports[*i].kernel.as_deref().unwrap_or_default(),
+                cfg.ports[*i].name,
+                s.ipackets,
+                s.opackets,
+                s.oerrors
+            );
+        }
+    }
+    for p in taps.iter_mut().map(|(_, p)| p).chain(ports.iter_mut()) {
         if let Err(e) = p.stop() {
             tracing::warn!(port = p.name(), error = %e, "stop failed");
         }
     }
+    drop(taps);
     drop(ports);
     drop(worker_pools);
     drop(pools);

@@ -57,7 +57,7 @@ fn rs(i: u8) -> Ipv4Addr {
 }
 
 fn setup(max_conns: u32) -> Setup {
-    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500, kernel: None };
     Setup {
         ports: vec![port(GW0_MAC, GW0), port(GW1_MAC, GW1)],
         routes: vec![RouteSetup { dst: Ipv4Addr::new(198, 19, 0, 0), prefix_len: 16, via: ROUTER }],
@@ -86,6 +86,7 @@ fn setup(max_conns: u32) -> Setup {
         }],
         conn: ConnSetup { max_per_worker: max_conns, ..ConnSetup::default() },
         workers: 1,
+        exception: Default::default(),
     }
 }
 

@@ -48,6 +48,12 @@ pub fn sched_kind(s: Sched) -> SchedKind {
     }
 }
 
+/// The worker-side port index of port `i`'s kernel interface: TAP ports follow the physical ports,
+/// in the order of the ports that have one (rvsd creates them so).
+pub fn kernel_index(cfg: &Config, i: usize) -> usize {
+    cfg.ports.len() + cfg.ports[..i].iter().filter(|q| q.kernel.is_some()).count()
+}
+
 /// `macs[i]` is the MAC address of `cfg.ports[i]`. Service and real ids are left 0: the control
 /// state fills them in ([`crate::state::ControlState::setup`]).
 pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigError> {
@@ -62,6 +68,8 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             addr: c.addr,
             prefix_len: c.len,
             mtu: p.mtu,
+            // TAP ports come after the physical ones, in port order (as rvsd creates them).
+            kernel: p.kernel.as_ref().map(|_| kernel_index(cfg, i)),
         });
     }
     let mut routes = Vec::new();
@@ -156,5 +164,9 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             },
         },
         workers: cfg.workers.lcores.len() as u16,
+        exception: rvs_dataplane::setup::ExceptionSetup {
+            rate_pps: cfg.exception.rate_pps,
+            burst: cfg.exception.burst,
+        },
     })
 }

@@ -94,6 +94,11 @@ impl<P: FramePool> Worker<P> {
                 }
                 match self.pass_on(f, HandoffKind::ArpChain, cx, learned, out) {
                     Ok(()) => {}
+                    // The end of the chain: a reply to a port address is also the kernel's (its
+                    // own requests), after every worker learned what it asked for.
+                    Err(f) if self.exc.tap(in_port).is_some() && self.port_addr(tpa) => {
+                        self.kernel_in(f, cx, out, D::ArpUnsolicited)
+                    }
                     Err(f) if learned => {
                         self.stats.inc(E::ArpConsumed);
                         drop(f);

@@ -44,7 +44,11 @@ impl<P: FramePool> Worker<P> {
             return out.emit(&self.stats, cx.in_port, f);
         }
         if !is_error {
-            return self.discard(f, D::IcmpType);
+            // Echo replies and the rest to a port address: the kernel's (its own pings).
+            return match cx.dst {
+                crate::packet::Dst::Port => self.kernel_in(f, cx, out, D::IcmpType),
+                _ => self.discard(f, D::IcmpType),
+            };
         }
         self.icmp_error(f, cx, out)
     }
@@ -86,11 +90,12 @@ impl<P: FramePool> Worker<P> {
             // About a packet to a client: nothing names the worker that owns it, so ask each.
             if self.workers > 1 && !from_lip {
                 if let Err(f) = self.pass_on(f, HandoffKind::IcmpChain, cx, false, out) {
-                    self.discard(f, D::IcmpUnknownConn);
+                    self.ip4_kernel_or(f, cx, out, D::IcmpUnknownConn);
                 }
                 return;
             }
-            return self.discard(f, D::IcmpUnknownConn);
+            // An error about none of our connections, to a port address: about the kernel's.
+            return self.ip4_kernel_or(f, cx, out, D::IcmpUnknownConn);
         };
         let Some(c) = self.conns.get(id).copied() else { return self.discard(f, D::IcmpUnknownConn) };
         let from = Ipv4Packet::new_unchecked(&f.data()[ETH..]).src_addr();

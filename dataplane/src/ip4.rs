@@ -85,13 +85,16 @@ impl<P: FramePool> Worker<P> {
             None if proto == ipv4::PROTO_ICMP && !frag && self.services.relays_transit() => {
                 return self.icmp_transit(f, cx, out);
             }
-            None => return self.discard(f, D::NotForUs),
+            // Link-local multicast (VRRP, OSPF, IGMP) is the kernel's, where it has an interface.
+            None => return self.ip4_kernel_or(f, cx, out, D::NotForUs),
         };
         if frag {
             return self.discard(f, D::Ipv4Fragment);
         }
         match proto {
             ipv4::PROTO_ICMP => self.icmp_input(f, cx, out),
+            // Other protocols to a port address (VRRP, OSPF, IGMP, ...) are the kernel's.
+            _ if cx.dst == Dst::Port => self.kernel_in(f, cx, out, D::Protocol),
             _ => self.discard(f, D::Protocol),
         }
     }

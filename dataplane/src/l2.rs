@@ -1,11 +1,13 @@
 //! Ethernet input: the first stage of every received frame, and the ports' link identity.
 //!
 //! Invariants:
-//! - Only untagged frames to the port's MAC or to broadcast go further; everything else is
-//!   dropped with its own reason.
+//! - Only untagged frames to the port's MAC or to broadcast (and, on a port with a kernel
+//!   interface, to IPv4/IPv6 multicast MACs) go further; everything else is dropped with its own
+//!   reason. Frames received on a kernel interface go out of its physical port ([`crate::kernel`]).
 use std::net::Ipv4Addr;
 
 use crate::frame::{Frame, FramePool};
+use crate::kernel::kernel_multicast_mac;
 use crate::outbox::Outbox;
 use crate::packet::Ctx;
 use crate::stats::DropReason as D;
@@ -41,11 +43,18 @@ impl PortRt {
     }
 }
 
+/// IPv6's EtherType: the dataplane has no IPv6 path yet, so its frames are the kernel's.
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+
 impl<P: FramePool> Worker<P> {
     /// Ethernet: checks the destination and dispatches on the EtherType.
     pub(crate) fn l2_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
         let Some(port) = self.ports.get(cx.in_port).copied() else {
-            return self.discard(f, D::NotOurMac);
+            // Not a physical port: a kernel interface's frames leave by its physical port.
+            if let Err(f) = self.kernel_out(f, cx.in_port, out) {
+                self.discard(f, D::NotOurMac);
+            }
+            return;
         };
         let l2 = match wire::ethernet::parse_l2(f.data()) {
             Ok(l) => l,
@@ -56,12 +65,19 @@ impl<P: FramePool> Worker<P> {
         }
         let d = f.data();
         let dst = EthernetAddress([d[0], d[1], d[2], d[3], d[4], d[5]]);
-        if dst != port.mac && !dst.is_broadcast() {
+        // Multicast groups go on only where a kernel interface may have joined them (VRRP, OSPF,
+        // IPv6 neighbour discovery); the dataplane itself has none.
+        if dst != port.mac
+            && !dst.is_broadcast()
+            && !(kernel_multicast_mac(d) && self.exc.tap(cx.in_port).is_some())
+        {
             return self.discard(f, D::NotOurMac);
         }
         match l2.ethertype {
             EtherType::Arp => self.arp_input(f, cx, out),
             EtherType::Ipv4 => self.ip4_input(f, cx, out),
+            // No IPv6 in the dataplane yet: the kernel's (ND, and anything else) when it has one.
+            EtherType::Unknown(ETHERTYPE_IPV6) => self.kernel_in(f, cx, out, D::EtherType),
             _ => self.discard(f, D::EtherType),
         }
     }

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod handoff;
 pub mod icmp;
 pub mod ip4;
+pub mod kernel;
 pub mod l2;
 pub mod mtu;
 pub mod neigh;

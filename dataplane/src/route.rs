@@ -101,6 +101,7 @@ mod tests {
             addr: addr.parse().unwrap(),
             prefix_len: len,
             mtu: 1500,
+            kernel: None,
         }
     }
 

@@ -422,6 +422,7 @@ mod tests {
             routes: vec![],
             conn: crate::setup::ConnSetup::default(),
             workers: 1,
+            exception: Default::default(),
         }
     }
 

@@ -15,6 +15,25 @@ pub struct Setup {
     pub conn: ConnSetup,
     /// How many workers share the ports (for local-port slices).
     pub workers: u16,
+    /// The exception path's rate limit (see [`crate::kernel`]).
+    pub exception: ExceptionSetup,
+}
+
+/// The exception path's limit per kernel interface, for the whole gateway (docs/config.md,
+/// `[exception]`); each worker's bucket for a port gets `ceil(rate_pps / workers)` and
+/// `ceil(burst / workers)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionSetup {
+    /// Frames per second passed to each kernel interface.
+    pub rate_pps: u32,
+    /// Frames passed at once after a quiet period (the bucket's depth).
+    pub burst: u32,
+}
+
+impl Default for ExceptionSetup {
+    fn default() -> Self {
+        ExceptionSetup { rate_pps: 10_000, burst: 1_000 }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +44,10 @@ pub struct PortSetup {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u16,
+    /// The worker-side index of this port's kernel interface (a TAP port after the physical
+    /// ports, see [`crate::kernel`]); None: no exception path, frames not for the dataplane are
+    /// dropped as before.
+    pub kernel: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]

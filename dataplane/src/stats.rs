@@ -141,6 +141,9 @@ counter_enum! {
         HandoffFull => "handoff_full",
         /// A frame arrived from another worker with a tag this build does not know.
         HandoffBadTag => "handoff_bad_tag",
+        /// A frame for the kernel (the exception path, [`crate::kernel`]) past the worker's
+        /// token bucket (`[exception] rate_pps`, `burst`).
+        ExceptionRateLimited => "exception_rate_limited",
     }
 }
 
@@ -167,6 +170,10 @@ counter_enum! {
         /// Frames received from another worker.
         HandoffIn => "handoff_in",
         IcmpEchoReplies => "icmp_echo_replies",
+        /// Frames from a physical port passed to its kernel interface (the exception path).
+        ExceptionToKernel => "exception_to_kernel",
+        /// Frames the kernel sent on a port's kernel interface, sent out of the port unchanged.
+        ExceptionFromKernel => "exception_from_kernel",
         ConnsCreated => "conns_created",
         ConnsExpired => "conns_expired",
         /// A client SYN reused the tuple of a connection in TIME_WAIT/CLOSE: the old entry was

@@ -70,6 +70,8 @@ pub struct Worker<P: FramePool> {
     arp_queue: usize,
     pub(crate) expire_on_real_removed: bool,
     pub(crate) draining: bool,
+    /// The exception path: kernel interfaces and this worker's token bucket toward them.
+    pub(crate) exc: crate::kernel::Exception,
     /// When the gauges are next published.
     gauges_at: Millis,
     /// The millisecond of the last housekeeping (neighbour walk, persistence sweep).
@@ -130,6 +132,7 @@ impl<P: FramePool> Worker<P> {
             arp_queue: c.arp_queue as usize,
             expire_on_real_removed: c.expire_on_real_removed,
             draining: false,
+            exc: crate::kernel::Exception::new(setup),
             gauges_at: 0,
             housekeeping_at: Millis::MAX,
         }

@@ -241,7 +241,14 @@ fn real(i: u8, port: u16) -> RealSetup {
 /// The gateway: port 0 "client" 198.18.0.1/24, port 1 "server" 198.18.1.1/24; service 0 TCP VIP:80
 /// rr over 198.18.1.11-13:80 with LIP 198.18.1.100; service 1 UDP VIP:53 -> 198.18.1.11:5353.
 fn setup() -> Setup {
-    let port = |name: &str, mac, addr| PortSetup { name: name.into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |name: &str, mac, addr| PortSetup {
+        name: name.into(),
+        mac,
+        addr,
+        prefix_len: 24,
+        mtu: 1500,
+        kernel: None,
+    };
     let svc = |proto, vport: u16, reals: Vec<RealSetup>| ServiceSetup {
         id: u32::from(vport),
         proto,
@@ -264,6 +271,7 @@ fn setup() -> Setup {
         ],
         conn: ConnSetup { max_per_worker: 1024, ..ConnSetup::default() },
         workers: 1,
+        exception: Default::default(),
     }
 }
 
@@ -271,6 +279,11 @@ fn setup_with(f: impl FnOnce(&mut Setup)) -> Setup {
     let mut s = setup();
     f(&mut s);
     s
+}
+
+/// Ports a worker sends on: the physical ones and their kernel interfaces (TAP ports after them).
+fn all_ports(s: &Setup) -> usize {
+    s.ports.iter().filter_map(|p| p.kernel).map(|k| k + 1).fold(s.ports.len(), usize::max)
 }
 
 type Check = Box<dyn Fn(&[u8])>;
@@ -319,8 +332,9 @@ impl H {
     fn new(s: &Setup) -> H {
         let stats = Arc::new(Stats::default());
         let w = Worker::new(s, 0, VecPool::default(), stats.clone());
-        let out = Outbox::new(s.ports.len(), w.outbox_capacity(32));
-        H { w, stats, out, nports: s.ports.len(), now: 1_000 }
+        let nports = all_ports(s);
+        let out = Outbox::new(nports, w.outbox_capacity(32));
+        H { w, stats, out, nports, now: 1_000 }
     }
 
     /// A worker whose clients 1-3 and real servers 1-3 are resolved (they ARPed for the gateway).
@@ -2148,6 +2162,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 mod adopt;
 mod burst;
 mod frag;
+mod kernel;
 mod modes;
 mod multi;
 mod proxy;

@@ -330,6 +330,7 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
         addr: GW[i],
         prefix_len: 24,
         mtu: 576 + k.mtu[i] % (9000 - 576 + 1),
+        kernel: None,
     };
     let mut services = if k.services.is_empty() { default_services() } else { services(&k.services) };
     ids.assign(&mut services);
@@ -382,6 +383,7 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
             },
         },
         workers: u16::from(k.workers % 4) + 1,
+        exception: Default::default(),
     }
 }
 
@@ -624,7 +626,22 @@ enum Op {
         services: Vec<SvcKnob>,
         expire_on_real_removed: bool,
     },
+    /// The exception path: bit 0/1 of `ports` gives port 0/1 a kernel interface (TAP port 2/3),
+    /// with a small limit so the buckets run dry (hostile traffic at the port addresses).
+    Kernel {
+        ports: u8,
+        rate: u8,
+        burst: u8,
+    },
+    /// The kernel sends `bytes` on TAP port `2 + port % 2`.
+    FromKernel {
+        port: u8,
+        bytes: Vec<u8>,
+    },
 }
+
+/// Ports the outbox has: the two physical ones and their possible kernel interfaces.
+const ALL_PORTS: usize = 4;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -765,6 +782,9 @@ struct H {
     /// Frames received but not yet given to the worker, per port (burst mode).
     pending: [Vec<CFrame>; 2],
     burst: bool,
+    /// Frames the kernel sent since the last flush: they leave their physical port unchanged,
+    /// so they are not held to the gateway's own frames' rules.
+    from_kernel: Vec<Vec<u8>>,
 }
 
 const RECENT: usize = 32;
@@ -778,7 +798,7 @@ impl H {
         let pool = CPool { live: live.clone(), remaining: k.pool_limit.map(usize::from) };
         let w = Worker::new(&setup, u16::from(k.index) % setup.workers, pool, stats.clone());
         let cap = if k.outbox_cap == 0 { w.outbox_capacity(32) } else { usize::from(k.outbox_cap % 16) + 1 };
-        let out = Outbox::with_workers(setup.ports.len(), usize::from(setup.workers), cap);
+        let out = Outbox::with_workers(ALL_PORTS, usize::from(setup.workers), cap);
         let held_cap = (setup.conn.max_neighbours.max(1) * setup.conn.arp_queue
             + setup.conn.synproxy.max_half_open * setup.conn.synproxy.max_held)
             as usize
@@ -796,6 +816,7 @@ impl H {
             clean: true,
             held_cap,
             pending: [Vec::new(), Vec::new()],
+            from_kernel: Vec::new(),
             burst: k.burst > 1,
         }
     }
@@ -856,13 +877,24 @@ impl H {
                 break;
             }
         }
-        for port in 0..self.setup.ports.len() {
+        for port in 0..ALL_PORTS {
             let frames = std::mem::take(self.out.port(port));
             for f in frames {
+                if port >= 2 {
+                    // To a kernel interface: only where that port has one, the frame unchanged.
+                    let phys = self.setup.ports.iter().position(|p| p.kernel == Some(port));
+                    assert!(phys.is_some(), "frame on TAP port {port} without a kernel interface");
+                    continue;
+                }
+                if let Some(i) = self.from_kernel.iter().position(|k| k.as_slice() == f.data()) {
+                    self.from_kernel.swap_remove(i);
+                    continue;
+                }
                 check_tx(f.data(), port, self.clean);
                 self.remember(port, f.data());
             }
         }
+        self.from_kernel.clear();
     }
 
     fn op(&mut self, op: &Op) {
@@ -1072,6 +1104,27 @@ impl H {
                 self.setup.conn.expire_on_real_removed = *expire_on_real_removed;
                 self.w.apply(&self.setup);
             }
+            Op::Kernel { ports, rate, burst } => {
+                // The daemon's kernel interfaces are fixed while it runs; a change here comes
+                // between bursts, after what was queued for the old ones left.
+                self.flush();
+                for (i, p) in self.setup.ports.iter_mut().enumerate() {
+                    p.kernel = (ports >> i & 1 == 1).then_some(2 + i);
+                }
+                self.setup.exception = rvs_dataplane::setup::ExceptionSetup {
+                    rate_pps: u32::from(*rate) * 10 + 1,
+                    burst: u32::from(burst % 16) + 1,
+                };
+                self.w.apply(&self.setup);
+            }
+            Op::FromKernel { port, bytes } => {
+                let tap = 2 + usize::from(port % 2);
+                let f = CFrame::new(VecFrame::from_bytes(bytes), &self.live);
+                if self.setup.ports.iter().any(|p| p.kernel == Some(tap)) {
+                    self.from_kernel.push(bytes.clone());
+                }
+                self.w.process(f, tap, self.now, &mut self.out);
+            }
         }
     }
 
@@ -1165,7 +1218,7 @@ impl H {
             }
         }
         let mut queued = 0;
-        for port in 0..self.setup.ports.len() {
+        for port in 0..ALL_PORTS {
             let n = self.out.port(port).len();
             assert!(n <= self.out.capacity(), "outbox port {port} holds {n} > {}", self.out.capacity());
             queued += n;

@@ -8,7 +8,8 @@
 #                                                 gs = 198.18.1.1 (port "server"), LIP 198.18.1.100
 #   server ns  sm 198.18.2.2/24 ─veth─ gm 198.18.2.1/24 (gateway ns kernel): the management link
 #              health checks use; the gateway ns routes 198.18.1.0/24 over it (as keepalived would
-#              check real servers from the director's kernel network)
+#              check real servers from the director's kernel network). RVS_MGMT=0 leaves it out:
+#              then the checks go through rvsd's kernel interfaces (RVS_KERNEL=1, see write_config).
 #
 # Addresses are from 198.18.0.0/15 (RFC 2544), inside namespaces this script creates; nothing is
 # sent anywhere else. The namespaces have no default route on purpose: every peer is on a connected
@@ -23,6 +24,9 @@ NS_F="rvs${RVS_ID}f"
 RVS_TMP=${RVS_TMP:-$(mktemp -d "/tmp/rvs-${RVS_ID}.XXXX")}
 RVSD_PID=
 RVS_SOCK="$RVS_TMP/rvsd.sock"
+# The ports' kernel interfaces in the gateway namespace (write_config with RVS_KERNEL=1).
+KERNEL_C=rvs-client
+KERNEL_S=rvs-server
 VIP=198.18.0.100
 GW_C=198.18.0.1
 GW_S=198.18.1.1
@@ -62,13 +66,17 @@ topo_up() {
     ip -n "$NS_S" link set s0 up
     ip -n "$NS_G" link set gc up
     ip -n "$NS_G" link set gs up
-    ip link add sm netns "$NS_S" type veth peer name gm netns "$NS_G"
-    ip -n "$NS_S" addr add 198.18.2.2/24 dev sm
-    ip -n "$NS_S" link set sm up
-    ip -n "$NS_G" addr add 198.18.2.1/24 dev gm
-    ip -n "$NS_G" link set gm up
-    ip -n "$NS_G" route add 198.18.1.0/24 via 198.18.2.2 dev gm
-    log "topology up: $NS_C / $NS_G / $NS_S"
+    # RVS_MGMT=0: no management link; the gateway namespace reaches the peers only through rvsd's
+    # kernel interfaces (the exception path, write_config with RVS_KERNEL=1).
+    if [ "${RVS_MGMT:-1}" != 0 ]; then
+        ip link add sm netns "$NS_S" type veth peer name gm netns "$NS_G"
+        ip -n "$NS_S" addr add 198.18.2.2/24 dev sm
+        ip -n "$NS_S" link set sm up
+        ip -n "$NS_G" addr add 198.18.2.1/24 dev gm
+        ip -n "$NS_G" link set gm up
+        ip -n "$NS_G" route add 198.18.1.0/24 via 198.18.2.2 dev gm
+    fi
+    log "topology up: $NS_C / $NS_G / $NS_S${RVS_MGMT:+ (RVS_MGMT=$RVS_MGMT)}"
 }
 
 # A second client namespace (for floods), attached to the client LAN through a bridge would need
@@ -169,7 +177,8 @@ bg() {
 # The default gateway config for this topology, with the services passed on stdin appended.
 # RVS_WORKERS=N (default 1) runs N workers on N queue pairs (af_packet qpairs, fanout hash), their
 # lcores packed onto this machine's CPUs; several workers also sleep when idle (RVS_IDLE_US, 20 us)
-# so the kernel peers sharing the two CPUs get to run.
+# so the kernel peers sharing the two CPUs get to run. RVS_KERNEL=1 gives both ports kernel
+# interfaces ($KERNEL_C, $KERNEL_S: the exception path); RVS_FILE_PREFIX sets the DPDK file prefix.
 write_config() {
     local file=$1 lcores=${2:-1}
     local workers=${RVS_WORKERS:-1} qargs="" cpus="" idle=${RVS_IDLE_US:-0}
@@ -186,6 +195,7 @@ version = 1
 
 [eal]
 log_level = 4
+${RVS_FILE_PREFIX:+file_prefix = \"$RVS_FILE_PREFIX\"}
 
 [workers]
 main_lcore = 0
@@ -200,11 +210,13 @@ socket = "$RVS_SOCK"
 name = "client"
 device = "net_af_packet0,iface=gc$qargs"
 addr = "$GW_C/24"
+${RVS_KERNEL:+kernel = \"$KERNEL_C\"}
 
 [[ports]]
 name = "server"
 device = "net_af_packet1,iface=gs$qargs"
 addr = "$GW_S/24"
+${RVS_KERNEL:+kernel = \"$KERNEL_S\"}
 CFG
     cat >> "$file"
 }

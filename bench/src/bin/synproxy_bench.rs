@@ -18,7 +18,7 @@ const GW_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 fn setup() -> Setup {
-    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500, kernel: None };
     Setup {
         ports: vec![
             port(GW_MAC, Ipv4Addr::new(198, 18, 0, 1)),
@@ -48,6 +48,7 @@ fn setup() -> Setup {
         }],
         conn: ConnSetup { max_per_worker: 1024, ..ConnSetup::default() },
         workers: 1,
+        exception: Default::default(),
     }
 }
 

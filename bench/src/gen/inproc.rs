@@ -82,6 +82,7 @@ impl Scenario {
             addr: topo::GW_ADDR[i],
             prefix_len: 24,
             mtu: 1500,
+            kernel: None,
         };
         let reals = topo::reals(self.reals)
             .into_iter()
@@ -118,6 +119,7 @@ impl Scenario {
             }],
             conn: ConnSetup { max_per_worker: self.max_conns_per_worker, ..ConnSetup::default() },
             workers: 1,
+            exception: Default::default(),
         }
     }
 

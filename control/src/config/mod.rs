@@ -16,6 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod addr;
+pub mod exception;
 mod names;
 mod service;
 #[cfg(test)]
@@ -124,6 +125,9 @@ pub struct Config {
     /// VRRP address adoption (docs/ha.md).
     #[serde(default)]
     pub vrrp: vrrp::VrrpConfig,
+    /// The exception path's rate limit (ports name their kernel interfaces with `kernel`).
+    #[serde(default)]
+    pub exception: exception::ExceptionConfig,
     /// A keepalived.conf whose virtual servers are the services (see docs/config.md); rvsd reads
     /// it at start-up into `services`, which the TOML must then leave empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +372,10 @@ pub struct PortConfig {
     pub addr: String,
     #[serde(default = "mtu_default")]
     pub mtu: u16,
+    /// The port's kernel interface (a TAP of this name with the port's MAC, address and MTU; the
+    /// exception path); none: frames the dataplane does not handle are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 fn mtu_default() -> u16 {

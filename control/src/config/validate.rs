@@ -53,6 +53,7 @@ impl Config {
         }
         self.metrics.validate()?;
         self.vrrp.validate(&self.ports)?;
+        self.exception.validate()?;
         let w = &self.workers;
         if w.lcores.is_empty() {
             return Err(err("workers.lcores", "at least one worker lcore is needed"));
@@ -133,6 +134,12 @@ impl Config {
             }
             if !(576..=9000).contains(&p.mtu) {
                 return Err(err(f("mtu"), format!("{} is outside 576..=9000", p.mtu)));
+            }
+            if let Some(k) = &p.kernel {
+                super::exception::check_ifname(k).map_err(|m| err(f("kernel"), m))?;
+                if self.ports[..i].iter().any(|q| q.kernel.as_deref() == Some(k)) {
+                    return Err(err(f("kernel"), format!("\"{k}\" is used by two ports")));
+                }
             }
             subnets.push(c);
         }

@@ -92,7 +92,8 @@ impl<P: FramePool> Worker<P> {
                 }
                 return;
             }
-            None => return self.discard(f, D::NotForUs),
+            // Link-local multicast UDP (e.g. connection sync) is the kernel's, where it has an interface.
+            None => return self.ip4_kernel_or(f, cx, out, D::NotForUs),
         };
         // A reply to a local port another worker owns goes to that worker.
         let f = if cx.dst == Dst::Lip {
@@ -117,7 +118,16 @@ impl<P: FramePool> Worker<P> {
         let key = cx.key;
         let svc = if cx.dst == Dst::Vip { self.services.find(key.proto, key.dst, key.dport) } else { None };
         let Some(svc) = svc else {
-            return self.discard(f, if cx.dst == Dst::Lip { D::LipNoConn } else { D::NoService });
+            return match cx.dst {
+                // A local address that is also the port address: what no connection claims is the
+                // kernel's (its own connections from that address).
+                Dst::Lip if self.port_addr(key.dst) => self.kernel_in(f, cx, out, D::LipNoConn),
+                Dst::Lip => self.discard(f, D::LipNoConn),
+                // TCP/UDP to a port address is the kernel's (its own connections, a routing
+                // daemon, ssh), where the port has a kernel interface.
+                Dst::Port => self.kernel_in(f, cx, out, D::NoService),
+                Dst::Vip => self.discard(f, D::NoService),
+            };
         };
         // NAT connections live with their client's owner, where the real server's replies are
         // handed too; the protocol (and SYN-proxy's cookie) is decided there.

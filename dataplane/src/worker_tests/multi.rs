@@ -8,6 +8,7 @@ pub(super) struct Mh {
     pub(super) ws: Vec<Worker<VecPool>>,
     stats: Vec<Arc<Stats>>,
     outs: Vec<Outbox<VecFrame>>,
+    nports: usize,
     now: Millis,
 }
 
@@ -20,8 +21,8 @@ impl Mh {
         let stats: Vec<Arc<Stats>> = (0..n).map(|_| Arc::new(Stats::default())).collect();
         let ws: Vec<Worker<VecPool>> =
             (0..n).map(|i| Worker::new(s, i as u16, VecPool::default(), stats[i].clone())).collect();
-        let outs = ws.iter().map(|w| Outbox::with_workers(s.ports.len(), n, w.outbox_capacity(32))).collect();
-        Mh { ws, stats, outs, now: 1_000 }
+        let outs = ws.iter().map(|w| Outbox::with_workers(all_ports(s), n, w.outbox_capacity(32))).collect();
+        Mh { ws, stats, outs, nports: all_ports(s), now: 1_000 }
     }
 
     /// Every worker has learned clients 1-3 and real servers 1-3 (each neighbour ARPed each worker).
@@ -70,7 +71,7 @@ impl Mh {
         }
         for (i, o) in self.outs.iter_mut().enumerate() {
             assert!((0..self.ws.len()).all(|t| o.handoff(t).is_empty()), "hand-offs still circulating");
-            for p in 0..2 {
+            for p in 0..self.nports {
                 sent.extend(o.port(p).drain(..).map(|f| (i, p, f.data().to_vec())));
             }
         }

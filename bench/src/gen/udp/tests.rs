@@ -62,6 +62,7 @@ fn setup_for(f: Forward) -> Setup {
         addr: GW[i],
         prefix_len: 24,
         mtu: 1500,
+        kernel: None,
     };
     Setup {
         ports: vec![port(0), port(1)],
@@ -93,6 +94,7 @@ fn setup_for(f: Forward) -> Setup {
         }],
         conn: ConnSetup { max_per_worker: 8192, ..ConnSetup::default() },
         workers: 1,
+        exception: Default::default(),
     }
 }
 
