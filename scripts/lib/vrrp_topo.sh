@@ -12,7 +12,9 @@
 # The VIP 198.18.0.100 and the local address 198.18.1.100 are VRRP virtual addresses: keepalived in
 # each gateway namespace puts them on the master's kernel interfaces (the exception path's TAPs,
 # rvsc and rvss), and that gateway's rvsd, with [vrrp] adopt = true, answers ARP for them and
-# announces them. Each gateway runs one worker with idle_sleep_us, so both fit on two CPUs.
+# announces them. Each gateway runs one worker with idle_sleep_us, so both fit on two CPUs. rvsd
+# itself keeps the kernel off the af_packet interfaces gc/gs (rp_filter, arp_ignore): the kernel
+# takes the ports' traffic through the TAPs only.
 # Addresses from 198.18.0.0/15 only, inside namespaces created here; names carry RVS_ID.
 
 NS_GA="rvs${RVS_ID}a"
@@ -61,22 +63,9 @@ vrrp_topo_up() {
     for ns in "$NS_GA" "$NS_GB"; do
         ip -n "$ns" link set gc up
         ip -n "$ns" link set gs up
-        # The DPDK ports are af_packet sockets on gc/gs, which see every frame before the kernel
-        # does; the kernel itself must not: it holds the port addresses and (on the master) the
-        # VRRP addresses on the TAPs, and would answer ARP and reset TCP to them on gc/gs too.
-        ip netns exec "$ns" nft -f - <<NFT
-table netdev rvs_ports {
-    chain gc { type filter hook ingress device "gc" priority 0; policy drop; }
-    chain gs { type filter hook ingress device "gs" priority 0; policy drop; }
-}
-NFT
     done
     log "vrrp topology up: $NS_C / $NS_GA, $NS_GB / bridges in $NS_W / $NS_S"
 }
-
-# The port's exception-path TAP; VRRP_DUMMY_KIF=1 leaves it out (the kernel interfaces are then
-# dummies the caller makes: a check of the adoption alone, without the exception path).
-_kernel_line() { [ -n "${VRRP_DUMMY_KIF:-}" ] || echo "kernel = \"$1\""; }
 
 # gw_config A|B FILE: the gateway's rvsd config, the services (stdin) appended.
 gw_config() {
@@ -102,18 +91,18 @@ socket = "$RVS_TMP/rvsd-$g.sock"
 name = "client"
 device = "net_af_packet0,iface=gc"
 addr = "$c/24"
-$(_kernel_line "$KIF_C")
+kernel = "$KIF_C"
 
 [[ports]]
 name = "server"
 device = "net_af_packet1,iface=gs"
 addr = "$s/24"
-$(_kernel_line "$KIF_S")
+kernel = "$KIF_S"
 
+# Claim the VIP and LIP only while keepalived has them on the ports' kernel interfaces.
 [vrrp]
 adopt = true
 poll_ms = ${VRRP_POLL_MS:-20}
-interfaces = [{ port = "client", ifname = "$KIF_C" }, { port = "server", ifname = "$KIF_S" }]
 CFG
     cat >> "$file"
 }

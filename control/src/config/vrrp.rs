@@ -41,7 +41,8 @@ pub struct VrrpConfig {
     pub garp_count: u32,
     pub garp_interval_ms: u32,
     /// The kernel interfaces watched, each for a port (by name): where keepalived puts that
-    /// port's virtual addresses (the exception path's TAP of the port).
+    /// port's virtual addresses. Empty: every port's `kernel` interface (the exception path's
+    /// TAP), the usual set-up.
     pub interfaces: Vec<VrrpInterface>,
 }
 
@@ -68,8 +69,16 @@ impl Default for VrrpConfig {
 }
 
 impl VrrpConfig {
-    /// (port index, kernel interface) of every watched interface. Assumes a validated config.
+    /// (port index, kernel interface) of every watched interface: `interfaces` when given, else
+    /// each port's `kernel` interface. Assumes a validated config.
     pub fn watched(&self, ports: &[PortConfig]) -> Vec<(usize, String)> {
+        if self.interfaces.is_empty() {
+            return ports
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.kernel.as_ref().map(|k| (i, k.clone())))
+                .collect();
+        }
         self.interfaces
             .iter()
             .filter_map(|w| ports.iter().position(|p| p.name == w.port).map(|i| (i, w.ifname.clone())))
@@ -95,14 +104,8 @@ impl VrrpConfig {
                     format!("no port named \"{}\"", w.port),
                 ));
             }
-            if !valid_ifname(&w.ifname) {
-                return Err(err(
-                    format!("vrrp.interfaces[{i}].ifname"),
-                    format!(
-                        "\"{}\" is not an interface name (1 to 15 characters, no '/', ':' or spaces)",
-                        w.ifname
-                    ),
-                ));
+            if let Err(m) = super::exception::check_ifname(&w.ifname) {
+                return Err(err(format!("vrrp.interfaces[{i}].ifname"), m));
             }
             if !seen.insert(&w.ifname) {
                 return Err(err(
@@ -114,16 +117,11 @@ impl VrrpConfig {
         if self.adopt && self.watched(ports).is_empty() {
             return Err(err(
                 "vrrp.adopt",
-                "no kernel interface to watch: list each port's in vrrp.interfaces",
+                "no kernel interface to watch: give the ports a `kernel` interface (the exception path) or list vrrp.interfaces",
             ));
         }
         Ok(())
     }
-}
-
-/// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), none of '/', ':' or whitespace.
-pub fn valid_ifname(s: &str) -> bool {
-    (1..16).contains(&s.len()) && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 #[cfg(test)]
@@ -166,6 +164,15 @@ addr = "198.18.1.1/24"
 interfaces = [{ port = "server", ifname = "rvs1" }, { port = "client", ifname = "rvs0" }]"#)
         .unwrap();
         assert_eq!(c.vrrp.watched(&c.ports), vec![(1, "rvs1".to_owned()), (0, "rvs0".to_owned())]);
+    }
+
+    #[test]
+    fn the_ports_kernel_interfaces_are_watched_by_default() {
+        let with_kernel =
+            PORTS.replace("addr = \"198.18.1.1/24\"", "addr = \"198.18.1.1/24\"\nkernel = \"rvs-server\"");
+        let c = Config::from_toml(&format!("{with_kernel}\n[vrrp]\nadopt = true")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.vrrp.watched(&c.ports), vec![(1, "rvs-server".to_owned())]);
     }
 
     #[test]
