@@ -22,6 +22,11 @@ DL_RATE=${DL_RATE:-8M}
 KILL_AFTER_S=${KILL_AFTER_S:-3}
 
 vrrp_topo_up
+# The whole run is bounded: a stuck step cannot hold the machine (it takes about 2.5 minutes).
+# (The watchdog ends with the test: its sleep is killed with it, so it never signals a reused pid.)
+( trap 'kill $w 2>/dev/null; exit 0' TERM; sleep 420 & w=$!; wait $w; echo "88-vrrp: 420 s limit reached" >&2
+  kill -TERM $$ ) &
+_bg_pids+=($!)
 C() { ip netns exec "$NS_C" "$@"; }
 
 services() {
@@ -192,12 +197,15 @@ failover_round 8080 "SYN-proxy"
 echo "== split brain: A back as master, then VRRP from A cut at B (nftables drop of protocol 112)"
 check "A is MASTER again, B BACKUP" restore_a
 sleep 0.5
+t_cut=$(date +%s%N)
 ip netns exec "$NS_GB" nft -f - <<NFT
 table ip rvs_split {
     chain input { type filter hook input priority -10; ip protocol vrrp drop; }
 }
 NFT
-check "split brain: B hears no adverts and becomes MASTER" ka_wait B MASTER 5
+t_sb=$(ka_since B MASTER "$t_cut" 5)
+check "split brain: B hears no adverts and becomes MASTER ($(( (${t_sb:-$t_cut} - t_cut) / 1000000 )) ms after the cut)" \
+    [ -n "$t_sb" ]
 sleep 1
 check "split brain: A stays MASTER" [ "$(ka_state A)" = MASTER ]
 check "split brain: both rvsd run" bash -c "kill -0 ${GW_PID[A]} && kill -0 ${GW_PID[B]}"
@@ -206,9 +214,12 @@ for _ in $(seq 20); do
     [ "$(C curl -s -o /dev/null -w '%{http_code}' -m 2 --noproxy '*' "http://$VIP/")" = 200 ] && ok_sb=$((ok_sb + 1))
 done
 echo "    during the split brain: $ok_sb of 20 new curls succeeded (both gateways claim the VIP and LIP)"
-echo "split_brain_curls_ok=$ok_sb/20" >> "$RVS_TMP/numbers"
+t_heal=$(date +%s%N)
 ip netns exec "$NS_GB" nft delete table ip rvs_split
-check "healed: B yields to the higher priority (BACKUP)" ka_wait B BACKUP 5
+t_y=$(ka_since B BACKUP "$t_heal" 5)
+check "healed: B yields to the higher priority (BACKUP, $(( (${t_y:-$t_heal} - t_heal) / 1000000 )) ms after the heal)" \
+    [ -n "$t_y" ]
+echo "split_brain: B master $(( (${t_sb:-$t_cut} - t_cut) / 1000000 )) ms after the cut, curls_ok=$ok_sb/20; B backup $(( (${t_y:-$t_heal} - t_heal) / 1000000 )) ms after the heal" >> "$RVS_TMP/numbers"
 check "healed: A is MASTER" [ "$(ka_state A)" = MASTER ]
 grep -h "Entering\|higher priority\|lower priority" "$RVS_TMP/ka-B.log" | tail -3 | sed 's/^/    ka B: /'
 check "keepalived B's log shows it yielding" grep -q "Entering BACKUP STATE" "$RVS_TMP/ka-B.log"
