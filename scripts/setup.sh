@@ -25,6 +25,8 @@ PKGS=(
     prometheus
     # scripts/e2e/88-vrrp.sh: keepalived 2.2 as the VRRP speaker in each gateway's namespace
     keepalived
+    # scripts/e2e/86-ecmp.sh: BIRD 2, the BGP speaker of the gateways and of the ECMP router
+    bird2
 )
 
 missing=()
@@ -61,6 +63,11 @@ if dpkg-query -W -f='${Status}' keepalived 2>/dev/null | grep -q 'install ok ins
         service keepalived stop >/dev/null 2>&1 || true
         update-rc.d keepalived disable >/dev/null 2>&1 || true
     fi
+fi
+# bird2's package runs a system BIRD in the root namespace; the ECMP test runs its own instances
+# in namespaces (each with its own socket and pid file), never this one.
+if dpkg-query -W -f='${Status}' bird2 2>/dev/null | grep -q 'install ok installed'; then
+    systemctl disable --now bird >/dev/null 2>&1 || service bird stop >/dev/null 2>&1 || true
 fi
 
 if command -v rustup >/dev/null 2>&1; then

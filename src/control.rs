@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Sender};
+use rvs_control::announce::{Announcer, IpRoute};
 use rvs_control::api::{
     cycles_per_packet, ConnInfo, Counters, Duplex, ErrorCode, LinkInfo, PortCounters, PortInfo, RealInfo,
     RealStats, Refusal, Reply, Request, Response, ServiceId, ServiceInfo, ServiceStats, TemplateInfo,
@@ -82,6 +83,8 @@ pub struct Shared {
     ports: Mutex<Vec<PortEntry>>,
     /// The running or last packet capture (`capture_start`); one at a time.
     capture: Mutex<Option<Capture>>,
+    /// With `[announce] table`: the VIP routes, kept in line with every published setup.
+    announcer: OnceLock<Mutex<Announcer<IpRoute>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -126,7 +129,26 @@ impl Shared {
             health: OnceLock::new(),
             ports: Mutex::new(ports),
             capture: Mutex::new(None),
+            announcer: OnceLock::new(),
         }
+    }
+
+    /// Starts announcing: the VIPs the workers' current setup can serve are announced now, and
+    /// every later published setup updates them. Under the state lock, so no change is published
+    /// in between.
+    pub fn start_announcing(&self, mut announcer: Announcer<IpRoute>) -> Result<(), String> {
+        let st = self.lock();
+        announcer.update(&st.setup(&self.macs)?);
+        let _ = self.announcer.set(Mutex::new(announcer));
+        Ok(())
+    }
+
+    /// Withdraws every announced VIP for good (SIGTERM, exit); returns how many were withdrawn.
+    pub fn withdraw_all(&self) -> usize {
+        self.announcer
+            .get()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).withdraw_all().len())
+            .unwrap_or(0)
     }
 
     /// `list_ports`: the ports' fixed data with their link state and counters read now. This runs
@@ -260,6 +282,10 @@ impl Shared {
         }
         if let Some(tx) = &self.lips {
             let _ = tx.send(crate::steering::lips(&setup));
+        }
+        // After every worker runs the setup: a VIP is announced only once it can be served.
+        if let Some(a) = self.announcer.get() {
+            a.lock().unwrap_or_else(|p| p.into_inner()).update(&setup);
         }
         Ok(epoch)
     }

@@ -106,6 +106,10 @@ fn run(cli: Cli) -> Result<(), String> {
 
     // Before DPDK starts: a metrics address rvsd cannot use stops it here, with nothing to undo.
     let metrics_listener = control::bind_metrics(&cfg.metrics)?;
+    // Also before: the announcement table is taken over (an earlier run's routes deleted), so a
+    // restarted gateway draws no traffic until its workers run.
+    let announcer = rvs_control::announce::Announcer::from_config(&cfg.announce)
+        .map_err(|e| format!("announce.table: {e}"))?;
 
     let (eal_argv, huge) = eal_args::build(&cfg, eal_args::HugepageState::read(), std::process::id());
     tracing::info!(hugepages = huge, args = %eal_argv.join(" "), "starting EAL");
@@ -309,17 +313,36 @@ fn run(cli: Cli) -> Result<(), String> {
         port_entries,
     ));
     let control = control::spawn(&cfg.control, &cfg.metrics, metrics_listener, shared.clone(), stop.clone())?;
+    if let Some(a) = announcer {
+        shared.start_announcing(a)?;
+    }
 
     println!("rvsd: running with {} worker(s) on {} port(s); Ctrl-C to stop", nworkers, ports.len());
     // SIGINT stops at once (also in the middle of a drain). SIGTERM drains: workers refuse new
     // connections and keep forwarding established ones until none is left or the grace period ends.
     let mut drain_until: Option<Instant> = None;
+    // SIGTERM first withdraws every VIP and keeps accepting new connections until this instant,
+    // so the routers move new clients elsewhere before any is refused; then the drain starts.
+    let mut withdraw_until: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         // The control thread sends the LIP set after each published change (flow-rule mode only).
         while let Ok(lips) = lips_rx.try_recv() {
             flow_rules.update(&ports, lips, nworkers);
         }
-        if term.load(Ordering::SeqCst) && drain_until.is_none() {
+        if term.load(Ordering::SeqCst) && withdraw_until.is_none() {
+            let withdrawn = shared.withdraw_all();
+            let wait = if cfg.announce.enabled() { cfg.announce.withdraw_wait_ms } else { 0 };
+            withdraw_until = Some(Instant::now() + Duration::from_millis(u64::from(wait)));
+            if cfg.announce.enabled() {
+                tracing::info!(
+                    withdrawn,
+                    wait_ms = wait,
+                    "SIGTERM: VIPs withdrawn; still accepting new connections until the routers have moved away"
+                );
+            }
+        }
+        let withdraw_done = withdraw_until.is_some_and(|t| Instant::now() >= t);
+        if withdraw_done && drain_until.is_none() {
             for l in &drain_links {
                 let _ = l.commands.send_timeout(worker::Command::Drain, Duration::from_secs(1));
             }
@@ -346,6 +369,11 @@ fn run(cli: Cli) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::SeqCst);
+    // SIGINT skips the SIGTERM steps: the routes go now, before the workers stop.
+    let withdrawn = shared.withdraw_all();
+    if withdrawn > 0 {
+        tracing::info!(withdrawn, "VIPs withdrawn");
+    }
     tracing::info!("stopping");
     worker_stop.store(true, Ordering::SeqCst);
     for lcore in &launched {

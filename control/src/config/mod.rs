@@ -16,6 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod addr;
+mod announce;
 pub mod exception;
 mod names;
 mod service;
@@ -25,6 +26,7 @@ mod validate;
 pub mod vrrp;
 
 pub use addr::*;
+pub use announce::*;
 pub use names::*;
 pub use service::*;
 
@@ -125,6 +127,9 @@ pub struct Config {
     /// VRRP address adoption (docs/ha.md).
     #[serde(default)]
     pub vrrp: vrrp::VrrpConfig,
+    /// VIP announcement for BGP/ECMP (`[announce]`, docs/ha.md); off unless `table` is set.
+    #[serde(default)]
+    pub announce: AnnounceConfig,
     /// The exception path's rate limit (ports name their kernel interfaces with `kernel`).
     #[serde(default)]
     pub exception: exception::ExceptionConfig,

@@ -53,6 +53,7 @@ impl Config {
         }
         self.metrics.validate()?;
         self.vrrp.validate(&self.ports)?;
+        self.announce.validate()?;
         self.exception.validate()?;
         let w = &self.workers;
         if w.lcores.is_empty() {
