@@ -68,6 +68,7 @@ impl<P: FramePool> Worker<P> {
         let old = std::mem::take(&mut self.services);
         self.services = crate::service::Services::rebuild(old, setup, self.index);
         self.expire_on_real_removed = setup.conn.expire_on_real_removed;
+        self.adopt.update(setup.conn.adopt.as_ref(), self.index == 0, self.ports.len());
         self.exc.apply(setup);
         // `ipvsadm --set`: each connection takes the new timeout at its next packet or state change.
         self.conns.set_timeouts(setup.conn.timeouts);

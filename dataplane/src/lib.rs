@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod admin_persist;
+pub mod adopt;
 pub mod arp;
 pub mod conn;
 pub mod flow;
