@@ -23,6 +23,8 @@ PKGS=(
     dpkg-dev man-db
     # scripts/e2e/35-metrics.sh: a real Prometheus server scraping rvsd, and promtool
     prometheus
+    # scripts/e2e/88-vrrp.sh: keepalived 2.2 as the VRRP speaker in each gateway's namespace
+    keepalived
     # scripts/e2e/86-ecmp.sh: BIRD 2, the BGP speaker of the gateways and of the ECMP router
     bird2
 )
@@ -54,6 +56,14 @@ if dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q 'install ok ins
     fi
 fi
 
+# keepalived's package enables a system keepalived in the root namespace; the VRRP test runs its own
+# per gateway namespace. Stopped through its service only, never by name.
+if dpkg-query -W -f='${Status}' keepalived 2>/dev/null | grep -q 'install ok installed'; then
+    if ! systemctl disable --now keepalived >/dev/null 2>&1; then
+        service keepalived stop >/dev/null 2>&1 || true
+        update-rc.d keepalived disable >/dev/null 2>&1 || true
+    fi
+fi
 # bird2's package runs a system BIRD in the root namespace; the ECMP test runs its own instances
 # in namespaces (each with its own socket and pid file), never this one.
 if dpkg-query -W -f='${Status}' bird2 2>/dev/null | grep -q 'install ok installed'; then

@@ -352,6 +352,13 @@ impl Shared {
         Ok(epoch)
     }
 
+    /// The addresses on the kernel interfaces changed (`[vrrp] adopt`): publishes them.
+    pub fn set_adopted(&self, adopted: Vec<(std::net::Ipv4Addr, usize)>) -> Result<u64, String> {
+        let mut st = self.lock();
+        st.set_adopted(adopted);
+        self.publish(&mut st)
+    }
+
     /// Asks every worker and collects the answers.
     fn ask<T: Send + 'static>(&self, make: impl Fn(Sender<T>) -> Command) -> Result<Vec<T>, String> {
         let mut pending = Vec::new();
@@ -925,6 +932,13 @@ pub fn spawn(
                 .map_err(spawn_err)?,
         );
         tracing::info!(%addr, "metrics endpoint listening (GET /metrics)");
+    }
+    {
+        let (vrrp, ports) = {
+            let st = shared.lock();
+            (st.config().vrrp.clone(), st.config().ports.clone())
+        };
+        threads.extend(crate::adopt::spawn(&vrrp, &ports, shared.clone(), stop.clone())?);
     }
     threads.push(
         std::thread::Builder::new()

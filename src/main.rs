@@ -20,6 +20,7 @@ use rvs_dataplane::steer::SteerMode;
 #[global_allocator]
 static ALLOC: dpdk_sys::alloc::HugePageAdvice = dpdk_sys::alloc::HugePageAdvice;
 
+mod adopt;
 mod control;
 mod eal_args;
 mod kernel_if;

@@ -2,6 +2,7 @@
 //!
 //! The control logic is a library; the daemon's socket server is a thin shell around it.
 pub mod adm;
+pub mod adopt;
 pub mod announce;
 pub mod api;
 pub mod capture;

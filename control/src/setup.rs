@@ -6,7 +6,7 @@ use rvs_dataplane::conn::Timeouts;
 use rvs_dataplane::flow::Proto as DpProto;
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::setup::{
-    ConnSetup, FragSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup,
+    AdoptSetup, ConnSetup, FragSetup, PortSetup, RealSetup, RouteSetup, ServiceSetup, Setup, SynproxySetup,
 };
 use rvs_dataplane::wire::EthernetAddress;
 
@@ -142,6 +142,12 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
                 max_per_source: c.frag.max_per_source,
                 timeout_ms: u64::from(c.frag.timeout_ms),
             },
+            // The addresses are the watcher's; the control state fills them in.
+            adopt: cfg.vrrp.adopt.then(|| AdoptSetup {
+                addrs: Vec::new(),
+                garp_count: cfg.vrrp.garp_count,
+                garp_interval_ms: u64::from(cfg.vrrp.garp_interval_ms),
+            }),
             synproxy: {
                 let sp = &cfg.synproxy;
                 SynproxySetup {

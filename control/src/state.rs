@@ -52,6 +52,9 @@ pub struct ControlState {
     down: HashSet<(u32, u32)>,
     /// Service ids that have lost quorum (keepalived's `!quorum_state_up`).
     no_quorum: HashSet<u32>,
+    /// (address, port index) on the ports' kernel interfaces, as the VRRP watcher last read them
+    /// (`crate::adopt`); only VIPs and local addresses among them reach the dataplane.
+    adopted: Vec<(Ipv4Addr, usize)>,
     /// Changes applied since start.
     pub epoch: u64,
 }
@@ -66,6 +69,7 @@ impl ControlState {
             next_id: 1,
             down: HashSet::new(),
             no_quorum: HashSet::new(),
+            adopted: Vec::new(),
             epoch: 0,
         };
         s.assign_ids();
@@ -371,6 +375,13 @@ impl ControlState {
         changed
     }
 
+    /// Records the addresses on the kernel interfaces (`[vrrp] adopt`); true if they changed.
+    pub fn set_adopted(&mut self, adopted: Vec<(Ipv4Addr, usize)>) -> bool {
+        let changed = self.adopted != adopted;
+        self.adopted = adopted;
+        changed
+    }
+
     pub fn is_down(&self, service: u32, real: u32) -> bool {
         self.down.contains(&(service, real))
     }
@@ -408,6 +419,14 @@ impl ControlState {
                 }
             };
             svc.reals = quorum::pool(members, sc.inhibit_on_failure, sorry, self.has_quorum(sid));
+        }
+        if let Some(a) = &mut setup.conn.adopt {
+            let ours: HashSet<Ipv4Addr> = setup
+                .services
+                .iter()
+                .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().copied()))
+                .collect();
+            a.addrs = self.adopted.iter().filter(|(addr, _)| ours.contains(addr)).copied().collect();
         }
         Ok(setup)
     }
@@ -608,6 +627,32 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12:80" }]
         // NAT keeps SYN-proxy
         s.change(&Request::EditReal { id: id(), real: with(Forward::Masq, real("198.18.1.11:80", 1)) })
             .unwrap();
+    }
+
+    #[test]
+    fn adopted_addresses_reach_the_setup_only_when_on_and_ours() {
+        let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+        let vip: Ipv4Addr = "198.18.0.100".parse().unwrap();
+        let lip: Ipv4Addr = "198.18.1.100".parse().unwrap();
+        let port_addr: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let mut s = state();
+        assert!(s.set_adopted(vec![(vip, 0), (lip, 1)]));
+        assert!(s.setup(&macs).unwrap().conn.adopt.is_none(), "adoption off: ARP claims everything");
+        let mut cfg = s.config().clone();
+        cfg.vrrp.adopt = true;
+        cfg.vrrp.interfaces = vec![
+            crate::config::vrrp::VrrpInterface { port: "c".into(), ifname: "rvs0".into() },
+            crate::config::vrrp::VrrpInterface { port: "s".into(), ifname: "rvs1".into() },
+        ];
+        cfg.validate().unwrap();
+        let mut s = ControlState::new(cfg);
+        let a = s.setup(&macs).unwrap().conn.adopt.expect("on");
+        assert!(a.addrs.is_empty(), "nothing adopted before the watcher reads");
+        assert_eq!(a.garp_count, crate::config::vrrp::defaults::GARP_COUNT);
+        // The port's own address on the TAP is not a VRRP address: left out.
+        assert!(s.set_adopted(vec![(port_addr, 0), (vip, 0), (lip, 1)]));
+        assert!(!s.set_adopted(vec![(port_addr, 0), (vip, 0), (lip, 1)]), "same set: no change");
+        assert_eq!(s.setup(&macs).unwrap().conn.adopt.unwrap().addrs, vec![(vip, 0), (lip, 1)]);
     }
 
     #[test]

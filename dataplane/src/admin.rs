@@ -69,6 +69,7 @@ impl<P: FramePool> Worker<P> {
         self.services = crate::service::Services::rebuild(old, setup, self.index);
         self.apply6(setup);
         self.expire_on_real_removed = setup.conn.expire_on_real_removed;
+        self.adopt.update(setup.conn.adopt.as_ref(), self.index == 0, self.ports.len());
         self.exc.apply(setup);
         // `ipvsadm --set`: each connection takes the new timeout at its next packet or state change.
         self.conns.set_timeouts(setup.conn.timeouts);

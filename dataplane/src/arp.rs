@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Requests are answered for port addresses, VIPs and local addresses only, in the request's
-//!   own buffer.
+//!   own buffer; with VRRP address adoption on, for VIPs and local addresses only while they are
+//!   adopted (see [`crate::adopt`]).
 //! - Only a unicast neighbour on the receiving port's subnet, never claiming one of our addresses,
 //!   is learned; replies are learned only where a worker asked (the neighbour table knows), so an
 //!   unsolicited reply cannot poison the cache.
@@ -21,6 +22,18 @@ use crate::worker::Worker;
 
 /// An ARP request for `ip` from `port`, in a fresh frame.
 pub(crate) fn arp_request<P: FramePool>(pool: &mut P, port: &PortRt, ip: Ipv4Addr) -> Option<P::Frame> {
+    arp_frame(pool, port, port.addr, ip)
+}
+
+/// A broadcast ARP request from `port` with sender address `spa` asking for `tpa`: with
+/// `spa == tpa`, a gratuitous ARP announcing that `spa` is at the port's MAC (keepalived's and
+/// Linux's form: a request, so that every host on the segment updates its cache).
+pub(crate) fn arp_frame<P: FramePool>(
+    pool: &mut P,
+    port: &PortRt,
+    spa: Ipv4Addr,
+    tpa: Ipv4Addr,
+) -> Option<P::Frame> {
     let mut f = pool.alloc()?;
     if !f.append(ETH + arp::PACKET_LEN) {
         return None;
@@ -32,9 +45,9 @@ pub(crate) fn arp_request<P: FramePool>(pool: &mut P, port: &PortRt, ip: Ipv4Add
     let req = ArpRepr {
         operation: ArpOperation::Request,
         sender_hw_addr: port.mac,
-        sender_proto_addr: port.addr,
+        sender_proto_addr: spa,
         target_hw_addr: EthernetAddress([0; 6]),
-        target_proto_addr: ip,
+        target_proto_addr: tpa,
     };
     req.emit(&mut d[ETH..]).ok()?;
     Some(f)
@@ -59,6 +72,9 @@ impl<P: FramePool> Worker<P> {
             ArpOperation::Request => {
                 if !self.owns(tpa) {
                     return self.discard(f, D::ArpNotOurs);
+                }
+                if !self.adopt.claims(tpa) && !self.port_addr(tpa) {
+                    return self.discard(f, D::ArpNotAdopted);
                 }
                 if sender_ok {
                     self.neigh.learn(spa, in_port, sha, now, true, release);

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod admin6;
 pub mod admin_persist;
+pub mod adopt;
 pub mod arp;
 pub mod conn;
 pub mod flow;

@@ -124,6 +124,20 @@ pub struct ConnSetup {
     pub proxy_timers: u32,
     /// IP fragments (see `frag`).
     pub frag: FragSetup,
+    /// VRRP address adoption (see `adopt`): None claims every VIP and local address in ARP, as
+    /// without VRRP; Some claims only the adopted ones and announces each newly adopted one.
+    pub adopt: Option<AdoptSetup>,
+}
+
+/// Which VIPs and local addresses the gateway claims in ARP (docs/ha.md, "VRRP failover").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdoptSetup {
+    /// (address, port index): the address is on that port's kernel interface, where keepalived
+    /// put it. Only addresses of the configured services matter.
+    pub addrs: Vec<(Ipv4Addr, usize)>,
+    /// Gratuitous ARPs sent for each newly adopted (address, port), and the time between them.
+    pub garp_count: u32,
+    pub garp_interval_ms: Millis,
 }
 
 /// SYN-proxy parameters (docs/config.md, `[synproxy]`).
@@ -184,6 +198,7 @@ impl Default for ConnSetup {
             synproxy: SynproxySetup::default(),
             proxy_timers: 262_144,
             frag: FragSetup::default(),
+            adopt: None,
         }
     }
 }

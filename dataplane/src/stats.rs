@@ -36,6 +36,9 @@ counter_enum! {
         ArpMalformed => "arp_malformed",
         /// ARP request for an address the gateway does not own.
         ArpNotOurs => "arp_not_ours",
+        /// ARP request for a VIP or local address that VRRP has not given this gateway (adoption
+        /// on, the address not on a kernel interface: the other gateway is master).
+        ArpNotAdopted => "arp_not_adopted",
         /// ARP reply nobody asked for, or claiming one of our own addresses.
         ArpUnsolicited => "arp_unsolicited",
         Ipv4Truncated => "ipv4_truncated",
@@ -188,6 +191,8 @@ counter_enum! {
         TxBytes => "tx_bytes",
         ArpRepliesSent => "arp_replies_sent",
         ArpRequestsSent => "arp_requests_sent",
+        /// Gratuitous ARPs the gateway built for VIPs and local addresses it adopted.
+        GarpSent => "garp_sent",
         /// A frame the gateway builds itself (ARP request, SYN-proxy SYN or RST) could not be
         /// allocated: the packet buffer pool was empty.
         NoMbuf => "no_mbuf",
@@ -363,12 +368,12 @@ impl Stats {
     /// (received, handed over by another worker, or built here) is sent, handed to another worker,
     /// consumed, held, or dropped with one reason.
     ///
-    /// Frames the gateway builds itself are ARP requests, SYN-proxy SYNs to real servers and RSTs
+    /// Frames the gateway builds itself are ARP requests (and gratuitous ARPs), SYN-proxy SYNs to real servers and RSTs
     /// to clients, PROXY protocol headers, and the fragments of a packet split for a smaller MTU. Consumed: an ARP reply at the end of its path through the workers, a real
     /// server's SYN-ACK that completes a proxied handshake. Held: awaiting ARP, or by SYN-proxy.
     /// `tx_full` and `handoff_full` drops are of frames already counted as sent or handed off.
     ///
-    /// rx_packets + handoff_in + arp_requests_sent + synproxy_syns_sent + synproxy_rsts_generated +
+    /// rx_packets + handoff_in + arp_requests_sent + garp_sent + synproxy_syns_sent + synproxy_rsts_generated +
     ///   proxy_headers_sent + fragments_built ==
     ///   tx_packets + handoff_out + (drops - tx_full - handoff_full) + arp_consumed
     ///   + synproxy_handshakes + neigh_held + synproxy_held + frag_held
@@ -387,6 +392,7 @@ impl Stats {
             + self.events(Event::HandoffIn)
             + self.events(Event::ArpRequestsSent)
             + self.events(Event::NdpSolicitsSent)
+            + self.events(Event::GarpSent)
             + self.events(Event::SynproxySynsSent)
             + self.events(Event::SynproxyRstsGenerated)
             + self.events(Event::ProxyHeadersSent)

@@ -74,6 +74,8 @@ pub struct Worker<P: FramePool> {
     /// The last IP identification given to a fragmented datagram whose source is rewritten.
     pub(crate) next_ident: u16,
     pub(crate) events: ConnEvents,
+    /// VRRP address adoption: which VIPs and local addresses ARP claims, announcements due.
+    pub(crate) adopt: crate::adopt::Adoption,
     pub(crate) strip_ts: bool,
     pub(crate) rst_on_miss: bool,
     pub(crate) expire_budget: usize,
@@ -116,6 +118,8 @@ impl<P: FramePool> Worker<P> {
         let conns = ConnTable::with_seed(c.max_per_worker as usize, c.timeouts, 0, conn_seed(setup, index));
         stats.set(Gauge::ConnCapacity, conns.capacity() as u64);
         stats.set(Gauge::BytesPerConn, conns.memory_per_conn() as u64);
+        let mut adopt = crate::adopt::Adoption::default();
+        adopt.update(c.adopt.as_ref(), index == 0, setup.ports.len());
         Worker {
             index,
             workers: setup.workers.max(1),
@@ -145,6 +149,7 @@ impl<P: FramePool> Worker<P> {
             sp6: SynProxy::new(c.synproxy),
             next_ident: 0,
             events: ConnEvents::default(),
+            adopt,
             strip_ts: c.strip_timestamps,
             rst_on_miss: c.rst_on_miss,
             expire_budget: c.expire_budget.max(1) as usize,
@@ -191,6 +196,7 @@ impl<P: FramePool> Worker<P> {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
             self.persist6.expire(now, PERSIST_EXPIRE_BUDGET);
             self.frag_poll(now);
+            self.garp_poll(now, out);
         }
         self.sp_poll(now, out);
         self.sp_poll6(now, out);

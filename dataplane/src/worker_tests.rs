@@ -2167,6 +2167,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 // Several workers sharing the ports: hand-off of replies, ARP and ICMP between them
 // ---------------------------------------------------------------------------------------------------
 
+mod adopt;
 mod burst;
 mod frag;
 mod ipv6;

@@ -451,6 +451,8 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
                 max_per_source: u32::from(k.arp_queue % 4) + 1,
                 timeout_ms: 500,
             },
+            // Off at start; `Op::Adopt` turns it on.
+            adopt: None,
         },
         workers: u16::from(k.workers % 4) + 1,
         exception: Default::default(),
@@ -751,6 +753,14 @@ enum Op {
     FromKernel {
         port: u8,
         bytes: Vec<u8>,
+    },
+    /// VRRP address adoption: off, or on with the (address, port) pairs whose bit is set in
+    /// `mask` adopted (VIPs on port 0, LIPs on port 1, a port address, a pair naming a port that
+    /// does not exist), `garp` gratuitous ARPs each, 1 ms apart.
+    Adopt {
+        on: bool,
+        mask: u8,
+        garp: u8,
     },
 }
 
@@ -1364,6 +1374,17 @@ impl H {
                     rate_pps: u32::from(*rate) * 10 + 1,
                     burst: u32::from(burst % 16) + 1,
                 };
+                self.w.apply(&self.setup);
+            }
+            Op::Adopt { on, mask, garp } => {
+                let pairs =
+                    [(VIPS[0], 0), (VIPS[1], 0), (LIPS[0], 1), (LIPS[1], 1), (GW[0], 0), (VIPS[0], 7)];
+                let addrs = (0..pairs.len()).filter(|i| mask >> i & 1 == 1).map(|i| pairs[i]).collect();
+                self.setup.conn.adopt = on.then(|| rvs_dataplane::setup::AdoptSetup {
+                    addrs,
+                    garp_count: u32::from(garp % 4),
+                    garp_interval_ms: 1,
+                });
                 self.w.apply(&self.setup);
             }
             Op::FromKernel { port, bytes } => {

@@ -24,6 +24,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub mod vrrp;
 
 pub use addr::*;
 pub use announce::*;
@@ -125,6 +126,9 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// VRRP address adoption (docs/ha.md).
+    #[serde(default)]
+    pub vrrp: vrrp::VrrpConfig,
     /// VIP announcement for BGP/ECMP (`[announce]`, docs/ha.md); off unless `table` is set.
     #[serde(default)]
     pub announce: AnnounceConfig,

@@ -52,6 +52,7 @@ impl Config {
             ));
         }
         self.metrics.validate()?;
+        self.vrrp.validate(&self.ports)?;
         self.announce.validate()?;
         self.exception.validate()?;
         self.sync.validate()?;
