@@ -57,25 +57,37 @@ fn rs(i: u8) -> Ipv4Addr {
 }
 
 fn setup(max_conns: u32) -> Setup {
-    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |mac, addr| PortSetup {
+        name: "p".into(),
+        mac,
+        addr,
+        prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
+        mtu: 1500,
+    };
     Setup {
         ports: vec![port(GW0_MAC, GW0), port(GW1_MAC, GW1)],
-        routes: vec![RouteSetup { dst: Ipv4Addr::new(198, 19, 0, 0), prefix_len: 16, via: ROUTER }],
+        routes: vec![RouteSetup {
+            dst: Ipv4Addr::new(198, 19, 0, 0).into(),
+            prefix_len: 16,
+            via: ROUTER.into(),
+        }],
         services: vec![ServiceSetup {
             id: 1,
             proto: Proto::Udp,
-            vip: VIP,
+            vip: VIP.into(),
             vport: VPORT,
             sched: SchedKind::Rr,
             persistence_ms: None,
             toa: false,
             synproxy: false,
             proxy_protocol: None,
-            laddrs: (0..LIPS).map(|i| Ipv4Addr::new(198, 18, 1, 100 + i)).collect(),
+            laddrs: (0..LIPS).map(|i| Ipv4Addr::new(198, 18, 1, 100 + i).into()).collect(),
             reals: (0..REALS)
                 .map(|i| RealSetup {
                     id: 10 + u32::from(i),
-                    addr: rs(i),
+                    addr: rs(i).into(),
                     port: VPORT,
                     weight: 1,
                     u_threshold: 0,

@@ -106,7 +106,7 @@ mod tests {
     fn rs(id: u32, last: u8, weight: u32) -> RealSetup {
         RealSetup {
             id,
-            addr: Ipv4Addr::new(198, 18, 1, last),
+            addr: Ipv4Addr::new(198, 18, 1, last).into(),
             port: 80,
             weight,
             u_threshold: 0,

@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 
 use crate::flow::{prefix_mask, Addr};
+use crate::service::FromIp;
 use crate::setup::{PortSetup, RouteSetup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +30,21 @@ impl<A: Addr> Default for Routes<A> {
     }
 }
 
-fn mask(len: u8) -> u32 {
-    prefix_mask::<Ipv4Addr>(len) as u32
+/// A port's address and prefix of family `A`, if it has one.
+pub trait PortAddr: FromIp {
+    fn of_port(p: &PortSetup) -> Option<(Self, u8)>;
+}
+
+impl PortAddr for Ipv4Addr {
+    fn of_port(p: &PortSetup) -> Option<(Ipv4Addr, u8)> {
+        Some((p.addr, p.prefix_len))
+    }
+}
+
+impl PortAddr for std::net::Ipv6Addr {
+    fn of_port(p: &PortSetup) -> Option<(std::net::Ipv6Addr, u8)> {
+        p.addr6.map(|a| (a, p.prefix6_len))
+    }
 }
 
 impl<A: Addr> Routes<A> {
@@ -49,22 +63,28 @@ impl<A: Addr> Routes<A> {
     }
 }
 
-impl Routes<Ipv4Addr> {
-    /// Connected prefixes from the ports, then each static route on the port whose prefix holds its
-    /// next hop (routes whose next hop is on no port are skipped; the config validation refuses them).
-    pub fn new(ports: &[PortSetup], routes: &[RouteSetup]) -> Routes {
+impl<A: PortAddr> Routes<A> {
+    /// Connected prefixes from the ports' addresses of family `A`, then each static route of that
+    /// family on the port whose prefix holds its next hop (routes whose next hop is on no port are
+    /// skipped; the config validation refuses them, as it refuses routes mixing families).
+    pub fn new(ports: &[PortSetup], routes: &[RouteSetup]) -> Routes<A> {
         let mut t = Routes::default();
         for (i, p) in ports.iter().enumerate() {
-            t.add(p.addr, p.prefix_len, i, None);
+            if let Some((a, len)) = A::of_port(p) {
+                t.add(a, len, i, None);
+            }
         }
         for r in routes {
+            let (Some(dst), Some(via)) = (A::from_ip(r.dst), A::from_ip(r.via)) else { continue };
             let Some(port) = ports.iter().position(|p| {
-                let pm = mask(p.prefix_len);
-                u32::from(p.addr) & pm == u32::from(r.via) & pm
+                A::of_port(p).is_some_and(|(a, len)| {
+                    let pm = prefix_mask::<A>(len);
+                    a.to_u128() & pm == via.to_u128() & pm
+                })
             }) else {
                 continue;
             };
-            t.add(r.dst, r.prefix_len, port, Some(r.via));
+            t.add(dst, r.prefix_len, port, Some(via));
         }
         t
     }
@@ -100,6 +120,8 @@ mod tests {
             mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             addr: addr.parse().unwrap(),
             prefix_len: len,
+            addr6: None,
+            prefix6_len: 0,
             mtu: 1500,
         }
     }
@@ -120,7 +142,7 @@ mod tests {
             },
             RouteSetup { dst: "10.0.0.0".parse().unwrap(), prefix_len: 8, via: "192.0.2.1".parse().unwrap() },
         ];
-        let r = Routes::new(&ports, &routes);
+        let r: Routes = Routes::new(&ports, &routes);
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
         assert_eq!(r.lookup(ip("198.18.0.7")), Some((0, ip("198.18.0.7"))));
         assert_eq!(r.lookup(ip("198.18.1.9")), Some((1, ip("198.18.1.9"))));
@@ -128,7 +150,9 @@ mod tests {
         assert_eq!(r.lookup(ip("203.0.113.1")), Some((0, ip("198.18.0.254"))));
         // the route via an unreachable next hop was skipped
         assert_eq!(r.lookup(ip("10.1.1.1")), Some((0, ip("198.18.0.254"))));
-        let no_default = Routes::new(&ports, &[]);
+        let no_default: Routes = Routes::new(&ports, &[]);
+        let v6: Routes<std::net::Ipv6Addr> = Routes::new(&ports, &routes);
+        assert_eq!(v6.lookup("2001:2::1".parse().unwrap()), None, "no IPv6 address, no IPv6 routes");
         assert_eq!(no_default.lookup(ip("203.0.113.1")), None);
     }
 }

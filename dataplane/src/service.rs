@@ -19,12 +19,16 @@
 //! - A real server's connection thresholds are split between workers: each enforces its share,
 //!   `ceil(threshold / workers)`, on its own counts, so the sum over workers stays within
 //!   `threshold + workers - 1` without any worker reading another's counts.
-use std::net::Ipv4Addr;
+//! - Services are kept per address family: `Services<V, R>` holds the services whose VIP is of
+//!   family `V` and whose real servers and local addresses are of family `R` (IPv4, IPv6, and
+//!   NAT64's IPv6 VIP with IPv4 reals); a worker builds one table per family pair from the same
+//!   [`Setup`], each taking only its services ([`Family`]).
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hashbrown::{HashMap, HashSet};
 
 use crate::conn::{LportCursor, PortSlice};
-use crate::flow::{Millis, Proto};
+use crate::flow::{Addr, Millis, Proto};
 use crate::sched::{update_overload, RealView, Scheduler};
 use crate::setup::{RealSetup, ServiceSetup, Setup};
 use crate::xmit::Xlat;
@@ -95,28 +99,84 @@ pub fn worker_share(threshold: u32, workers: u16) -> u32 {
     threshold.div_ceil(u32::from(workers.max(1)))
 }
 
-#[derive(Debug)]
-pub struct Lip {
-    pub addr: Ipv4Addr,
-    pub cursor: LportCursor,
+/// An address of family `A` from the setup's `IpAddr`, if it is one.
+pub trait FromIp: Addr {
+    fn from_ip(a: IpAddr) -> Option<Self>;
+    fn to_ip(self) -> IpAddr;
+}
+
+impl FromIp for Ipv4Addr {
+    #[inline]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline]
+    fn to_ip(self) -> IpAddr {
+        IpAddr::V4(self)
+    }
+}
+
+impl FromIp for Ipv6Addr {
+    #[inline]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+    #[inline]
+    fn to_ip(self) -> IpAddr {
+        IpAddr::V6(self)
+    }
+}
+
+/// A real server of family `A` (a [`RealSetup`] with its address typed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Real<A: Addr = Ipv4Addr> {
+    pub id: u32,
+    pub addr: A,
+    pub port: u16,
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub xlat: Xlat,
 }
 
 #[derive(Debug)]
-pub struct Service {
+pub struct Lip<A: Addr = Ipv4Addr> {
+    pub addr: A,
+    pub cursor: LportCursor,
+}
+
+/// Whether `s` belongs in the table of VIP family `V` and real family `R`: its VIP, every real
+/// and every local address of the right family (a service that mixes them otherwise is in no
+/// table; the control plane refuses it).
+pub fn belongs<V: FromIp, R: FromIp>(s: &ServiceSetup) -> bool {
+    V::from_ip(s.vip).is_some()
+        && s.reals.iter().all(|r| R::from_ip(r.addr).is_some())
+        && s.laddrs.iter().all(|a| R::from_ip(*a).is_some())
+        && (V::BITS == R::BITS || s.reals.iter().all(|r| r.xlat == Xlat::FullNat))
+}
+
+#[derive(Debug)]
+pub struct Service<V: Addr = Ipv4Addr, R: Addr = V> {
     pub id: u32,
     pub proto: Proto,
-    pub vip: Ipv4Addr,
+    pub vip: V,
     pub vport: u16,
     pub persistence_ms: Option<Millis>,
     pub toa: bool,
     pub synproxy: bool,
     pub proxy_protocol: Option<crate::wire::proxy::Version>,
-    pub reals: Vec<RealSetup>,
+    pub reals: Vec<Real<R>>,
     pub views: Vec<RealView>,
     pub counters: Vec<Counters>,
     real_by_id: HashMap<u32, usize>,
     pub sched: Scheduler,
-    pub lips: Vec<Lip>,
+    pub lips: Vec<Lip<R>>,
     /// Where the next connection starts looking for a local port (rotates over `lips`).
     pub next_lip: usize,
     /// Every real server forwards FULLNAT (so a service without local addresses refuses a new
@@ -127,28 +187,36 @@ pub struct Service {
     pub has_nat: bool,
 }
 
-impl Service {
-    fn new(s: &ServiceSetup, setup: &Setup, worker: u16, old: Option<&mut Service>) -> Service {
+impl<V: FromIp, R: FromIp> Service<V, R> {
+    /// `s` must satisfy [`belongs`].
+    fn new(s: &ServiceSetup, setup: &Setup, worker: u16, old: Option<&mut Service<V, R>>) -> Service<V, R> {
         let workers = setup.workers.max(1);
-        let reals: Vec<RealSetup> = s
+        let reals: Vec<Real<R>> = s
             .reals
             .iter()
-            .map(|r| RealSetup {
-                u_threshold: worker_share(r.u_threshold, workers),
-                l_threshold: worker_share(r.l_threshold, workers),
-                ..*r
+            .filter_map(|r: &RealSetup| {
+                Some(Real {
+                    id: r.id,
+                    addr: R::from_ip(r.addr)?,
+                    port: r.port,
+                    weight: r.weight,
+                    u_threshold: worker_share(r.u_threshold, workers),
+                    l_threshold: worker_share(r.l_threshold, workers),
+                    xlat: r.xlat,
+                })
             })
             .collect();
         let mut views: Vec<RealView> =
-            s.reals.iter().map(|r| RealView::new(RealView::id_of(r.addr, r.port), r.weight)).collect();
+            reals.iter().map(|r| RealView::new(RealView::id_of_addr(r.addr, r.port), r.weight)).collect();
         let mut counters = vec![Counters::default(); s.reals.len()];
         let slice = PortSlice::new(setup.workers.max(1), worker);
         let seed = lport_start(setup, s.id, worker);
-        let mut lips: Vec<Lip> = s
+        let mut lips: Vec<Lip<R>> = s
             .laddrs
             .iter()
-            .map(|a| Lip {
-                addr: *a,
+            .filter_map(|a| R::from_ip(*a))
+            .map(|addr| Lip {
+                addr,
                 cursor: LportCursor::new(slice, setup.conn.lport_min, setup.conn.lport_max, seed),
             })
             .collect();
@@ -177,7 +245,7 @@ impl Service {
         Service {
             id: s.id,
             proto: s.proto,
-            vip: s.vip,
+            vip: V::from_ip(s.vip).unwrap_or(V::UNSPECIFIED),
             vport: s.vport,
             persistence_ms: s.persistence_ms,
             // The control plane refuses both with a DR or TUN real server (whose replies bypass
@@ -259,31 +327,48 @@ impl Service {
     }
 }
 
-/// All services of one worker.
-#[derive(Debug, Default)]
-pub struct Services {
-    pub list: Vec<Service>,
-    by_key: HashMap<(Proto, Ipv4Addr, u16), u32>,
+/// All services of one worker of one family pair (VIP family `V`, real family `R`).
+#[derive(Debug)]
+pub struct Services<V: Addr = Ipv4Addr, R: Addr = V> {
+    pub list: Vec<Service<V, R>>,
+    by_key: HashMap<(Proto, V, u16), u32>,
     by_id: HashMap<u32, usize>,
-    vips: HashSet<Ipv4Addr>,
-    lips: HashSet<Ipv4Addr>,
+    vips: HashSet<V>,
+    lips: HashSet<R>,
     /// `(proto, addr, port)` of every NAT real server: where a reply that matched no connection
     /// on this worker may have come from (see [`Services::is_nat_source`]).
-    nat_sources: HashSet<(Proto, Ipv4Addr, u16)>,
+    nat_sources: HashSet<(Proto, R, u16)>,
     /// Some real server forwards in a mode other than FULLNAT.
     transit: bool,
     real_slots: Vec<RealSlot>,
 }
 
-impl Services {
-    pub fn new(setup: &Setup, worker: u16) -> Services {
+impl<V: Addr, R: Addr> Default for Services<V, R> {
+    fn default() -> Self {
+        Services {
+            list: Vec::new(),
+            by_key: HashMap::new(),
+            by_id: HashMap::new(),
+            vips: HashSet::new(),
+            lips: HashSet::new(),
+            nat_sources: HashSet::new(),
+            transit: false,
+            real_slots: Vec::new(),
+        }
+    }
+}
+
+impl<V: FromIp, R: FromIp> Services<V, R> {
+    pub fn new(setup: &Setup, worker: u16) -> Services<V, R> {
         Services::rebuild(Services::default(), setup, worker)
     }
 
-    /// The services of `setup`, carrying per-real state over from `old` by id.
-    pub fn rebuild(mut old: Services, setup: &Setup, worker: u16) -> Services {
+    /// The services of `setup` of this table's families, carrying per-real state over from `old`
+    /// by id.
+    pub fn rebuild(mut old: Services<V, R>, setup: &Setup, worker: u16) -> Services<V, R> {
         let mut s = Services { real_slots: vec![RealSlot::EMPTY; REAL_SLOTS], ..Services::default() };
-        for (i, svc) in setup.services.iter().enumerate() {
+        for (i, svc) in setup.services.iter().filter(|s| belongs::<V, R>(s)).enumerate() {
+            let Some(vip) = V::from_ip(svc.vip) else { continue };
             for (j, r) in svc.reals.iter().enumerate() {
                 let slot = &mut s.real_slots[real_slot(svc.id, r.id)];
                 // First come keeps a shared slot; the others are found through the maps.
@@ -293,13 +378,16 @@ impl Services {
             }
             let prev = old.by_id.get(&svc.id).copied();
             let prev = prev.and_then(|j| old.list.get_mut(j));
-            s.by_key.insert((svc.proto, svc.vip, svc.vport), i as u32);
+            s.by_key.insert((svc.proto, vip, svc.vport), i as u32);
             s.by_id.insert(svc.id, i);
-            s.vips.insert(svc.vip);
-            s.lips.extend(svc.laddrs.iter().copied());
+            s.vips.insert(vip);
+            s.lips.extend(svc.laddrs.iter().filter_map(|a| R::from_ip(*a)));
             s.transit |= !svc.reals.iter().all(|r| r.xlat == Xlat::FullNat);
             s.nat_sources.extend(
-                svc.reals.iter().filter(|r| r.xlat == Xlat::Nat).map(|r| (svc.proto, r.addr, r.port)),
+                svc.reals
+                    .iter()
+                    .filter(|r| r.xlat == Xlat::Nat)
+                    .filter_map(|r| Some((svc.proto, R::from_ip(r.addr)?, r.port))),
             );
             s.list.push(Service::new(svc, setup, worker, prev));
         }
@@ -316,24 +404,24 @@ impl Services {
     /// Whether a packet from `addr:port` could be a NAT real server's reply. Looked up only for a
     /// packet that matched no connection and is not to one of our addresses.
     #[inline]
-    pub fn is_nat_source(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn is_nat_source(&self, proto: Proto, addr: R, port: u16) -> bool {
         !self.nat_sources.is_empty() && self.nat_sources.contains(&(proto, addr, port))
     }
 
     /// Position of the service for a packet to (proto, vip, vport).
     #[inline]
-    pub fn find(&self, proto: Proto, vip: Ipv4Addr, vport: u16) -> Option<u32> {
+    pub fn find(&self, proto: Proto, vip: V, vport: u16) -> Option<u32> {
         self.by_key.get(&(proto, vip, vport)).copied()
     }
 
     /// The service with stable id `id`.
     #[inline]
-    pub fn by_id(&self, id: u32) -> Option<&Service> {
+    pub fn by_id(&self, id: u32) -> Option<&Service<V, R>> {
         self.by_id.get(&id).and_then(|i| self.list.get(*i))
     }
 
     #[inline]
-    pub fn by_id_mut(&mut self, id: u32) -> Option<&mut Service> {
+    pub fn by_id_mut(&mut self, id: u32) -> Option<&mut Service<V, R>> {
         match self.by_id.get(&id) {
             Some(i) => self.list.get_mut(*i),
             None => None,
@@ -343,7 +431,7 @@ impl Services {
     /// The service with id `service` and the position of its real `real`, for a connection's
     /// per-packet work: direct-mapped, with the maps by id as the fallback.
     #[inline]
-    pub fn real_mut(&mut self, service: u32, real: u32) -> Option<(&mut Service, usize)> {
+    pub fn real_mut(&mut self, service: u32, real: u32) -> Option<(&mut Service<V, R>, usize)> {
         if let Some(slot) = self.real_slots.get(real_slot(service, real)) {
             if slot.ids == ids(service, real) {
                 let (i, j) = (slot.svc as usize, slot.real as usize);
@@ -356,12 +444,12 @@ impl Services {
     }
 
     #[inline]
-    pub fn is_vip(&self, a: Ipv4Addr) -> bool {
+    pub fn is_vip(&self, a: V) -> bool {
         self.vips.contains(&a)
     }
 
     #[inline]
-    pub fn is_lip(&self, a: Ipv4Addr) -> bool {
+    pub fn is_lip(&self, a: R) -> bool {
         self.lips.contains(&a)
     }
 }
@@ -396,19 +484,19 @@ mod tests {
                 .map(|&(id, reals)| ServiceSetup {
                     id,
                     proto: Proto::Tcp,
-                    vip: Ipv4Addr::new(198, 18, 0, 100),
+                    vip: Ipv4Addr::new(198, 18, 0, 100).into(),
                     vport: id as u16,
                     sched: SchedKind::Rr,
                     persistence_ms: None,
                     toa: false,
                     synproxy: false,
                     proxy_protocol: None,
-                    laddrs: vec![Ipv4Addr::new(198, 18, 1, 100)],
+                    laddrs: vec![Ipv4Addr::new(198, 18, 1, 100).into()],
                     reals: reals
                         .iter()
                         .map(|&r| RealSetup {
                             id: r,
-                            addr: Ipv4Addr::from(0xc612_0100 + r),
+                            addr: Ipv4Addr::from(0xc612_0100 + r).into(),
                             port: 80,
                             weight: 1,
                             u_threshold: 0,
@@ -425,6 +513,32 @@ mod tests {
         }
     }
 
+    /// Each family table takes exactly its services: IPv4, IPv6, NAT64 (IPv6 VIP, IPv4 FULLNAT
+    /// reals); a service mixing families otherwise is in none.
+    #[test]
+    fn services_split_by_family() {
+        let mut s = setup(&[(1, &[1]), (2, &[2]), (3, &[3]), (4, &[4])]);
+        let v6 = |x: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, x));
+        s.services[1].vip = v6(0x100);
+        s.services[1].reals[0].addr = v6(0x11);
+        s.services[1].laddrs = vec![v6(0x200)];
+        s.services[2].vip = v6(0x101);
+        // Service 4: an IPv6 VIP with an IPv4 NAT real is not NAT64 (FULLNAT only).
+        s.services[3].vip = v6(0x102);
+        s.services[3].reals[0].xlat = Xlat::Nat;
+        let v4: Services = Services::new(&s, 0);
+        let six: Services<Ipv6Addr> = Services::new(&s, 0);
+        let nat64: Services<Ipv6Addr, Ipv4Addr> = Services::new(&s, 0);
+        assert_eq!(v4.list.iter().map(|x| x.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(six.list.iter().map(|x| x.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(nat64.list.iter().map(|x| x.id).collect::<Vec<_>>(), vec![3]);
+        assert!(six.is_vip(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100)));
+        assert!(six.is_lip(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x200)));
+        assert!(nat64.is_lip(Ipv4Addr::new(198, 18, 1, 100)));
+        assert_eq!(six.find(Proto::Tcp, Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100), 2), Some(0));
+        assert_eq!(six.list[0].reals[0].addr, Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x11));
+    }
+
     /// Every (service, real) is found at its position, whether its direct-mapped slot is its own or
     /// shared (then through the maps), before and after a rebuild that reorders and removes; a
     /// removed real is not found.
@@ -433,7 +547,7 @@ mod tests {
         // Enough reals that some must share a slot.
         let many: Vec<u32> = (1..=3 * REAL_SLOTS as u32).collect();
         let s1 = setup(&[(1, &many), (2, &[7, 8, 9])]);
-        let mut sv = Services::new(&s1, 0);
+        let mut sv: Services = Services::new(&s1, 0);
         let shared = many.iter().filter(|&&r| sv.real_slots[real_slot(1, r)].ids != ids(1, r)).count();
         assert!(shared > 0, "the test needs collisions");
         for (k, &r) in many.iter().enumerate() {

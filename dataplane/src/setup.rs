@@ -1,6 +1,6 @@
 //! What a worker is built from: the control plane turns the daemon's config into a [`Setup`], and
 //! each worker builds its own private tables from it. Plain data, no DPDK, no serde.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::conn::Timeouts;
 use crate::flow::{Millis, Proto};
@@ -24,14 +24,20 @@ pub struct PortSetup {
     /// The gateway's own address on this port and its connected prefix.
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
+    /// The port's IPv6 address and its connected prefix, if it has one (answered in neighbour
+    /// discovery, the source of ICMPv6 the gateway sends and of its IPv6-in-IPv6 tunnels).
+    pub addr6: Option<Ipv6Addr>,
+    pub prefix6_len: u8,
     pub mtu: u16,
 }
 
 #[derive(Debug, Clone, Copy)]
+/// A route; `dst` and `via` are of one family (the control plane checks it; a route that mixes
+/// them is ignored by the dataplane).
 pub struct RouteSetup {
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub prefix_len: u8,
-    pub via: Ipv4Addr,
+    pub via: IpAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +46,11 @@ pub struct ServiceSetup {
     /// so a connection outliving its service's deletion can never attach to another one.
     pub id: u32,
     pub proto: Proto,
-    pub vip: Ipv4Addr,
+    /// IPv4 VIP: IPv4 reals and local addresses. IPv6 VIP: IPv6 reals and local addresses, or
+    /// (NAT64) IPv4 reals, all FULLNAT, and IPv4 local addresses. The control plane validates
+    /// this; each worker splits the services into per-family tables and skips one that mixes
+    /// families otherwise.
+    pub vip: IpAddr,
     pub vport: u16,
     pub sched: SchedKind,
     /// Persistence timeout; None means no persistence.
@@ -50,7 +60,7 @@ pub struct ServiceSetup {
     /// PROXY protocol header at the start of each client's stream toward its real server (TCP
     /// services, FULLNAT and NAT reals; exclusive with `toa`).
     pub proxy_protocol: Option<crate::wire::proxy::Version>,
-    pub laddrs: Vec<Ipv4Addr>,
+    pub laddrs: Vec<IpAddr>,
     pub reals: Vec<RealSetup>,
 }
 
@@ -58,7 +68,7 @@ pub struct ServiceSetup {
 pub struct RealSetup {
     /// Stable and never reused, like [`ServiceSetup::id`].
     pub id: u32,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
     pub u_threshold: u32,

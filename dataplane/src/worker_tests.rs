@@ -229,7 +229,7 @@ fn is_arp_request_for(frame: &[u8], port_mac: EthernetAddress, port_ip: Ipv4Addr
 fn real(i: u8, port: u16) -> RealSetup {
     RealSetup {
         id: u32::from(i) << 16 | u32::from(port),
-        addr: rs(i),
+        addr: rs(i).into(),
         port,
         weight: 1,
         u_threshold: 0,
@@ -241,18 +241,26 @@ fn real(i: u8, port: u16) -> RealSetup {
 /// The gateway: port 0 "client" 198.18.0.1/24, port 1 "server" 198.18.1.1/24; service 0 TCP VIP:80
 /// rr over 198.18.1.11-13:80 with LIP 198.18.1.100; service 1 UDP VIP:53 -> 198.18.1.11:5353.
 fn setup() -> Setup {
-    let port = |name: &str, mac, addr| PortSetup { name: name.into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |name: &str, mac, addr| PortSetup {
+        name: name.into(),
+        mac,
+        addr,
+        prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
+        mtu: 1500,
+    };
     let svc = |proto, vport: u16, reals: Vec<RealSetup>| ServiceSetup {
         id: u32::from(vport),
         proto,
-        vip: VIP,
+        vip: VIP.into(),
         vport,
         sched: SchedKind::Rr,
         persistence_ms: None,
         toa: false,
         synproxy: false,
         proxy_protocol: None,
-        laddrs: vec![LIP],
+        laddrs: vec![LIP.into()],
         reals,
     };
     Setup {

@@ -23,7 +23,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -215,8 +215,8 @@ struct Knobs {
 #[derive(Default)]
 struct Ids {
     next: u32,
-    svc: HashMap<(Proto, Ipv4Addr, u16), u32>,
-    real: HashMap<(u32, Ipv4Addr, u16), u32>,
+    svc: HashMap<(Proto, IpAddr, u16), u32>,
+    real: HashMap<(u32, IpAddr, u16), u32>,
 }
 
 impl Ids {
@@ -248,18 +248,18 @@ impl Ids {
 }
 
 fn default_services() -> Vec<ServiceSetup> {
-    let r = |i: u8, port| RealSetup { id: 0, addr: real(i), port, weight: 1, u_threshold: 0, l_threshold: 0, xlat: Xlat::FullNat };
+    let r = |i: u8, port| RealSetup { id: 0, addr: real(i).into(), port, weight: 1, u_threshold: 0, l_threshold: 0, xlat: Xlat::FullNat };
     let svc = |proto, vport, reals| ServiceSetup {
         id: 0,
         proto,
-        vip: VIPS[0],
+        vip: VIPS[0].into(),
         vport,
         sched: SchedKind::Rr,
         persistence_ms: None,
         toa: false,
         synproxy: false,
         proxy_protocol: None,
-        laddrs: vec![LIPS[0]],
+        laddrs: vec![LIPS[0].into()],
         reals,
     };
     vec![svc(Proto::Tcp, 80, vec![r(0, 80), r(1, 80), r(2, 80)]), svc(Proto::Udp, 53, vec![r(0, 5353)])]
@@ -271,7 +271,7 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
     let mut out: Vec<ServiceSetup> = Vec::new();
     for k in knobs.iter().take(4) {
         let proto = if k.udp { Proto::Udp } else { Proto::Tcp };
-        let vip = VIPS[k.vip as usize];
+        let vip: IpAddr = VIPS[k.vip as usize].into();
         let vport = k.vport.get();
         if out.iter().any(|s| s.proto == proto && s.vip == vip && s.vport == vport) {
             continue;
@@ -281,7 +281,7 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
             let xlat = Xlat::from_bits(r.mode);
             // As the control plane admits them: DR and TUN keep the VIP's port.
             let port = if xlat.sees_replies() { r.port.get() } else { vport };
-            let (addr, port) = (real(r.host), port);
+            let (addr, port): (IpAddr, u16) = (real(r.host).into(), port);
             if reals.iter().any(|x| x.addr == addr && x.port == port) {
                 continue;
             }
@@ -295,10 +295,10 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
                 xlat,
             });
         }
-        let mut laddrs: Vec<Ipv4Addr> =
-            LIPS.iter().enumerate().filter(|(i, _)| k.laddrs & (1 << i) != 0).map(|(_, a)| *a).collect();
+        let mut laddrs: Vec<IpAddr> =
+            LIPS.iter().enumerate().filter(|(i, _)| k.laddrs & (1 << i) != 0).map(|(_, a)| (*a).into()).collect();
         if laddrs.is_empty() && !reals.is_empty() {
-            laddrs.push(LIPS[0]);
+            laddrs.push(LIPS[0].into());
         }
         out.push(ServiceSetup {
             id: 0,
@@ -329,6 +329,8 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
         mac: M_GW[i],
         addr: GW[i],
         prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
         mtu: 576 + k.mtu[i] % (9000 - 576 + 1),
     };
     let mut services = if k.services.is_empty() { default_services() } else { services(&k.services) };

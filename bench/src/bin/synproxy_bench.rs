@@ -18,7 +18,15 @@ const GW_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 fn setup() -> Setup {
-    let port = |mac, addr| PortSetup { name: "p".into(), mac, addr, prefix_len: 24, mtu: 1500 };
+    let port = |mac, addr| PortSetup {
+        name: "p".into(),
+        mac,
+        addr,
+        prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
+        mtu: 1500,
+    };
     Setup {
         ports: vec![
             port(GW_MAC, Ipv4Addr::new(198, 18, 0, 1)),
@@ -28,17 +36,17 @@ fn setup() -> Setup {
         services: vec![ServiceSetup {
             id: 1,
             proto: Proto::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             vport: 80,
             sched: SchedKind::Rr,
             persistence_ms: None,
             toa: false,
             synproxy: true,
             proxy_protocol: None,
-            laddrs: vec![Ipv4Addr::new(198, 18, 1, 100)],
+            laddrs: vec![Ipv4Addr::new(198, 18, 1, 100).into()],
             reals: vec![RealSetup {
                 id: 2,
-                addr: Ipv4Addr::new(198, 18, 1, 11),
+                addr: Ipv4Addr::new(198, 18, 1, 11).into(),
                 port: 80,
                 weight: 1,
                 u_threshold: 0,

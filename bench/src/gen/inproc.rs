@@ -81,6 +81,8 @@ impl Scenario {
             mac: topo::GW_MAC[i],
             addr: topo::GW_ADDR[i],
             prefix_len: 24,
+            addr6: None,
+            prefix6_len: 0,
             mtu: 1500,
         };
         let reals = topo::reals(self.reals)
@@ -88,7 +90,7 @@ impl Scenario {
             .enumerate()
             .map(|(i, addr)| RealSetup {
                 id: 10 + i as u32,
-                addr,
+                addr: addr.into(),
                 port: topo::RPORT,
                 weight: 1,
                 u_threshold: 0,
@@ -99,21 +101,21 @@ impl Scenario {
         Setup {
             ports: vec![port(0), port(1)],
             routes: vec![RouteSetup {
-                dst: Ipv4Addr::new(198, 19, 0, 0),
+                dst: Ipv4Addr::new(198, 19, 0, 0).into(),
                 prefix_len: 16,
-                via: topo::GEN_CLIENT_HOP,
+                via: topo::GEN_CLIENT_HOP.into(),
             }],
             services: vec![ServiceSetup {
                 id: 1,
                 proto: Proto::Tcp,
-                vip: topo::VIP,
+                vip: topo::VIP.into(),
                 vport: topo::VPORT,
                 sched: SchedKind::Rr,
                 persistence_ms: None,
                 toa: self.toa,
                 synproxy: self.synproxy,
                 proxy_protocol: None,
-                laddrs: topo::lips(self.lips),
+                laddrs: topo::lips(self.lips).into_iter().map(Into::into).collect(),
                 reals,
             }],
             conn: ConnSetup { max_per_worker: self.max_conns_per_worker, ..ConnSetup::default() },

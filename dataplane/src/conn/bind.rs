@@ -14,8 +14,8 @@
 use crate::conn::{alloc_lport, Conn, ConnId, InsertError, NewConn, StateChange, TcpState};
 use crate::flow::{FlowKey, Millis};
 use crate::frame::FramePool;
+use crate::service::Real;
 use crate::service::Services;
-use crate::setup::RealSetup;
 use crate::stats::{DropReason as D, Event as E, Stats};
 use crate::synproxy::SynProxy;
 use crate::worker::Worker;
@@ -166,7 +166,7 @@ impl<P: FramePool> Worker<P> {
 
     /// A FULLNAT connection's local address and port from this worker's slice, rotating over the
     /// service's local addresses.
-    fn take_lport(&mut self, svc_idx: u32, key: &FlowKey, rs: &RealSetup) -> Result<(Ipv4Addr, u16), D> {
+    fn take_lport(&mut self, svc_idx: u32, key: &FlowKey, rs: &Real) -> Result<(Ipv4Addr, u16), D> {
         let svc = &mut self.services.list[svc_idx as usize];
         let n = svc.lips.len();
         if n == 0 {

@@ -101,6 +101,19 @@ impl RealView {
         ((u32::from_be_bytes(addr.octets()) as u64) << 16) | port as u64
     }
 
+    /// [`RealView::id_of`] for either family: an IPv4 address gives the same identity; an IPv6
+    /// one is folded to 64 bits and mixed (a Maglev identity, not a hash an attacker aims at).
+    pub fn id_of_addr<A: crate::flow::Addr>(addr: A, port: u16) -> u64 {
+        if A::BITS == 32 {
+            return (addr.to_u128() as u64) << 16 | port as u64;
+        }
+        let v = addr.to_u128();
+        let x = (v as u64)
+            ^ ((v >> 64) as u64).rotate_left(29)
+            ^ (port as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x.wrapping_mul(0xff51_afd7_ed55_8ccd) ^ (x >> 33)
+    }
+
     /// A fresh real with no connections.
     pub const fn new(id: u64, weight: u32) -> RealView {
         RealView { id, weight, active: 0, inactive: 0, overloaded: false }

@@ -11,6 +11,7 @@ use core::fmt;
 pub enum EtherType {
     Ipv4,
     Arp,
+    Ipv6,
     /// 802.1Q VLAN tag (TPID 0x8100).
     Vlan,
     Unknown(u16),
@@ -21,6 +22,7 @@ impl From<u16> for EtherType {
         match v {
             0x0800 => EtherType::Ipv4,
             0x0806 => EtherType::Arp,
+            0x86dd => EtherType::Ipv6,
             0x8100 => EtherType::Vlan,
             other => EtherType::Unknown(other),
         }
@@ -32,6 +34,7 @@ impl From<EtherType> for u16 {
         match v {
             EtherType::Ipv4 => 0x0800,
             EtherType::Arp => 0x0806,
+            EtherType::Ipv6 => 0x86dd,
             EtherType::Vlan => 0x8100,
             EtherType::Unknown(other) => other,
         }
@@ -231,8 +234,9 @@ mod tests {
         assert!(f.src_addr().is_unicast() && f.src_addr().is_local());
         assert_eq!(f.ethertype(), EtherType::Arp);
         assert_eq!(buf[12..15], [0x08, 0x06, 7]);
-        assert_eq!(EtherType::from(0x86dd), EtherType::Unknown(0x86dd));
-        assert_eq!(u16::from(EtherType::Unknown(0x86dd)), 0x86dd);
+        assert_eq!(EtherType::from(0x86dd), EtherType::Ipv6);
+        assert_eq!(u16::from(EtherType::Ipv6), 0x86dd);
+        assert_eq!(EtherType::from(0x88cc), EtherType::Unknown(0x88cc));
         assert_eq!(EthernetAddress::from_slice(&[1, 2, 3]), None);
     }
 

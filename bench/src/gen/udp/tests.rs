@@ -61,28 +61,34 @@ fn setup_for(f: Forward) -> Setup {
         mac: GW_MAC[i],
         addr: GW[i],
         prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
         mtu: 1500,
     };
     Setup {
         ports: vec![port(0), port(1)],
-        routes: vec![RouteSetup { dst: Ipv4Addr::new(198, 19, 0, 0), prefix_len: 16, via: GEN_CLIENT }],
+        routes: vec![RouteSetup {
+            dst: Ipv4Addr::new(198, 19, 0, 0).into(),
+            prefix_len: 16,
+            via: GEN_CLIENT.into(),
+        }],
         services: vec![ServiceSetup {
             id: 1,
             proto: Proto::Udp,
-            vip: VIP,
+            vip: VIP.into(),
             vport: 9000,
             sched: SchedKind::Rr,
             persistence_ms: None,
             toa: false,
             synproxy: false,
             proxy_protocol: None,
-            laddrs: if f == Forward::FullNat { LIPS.to_vec() } else { Vec::new() },
+            laddrs: if f == Forward::FullNat { LIPS.iter().map(|&a| a.into()).collect() } else { Vec::new() },
             reals: mode_reals(f)
                 .into_iter()
                 .enumerate()
                 .map(|(k, (addr, port))| RealSetup {
                     id: 10 + k as u32,
-                    addr,
+                    addr: addr.into(),
                     port,
                     weight: 1,
                     u_threshold: 0,
