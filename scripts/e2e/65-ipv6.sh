@@ -127,6 +127,16 @@ for a in "${RS6[@]}"; do bg "$NS_S" python3 "$RVS_ROOT/scripts/lib/udp_echo.py" 
 sleep 0.5
 rvsd_start "$cfg" || { fail "rvsd did not start with the dual-stack configuration"; finish; exit 1; }
 
+# curls NS N URL FILE: N requests from namespace NS, one answer line (or FAILED) each into FILE.
+# After 3 failures in a row the rest are written as SKIPPED: a path the dataplane does not serve
+# fails its checks in seconds, not N curl timeouts.
+curls() {
+    ip netns exec "$1" bash -c "bad=0; for i in \$(seq $2); do
+        if [ \$bad -ge 3 ]; then echo SKIPPED; continue; fi
+        if out=\$($CURLS -m 3 '$3'); then echo \"\$out\"; bad=0; else echo FAILED; bad=\$((bad + 1)); fi
+    done" > "$4"
+}
+
 # split FILE N ADDR...: N answers in FILE, each ADDR served exactly N/count (rr, one worker).
 rr_split() {
     local file=$1 n=$2; shift 2
@@ -143,7 +153,7 @@ rr_split() {
 big() {
     local t0 t1 got
     t0=$(date +%s%N)
-    got=$(ip netns exec "$1" "${CURL[@]}" -m 120 "$2" | sha256sum | cut -d' ' -f1)
+    got=$(ip netns exec "$1" "${CURL[@]}" --connect-timeout 5 -m 120 "$2" | sha256sum | cut -d' ' -f1)
     t1=$(date +%s%N)
     echo "    100 MB in $(( (t1 - t0) / 1000000 )) ms"
     check "$3: sha256 of 100 MB matches the source" [ "$got" = "$want" ]
@@ -156,23 +166,23 @@ check "rvsadm -Ln lists the IPv4 service" grep -q "^TCP  $VIP:80 rr" "$RVS_TMP/l
 check "rvsadm -Ln lists the IPv6 service as [addr]:port" grep -q "^TCP  \[$VIP6\]:80 rr" "$RVS_TMP/list"
 check "rvsadm -Ln lists IPv6 real servers" grep -q "^  -> \[${RS6[0]}\]:80 " "$RVS_TMP/list"
 check "rvsadm -Ln lists the NAT64 service's IPv4 real servers" \
-    grep -A3 "^TCP  \[$VIP6_NAT64\]:80 " "$RVS_TMP/list" | grep -q "^  -> ${RS[0]}:80 "
+    bash -c "grep -A3 '^TCP  \[$VIP6_NAT64\]:80 ' '$RVS_TMP/list' | grep -q '^  -> ${RS[0]}:80 '"
 check "IPv4 services sort before IPv6 ones (ipvs_cmp_services: family first)" \
     [ "$(grep -n "^TCP  $VIP:80" "$RVS_TMP/list" | cut -d: -f1)" -lt "$(grep -n "^TCP  \[" "$RVS_TMP/list" | head -1 | cut -d: -f1)" ]
 "$RVSADM" --ports | sed 's/^/    /'
 check "rvsadm --ports shows the ports' IPv6 addresses" bash -c "'$RVSADM' --ports | grep -q 'inet6 $GW6_C/64'"
 check "ping6 to the gateway's port address" C ping -6 -c 2 -W 2 "$GW6_C"
 check "ping6 to the VIP" C ping -6 -c 2 -W 2 "$VIP6"
-C bash -c "for i in \$(seq 30); do $CURLS -m 3 http://$VIP/ || echo FAILED; done" > "$RVS_TMP/split4" &
+curls "$NS_C" 30 "http://$VIP/" "$RVS_TMP/split4" &
 v4=$!
-C bash -c "for i in \$(seq 30); do $CURLS -6 -m 3 http://[$VIP6]/ || echo FAILED; done" > "$RVS_TMP/split6" &
+curls "$NS_C" 30 "http://[$VIP6]/" "$RVS_TMP/split6" &
 v6=$!
 wait "$v4" "$v6"
-check "IPv4 and IPv6 served at once: 30 + 30 answers" \
-    [ "$(cat "$RVS_TMP/split4" "$RVS_TMP/split6" | grep -c '^rs=')" -eq 60 ]
+check "IPv4 served while IPv6 is: 30 of 30 answers" [ "$(grep -c '^rs=' "$RVS_TMP/split4")" -eq 30 ]
+check "IPv6 served while IPv4 is: 30 of 30 answers" [ "$(grep -c '^rs=' "$RVS_TMP/split6")" -eq 30 ]
 
 echo "== IPv6 FULLNAT: 300 curl -6 through [$VIP6]:80, rr over 3 IPv6 real servers"
-C bash -c "for i in \$(seq 300); do $CURLS -6 -m 3 http://[$VIP6]/ || echo FAILED; done" > "$RVS_TMP/split"
+curls "$NS_C" 300 "http://[$VIP6]/" "$RVS_TMP/split"
 # The dual-stack round above sent 30 requests: rr continues where it stopped, still exact.
 rr_split "$RVS_TMP/split" 300 "${RS6[@]}"
 
@@ -188,8 +198,10 @@ check "TOA carries [$CLIENT6]" grep -q "toa=\[$CLIENT6\]:" <<<"$toa"
 echo "== IPv6 FULLNAT: UDP"
 C python3 - "$VIP6" > "$RVS_TMP/udp" <<'PY'
 import socket, sys
-ok = 0
+ok = bad = 0
 for i in range(30):
+    if bad >= 3:  # the path is not served: fail in seconds
+        break
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.settimeout(2)
     s.sendto(b"q%d" % i, (sys.argv[1], 53))
     try:
@@ -198,7 +210,9 @@ for i in range(30):
             ok += 1
             print(data)
     except socket.timeout:
-        pass
+        bad += 1
+        continue
+    bad = 0
 print("ok=%d" % ok)
 PY
 check "30 of 30 UDP answers over IPv6" grep -qx "ok=30" "$RVS_TMP/udp"
@@ -222,7 +236,7 @@ check "a connection from [$CLIENT6] to [$VIP6]:80 via [$LIP6]" \
     grep -qE "^TCP .*\[$CLIENT6\]:[0-9]+ +\[$VIP6\]:80 +\[$LIP6\]:[0-9]+ +\[2001:2:0:1::1[123]\]:80" "$RVS_TMP/conns"
 
 echo "== NAT64: 300 curl -6 through [$VIP6_NAT64]:80 to IPv4 nginx"
-C bash -c "for i in \$(seq 300); do $CURLS -6 -m 3 http://[$VIP6_NAT64]/ || echo FAILED; done" > "$RVS_TMP/split64"
+curls "$NS_C" 300 "http://[$VIP6_NAT64]/" "$RVS_TMP/split64"
 rr_split "$RVS_TMP/split64" 300 "${RS[@]}"
 big "$NS_C" "http://[$VIP6_NAT64]/big" "NAT64"
 toa=$(C "${CURL[@]}" -m 3 "http://[$VIP6_NAT64]:8080/")
@@ -258,7 +272,10 @@ check "NAT64: translated to fragmentation-needed, the IPv4 real server learnt mt
 
 echo "== SYN-proxy over IPv6: spoofed IPv6 SYN flood (${FLOOD_SECONDS} s, at most 300000 SYNs)"
 synacks0=$(counter synproxy_synacks)
-C bash -c "for i in \$(seq 40); do $CURLS -6 -m 10 -o /dev/null -w '%{http_code} %{time_total}\n' http://[$VIP6]:81/ || echo '000 99'; sleep 0.1; done" > "$RVS_TMP/loop6" &
+C bash -c "bad=0; for i in \$(seq 40); do
+    if [ \$bad -ge 3 ]; then echo '000 skipped'; continue; fi
+    $CURLS -6 -m 10 --connect-timeout 5 -o /dev/null -w '%{http_code} %{time_total}\n' http://[$VIP6]:81/ && bad=0 || { echo '000 99'; bad=\$((bad + 1)); }
+    sleep 0.1; done" > "$RVS_TMP/loop6" &
 loop=$!
 C timeout $((FLOOD_SECONDS + 10)) python3 "$RVS_ROOT/scripts/lib/syn6_flood.py" "$VIP6" 81 \
     --seconds "$FLOOD_SECONDS" --count 300000 > "$RVS_TMP/flood6" 2>&1 &
