@@ -6,7 +6,7 @@
 //!   per-packet path, so it may allocate.
 //! - [`Worker::apply`] keeps every connection's real server (connections name it by id) and
 //!   carries per-real counts and counters over by id.
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use hashbrown::HashSet;
 
@@ -32,13 +32,13 @@ pub struct RealCounts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnView {
     pub proto: Proto,
-    pub client: (Ipv4Addr, u16),
-    pub vip: (Ipv4Addr, u16),
+    pub client: (IpAddr, u16),
+    pub vip: (IpAddr, u16),
     /// The local address and port: FULLNAT only.
-    pub lip: Option<(Ipv4Addr, u16)>,
+    pub lip: Option<(IpAddr, u16)>,
     /// The connection's forwarding mode.
     pub xlat: crate::xmit::Xlat,
-    pub rs: (Ipv4Addr, u16),
+    pub rs: (IpAddr, u16),
     pub state: &'static str,
     pub expires_ms: Millis,
     pub service: u32,
@@ -67,6 +67,7 @@ impl<P: FramePool> Worker<P> {
         }
         let old = std::mem::take(&mut self.services);
         self.services = crate::service::Services::rebuild(old, setup, self.index);
+        self.apply6(setup);
         self.expire_on_real_removed = setup.conn.expire_on_real_removed;
         // `ipvsadm --set`: each connection takes the new timeout at its next packet or state change.
         self.conns.set_timeouts(setup.conn.timeouts);
@@ -87,25 +88,36 @@ impl<P: FramePool> Worker<P> {
     /// Per-real connection counts and counters of this worker, for the control plane.
     pub fn real_counts(&self) -> Vec<RealCounts> {
         let mut v = Vec::new();
-        for s in &self.services.list {
-            for (i, r) in s.reals.iter().enumerate() {
-                v.push(RealCounts {
-                    service: s.id,
-                    real: r.id,
-                    active: s.views[i].active,
-                    inactive: s.views[i].inactive,
-                    counters: s.counters[i],
-                });
+        fn counts<V: crate::flow::Addr, R: crate::flow::Addr>(
+            list: &[crate::service::Service<V, R>],
+            v: &mut Vec<RealCounts>,
+        ) {
+            for s in list {
+                for (i, r) in s.reals.iter().enumerate() {
+                    v.push(RealCounts {
+                        service: s.id,
+                        real: r.id,
+                        active: s.views[i].active,
+                        inactive: s.views[i].inactive,
+                        counters: s.counters[i],
+                    });
+                }
             }
         }
+        counts(&self.services.list, &mut v);
+        counts(&self.services6.list, &mut v);
+        counts(&self.nat64.list, &mut v);
         v
     }
 
     /// Zeroes traffic counters of one service (by id) or of all.
     pub fn zero(&mut self, service: Option<u32>) {
-        for s in &mut self.services.list {
-            if service.is_none_or(|id| id == s.id) {
-                s.counters.iter_mut().for_each(|c| *c = Counters::default());
+        let all = self.services.list.iter_mut().map(|s| (s.id, &mut s.counters));
+        let all = all.chain(self.services6.list.iter_mut().map(|s| (s.id, &mut s.counters)));
+        let all = all.chain(self.nat64.list.iter_mut().map(|s| (s.id, &mut s.counters)));
+        for (id, counters) in all {
+            if service.is_none_or(|x| x == id) {
+                counters.iter_mut().for_each(|c| *c = Counters::default());
             }
         }
     }
@@ -121,23 +133,46 @@ impl<P: FramePool> Worker<P> {
     ) -> (u64, Vec<ConnView>) {
         let mut total = 0u64;
         let mut v = Vec::new();
-        for (_, c) in self.conns.iter() {
-            if service.is_some_and(|id| id != c.service()) {
+        let ip = |(a, p): (std::net::Ipv4Addr, u16)| (IpAddr::V4(a), p);
+        // NAT64 entries hold their IPv4 side as IPv4-mapped addresses: shown as IPv4.
+        let ip6 = |(a, p): (std::net::Ipv6Addr, u16)| match a.to_ipv4_mapped() {
+            Some(a4) => (IpAddr::V4(a4), p),
+            None => (IpAddr::V6(a), p),
+        };
+        let views4 = self.conns.iter().map(|(_, c)| {
+            let k = c.client_key();
+            ConnView {
+                proto: c.proto(),
+                client: (IpAddr::V4(k.src), k.sport),
+                vip: ip(c.vip()),
+                lip: (c.xlat() == crate::xmit::Xlat::FullNat).then(|| ip(c.lip())),
+                xlat: c.xlat(),
+                rs: ip(c.rs()),
+                state: if c.proto() == Proto::Udp { "UDP" } else { c.state().name() },
+                expires_ms: c.expires_in(now),
+                service: c.service(),
+            }
+        });
+        let views6 = self.conns6.iter().map(|(_, c)| {
+            let k = c.client_key();
+            ConnView {
+                proto: c.proto(),
+                client: (IpAddr::V6(k.src), k.sport),
+                vip: ip6(c.vip()),
+                lip: (c.xlat() == crate::xmit::Xlat::FullNat).then(|| ip6(c.lip())),
+                xlat: c.xlat(),
+                rs: ip6(c.rs()),
+                state: if c.proto() == Proto::Udp { "UDP" } else { c.state().name() },
+                expires_ms: c.expires_in(now),
+                service: c.service(),
+            }
+        });
+        for cv in views4.chain(views6) {
+            if service.is_some_and(|id| id != cv.service) {
                 continue;
             }
             if total >= offset && (v.len() as u64) < limit {
-                let k = c.client_key();
-                v.push(ConnView {
-                    proto: c.proto(),
-                    client: (k.src, k.sport),
-                    vip: c.vip(),
-                    lip: (c.xlat() == crate::xmit::Xlat::FullNat).then(|| c.lip()),
-                    xlat: c.xlat(),
-                    rs: c.rs(),
-                    state: if c.proto() == Proto::Udp { "UDP" } else { c.state().name() },
-                    expires_ms: c.expires_in(now),
-                    service: c.service(),
-                });
+                v.push(cv);
             }
             total += 1;
         }
@@ -146,16 +181,23 @@ impl<P: FramePool> Worker<P> {
 
     /// Publishes the gauges people and the drain loop read.
     pub(crate) fn publish_gauges(&self) {
-        self.stats.set(Gauge::Conns, self.conns.len() as u64);
-        self.stats.set(Gauge::Neighbours, self.neigh.len() as u64);
+        self.stats.set(Gauge::Conns, (self.conns.len() + self.conns6.len()) as u64);
+        self.stats.set(Gauge::Neighbours, (self.neigh.len() + self.neigh6.len()) as u64);
         self.stats.set(Gauge::SynproxyHalfOpen, self.sp.len() as u64);
         self.stats.set(Gauge::SynproxyHeld, self.sp.held() as u64);
-        self.stats.set(Gauge::NeighHeld, self.neigh.held() as u64);
+        self.stats.set(Gauge::NeighHeld, (self.neigh.held() + self.neigh6.held()) as u64);
         self.stats.set(Gauge::FragDatagrams, self.frags.len() as u64);
         self.stats.set(Gauge::FragHeld, self.frags.held() as u64);
         self.stats.set(
             Gauge::ConnsActive,
-            self.services.list.iter().flat_map(|s| &s.views).map(|v| v.active as u64).sum(),
+            self.services
+                .list
+                .iter()
+                .flat_map(|s| &s.views)
+                .chain(self.services6.list.iter().flat_map(|s| &s.views))
+                .chain(self.nat64.list.iter().flat_map(|s| &s.views))
+                .map(|v| v.active as u64)
+                .sum(),
         );
     }
 }

@@ -67,6 +67,10 @@ impl<P: FramePool> Worker<P> {
             return self.discard(f, D::Ipv4Land);
         }
         cx.hl = hl;
+        // NAT64's IPv4 side: its connections live in the IPv6 table (see crate::xmit::nat64).
+        if !self.nat64.list.is_empty() && self.nat64.is_lip(dst) {
+            return self.nat64_input4(f, cx, out);
+        }
         // An established packet's tuple is in the connection table, which only holds tuples to
         // our VIPs and local addresses, and NAT replies to clients: TCP and UDP look there first
         // and classify the destination only on a miss (see crate::proto), so the hit path does no
@@ -116,6 +120,6 @@ impl<P: FramePool> Worker<P> {
 
     /// Addresses the gateway answers ARP for: port addresses, VIPs and local addresses.
     pub(crate) fn owns(&self, a: Ipv4Addr) -> bool {
-        self.port_addr(a) || self.services.is_vip(a) || self.services.is_lip(a)
+        self.port_addr(a) || self.services.is_vip(a) || self.services.is_lip(a) || self.nat64.is_lip(a)
     }
 }

@@ -3,7 +3,7 @@
 //! Invariants:
 //! - Only untagged frames to the port's MAC or to broadcast go further; everything else is
 //!   dropped with its own reason.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::frame::{Frame, FramePool};
 use crate::outbox::Outbox;
@@ -18,6 +18,9 @@ pub struct PortRt {
     pub mac: EthernetAddress,
     pub addr: Ipv4Addr,
     pub mask: u32,
+    /// The port's IPv6 address and prefix mask, if it has one.
+    pub addr6: Option<Ipv6Addr>,
+    pub mask6: u128,
     pub mtu: u16,
 }
 
@@ -27,6 +30,8 @@ impl PortRt {
             mac: p.mac,
             addr: p.addr,
             mask: if p.prefix_len == 0 { 0 } else { u32::MAX << (32 - p.prefix_len as u32) },
+            addr6: p.addr6,
+            mask6: crate::flow::prefix_mask::<Ipv6Addr>(p.prefix6_len),
             mtu: p.mtu,
         }
     }
@@ -34,6 +39,14 @@ impl PortRt {
     /// Whether `a` is on this port's subnet.
     pub fn holds(&self, a: Ipv4Addr) -> bool {
         u32::from(a) & self.mask == u32::from(self.addr) & self.mask
+    }
+
+    /// Whether `a` is on this port's IPv6 prefix (or link-local: every port's link is).
+    pub fn holds6(&self, a: Ipv6Addr) -> bool {
+        if a.segments()[0] & 0xffc0 == 0xfe80 {
+            return true;
+        }
+        self.addr6.is_some_and(|m| u128::from(a) & self.mask6 == u128::from(m) & self.mask6)
     }
 
     pub fn broadcast(&self) -> Ipv4Addr {
@@ -56,12 +69,15 @@ impl<P: FramePool> Worker<P> {
         }
         let d = f.data();
         let dst = EthernetAddress([d[0], d[1], d[2], d[3], d[4], d[5]]);
-        if dst != port.mac && !dst.is_broadcast() {
+        // IPv6 multicast (33:33:...) carries neighbour solicitations to solicited-node groups.
+        let v6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33 && l2.ethertype == EtherType::Ipv6;
+        if dst != port.mac && !dst.is_broadcast() && !v6_multicast {
             return self.discard(f, D::NotOurMac);
         }
         match l2.ethertype {
             EtherType::Arp => self.arp_input(f, cx, out),
             EtherType::Ipv4 => self.ip4_input(f, cx, out),
+            EtherType::Ipv6 => self.ip6_input(f, cx, out),
             _ => self.discard(f, D::EtherType),
         }
     }

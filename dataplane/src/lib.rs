@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod admin6;
 pub mod admin_persist;
 pub mod arp;
 pub mod conn;
@@ -17,11 +18,14 @@ pub mod frame;
 pub mod handoff;
 pub mod icmp;
 pub mod ip4;
+pub mod ip6;
 pub mod l2;
 pub mod mtu;
+pub mod nd;
 pub mod neigh;
 pub mod outbox;
 pub mod output;
+pub mod output6;
 pub mod packet;
 pub mod pipeline;
 pub mod proto;

@@ -138,6 +138,41 @@ counter_enum! {
         HandoffFull => "handoff_full",
         /// A frame arrived from another worker with a tag this build does not know.
         HandoffBadTag => "handoff_bad_tag",
+        Ipv6Truncated => "ipv6_truncated",
+        /// Version field not 6.
+        Ipv6BadVersion => "ipv6_bad_version",
+        /// Payload length 0 (jumbograms are not handled).
+        Ipv6ZeroPayload => "ipv6_zero_payload",
+        /// Payload length past the end of the frame.
+        Ipv6PayloadOverrun => "ipv6_payload_overrun",
+        /// An extension header running past the payload.
+        Ipv6ExtOverrun => "ipv6_ext_overrun",
+        /// An extension-header chain that repeats a header, misplaces hop-by-hop or is too long.
+        Ipv6ExtLoop => "ipv6_ext_loop",
+        /// From an unspecified, multicast or loopback address, or LAND (source = destination).
+        Ipv6BadSource => "ipv6_bad_source",
+        /// IPv6 fragments (not forwarded: IPv6 reassembly is the end host's).
+        Ipv6Fragment => "ipv6_fragment",
+        /// IPv6 to an address the gateway neither owns nor balances.
+        Ipv6NotForUs => "ipv6_not_for_us",
+        Icmpv6Malformed => "icmpv6_malformed",
+        Icmpv6BadChecksum => "icmpv6_bad_checksum",
+        /// An ICMPv6 type the gateway does not handle (router discovery, redirects, ...).
+        Icmpv6Type => "icmpv6_type",
+        /// NDP with a hop limit other than 255: sent from off-link.
+        NdpHopLimit => "ndp_hop_limit",
+        /// NDP with a non-zero code, too short, or a multicast target.
+        NdpMalformed => "ndp_malformed",
+        /// NDP with an option of length 0, overrunning, or a link-layer option of the wrong size.
+        NdpBadOption => "ndp_bad_option",
+        /// A neighbour solicitation for an address the gateway does not own, or from the
+        /// unspecified address (duplicate address detection).
+        NdpNotOurs => "ndp_not_ours",
+        /// A neighbour advertisement nobody asked for, or claiming one of our own addresses.
+        NdpUnsolicited => "ndp_unsolicited",
+        /// NAT64: a packet the translation cannot carry (IPv4 options, an ICMP type without an
+        /// IPv6 counterpart, a quoted packet too short).
+        Nat64Untranslatable => "nat64_untranslatable",
     }
 }
 
@@ -190,6 +225,19 @@ counter_enum! {
         /// Packets encapsulated IPv4-in-IPv4 toward TUN real servers.
         TunEncapsulated => "tun_encapsulated",
         IcmpErrorsRelayed => "icmp_errors_relayed",
+        /// Neighbour advertisements sent in answer to solicitations.
+        NdpAdvertsSent => "ndp_adverts_sent",
+        /// Neighbour solicitations the gateway built (built frames, like ARP requests).
+        NdpSolicitsSent => "ndp_solicits_sent",
+        NdpLearned => "ndp_learned",
+        /// A neighbour advertisement that taught some worker a neighbour reached the end of its
+        /// path (consumed).
+        NdpConsumed => "ndp_consumed",
+        /// ICMPv6 Packet Too Big sent for a forwarded packet larger than the way out (in place of
+        /// the packet).
+        PacketTooBigSent => "packet_too_big_sent",
+        /// NAT64: packets translated between IPv6 and IPv4 (both directions, ICMP errors included).
+        Nat64Translated => "nat64_translated",
         RstSent => "rst_sent",
         /// SYN-proxy: SYNs answered with a cookie SYN-ACK.
         SynproxySynAcks => "synproxy_synacks",
@@ -331,6 +379,7 @@ impl Stats {
         self.events(Event::RxPackets)
             + self.events(Event::HandoffIn)
             + self.events(Event::ArpRequestsSent)
+            + self.events(Event::NdpSolicitsSent)
             + self.events(Event::SynproxySynsSent)
             + self.events(Event::SynproxyRstsGenerated)
             + self.events(Event::ProxyHeadersSent)
@@ -344,6 +393,7 @@ impl Stats {
             - self.drops(DropReason::TxFull)
             - self.drops(DropReason::HandoffFull)
             + self.events(Event::ArpConsumed)
+            + self.events(Event::NdpConsumed)
             + self.events(Event::SynproxyHandshakes)
     }
 

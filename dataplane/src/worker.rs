@@ -14,6 +14,7 @@
 //! - No allocation per packet: frames are reused in place (ARP and echo replies, rewrites); only
 //!   the frames the gateway originates (ARP requests, SYN-proxy SYNs and RSTs, PROXY protocol
 //!   headers) come from the pool.
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::conn::bind::{ConnEvent, ConnEvents};
@@ -59,6 +60,15 @@ pub struct Worker<P: FramePool> {
     pub(crate) sp: SynProxy<P::Frame>,
     pub(crate) pp_timers: ProxyTimers,
     pub(crate) frags: Frags<P::Frame>,
+    /// IPv6 tables: routes, IPv6 services, NAT64 services (IPv6 VIP, IPv4 reals), the IPv6
+    /// connection table (IPv6 and NAT64 connections; see [`crate::xmit::nat64`] for the entry),
+    /// neighbours and persistence templates.
+    pub(crate) routes6: Routes<Ipv6Addr>,
+    pub(crate) services6: Services<Ipv6Addr>,
+    pub(crate) nat64: Services<Ipv6Addr, Ipv4Addr>,
+    pub(crate) conns6: ConnTable<Ipv6Addr>,
+    pub(crate) neigh6: Neighbours<P::Frame, Ipv6Addr>,
+    pub(crate) persist6: Persistence<Ipv6Addr>,
     /// The last IP identification given to a fragmented datagram whose source is rewritten.
     pub(crate) next_ident: u16,
     pub(crate) events: ConnEvents,
@@ -117,6 +127,17 @@ impl<P: FramePool> Worker<P> {
             sp: SynProxy::new(c.synproxy),
             pp_timers: ProxyTimers::new(c.proxy_timers as usize),
             frags: Frags::new(c.frag.max_datagrams as usize, c.frag.max_per_source, c.frag.timeout_ms),
+            routes6: Routes::new(&setup.ports, &setup.routes),
+            services6: Services::new(setup, index),
+            nat64: Services::new(setup, index),
+            conns6: ConnTable::of_family(
+                c.max_per_worker as usize,
+                c.timeouts,
+                0,
+                conn_seed(setup, index).rotate_left(17),
+            ),
+            neigh6: Neighbours::new(c.max_neighbours as usize, c.arp_queue as usize, c.neigh_timeout_ms),
+            persist6: Persistence::with_capacity(c.persist_templates.max(1) as usize),
             next_ident: 0,
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
@@ -157,6 +178,7 @@ impl<P: FramePool> Worker<P> {
     /// once per millisecond persistence expiry and the neighbour walk.
     pub fn poll(&mut self, now: Millis, out: &mut Outbox<P::Frame>) {
         self.expire_conns(now);
+        self.expire_conns6(now);
         // Millisecond housekeeping: timers of this resolution gain nothing from running every burst.
         let new_ms = now != self.housekeeping_at;
         if new_ms {
@@ -191,6 +213,7 @@ impl<P: FramePool> Worker<P> {
                 drop(f);
             },
         );
+        self.neigh6_poll(now, out);
     }
 
     #[inline]
@@ -250,6 +273,21 @@ impl<P: FramePool> Worker<P> {
 
     /// Frames held awaiting ARP resolution.
     pub fn neigh_held(&self) -> usize {
-        self.neigh.held()
+        self.neigh.held() + self.neigh6.held()
+    }
+
+    /// The IPv6 services.
+    pub fn services6(&self) -> &Services<Ipv6Addr> {
+        &self.services6
+    }
+
+    /// The NAT64 services (IPv6 VIPs, IPv4 real servers).
+    pub fn nat64_services(&self) -> &Services<Ipv6Addr, Ipv4Addr> {
+        &self.nat64
+    }
+
+    /// The IPv6 connection table (IPv6 and NAT64 connections).
+    pub fn conns6(&self) -> &ConnTable<Ipv6Addr> {
+        &self.conns6
     }
 }

@@ -1173,8 +1173,14 @@ fn drop_table() {
             Expect::Drop(D::Vlan),
         ),
         case(
-            "IPv6 ethertype",
+            "IPv4 packet under the IPv6 EtherType",
             edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
+            0,
+            Expect::Drop(D::Ipv6BadVersion),
+        ),
+        case(
+            "an EtherType the gateway does not handle (LLDP)",
+            edit(client_syn(), |v| v[12..14].copy_from_slice(&[0x88, 0xcc])),
             0,
             Expect::Drop(D::EtherType),
         ),
@@ -2155,6 +2161,7 @@ fn synproxy_releases_held_data_in_order_after_the_real_server_answers() {
 
 mod burst;
 mod frag;
+mod ipv6;
 mod modes;
 mod multi;
 mod proxy;

@@ -17,13 +17,17 @@
 //! - every transmitted frame has the port's source MAC and is a well-formed ARP packet or an IPv4
 //!   packet with a valid header checksum and a total length matching the frame; while every input
 //!   carried valid L4 checksums, so does every output (TCP, UDP, ICMP and the quoted IPv4 header);
+//! - IPv6 (dual-stack ports, an IPv6 FULLNAT service and NAT64 services always configured): the
+//!   same for transmitted IPv6 frames (payload length matching the frame, hop limit above 0,
+//!   transport checksums valid while the inputs' were), per-real counts against the IPv6 table,
+//!   and inputs with fuzzed extension-header chains, payload lengths, NDP options and hop limits;
 //! - at the end, after time runs on far enough, every connection has expired and every held frame
 //!   has been sent or dropped.
 #![no_main]
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -34,16 +38,16 @@ use rvs_dataplane::flow::{Millis, Proto};
 use rvs_dataplane::frame::{Frame, FramePool, VecFrame};
 use rvs_dataplane::sched::SchedKind;
 use rvs_dataplane::stats::Stats;
-use rvs_dataplane::wire::testkit::{self, FrameBuilder};
 use rvs_dataplane::wire::proxy::Version as ProxyVersion;
-use rvs_dataplane::xmit::Xlat;
+use rvs_dataplane::wire::testkit::{self, FrameBuilder};
 use rvs_dataplane::wire::{
-    icmp, ipv4, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket, Ipv4Packet,
-    Ipv4Repr, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr, UdpPacket,
+    icmp, icmpv6, ipv4, ipv6, ndp, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IcmpPacket,
+    Ipv4Packet, Ipv4Repr, TcpFlags, TcpOption, TcpOptionList, TcpPacket, TcpRepr, UdpPacket,
 };
 use rvs_dataplane::worker::{
     ConnSetup, Outbox, PortSetup, RealSetup, ServiceSetup, Setup, SynproxySetup, Worker,
 };
+use rvs_dataplane::xmit::Xlat;
 
 const ETH: usize = 14;
 const M_GW: [EthernetAddress; 2] =
@@ -55,6 +59,57 @@ const LIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 100), Ipv4Addr::new(198, 
 const MAX_FRAME: usize = VecFrame::CAPACITY - VecFrame::HEADROOM;
 /// Upper bound on operations per input, so one input stays fast.
 const MAX_OPS: usize = 256;
+
+/// The IPv6 side: port addresses, the IPv6 VIP and LIP, the NAT64 VIP and its IPv4 LIP.
+const GW6: [Ipv6Addr; 2] =
+    [Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1), Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 1)];
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x100);
+const VIP64: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x64);
+const LIP64: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 64);
+
+fn client6(n: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10 * (u16::from(n % 4) + 1))
+}
+fn real6(i: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x11 + u16::from(i % 4))
+}
+fn mac6(a: Ipv6Addr) -> EthernetAddress {
+    let o = a.octets();
+    EthernetAddress([0x02, 0x06, o[12], o[13], o[14], o[15]])
+}
+
+/// The IPv6 and NAT64 services every setup carries besides the fuzzed IPv4 ones.
+fn v6_services() -> Vec<ServiceSetup> {
+    let r = |addr: IpAddr, port| RealSetup {
+        id: 0,
+        addr,
+        port,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+        xlat: Xlat::FullNat,
+    };
+    let svc = |proto, vip: Ipv6Addr, vport, laddr: IpAddr, reals| ServiceSetup {
+        id: 0,
+        proto,
+        vip: vip.into(),
+        vport,
+        sched: SchedKind::Rr,
+        persistence_ms: None,
+        toa: true,
+        synproxy: false,
+        proxy_protocol: None,
+        laddrs: vec![laddr],
+        reals,
+    };
+    vec![
+        svc(Proto::Tcp, VIP6, 80, LIP6.into(), (0..3).map(|i| r(real6(i).into(), 80)).collect()),
+        svc(Proto::Udp, VIP6, 53, LIP6.into(), vec![r(real6(0).into(), 5353)]),
+        svc(Proto::Tcp, VIP64, 80, LIP64.into(), (0..3).map(|i| r(real(i).into(), 80)).collect()),
+        svc(Proto::Udp, VIP64, 53, LIP64.into(), vec![r(real(0).into(), 5353)]),
+    ]
+}
 
 fn client(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 10 * (n % 4 + 1))
@@ -248,7 +303,15 @@ impl Ids {
 }
 
 fn default_services() -> Vec<ServiceSetup> {
-    let r = |i: u8, port| RealSetup { id: 0, addr: real(i).into(), port, weight: 1, u_threshold: 0, l_threshold: 0, xlat: Xlat::FullNat };
+    let r = |i: u8, port| RealSetup {
+        id: 0,
+        addr: real(i).into(),
+        port,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+        xlat: Xlat::FullNat,
+    };
     let svc = |proto, vport, reals| ServiceSetup {
         id: 0,
         proto,
@@ -295,8 +358,12 @@ fn services(knobs: &[SvcKnob]) -> Vec<ServiceSetup> {
                 xlat,
             });
         }
-        let mut laddrs: Vec<IpAddr> =
-            LIPS.iter().enumerate().filter(|(i, _)| k.laddrs & (1 << i) != 0).map(|(_, a)| (*a).into()).collect();
+        let mut laddrs: Vec<IpAddr> = LIPS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| k.laddrs & (1 << i) != 0)
+            .map(|(_, a)| (*a).into())
+            .collect();
         if laddrs.is_empty() && !reals.is_empty() {
             laddrs.push(LIPS[0].into());
         }
@@ -329,11 +396,12 @@ fn build_setup(k: &Knobs, ids: &mut Ids) -> Setup {
         mac: M_GW[i],
         addr: GW[i],
         prefix_len: 24,
-        addr6: None,
-        prefix6_len: 0,
+        addr6: Some(GW6[i]),
+        prefix6_len: 64,
         mtu: 576 + k.mtu[i] % (9000 - 576 + 1),
     };
     let mut services = if k.services.is_empty() { default_services() } else { services(&k.services) };
+    services.extend(v6_services());
     ids.assign(&mut services);
     let s = |v: u8| Millis::from(v) * 1000;
     let timeouts = match k.timeouts {
@@ -616,6 +684,50 @@ enum Op {
         mask: u16,
         reverse: bool,
     },
+    /// TCP over IPv6 from a client to the IPv6 or the NAT64 VIP (or from a real server to the
+    /// IPv6 LIP), behind raw extension headers (`ext`, its first next header `first`; the chain's
+    /// bytes are the fuzzer's, so loops, overruns and fragments arise), with `payload_len` forced
+    /// when given (zero, huge).
+    Tcp6 {
+        peer: u8,
+        to: u8,
+        sport: u16,
+        dport: VPort,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        payload: Vec<u8>,
+        hop: Option<u8>,
+        first: Option<u8>,
+        ext: Vec<u8>,
+        payload_len: Option<u16>,
+        bad_csum: bool,
+    },
+    Udp6 {
+        peer: u8,
+        to: u8,
+        sport: u16,
+        dport: VPort,
+        payload: Vec<u8>,
+    },
+    /// A neighbour solicitation (or advertisement) with fuzzed options and hop limit.
+    Ndp {
+        peer: u8,
+        target: u8,
+        advert: bool,
+        hop: Option<u8>,
+        options: Vec<u8>,
+    },
+    Echo6 {
+        peer: u8,
+        to: u8,
+        data: Vec<u8>,
+    },
+    /// Raw bytes under the IPv6 EtherType.
+    RawIp6 {
+        port: u8,
+        ip: Vec<u8>,
+    },
     Advance(u16),
     Jump(u32),
     Poll,
@@ -699,7 +811,26 @@ fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpRepr,
 
 /// Whether an IPv4 frame's L4 checksums are all valid (true for anything the worker drops before
 /// looking at L4 anyway: non-IPv4, bad IPv4 header).
+/// Whether an IPv6 frame's upper-layer checksum is valid (true for anything dropped before).
+fn l4_intact6(ip: &[u8]) -> bool {
+    let Ok(w) = ipv6::walk(ip) else { return true };
+    if w.frag.is_some() {
+        return true;
+    }
+    let p = ipv6::Packet::new_unchecked(ip);
+    let l4 = &p.packet()[w.l4..];
+    match w.proto {
+        ipv6::NH_TCP | ipv6::NH_UDP | ipv6::NH_ICMPV6 => {
+            ipv6::verify_checksum(l4, p.src_addr(), p.dst_addr(), w.proto)
+        }
+        _ => true,
+    }
+}
+
 fn l4_intact(frame: &[u8]) -> bool {
+    if frame.len() >= ETH && frame[12..14] == [0x86, 0xdd] {
+        return l4_intact6(&frame[ETH..]);
+    }
     if frame.len() < ETH || frame[12..14] != [0x08, 0x00] {
         return true;
     }
@@ -740,6 +871,15 @@ fn check_tx(frame: &[u8], port: usize, l4_must_be_valid: bool) {
             assert!(ip.ttl() > 0, "TTL 0 transmitted");
             if l4_must_be_valid {
                 assert!(l4_checksums_ok(&ip), "L4 checksum of a transmitted frame: {frame:02x?}");
+            }
+        }
+        0x86dd => {
+            let ip = ipv6::Packet::new_checked(&frame[ETH..]).expect("a transmitted IPv6 frame parses");
+            assert_eq!(ip.packet().len(), frame.len() - ETH, "IPv6 payload length vs frame length");
+            assert!(ip.hop_limit() > 0, "hop limit 0 transmitted");
+            ipv6::walk(&frame[ETH..]).expect("a transmitted IPv6 frame's extension headers");
+            if l4_must_be_valid {
+                assert!(l4_intact6(&frame[ETH..]), "L4 checksum of a transmitted IPv6 frame: {frame:02x?}");
             }
         }
         t => panic!("transmitted EtherType {t:#06x}"),
@@ -822,6 +962,21 @@ impl H {
             assert!(b.is_empty(), "process_burst consumes the whole burst");
             self.pending[port] = b;
         }
+    }
+
+    /// An IPv6 peer (clients on port 0, real servers on port 1) and where it sends: the IPv6
+    /// VIP, the NAT64 VIP, the port's address, or (from a real server) the IPv6 LIP.
+    fn v6_ends(&self, peer: u8, to: u8) -> (Ipv6Addr, usize, Ipv6Addr) {
+        if peer & 0x80 == 0 {
+            (client6(peer), 0, [VIP6, VIP64, GW6[0], VIP6][usize::from(to % 4)])
+        } else {
+            (real6(peer), 1, [LIP6, GW6[1], LIP6, VIP6][usize::from(to % 4)])
+        }
+    }
+
+    fn ip6_from(&mut self, port: usize, src: Ipv6Addr, ip: &[u8]) {
+        let frame = testkit::eth_frame(M_GW[port], mac6(src), EtherType::Ipv6, ip);
+        self.rx(port, &frame);
     }
 
     fn ip_from(&mut self, port: usize, src: Ipv4Addr, ip: &[u8]) {
@@ -933,7 +1088,10 @@ impl H {
                     let seg = tcp_segment(src, dst, sport.get(), dport.get(), 0x18, 1, 1, 512, &[], &payload);
                     (ipv4::PROTO_TCP, seg)
                 } else {
-                    (ipv4::PROTO_UDP, udp_datagram(src, dst, sport.get(), dport.get(), &payload, &UdpCsum::Good))
+                    (
+                        ipv4::PROTO_UDP,
+                        udp_datagram(src, dst, sport.get(), dport.get(), &payload, &UdpCsum::Good),
+                    )
                 };
                 let whole = ip_packet(src, dst, proto, 64, &l4);
                 let step = (usize::from(*chunk) % 32 + 1) * 8;
@@ -1063,12 +1221,101 @@ impl H {
                 );
                 self.rx(port, &frame);
             }
+            Op::Tcp6 {
+                peer,
+                to,
+                sport,
+                dport,
+                flags,
+                seq,
+                ack,
+                payload,
+                hop,
+                first,
+                ext,
+                payload_len,
+                bad_csum,
+            } => {
+                let (src, port, dst) = self.v6_ends(*peer, *to);
+                let payload = &payload[..payload.len().min(1200)];
+                let repr = TcpRepr {
+                    window: 64240,
+                    ..TcpRepr::bare(*sport, dport.get(), *seq, *ack, TcpFlags::from_bits(*flags))
+                };
+                let mut seg = testkit::tcp_segment_raw_options(
+                    Ipv4Addr::UNSPECIFIED,
+                    Ipv4Addr::UNSPECIFIED,
+                    &repr,
+                    &[],
+                    payload,
+                );
+                testkit::l4_checksum6(&mut seg, src, dst, ipv6::NH_TCP);
+                if *bad_csum {
+                    seg[16] ^= 0x5a;
+                }
+                let ext = &ext[..ext.len().min(96)];
+                let nh = if ext.is_empty() { ipv6::NH_TCP } else { first.unwrap_or(ipv6::NH_DSTOPTS) };
+                let mut ip = testkit::ipv6_packet((src, dst), nh, hop.unwrap_or(64), ext, &seg);
+                if let Some(l) = payload_len {
+                    ip[4..6].copy_from_slice(&l.to_be_bytes());
+                }
+                self.ip6_from(port, src, &ip);
+            }
+            Op::Udp6 { peer, to, sport, dport, payload } => {
+                let (src, port, dst) = self.v6_ends(*peer, *to);
+                let payload = &payload[..payload.len().min(1200)];
+                let f =
+                    FrameBuilder::new(mac6(src), M_GW[port]).udp6((src, *sport), (dst, dport.get()), payload);
+                self.rx(port, &f);
+            }
+            Op::Ndp { peer, target, advert, hop, options } => {
+                let (src, port, _) = self.v6_ends(*peer, 0);
+                let target = [GW6[port], VIP6, LIP6, VIP64, client6(*target), real6(*target)]
+                    [usize::from(*target % 6)];
+                let mut p = [0u8; ndp::PACKET_LEN];
+                let kind = if *advert {
+                    ndp::Kind::Advert { solicited: true, override_: true }
+                } else {
+                    ndp::Kind::Solicit
+                };
+                let (tgt, dst) =
+                    if *advert { (src, GW6[port]) } else { (target, ndp::solicited_node(target)) };
+                ndp::emit(&mut p, (src, dst), kind, tgt, mac6(src)).expect("room");
+                let mut ip = p.to_vec();
+                ip.extend_from_slice(&options[..options.len().min(48)]);
+                let plen = (ip.len() - ipv6::HEADER_LEN) as u16;
+                ip[4..6].copy_from_slice(&plen.to_be_bytes());
+                ip[7] = hop.unwrap_or(255);
+                ipv6::fill_checksum(&mut ip[ipv6::HEADER_LEN..], src, dst, ipv6::NH_ICMPV6);
+                let f = FrameBuilder::new(mac6(src), ndp::multicast_mac(dst)).eth(EtherType::Ipv6, &ip);
+                self.rx(port, &f);
+            }
+            Op::Echo6 { peer, to, data } => {
+                let (src, port, dst) = self.v6_ends(*peer, *to);
+                let data = &data[..data.len().min(1200)];
+                let f = FrameBuilder::new(mac6(src), M_GW[port]).icmp6(
+                    src,
+                    dst,
+                    icmpv6::ECHO_REQUEST,
+                    0,
+                    1,
+                    data,
+                );
+                self.rx(port, &f);
+            }
+            Op::RawIp6 { port, ip } => {
+                let port = usize::from(port % 2);
+                let ip = &ip[..ip.len().min(MAX_FRAME - ETH)];
+                let f = testkit::eth_frame(M_GW[port], mac6(client6(0)), EtherType::Ipv6, ip);
+                self.rx(port, &f);
+            }
             Op::Advance(ms) => self.now += Millis::from(*ms),
             Op::Jump(ms) => self.now += Millis::from(*ms),
             Op::Poll => self.w.poll(self.now, &mut self.out),
             Op::Flush => self.flush(),
             Op::Apply { services: k, expire_on_real_removed } => {
                 let mut s = services(k);
+                s.extend(v6_services());
                 self.ids.assign(&mut s);
                 self.setup.services = s;
                 self.setup.conn.expire_on_real_removed = *expire_on_real_removed;
@@ -1095,6 +1342,46 @@ impl H {
                     target_proto_addr: a.sender_proto_addr(),
                 };
                 let frame = arp_frame(M_GW[port], mac_of(who), &repr, None);
+                self.rx(port, &frame);
+            }
+            0x86dd => {
+                let Ok(ip) = ipv6::Packet::new_checked(&t[ETH..]) else { return };
+                let (src, dst) = (ip.dst_addr(), ip.src_addr());
+                let l4 = ip.payload();
+                let b = FrameBuilder::new(their_mac, M_GW[port]);
+                let frame = match ip.next_header() {
+                    ipv6::NH_ICMPV6 => {
+                        let Ok(m) = ndp::parse(l4, ip.hop_limit()) else { return };
+                        if m.kind != ndp::Kind::Solicit {
+                            return;
+                        }
+                        let who = m.target;
+                        let mut p = [0u8; ndp::PACKET_LEN];
+                        let kind = ndp::Kind::Advert { solicited: true, override_: true };
+                        ndp::emit(&mut p, (who, ip.src_addr()), kind, who, mac6(who)).expect("room");
+                        FrameBuilder::new(mac6(who), M_GW[port]).eth(EtherType::Ipv6, &p)
+                    }
+                    ipv6::NH_TCP => {
+                        let Ok(seg) = TcpPacket::new_checked(l4) else { return };
+                        let f = seg.flags();
+                        let consumed = seg.payload().len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
+                        let payload = &payload[..payload.len().min(1200)];
+                        b.tcp6(
+                            (src, seg.dst_port()),
+                            (dst, seg.src_port()),
+                            TcpFlags::from_bits(flags),
+                            (seg.ack_number(), seg.seq_number().wrapping_add(consumed)),
+                            &[],
+                            payload,
+                        )
+                    }
+                    ipv6::NH_UDP => {
+                        let Ok(u) = UdpPacket::new_checked(l4) else { return };
+                        let payload = &payload[..payload.len().min(1200)];
+                        b.udp6((src, u.dst_port()), (dst, u.src_port()), payload)
+                    }
+                    _ => return,
+                };
                 self.rx(port, &frame);
             }
             0x0800 => {
@@ -1166,6 +1453,34 @@ impl H {
                 );
             }
         }
+        // The same for the IPv6 table (IPv6 and NAT64 services).
+        let conns6 = self.w.conns6();
+        assert!(conns6.len() <= conns6.capacity());
+        let views6 = self
+            .w
+            .services6()
+            .list
+            .iter()
+            .flat_map(|s| s.reals.iter().zip(&s.views).map(move |(r, v)| (s.id, r.id, *v)));
+        let views64 = self
+            .w
+            .nat64_services()
+            .list
+            .iter()
+            .flat_map(|s| s.reals.iter().zip(&s.views).map(move |(r, v)| (s.id, r.id, *v)));
+        for (sid, rid, v) in views6.chain(views64) {
+            let (mut active, mut inactive) = (0u32, 0u32);
+            for (_, c) in conns6.iter() {
+                if c.service() == sid && c.real() == rid {
+                    if c.is_counted_active() {
+                        active += 1;
+                    } else {
+                        inactive += 1;
+                    }
+                }
+            }
+            assert_eq!((v.active, v.inactive), (active, inactive), "IPv6 service {sid} real {rid} counts");
+        }
         let mut queued = 0;
         for port in 0..self.setup.ports.len() {
             let n = self.out.port(port).len();
@@ -1206,6 +1521,7 @@ impl H {
         }
         self.check();
         assert_eq!(self.w.conns().len(), 0, "connections outlived their timeouts");
+        assert_eq!(self.w.conns6().len(), 0, "IPv6 connections outlived their timeouts");
         assert_eq!(self.live.get(), 0, "frames held forever");
     }
 }
@@ -1223,6 +1539,16 @@ fn run(input: &Input) {
                     target_proto_addr: GW[port],
                 };
                 let frame = arp_frame(EthernetAddress::BROADCAST, mac_of(ip), &repr, None);
+                h.rx(port, &frame);
+                h.flush();
+            }
+        }
+        for n in 0..4 {
+            for (port, ip) in [(0, client6(n)), (1, real6(n))] {
+                let mut p = [0u8; ndp::PACKET_LEN];
+                let g = ndp::solicited_node(GW6[port]);
+                ndp::emit(&mut p, (ip, g), ndp::Kind::Solicit, GW6[port], mac6(ip)).expect("room");
+                let frame = FrameBuilder::new(mac6(ip), ndp::multicast_mac(g)).eth(EtherType::Ipv6, &p);
                 h.rx(port, &frame);
                 h.flush();
             }

@@ -43,6 +43,7 @@ use std::net::Ipv4Addr;
 use crate::flow::{Addr, FlowKey, Millis, Proto};
 
 pub mod bind;
+pub mod bind6;
 mod entry;
 mod index;
 pub mod lport;

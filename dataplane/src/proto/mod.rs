@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod synproxy;
 pub mod tcp;
 pub mod udp;
+pub mod v6;
 
 use crate::conn::{Dir, TcpState};
 use crate::flow::Proto;

@@ -222,6 +222,14 @@ impl Scheduler {
     }
 }
 
+/// The 32-bit value an IPv6 client is hashed by in sh and mh: its four words XORed, as LVS's
+/// `ip_vs_sh_hashkey` folds an IPv6 address, so a pool migrated from LVS maps clients the same.
+#[inline]
+pub fn fold_v6(a: std::net::Ipv6Addr) -> Ipv4Addr {
+    let v = u128::from(a);
+    Ipv4Addr::from((v as u32) ^ ((v >> 32) as u32) ^ ((v >> 64) as u32) ^ ((v >> 96) as u32))
+}
+
 /// ip_vs_rr: scan from the real after the last pick, wrapping, and stop once every real has been looked at.
 /// The cursor does not move when nothing is usable, so the rotation resumes where it was.
 fn pick_rr(last: &mut Option<usize>, reals: &[RealView]) -> Option<usize> {

@@ -14,7 +14,7 @@
 //! - A template is valid while `now < expires`. Expired templates are never returned, even before the sweep
 //!   reaches them; `lookup` reclaims one it trips over.
 
-use crate::flow::Millis;
+use crate::flow::{Addr, Millis};
 use hashbrown::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -35,11 +35,11 @@ impl fmt::Display for PersistError {
 
 impl std::error::Error for PersistError {}
 
-type Key = (u32, Ipv4Addr);
+type Key<A> = (u32, A);
 
 #[derive(Clone, Copy, Debug)]
-struct Slot {
-    key: Key,
+struct Slot<A: Addr> {
+    key: Key<A>,
     real: u32,
     expires: Millis,
 }
@@ -48,20 +48,21 @@ struct Slot {
 /// turn into an error while a little work would have freed it.
 const RECLAIM_ON_FULL: usize = 16;
 
-/// Per-worker persistence templates, fixed capacity.
+/// Per-worker persistence templates, fixed capacity, of one address family (IPv4 by default;
+/// an IPv6 service's templates are keyed by the IPv6 client).
 #[derive(Debug)]
-pub struct Persistence {
-    map: HashMap<Key, u32>,
-    slots: Box<[Slot]>,
+pub struct Persistence<A: Addr = Ipv4Addr> {
+    map: HashMap<Key<A>, u32>,
+    slots: Box<[Slot<A>]>,
     free: Vec<u32>,
     hand: usize,
 }
 
-impl Persistence {
+impl<A: Addr> Persistence<A> {
     /// Room for `cap` templates (at most `u32::MAX`); all memory is taken here.
     pub fn with_capacity(cap: usize) -> Self {
         let cap = cap.min(u32::MAX as usize);
-        let empty = Slot { key: (0, Ipv4Addr::UNSPECIFIED), real: 0, expires: 0 };
+        let empty = Slot { key: (0, A::UNSPECIFIED), real: 0, expires: 0 };
         let mut free = Vec::with_capacity(cap);
         // Reversed so slots are handed out from 0 upwards, which keeps live ones dense for the sweep.
         free.extend((0..cap as u32).rev());
@@ -86,7 +87,7 @@ impl Persistence {
     }
 
     /// The real of a live template for (service, client), refreshing nothing.
-    pub fn lookup(&mut self, service: u32, client: Ipv4Addr, now: Millis) -> Option<u32> {
+    pub fn lookup(&mut self, service: u32, client: A, now: Millis) -> Option<u32> {
         let key = (service, client);
         let idx = *self.map.get(&key)? as usize;
         let slot = self.slots[idx];
@@ -101,7 +102,7 @@ impl Persistence {
     pub fn insert(
         &mut self,
         service: u32,
-        client: Ipv4Addr,
+        client: A,
         real: u32,
         timeout_ms: u64,
         now: Millis,
@@ -135,7 +136,7 @@ impl Persistence {
     /// Every live template as (service, client, real, expires), in slot order; expired ones that
     /// no sweep has dropped yet are included (callers compare `expires` with their clock).
     /// O(capacity): control plane only.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, Ipv4Addr, u32, Millis)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, A, u32, Millis)> + '_ {
         self.map.iter().map(|(key, &idx)| {
             let slot = &self.slots[idx as usize];
             (key.0, key.1, slot.real, slot.expires)
@@ -164,17 +165,17 @@ impl Persistence {
     }
 
     /// Whether slot `idx` is the live home of `key` (free slots keep stale contents).
-    fn is_live(&self, key: Key, idx: usize) -> bool {
+    fn is_live(&self, key: Key<A>, idx: usize) -> bool {
         self.map.get(&key).is_some_and(|&i| i as usize == idx)
     }
 
-    fn release(&mut self, key: Key, idx: usize) {
+    fn release(&mut self, key: Key<A>, idx: usize) {
         self.map.remove(&key);
         // Cannot exceed its capacity: every pushed index was popped before.
         self.free.push(idx as u32);
     }
 
-    fn forget_where(&mut self, doomed: impl Fn(&Slot) -> bool) {
+    fn forget_where(&mut self, doomed: impl Fn(&Slot<A>) -> bool) {
         for idx in 0..self.slots.len() {
             let slot = self.slots[idx];
             if doomed(&slot) && self.is_live(slot.key, idx) {
@@ -194,7 +195,7 @@ mod tests {
 
     #[test]
     fn same_client_same_real_until_expiry() {
-        let mut p = Persistence::with_capacity(8);
+        let mut p: Persistence = Persistence::with_capacity(8);
         assert_eq!(p.lookup(1, ip(1), 0), None);
         p.insert(1, ip(1), 3, 1000, 0).unwrap();
         assert_eq!(p.lookup(1, ip(1), 0), Some(3));

@@ -37,6 +37,7 @@ pub mod ipv6;
 pub mod nat;
 pub mod ndp;
 pub mod proxy;
+pub mod siit;
 pub mod tcp;
 pub mod tcp_repr;
 #[cfg(any(test, feature = "testkit"))]

@@ -559,9 +559,27 @@ pub fn insert_option(buf: &mut [u8], option: &[u8]) -> Result<usize> {
         return Err(Error::Fragment);
     }
     let (ihl, total) = (ip.header_len(), ip.total_len() as usize);
+    if total + n > 0xffff {
+        return Err(Error::NoRoom);
+    }
+    insert_option_at(buf, ihl, total, option)?;
+    ipv4::Packet::new_unchecked(&mut *buf).set_total_len((total + n) as u16);
+    Ok(total + n)
+}
+
+/// Inserts `option` (a multiple of 4 bytes) at the end of the options of the TCP segment at
+/// `buf[l4..end]`, moving the payload up (`buf` needs `option.len()` bytes after `end`) and
+/// adjusting the checksum incrementally (the pseudo header's length included, its addresses
+/// unchanged): the family-independent half of [`insert_option`]. The caller updates the IP length.
+pub fn insert_option_at(buf: &mut [u8], l4: usize, end: usize, option: &[u8]) -> Result<()> {
+    let n = option.len();
+    if n == 0 || n % 4 != 0 || n > MAX_HEADER_LEN - HEADER_LEN {
+        return Err(Error::BadOption);
+    }
+    let (ihl, total) = (l4, end);
     let tcp = Packet::new_checked(&buf[ihl..total])?;
     let thl = tcp.header_len();
-    if thl + n > MAX_HEADER_LEN || buf.len() < total + n || total + n > 0xffff {
+    if thl + n > MAX_HEADER_LEN || buf.len() < total + n || total - ihl + n > 0xffff {
         return Err(Error::NoRoom);
     }
     let mut end_of_options = thl;
@@ -598,8 +616,7 @@ pub fn insert_option(buf: &mut [u8], option: &[u8]) -> Result<usize> {
         + checksum::delta16(seg_len as u16, (seg_len + n) as u16)
         + opt_sum as u64;
     tcp.adjust_checksum(delta);
-    ipv4::Packet::new_unchecked(&mut *buf).set_total_len((total + n) as u16);
-    Ok(total + n)
+    Ok(())
 }
 
 #[cfg(test)]

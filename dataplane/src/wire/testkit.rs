@@ -14,6 +14,10 @@
 //!   [`icmp_error`], [`ipv4_packet`], [`eth_frame`]), for callers that assemble or corrupt layers
 //!   themselves, such as the fuzzer.
 //!
+//! IPv6: [`ipv6_packet`] (with raw extension headers), [`l4_checksum6`] to redo a transport
+//! checksum over the IPv6 pseudo header, and the builder's `ip6`, `tcp6`, `udp6`, `icmp6` with the
+//! hop limit taken from its TTL.
+//!
 //! TCP options come as encoded bytes (padded to 4) so that tests can feed malformed ones; build them
 //! typed with [`options`] (any [`TcpOptionList`], e.g. `TcpOptionList::linux_syn`).
 //!
@@ -290,6 +294,86 @@ impl FrameBuilder {
         let mut v = self.eth(EtherType::Arp, &p);
         v.resize(ETH_MIN_LEN, 0);
         v
+    }
+}
+
+/// An IPv6 packet `src -> dst`: a fixed header (`hop_limit`, traffic class 0), then `ext` (raw
+/// extension headers, whose first next-header byte chain the caller builds; `next_header` names
+/// the first of them, or the upper layer when `ext` is empty), then `l4`.
+pub fn ipv6_packet(
+    (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr),
+    next_header: u8,
+    hop_limit: u8,
+    ext: &[u8],
+    l4: &[u8],
+) -> Vec<u8> {
+    let mut v = vec![0u8; super::ipv6::HEADER_LEN];
+    let payload_len = u16::try_from(ext.len() + l4.len()).expect("an IPv6 payload fits 64 KiB");
+    super::ipv6::Repr { src, dst, next_header, payload_len, hop_limit, traffic_class: 0 }
+        .emit(&mut v)
+        .expect("room for the header");
+    v.extend_from_slice(ext);
+    v.extend_from_slice(l4);
+    v
+}
+
+/// Recomputes the checksum of transport header `l4` (TCP, UDP or ICMPv6 `proto`) over the IPv6
+/// pseudo header of `src -> dst`.
+pub fn l4_checksum6(l4: &mut [u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, proto: u8) {
+    super::ipv6::fill_checksum(l4, src, dst, proto);
+}
+
+impl FrameBuilder {
+    /// Ethernet + IPv6 (hop limit = this builder's TTL) around `l4` of upper layer `proto`.
+    pub fn ip6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+        self.eth(EtherType::Ipv6, &ipv6_packet((src, dst), proto, self.ttl, &[], l4))
+    }
+
+    /// Ethernet + IPv6 + TCP, options as bytes (padded to 4), checksum over the IPv6 pseudo header.
+    pub fn tcp6(
+        &self,
+        (src, sport): (std::net::Ipv6Addr, u16),
+        (dst, dport): (std::net::Ipv6Addr, u16),
+        flags: TcpFlags,
+        (seq, ack): (u32, u32),
+        options: &[u8],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let repr = self.tcp_repr(sport, dport, flags, seq, ack);
+        let mut seg =
+            tcp_segment_raw_options(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &repr, options, payload);
+        l4_checksum6(&mut seg, src, dst, super::ipv6::NH_TCP);
+        self.ip6(src, dst, super::ipv6::NH_TCP, &seg)
+    }
+
+    /// Ethernet + IPv6 + UDP with its (mandatory) checksum.
+    pub fn udp6(
+        &self,
+        (src, sport): (std::net::Ipv6Addr, u16),
+        (dst, dport): (std::net::Ipv6Addr, u16),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut u =
+            udp_datagram((Ipv4Addr::UNSPECIFIED, sport), (Ipv4Addr::UNSPECIFIED, dport), payload, false);
+        l4_checksum6(&mut u, src, dst, super::ipv6::NH_UDP);
+        self.ip6(src, dst, super::ipv6::NH_UDP, &u)
+    }
+
+    /// Ethernet + IPv6 + ICMPv6 with type, code, the 4 bytes after the checksum and data.
+    pub fn icmp6(
+        &self,
+        src: std::net::Ipv6Addr,
+        dst: std::net::Ipv6Addr,
+        msg_type: u8,
+        code: u8,
+        rest: u32,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut m = vec![msg_type, code, 0, 0];
+        m.extend_from_slice(&rest.to_be_bytes());
+        m.extend_from_slice(data);
+        l4_checksum6(&mut m, src, dst, super::ipv6::NH_ICMPV6);
+        self.ip6(src, dst, super::ipv6::NH_ICMPV6, &m)
     }
 }
 

@@ -2,6 +2,22 @@
 //! the source NAT otherwise hides. The gateway adds TCP option kind 254, length 8, carrying the client
 //! port then the client IPv4 address (network order), to the first data-bearing segments toward the real
 //! server; a kernel module there exposes it to `getpeername`. Same wire format as LVS/DPVS.
+//!
+//! IPv6 clients (IPv6 FULLNAT, and NAT64, where the segment to the real server is IPv4): DPVS's
+//! `toa` module (`kmod/toa/toa.h`, `struct toa_ip6_data`, built with `TOA_IPV6_ENABLE` /
+//! `TOA_NAT64_ENABLE`) reads the same kind 254 with length `TCPOLEN_IP6_TOA` = 20:
+//!
+//! ```text
+//!  0        1        2        4                                        20
+//! +--------+--------+--------+----------------------------------------+
+//! |kind=254| len=20 |  port  |  client IPv6 address (16 bytes)        |
+//! +--------+--------+--------+----------------------------------------+
+//! ```
+//!
+//! port and address in network order. The module tells the two apart by the length; on an IPv4
+//! socket (NAT64) it marks the socket `SOCK_NAT64` and hands the IPv6 peer out through its
+//! `TOA_SO_GET_LOOKUP` socket option. The option takes 20 of the 40 option bytes, so the MSS room
+//! the real server is told shrinks by 20.
 use super::tcp::{insert_option, TcpOption, TcpOptions};
 use super::Result;
 use std::net::Ipv4Addr;
@@ -35,6 +51,34 @@ pub fn toa(data: &[u8; TOA_LEN - 2]) -> TcpOption<'_> {
 /// (the buffer is untouched on error, e.g. `NoRoom` when the TCP header is already over 52 bytes).
 pub fn insert_toa(buf: &mut [u8], addr: Ipv4Addr, port: u16) -> Result<usize> {
     insert_option(buf, &toa_option(addr, port))
+}
+
+/// Length of the IPv6 TOA option (`TCPOLEN_IP6_TOA`).
+pub const TOA_V6_LEN: usize = 20;
+
+/// The encoded IPv6 (and NAT64) TOA option: kind 254, length 20, port, IPv6 address.
+pub fn toa6_option(addr: std::net::Ipv6Addr, port: u16) -> [u8; TOA_V6_LEN] {
+    let mut out = [0u8; TOA_V6_LEN];
+    out[0] = TOA_KIND;
+    out[1] = TOA_V6_LEN as u8;
+    out[2..4].copy_from_slice(&port.to_be_bytes());
+    out[4..].copy_from_slice(&addr.octets());
+    out
+}
+
+/// The client `(address, port)` from an IPv6 TOA option in a TCP options area, if present and
+/// well formed.
+pub fn parse_toa6(options: &[u8]) -> Option<(std::net::Ipv6Addr, u16)> {
+    for o in TcpOptions::new(options) {
+        if let TcpOption::Unknown { kind: TOA_KIND, data } = o.ok()? {
+            if data.len() == TOA_V6_LEN - 2 {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&data[2..]);
+                return Some((std::net::Ipv6Addr::from(a), u16::from_be_bytes([data[0], data[1]])));
+            }
+        }
+    }
+    None
 }
 
 /// The client `(address, port)` from a TCP options area, if it has a well-formed TOA option before any

@@ -12,7 +12,9 @@
 pub mod dr;
 pub mod fullnat;
 pub mod nat;
+pub mod nat64;
 pub mod tun;
+pub mod v6;
 
 use std::net::Ipv4Addr;
 

@@ -1,0 +1,152 @@
+//! IPv6 transport input: the connection lookup in the IPv6 table, and for a miss the admission
+//! of a new connection to an IPv6 or NAT64 service. The IPv4 rules ([`super`]) over IPv6 tuples.
+//!
+//! Invariants:
+//! - As for IPv4: a reply to an IPv6 local address whose port another worker owns is handed to
+//!   that worker before any lookup; state is created only through [`Worker::bind6`], for a bare
+//!   SYN with a valid checksum and options (TCP) or a datagram with a valid checksum (UDP; IPv6
+//!   makes the UDP checksum mandatory, so a zero one is refused), never while draining, and never
+//!   for a packet whose hop limit would expire.
+//! - A client SYN reusing the tuple of a connection that is over (TIME_WAIT, CLOSE) releases it and
+//!   is scheduled afresh (LVS's `conn_reuse_mode`).
+use std::net::Ipv6Addr;
+
+use crate::conn::{Dir, TcpState};
+use crate::flow::{FlowKey, Proto};
+use crate::frame::{Frame, FramePool};
+use crate::handoff::client_owner;
+use crate::ip6::hop_limit_expires;
+use crate::outbox::Outbox;
+use crate::packet::{Ctx, Dst, ETH};
+use crate::sched::fold_v6;
+use crate::stats::{DropReason as D, Event as E};
+use crate::wire::{ipv6, TcpPacket};
+use crate::worker::Worker;
+
+/// Which table a new IPv6 connection's service is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Svc6 {
+    /// An IPv6 service (position in `services6`).
+    V6(u32),
+    /// A NAT64 service (position in `nat64`).
+    Nat64(u32),
+}
+
+impl<P: FramePool> Worker<P> {
+    pub(crate) fn l4_input6(
+        &mut self,
+        f: P::Frame,
+        cx: &mut Ctx,
+        key: FlowKey<Ipv6Addr>,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        // The context's tuple is IPv4's; the family-independent checks (`tcp::syn_only`) read
+        // its protocol and ports, so those are set (the addresses stay unspecified).
+        cx.key.proto = key.proto;
+        cx.key.sport = key.sport;
+        cx.key.dport = key.dport;
+        let parsed = match key.proto {
+            Proto::Tcp => super::tcp::parse(&f, cx),
+            Proto::Udp => super::udp::parse(&f, cx),
+        };
+        if let Err(r) = parsed {
+            let r = if self.classify6(key.dst).is_some() { r } else { D::Ipv6NotForUs };
+            return self.discard(f, r);
+        }
+        if let Some((id, dir)) = self.conns6.lookup(&key) {
+            let over =
+                |c: &crate::conn::Conn<Ipv6Addr>| matches!(c.state(), TcpState::TimeWait | TcpState::Close);
+            if dir == Dir::Original && super::tcp::syn_only(cx) && self.conns6.get(id).is_some_and(over) {
+                self.release6(id);
+                self.stats.inc(E::ConnsReused);
+            } else {
+                return self.forward6(f, cx, id, dir, out);
+            }
+        }
+        let dst = match self.classify6(key.dst) {
+            Some(d) => d,
+            None if self.services6.is_nat_source(key.proto, key.src, key.sport) => {
+                let o = client_owner(fold_v6(key.dst), key.dport, self.workers);
+                if let Err(f) = self.hand_to_worker(f, o, cx, out) {
+                    self.discard(f, D::NatNoConn);
+                }
+                return;
+            }
+            None => return self.discard(f, D::Ipv6NotForUs),
+        };
+        let f = if dst == Dst::Lip {
+            match self.hand_to_owner(f, key.dport, cx, out) {
+                Ok(()) => return,
+                Err(f) => return self.discard(f, D::LipNoConn),
+            }
+        } else {
+            f
+        };
+        let svc = if dst == Dst::Vip {
+            match self.services6.find(key.proto, key.dst, key.dport) {
+                Some(i) => Some(Svc6::V6(i)),
+                None => self.nat64.find(key.proto, key.dst, key.dport).map(Svc6::Nat64),
+            }
+        } else {
+            None
+        };
+        let Some(svc) = svc else { return self.discard(f, D::NoService) };
+        self.admit6(f, cx, key, svc, out)
+    }
+
+    /// A packet of no connection to service `svc`: admitted by its protocol, bound, forwarded.
+    fn admit6(
+        &mut self,
+        f: P::Frame,
+        cx: &mut Ctx,
+        key: FlowKey<Ipv6Addr>,
+        svc: Svc6,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        // NAT connections live with their client's owner, where the real server's replies go.
+        let has_nat = matches!(svc, Svc6::V6(i) if self.services6.list[i as usize].has_nat);
+        let f = if self.workers > 1 && has_nat {
+            match self.hand_to_worker(f, client_owner(fold_v6(key.src), key.sport, self.workers), cx, out) {
+                Ok(()) => return,
+                Err(f) => f,
+            }
+        } else {
+            f
+        };
+        let l4 = &f.data()[ETH + cx.hl..];
+        let nh = if key.proto == Proto::Tcp { ipv6::NH_TCP } else { ipv6::NH_UDP };
+        match key.proto {
+            Proto::Tcp => {
+                if !super::tcp::syn_only(cx) {
+                    return self.discard(f, D::TcpNoConn);
+                }
+                if self.draining {
+                    self.stats.inc(E::RefusedDraining);
+                    return self.discard(f, D::Draining);
+                }
+                if !ipv6::verify_checksum(l4, key.src, key.dst, nh) {
+                    return self.discard(f, D::TcpBadChecksum);
+                }
+                if TcpPacket::new_unchecked(l4).options_iter().any(|o| o.is_err()) {
+                    return self.discard(f, D::TcpBadOption);
+                }
+            }
+            Proto::Udp => {
+                if self.draining {
+                    return self.discard(f, D::Draining);
+                }
+                if !ipv6::verify_checksum(l4, key.src, key.dst, nh) {
+                    return self.discard(f, D::UdpBadChecksum);
+                }
+            }
+        }
+        if hop_limit_expires(&f) {
+            return self.discard(f, D::TtlExceeded);
+        }
+        let id = match self.bind6(svc, &key, cx.now) {
+            Ok(id) => id,
+            Err(r) => return self.discard(f, r),
+        };
+        self.forward6(f, cx, id, Dir::Original, out)
+    }
+}
