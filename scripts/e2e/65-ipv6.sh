@@ -270,6 +270,25 @@ check "IPv6 FULLNAT: the PTB reached the real server (route to the LIP6: ${rs_mt
 check "NAT64: translated to fragmentation-needed, the IPv4 real server learnt mtu $((PMTU - 20)) (${rs_mtu4:-none})" \
     [ "${rs_mtu4#mtu }" = "$((PMTU - 20))" ]
 
+echo "== runtime changes: IPv6 real servers and local addresses through rvsadm"
+"$RVSADM" -a -t "[$VIP6]:80" -r "[2001:2:0:1::14]:80" -w 0
+"$RVSADM" --add-laddr -t "[$VIP6]:80" -z 2001:2:0:1::101
+"$RVSADM" -S > "$RVS_TMP/save"
+check "-S writes the IPv6 service" grep -qx -- "-A -t \[$VIP6\]:80 -s rr" "$RVS_TMP/save"
+check "-S writes the added IPv6 real server" grep -qx -- "-a -t \[$VIP6\]:80 -r \[2001:2:0:1::14\]:80 -b -w 0" "$RVS_TMP/save"
+check "-S writes the added IPv6 local address" grep -qx -- "--add-laddr -t \[$VIP6\]:80 -z 2001:2:0:1::101" "$RVS_TMP/save"
+check "-S writes the NAT64 service's IPv4 real servers" grep -qx -- "-a -t \[$VIP6_NAT64\]:80 -r ${RS[0]}:80 -b -w 1" "$RVS_TMP/save"
+check "an IPv4 real server in an IPv6 service is refused when it is not FULLNAT" \
+    bash -c "! '$RVSADM' -a -t '[$VIP6_NAT64]:80' -r ${RS[2]}:8081 -m 2>'$RVS_TMP/err'"
+sed 's/^/    /' "$RVS_TMP/err"
+check "an IPv6 real server in an IPv4 service is refused" \
+    bash -c "! '$RVSADM' -a -t $VIP:80 -r '[${RS6[0]}]:80' 2>'$RVS_TMP/err'"
+sed 's/^/    /' "$RVS_TMP/err"
+"$RVSADM" -d -t "[$VIP6]:80" -r "[2001:2:0:1::14]:80"
+"$RVSADM" --del-laddr -t "[$VIP6]:80" -z 2001:2:0:1::101
+check "the IPv6 service still serves after the changes" \
+    bash -c "ip netns exec '$NS_C' $CURLS -6 -m 3 http://[$VIP6]/ | grep -q '^rs='"
+
 echo "== SYN-proxy over IPv6: spoofed IPv6 SYN flood (${FLOOD_SECONDS} s, at most 300000 SYNs)"
 synacks0=$(counter synproxy_synacks)
 C bash -c "bad=0; for i in \$(seq 40); do
@@ -292,25 +311,6 @@ check "legitimate IPv6 requests during the flood: 100 % ($ok_n/40)" [ "$ok_n" -e
 check "no SYN-RECV on the real servers (ss -6 -tn state syn-recv, peak $maxsr)" [ "$maxsr" -eq 0 ]
 check "the gateway answered the flood with cookies ($(( $(counter synproxy_synacks) - synacks0 )) SYN-ACKs)" \
     [ $(( $(counter synproxy_synacks) - synacks0 )) -gt 1000 ]
-
-echo "== runtime changes: IPv6 real servers and local addresses through rvsadm"
-"$RVSADM" -a -t "[$VIP6]:80" -r "[2001:2:0:1::14]:80" -w 0
-"$RVSADM" --add-laddr -t "[$VIP6]:80" -z 2001:2:0:1::101
-"$RVSADM" -S > "$RVS_TMP/save"
-check "-S writes the IPv6 service" grep -qx -- "-A -t \[$VIP6\]:80 -s rr" "$RVS_TMP/save"
-check "-S writes the added IPv6 real server" grep -qx -- "-a -t \[$VIP6\]:80 -r \[2001:2:0:1::14\]:80 -b -w 0" "$RVS_TMP/save"
-check "-S writes the added IPv6 local address" grep -qx -- "--add-laddr -t \[$VIP6\]:80 -z 2001:2:0:1::101" "$RVS_TMP/save"
-check "-S writes the NAT64 service's IPv4 real servers" grep -qx -- "-a -t \[$VIP6_NAT64\]:80 -r ${RS[0]}:80 -b -w 1" "$RVS_TMP/save"
-check "an IPv4 real server in an IPv6 service is refused when it is not FULLNAT" \
-    bash -c "! '$RVSADM' -a -t '[$VIP6_NAT64]:80' -r ${RS[2]}:8081 -m 2>'$RVS_TMP/err'"
-sed 's/^/    /' "$RVS_TMP/err"
-check "an IPv6 real server in an IPv4 service is refused" \
-    bash -c "! '$RVSADM' -a -t $VIP:80 -r '[${RS6[0]}]:80' 2>'$RVS_TMP/err'"
-sed 's/^/    /' "$RVS_TMP/err"
-"$RVSADM" -d -t "[$VIP6]:80" -r "[2001:2:0:1::14]:80"
-"$RVSADM" --del-laddr -t "[$VIP6]:80" -z 2001:2:0:1::101
-check "the IPv6 service still serves after the changes" \
-    bash -c "ip netns exec '$NS_C' $CURLS -6 -m 3 http://[$VIP6]/ | grep -q '^rs='"
 
 api '{"op":"stats"}' | python3 -c '
 import json, sys
