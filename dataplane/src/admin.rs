@@ -183,8 +183,8 @@ impl<P: FramePool> Worker<P> {
     pub(crate) fn publish_gauges(&self) {
         self.stats.set(Gauge::Conns, (self.conns.len() + self.conns6.len()) as u64);
         self.stats.set(Gauge::Neighbours, (self.neigh.len() + self.neigh6.len()) as u64);
-        self.stats.set(Gauge::SynproxyHalfOpen, self.sp.len() as u64);
-        self.stats.set(Gauge::SynproxyHeld, self.sp.held() as u64);
+        self.stats.set(Gauge::SynproxyHalfOpen, (self.sp.len() + self.sp6.len()) as u64);
+        self.stats.set(Gauge::SynproxyHeld, (self.sp.held() + self.sp6.held()) as u64);
         self.stats.set(Gauge::NeighHeld, (self.neigh.held() + self.neigh6.held()) as u64);
         self.stats.set(Gauge::FragDatagrams, self.frags.len() as u64);
         self.stats.set(Gauge::FragHeld, self.frags.held() as u64);

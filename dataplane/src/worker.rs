@@ -69,6 +69,8 @@ pub struct Worker<P: FramePool> {
     pub(crate) conns6: ConnTable<Ipv6Addr>,
     pub(crate) neigh6: Neighbours<P::Frame, Ipv6Addr>,
     pub(crate) persist6: Persistence<Ipv6Addr>,
+    /// SYN-proxy's half-open state for IPv6-table connections (see [`crate::proto::synproxy6`]).
+    pub(crate) sp6: SynProxy<P::Frame>,
     /// The last IP identification given to a fragmented datagram whose source is rewritten.
     pub(crate) next_ident: u16,
     pub(crate) events: ConnEvents,
@@ -138,6 +140,7 @@ impl<P: FramePool> Worker<P> {
             ),
             neigh6: Neighbours::new(c.max_neighbours as usize, c.arp_queue as usize, c.neigh_timeout_ms),
             persist6: Persistence::with_capacity(c.persist_templates.max(1) as usize),
+            sp6: SynProxy::new(c.synproxy),
             next_ident: 0,
             events: ConnEvents::default(),
             strip_ts: c.strip_timestamps,
@@ -186,6 +189,7 @@ impl<P: FramePool> Worker<P> {
             self.frag_poll(now);
         }
         self.sp_poll(now, out);
+        self.sp_poll6(now, out);
         self.pp_poll(now, out);
         // Gauges are read by people and the drain loop, not per packet: publishing them sums over
         // every real server, so it happens at most every GAUGE_MS rather than every burst.
@@ -224,7 +228,7 @@ impl<P: FramePool> Worker<P> {
 
     /// Client packets held by SYN-proxy until real servers answer.
     pub fn synproxy_held(&self) -> usize {
-        self.sp.held()
+        self.sp.held() + self.sp6.held()
     }
 
     /// Fragments waiting for their datagram's first fragment.

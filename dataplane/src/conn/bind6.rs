@@ -45,12 +45,24 @@ macro_rules! on_real6 {
     };
 }
 
-/// The accounting of an IPv6 connection that left the table: its real server's counts.
-pub(crate) fn released6(
+/// Whether service `id` (IPv6 or NAT64) inserts TOA.
+pub(crate) fn toa_of(services6: &Services<Ipv6Addr>, nat64: &Services<Ipv6Addr, Ipv4Addr>, id: u32) -> bool {
+    services6.by_id(id).map(|s| s.toa).or_else(|| nat64.by_id(id).map(|s| s.toa)).unwrap_or(false)
+}
+
+/// The accounting of an IPv6 connection that left the table: its real server's counts, and what
+/// SYN-proxy still held for it.
+pub(crate) fn released6<F>(
     services6: &mut Services<Ipv6Addr>,
     nat64: &mut Services<Ipv6Addr, Ipv4Addr>,
+    sp6: &mut crate::synproxy::SynProxy<F>,
+    stats: &Stats,
+    id: ConnId,
     c: &Conn<Ipv6Addr>,
 ) {
+    if c.synproxy_pending() {
+        sp6.abort(id, stats);
+    }
     on_real6!(services6, nat64, c.service(), c.real(), |s, i| s.conn_removed_at(i, c.is_counted_active()));
 }
 
@@ -149,14 +161,14 @@ impl<P: FramePool> Worker<P> {
     /// Removes an IPv6 connection now, with the same accounting as expiry.
     pub(crate) fn release6(&mut self, id: ConnId) {
         if let Some(c) = self.conns6.remove(id) {
-            released6(&mut self.services6, &mut self.nat64, &c);
+            released6(&mut self.services6, &mut self.nat64, &mut self.sp6, &self.stats, id, &c);
         }
     }
 
     /// Expires due IPv6 connections (bounded by the expiry budget).
     pub(crate) fn expire_conns6(&mut self, now: Millis) {
-        let (s6, n64) = (&mut self.services6, &mut self.nat64);
-        let n = self.conns6.expire(now, self.expire_budget, |_, c| released6(s6, n64, c));
+        let (s6, n64, sp6, stats) = (&mut self.services6, &mut self.nat64, &mut self.sp6, &*self.stats);
+        let n = self.conns6.expire(now, self.expire_budget, |id, c| released6(s6, n64, sp6, stats, id, c));
         if n > 0 {
             self.stats.add(E::ConnsExpired, n as u64);
         }

@@ -10,6 +10,7 @@
 //!   the old real server.
 pub mod proxy;
 pub mod synproxy;
+pub mod synproxy6;
 pub mod tcp;
 pub mod udp;
 pub mod v6;

@@ -115,9 +115,18 @@ impl<P: FramePool> Worker<P> {
         };
         let l4 = &f.data()[ETH + cx.hl..];
         let nh = if key.proto == Proto::Tcp { ipv6::NH_TCP } else { ipv6::NH_UDP };
+        let (sp, toa) = match svc {
+            Svc6::V6(i) => (self.services6.list[i as usize].synproxy, self.services6.list[i as usize].toa),
+            Svc6::Nat64(i) => (self.nat64.list[i as usize].synproxy, self.nat64.list[i as usize].toa),
+        };
+        let mut handshake = None;
         match key.proto {
             Proto::Tcp => {
-                if !super::tcp::syn_only(cx) {
+                let flags = cx.flags;
+                let syn = super::tcp::syn_only(cx);
+                // A client's handshake-completing ACK to a SYN-proxied service (it may carry data).
+                let sp_ack = sp && flags.ack() && !flags.syn() && !flags.rst() && !flags.fin();
+                if !syn && !sp_ack {
                     return self.discard(f, D::TcpNoConn);
                 }
                 if self.draining {
@@ -129,6 +138,15 @@ impl<P: FramePool> Worker<P> {
                 }
                 if TcpPacket::new_unchecked(l4).options_iter().any(|o| o.is_err()) {
                     return self.discard(f, D::TcpBadOption);
+                }
+                if sp && syn {
+                    return self.sp_syn6(f, cx, &key, toa, out);
+                }
+                if sp {
+                    match self.sp_check_ack6(&f, cx, &key) {
+                        Ok(h) => handshake = Some(h),
+                        Err(r) => return self.discard(f, r),
+                    }
                 }
             }
             Proto::Udp => {
@@ -147,6 +165,9 @@ impl<P: FramePool> Worker<P> {
             Ok(id) => id,
             Err(r) => return self.discard(f, r),
         };
-        self.forward6(f, cx, id, Dir::Original, out)
+        match handshake {
+            Some(h) => self.sp_open6(f, cx, id, &h, out),
+            None => self.forward6(f, cx, id, Dir::Original, out),
+        }
     }
 }

@@ -38,7 +38,7 @@
 //! cookie lifetime, `MAX_SYNCOOKIE_AGE * period`, for that guarantee to hold). The caller supplies
 //! random keys and picks the rotation period; after two rotations a key is forgotten.
 use super::{SynOptions, DEFAULT_MSS, MAX_WSCALE};
-use crate::flow::{FlowKey, Millis};
+use crate::flow::{Addr, FlowKey, Millis};
 use core::fmt;
 
 /// A 128-bit SipHash key.
@@ -226,15 +226,21 @@ impl CookieSecrets {
     }
 }
 
-fn cookie_hash(key: &SipKey, t: &FlowKey, count: u32, tag: u32) -> u32 {
-    let mut m = [0u8; 20];
-    m[0..4].copy_from_slice(&t.src.octets());
-    m[4..8].copy_from_slice(&t.dst.octets());
-    m[8..10].copy_from_slice(&t.sport.to_be_bytes());
-    m[10..12].copy_from_slice(&t.dport.to_be_bytes());
-    m[12..16].copy_from_slice(&count.to_le_bytes());
-    m[16..20].copy_from_slice(&tag.to_le_bytes());
-    siphash24(key, &m) as u32
+/// The cookie hash of a tuple of either family: addresses (4 or 16 bytes each, network order),
+/// ports, counter and tag, so an IPv6 cookie covers all 256 address bits (an IPv4 tuple hashes
+/// the same 20 bytes as ever).
+fn cookie_hash<A: Addr>(key: &SipKey, t: &FlowKey<A>, count: u32, tag: u32) -> u32 {
+    let mut m = [0u8; 44];
+    let n = usize::from(A::BITS / 8);
+    let (s, d) = (t.src.to_u128().to_be_bytes(), t.dst.to_u128().to_be_bytes());
+    m[0..n].copy_from_slice(&s[16 - n..]);
+    m[n..2 * n].copy_from_slice(&d[16 - n..]);
+    let at = 2 * n;
+    m[at..at + 2].copy_from_slice(&t.sport.to_be_bytes());
+    m[at + 2..at + 4].copy_from_slice(&t.dport.to_be_bytes());
+    m[at + 4..at + 8].copy_from_slice(&count.to_le_bytes());
+    m[at + 8..at + 12].copy_from_slice(&tag.to_le_bytes());
+    siphash24(key, &m[..at + 12]) as u32
 }
 
 /// The options bits of our TSval (see the module docs).
@@ -267,9 +273,9 @@ fn cookie_tsval(syn: &SynOptions, now: Millis) -> u32 {
 ///
 /// The client's MSS is rounded down to a [`MSS_TABLE`] entry ([`mss_index`]): that is the MSS
 /// [`check_cookie`] reports, and the one to put in the SYN to the real server.
-pub fn make_cookie(
+pub fn make_cookie<A: Addr>(
     secrets: &CookieSecrets,
-    tuple: &FlowKey,
+    tuple: &FlowKey<A>,
     client_isn: u32,
     syn: &SynOptions,
     now: Millis,
@@ -292,9 +298,9 @@ pub fn make_cookie(
 ///
 /// Unlike Linux, the hash is checked even when the age is out of range, so that `TooOld` means "was
 /// genuine" and forged ACKs count as `BadHash` (otherwise 254 of 256 forgeries would look too old).
-fn check_with(
+fn check_with<A: Addr>(
     key: &SipKey,
-    t: &FlowKey,
+    t: &FlowKey<A>,
     cookie: u32,
     client_isn: u32,
     count: u32,
@@ -322,9 +328,9 @@ fn check_with(
 /// in its SYN; the SYN-ACK did not grant it.
 ///
 /// Cost: two SipHash per key tried (up to four for a bad ACK), no allocation.
-pub fn check_cookie(
+pub fn check_cookie<A: Addr>(
     secrets: &CookieSecrets,
-    tuple: &FlowKey,
+    tuple: &FlowKey<A>,
     ack_seq: u32,
     client_seq: u32,
     ack_ts: Option<(u32, u32)>,

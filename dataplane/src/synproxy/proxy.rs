@@ -90,9 +90,9 @@ impl<F> SynProxy<F> {
     }
 
     /// Our answer to a client's SYN: the cookie ISN and, with timestamps, our encoded TSval.
-    pub fn cookie(
+    pub fn cookie<A: crate::flow::Addr>(
         &self,
-        key: &FlowKey,
+        key: &FlowKey<A>,
         client_isn: u32,
         opts: &SynOptions,
         now: Millis,
@@ -112,9 +112,9 @@ impl<F> SynProxy<F> {
 
     /// Checks the cookie of a client's ACK (`seq`, `ack`, its timestamps). The verdict names the
     /// drop reason when it fails; a full half-open table refuses a valid one too.
-    pub fn check_ack(
+    pub fn check_ack<A: crate::flow::Addr>(
         &self,
-        key: &FlowKey,
+        key: &FlowKey<A>,
         seq: u32,
         ack: u32,
         ts: Option<(u32, u32)>,

@@ -52,6 +52,30 @@ impl Default for SynAckConfig {
 }
 
 /// Our SYN-ACK options for a SYN that offered `syn` (see the module docs for the layout).
+/// The TCP fields of our SYN-ACK to the SYN `syn` (either family): ports swapped, seq
+/// `cookie_isn`, ack client ISN + 1, options as in the module docs.
+pub fn synack_repr<T: AsRef<[u8]>>(
+    syn: &TcpPacket<T>,
+    cookie_isn: u32,
+    tsval: Option<u32>,
+    cfg: &SynAckConfig,
+) -> Result<TcpRepr<'static>> {
+    if !syn.flags().is_syn_only() {
+        return Err(Error::Unsupported);
+    }
+    let opts = syn_options(syn)?;
+    Ok(TcpRepr {
+        src_port: syn.dst_port(),
+        dst_port: syn.src_port(),
+        seq: cookie_isn,
+        ack: syn.seq_number().wrapping_add(1),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        window: cfg.window,
+        options: options(&opts, tsval, cfg),
+        payload_len: 0,
+    })
+}
+
 fn options(syn: &super::SynOptions, tsval: Option<u32>, cfg: &SynAckConfig) -> TcpOptionList<'static> {
     match (syn.timestamps, tsval) {
         // TSecr echoes the client's TSval (RFC 7323 3.2).

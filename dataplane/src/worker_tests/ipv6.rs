@@ -618,3 +618,132 @@ fn hostile_ipv6_table() {
     ];
     run_table(&s, rows);
 }
+
+/// Two workers: a real server's IPv6 reply to the IPv6 LIP, and an IPv4 reply to the NAT64 LIP,
+/// delivered to the worker that does not own the local port, reach their owner by hand-off and
+/// leave translated; every worker's accounting balances (`Mh::deliver`).
+#[test]
+fn replies_reach_the_owner_of_their_local_port_over_ipv6_and_nat64() {
+    use super::multi::Mh;
+    let s = setup_with(|s| {
+        *s = setup6();
+        s.workers = 2;
+    });
+    let mut m = Mh::resolved(&s);
+    for w in 0..2 {
+        for n in 1..=3 {
+            m.deliver(w, &ns((client_mac(n), client6(n)), gw6(0), 255), 0);
+        }
+        for i in 1..=3 {
+            m.deliver(w, &ns((rs_mac(i), rs6(i)), gw6(1), 255), 1);
+        }
+    }
+    for (vip, cport) in [(vip6(), 40001u16), (nat64_vip(), 40002)] {
+        let syn = from_client6(1).tcp6((client6(1), cport), (vip, 80), SYN, (7, 0), &SYN6_OPTS_NO_TS, &[]);
+        let sent = m.deliver(0, &syn, 0);
+        assert_eq!(sent.len(), 1, "the SYN leaves");
+        let (w, port, f) = &sent[0];
+        assert_eq!((*w, *port), (0, 1));
+        let reply = if vip == vip6() {
+            let (lport, _) = ports6(f);
+            let i = rs6_index(ip6_of(f).dst_addr());
+            assert_eq!(crate::conn::owner(lport, 2), 0, "worker 0 took a port of its own slice");
+            from_rs6(i).tcp6((rs6(i), 80), (lip6(), lport), SYN | ACK, (99, 8), &SYNACK_OPTS, &[])
+        } else {
+            let (lport, _) = ports_of(f);
+            let i = rs_index(ip_of(f).dst_addr());
+            assert_eq!(crate::conn::owner(lport, 2), 0);
+            from_rs(i).tcp((rs(i), 80), (LIP64, lport), SYN | ACK, (99, 8), &SYNACK_OPTS, &[])
+        };
+        // RSS put the reply on worker 1: it hands it to worker 0, which forwards it.
+        let sent = m.deliver(1, &reply, 1);
+        assert_eq!(sent.len(), 1, "the reply leaves once");
+        let (w, port, f) = &sent[0];
+        assert_eq!((*w, *port), (0, 0), "from the owner, to the client side");
+        verify6(f);
+        let p = ip6_of(f);
+        assert_eq!((p.src_addr(), p.dst_addr(), ports6(f)), (vip, client6(1), (80, cport)));
+    }
+    assert_eq!(m.total_drops(D::LipNoConn), 0);
+}
+
+/// SYN-proxy over IPv6 (FULLNAT and NAT64): the SYN is answered with a cookie over the IPv6
+/// tuple and creates nothing; a forged ACK is refused; the genuine ACK opens the real server's
+/// handshake (an IPv6 SYN, or an IPv4 one for NAT64), is held until the real server's SYN-ACK
+/// (consumed), then leaves with its acknowledgement shifted into the real server's sequence space.
+#[test]
+fn synproxy_over_ipv6_and_nat64() {
+    let s = setup_with(|s| {
+        *s = setup6();
+        s.services[2].synproxy = true;
+        s.services[4].synproxy = true;
+    });
+    let mut h = resolved6(&s);
+    for (vip, cport) in [(vip6(), 41000u16), (nat64_vip(), 41001)] {
+        let cisn = 0x0100_0000 + u32::from(cport);
+        let syn = from_client6(1).tcp6((client6(1), cport), (vip, 80), SYN, (cisn, 0), &SYN6_OPTS_NO_TS, &[]);
+        let out = h.step(
+            "SYN answered with a cookie",
+            &syn,
+            0,
+            tx(0, move |got| {
+                verify6(got);
+                let p = ip6_of(got);
+                assert_eq!((p.src_addr(), p.dst_addr(), p.hop_limit()), (vip, client6(1), 64));
+                let t = TcpPacket::new_checked(p.payload()).unwrap();
+                assert_eq!((t.flags(), t.ack_number()), (SYN | ACK, cisn + 1));
+            }),
+        );
+        assert_eq!(h.w.conns6().len(), usize::from(cport - 41000), "a SYN creates nothing");
+        let cookie = TcpPacket::new_checked(&out[0].1[ETH + IP6..]).unwrap().seq_number();
+        let forged =
+            from_client6(2).tcp6((client6(2), cport), (vip, 80), ACK, (cisn + 1, cookie + 1), &[], &[]);
+        h.step("an ACK with another client's cookie", &forged, 0, Expect::Drop(D::SynproxyBadCookie));
+        let ack = from_client6(1).tcp6((client6(1), cport), (vip, 80), ACK, (cisn + 1, cookie + 1), &[], &[]);
+        h.w.process(VecFrame::from_bytes(&ack), 0, h.now, &mut h.out);
+        let out = h.drain();
+        h.assert_accounting("ACK held, SYN sent");
+        assert_eq!(out.len(), 1, "our SYN to the real server");
+        let (port, f) = &out[0];
+        assert_eq!(*port, 1);
+        let (rs_port, lport, i, t_seq) = if vip == vip6() {
+            verify6(f);
+            let t = TcpPacket::new_checked(&f[ETH + IP6..]).unwrap();
+            (80, t.src_port(), rs6_index(ip6_of(f).dst_addr()), t.seq_number())
+        } else {
+            verify_checksums(f);
+            let t = tcp_of(f);
+            (80, t.src_port(), rs_index(ip_of(f).dst_addr()), t.seq_number())
+        };
+        assert_eq!(t_seq, cisn, "the client's ISN");
+        let rs_isn = 0x7700_0000;
+        let sa = if vip == vip6() {
+            from_rs6(i).tcp6(
+                (rs6(i), rs_port),
+                (lip6(), lport),
+                SYN | ACK,
+                (rs_isn, cisn + 1),
+                &SYNACK_OPTS,
+                &[],
+            )
+        } else {
+            from_rs(i).tcp((rs(i), rs_port), (LIP64, lport), SYN | ACK, (rs_isn, cisn + 1), &SYNACK_OPTS, &[])
+        };
+        h.w.process(VecFrame::from_bytes(&sa), 1, h.now, &mut h.out);
+        let out = h.drain();
+        h.assert_accounting("handshake completed");
+        assert_eq!(out.len(), 1, "the held ACK, released");
+        let (port, f) = &out[0];
+        assert_eq!(*port, 1);
+        let ackn = if vip == vip6() {
+            verify6(f);
+            TcpPacket::new_checked(&f[ETH + IP6..]).unwrap().ack_number()
+        } else {
+            verify_checksums(f);
+            tcp_of(f).ack_number()
+        };
+        assert_eq!(ackn, rs_isn + 1, "acknowledgement shifted into the real server's space");
+    }
+    assert_eq!(h.ev(Event::SynproxyHandshakes), 2);
+    assert_eq!(h.w.synproxy_held(), 0);
+}

@@ -106,6 +106,11 @@ impl<P: FramePool> Worker<P> {
         }
         let (lip, rs) = (v4(c.lip().0), v4(c.rs().0));
         let hl6 = cx.hl;
+        if c.proto() == Proto::Tcp {
+            if let Err(r) = self.sp_shift6(&mut f, ETH + hl6, id, Dir::Original) {
+                return self.discard(f, r);
+            }
+        }
         let l4_len = f.len() - ETH - hl6;
         let len4 = l4_len + ipv4::HEADER_LEN;
         let Some(mtu4) = self.mtu4(rs) else { return self.discard(f, D::NoRoute) };
@@ -262,6 +267,9 @@ impl<P: FramePool> Worker<P> {
     /// A real server's IPv4 reply of NAT64 connection `id`: translated to IPv6 toward the client.
     fn nat64_to_v6(&mut self, mut f: P::Frame, cx: &Ctx, id: ConnId, out: &mut Outbox<P::Frame>) {
         let Some(c) = self.conns6.get(id).copied() else { return self.discard(f, D::TcpNoConn) };
+        if c.synproxy_pending() {
+            return self.sp_pending6(f, cx, id, Dir::Reply, out);
+        }
         if !decrement_ttl(&mut f) {
             return self.discard(f, D::TtlExceeded);
         }
@@ -272,6 +280,11 @@ impl<P: FramePool> Worker<P> {
             (p.src_addr(), p.dst_addr(), d[ETH + 1], p.ttl(), p.total_len() as usize, p.dont_frag())
         };
         let hl = ipv4::HEADER_LEN;
+        if c.proto() == Proto::Tcp {
+            if let Err(r) = self.sp_shift6(&mut f, ETH + hl, id, Dir::Reply) {
+                return self.discard(f, r);
+            }
+        }
         let l4_len = total - hl;
         let len6 = l4_len + IP6;
         let Some(mtu6) = self.mtu6(to.dst) else { return self.discard(f, D::NoRoute) };

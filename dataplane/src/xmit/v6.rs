@@ -104,6 +104,9 @@ impl<P: FramePool> Worker<P> {
         out: &mut Outbox<P::Frame>,
     ) {
         let Some(c) = self.conns6.get(id).copied() else { return self.discard(f, D::TcpNoConn) };
+        if c.synproxy_pending() {
+            return self.sp_pending6(f, cx, id, dir, out);
+        }
         if super::nat64::is_nat64(&c) {
             return self.nat64_to_v4(f, cx, id, out);
         }
@@ -122,6 +125,11 @@ impl<P: FramePool> Worker<P> {
         let key = out_key(&c, dir);
         if matches!(xlat, Xlat::FullNat | Xlat::Nat) {
             ipv6::rewrite_l4_tuple(&mut f.data_mut()[ETH..], cx.hl, &key);
+        }
+        if c.proto() == Proto::Tcp {
+            if let Err(r) = self.sp_shift6(&mut f, ETH + cx.hl, id, dir) {
+                return self.discard(f, r);
+            }
         }
         let bytes = (f.len() - ETH) as u64;
         let mut toa = false;
