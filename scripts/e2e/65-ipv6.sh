@@ -26,6 +26,8 @@ FLOOD_SECONDS=${FLOOD_SECONDS:-6}
 CURL=(curl -s -g --noproxy '*')
 # The same, for command lines run by an inner bash -c.
 CURLS="curl -s -g --noproxy '*'"
+# NAT64's IPv4 local address (the IPv4 service has $LIP).
+LIP64=198.18.1.101
 
 cfg="$RVS_TMP/rvsd.toml"
 cat > "$cfg" <<CFG
@@ -99,7 +101,7 @@ reals = [{ addr = "[${RS6[0]}]:80" }, { addr = "[${RS6[1]}]:80" }, { addr = "[${
 proto = "tcp"
 vip = "[$VIP6_NAT64]:80"
 sched = "rr"
-laddrs = ["$LIP"]
+laddrs = ["$LIP64"]
 reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS[1]}:80" }, { addr = "${RS[2]}:80" }]
 
 [[services]]
@@ -107,7 +109,7 @@ proto = "tcp"
 vip = "[$VIP6_NAT64]:8080"
 sched = "rr"
 toa = true
-laddrs = ["$LIP"]
+laddrs = ["$LIP64"]
 reals = [{ addr = "${RS[1]}:8080" }]
 
 # IPv4 beside them, on the same ports
@@ -116,6 +118,14 @@ proto = "tcp"
 vip = "$VIP:80"
 sched = "rr"
 laddrs = ["$LIP"]
+reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS[1]}:80" }, { addr = "${RS[2]}:80" }]
+
+# An IPv4 service sharing the NAT64 services' IPv4 local address (LIPs may be shared)
+[[services]]
+proto = "tcp"
+vip = "$VIP:8081"
+sched = "rr"
+laddrs = ["$LIP64"]
 reals = [{ addr = "${RS[0]}:80" }, { addr = "${RS[1]}:80" }, { addr = "${RS[2]}:80" }]
 CFG
 
@@ -168,7 +178,7 @@ check "rvsadm -Ln lists IPv6 real servers" grep -q "^  -> \[${RS6[0]}\]:80 " "$R
 check "rvsadm -Ln lists the NAT64 service's IPv4 real servers" \
     bash -c "grep -A3 '^TCP  \[$VIP6_NAT64\]:80 ' '$RVS_TMP/list' | grep -q '^  -> ${RS[0]}:80 '"
 check "IPv4 services sort before IPv6 ones (ipvs_cmp_services: family first)" \
-    [ "$(grep -n "^TCP  $VIP:80" "$RVS_TMP/list" | cut -d: -f1)" -lt "$(grep -n "^TCP  \[" "$RVS_TMP/list" | head -1 | cut -d: -f1)" ]
+    awk '/^(TCP|UDP)  \[/ {v6 = 1} /^(TCP|UDP)  [0-9]/ && v6 {bad = 1} END {exit bad}' "$RVS_TMP/list"
 "$RVSADM" --ports | sed 's/^/    /'
 check "rvsadm --ports shows the ports' IPv6 addresses" bash -c "'$RVSADM' --ports | grep -q 'inet6 $GW6_C/64'"
 check "ping6 to the gateway's port address" C ping -6 -c 2 -W 2 "$GW6_C"
@@ -241,8 +251,11 @@ rr_split "$RVS_TMP/split64" 300 "${RS[@]}"
 big "$NS_C" "http://[$VIP6_NAT64]/big" "NAT64"
 toa=$(C "${CURL[@]}" -m 3 "http://[$VIP6_NAT64]:8080/")
 echo "    $toa"
-check "NAT64: the IPv4 real server's peer is the IPv4 LIP" grep -q "peer=$LIP:" <<<"$toa"
+check "NAT64: the IPv4 real server's peer is the IPv4 LIP" grep -q "peer=$LIP64:" <<<"$toa"
 check "NAT64: TOA carries the client's IPv6 address [$CLIENT6]" grep -q "toa=\[$CLIENT6\]:" <<<"$toa"
+curls "$NS_C" 6 "http://$VIP:8081/" "$RVS_TMP/shared"
+check "an IPv4 service sharing NAT64's IPv4 LIP ($LIP64) is served too: $(grep -c '^rs=' "$RVS_TMP/shared") of 6" \
+    [ "$(grep -c '^rs=' "$RVS_TMP/shared")" -eq 6 ]
 
 echo "== path MTU: a client behind a $PMTU-byte link ($NS_P via the router $NS_C)"
 check "the pmtu client reaches the VIP (ping6)" P ping -6 -c 2 -W 2 "$VIP6"
@@ -258,7 +271,7 @@ rs_mtu6=$(S ip -6 route get "$LIP6" 2>/dev/null | grep -o 'mtu [0-9]*' | head -1
 echo "    real servers' route to the LIP6 after it: ${rs_mtu6:-no learnt mtu}"
 big "$NS_P" "http://[$VIP6_NAT64]/big" "path MTU, NAT64"
 sleep 0.5
-rs_mtu4=$(S ip route get "$LIP" 2>/dev/null | grep -o 'mtu [0-9]*' | head -1)
+rs_mtu4=$(S ip route get "$LIP64" 2>/dev/null | grep -o 'mtu [0-9]*' | head -1)
 echo "    real servers' route to the IPv4 LIP after it: ${rs_mtu4:-no learnt mtu}"
 kill "$td" 2>/dev/null; wait "$td" 2>/dev/null
 ptbs=$(grep -c 'packet too big' "$RVS_TMP/ptb6")
