@@ -64,6 +64,9 @@ via = "$CLIENT6"
 [conn]
 max_per_worker = 65536
 
+[metrics]
+listen = "127.0.0.1:9100"
+
 # IPv6 FULLNAT
 [[services]]
 proto = "tcp"
@@ -241,9 +244,17 @@ check "0 socket errors (${errs:-0}), 0 non-2xx (${non2xx:-0})" [ "${errs:-0}" -e
 echo "== rvsadm -Lnc lists IPv6 connections as [addr]:port"
 C "${CURL[@]}" -6 -m 3 -o /dev/null "http://[$VIP6]/"
 "$RVSADM" -Lnc --show-lip > "$RVS_TMP/conns"
-head -5 "$RVS_TMP/conns" | sed 's/^/    /'
+{ head -2 "$RVS_TMP/conns"; grep '\[' "$RVS_TMP/conns" | head -3; } | sed 's/^/    /'
 check "a connection from [$CLIENT6] to [$VIP6]:80 via [$LIP6]" \
     grep -qE "^TCP .*\[$CLIENT6\]:[0-9]+ +\[$VIP6\]:80 +\[$LIP6\]:[0-9]+ +\[2001:2:0:1::1[123]\]:80" "$RVS_TMP/conns"
+
+echo "== metrics: IPv6 services and real servers as label values"
+ip netns exec "$NS_G" curl -s -m 3 http://127.0.0.1:9100/metrics > "$RVS_TMP/metrics"
+grep -E 'rvs_(service_connections_total|real_weight)\{proto="tcp",vip="\[' "$RVS_TMP/metrics" | head -4 | sed 's/^/    /'
+check "rvs_service_connections_total for [$VIP6]:80 counts the 330 requests and more" \
+    awk -v k="rvs_service_connections_total{proto=\"tcp\",vip=\"[$VIP6]:80\"}" '$1 == k && $2 >= 330 {f = 1} END {exit !f}' "$RVS_TMP/metrics"
+check "rvs_real_weight of a NAT64 service's IPv4 real server" \
+    grep -q "^rvs_real_weight{proto=\"tcp\",vip=\"\[$VIP6_NAT64\]:80\",rs=\"${RS[0]}:80\"} 1$" "$RVS_TMP/metrics"
 
 echo "== NAT64: 300 curl -6 through [$VIP6_NAT64]:80 to IPv4 nginx"
 curls "$NS_C" 300 "http://[$VIP6_NAT64]/" "$RVS_TMP/split64"
@@ -306,7 +317,7 @@ echo "== SYN-proxy over IPv6: spoofed IPv6 SYN flood (${FLOOD_SECONDS} s, at mos
 synacks0=$(counter synproxy_synacks)
 C bash -c "bad=0; for i in \$(seq 40); do
     if [ \$bad -ge 3 ]; then echo '000 skipped'; continue; fi
-    $CURLS -6 -m 10 --connect-timeout 5 -o /dev/null -w '%{http_code} %{time_total}\n' http://[$VIP6]:81/ && bad=0 || { echo '000 99'; bad=\$((bad + 1)); }
+    $CURLS -6 -m 20 --connect-timeout 15 -o /dev/null -w '%{http_code} %{time_total}\n' http://[$VIP6]:81/ && bad=0 || { echo '000 99'; bad=\$((bad + 1)); }
     sleep 0.1; done" > "$RVS_TMP/loop6" &
 loop=$!
 C timeout $((FLOOD_SECONDS + 10)) python3 "$RVS_ROOT/scripts/lib/syn6_flood.py" "$VIP6" 81 \
@@ -320,6 +331,8 @@ done
 wait "$loop"; wait "$fl"
 echo "    flood: $(cat "$RVS_TMP/flood6"); cookie SYN-ACKs: $(( $(counter synproxy_synacks) - synacks0 ))"
 ok_n=$(grep -c '^200 ' "$RVS_TMP/loop6")
+lat=$(awk '$1 == 200 {print $2 * 1000}' "$RVS_TMP/loop6" | sort -n | awk '{a[NR]=$1} END {if (NR) printf "p50 %.1f ms, max %.1f ms", a[int(NR/2)+1], a[NR]}')
+echo "    legitimate requests: $ok_n/40 answered 200, latency ${lat:-none}"
 check "legitimate IPv6 requests during the flood: 100 % ($ok_n/40)" [ "$ok_n" -eq 40 ]
 check "no SYN-RECV on the real servers (ss -6 -tn state syn-recv, peak $maxsr)" [ "$maxsr" -eq 0 ]
 check "the gateway answered the flood with cookies ($(( $(counter synproxy_synacks) - synacks0 )) SYN-ACKs)" \
