@@ -922,6 +922,10 @@ reals = [{ addr = "198.18.1.11:53" }]
         assert_eq!(reals, ["[2001:2:0:1::11]:80", "[2001:2:0:1::12]:80"]);
         // NAT64: an IPv6 VIP with IPv4 FULLNAT real servers and an IPv4 local address.
         let nat64 = ServiceConfig { vip: "[2001:2::101]:80".into(), ..s.config().services[0].clone() };
+        // Its IPv4 local address cannot be the IPv4 service's (each family's table has its ports).
+        let e = s.change(&Request::AddService { service: nat64.clone() }).unwrap_err();
+        assert!(e.msg.contains("198.18.1.100 is already a local address of IPv4 service"), "{}", e.msg);
+        let nat64 = ServiceConfig { laddrs: vec!["198.18.1.101".into()], ..nat64 };
         assert!(s.change(&Request::AddService { service: nat64 }).unwrap());
         let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
         let ip = |a: &str| a.parse::<IpAddr>().unwrap();
@@ -937,7 +941,7 @@ reals = [{ addr = "198.18.1.11:53" }]
         let n64 = &setup.services[2];
         assert_eq!(
             (n64.vip, n64.laddrs.clone(), n64.reals[0].addr),
-            (ip("2001:2::101"), vec![ip("198.18.1.100")], ip("198.18.1.11"))
+            (ip("2001:2::101"), vec![ip("198.18.1.101")], ip("198.18.1.11"))
         );
         assert!(s.change(&Request::DeleteReal { id: id6.clone(), addr: "2001:2:0:1::12".into() }).unwrap());
         assert!(s.change(&Request::DeleteLaddr { id: id6, addr: "2001:2:0:1:0::101".into() }).unwrap());

@@ -640,7 +640,7 @@ fn v6_services() -> Vec<ServiceInfo> {
             None,
             true,
             false,
-            &["198.18.1.100"],
+            &["198.18.1.101"],
             vec![real(("198.18.1.12:80", 1, 0, 0, 4, 0)), real(("198.18.1.11:80", 1, 0, 0, 5, 1))],
         ),
         svc(
@@ -738,7 +738,7 @@ fn v6_conns() -> Vec<ConnInfo> {
             "tcp",
             "[2001:2:0:ffff:ffff:ffff:ffff:c2]:65535",
             "[2001:2::101]:80",
-            "198.18.1.100:40002",
+            "198.18.1.101:40002",
             "198.18.1.12:80",
             "SYN_RECV",
             30000,
@@ -798,6 +798,6 @@ fn save_dual_stack_and_restore_it() {
         ]
     );
     let nat64 = restored.iter().find(|s| s.vip == "[2001:2::101]:80").unwrap();
-    assert_eq!(nat64.laddrs, ["198.18.1.100"]);
+    assert_eq!(nat64.laddrs, ["198.18.1.101"]);
     assert!(nat64.toa);
 }

@@ -521,7 +521,7 @@ reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12" }]
 [[services]]
 proto = "udp"
 vip = "198.18.0.100:53"
-laddrs = ["198.18.1.100"]
+laddrs = ["198.18.1.101"]
 reals = [{ addr = "198.18.1.11:53" }]
 "#;
 
@@ -551,10 +551,10 @@ fn dual_stack_config_parses_validates_and_round_trips() {
 fn family_rules_are_one_line_naming_the_field() {
     let cases = [
         // IPv4 VIP: IPv4 real servers and local addresses only.
-        ("udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.100\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
-         "udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.100\"]\nreals = [{ addr = \"[2001:2:0:1::11]:53\" }]",
+        ("udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.101\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
+         "udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.101\"]\nreals = [{ addr = \"[2001:2:0:1::11]:53\" }]",
          "services[2].reals[0].addr", "[2001:2:0:1::11]:53 is IPv6, not IPv4: an IPv4 service has IPv4 real servers and local addresses"),
-        ("laddrs = [\"198.18.1.100\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
+        ("laddrs = [\"198.18.1.101\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
          "laddrs = [\"2001:2:0:1::100\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
          "services[2].laddrs[0]", "2001:2:0:1::100 is IPv6, not IPv4: an IPv4 service has IPv4 real servers and local addresses"),
         // IPv6 VIP with IPv6 real servers: IPv6 local addresses and no IPv4 real server.
@@ -601,6 +601,12 @@ fn family_rules_are_one_line_naming_the_field() {
         assert_eq!((e.field.as_str(), e.msg.as_str()), (field, msg), "{from} -> {to}");
         assert!(!e.to_string().contains('\n'));
     }
+    // An IPv4 local address is NAT64's or IPv4 services', not both.
+    let e = dual_bad("laddrs = [\"198.18.1.101\"]", "laddrs = [\"198.18.1.100\"]");
+    assert_eq!(
+        e.to_string(),
+        "services[2].laddrs[0]: 198.18.1.100 is already a local address of NAT64 service [2001:2::101]:80; an IPv4 local address serves NAT64 services or IPv4 ones, not both (give this IPv4 service another)"
+    );
     // An IPv6 service needs a port with an IPv6 address.
     let e = dual_bad("addr6 = \"2001:2::1/64\"", "").to_string();
     assert!(e.starts_with("routes[0].via") || e.starts_with("services[0].vip"), "{e}");

@@ -231,6 +231,8 @@ impl Config {
             ));
         }
         let mut svcs = HashSet::new();
+        // IPv4 local address -> (is NAT64's, the service using it first).
+        let mut lip_use: std::collections::HashMap<IpAddr, (bool, &str)> = Default::default();
         for (i, s) in self.services.iter().enumerate() {
             let f = |k: &str| format!("services[{i}].{k}");
             if s.reals.len() > MAX_REALS_PER_SERVICE {
@@ -320,6 +322,23 @@ impl Config {
                 }
                 if !laddrs.insert(a) {
                     return Err(err(format!("services[{i}].laddrs[{j}]"), format!("{a} is listed twice")));
+                }
+                // NAT64 connections live in the dataplane's IPv6 table and IPv4 ones in the IPv4
+                // table, each with its own local ports: an IPv4 local address serves one kind.
+                if a.is_ipv4() {
+                    let nat64 = vip.is_ipv6();
+                    let (was_nat64, first) = *lip_use.entry(a).or_insert((nat64, &s.vip));
+                    if was_nat64 != nat64 {
+                        let kind = |n: bool| if n { "NAT64" } else { "IPv4" };
+                        return Err(err(
+                            format!("services[{i}].laddrs[{j}]"),
+                            format!(
+                                "{a} is already a local address of {} service {first}; an IPv4 local address serves NAT64 services or IPv4 ones, not both (give this {} service another)",
+                                kind(was_nat64),
+                                kind(nat64)
+                            ),
+                        ));
+                    }
                 }
             }
             let mut reals = HashSet::new();

@@ -323,7 +323,7 @@ def ports():
 # Dual stack (third fixture): an IPv4 service, IPv6 ones (FULLNAT, UDP, NAT64 to IPv4 real servers)
 # with names longer than the 33 and 28 columns, which ipvsadm cuts only for IPv4.
 V6_SERVICES = [
-    ("tcp", "[2001:2::101]:80", "rr", None, True, False, ["198.18.1.100"], [
+    ("tcp", "[2001:2::101]:80", "rr", None, True, False, ["198.18.1.101"], [
         ("198.18.1.12:80", 1, "fullnat", 0, 0, 4, 0),
         ("198.18.1.11:80", 1, "fullnat", 0, 0, 5, 1),
     ]),
@@ -356,7 +356,7 @@ V6_STATS = {
 V6_CONNS = [
     ("tcp", "[2001:2::c1]:51234", "[2001:2::100]:80", "[2001:2:0:1::100]:40001", "[2001:2:0:1::11]:80",
      "ESTABLISHED", 899500),
-    ("tcp", "[2001:2:0:ffff:ffff:ffff:ffff:c2]:65535", "[2001:2::101]:80", "198.18.1.100:40002",
+    ("tcp", "[2001:2:0:ffff:ffff:ffff:ffff:c2]:65535", "[2001:2::101]:80", "198.18.1.101:40002",
      "198.18.1.12:80", "SYN_RECV", 30000),
     ("udp", "[2001:2::c1]:5353", "[2001:2::100]:53", "[2001:2:0:1::100]:40003", "[2001:2:0:1::11]:53",
      "UDP", 299999),
