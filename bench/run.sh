@@ -12,6 +12,12 @@
 #      over the measured interval; testpmd: --record-core-cycles) and their ratio; the Mpps ratio
 #      is printed only where the generator stayed under 90 % busy in every run of both, else the
 #      row says "generator-bound". The generator checks testpmd's frames as fully as rvsd's.
+#   v  scenario a over IPv6 (not in the default set until rvsd's config reads IPv6; see
+#      write_rvsd_v6_conf): IPv6 FULLNAT (IPv6 clients, VIP, local addresses and real servers) and
+#      NAT64 (IPv6 clients and VIP, IPv4 local addresses and real servers), 84-byte frames (the
+#      smallest that hold IPv6, UDP and the generator's payload header), 1k flows, median of
+#      --runs; cycles/packet and Mpps ratios to testpmd macswap carrying the same frames in the
+#      same run (rvs-gen --family ipv6|nat64).
 #   m  forwarding modes: scenario a's measurement (64 bytes, 1k flows, median of --runs) through a
 #      service whose real servers are NAT, DR and TUN in turn (rvs-gen --forward: NAT's rewrite
 #      checked both ways; DR's frame to the real server's MAC, TUN's outer header, client to server
@@ -375,6 +381,67 @@ measure_m() {
     done
 }
 
+# write_rvsd_v6_conf FILE MAX_CONNS FAMILY: scenario a's IPv6 (FAMILY ipv6) or NAT64 (nat64)
+# service on dual-stack ports. The IPv6 field names are those of rvsd's config with IPv6 ports and
+# services (ports[].addr6, bracketed [addr]:port endpoints, IPv6 routes).
+write_rvsd_v6_conf() {
+    local f=$1 fam=$3
+    write_rvsd_conf "$f" "$2" 1 1
+    # Only the IPv4 service's lines are replaced: the ports gain their IPv6 addresses, the route
+    # to the clients is IPv6, and the service is the IPv6 VIP's.
+    python3 - "$f" "$fam" <<'PY'
+import re, sys
+path, fam = sys.argv[1], sys.argv[2]
+t = open(path).read()
+t = t.replace('addr = "198.18.0.1/24"', 'addr = "198.18.0.1/24"\naddr6 = "2001:2::1/64"')
+t = t.replace('addr = "198.18.1.1/24"', 'addr = "198.18.1.1/24"\naddr6 = "2001:2:0:1::1/64"')
+t = t.replace('dst = "198.19.0.0/16"\nvia = "198.18.0.2"', 'dst = "2001:2:10::/64"\nvia = "2001:2::2"')
+t = t.replace('vip = "198.18.0.100:9000"', 'vip = "[2001:2::100]:9000"')
+if fam == "ipv6":
+    t = re.sub(r'laddrs = \[.*\]', 'laddrs = ["2001:2:0:1::100"]', t)
+    t = re.sub(r'\{ addr = "198\.18\.1\.11:8000" \}', '{ addr = "[2001:2:0:1::11]:8000" }', t)
+open(path, "w").write(t)
+PY
+}
+
+# One measurement of scenario v: rvsd with the FAMILY service, then testpmd macswap with the same
+# frames. Args: FAMILY RUN
+measure_v() {
+    local fam=$1 run=$2 flows=1000 size=84
+    local common=(--flows "$flows" --size "$size" --duration "$DUR" --settle 1 --family "$fam"
+        --lips "$(lips_list 1)" --reals "$(reals_list 1)")
+    local max=$(( flows + flows / 8 + 1024 )) wt=$(( DUR + 40 ))
+    write_rvsd_v6_conf "$TMP/rvsd.toml" "$max" "$fam"
+    log "v: $fam, run $run: rvsd"
+    if rvsd_start "$TMP/rvsd.toml"; then
+        if gen "v-rvsd_$fam-$run" "$wt" "${common[@]}" --mode check --label "rvsd-$fam" \
+            --gateway-api "$TMP/rvsd.sock"; then
+            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if max(r["lost"].values())>1000 or r["rewrite_errors"] else 1)' \
+                "$RUNDIR/v-rvsd_$fam-$run.json" && log "  loss or errors: rvsd drops: $(rvsd_drops)"
+        fi
+    fi
+    server_stop
+    log "v: $fam, run $run: testpmd macswap"
+    for _try in 1 2 3; do
+        if testpmd_start macswap && gen_ref "v-testpmd_macswap_$fam-$run" "$wt" "${common[@]}" --mode reference \
+            --label "testpmd-macswap-$fam"; then
+            server_stop
+            testpmd_cycles "$RUNDIR/v-testpmd_macswap_$fam-$run.json"
+            break
+        fi
+        server_stop
+    done
+}
+
+if has v; then
+    echo "== scenario v: scenario a over IPv6 and NAT64 (84 bytes, 1k flows)"
+    vruns=$RUNS
+    [ $QUICK = 1 ] && [ $RUNS_SET = 0 ] && vruns=1
+    for ((r = 1; r <= vruns; r++)); do
+        for fam in ipv6 nat64; do measure_v "$fam" "$r" || true; done
+    done
+fi
+
 if has m; then
     echo "== scenario m: forwarding modes NAT, DR, TUN (64 bytes, 1k flows)"
     mruns=$RUNS
@@ -737,9 +804,9 @@ machine = {
 runs_by = {}
 for f in sorted(glob.glob(rundir + "/*.json")):
     name = os.path.basename(f)[:-5]
-    runs_by.setdefault(name.rsplit("-", 1)[0] if name[0] in "adm" else name, []).append(json.load(open(f)))
+    runs_by.setdefault(name.rsplit("-", 1)[0] if name[0] in "admv" else name, []).append(json.load(open(f)))
 med = lambda xs: statistics.median(xs) if xs else None
-result = {"machine": machine, "quick": quick, "runs_per_point": runs, "duration_s": dur, "a": [], "d": [], "e": [], "m": []}
+result = {"machine": machine, "quick": quick, "runs_per_point": runs, "duration_s": dur, "a": [], "d": [], "e": [], "m": [], "v": []}
 print(f"machine: {cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}, DPDK {machine['dpdk']}, load {machine['load_average'][0]:.1f}")
 keys = sorted({tuple(k.split("-")[2:4]) for k in runs_by if k.startswith("a-")}, key=lambda t: (int(t[0]), int(t[1])))
 GEN_BOUND = 0.90
@@ -818,6 +885,39 @@ if small and big and small["rvsd_cycles_per_packet"] and big["rvsd_cycles_per_pa
 if any(x["disturbed"] for x in result["a"]):
     print(f"* the generator was descheduled (stalled) more than {100 * DISTURBED:.0f} % of the measured time in a run of this row:")
     print("  other load on the machine set the figures, cycles included (a preempted busy poll counts its wait)")
+if any(k.startswith("v-") for k in runs_by):
+    print("\nscenario v: scenario a over IPv6, 84 bytes, 1k flows (median of runs); reference: testpmd macswap with the")
+    print("  same frames in the same run. cyc ratio = macswap cycles / rvsd cycles; Mpps ratio only where the generator")
+    print(f"  stayed under {100 * GEN_BOUND:.0f} % busy in every run of both. NAT64's server-side frames are 20 bytes shorter.")
+    print(f"{'family':>7} {'rvsd Mpps':>10} {'macswap':>8} {'Mpps ratio':>16} {'gen busy %':>11} "
+          f"{'rvsd cyc/pkt':>13} {'macswap cyc':>12} {'cyc ratio':>10} {'errors':>7} {'lost %':>7}")
+    for fam in ("ipv6", "nat64"):
+        r = runs_by.get(f"v-rvsd_{fam}", [])
+        m = runs_by.get(f"v-testpmd_macswap_{fam}", [])
+        if not r and not m:
+            continue
+        rv, mv = med([x["mpps"] for x in r]), med([x["mpps"] for x in m])
+        rb, mb = busy(r), busy(m)
+        bound = rb is None or mb is None or rb >= GEN_BOUND or mb >= GEN_BOUND
+        rc = med([c for c in map(rvsd_cpp, r) if c is not None])
+        mc = med([c for c in map(tp_cpp, m) if c is not None])
+        errs = sum(x["rewrite_errors"] for x in r)
+        sent = sum(sum(x["tx"].values()) for x in r)
+        lost = sum(max(0, v) for x in r for v in x["lost"].values())
+        row = {"family": fam, "flows": 1000, "frame_size": 84, "rvsd_mpps": rv, "testpmd_macswap_mpps": mv,
+               "ratio_macswap": rv / mv if rv and mv else None, "generator_bound": bound,
+               "generator_busy_max": {"rvsd": rb, "testpmd_macswap": mb},
+               "ratio_macswap_shown": None if bound or not (rv and mv) else rv / mv,
+               "rvsd_cycles_per_packet": rc, "testpmd_macswap_cycles_per_packet": mc,
+               "cycles_ratio_macswap_over_rvsd": mc / rc if rc and mc else None,
+               "rewrite_errors": errs, "lost_fraction": lost / sent if sent else None,
+               "runs": {"rvsd": r, "testpmd_macswap": m}}
+        result["v"].append(row)
+        f = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"
+        ratio = "generator-bound" if bound else f(row["ratio_macswap_shown"], 2)
+        gb = f"{f(100 * rb if rb is not None else None, 0)}/{f(100 * mb if mb is not None else None, 0)}"
+        print(f"{fam:>7} {f(rv):>10} {f(mv):>8} {ratio:>16} {gb:>11} {f(rc, 1):>13} {f(mc, 1):>12} "
+              f"{f(row['cycles_ratio_macswap_over_rvsd'], 2):>10} {errs:>7} {f(100 * row['lost_fraction'] if sent else None, 3):>7}")
 MODES = [("nat", "both", "testpmd macswap, both directions (as a)"),
          ("dr", "one", "testpmd macswap, client to server only"),
          ("tun", "one", "testpmd macswap, client to server only")]

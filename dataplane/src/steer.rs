@@ -12,32 +12,35 @@
 //!   per protocol per LIP (64 per protocol for 33 to 64 workers). Residues are not merged, so when
 //!   `workers` is not a power of two some workers get two rules, exactly as they own two residues.
 //! - One worker needs no rules: every reply is already on queue 0.
+//! - Plans are per address family (`FlowRuleSpec<A>`, IPv4 by default): IPv6 local addresses get
+//!   the same residue rules over an IPv6 destination (rte_flow's IPV6 item); NAT64's local
+//!   addresses are IPv4.
 //! - The plans are sets: a LIP listed twice yields its rules once, so the NIC is never asked to
 //!   install a duplicate.
 use std::net::Ipv4Addr;
 
 use crate::conn::lport::{owner, PortSlice};
-use crate::flow::Proto;
+use crate::flow::{Addr, Proto};
 
 /// One NIC rule: ingress IPv4 packets to `lip` with protocol `proto` and
 /// `dst_port & port_mask == port_value` go to RX queue `queue`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct FlowRuleSpec {
-    pub lip: Ipv4Addr,
+pub struct FlowRuleSpec<A: Addr = Ipv4Addr> {
+    pub lip: A,
     pub proto: Proto,
     pub port_mask: u16,
     pub port_value: u16,
     pub queue: u16,
 }
 
-impl FlowRuleSpec {
+impl<A: Addr> FlowRuleSpec<A> {
     /// Whether a packet with destination `(dst, proto, dst_port)` matches the rule.
-    pub fn matches(&self, dst: Ipv4Addr, proto: Proto, dst_port: u16) -> bool {
+    pub fn matches(&self, dst: A, proto: Proto, dst_port: u16) -> bool {
         dst == self.lip && proto == self.proto && dst_port & self.port_mask == self.port_value
     }
 }
 
-impl std::fmt::Display for FlowRuleSpec {
+impl<A: Addr + std::fmt::Display> std::fmt::Display for FlowRuleSpec<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let proto = match self.proto {
             Proto::Tcp => "tcp",
@@ -86,7 +89,7 @@ pub fn rules_per_lip(workers: u16) -> usize {
 }
 
 /// The rules for one LIP, TCP then UDP, each by increasing residue.
-fn push_lip_rules(out: &mut Vec<FlowRuleSpec>, lip: Ipv4Addr, workers: u16) {
+fn push_lip_rules<A: Addr>(out: &mut Vec<FlowRuleSpec<A>>, lip: A, workers: u16) {
     if workers <= 1 {
         return;
     }
@@ -105,7 +108,7 @@ fn push_lip_rules(out: &mut Vec<FlowRuleSpec>, lip: Ipv4Addr, workers: u16) {
 }
 
 /// `lips` without repeats, first occurrence kept (LIP lists are short: quadratic is fine).
-fn unique(lips: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
+fn unique<A: Addr>(lips: &[A]) -> Vec<A> {
     let mut seen = Vec::with_capacity(lips.len());
     for &l in lips {
         if !seen.contains(&l) {
@@ -116,7 +119,7 @@ fn unique(lips: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
 }
 
 /// Every rule for `lips` with `workers` workers (empty for one worker). Panics if `workers == 0`.
-pub fn rules_for(lips: &[Ipv4Addr], workers: u16) -> Vec<FlowRuleSpec> {
+pub fn rules_for<A: Addr>(lips: &[A], workers: u16) -> Vec<FlowRuleSpec<A>> {
     assert!(workers > 0, "steering rules for 0 workers");
     let lips = unique(lips);
     let mut out = Vec::with_capacity(lips.len() * rules_per_lip(workers));
@@ -128,13 +131,13 @@ pub fn rules_for(lips: &[Ipv4Addr], workers: u16) -> Vec<FlowRuleSpec> {
 
 /// What changes on the NIC when the LIP set goes from `old` to `new`: `(to_add, to_remove)`.
 /// Rules of LIPs present in both are left alone (they do not depend on anything else).
-pub fn plan_change(
-    old: &[Ipv4Addr],
-    new: &[Ipv4Addr],
+pub fn plan_change<A: Addr>(
+    old: &[A],
+    new: &[A],
     workers: u16,
-) -> (Vec<FlowRuleSpec>, Vec<FlowRuleSpec>) {
-    let added: Vec<Ipv4Addr> = unique(new).into_iter().filter(|l| !old.contains(l)).collect();
-    let removed: Vec<Ipv4Addr> = unique(old).into_iter().filter(|l| !new.contains(l)).collect();
+) -> (Vec<FlowRuleSpec<A>>, Vec<FlowRuleSpec<A>>) {
+    let added: Vec<A> = unique(new).into_iter().filter(|l| !old.contains(l)).collect();
+    let removed: Vec<A> = unique(old).into_iter().filter(|l| !new.contains(l)).collect();
     (rules_for(&added, workers), rules_for(&removed, workers))
 }
 
@@ -143,6 +146,26 @@ mod tests {
     use super::*;
 
     const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+    /// IPv6 local addresses are planned the same way: every (proto, port) to one rule, its owner.
+    #[test]
+    fn ipv6_lips_partition_the_ports_too() {
+        let lip6: std::net::Ipv6Addr = "2001:2:0:1::100".parse().unwrap();
+        for workers in [2u16, 3, 4, 7] {
+            let rules = rules_for(&[lip6, lip6], workers);
+            assert_eq!(rules.len(), rules_per_lip(workers), "a LIP listed twice is planned once");
+            for proto in STEERED_PROTOS {
+                for port in (0..=u16::MAX).step_by(97) {
+                    let hits: Vec<_> = rules.iter().filter(|r| r.matches(lip6, proto, port)).collect();
+                    assert_eq!(hits.len(), 1);
+                    assert_eq!(hits[0].queue, owner(port, workers));
+                }
+            }
+        }
+        let other: std::net::Ipv6Addr = "2001:2:0:1::101".parse().unwrap();
+        let (add, remove) = plan_change(&[lip6], &[lip6, other], 2);
+        assert!(remove.is_empty() && add.iter().all(|r| r.lip == other) && add.len() == rules_per_lip(2));
+    }
 
     /// Checks the partition invariant for one LIP over `ports`: each (proto, port) matched by
     /// exactly one rule, whose queue is the port's owner.

@@ -186,6 +186,7 @@ impl<P: FramePool> Worker<P> {
         let new_ms = now != self.housekeeping_at;
         if new_ms {
             self.persist.expire(now, PERSIST_EXPIRE_BUDGET);
+            self.persist6.expire(now, PERSIST_EXPIRE_BUDGET);
             self.frag_poll(now);
         }
         self.sp_poll(now, out);

@@ -26,7 +26,7 @@
 //! TSC time spent in iterations that moved frames (busy), that polled nothing (idle: waiting for the
 //! gateway, or paced) and that were descheduled (stalled). A generator busy close to 100 % is what
 //! limited the rate; an idle one was waiting for the gateway.
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ use rvs_bench::gen::steer::{queue_for, Steer};
 use rvs_bench::gen::synflood::{FloodConfig, FloodStats, SynFlood, WithFlood};
 use rvs_bench::gen::tcp::{TcpConfig, TcpConnEngine, TcpStats};
 use rvs_bench::gen::udp::{Forward, Mode, UdpConf, UdpFlows};
+use rvs_bench::gen::udp6::{Family, Udp6Conf, Udp6Flows};
 use rvs_bench::gen::{Counters, Engine, Macs, RewriteError, Side, Tx};
 use rvs_dataplane::wire::EthernetAddress;
 use serde_json::json;
@@ -173,6 +174,22 @@ struct Args {
     /// The clients' /16.
     #[arg(long, default_value = "198.19.0.0")]
     client_net: Ipv4Addr,
+    /// a: ipv4, or its IPv6 variants: ipv6 (IPv6 FULLNAT: --vip6, --reals6, --lips6) and nat64
+    /// (--vip6 to the IPv4 --reals through the IPv4 --lips); clients in --client-net6 behind
+    /// --client-addr6. IPv6 frames need --size 84 or more.
+    #[arg(long, default_value = "ipv4")]
+    family: String,
+    #[arg(long, default_value = "[2001:2::100]:9000")]
+    vip6: SocketAddrV6,
+    #[arg(long, default_value = "2001:2::2")]
+    client_addr6: Ipv6Addr,
+    /// The IPv6 clients' /64.
+    #[arg(long, default_value = "2001:2:10::")]
+    client_net6: Ipv6Addr,
+    #[arg(long, value_delimiter = ',', default_value = "[2001:2:0:1::11]:8000")]
+    reals6: Vec<SocketAddrV6>,
+    #[arg(long, value_delimiter = ',', default_value = "2001:2:0:1::100")]
+    lips6: Vec<Ipv6Addr>,
     /// Write the result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -528,10 +545,11 @@ fn run(a: Args) -> Result<(), String> {
         arp: {
             let arp = Arp::new(own, vec![a.client_addr], reals.iter().map(|r| r.0).collect());
             // DR: the destination MAC must tell the real server the gateway chose.
-            if mode == Mode::Check && forward == Forward::Dr {
-                arp.with_real_macs()
-            } else {
-                arp
+            let arp = if mode == Mode::Check && forward == Forward::Dr { arp.with_real_macs() } else { arp };
+            match a.family.as_str() {
+                "ipv6" => arp.with_ipv6(vec![a.client_addr6], a.reals6.iter().map(|r| *r.ip()).collect()),
+                "nat64" => arp.with_ipv6(vec![a.client_addr6], vec![]),
+                _ => arp,
             }
         },
         steer: a.steer,
@@ -768,6 +786,47 @@ trait Measured: Engine {
     }
 }
 
+impl Measured for Udp6Flows {
+    fn snap(&self) -> Snap {
+        Snap { c: self.counters().clone(), ..Snap::default() }
+    }
+    fn unit(&self) -> &'static str {
+        "frames"
+    }
+    fn units(&self, d: &Snap) -> u64 {
+        d.c.rx_ok[0] + d.c.rx_ok[1]
+    }
+    fn progress(&self, d: &Snap, dt: f64) -> String {
+        format!(
+            "c->s tx {:6.3} rx {:6.3} Mpps | s->c tx {:6.3} rx {:6.3} Mpps | learned {}",
+            d.c.tx[0] as f64 / dt / 1e6,
+            d.c.rx_ok[1] as f64 / dt / 1e6,
+            d.c.tx[1] as f64 / dt / 1e6,
+            d.c.rx_ok[0] as f64 / dt / 1e6,
+            self.learned()
+        )
+    }
+    fn report(&self, _w: &Snap, _dur: f64, hz: u64) -> serde_json::Value {
+        let lat = self.latency().expect("the UDP engine timestamps");
+        let ns = |cyc: Option<u64>| cyc.map(|c| (c as f64 * 1e9 / hz as f64).round() as u64);
+        json!({
+            "latency_ns": {
+                "samples": lat.count(),
+                "p50": ns(lat.quantile(0.5)),
+                "p99": ns(lat.quantile(0.99)),
+                "p999": ns(lat.quantile(0.999)),
+                "max": ns(Some(lat.max())),
+            },
+            "forward": "fullnat",
+            "family": self.family().name(),
+            "one_way": false,
+        })
+    }
+    fn warmup_state(&self) -> String {
+        format!("{} flows learned", self.learned())
+    }
+}
+
 impl Measured for UdpFlows {
     fn snap(&self) -> Snap {
         Snap { c: self.counters().clone(), ..Snap::default() }
@@ -963,6 +1022,37 @@ fn drive(
     };
     let macs = Macs { own, gw };
     match a.scenario.as_str() {
+        "a" if a.family != "ipv4" => {
+            let family = Family::parse(&a.family).map_err(|e| format!("--family: {e}"))?;
+            if forward != Forward::FullNat {
+                return Err(format!("--family {}: --forward fullnat only", a.family));
+            }
+            let (reals, lips): (Vec<(IpAddr, u16)>, Vec<IpAddr>) = match family {
+                Family::Ipv6 => (
+                    a.reals6.iter().map(|r| (IpAddr::V6(*r.ip()), r.port())).collect(),
+                    a.lips6.iter().map(|l| IpAddr::V6(*l)).collect(),
+                ),
+                Family::Nat64 => (
+                    reals.iter().map(|r| (IpAddr::V4(r.0), r.1)).collect(),
+                    a.lips.iter().map(|l| IpAddr::V4(*l)).collect(),
+                ),
+            };
+            let conf = Udp6Conf {
+                family,
+                flows: a.flows,
+                frame_len: a.size - 4,
+                vip: *a.vip6.ip(),
+                vport: a.vip6.port(),
+                client_net: a.client_net6,
+                client_port: 10_000,
+                reals,
+                lips,
+                macs,
+                mode,
+                resend_gap_tsc: hz / 20,
+            };
+            measure(a, Udp6Flows::new(conf)?, rate, hz, io, stop, probe)
+        }
         "a" => {
             let conf = UdpConf {
                 flows: a.flows,
@@ -1200,6 +1290,7 @@ fn measure<E: Measured>(
     let rx_total = wc.rx_ok[0] + wc.rx_ok[1];
     let mut r = json!({
         "scenario": a.scenario,
+        "family": a.family,
         "mode": a.mode,
         "label": a.label,
         "flows": a.flows,

@@ -6,10 +6,14 @@
 //! that server's own ([`real_mac`]) instead of the port's, so the destination MAC of a frame names
 //! the real server it was sent to.
 //!
+//! IPv6 (scenario a's IPv6 and NAT64 variants): neighbour solicitations for the IPv6 addresses
+//! the generator plays ([`Arp::with_ipv6`]) are answered with an advertisement in place, the
+//! same way; the gateway's MAC is learned by ARP (its ports carry IPv4 too).
+//!
 //! Invariant: only requests for one of our addresses on that side are answered, and only replies
 //! for the address we asked about are learned, so the generator never claims addresses it does not
 //! play nor takes a MAC from an unsolicited reply.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rvs_dataplane::frame::{Frame, FramePool};
 use rvs_dataplane::wire::{arp, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame};
@@ -50,12 +54,58 @@ pub struct Arp {
     asking: [Option<Ipv4Addr>; 2],
     /// The server side answers with [`real_mac`] of each address.
     real_macs: bool,
+    /// The IPv6 addresses played on each side.
+    addrs6: [Vec<Ipv6Addr>; 2],
 }
 
 impl Arp {
     /// `client_addrs`/`server_addrs`: the addresses the generator plays on each side.
     pub fn new(own: [EthernetAddress; 2], client_addrs: Vec<Ipv4Addr>, server_addrs: Vec<Ipv4Addr>) -> Arp {
-        Arp { own, addrs: [client_addrs, server_addrs], asking: [None, None], real_macs: false }
+        Arp {
+            own,
+            addrs: [client_addrs, server_addrs],
+            asking: [None, None],
+            real_macs: false,
+            addrs6: [vec![], vec![]],
+        }
+    }
+
+    /// Also answers neighbour solicitations for these IPv6 addresses on each side.
+    pub fn with_ipv6(mut self, client: Vec<Ipv6Addr>, server: Vec<Ipv6Addr>) -> Arp {
+        self.addrs6 = [client, server];
+        self
+    }
+
+    /// A neighbour solicitation for one of our IPv6 addresses on `side`, turned into our
+    /// advertisement in place; None when `f` is anything else.
+    fn answer_ns<F: Frame>(&self, side: Side, f: &mut F) -> Option<()> {
+        use rvs_dataplane::wire::{ipv6, ndp};
+        let s = side as usize;
+        let d = f.data();
+        if self.addrs6[s].is_empty() || d.len() < ETH + ipv6::HEADER_LEN || d[12..14] != [0x86, 0xdd] {
+            return None;
+        }
+        let p = ipv6::Packet::new_checked(&d[ETH..]).ok()?;
+        if p.next_header() != ipv6::NH_ICMPV6
+            || !ipv6::verify_checksum(p.payload(), p.src_addr(), p.dst_addr(), ipv6::NH_ICMPV6)
+        {
+            return None;
+        }
+        let m = ndp::parse(p.payload(), p.hop_limit()).ok()?;
+        if m.kind != ndp::Kind::Solicit || !self.addrs6[s].contains(&m.target) {
+            return None;
+        }
+        let (asker, asker_mac) = (p.src_addr(), m.lladdr.or_else(|| EthernetAddress::from_slice(&d[6..12]))?);
+        let want = ETH + ndp::PACKET_LEN;
+        if f.len() < want && !f.append(want - f.len()) || f.len() > want && !f.trim(f.len() - want) {
+            return None;
+        }
+        let kind = ndp::Kind::Advert { solicited: true, override_: true };
+        let d = f.data_mut();
+        ndp::emit(&mut d[ETH..], (m.target, asker), kind, m.target, self.own[s]).ok()?;
+        d[0..6].copy_from_slice(&asker_mac.0);
+        d[6..12].copy_from_slice(&self.own[s].0);
+        Some(())
     }
 
     /// The server side answers for each real server with its [`real_mac`] (DR).
@@ -108,6 +158,9 @@ impl Arp {
     /// Answers, learns or passes on a frame received on `side`.
     pub fn handle<F: Frame>(&self, side: Side, mut f: F) -> ArpOutcome<F> {
         let s = side as usize;
+        if self.answer_ns(side, &mut f).is_some() {
+            return ArpOutcome::Reply(f);
+        }
         let d = f.data();
         if d.len() < ETH + arp::PACKET_LEN || d[12..14] != [0x08, 0x06] {
             return ArpOutcome::NotArp(f);

@@ -20,6 +20,7 @@ pub mod arp;
 pub mod latency;
 pub mod steer;
 pub mod udp;
+pub mod udp6;
 
 pub use latency::Latency;
 

@@ -94,6 +94,57 @@ impl<P: FramePool> Worker<P> {
         self.admit6(f, cx, key, svc, out)
     }
 
+    /// Answers a TCP segment that matches no connection with a RST, in its own buffer (as
+    /// [`Worker::send_rst`] does for IPv4): `conn.rst_on_miss`, and new connections while draining.
+    pub(crate) fn send_rst6(
+        &mut self,
+        mut f: P::Frame,
+        cx: &Ctx,
+        key: &FlowKey<Ipv6Addr>,
+        out: &mut Outbox<P::Frame>,
+    ) {
+        let (seq, ack, flags, plen) = {
+            let t = TcpPacket::new_unchecked(&f.data()[ETH + cx.hl..]);
+            (t.seq_number(), t.ack_number(), t.flags(), t.payload().len() as u32)
+        };
+        let len = ipv6::HEADER_LEN + crate::wire::tcp::HEADER_LEN;
+        let want = ETH + len;
+        // A segment holds at least its 20-byte header after the IPv6 one: the RST fits.
+        if f.len() < want || !f.trim(f.len() - want) {
+            return self.discard(f, D::TcpMalformed);
+        }
+        let d = f.data_mut();
+        let ip = ipv6::Repr {
+            src: key.dst,
+            dst: key.src,
+            next_header: ipv6::NH_TCP,
+            payload_len: crate::wire::tcp::HEADER_LEN as u16,
+            hop_limit: crate::ip6::OWN_HOP_LIMIT,
+            traffic_class: 0,
+        };
+        if ip.emit(&mut d[ETH..]).is_err() {
+            return self.discard(f, D::TcpMalformed);
+        }
+        let t = &mut d[ETH + ipv6::HEADER_LEN..];
+        t.fill(0);
+        let mut t = TcpPacket::new_unchecked(t);
+        t.set_src_port(key.dport);
+        t.set_dst_port(key.sport);
+        t.set_header_len_raw(crate::wire::tcp::HEADER_LEN);
+        if flags.ack() {
+            t.set_seq_number(ack);
+            t.set_flags(crate::wire::TcpFlags::RST);
+        } else {
+            let consumed = plen + u32::from(flags.syn()) + u32::from(flags.fin());
+            t.set_ack_number(seq.wrapping_add(consumed));
+            t.set_flags(crate::wire::TcpFlags::RST.union(crate::wire::TcpFlags::ACK));
+        }
+        ipv6::fill_checksum(&mut d[ETH + ipv6::HEADER_LEN..], key.dst, key.src, ipv6::NH_TCP);
+        crate::packet::reply_macs(&mut f, self.ports[cx.in_port].mac);
+        self.stats.inc(E::RstSent);
+        out.emit(&self.stats, cx.in_port, f);
+    }
+
     /// A packet of no connection to service `svc`: admitted by its protocol, bound, forwarded.
     fn admit6(
         &mut self,
@@ -127,11 +178,14 @@ impl<P: FramePool> Worker<P> {
                 // A client's handshake-completing ACK to a SYN-proxied service (it may carry data).
                 let sp_ack = sp && flags.ack() && !flags.syn() && !flags.rst() && !flags.fin();
                 if !syn && !sp_ack {
+                    if self.rst_on_miss && !flags.rst() {
+                        return self.send_rst6(f, cx, &key, out);
+                    }
                     return self.discard(f, D::TcpNoConn);
                 }
                 if self.draining {
                     self.stats.inc(E::RefusedDraining);
-                    return self.discard(f, D::Draining);
+                    return self.send_rst6(f, cx, &key, out);
                 }
                 if !ipv6::verify_checksum(l4, key.src, key.dst, nh) {
                     return self.discard(f, D::TcpBadChecksum);

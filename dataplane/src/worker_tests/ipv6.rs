@@ -747,3 +747,77 @@ fn synproxy_over_ipv6_and_nat64() {
     assert_eq!(h.ev(Event::SynproxyHandshakes), 2);
     assert_eq!(h.w.synproxy_held(), 0);
 }
+
+/// Persistence and the hashing schedulers over IPv6 clients: a client keeps its real server
+/// across connections (templates keyed by the IPv6 client; sh hashing its folded address).
+#[test]
+fn persistence_and_sh_over_ipv6_clients() {
+    for variant in ["persistence", "sh"] {
+        let s = setup_with(|s| {
+            *s = setup6();
+            match variant {
+                "persistence" => s.services[2].persistence_ms = Some(60_000),
+                _ => s.services[2].sched = SchedKind::Sh,
+            }
+        });
+        let mut h = resolved6(&s);
+        for n in 1..=3u8 {
+            let mut picked = Vec::new();
+            for k in 0..3u16 {
+                let cport = 42000 + u16::from(n) * 10 + k;
+                let syn = from_client6(n).tcp6(
+                    (client6(n), cport),
+                    (vip6(), 80),
+                    SYN,
+                    (7, 0),
+                    &SYN6_OPTS_NO_TS,
+                    &[],
+                );
+                let out = h.step("SYN", &syn, 0, tx(1, verify6));
+                picked.push(rs6_index(ip6_of(&out[0].1).dst_addr()));
+            }
+            assert!(picked.iter().all(|&r| r == picked[0]), "{variant}: client {n} moved: {picked:?}");
+        }
+        if variant == "persistence" {
+            assert_eq!(h.ev(Event::PersistHits), 6, "two later connections per client hit the template");
+        }
+    }
+}
+
+/// Over IPv6 too: with `rst_on_miss` a segment of no connection is answered with a RST, and a SYN
+/// while draining with RST|ACK, built in its own buffer with a full checksum.
+#[test]
+fn rsts_over_ipv6() {
+    let s = setup_with(|s| {
+        *s = setup6();
+        s.conn.rst_on_miss = true;
+    });
+    let mut h = resolved6(&s);
+    let stray = from_client6(1).tcp6((client6(1), 43000), (vip6(), 80), ACK, (5, 900), &[], b"data");
+    h.step(
+        "stray ACK answered with RST",
+        &stray,
+        0,
+        tx(0, |got| {
+            verify6(got);
+            let p = ip6_of(got);
+            assert_eq!((p.src_addr(), p.dst_addr()), (vip6(), client6(1)));
+            let t = TcpPacket::new_checked(p.payload()).unwrap();
+            assert_eq!((t.flags(), t.seq_number(), t.src_port(), t.dst_port()), (RST, 900, 80, 43000));
+        }),
+    );
+    h.w.set_draining(true);
+    let syn = from_client6(1).tcp6((client6(1), 43001), (vip6(), 80), SYN, (77, 0), &SYN6_OPTS, &[]);
+    h.step(
+        "SYN while draining",
+        &syn,
+        0,
+        tx(0, |got| {
+            verify6(got);
+            let p = ip6_of(got);
+            let t = TcpPacket::new_checked(p.payload()).unwrap();
+            assert_eq!((t.flags(), t.ack_number()), (RST | ACK, 78));
+        }),
+    );
+    assert_eq!(h.w.conns6().len(), 0);
+}
