@@ -12,6 +12,8 @@
 #   curls 100 % served, 0 SYN-RECV on the real servers (`ss -6 -tn state syn-recv`);
 # - dual stack: IPv4 and IPv6 services on the same ports at once, `rvsadm -Ln` lists both, `-S`
 #   writes [addr]:port, `-Lnc` lists IPv6 connections, IPv6 real servers and LIPs change at runtime.
+# RVS_WORKERS=2 runs two workers (rr then splits within 1 per real server, and replies of IPv6 and
+# NAT64 connections are handed to the worker owning their local port). WRK_SECONDS, FLOOD_SECONDS.
 set -uo pipefail
 . "$(dirname "$0")/../lib/topo.sh"
 . "$RVS_ROOT/scripts/lib/nginx_rs.sh"
@@ -29,6 +31,15 @@ CURLS="curl -s -g --noproxy '*'"
 # NAT64's IPv4 local address (the IPv4 service has $LIP).
 LIP64=198.18.1.101
 
+# RVS_WORKERS=N (default 1): N workers on N af_packet queue pairs, as write_config does.
+workers=${RVS_WORKERS:-1} lcores=1 qargs="" cpus="" idle=0
+if [ "$workers" -gt 1 ]; then
+    lcores=$(seq -s, 1 "$workers")
+    cpus="cpus = [$(for i in $(seq 0 $((workers - 1))); do echo $((i % $(nproc))); done | paste -sd,)]"
+    qargs=",qpairs=$workers"
+    idle=${RVS_IDLE_US:-20}
+fi
+
 cfg="$RVS_TMP/rvsd.toml"
 cat > "$cfg" <<CFG
 version = 1
@@ -39,20 +50,22 @@ file_prefix = "rvs-hv6ctl-$RVS_ID"
 
 [workers]
 main_lcore = 0
-lcores = [1]
+lcores = [$lcores]
+$cpus
+idle_sleep_us = $idle
 
 [control]
 socket = "$RVS_SOCK"
 
 [[ports]]
 name = "client"
-device = "net_af_packet0,iface=gc"
+device = "net_af_packet0,iface=gc$qargs"
 addr = "$GW_C/24"
 addr6 = "$GW6_C/64"
 
 [[ports]]
 name = "server"
-device = "net_af_packet1,iface=gs"
+device = "net_af_packet1,iface=gs$qargs"
 addr = "$GW_S/24"
 addr6 = "$GW6_S/64"
 
@@ -147,10 +160,16 @@ rr_split() {
     local file=$1 n=$2; shift 2
     sort "$file" | uniq -c | sed 's/^/    /'
     check "$n of $n requests answered" [ "$(grep -c '^rs=' "$file")" -eq "$n" ]
-    local a k
+    # Each worker runs its own rr: with N workers each real server is within N-1 of an even share.
+    local a k slack=$((workers - 1))
     for a in "$@"; do
         k=$(grep -cx "rs=$a" "$file")
-        check "rr split exactly even: $a served $k of $((n / $#))" [ "$k" -eq $((n / $#)) ]
+        if [ "$slack" -eq 0 ]; then
+            check "rr split exactly even: $a served $k of $((n / $#))" [ "$k" -eq $((n / $#)) ]
+        else
+            check "rr split even within $slack ($workers workers): $a served $k of $((n / $#))" \
+                [ "$k" -ge $((n / $# - slack)) -a "$k" -le $((n / $# + slack)) ]
+        fi
     done
 }
 
@@ -332,6 +351,14 @@ check "no SYN-RECV on the real servers (ss -6 -tn state syn-recv, peak $maxsr)" 
 check "the gateway answered the flood with cookies ($(( $(counter synproxy_synacks) - synacks0 )) SYN-ACKs)" \
     [ $(( $(counter synproxy_synacks) - synacks0 )) -gt 1000 ]
 
+if [ "$workers" -gt 1 ]; then
+    echo "== $workers workers: IPv6 and NAT64 replies reach the worker owning their local port"
+    check "replies were handed to their owner ($(counter handoff_out) out, $(counter handoff_in) in)" \
+        [ "$(counter handoff_out)" -gt 0 ]
+    check "every hand-off arrived (out = in)" [ "$(counter handoff_out)" -eq "$(counter handoff_in)" ]
+    check "no reply dropped for want of an owner (lip_no_conn $(counter drop.lip_no_conn))" \
+        [ "$(counter drop.lip_no_conn)" -eq 0 ]
+fi
 api '{"op":"stats"}' | python3 -c '
 import json, sys
 for w in json.load(sys.stdin)["workers"]:
