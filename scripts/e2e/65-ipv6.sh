@@ -321,6 +321,15 @@ sed 's/^/    /' "$RVS_TMP/err"
 check "an IPv6 real server in an IPv4 service is refused" \
     bash -c "! '$RVSADM' -a -t $VIP:80 -r '[${RS6[0]}]:80' 2>'$RVS_TMP/err'"
 sed 's/^/    /' "$RVS_TMP/err"
+"$RVSADM" -Ln --stats > "$RVS_TMP/stats"
+grep -E '^(TCP|UDP)  \[' "$RVS_TMP/stats" | head -3 | sed 's/^/    /'
+check "-Ln --stats: the IPv6 service's line, [addr]:port in the 33 column, counts connections" \
+    awk -v v="[$VIP6]:80" '$1 == "TCP" && $2 == v && $3 > 0 {f = 1} END {exit !f}' "$RVS_TMP/stats"
+check "-Ln --rate lists the IPv6 real servers" bash -c "'$RVSADM' -Ln --rate | grep -q '^  -> \[${RS6[1]}\]:80 '"
+# Services, real servers, methods and weights (the connection counts may move meanwhile).
+"$RVSADM" -Ln | awk '{print $1, $2, $3, $4}' > "$RVS_TMP/before"
+check "-S | -R restores the IPv6 and NAT64 services as they were" \
+    bash -c "'$RVSADM' -R < '$RVS_TMP/save' && '$RVSADM' -Ln | awk '{print \$1, \$2, \$3, \$4}' | diff -q - '$RVS_TMP/before' >/dev/null"
 "$RVSADM" -d -t "[$VIP6]:80" -r "[2001:2:0:1::14]:80"
 "$RVSADM" --del-laddr -t "[$VIP6]:80" -z 2001:2:0:1::101
 check "the IPv6 service still serves after the changes" \
