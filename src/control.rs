@@ -4,7 +4,7 @@
 //! never touched by a worker), turned into a dataplane `Setup`, and sent to every worker's command
 //! channel; the request is answered only when every worker has acknowledged the new epoch.
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
@@ -18,7 +18,7 @@ use rvs_control::api::{
     WorkerStats, API_VERSION,
 };
 use rvs_control::capture::{CaptureRequest, CaptureStatus};
-use rvs_control::config::{ControlConfig, MetricsConfig};
+use rvs_control::config::{endpoint, ControlConfig, MetricsConfig};
 use rvs_control::health::{HealthChecker, Target, Transition};
 use rvs_control::metrics::{self, Format, Health, HttpStats, RealMetrics, ServiceMetrics};
 use rvs_control::state::ControlState;
@@ -305,7 +305,7 @@ impl Shared {
                         v.push((
                             Target {
                                 service: format!("{} {}", s.proto, s.vip),
-                                addr: std::net::SocketAddrV4::new(a, p),
+                                addr: std::net::SocketAddr::new(a, p),
                             },
                             check.clone(),
                         ));
@@ -647,9 +647,9 @@ impl Shared {
                 let (sc, (ra, rp)) = st.names_of(t.service, t.real)?;
                 Some(TemplateInfo {
                     proto: sc.proto,
-                    client: format!("{}:0", t.client),
+                    client: endpoint(IpAddr::from(t.client), 0),
                     vip: sc.vip.clone(),
-                    rs: format!("{ra}:{rp}"),
+                    rs: endpoint(ra, rp),
                     expires_ms: t.expires_ms,
                     worker,
                 })
@@ -674,10 +674,10 @@ impl Shared {
                     rvs_dataplane::flow::Proto::Tcp => rvs_control::Proto::Tcp,
                     rvs_dataplane::flow::Proto::Udp => rvs_control::Proto::Udp,
                 },
-                client: format!("{}:{}", c.client.0, c.client.1),
-                vip: format!("{}:{}", c.vip.0, c.vip.1),
-                lip: c.lip.map(|(a, p)| format!("{a}:{p}")).unwrap_or_default(),
-                rs: format!("{}:{}", c.rs.0, c.rs.1),
+                client: endpoint(c.client.0, c.client.1),
+                vip: endpoint(c.vip.0, c.vip.1),
+                lip: c.lip.map(|(a, p)| endpoint(a, p)).unwrap_or_default(),
+                rs: endpoint(c.rs.0, c.rs.1),
                 forward: rvs_control::config::Forward::of_xlat(c.xlat),
                 state: c.state.to_owned(),
                 expires_ms: c.expires_ms,

@@ -203,7 +203,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .iter()
         .flat_map(|s| s.laddrs.iter())
         .chain(cfg.ports.iter().map(|p| &p.addr))
-        .find_map(|a| a.split('/').next().and_then(|a| a.parse().ok()))
+        .find_map(|a| a.split('/').next().and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()))
         .unwrap_or(std::net::Ipv4Addr::new(198, 18, 0, 1));
     let steer_mode = steering::choose(cfg.workers.steering, &ports, nworkers, sample_lip)?;
     for (i, port) in ports.iter_mut().enumerate() {
@@ -230,6 +230,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 driver: drivers[i].clone(),
                 mac: rvs_dataplane::wire::EthernetAddress(macs[i]).to_string(),
                 addr: cfg.ports[i].addr.clone(),
+                addr6: cfg.ports[i].addr6.clone(),
                 mtu: port.mtu().unwrap_or(cfg.ports[i].mtu),
                 rx_queues: nworkers,
                 tx_queues: nworkers,

@@ -17,7 +17,8 @@ use rvs_control::config::Steering;
 use rvs_dataplane::steer::{plan_change, rules_for, FlowRuleSpec, SteerMode};
 use rvs_dataplane::worker::Setup;
 
-/// Every IPv4 local address of every service (NAT64's included), in a stable order.
+/// Every IPv4 local address of every service, in a stable order. IPv6 local addresses get no
+/// flow rules yet: their replies take the software hand-off, which is always on (see above).
 pub fn lips(setup: &Setup) -> Vec<Ipv4Addr> {
     let mut v: Vec<Ipv4Addr> = setup
         .services

@@ -1,6 +1,6 @@
 //! VIP announcement for BGP/ECMP scale-out (`[announce]`, docs/ha.md "BGP and ECMP").
 //!
-//! rvsd keeps a `blackhole VIP/32` route in kernel routing table `[announce] table`, with protocol
+//! rvsd keeps a `blackhole VIP/32` (IPv6: `/128`) route in kernel routing table `[announce] table`, with protocol
 //! number `[announce] proto`, for every VIP it is ready to serve; the routing daemon in rvsd's
 //! namespace learns that table (BIRD `protocol kernel { kernel table N; learn; }`, FRR
 //! `ip import-table N`) and announces the routes to its peers. The route's type does not matter
@@ -20,7 +20,7 @@
 //!   on the fast path; a failed command is logged with the command, and the VIP is retried at the
 //!   next published change (it is not recorded as done).
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 
 use rvs_dataplane::setup::Setup;
@@ -28,20 +28,20 @@ use rvs_dataplane::setup::Setup;
 use crate::config::AnnounceConfig;
 
 /// The VIPs to announce for a published setup: those of services with a usable real server.
-pub fn announced(setup: &Setup) -> BTreeSet<Ipv4Addr> {
+pub fn announced(setup: &Setup) -> BTreeSet<IpAddr> {
     setup.services.iter().filter(|s| s.reals.iter().any(|r| r.weight > 0)).map(|s| s.vip).collect()
 }
 
 /// One change to the kernel table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    Announce(Ipv4Addr),
-    Withdraw(Ipv4Addr),
+    Announce(IpAddr),
+    Withdraw(IpAddr),
 }
 
 /// The changes that take the table from `current` to `wanted`: withdrawals first (a VIP that
 /// goes should stop drawing traffic as early as possible), each in address order.
-pub fn plan(current: &BTreeSet<Ipv4Addr>, wanted: &BTreeSet<Ipv4Addr>) -> Vec<Change> {
+pub fn plan(current: &BTreeSet<IpAddr>, wanted: &BTreeSet<IpAddr>) -> Vec<Change> {
     current
         .difference(wanted)
         .map(|v| Change::Withdraw(*v))
@@ -53,10 +53,10 @@ pub fn plan(current: &BTreeSet<Ipv4Addr>, wanted: &BTreeSet<Ipv4Addr>) -> Vec<Ch
 pub trait RouteTable {
     /// What the table describes itself as in logs (`100 (proto 201)`).
     fn describe(&self) -> String;
-    /// The `/32` destinations of our routes in the table.
-    fn list(&mut self) -> Result<Vec<Ipv4Addr>, String>;
-    fn add(&mut self, vip: Ipv4Addr) -> Result<(), String>;
-    fn del(&mut self, vip: Ipv4Addr) -> Result<(), String>;
+    /// The host-route destinations of our routes in the table.
+    fn list(&mut self) -> Result<Vec<IpAddr>, String>;
+    fn add(&mut self, vip: IpAddr) -> Result<(), String>;
+    fn del(&mut self, vip: IpAddr) -> Result<(), String>;
 }
 
 /// iproute2 on the namespace rvsd runs in: `ip route replace blackhole VIP/32 table N proto P`.
@@ -76,27 +76,37 @@ impl IpRoute {
         Err(format!("`{cmd}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
     }
 
-    fn route_args(&self, verb: &str, vip: Ipv4Addr) -> Vec<String> {
-        let mut a: Vec<String> = vec!["-4".into(), "route".into(), verb.into()];
+    fn route_args(&self, verb: &str, vip: IpAddr) -> Vec<String> {
+        let family = if vip.is_ipv4() { "-4" } else { "-6" };
+        let mut a: Vec<String> = vec![family.into(), "route".into(), verb.into()];
         if verb == "replace" {
             a.push("blackhole".into());
         }
-        a.extend([format!("{vip}/32"), "table".into(), self.table.to_string()]);
+        a.extend([format!("{vip}/{}", host_len(vip)), "table".into(), self.table.to_string()]);
         a.extend(["proto".into(), self.proto.to_string()]);
         a
     }
 }
 
+/// A host route's prefix length: /32 for IPv4, /128 for IPv6.
+fn host_len(a: IpAddr) -> u8 {
+    if a.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
 /// The destinations of `ip -j route show` output that are host routes (`dst` without a prefix
-/// length is a /32).
-pub fn parse_routes(json: &str) -> Result<Vec<Ipv4Addr>, String> {
+/// length is a /32 or /128).
+pub fn parse_routes(json: &str) -> Result<Vec<IpAddr>, String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("cannot parse `ip -j route show` output: {e}"))?;
     let arr = v.as_array().ok_or("`ip -j route show` output is not a JSON array")?;
     Ok(arr
         .iter()
         .filter_map(|r| r.get("dst")?.as_str())
-        .filter_map(|d| d.strip_suffix("/32").unwrap_or(d).parse().ok())
+        .filter_map(|d| d.strip_suffix("/32").or_else(|| d.strip_suffix("/128")).unwrap_or(d).parse().ok())
         .collect())
 }
 
@@ -105,25 +115,29 @@ impl RouteTable for IpRoute {
         format!("{} (proto {})", self.table, self.proto)
     }
 
-    fn list(&mut self) -> Result<Vec<Ipv4Addr>, String> {
-        let args: Vec<String> = ["-j", "-4", "route", "show", "table"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([self.table.to_string(), "proto".into(), self.proto.to_string()])
-            .collect();
-        match self.run(&args) {
-            Ok(out) => parse_routes(&out),
-            // A table nobody added a route to yet does not exist: nothing of ours is in it.
-            Err(e) if e.contains("does not exist") => Ok(Vec::new()),
-            Err(e) => Err(e),
+    fn list(&mut self) -> Result<Vec<IpAddr>, String> {
+        let mut all = Vec::new();
+        for family in ["-4", "-6"] {
+            let args: Vec<String> = ["-j", family, "route", "show", "table"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([self.table.to_string(), "proto".into(), self.proto.to_string()])
+                .collect();
+            match self.run(&args) {
+                Ok(out) => all.extend(parse_routes(&out)?),
+                // A table nobody added a route to yet does not exist: nothing of ours is in it.
+                Err(e) if e.contains("does not exist") => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(all)
     }
 
-    fn add(&mut self, vip: Ipv4Addr) -> Result<(), String> {
+    fn add(&mut self, vip: IpAddr) -> Result<(), String> {
         self.run(&self.route_args("replace", vip)).map(drop)
     }
 
-    fn del(&mut self, vip: Ipv4Addr) -> Result<(), String> {
+    fn del(&mut self, vip: IpAddr) -> Result<(), String> {
         match self.run(&self.route_args("del", vip)) {
             // Already gone (someone deleted it by hand): the goal is reached.
             Err(e) if e.contains("No such process") => Ok(()),
@@ -137,7 +151,7 @@ impl RouteTable for IpRoute {
 pub struct Announcer<K: RouteTable> {
     kernel: K,
     /// VIPs whose route is in the table.
-    current: BTreeSet<Ipv4Addr>,
+    current: BTreeSet<IpAddr>,
     /// Set by [`Announcer::withdraw_all`]: nothing is announced any more.
     withdrawn: bool,
 }
@@ -156,7 +170,9 @@ impl<K: RouteTable> Announcer<K> {
     pub fn start(mut kernel: K) -> Result<Announcer<K>, String> {
         let stale = kernel.list()?;
         for vip in &stale {
-            kernel.del(*vip).map_err(|e| format!("cannot delete stale route {vip}/32: {e}"))?;
+            kernel
+                .del(*vip)
+                .map_err(|e| format!("cannot delete stale route {vip}/{}: {e}", host_len(*vip)))?;
         }
         if !stale.is_empty() {
             tracing::info!(table = %kernel.describe(), count = stale.len(), "announce: deleted stale VIP routes of an earlier run");
@@ -165,7 +181,7 @@ impl<K: RouteTable> Announcer<K> {
     }
 
     /// The VIPs announced now.
-    pub fn current(&self) -> &BTreeSet<Ipv4Addr> {
+    pub fn current(&self) -> &BTreeSet<IpAddr> {
         &self.current
     }
 
@@ -181,7 +197,7 @@ impl<K: RouteTable> Announcer<K> {
         self.apply(&BTreeSet::new())
     }
 
-    fn apply(&mut self, wanted: &BTreeSet<Ipv4Addr>) -> Vec<Change> {
+    fn apply(&mut self, wanted: &BTreeSet<IpAddr>) -> Vec<Change> {
         let mut done = Vec::new();
         for c in plan(&self.current, wanted) {
             let table = self.kernel.describe();
@@ -254,11 +270,11 @@ reals = [{ addr = "198.18.1.14:443" }]
         st.setup(&[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]).unwrap()
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
-    fn set(v: &[&str]) -> BTreeSet<Ipv4Addr> {
+    fn set(v: &[&str]) -> BTreeSet<IpAddr> {
         v.iter().map(|s| ip(s)).collect()
     }
 
@@ -355,8 +371,8 @@ sorry_server = { addr = "198.18.1.16:80" }
     /// A kernel table in memory; `fail` makes adds and deletes of that VIP fail.
     #[derive(Default)]
     struct Fake {
-        routes: BTreeMap<Ipv4Addr, ()>,
-        fail: Option<Ipv4Addr>,
+        routes: BTreeMap<IpAddr, ()>,
+        fail: Option<IpAddr>,
         ops: Vec<String>,
     }
 
@@ -364,10 +380,10 @@ sorry_server = { addr = "198.18.1.16:80" }
         fn describe(&self) -> String {
             "fake".into()
         }
-        fn list(&mut self) -> Result<Vec<Ipv4Addr>, String> {
+        fn list(&mut self) -> Result<Vec<IpAddr>, String> {
             Ok(self.routes.keys().copied().collect())
         }
-        fn add(&mut self, vip: Ipv4Addr) -> Result<(), String> {
+        fn add(&mut self, vip: IpAddr) -> Result<(), String> {
             self.ops.push(format!("add {vip}"));
             if self.fail == Some(vip) {
                 return Err("refused".into());
@@ -375,7 +391,7 @@ sorry_server = { addr = "198.18.1.16:80" }
             self.routes.insert(vip, ());
             Ok(())
         }
-        fn del(&mut self, vip: Ipv4Addr) -> Result<(), String> {
+        fn del(&mut self, vip: IpAddr) -> Result<(), String> {
             self.ops.push(format!("del {vip}"));
             if self.fail == Some(vip) {
                 return Err("refused".into());

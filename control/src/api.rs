@@ -200,6 +200,9 @@ pub struct PortInfo {
     pub mac: String,
     /// The gateway's address on the port with prefix length (`198.18.0.1/24`).
     pub addr: String,
+    /// Its IPv6 address with prefix length (`2001:2::1/64`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr6: Option<String>,
     /// The device's MTU.
     pub mtu: u16,
     /// RX and TX queues (one pair per worker).
@@ -546,6 +549,7 @@ mod tests {
             driver: "net_af_packet".into(),
             mac: "02:00:00:00:00:01".into(),
             addr: "198.18.0.1/24".into(),
+            addr6: Some("2001:2::1/64".into()),
             mtu: 1500,
             rx_queues: 1,
             tx_queues: 1,

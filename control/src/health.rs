@@ -14,7 +14,7 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -34,7 +34,7 @@ pub struct Target {
     /// The service the real server belongs to, e.g. `"tcp 198.18.0.100:80"`.
     pub service: String,
     /// The real server. The check goes to its address, on `CheckConfig::port` when set.
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
 }
 
 /// An up/down transition of a target.
@@ -394,21 +394,20 @@ impl Shared {
 
 /// Runs one check of real server `real` now (on `cfg.port` when set), blocking for at most about
 /// `cfg.timeout_ms`. `Err` holds the reason of the failure.
-pub fn probe(real: SocketAddrV4, cfg: &CheckConfig) -> Result<(), String> {
-    let addr = SocketAddrV4::new(*real.ip(), cfg.port.unwrap_or(real.port()));
+pub fn probe(real: SocketAddr, cfg: &CheckConfig) -> Result<(), String> {
+    let addr = SocketAddr::new(real.ip(), cfg.port.unwrap_or(real.port()));
     let timeout = Duration::from_millis(u64::from(cfg.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
     let fail = |stage: &str, e: io::Error| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timed_out(cfg),
         _ => format!("{stage}: {}", describe(&e)),
     };
-    let stream =
-        TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).map_err(|e| fail("connect", e))?;
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail("connect", e))?;
     let host = cfg.host.clone().unwrap_or_else(|| addr.to_string());
     let status = match cfg.kind {
         CheckKind::Tcp => return Ok(()),
         CheckKind::Http => http_status(stream, &host, &cfg.path, deadline),
-        CheckKind::Https => tls::connect(stream, *addr.ip(), cfg.sni.as_deref(), deadline)
+        CheckKind::Https => tls::connect(stream, addr.ip(), cfg.sni.as_deref(), deadline)
             .and_then(|tls| http_status(tls, &host, &cfg.path, deadline)),
     }
     .map_err(|(stage, e)| match e {
@@ -550,7 +549,7 @@ mod tests {
     }
 
     fn target(service: &str, port: u16) -> Target {
-        Target { service: service.into(), addr: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port) }
+        Target { service: service.into(), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)) }
     }
 
     /// A loopback port with nothing listening (bound once, then released).
@@ -890,12 +889,12 @@ mod tests {
         let mut c = cfg("http", 100, 50, 1, 1);
         c.port = Some(server.port);
         let started = Instant::now();
-        let r = probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, closed_port()), &c);
+        let r = probe(SocketAddr::from((Ipv4Addr::LOCALHOST, closed_port())), &c);
         assert_eq!(r, Err("timeout after 50 ms".to_string()));
         assert!(started.elapsed() < Duration::from_secs(2));
         // Without the override, the closed port refuses.
         c.port = None;
-        let r = probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, closed_port()), &c);
+        let r = probe(SocketAddr::from((Ipv4Addr::LOCALHOST, closed_port())), &c);
         assert_eq!(r, Err("connect: connection refused".to_string()));
         server.set_mode(OK);
     }
@@ -962,7 +961,7 @@ mod tests {
         const DOWN_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
         let all = rustls::ALL_VERSIONS;
         let (port, server) = tls_server(all, vec![OK_ANSWER, DOWN_ANSWER, OK_ANSWER]);
-        let real = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+        let real = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let c = cfg("https", 5000, 3000, 1, 1);
         assert_eq!(probe(real, &c), Ok(()));
         assert_eq!(probe(real, &c), Err("http status 503".to_string()));
@@ -985,7 +984,7 @@ mod tests {
         );
         // A TLS 1.2-only server (the workspace enables rustls's tls12).
         let (port, server) = tls_server(&[&rustls::version::TLS12], vec![OK_ANSWER]);
-        assert_eq!(probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c), Ok(()));
+        assert_eq!(probe(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &c), Ok(()));
         assert_eq!(server.join().unwrap().len(), 1);
     }
 
@@ -1002,7 +1001,7 @@ mod tests {
             let _ = s.read_to_end(&mut sink);
         });
         let c = cfg("https", 5000, 3000, 1, 1);
-        let e = probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c).unwrap_err();
+        let e = probe(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &c).unwrap_err();
         assert!(e.starts_with("tls handshake: "), "{e}");
         plain.join().unwrap();
         // A server that accepts (the kernel's backlog) and never speaks: the handshake times out.
@@ -1011,7 +1010,7 @@ mod tests {
         let started = Instant::now();
         let c = cfg("https", 1000, 200, 1, 1);
         assert_eq!(
-            probe(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), &c),
+            probe(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &c),
             Err("timeout after 200 ms".into())
         );
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());

@@ -1,5 +1,4 @@
 //! Turns a validated [`Config`] into the dataplane's [`Setup`].
-use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use rvs_dataplane::conn::Timeouts;
@@ -11,7 +10,8 @@ use rvs_dataplane::setup::{
 use rvs_dataplane::wire::EthernetAddress;
 
 use crate::config::{
-    parse_endpoint, Cidr, Config, ConfigError, Proto, RealRemovedMode, Sched, TimestampMode,
+    parse_endpoint, parse_ip, Cidr, Cidr6, Config, ConfigError, Prefix, Proto, RealRemovedMode, Sched,
+    TimestampMode,
 };
 
 fn err(field: String, msg: impl Into<String>) -> ConfigError {
@@ -62,13 +62,17 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
         let c = Cidr::from_str(&p.addr).map_err(|m| err(format!("ports[{i}].addr"), m))?;
         let mac =
             macs.get(i).copied().ok_or_else(|| err(format!("ports[{i}]"), "port has no MAC address"))?;
+        let c6 = match &p.addr6 {
+            None => None,
+            Some(a) => Some(Cidr6::from_str(a).map_err(|m| err(format!("ports[{i}].addr6"), m))?),
+        };
         ports.push(PortSetup {
             name: p.name.clone(),
             mac: EthernetAddress(mac),
             addr: c.addr,
             prefix_len: c.len,
-            addr6: None,
-            prefix6_len: 0,
+            addr6: c6.map(|c| c.addr),
+            prefix6_len: c6.map_or(0, |c| c.len),
             mtu: p.mtu,
             // TAP ports come after the physical ones, in port order (as rvsd creates them).
             kernel: p.kernel.as_ref().map(|_| kernel_index(cfg, i)),
@@ -76,10 +80,9 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
     }
     let mut routes = Vec::new();
     for (i, r) in cfg.routes.iter().enumerate() {
-        let c = Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
-        let via =
-            Ipv4Addr::from_str(&r.via).map_err(|_| err(format!("routes[{i}].via"), "not an IPv4 address"))?;
-        routes.push(RouteSetup { dst: c.addr.into(), prefix_len: c.len, via: via.into() });
+        let c = Prefix::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
+        let via = parse_ip(&r.via).map_err(|m| err(format!("routes[{i}].via"), m))?;
+        routes.push(RouteSetup { dst: c.addr(), prefix_len: c.prefix_len(), via });
     }
     let mut services = Vec::new();
     for (i, s) in cfg.services.iter().enumerate() {
@@ -89,14 +92,14 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
             Proto::Udp => DpProto::Udp,
         };
         let sched = sched_kind(s.sched);
-        let laddrs = s.laddrs.iter().filter_map(|l| Ipv4Addr::from_str(l).ok()).map(Into::into).collect();
+        let laddrs = s.laddrs.iter().filter_map(|l| parse_ip(l).ok()).collect();
         let mut reals = Vec::new();
         for (j, r) in s.reals.iter().enumerate() {
             let (addr, port) =
                 parse_endpoint(&r.addr).map_err(|m| err(format!("services[{i}].reals[{j}].addr"), m))?;
             reals.push(RealSetup {
                 id: 0,
-                addr: addr.into(),
+                addr,
                 port,
                 weight: r.weight,
                 u_threshold: r.u_threshold,
@@ -107,7 +110,7 @@ pub fn dataplane_setup(cfg: &Config, macs: &[[u8; 6]]) -> Result<Setup, ConfigEr
         services.push(ServiceSetup {
             id: 0,
             proto,
-            vip: vip.into(),
+            vip,
             vport,
             sched,
             persistence_ms: s.persistence.map(|p| p as u64 * 1000),

@@ -14,20 +14,23 @@
 //!   live weight with hysteresis as the verdicts come; a service without quorum and with a sorry
 //!   server is served by the sorry server alone. This too is only the dataplane's view.
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use rvs_dataplane::setup::{RealSetup, Setup};
 
 use crate::api::{ErrorCode, LvsTimeouts, Refusal, Request, ServiceId};
-use crate::config::{parse_endpoint, with_port, Config, Proto, RealConfig, ServiceConfig, SorryServerConfig};
+use crate::config::{
+    endpoint, parse_endpoint, parse_ip, with_port, Config, Proto, RealConfig, ServiceConfig,
+    SorryServerConfig,
+};
 use crate::quorum;
 use crate::setup::dataplane_setup;
 
 /// (proto, VIP, vport): a service's identity, independent of how the address was spelled.
-pub type ServiceKey = (Proto, Ipv4Addr, u16);
+pub type ServiceKey = (Proto, IpAddr, u16);
 
 /// A real server's identity within its service.
-pub type RealKey = (Ipv4Addr, u16);
+pub type RealKey = (IpAddr, u16);
 
 fn service_key(proto: Proto, vip: &str) -> Result<ServiceKey, String> {
     let (a, p) = parse_endpoint(vip).map_err(|e| format!("bad virtual service address: {e}"))?;
@@ -39,7 +42,7 @@ fn real_key(addr: &str) -> Result<RealKey, String> {
 }
 
 fn label(k: &ServiceKey) -> String {
-    format!("{} {}:{}", k.0, k.1, k.2)
+    format!("{} {}", k.0, endpoint(k.1, k.2))
 }
 
 #[derive(Debug)]
@@ -265,7 +268,12 @@ impl ControlState {
                 if s.reals.iter().any(|r| real_key(&r.addr).ok() == Some(rk)) {
                     return Err(Refusal::new(
                         ErrorCode::RealExists,
-                        format!("real server {}:{} already exists in {} {}", rk.0, rk.1, s.proto, s.vip),
+                        format!(
+                            "real server {} already exists in {} {}",
+                            endpoint(rk.0, rk.1),
+                            s.proto,
+                            s.vip
+                        ),
                     ));
                 }
                 s.reals.push(real);
@@ -292,9 +300,9 @@ impl ControlState {
             }
             Request::AddLaddr { id, addr } => {
                 let i = self.find_service(id)?;
-                let a: Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
+                let a = parse_ip(addr)?;
                 let s = &mut next.services[i];
-                if s.laddrs.iter().any(|l| l.parse::<Ipv4Addr>().ok() == Some(a)) {
+                if s.laddrs.iter().any(|l| parse_ip(l).ok() == Some(a)) {
                     return Err(Refusal::new(
                         ErrorCode::LaddrExists,
                         format!("local address {a} already exists in {} {}", s.proto, s.vip),
@@ -304,10 +312,10 @@ impl ControlState {
             }
             Request::DeleteLaddr { id, addr } => {
                 let i = self.find_service(id)?;
-                let a: Ipv4Addr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IPv4 address"))?;
+                let a = parse_ip(addr)?;
                 let s = &mut next.services[i];
                 let n = s.laddrs.len();
-                s.laddrs.retain(|l| l.parse::<Ipv4Addr>().ok() != Some(a));
+                s.laddrs.retain(|l| parse_ip(l).ok() != Some(a));
                 if s.laddrs.len() == n {
                     return Err(Refusal::new(
                         ErrorCode::NoSuchLaddr,
@@ -408,7 +416,7 @@ impl ControlState {
                     let (addr, port) = parse_endpoint(&ss.addr)?;
                     let real = RealSetup {
                         id: self.real_id(sid, &ss.addr).unwrap_or(0),
-                        addr: addr.into(),
+                        addr,
                         port,
                         weight: quorum::SORRY_WEIGHT,
                         u_threshold: 0,
@@ -421,10 +429,15 @@ impl ControlState {
             svc.reals = quorum::pool(members, sc.inhibit_on_failure, sorry, self.has_quorum(sid));
         }
         if let Some(a) = &mut setup.conn.adopt {
+            // ARP adoption is IPv4's: IPv6 VIPs and local addresses are answered by NDP as always.
             let ours: HashSet<Ipv4Addr> = setup
                 .services
                 .iter()
                 .flat_map(|s| std::iter::once(s.vip).chain(s.laddrs.iter().copied()))
+                .filter_map(|a| match a {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
                 .collect();
             a.addrs = self.adopted.iter().filter(|(addr, _)| ours.contains(addr)).copied().collect();
         }
@@ -450,20 +463,24 @@ fn real_in(s: &ServiceConfig, real: &RealConfig) -> RealConfig {
 fn no_such_real(rk: RealKey, s: &ServiceConfig) -> Refusal {
     Refusal::new(
         ErrorCode::NoSuchReal,
-        format!("no such real server {}:{} in {} {}", rk.0, rk.1, s.proto, s.vip),
+        format!("no such real server {} in {} {}", endpoint(rk.0, rk.1), s.proto, s.vip),
     )
 }
 
 fn check_addresses(cfg: &Config) -> Result<(), String> {
-    let ports: HashSet<Ipv4Addr> =
-        cfg.ports.iter().filter_map(|p| p.addr.split('/').next().and_then(|a| a.parse().ok())).collect();
+    let ports: HashSet<IpAddr> = cfg
+        .ports
+        .iter()
+        .flat_map(|p| std::iter::once(&p.addr).chain(&p.addr6))
+        .filter_map(|p| p.split('/').next().and_then(|a| a.parse().ok()))
+        .collect();
     let mut vips = HashSet::new();
     let mut lips = HashSet::new();
     for s in &cfg.services {
         if let Ok((v, _)) = parse_endpoint(&s.vip) {
             vips.insert(v);
         }
-        lips.extend(s.laddrs.iter().filter_map(|l| l.parse::<Ipv4Addr>().ok()));
+        lips.extend(s.laddrs.iter().filter_map(|l| parse_ip(l).ok()));
     }
     if let Some(a) = lips.iter().find(|a| vips.contains(*a) || ports.contains(*a)) {
         return Err(format!("local address {a} is also a VIP or a port address"));
@@ -906,5 +923,78 @@ reals = [{ addr = "198.18.1.11:53" }]
         assert_eq!(s.config(), &before);
         assert!(s.change(&Request::Clear).unwrap());
         assert!(s.config().services.is_empty());
+    }
+
+    /// IPv6 through the API: services, real servers and local addresses are named in any spelling
+    /// and kept canonical; family rules refuse with their line; the Setup carries the addresses.
+    #[test]
+    fn ipv6_and_nat64_through_the_api() {
+        let text = state()
+            .config()
+            .to_toml()
+            .replace("addr = \"198.18.0.1/24\"", "addr = \"198.18.0.1/24\"\naddr6 = \"2001:2::1/64\"");
+        let text = text
+            .replace("addr = \"198.18.1.1/24\"", "addr = \"198.18.1.1/24\"\naddr6 = \"2001:2:0:1::1/64\"");
+        let mut s = ControlState::new(Config::from_toml(&text).unwrap());
+        let v6 = ServiceConfig {
+            vip: "[2001:2::100]:80".into(),
+            laddrs: vec!["2001:2:0:1::100".into()],
+            reals: vec![real("2001:2:0:1::11", 1)],
+            ..s.config().services[0].clone()
+        };
+        assert!(s.change(&Request::AddService { service: v6 }).unwrap());
+        let id6 = ServiceId { proto: Proto::Tcp, vip: "[2001:0002::100]:80".into() };
+        assert!(s
+            .change(&Request::AddReal { id: id6.clone(), real: real("[2001:2:0:1::12]:80", 2) })
+            .unwrap());
+        assert!(s.change(&Request::AddLaddr { id: id6.clone(), addr: "2001:2:0:1::101".into() }).unwrap());
+        let refused = [
+            (Request::AddReal { id: id6.clone(), real: real("[2001:2:0:1::12]:80", 1) }, "already exists"),
+            (Request::AddReal { id: id6.clone(), real: real("198.18.1.14:80", 1) }, "is IPv4, not IPv6"),
+            (Request::AddLaddr { id: id6.clone(), addr: "198.18.1.101".into() }, "is IPv4, not IPv6"),
+            (Request::AddLaddr { id: id6.clone(), addr: "2001:2::100".into() }, "also a VIP"),
+            (Request::AddLaddr { id: id(), addr: "2001:2:0:1::102".into() }, "is IPv6, not IPv4"),
+            (
+                Request::DeleteLaddr { id: id6.clone(), addr: "2001:2:0:1::199".into() },
+                "no such local address",
+            ),
+        ];
+        for (r, want) in refused {
+            let before = s.config().clone();
+            let e = s.change(&r).unwrap_err();
+            assert!(e.msg.contains(want), "{r:?}: {}", e.msg);
+            assert_eq!(s.config(), &before);
+        }
+        let svc = &s.config().services[1];
+        assert_eq!(svc.vip, "[2001:2::100]:80");
+        assert_eq!(svc.laddrs, ["2001:2:0:1::100", "2001:2:0:1::101"]);
+        let reals: Vec<&str> = svc.reals.iter().map(|r| r.addr.as_str()).collect();
+        assert_eq!(reals, ["[2001:2:0:1::11]:80", "[2001:2:0:1::12]:80"]);
+        // NAT64: an IPv6 VIP with IPv4 FULLNAT real servers and an IPv4 local address.
+        let nat64 = ServiceConfig { vip: "[2001:2::101]:80".into(), ..s.config().services[0].clone() };
+        // Its IPv4 local address cannot be the IPv4 service's (each family's table has its ports).
+        let e = s.change(&Request::AddService { service: nat64.clone() }).unwrap_err();
+        assert!(e.msg.contains("198.18.1.100 is already a local address of IPv4 service"), "{}", e.msg);
+        let nat64 = ServiceConfig { laddrs: vec!["198.18.1.101".into()], ..nat64 };
+        assert!(s.change(&Request::AddService { service: nat64 }).unwrap());
+        let setup = s.setup(&[[0; 6], [0; 6]]).unwrap();
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert_eq!(setup.ports[0].addr6, Some("2001:2::1".parse().unwrap()));
+        assert_eq!(setup.ports[1].prefix6_len, 64);
+        let six = &setup.services[1];
+        assert_eq!(
+            (six.vip, six.laddrs.clone()),
+            (ip("2001:2::100"), vec![ip("2001:2:0:1::100"), ip("2001:2:0:1::101")])
+        );
+        assert_eq!(six.reals[1].addr, ip("2001:2:0:1::12"));
+        assert!(six.reals.iter().all(|r| r.id != 0));
+        let n64 = &setup.services[2];
+        assert_eq!(
+            (n64.vip, n64.laddrs.clone(), n64.reals[0].addr),
+            (ip("2001:2::101"), vec![ip("198.18.1.101")], ip("198.18.1.11"))
+        );
+        assert!(s.change(&Request::DeleteReal { id: id6.clone(), addr: "2001:2:0:1::12".into() }).unwrap());
+        assert!(s.change(&Request::DeleteLaddr { id: id6, addr: "2001:2:0:1:0::101".into() }).unwrap());
+        assert_eq!(s.config().services[1].laddrs, ["2001:2:0:1::100"]);
     }
 }

@@ -33,6 +33,10 @@
 //!   persistence engine as plain `print_conn`; `timeout.txt`: `list_timeout` —
 //!   `"Timeout (tcp tcpfin udp): %d %d %d\n"`; `save_keepalived.txt`: `list_all(FMT_RULE)` after rvs's
 //!   `--set` line, with rvs's `--inhibit-on-failure`.
+//! * `*_v6.txt`: the dual-stack fixture: `addrport_to_anyname` writes an AF_INET6 address as
+//!   `[%s]:%u`; `print_service_entry` cuts `svc_name` at 33 and `dname` at 28 only when the family
+//!   is not AF_INET6 (longer IPv6 names push the columns right); `ipvs_cmp_services` sorts by family
+//!   first (AF_INET before AF_INET6); `print_conn`'s `%-18s` columns are not cut either.
 //! * `ports.txt`, `rvsadm --ports`: DPVS's `dpip -s link show` (tools/dpip/link.c) — per port
 //!   `"%d: %s: "` and its device, driver, MTU and queues; the link line (`UP %u Mbps full-duplex
 //!   auto-nego|fixed-nego`, `DOWN`); `addr` and rvs's `inet`; counters as names over values in
@@ -326,10 +330,7 @@ fn configs() -> Vec<ServiceConfig> {
                     l_threshold: r.l_threshold,
                 })
                 .collect();
-            reals.sort_by_key(|r| {
-                let (ip, port) = rvs_control::config::parse_endpoint(&r.addr).unwrap();
-                (u32::from(ip), port)
-            });
+            reals.sort_by_key(|r| rvs_control::config::parse_endpoint(&r.addr).unwrap());
             ServiceConfig {
                 proto: s.proto,
                 vip: s.vip,
@@ -564,6 +565,7 @@ fn ports() -> Vec<PortInfo> {
         driver: driver.into(),
         mac: mac.into(),
         addr: addr.into(),
+        addr6: None,
         mtu,
         rx_queues: queues,
         tx_queues: queues,
@@ -613,4 +615,189 @@ fn ports() -> Vec<PortInfo> {
 #[test]
 fn list_ports() {
     check("ports.txt", &format_ports(&ports()));
+}
+
+/// printf_oracle.py's V6_SERVICES: dual stack, deliberately unsorted.
+fn v6_services() -> Vec<ServiceInfo> {
+    let svc =
+        |proto: Proto, vip: &str, sched, persistence, toa, synproxy, laddrs: &[&str], reals| ServiceInfo {
+            proto,
+            vip: vip.into(),
+            sched,
+            persistence,
+            toa,
+            synproxy,
+            proxy_protocol: rvs_control::ProxyProtocol::Off,
+            inhibit_on_failure: false,
+            laddrs: laddrs.iter().map(|l| l.to_string()).collect(),
+            reals,
+        };
+    vec![
+        svc(
+            Proto::Tcp,
+            "[2001:2::101]:80",
+            Sched::Rr,
+            None,
+            true,
+            false,
+            &["198.18.1.101"],
+            vec![real(("198.18.1.12:80", 1, 0, 0, 4, 0)), real(("198.18.1.11:80", 1, 0, 0, 5, 1))],
+        ),
+        svc(
+            Proto::Udp,
+            "[2001:2::100]:53",
+            Sched::Rr,
+            None,
+            false,
+            false,
+            &["2001:2:0:1::100"],
+            vec![real(("[2001:2:0:1::11]:53", 1, 0, 0, 0, 3))],
+        ),
+        svc(
+            Proto::Tcp,
+            "[2001:2:0:ffff:ffff:ffff:ffff:ff00]:65535",
+            Sched::Wlc,
+            Some(300),
+            false,
+            true,
+            &["2001:2:0:1::100", "2001:2:0:1::101"],
+            vec![
+                real(("[2001:2:0:1:ffff:ffff:ffff:ff13]:65535", 2, 0, 0, 1, 0)),
+                real_by(Forward::Route, ("[2001:2:0:1::12]:65535", 1, 0, 0, 0, 0)),
+            ],
+        ),
+        svc(
+            Proto::Tcp,
+            "[2001:2::100]:80",
+            Sched::Rr,
+            None,
+            true,
+            false,
+            &["2001:2:0:1::100"],
+            vec![
+                real(("[2001:2:0:1::13]:8080", 3, 100, 10, 7, 2)),
+                real(("[2001:2:0:1::11]:80", 1, 0, 0, 12, 3)),
+                real_by(Forward::Tunnel, ("[2001:2:0:1::12]:80", 1, 0, 0, 11, 4)),
+            ],
+        ),
+        svc(
+            Proto::Tcp,
+            "198.18.0.100:80",
+            Sched::Rr,
+            None,
+            false,
+            false,
+            &["198.18.1.100"],
+            vec![real(("198.18.1.11:80", 1, 0, 0, 1, 0))],
+        ),
+    ]
+}
+
+fn v6_stats() -> Vec<ServiceStats> {
+    let rs = |addr: &str, v| RealStats { addr: addr.into(), counters: counters(v) };
+    let half = [100, 1500, 1400, 41152263, 34952533333, 2, 25, 23, 685871, 582542222];
+    vec![
+        ServiceStats {
+            proto: Proto::Tcp,
+            vip: "[2001:2::100]:80".into(),
+            counters: counters([300, 4500, 4200, 123456789, 104857600000, 5, 75, 70, 2057613, 1747626666]),
+            reals: vec![rs("[2001:2:0:1::11]:80", half), rs("[2001:2:0:1::13]:8080", half)],
+        },
+        ServiceStats {
+            proto: Proto::Tcp,
+            vip: "[2001:2:0:ffff:ffff:ffff:ffff:ff00]:65535".into(),
+            counters: counters([1, 2, 3, 4, 5, 0, 0, 0, 0, 0]),
+            reals: vec![rs("[2001:2:0:1:ffff:ffff:ffff:ff13]:65535", [1, 2, 3, 4, 5, 0, 0, 0, 0, 0])],
+        },
+    ]
+}
+
+fn v6_conns() -> Vec<ConnInfo> {
+    let c = |proto: &str, client: &str, vip: &str, lip: &str, rs: &str, state: &str, expires_ms| ConnInfo {
+        proto: proto.parse().unwrap(),
+        client: client.into(),
+        vip: vip.into(),
+        lip: lip.into(),
+        rs: rs.into(),
+        forward: Forward::Fullnat,
+        state: state.into(),
+        expires_ms,
+        worker: 0,
+    };
+    vec![
+        c(
+            "tcp",
+            "[2001:2::c1]:51234",
+            "[2001:2::100]:80",
+            "[2001:2:0:1::100]:40001",
+            "[2001:2:0:1::11]:80",
+            "ESTABLISHED",
+            899500,
+        ),
+        c(
+            "tcp",
+            "[2001:2:0:ffff:ffff:ffff:ffff:c2]:65535",
+            "[2001:2::101]:80",
+            "198.18.1.101:40002",
+            "198.18.1.12:80",
+            "SYN_RECV",
+            30000,
+        ),
+        c(
+            "udp",
+            "[2001:2::c1]:5353",
+            "[2001:2::100]:53",
+            "[2001:2:0:1::100]:40003",
+            "[2001:2:0:1::11]:53",
+            "UDP",
+            299999,
+        ),
+        c(
+            "tcp",
+            "203.0.113.7:51234",
+            "198.18.0.100:80",
+            "198.18.1.100:40004",
+            "198.18.1.11:80",
+            "TIME_WAIT",
+            120000,
+        ),
+    ]
+}
+
+#[test]
+fn list_dual_stack() {
+    let (svcs, st) = (v6_services(), v6_stats());
+    check("list_v6.txt", &format_list(&svcs, Some(&st), View::Plain, &FMT, false));
+    check("list_v6_stats.txt", &format_list(&svcs, Some(&st), View::Stats, &FMT, false));
+    check("list_v6_rate.txt", &format_list(&svcs, Some(&st), View::Rate, &FMT, false));
+    check("list_v6_thresholds.txt", &format_list(&svcs, None, View::Thresholds, &FMT, false));
+}
+
+#[test]
+fn list_conns_dual_stack() {
+    check("conns_v6.txt", &format_conns(&v6_conns(), &FMT));
+    check("conns_v6_lip.txt", &format_conns(&v6_conns(), &Format { show_lip: true, ..FMT }));
+}
+
+#[test]
+fn save_dual_stack_and_restore_it() {
+    let rules = format_rules(&v6_services(), &FMT);
+    check("save_v6.txt", &rules);
+    // -R reads back every IPv6 service, real server and local address, in -S's canonical spelling.
+    let restored = parse_rules(&rules).unwrap();
+    assert_eq!(restored.len(), 5);
+    let v6 = restored.iter().find(|s| s.vip == "[2001:2::100]:80" && s.proto == Proto::Tcp).unwrap();
+    assert_eq!(v6.laddrs, ["2001:2:0:1::100"]);
+    let reals: Vec<(&str, Forward)> = v6.reals.iter().map(|r| (r.addr.as_str(), r.forward)).collect();
+    assert_eq!(
+        reals,
+        [
+            ("[2001:2:0:1::11]:80", Forward::Fullnat),
+            ("[2001:2:0:1::12]:80", Forward::Tunnel),
+            ("[2001:2:0:1::13]:8080", Forward::Fullnat)
+        ]
+    );
+    let nat64 = restored.iter().find(|s| s.vip == "[2001:2::101]:80").unwrap();
+    assert_eq!(nat64.laddrs, ["198.18.1.101"]);
+    assert!(nat64.toa);
 }

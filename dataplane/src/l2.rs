@@ -56,8 +56,6 @@ impl PortRt {
     }
 }
 
-/// IPv6's EtherType: the dataplane has no IPv6 path yet, so its frames are the kernel's.
-
 impl<P: FramePool> Worker<P> {
     /// Ethernet: checks the destination and dispatches on the EtherType.
     pub(crate) fn l2_input(&mut self, f: P::Frame, cx: &mut Ctx, out: &mut Outbox<P::Frame>) {
@@ -80,11 +78,8 @@ impl<P: FramePool> Worker<P> {
         // Multicast groups go on only where a kernel interface may have joined them (VRRP, OSPF),
         // and IPv6 multicast (33:33:...) carries neighbour solicitations to solicited-node groups.
         let v6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33 && l2.ethertype == EtherType::Ipv6;
-        if dst != port.mac
-            && !dst.is_broadcast()
-            && !v6_multicast
-            && !(kernel_multicast_mac(d) && self.exc.tap(cx.in_port).is_some())
-        {
+        let kernel_group = kernel_multicast_mac(d) && self.exc.tap(cx.in_port).is_some();
+        if !(dst == port.mac || dst.is_broadcast() || v6_multicast || kernel_group) {
             return self.discard(f, D::NotOurMac);
         }
         match l2.ethertype {

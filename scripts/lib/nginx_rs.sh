@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Real-server nginx for end-to-end tests: one single-process nginx in a namespace, serving port 80
-# on every given address.
+# on every given address (IPv4 or IPv6: an address with a ':' is listened on as [addr]:80).
 #
 #   GET /     -> 200 "rs=<the address the request arrived on>\n"
 #   GET /big  -> a 100 MB file of random bytes (sendfile off, so the data goes through the normal
@@ -29,6 +29,9 @@ NGINX_RS_PID=
 NGINX_RS_DIR=
 NGINX_RS_OWN_TMP=
 
+# _nginx_rs_host ADDR: ADDR as the host part of an address:port or a URL ([ADDR] for IPv6).
+_nginx_rs_host() { case $1 in *:*) printf '[%s]' "$1" ;; *) printf '%s' "$1" ;; esac; }
+
 nginx_rs_start() {
     local ns=$1; shift
     if [ $# -eq 0 ]; then echo "nginx_rs_start: NS ADDR..." >&2; return 2; fi
@@ -41,11 +44,13 @@ nginx_rs_start() {
     NGINX_RS_DIR=$(mktemp -d "$parent/nginx-rs.XXXX")
     local d=$NGINX_RS_DIR big_mb=${NGINX_RS_BIG_MB:-100} listen="" a
     mkdir -p "$d"/{body,proxy,fastcgi,uwsgi,scgi,html}
-    for a in "$@"; do listen+="        listen $a:80 backlog=4096;"$'\n'; done
+    for a in "$@"; do listen+="        listen $(_nginx_rs_host "$a"):80 backlog=4096;"$'\n'; done
     local pp_server="" pp_listen="" port
     if [ -n "${NGINX_RS_PP_PORTS:-}" ]; then
         for port in $NGINX_RS_PP_PORTS; do
-            for a in "$@"; do pp_listen+="        listen $a:$port proxy_protocol backlog=4096;"$'\n'; done
+            for a in "$@"; do
+                pp_listen+="        listen $(_nginx_rs_host "$a"):$port proxy_protocol backlog=4096;"$'\n'
+            done
         done
         pp_server="
     log_format pp '\$proxy_protocol_addr \$server_addr:\$server_port \$status \"\$request\"';
@@ -105,7 +110,7 @@ CONF
     for i in $(seq 1 100); do
         ready=1
         for a in "$@"; do
-            if ! ip netns exec "$ns" curl -s -m 1 -o /dev/null "http://$a/"; then ready=; break; fi
+            if ! ip netns exec "$ns" curl -s -m 1 -o /dev/null "http://$(_nginx_rs_host "$a")/"; then ready=; break; fi
         done
         [ -n "$ready" ] && return 0
         if ! kill -0 "$NGINX_RS_PID" 2>/dev/null; then

@@ -159,15 +159,31 @@ assert t.parse_frame(good, socket.inet_aton("198.18.9.3"), 80) is None
 assert t.parse_frame(good, None, 81) is None
 vlan = good[:12] + b"\x81\x00\x00\x07" + good[12:]
 assert t.parse_frame(vlan, None, 80)[4] == ("198.18.0.5", 7)
+# IPv6 (DPVS's 20-byte IPv6 TOA) in an IPv6 segment, and in an IPv4 one (NAT64).
+def seg6(src6, dst6, opt):
+    s6, d6 = socket.inet_pton(socket.AF_INET6, src6), socket.inet_pton(socket.AF_INET6, dst6)
+    tcp = bytearray(struct.pack("!HHIIBBHHH", 5555, 80, 1, 1, (20 + len(opt)) // 4 << 4, 0x10, 1000, 0, 0) + opt)
+    struct.pack_into("!H", tcp, 16, t.csum16(s6 + d6 + struct.pack("!IxxxB", len(tcp), 6) + bytes(tcp)))
+    return eth[:12] + b"\x86\xdd" + struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + s6 + d6 + bytes(tcp)
+toa6 = struct.pack("!BBH", 254, 20, 7) + socket.inet_pton(socket.AF_INET6, "2001:2::5")
+good6 = seg6("2001:2:0:1::100", "2001:2:0:1::11", toa6)
+dst6 = socket.inet_pton(socket.AF_INET6, "2001:2:0:1::11")
+assert t.parse_frame(good6, dst6, 80) == (("2001:2:0:1::100", 5555), False, True, 0, ("2001:2::5", 7), False)
+bad6 = bytearray(good6); bad6[-1] ^= 1
+assert t.parse_frame(bytes(bad6), dst6, 80)[4:] == (None, True)
+assert t.parse_frame(good6, socket.inet_pton(socket.AF_INET6, "2001:2:0:1::12"), 80) is None
+assert t.parse_toa(toa6) == ("2001:2::5", 7)
+assert t.fmt_ep(("2001:2::5", 7)) == "[2001:2::5]:7"
 rnd = random.Random(1)
 for i in range(100000):
-    f = bytearray(good[: rnd.randint(0, len(good))])
+    base = good6 if i % 2 else good
+    f = bytearray(base[: rnd.randint(0, len(base))])
     for _ in range(rnd.randint(0, 8) if f else 0):
         f[rnd.randrange(len(f))] = rnd.getrandbits(8)
     t.parse_frame(bytes(f), None, 80)
     t.parse_toa(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 40))))
 PY
-then ok "100000 mutated frames parsed without an exception"; else fail "parser raised"; fi
+then ok "IPv4 and IPv6 TOA parsed; 100000 mutated IPv4 and IPv6 frames parsed without an exception"; else fail "parser raised"; fi
 
 kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=
 if [ -s "$TMP/server.err" ] && grep -qv '^toa_server: serving' "$TMP/server.err"; then

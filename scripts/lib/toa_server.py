@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """HTTP test server for real servers behind a FULLNAT gateway that reports the client address
-carried in the TOA option (TCP option kind 254, length 8: port then IPv4 address, network order).
+carried in the TOA option (TCP option kind 254, length 8: port then IPv4 address, network order;
+or, as DPVS's toa module reads it for IPv6 clients (kmod/toa/toa.h `struct toa_ip6_data`, also
+for NAT64), length 20: port then the 16-byte IPv6 address). The server itself may be IPv4 or
+IPv6 (--addr); an IPv6 client is reported as [ip]:port.
 
 A FULLNAT gateway rewrites both addresses, so the kernel socket's peer is the gateway's LIP; the
 original client only survives in the TOA option the gateway inserts into the handshake-completing
@@ -33,11 +36,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ETH_P_ALL = 3
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 PACKET_OUTGOING = 4
 TCPOPT_TOA = 254
 TCPOLEN_TOA = 8
+TCPOLEN_IP6_TOA = 20
 SO_ATTACH_FILTER = 26
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -119,13 +124,19 @@ class ToaTable:
         with self.lock:
             return [
                 {
-                    "peer": "%s:%d" % k,
-                    "client": "%s:%d" % st.toa,
+                    "peer": fmt_ep(k),
+                    "client": fmt_ep(st.toa),
                     "age_s": round(now - st.toa_at, 3),
                 }
                 for k, st in self.peers.items()
                 if st.toa is not None
             ]
+
+
+def fmt_ep(ep):
+    """ip:port, [ip]:port for IPv6."""
+    ip, port = ep
+    return ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port)
 
 
 def parse_toa(opts):
@@ -148,6 +159,10 @@ def parse_toa(opts):
         if kind == TCPOPT_TOA and olen == TCPOLEN_TOA:
             port = struct.unpack_from("!H", opts, i + 2)[0]
             ip = socket.inet_ntoa(opts[i + 4 : i + 8])
+            return ip, port
+        if kind == TCPOPT_TOA and olen == TCPOLEN_IP6_TOA:
+            port = struct.unpack_from("!H", opts, i + 2)[0]
+            ip = socket.inet_ntop(socket.AF_INET6, bytes(opts[i + 4 : i + 20]))
             return ip, port
         i += olen
     return None
@@ -177,6 +192,8 @@ def parse_frame(frame, addr_bytes, port, verify_csum=True):
         if ethertype in (ETH_P_8021Q, ETH_P_8021AD) and len(frame) >= off + 6:
             off += 4
             ethertype = struct.unpack_from("!H", frame, off)[0]
+    if ethertype == ETH_P_IPV6:
+        return parse_ip6(frame, off + 2, addr_bytes, port, verify_csum)
     if ethertype != ETH_P_IP:
         return None
     ip = off + 2
@@ -200,6 +217,8 @@ def parse_frame(frame, addr_bytes, port, verify_csum=True):
     if addr_bytes is not None and frame[ip + 16 : ip + 20] != addr_bytes:
         return None
     tcp = ip + ihl
+    if tcp + 20 > end:
+        return None
     sport, dport = struct.unpack_from("!HH", frame, tcp)
     if dport != port:
         return None
@@ -219,6 +238,38 @@ def parse_frame(frame, addr_bytes, port, verify_csum=True):
     return key, syn, ack, payload_len, toa, bad
 
 
+def parse_ip6(frame, ip, addr_bytes, port, verify_csum):
+    """parse_frame for the IPv6 packet at offset ip: TCP right after the fixed header (the gateway
+    adds no extension headers), else None."""
+    if len(frame) < ip + 40 or frame[ip] >> 4 != 6:
+        return None
+    plen = struct.unpack_from("!H", frame, ip + 4)[0]
+    if frame[ip + 6] != socket.IPPROTO_TCP:
+        return None
+    tcp = ip + 40
+    end = tcp + plen
+    if plen < 20 or end > len(frame):
+        return None
+    if addr_bytes is not None and frame[ip + 24 : ip + 40] != addr_bytes:
+        return None
+    sport, dport = struct.unpack_from("!HH", frame, tcp)
+    if dport != port:
+        return None
+    doff = (frame[tcp + 12] >> 4) * 4
+    if doff < 20 or tcp + doff > end:
+        return None
+    flags = frame[tcp + 13]
+    syn, ack = bool(flags & 0x02), bool(flags & 0x10)
+    toa = parse_toa(frame[tcp + 20 : tcp + doff]) if doff > 20 else None
+    key = (socket.inet_ntop(socket.AF_INET6, bytes(frame[ip + 8 : ip + 24])), sport)
+    bad = False
+    if toa is not None and verify_csum:
+        pseudo = frame[ip + 8 : ip + 40] + struct.pack("!IxxxB", plen, socket.IPPROTO_TCP)
+        if csum16(pseudo + frame[tcp:end]) != 0:
+            toa, bad = None, True
+    return key, syn, ack, end - (tcp + doff), toa, bad
+
+
 def attach_filter(sock, addr_bytes, port):
     """Kernel-side classic BPF: keep only incoming IPv4 TCP to addr:port (not later fragments).
     An optimisation only; the Python parser applies the same checks."""
@@ -233,6 +284,20 @@ def attach_filter(sock, addr_bytes, port):
     prog = []
     prog.append(ins(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE))
     prog.append(("JEQ_DROP", PACKET_OUTGOING))
+    if addr_bytes is not None and len(addr_bytes) == 16:
+        # IPv6: next header TCP, the destination address, the destination port.
+        prog.append(ins(LD_H_ABS, 0, 0, 12))
+        prog.append(("JNE_DROP", ETH_P_IPV6))
+        prog.append(ins(LD_B_ABS, 0, 0, 20))
+        prog.append(("JNE_DROP", socket.IPPROTO_TCP))
+        for w in range(4):
+            prog.append(ins(LD_W_ABS, 0, 0, 38 + 4 * w))
+            prog.append(("JNE_DROP", struct.unpack_from("!I", addr_bytes, 4 * w)[0]))
+        prog.append(ins(LD_H_ABS, 0, 0, 56))
+        prog.append(("JNE_DROP", port))
+        prog.append(ins(RET, 0, 0, 0x40000))
+        prog.append(ins(RET, 0, 0, 0))
+        return _assemble(sock, prog)
     prog.append(ins(LD_H_ABS, 0, 0, 12))
     prog.append(("JNE_DROP", ETH_P_IP))
     prog.append(ins(LD_B_ABS, 0, 0, 23))
@@ -247,6 +312,16 @@ def attach_filter(sock, addr_bytes, port):
     prog.append(("JNE_DROP", port))
     prog.append(ins(RET, 0, 0, 0x40000))  # accept (whole frame)
     prog.append(ins(RET, 0, 0, 0))  # drop
+    return _assemble(sock, prog)
+
+
+def _assemble(sock, prog):
+    """Resolves the symbolic jumps to the last instruction (drop) and attaches the program."""
+
+    def ins(code, jt, jf, k):
+        return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+    JEQ, JSET = 0x15, 0x45
     drop = len(prog) - 1
     out = []
     for pc, p in enumerate(prog):
@@ -274,7 +349,12 @@ def open_sniffer(iface, addr, port):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     except OSError:
         pass
-    addr_bytes = None if addr in ("", "0.0.0.0") else socket.inet_aton(addr)
+    if addr in ("", "0.0.0.0", "::"):
+        addr_bytes = None
+    elif ":" in addr:
+        addr_bytes = socket.inet_pton(socket.AF_INET6, addr)
+    else:
+        addr_bytes = socket.inet_aton(addr)
     try:
         attach_filter(s, addr_bytes, port)
     except OSError as e:
@@ -342,8 +422,8 @@ def make_handler(table, rs_addr, wait_s):
                 return
             peer = self.client_address[:2]
             toa = table.lookup((peer[0], peer[1]), wait_s)
-            toa_s = "%s:%d" % toa if toa else "none"
-            self._reply(200, "rs=%s peer=%s:%d toa=%s\n" % (rs_addr, peer[0], peer[1], toa_s))
+            toa_s = fmt_ep(toa) if toa else "none"
+            self._reply(200, "rs=%s peer=%s toa=%s\n" % (rs_addr, fmt_ep(peer), toa_s))
 
         do_HEAD = do_GET
 
@@ -354,6 +434,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
+
+
+class Server6(Server):
+    address_family = socket.AF_INET6
 
 
 def main():
@@ -370,7 +454,7 @@ def main():
     sock, addr_bytes = open_sniffer(a.iface, a.addr, a.port)
     # The sniffer is up before we listen, so it sees every handshake.
     threading.Thread(target=sniff, args=(sock, addr_bytes, a.port, table, not a.no_verify_csum), daemon=True).start()
-    httpd = Server((a.addr, a.port), make_handler(table, a.addr, a.wait_ms / 1000.0))
+    httpd = (Server6 if ":" in a.addr else Server)((a.addr, a.port), make_handler(table, a.addr, a.wait_ms / 1000.0))
     print("toa_server: serving %s:%d, sniffing %s" % (a.addr, a.port, a.iface), file=sys.stderr, flush=True)
     try:
         httpd.serve_forever(poll_interval=0.2)

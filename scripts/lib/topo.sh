@@ -150,6 +150,82 @@ topo_modes_up() {
     log "modes topology up: $NS_C / $NS_G / bridge in $NS_S / ${NS_R[*]}"
 }
 
+# IPv6 beside IPv4 (scripts/e2e/65-ipv6.sh): topo_up's namespaces, plus addresses from the IPv6
+# benchmarking prefix 2001:2::/48 (RFC 5180) next to 198.18.0.0/15:
+#
+#   client ns  c0 198.18.0.2 + 2001:2::2/64 ──veth── gc: port "client" 198.18.0.1 + 2001:2::1,
+#                                                        VIP6 2001:2::100 (NAT64 VIP 2001:2::101)
+#   server ns  s0 198.18.1.11-13 + 2001:2:0:1::11-13/64 ──veth── gs: port "server" 198.18.1.1 +
+#                                                        2001:2:0:1::1, LIP6 2001:2:0:1::100
+#
+# IPv6 is enabled only on c0 and s0 (the gateway namespace keeps it off: rvsd owns gc/gs, the
+# kernel must not answer there), addresses are added `nodad`, and DAD, router solicitations and
+# router advertisements are off so no kernel chatter reaches rvsd. The real servers route the
+# client prefix via the gateway's server port (NAT replies; FULLNAT replies go to the LIP on-link).
+VIP6=2001:2::100
+VIP6_NAT64=2001:2::101
+GW6_C=2001:2::1
+GW6_S=2001:2:0:1::1
+LIP6=2001:2:0:1::100
+CLIENT6=2001:2::2
+RS6=(2001:2:0:1::11 2001:2:0:1::12 2001:2:0:1::13)
+
+# _v6_on NS IFACE: IPv6 on, quietly (no DAD, no RS/RA, no autoconf).
+_v6_on() {
+    local k
+    for k in "$2" all default; do
+        ip netns exec "$1" sysctl -qw "net.ipv6.conf.$k.accept_dad=0" "net.ipv6.conf.$k.dad_transmits=0" \
+            "net.ipv6.conf.$k.accept_ra=0" "net.ipv6.conf.$k.router_solicitations=0" \
+            "net.ipv6.conf.$k.autoconf=0"
+    done
+    ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=0"
+}
+
+topo6_up() {
+    topo_up
+    _v6_on "$NS_C" c0
+    _v6_on "$NS_S" s0
+    ip -n "$NS_C" -6 addr add "$CLIENT6/64" dev c0 nodad
+    local a
+    for a in "${RS6[@]}"; do ip -n "$NS_S" -6 addr add "$a/64" dev s0 nodad; done
+    ip -n "$NS_S" -6 route add 2001:2::/48 via "$GW6_S" dev s0
+    log "IPv6 up: $CLIENT6 on c0, ${RS6[*]} on s0"
+}
+
+# A client behind a 1280-byte link (path MTU tests), on top of topo6_up:
+#
+#   pmtu ns  p0 2001:2:2::2/64 (mtu 1500) ──veth── c2 2001:2:2::1/64 (mtu 1280) in the client ns,
+#            which forwards IPv6 between c2 and c0
+#
+# The client's own link is 1500, so it advertises an MSS of 1440; a full-size segment toward it
+# does not fit c2, and the client namespace, now a router, answers it with an ICMPv6 Packet Too
+# Big (MTU 1280) to the segment's source, the VIP. The gateway needs a route to 2001:2:2::/64 via
+# $CLIENT6 (its config's [[routes]]). Also 198.18.3.2/24 on p0 (via 198.18.3.1 on c2) for IPv4.
+NS_P="rvs${RVS_ID}p"
+CLIENT6_P=2001:2:2::2
+CLIENT6_P_NET=2001:2:2::/64
+PMTU=1280
+
+topo6_pmtu_up() {
+    ip netns add "$NS_P"
+    _extra_ns+=("$NS_P")
+    ip -n "$NS_P" link set lo up
+    ip link add p0 netns "$NS_P" type veth peer name c2 netns "$NS_C"
+    _no_offload "$NS_P" p0; _no_offload "$NS_C" c2
+    _v6_on "$NS_P" p0
+    _v6_on "$NS_C" c2
+    ip -n "$NS_C" link set c2 mtu "$PMTU"
+    ip -n "$NS_P" -6 addr add "$CLIENT6_P/64" dev p0 nodad
+    ip -n "$NS_C" -6 addr add 2001:2:2::1/64 dev c2 nodad
+    ip -n "$NS_P" addr add 198.18.3.2/24 dev p0
+    ip -n "$NS_C" addr add 198.18.3.1/24 dev c2
+    ip -n "$NS_P" link set p0 up
+    ip -n "$NS_C" link set c2 up
+    ip -n "$NS_P" -6 route add 2001:2::/48 via 2001:2:2::1 dev p0
+    ip netns exec "$NS_C" sysctl -qw net.ipv6.conf.all.forwarding=1
+    log "pmtu client up: $NS_P $CLIENT6_P behind a $PMTU-byte link (router: $NS_C)"
+}
+
 topo_down() {
     local rc=$?
     set +e

@@ -34,13 +34,15 @@ fn setup(conns: usize) -> Setup {
         mac: EthernetAddress([2, 0, 0, 0, last, 1]),
         addr,
         prefix_len: 24,
+        addr6: None,
+        prefix6_len: 0,
         mtu: 1500,
         kernel: None,
     };
     let reals = (1..=3)
         .map(|i| RealSetup {
             id: i,
-            addr: Ipv4Addr::new(198, 18, 1, 10 + i as u8),
+            addr: Ipv4Addr::new(198, 18, 1, 10 + i as u8).into(),
             port: 80,
             weight: 1,
             u_threshold: 0,
@@ -57,14 +59,14 @@ fn setup(conns: usize) -> Setup {
         services: vec![ServiceSetup {
             id: 80,
             proto: Proto::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             vport: 80,
             sched: SchedKind::Rr,
             persistence_ms: None,
             toa: false,
             synproxy: false,
             proxy_protocol: None,
-            laddrs: vec![LIP],
+            laddrs: vec![LIP.into()],
             reals,
         }],
         conn: ConnSetup { max_per_worker: (conns + 1024) as u32, ..ConnSetup::default() },

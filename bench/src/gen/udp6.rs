@@ -350,8 +350,15 @@ impl Udp6Flows {
         if d.len() != want_len {
             return Err(E::Malformed);
         }
-        let ok_macs = d[0..6] == c.macs.own[s].0 && d[6..12] == c.macs.gw[s].0
-            || !check && d[0..6] == c.macs.gw[1 - s].0 && d[6..12] == c.macs.own[1 - s].0;
+        // Check: from the gateway to us on this side. Reference: as the other side sent it (io) or
+        // with its MACs swapped (macswap).
+        let o = 1 - s;
+        let pair = |dst: [u8; 6], src: [u8; 6]| d[0..6] == dst && d[6..12] == src;
+        let ok_macs = if check {
+            pair(c.macs.own[s].0, c.macs.gw[s].0)
+        } else {
+            pair(c.macs.gw[o].0, c.macs.own[o].0) || pair(c.macs.own[o].0, c.macs.gw[o].0)
+        };
         if !ok_macs {
             return Err(E::Mac);
         }
@@ -385,10 +392,9 @@ impl Udp6Flows {
             return Err(E::L4Checksum);
         }
         let p = &u[UDP..];
-        let want_dir = match (side, check) {
-            (Side::Client, true) | (Side::Server, false) => DIR_S2C,
-            _ => DIR_C2S,
-        };
+        // The client side receives what the server side sent (through the gateway or a forwarder),
+        // and the other way round.
+        let want_dir = if side == Side::Client { DIR_S2C } else { DIR_C2S };
         if p[0..2] != MAGIC || p[2] != want_dir || p[3] != VERSION {
             return Err(E::Payload);
         }

@@ -1,6 +1,6 @@
 //! The command line: ipvsadm 1.31's parsing (`ipvsadm.c`: `parse_options`, `process_options`,
 //! `generic_opt_check`) over the option table of [`super::opts`], into the request to send.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 pub use super::opts::*;
@@ -8,7 +8,8 @@ use super::{usage, AdmError, DEFAULT_PERSISTENCE, DEFAULT_SCHED, MAX_TIMEOUT};
 use crate::api::{Request, ServiceId};
 use crate::capture::{CaptureRequest, Direction};
 use crate::config::{
-    defaults, parse_endpoint, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig, MAX_WEIGHT,
+    defaults, endpoint, parse_endpoint, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig,
+    MAX_WEIGHT,
 };
 
 /// How lists are printed.
@@ -88,7 +89,7 @@ struct Raw {
     help: bool,
     version: bool,
     opts: Vec<Opt>,
-    svc: Option<(Proto, Ipv4Addr, u16)>,
+    svc: Option<(Proto, IpAddr, u16)>,
     sched: Option<Sched>,
     persistence: Option<u32>,
     server: Option<String>,
@@ -96,7 +97,7 @@ struct Raw {
     weight: Option<u32>,
     u_threshold: Option<u32>,
     l_threshold: Option<u32>,
-    laddr: Option<Ipv4Addr>,
+    laddr: Option<IpAddr>,
     synproxy: Option<bool>,
     toa: Option<bool>,
     proxy_protocol: Option<ProxyProtocol>,
@@ -124,7 +125,7 @@ impl Raw {
     }
 
     fn service_id(&self) -> Option<ServiceId> {
-        self.svc.map(|(proto, ip, port)| ServiceId { proto, vip: format!("{ip}:{port}") })
+        self.svc.map(|(proto, ip, port)| ServiceId { proto, vip: endpoint(ip, port) })
     }
 }
 
@@ -133,7 +134,7 @@ fn number(s: &str, min: u32, max: u32) -> Option<u32> {
     u32::from_str(s).ok().filter(|n| (min..=max).contains(n))
 }
 
-fn parse_service(proto: Proto, s: &str) -> Result<(Proto, Ipv4Addr, u16), AdmError> {
+fn parse_service(proto: Proto, s: &str) -> Result<(Proto, IpAddr, u16), AdmError> {
     parse_endpoint(s)
         .map(|(ip, port)| (proto, ip, port))
         .map_err(|e| usage(format!("illegal virtual server address:port \"{s}\": {e}")))
@@ -212,10 +213,10 @@ fn apply(raw: &mut Raw, key: Key, val: Option<&str>) -> Result<(), AdmError> {
         Key::ShowLip => raw.set(Opt::ShowLip)?,
         Key::Laddr => {
             raw.set(Opt::Laddr)?;
-            raw.laddr = Some(
-                Ipv4Addr::from_str(v)
-                    .map_err(|_| usage(format!("illegal local address \"{v}\" (an IPv4 address)")))?,
-            );
+            raw.laddr =
+                Some(IpAddr::from_str(v).map_err(|_| {
+                    usage(format!("illegal local address \"{v}\" (an IPv4 or IPv6 address)"))
+                })?);
         }
         Key::Synproxy => {
             raw.set(Opt::Synproxy)?;
@@ -484,7 +485,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S], env_socket: Option<&str>) -> Result
             Action::Send(Request::AddService {
                 service: ServiceConfig {
                     proto,
-                    vip: format!("{ip}:{port}"),
+                    vip: endpoint(ip, port),
                     sched: raw.sched.unwrap_or(DEFAULT_SCHED),
                     persistence: raw.persistence,
                     toa: raw.toa.unwrap_or(false),
@@ -639,10 +640,19 @@ fn parse_timeout(s: &str, min: u32) -> Result<u32, AdmError> {
     number(s, min, MAX_TIMEOUT).ok_or_else(|| usage(format!("invalid timeout value `{s}' specified")))
 }
 
-/// `-r RS[:port]`; the service's port when none is given (ipvsadm copies vport to dport).
+/// `-r RS[:port]` or `-r [RS6]:port`/`-r RS6`; the service's port when none is given (ipvsadm
+/// copies vport to dport). As ipvsadm's `parse_service`, a bare IPv6 address has no port and a
+/// bracketed one must have one.
 fn real_addr(s: &str, vport: u16) -> Result<String, AdmError> {
-    let full = if s.contains(':') { s.to_owned() } else { format!("{s}:{vport}") };
+    let bare6 = !s.starts_with('[') && s.parse::<std::net::Ipv6Addr>().is_ok();
+    let full = if bare6 {
+        format!("[{s}]:{vport}")
+    } else if s.contains(':') {
+        s.to_owned()
+    } else {
+        format!("{s}:{vport}")
+    };
     parse_endpoint(&full)
-        .map(|(ip, port)| format!("{ip}:{port}"))
+        .map(|(ip, port)| endpoint(ip, port))
         .map_err(|e| usage(format!("illegal real server address[:port] \"{s}\": {e}")))
 }

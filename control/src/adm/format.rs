@@ -1,6 +1,7 @@
 //! Output, as ipvsadm 1.31 prints it (always numeric): `ipvsadm.c`'s `list_all`, `print_title`,
 //! `print_service_entry`, `print_largenum`, `list_conn`, `print_conn`.
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::{Format, View, VERSION_LINE};
 use crate::api::{ConnInfo, Counters, Duplex, PortInfo, ServiceInfo, ServiceStats};
@@ -68,28 +69,48 @@ fn truncate(mut s: String, n: usize) -> String {
     s
 }
 
-/// `sprintf(svc_name, "%s  %s", "TCP", vname); svc_name[33] = '\0'`.
+/// An IPv6 `[addr]:port` (ipvsadm truncates only IPv4 names to their columns).
+fn is_v6(ep: &str) -> bool {
+    ep.starts_with('[')
+}
+
+/// `snprintf(svc_name, .., "%-4s %s", "TCP", vname); if (se->af != AF_INET6) svc_name[33] = '\0'`.
 pub(crate) fn svc_name(proto: Proto, vip: &str) -> String {
-    truncate(format!("{}  {}", proto_upper(proto), vip), 33)
-}
-
-/// `dname[28] = '\0'`.
-pub(crate) fn dname(addr: &str) -> String {
-    truncate(addr.to_owned(), 28)
-}
-
-/// Sort key of `ipvs_cmp_services` (protocol number, address, port) / `ipvs_cmp_dests`.
-fn ep_key(s: &str) -> (u32, u16, String) {
-    match parse_endpoint(s) {
-        Ok((ip, port)) => (u32::from(ip), port, String::new()),
-        Err(_) => (u32::MAX, u16::MAX, s.to_owned()),
+    let name = format!("{:<4} {}", proto_upper(proto), vip);
+    if is_v6(vip) {
+        name
+    } else {
+        truncate(name, 33)
     }
 }
 
+/// `if (e->af != AF_INET6) dname[28] = '\0'`.
+pub(crate) fn dname(addr: &str) -> String {
+    if is_v6(addr) {
+        addr.to_owned()
+    } else {
+        truncate(addr.to_owned(), 28)
+    }
+}
+
+/// Sort key of `ipvs_cmp_dests` (address, port), the family first as `ipvs_cmp_services` orders
+/// it (AF_INET before AF_INET6); an unparsable address last.
+fn ep_key(s: &str) -> (u8, u128, u16, String) {
+    match parse_endpoint(s) {
+        Ok((IpAddr::V4(ip), port)) => (0, u32::from(ip).into(), port, String::new()),
+        Ok((IpAddr::V6(ip), port)) => (1, u128::from(ip), port, String::new()),
+        Err(_) => (2, u128::MAX, u16::MAX, s.to_owned()),
+    }
+}
+
+/// `ipvs_cmp_services`: family, protocol number, address, port.
 pub(crate) fn sorted_services<'a>(services: &'a [ServiceInfo], fmt: &Format) -> Vec<&'a ServiceInfo> {
     let mut v: Vec<&ServiceInfo> = services.iter().collect();
     if !fmt.nosort {
-        v.sort_by_key(|s| (s.proto.number(), ep_key(&s.vip)));
+        v.sort_by_key(|s| {
+            let (af, addr, port, bad) = ep_key(&s.vip);
+            (af, s.proto.number(), addr, port, bad)
+        });
     }
     v
 }
@@ -453,7 +474,8 @@ pub fn format_ports(ports: &[PortInfo]) -> String {
                 s
             }
         };
-        out.push_str(&format!("    {link}\n    addr {} inet {}\n", p.mac, p.addr));
+        let inet6 = p.addr6.as_ref().map(|a| format!(" inet6 {a}")).unwrap_or_default();
+        out.push_str(&format!("    {link}\n    addr {} inet {}{inet6}\n", p.mac, p.addr));
         let row = |v: [String; 4]| format!("    {:<20}{:<20}{:<20}{}\n", v[0], v[1], v[2], v[3]);
         match &p.stats {
             None => out.push_str("    counters unknown\n"),

@@ -43,7 +43,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
          its networks, -j enable with -g or -i real servers (their replies bypass rvs), --toa on with \
          any but -b. -E replaces the whole service as ipvsadm does (no -s: wlc, no -p: not \
          persistent, no -j/--toa: off); -e the whole real server (no -w: weight 1, no -m/-g/-i: -b). \
-         Output is always numeric; IPv4 only; no fwmark, netmask or one-packet options.",
+         Output is always numeric; no fwmark, netmask or one-packet options.",
     ),
     (
         "EXIT STATUS",
@@ -130,8 +130,8 @@ pub fn command() -> Command {
             value("stop-daemon", None, "state", "stop connection sync daemon").help_heading(COMMANDS),
             flag("help", Some('h'), COMMANDS, "display the help message"),
             flag("version", Some('v'), COMMANDS, "display the version"),
-            value("tcp-service", Some('t'), "service-address", "service-address is IPv4:port"),
-            value("udp-service", Some('u'), "service-address", "service-address is IPv4:port"),
+            value("tcp-service", Some('t'), "service-address", "service-address is IPv4:port or [IPv6]:port"),
+            value("udp-service", Some('u'), "service-address", "service-address is IPv4:port or [IPv6]:port"),
             value(
                 "scheduler",
                 Some('s'),
@@ -152,7 +152,13 @@ pub fn command() -> Command {
                 "a real server whose health check fails stays at weight 0 instead of leaving the table \
                  (keepalived's option)",
             ),
-            value("real-server", Some('r'), "server-address", "IPv4[:port] (default port: the service's)"),
+            value(
+                "real-server",
+                Some('r'),
+                "server-address",
+                "IPv4[:port], IPv6 or [IPv6]:port (default port: the service's); IPv4 ones for an IPv6 \
+                 service are NAT64 (-b only)",
+            ),
             flag("fullnat", Some('b'), OPTIONS, "fullnat (DPVS's; the default)"),
             flag(
                 "gatewaying",
@@ -175,7 +181,7 @@ pub fn command() -> Command {
             ),
             value("u-threshold", Some('x'), "uthreshold", "upper threshold of connections"),
             value("l-threshold", Some('y'), "lthreshold", "lower threshold of connections"),
-            value("laddr", Some('z'), "local-address", "FULLNAT local (source) address"),
+            value("laddr", Some('z'), "local-address", "FULLNAT local (source) address, IPv4 or IPv6"),
             value("ifname", Some('F'), "ifname", "accepted for DPVS compatibility and ignored"),
             value("synproxy", Some('j'), "enable|disable", "TCP SYN proxy"),
             value("toa", None, "on|off", "insert the client address as a TCP option (TOA)"),

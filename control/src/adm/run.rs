@@ -314,14 +314,16 @@ Either long or short options are allowed.
   --version         -v        display the version
 
 Options:
-  --tcp-service  -t service-address   service-address is IPv4:port
-  --udp-service  -u service-address   service-address is IPv4:port
+  --tcp-service  -t service-address   service-address is IPv4:port or [IPv6]:port
+  --udp-service  -u service-address   service-address is IPv4:port or [IPv6]:port
   --scheduler    -s scheduler         one of {scheds},
                                       the default scheduler is {sched}.
   --persistent   -p [timeout]         persistent service (default timeout {pers})
   --inhibit-on-failure                a real server its health check fails stays at weight 0
                                       instead of leaving the table (keepalived's option)
-  --real-server  -r server-address    server-address is IPv4[:port] (default port: the service's)
+  --real-server  -r server-address    server-address is IPv4[:port], IPv6 or [IPv6]:port
+                                      (default port: the service's; IPv4 for an IPv6
+                                      service: NAT64, -b only)
   --fullnat      -b                   fullnat (DPVS's) (default)
   --gatewaying   -g                   gatewaying (direct routing)
   --ipip         -i                   ipip encapsulation (tunneling)
@@ -329,7 +331,7 @@ Options:
   --weight       -w weight            capacity of real server (0..={maxw}, default 1)
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
-  --laddr        -z local-address     FULLNAT local (source) address
+  --laddr        -z local-address     FULLNAT local (source) address, IPv4 or IPv6
   --ifname       -F ifname            accepted for DPVS compatibility and ignored
   --synproxy     -j enable|disable    TCP syn proxy
   --toa          on|off               insert the client address as TCP option (TOA)
@@ -359,7 +361,7 @@ rvsd refuses -g to a real server off its networks, -j enable with -g/-i, --toa o
 --proxy-protocol: off);
 -e sends the whole real server as ipvsadm does (no -w: weight 1, no -m/-g/-i: -b);
 --start-daemon without --mcast-interface/--syncid takes rvsd's [sync] settings;
-output is always numeric; IPv4 only; no fwmark, netmask or one-packet options.
+output is always numeric; no fwmark, netmask or one-packet options.
 ",
         ver = env!("CARGO_PKG_VERSION"),
         scheds = Sched::names(","),

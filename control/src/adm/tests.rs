@@ -349,6 +349,65 @@ fn long_names_are_cut_as_ipvsadm_cuts_them() {
     assert_eq!(svc_name(Proto::Tcp, "1.2.3.4:80"), "TCP  1.2.3.4:80");
     assert_eq!(svc_name(Proto::Udp, &"x".repeat(40)).len(), 33);
     assert_eq!(dname(&"y".repeat(40)).len(), 28);
+    // ipvsadm cuts only when the family is not AF_INET6.
+    let v6 = "[2001:2:0:ffff:ffff:ffff:ffff:ff00]:65535";
+    assert_eq!(svc_name(Proto::Tcp, v6), format!("TCP  {v6}"));
+    assert_eq!(dname(v6), v6);
+}
+
+#[test]
+fn ipv6_services_real_servers_and_local_addresses() {
+    let vip = id("tcp", "[2001:2::100]:80");
+    let real = |addr: &str, forward: &str| RealConfig {
+        addr: addr.into(),
+        weight: 1,
+        forward: forward.parse().unwrap(),
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    match send("-A -t [2001:2::100]:80 -s rr") {
+        Request::AddService { service } => assert_eq!(service.vip, "[2001:2::100]:80"),
+        other => panic!("{other:?}"),
+    }
+    // The address is canonical (compressed) whatever the spelling.
+    assert_eq!(send("-D -t [2001:0002:0:0::0100]:80"), Request::DeleteService { id: vip.clone() });
+    assert_eq!(send("-D -u [2001:2::100]:53"), Request::DeleteService { id: id("udp", "[2001:2::100]:53") });
+    for (line, want) in [
+        ("-a -t [2001:2::100]:80 -r [2001:2:0:1::11]:8080", real("[2001:2:0:1::11]:8080", "fullnat")),
+        // A bare IPv6 address has no port: the service's (ipvsadm's parse_service).
+        ("-a -t [2001:2::100]:80 -r 2001:2:0:1::11", real("[2001:2:0:1::11]:80", "fullnat")),
+        ("-a -t [2001:2::100]:80 -r [2001:2:0:1::11]:8080 -i", real("[2001:2:0:1::11]:80", "tun")),
+        ("-a -t [2001:2::100]:80 -r 2001:2:0:1::11 -g", real("[2001:2:0:1::11]:80", "dr")),
+        // NAT64: an IPv4 real server of an IPv6 service.
+        ("-a -t [2001:2::100]:80 -r 198.18.1.11 -b", real("198.18.1.11:80", "fullnat")),
+    ] {
+        assert_eq!(send(line), Request::AddReal { id: vip.clone(), real: want }, "{line}");
+    }
+    assert_eq!(
+        send("-d -t [2001:2::100]:80 -r 2001:2:0:1::11"),
+        Request::DeleteReal { id: vip.clone(), addr: "[2001:2:0:1::11]:80".into() }
+    );
+    assert_eq!(
+        send("--add-laddr -t [2001:2::100]:80 -z 2001:2:0:1::100"),
+        Request::AddLaddr { id: vip.clone(), addr: "2001:2:0:1::100".into() }
+    );
+    assert_eq!(
+        send("--del-laddr -t [2001:2::100]:80 --laddr 2001:2:0:1::100"),
+        Request::DeleteLaddr { id: vip.clone(), addr: "2001:2:0:1::100".into() }
+    );
+    assert_eq!(action("-G -t [2001:2::100]:80"), Action::GetLaddr { service: Some(vip.clone()) });
+    assert_eq!(send("-Z -t [2001:2::100]:80"), Request::Zero { id: Some(vip) });
+    for (line, want) in [
+        ("-A -t 2001:2::100:80", "write an IPv6 service as [ADDRESS]:PORT"),
+        ("-A -t [2001:2::100]", "is not [IPv6]:PORT"),
+        ("-A -t [2001:2::100]:0", "bad port \"0\""),
+        ("-A -t [2001:2::zz]:80", "\"2001:2::zz\" is not an IPv6 address"),
+        ("-a -t [2001:2::100]:80 -r [2001:2:0:1::11]", "illegal real server"),
+        ("-P -t [2001:2::100]:80 -z [2001:2:0:1::100]", "illegal local address"),
+    ] {
+        let got = usage_err(line);
+        assert!(got.contains(want), "{line}: {got:?} lacks {want:?}");
+    }
 }
 
 #[test]
@@ -735,6 +794,7 @@ fn ports_are_one_list_ports_request_printed_as_dpip() {
         driver: "net_af_packet".into(),
         mac: "02:00:5e:00:53:01".into(),
         addr: "198.18.0.1/24".into(),
+        addr6: None,
         mtu: 1500,
         rx_queues: 2,
         tx_queues: 2,

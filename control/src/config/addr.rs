@@ -44,12 +44,144 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// Parses `A.B.C.D:PORT` with a non-zero port.
-pub fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
+/// An IPv6 prefix (a port's `addr6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr6 {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl Cidr6 {
+    pub fn mask(&self) -> u128 {
+        if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - self.len)
+        }
+    }
+
+    /// The prefix with the host bits cleared.
+    pub fn network(&self) -> Cidr6 {
+        Cidr6 { addr: (u128::from(self.addr) & self.mask()).into(), len: self.len }
+    }
+
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        (u128::from(a) & self.mask()) == (u128::from(self.addr) & self.mask())
+    }
+}
+
+impl FromStr for Cidr6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr6, String> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("\"{s}\" is not ADDRESS/PREFIXLEN"))?;
+        let addr = Ipv6Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv6 address"))?;
+        let len =
+            u8::from_str(l).ok().filter(|l| *l <= 128).ok_or_else(|| format!("bad prefix length \"{l}\""))?;
+        Ok(Cidr6 { addr, len })
+    }
+}
+
+impl fmt::Display for Cidr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// A prefix of either family (a route's `dst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Prefix {
+    V4(Cidr),
+    V6(Cidr6),
+}
+
+impl Prefix {
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            Prefix::V4(c) => c.addr.into(),
+            Prefix::V6(c) => c.addr.into(),
+        }
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        match self {
+            Prefix::V4(c) => c.len,
+            Prefix::V6(c) => c.len,
+        }
+    }
+
+    pub fn contains(&self, a: IpAddr) -> bool {
+        match (self, a) {
+            (Prefix::V4(c), IpAddr::V4(a)) => c.contains(a),
+            (Prefix::V6(c), IpAddr::V6(a)) => c.contains(a),
+            _ => false,
+        }
+    }
+
+    pub fn network(&self) -> Prefix {
+        match self {
+            Prefix::V4(c) => Prefix::V4(c.network()),
+            Prefix::V6(c) => Prefix::V6(c.network()),
+        }
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    /// An IPv6 prefix when the address holds a `:`, an IPv4 one otherwise.
+    fn from_str(s: &str) -> Result<Prefix, String> {
+        if s.split('/').next().unwrap_or_default().contains(':') {
+            Cidr6::from_str(s).map(Prefix::V6)
+        } else {
+            Cidr::from_str(s).map(Prefix::V4)
+        }
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prefix::V4(c) => c.fmt(f),
+            Prefix::V6(c) => c.fmt(f),
+        }
+    }
+}
+
+/// The family of an address, for error messages.
+pub fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// Parses an address of either family: `A.B.C.D` or an IPv6 address, bare or in brackets.
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    let inner = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    IpAddr::from_str(inner).map_err(|_| format!("\"{s}\" is not an IPv4 or IPv6 address"))
+}
+
+/// Parses `A.B.C.D:PORT` or `[IPv6]:PORT` (ipvsadm's spellings) with a non-zero port.
+pub fn parse_endpoint(s: &str) -> Result<(IpAddr, u16), String> {
     let (a, p) = s.rsplit_once(':').ok_or_else(|| format!("\"{s}\" is not ADDRESS:PORT"))?;
-    let addr = Ipv4Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv4 address"))?;
+    let addr = if let Some(v6) = a.strip_prefix('[') {
+        let v6 = v6.strip_suffix(']').ok_or_else(|| format!("\"{s}\" is not [IPv6]:PORT"))?;
+        IpAddr::V6(Ipv6Addr::from_str(v6).map_err(|_| format!("\"{v6}\" is not an IPv6 address"))?)
+    } else if a.contains(':') {
+        return Err(format!("\"{s}\": write an IPv6 service as [ADDRESS]:PORT"));
+    } else {
+        IpAddr::V4(Ipv4Addr::from_str(a).map_err(|_| format!("\"{a}\" is not an IPv4 address"))?)
+    };
     let port = u16::from_str(p).ok().filter(|p| *p != 0).ok_or_else(|| format!("bad port \"{p}\""))?;
     Ok((addr, port))
+}
+
+/// `A.B.C.D:PORT` or `[IPv6]:PORT`, the spelling [`parse_endpoint`] reads and ipvsadm prints.
+pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
 }
 
 /// vdev drivers rvs knows how to drive; anything else is refused before DPDK sees it.

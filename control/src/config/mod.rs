@@ -10,7 +10,7 @@
 //! real servers and checks; `addr` addresses, prefixes and devices; `validate` every check.
 use std::collections::HashSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -380,6 +380,10 @@ pub struct PortConfig {
     pub device: String,
     /// The gateway's own address on this port, with prefix length (`198.18.0.1/24`).
     pub addr: String,
+    /// The gateway's IPv6 address on this port, with prefix length (`2001:2::1/64`); none: the
+    /// port takes no IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr6: Option<String>,
     #[serde(default = "mtu_default")]
     pub mtu: u16,
     /// The port's kernel interface (a TAP of this name with the port's MAC, address and MTU; the
@@ -395,9 +399,9 @@ fn mtu_default() -> u16 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
-    /// Destination prefix, `0.0.0.0/0` for the default route.
+    /// Destination prefix, `0.0.0.0/0` for the default route (`::/0` for IPv6).
     pub dst: String,
-    /// Next hop; must lie in a port's connected subnet.
+    /// Next hop, of `dst`'s family; must lie in a port's connected subnet.
     pub via: String,
 }
 

@@ -5,7 +5,7 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub proto: Proto,
-    /// `VIP:port`.
+    /// `VIP:port`, or `[VIP6]:port` for an IPv6 service.
     pub vip: String,
     #[serde(default = "sched_default")]
     pub sched: Sched,
@@ -22,7 +22,8 @@ pub struct ServiceConfig {
     /// FULLNAT and NAT real servers; not with `toa`).
     #[serde(default, skip_serializing_if = "ProxyProtocol::is_off")]
     pub proxy_protocol: ProxyProtocol,
-    /// FULLNAT source addresses for this service.
+    /// FULLNAT source addresses for this service: of the real servers' family (IPv4 ones for an
+    /// IPv6 service with IPv4 real servers: NAT64).
     #[serde(default)]
     pub laddrs: Vec<String>,
     #[serde(default)]
@@ -99,11 +100,11 @@ impl ServiceConfig {
     }
 }
 
-/// `addr` with `port` appended when it is a bare IPv4 address; anything else unchanged (and left
-/// for validation to judge).
+/// `addr` with `port` appended when it is a bare address (`198.18.1.11`, `2001:2::11` or
+/// `[2001:2::11]`); anything else unchanged (and left for validation to judge).
 pub fn with_port(addr: &str, port: u16) -> String {
-    match Ipv4Addr::from_str(addr) {
-        Ok(a) => format!("{a}:{port}"),
+    match parse_ip(addr) {
+        Ok(a) => endpoint(a, port),
         Err(_) => addr.to_owned(),
     }
 }
@@ -177,7 +178,8 @@ fn sched_default() -> Sched {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealConfig {
-    /// `RS:port`; `RS` alone takes the service's port (filled in when the configuration is read).
+    /// `RS:port` or `[RS6]:port`; `RS` alone takes the service's port (filled in when the
+    /// configuration is read).
     pub addr: String,
     #[serde(default = "weight_default")]
     pub weight: u32,

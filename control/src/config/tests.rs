@@ -484,3 +484,161 @@ fn cidr() {
     assert_eq!("0.0.0.0/0".parse::<Cidr>().unwrap().mask(), 0);
     assert_eq!(c.network().to_string(), "198.18.0.0/24");
 }
+
+/// Dual stack: IPv6 port addresses beside IPv4 ones, an IPv6 route, an IPv6 FULLNAT service and
+/// a NAT64 one (IPv6 VIP, IPv4 real servers and local addresses).
+const DUAL: &str = r#"
+[[ports]]
+name = "client"
+device = "net_af_packet0,iface=rvs-c0"
+addr = "198.18.0.1/24"
+addr6 = "2001:2::1/64"
+
+[[ports]]
+name = "server"
+device = "net_af_packet1,iface=rvs-s0"
+addr = "198.18.1.1/24"
+addr6 = "2001:2:0:1::1/64"
+
+[[routes]]
+dst = "::/0"
+via = "2001:2::fe"
+
+[[services]]
+proto = "tcp"
+vip = "[2001:2::100]:80"
+sched = "rr"
+laddrs = ["2001:2:0:1::100"]
+reals = [{ addr = "[2001:2:0:1::11]:80" }, { addr = "2001:2:0:1::12" }, { addr = "[2001:2:0:1::13]", forward = "dr" }]
+
+[[services]]
+proto = "tcp"
+vip = "[2001:2::101]:80"
+toa = true
+laddrs = ["198.18.1.100"]
+reals = [{ addr = "198.18.1.11:80" }, { addr = "198.18.1.12" }]
+
+[[services]]
+proto = "udp"
+vip = "198.18.0.100:53"
+laddrs = ["198.18.1.101"]
+reals = [{ addr = "198.18.1.11:53" }]
+"#;
+
+fn dual_bad(replace: &str, with: &str) -> ConfigError {
+    let text = DUAL.replacen(replace, with, 1);
+    match Config::from_toml(&text) {
+        Err(e) => e,
+        Ok(c) => c.validate().expect_err(&format!("{replace} -> {with} should be refused")),
+    }
+}
+
+#[test]
+fn dual_stack_config_parses_validates_and_round_trips() {
+    let c = Config::from_toml(DUAL).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.ports[0].addr6.as_deref(), Some("2001:2::1/64"));
+    // A bare IPv6 real server (with or without brackets) takes the service's port, bracketed.
+    let r: Vec<&str> = c.services[0].reals.iter().map(|r| r.addr.as_str()).collect();
+    assert_eq!(r, ["[2001:2:0:1::11]:80", "[2001:2:0:1::12]:80", "[2001:2:0:1::13]:80"]);
+    assert_eq!(c.services[1].reals[1].addr, "198.18.1.12:80");
+    assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    // An IPv4-only port writes no addr6.
+    assert!(!Config::from_toml(GOOD).unwrap().to_toml().contains("addr6"));
+}
+
+#[test]
+fn family_rules_are_one_line_naming_the_field() {
+    let cases = [
+        // IPv4 VIP: IPv4 real servers and local addresses only.
+        ("udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.101\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
+         "udp\"\nvip = \"198.18.0.100:53\"\nladdrs = [\"198.18.1.101\"]\nreals = [{ addr = \"[2001:2:0:1::11]:53\" }]",
+         "services[2].reals[0].addr", "[2001:2:0:1::11]:53 is IPv6, not IPv4: an IPv4 service has IPv4 real servers and local addresses"),
+        ("laddrs = [\"198.18.1.101\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
+         "laddrs = [\"2001:2:0:1::100\"]\nreals = [{ addr = \"198.18.1.11:53\" }]",
+         "services[2].laddrs[0]", "2001:2:0:1::100 is IPv6, not IPv4: an IPv4 service has IPv4 real servers and local addresses"),
+        // IPv6 VIP with IPv6 real servers: IPv6 local addresses and no IPv4 real server.
+        ("laddrs = [\"2001:2:0:1::100\"]", "laddrs = [\"198.18.1.100\"]",
+         "services[0].laddrs[0]", "198.18.1.100 is IPv4, not IPv6: an IPv6 service has IPv6 real servers and local addresses (or, NAT64, IPv4 ones only)"),
+        ("{ addr = \"2001:2:0:1::12\" }", "{ addr = \"198.18.1.12:80\" }",
+         "services[0].reals[1].addr", "198.18.1.12:80 is IPv4, not IPv6: an IPv6 service has IPv6 real servers and local addresses (or, NAT64, IPv4 ones only)"),
+        // NAT64: FULLNAT only, IPv4 local addresses, IPv4 real servers only.
+        ("{ addr = \"198.18.1.12\" }", "{ addr = \"198.18.1.12\", forward = \"nat\" }",
+         "services[1].reals[1].addr", "198.18.1.12:80 forwards nat: NAT64 (an IPv6 service, IPv4 real servers) is FULLNAT only"),
+        ("laddrs = [\"198.18.1.100\"]\nreals = [{ addr = \"198.18.1.11:80\" }",
+         "laddrs = [\"2001:2:0:1::100\"]\nreals = [{ addr = \"198.18.1.11:80\" }",
+         "services[1].laddrs[0]", "2001:2:0:1::100 is IPv6, not IPv4: an IPv6 service with IPv4 real servers (NAT64) has only IPv4 real servers and local addresses"),
+        ("{ addr = \"198.18.1.12\" }", "{ addr = \"[2001:2:0:1::12]:80\" }",
+         "services[1].reals[1].addr", "[2001:2:0:1::12]:80 is IPv6, not IPv4: an IPv6 service with IPv4 real servers (NAT64) has only IPv4 real servers and local addresses"),
+        // DR needs an on-link real server of its own family.
+        ("[2001:2:0:1::13]", "[2001:2:9::13]", "services[0].reals[2].addr",
+         "2001:2:9::13 is on none of the ports' networks (198.18.0.0/24, 2001:2::/64, 198.18.1.0/24, 2001:2:0:1::/64): DR needs an on-link real server"),
+        ("[2001:2:0:1::13]\", forward = \"dr\"", "[2001:2:0:1::13]:81\", forward = \"tun\"", "services[0].reals[2].addr",
+         "port 81 is not the service's port 80: DR/TUN cannot change the port (write [2001:2:0:1::13]:80 or [2001:2:0:1::13])"),
+        // Spellings.
+        ("vip = \"[2001:2::100]:80\"", "vip = \"2001:2::100:80\"", "services[0].vip",
+         "\"2001:2::100:80\": write an IPv6 service as [ADDRESS]:PORT"),
+        ("vip = \"[2001:2::100]:80\"", "vip = \"[2001:2::100]\"", "services[0].vip",
+         "\"[2001:2::100]\" is not [IPv6]:PORT"),
+        ("vip = \"[2001:2::100]:80\"", "vip = \"[2001:2::zz]:80\"", "services[0].vip",
+         "\"2001:2::zz\" is not an IPv6 address"),
+        // Ports and routes.
+        ("addr6 = \"2001:2::1/64\"", "addr6 = \"2001:2::1/128\"", "ports[0].addr6",
+         "prefix /128 leaves no room for neighbours"),
+        ("addr6 = \"2001:2::1/64\"", "addr6 = \"198.18.5.1/24\"", "ports[0].addr6",
+         "\"198.18.5.1\" is not an IPv6 address"),
+        ("addr6 = \"2001:2::1/64\"", "addr6 = \"ff02::1/64\"", "ports[0].addr6", "ff02::1 is not a unicast address"),
+        ("addr6 = \"2001:2::1/64\"", "addr6 = \"2001:2::1/64\"\nmtu = 1200", "ports[0].mtu",
+         "1200 is below IPv6's minimum of 1280"),
+        ("via = \"2001:2::fe\"", "via = \"198.18.0.254\"", "routes[0].via",
+         "198.18.0.254 is IPv4 but dst ::/0 is IPv6"),
+        ("via = \"2001:2::fe\"", "via = \"2001:2:9::fe\"", "routes[0].via",
+         "2001:2:9::fe is not in any port's subnet"),
+    ];
+    for (from, to, field, msg) in cases {
+        assert!(DUAL.contains(from), "{from}");
+        let e = dual_bad(from, to);
+        assert_eq!((e.field.as_str(), e.msg.as_str()), (field, msg), "{from} -> {to}");
+        assert!(!e.to_string().contains('\n'));
+    }
+    // An IPv4 local address is NAT64's or IPv4 services', not both.
+    let e = dual_bad("laddrs = [\"198.18.1.101\"]", "laddrs = [\"198.18.1.100\"]");
+    assert_eq!(
+        e.to_string(),
+        "services[2].laddrs[0]: 198.18.1.100 is already a local address of NAT64 service [2001:2::101]:80; an IPv4 local address serves NAT64 services or IPv4 ones, not both (give this IPv4 service another)"
+    );
+    // An IPv6 service needs a port with an IPv6 address.
+    let e = dual_bad("addr6 = \"2001:2::1/64\"", "").to_string();
+    assert!(e.starts_with("routes[0].via") || e.starts_with("services[0].vip"), "{e}");
+    let no6 = DUAL.replace("addr6 = \"2001:2::1/64\"\n", "").replace("addr6 = \"2001:2:0:1::1/64\"\n", "");
+    let no6 =
+        no6.replace("dst = \"::/0\"\nvia = \"2001:2::fe\"", "dst = \"0.0.0.0/0\"\nvia = \"198.18.0.254\"");
+    let e = Config::from_toml(&no6).unwrap().validate().unwrap_err();
+    assert_eq!(e.to_string(), "services[0].vip: [2001:2::100]:80 is IPv6 but no port has an addr6");
+}
+
+#[test]
+fn endpoints_of_both_families() {
+    use std::net::IpAddr;
+    let v6: IpAddr = "2001:2::100".parse().unwrap();
+    assert_eq!(parse_endpoint("[2001:2::100]:80"), Ok((v6, 80)));
+    assert_eq!(parse_endpoint("198.18.0.100:80"), Ok(("198.18.0.100".parse().unwrap(), 80)));
+    assert!(parse_endpoint("[2001:2::100]:0").is_err());
+    assert!(parse_endpoint("[2001:2::100]80").is_err());
+    assert_eq!(endpoint(v6, 80), "[2001:2::100]:80");
+    assert_eq!(endpoint("198.18.0.100".parse().unwrap(), 80), "198.18.0.100:80");
+    // Canonical spelling: what is parsed is printed back compressed.
+    let (a, p) = parse_endpoint("[2001:0002:0000::0100]:80").unwrap();
+    assert_eq!(endpoint(a, p), "[2001:2::100]:80");
+    assert_eq!(with_port("2001:2::11", 80), "[2001:2::11]:80");
+    assert_eq!(with_port("[2001:2::11]", 80), "[2001:2::11]:80");
+    assert_eq!(with_port("[2001:2::11]:81", 80), "[2001:2::11]:81");
+    assert_eq!(parse_ip("[2001:2::11]"), Ok("2001:2::11".parse().unwrap()));
+    let p6 = Prefix::from_str("2001:2::/48").unwrap();
+    assert!(p6.contains("2001:2:0:1::11".parse().unwrap()));
+    assert!(!p6.contains("2001:3::1".parse().unwrap()));
+    assert!(!p6.contains("198.18.0.1".parse().unwrap()));
+    assert_eq!(Prefix::from_str("2001:2::1/64").unwrap().network().to_string(), "2001:2::/64");
+    assert!(Prefix::from_str("2001:2::1/129").is_err());
+    assert_eq!(Prefix::from_str("198.18.0.0/15").unwrap().prefix_len(), 15);
+}

@@ -143,13 +143,30 @@ impl Config {
                     return Err(err(f("kernel"), format!("\"{k}\" is used by two ports")));
                 }
             }
-            subnets.push(c);
+            subnets.push(Prefix::V4(c));
+            if let Some(a6) = &p.addr6 {
+                let c6 = Cidr6::from_str(a6).map_err(|m| err(f("addr6"), m))?;
+                if c6.len == 0 || c6.len > 126 {
+                    return Err(err(f("addr6"), format!("prefix /{} leaves no room for neighbours", c6.len)));
+                }
+                if c6.addr.is_multicast() || c6.addr.is_unspecified() || c6.addr.is_loopback() {
+                    return Err(err(f("addr6"), format!("{} is not a unicast address", c6.addr)));
+                }
+                if p.mtu < 1280 {
+                    return Err(err(f("mtu"), format!("{} is below IPv6's minimum of 1280", p.mtu)));
+                }
+                subnets.push(Prefix::V6(c6));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
-            Cidr::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
-            let via = Ipv4Addr::from_str(&r.via).map_err(|_| {
-                err(format!("routes[{i}].via"), format!("\"{}\" is not an IPv4 address", r.via))
-            })?;
+            let dst = Prefix::from_str(&r.dst).map_err(|m| err(format!("routes[{i}].dst"), m))?;
+            let via = parse_ip(&r.via).map_err(|m| err(format!("routes[{i}].via"), m))?;
+            if via.is_ipv4() != dst.addr().is_ipv4() {
+                return Err(err(
+                    format!("routes[{i}].via"),
+                    format!("{via} is {} but dst {} is {}", family(via), r.dst, family(dst.addr())),
+                ));
+            }
             if !subnets.iter().any(|s| s.contains(via)) {
                 return Err(err(format!("routes[{i}].via"), format!("{via} is not in any port's subnet")));
             }
@@ -224,6 +241,8 @@ impl Config {
             ));
         }
         let mut svcs = HashSet::new();
+        // IPv4 local address -> (is NAT64's, the service using it first).
+        let mut lip_use: std::collections::HashMap<IpAddr, (bool, &str)> = Default::default();
         for (i, s) in self.services.iter().enumerate() {
             let f = |k: &str| format!("services[{i}].{k}");
             if s.reals.len() > MAX_REALS_PER_SERVICE {
@@ -242,11 +261,49 @@ impl Config {
                 ));
             }
             let (vip, vport) = parse_endpoint(&s.vip).map_err(|m| err(f("vip"), m))?;
+            if vip.is_ipv6() && !subnets.iter().any(|c| matches!(c, Prefix::V6(_))) {
+                return Err(err(f("vip"), format!("{} is IPv6 but no port has an addr6", s.vip)));
+            }
+            // The family of the real servers and local addresses: the VIP's, except that an IPv6
+            // service may have IPv4 ones (NAT64); its first real server (or local address) decides.
+            let server_v4 = vip.is_ipv4()
+                || s.reals
+                    .first()
+                    .map(|r| parse_endpoint(&r.addr).map(|e| e.0))
+                    .or_else(|| s.laddrs.first().map(|l| parse_ip(l)))
+                    .and_then(Result::ok)
+                    .is_some_and(|a| a.is_ipv4());
+            let server_family = if server_v4 { "IPv4" } else { "IPv6" };
+            let why = if vip.is_ipv4() {
+                "an IPv4 service has IPv4 real servers and local addresses"
+            } else if server_v4 {
+                "an IPv6 service with IPv4 real servers (NAT64) has only IPv4 real servers and local addresses"
+            } else {
+                "an IPv6 service has IPv6 real servers and local addresses (or, NAT64, IPv4 ones only)"
+            };
             // What a forwarding method asks of a real server's address and port.
-            let forward_fits = |(ra, rp): (Ipv4Addr, u16), forward: Forward| -> Result<(), String> {
-                if forward.keeps_port() && rp != vport {
+            let forward_fits = |(ra, rp): (IpAddr, u16), forward: Forward| -> Result<(), String> {
+                if ra.is_ipv4() != server_v4 {
                     return Err(format!(
-                        "port {rp} is not the service's port {vport}: DR/TUN cannot change the port (write {ra}:{vport} or {ra})"
+                        "{} is {}, not {server_family}: {why}",
+                        endpoint(ra, rp),
+                        family(ra)
+                    ));
+                }
+                if vip.is_ipv6() && ra.is_ipv4() && forward != Forward::Fullnat {
+                    return Err(format!(
+                        "{} forwards {forward}: NAT64 (an IPv6 service, IPv4 real servers) is FULLNAT only",
+                        endpoint(ra, rp)
+                    ));
+                }
+                if forward.keeps_port() && rp != vport {
+                    let bare = match ra {
+                        IpAddr::V4(a) => a.to_string(),
+                        IpAddr::V6(a) => format!("[{a}]"),
+                    };
+                    return Err(format!(
+                        "port {rp} is not the service's port {vport}: DR/TUN cannot change the port (write {} or {bare})",
+                        endpoint(ra, vport)
                     ));
                 }
                 if forward == Forward::Route && !subnets.iter().any(|c| c.contains(ra)) {
@@ -266,11 +323,32 @@ impl Config {
             }
             let mut laddrs = HashSet::new();
             for (j, l) in s.laddrs.iter().enumerate() {
-                let a = Ipv4Addr::from_str(l).map_err(|_| {
-                    err(format!("services[{i}].laddrs[{j}]"), format!("\"{l}\" is not an IPv4 address"))
-                })?;
+                let a = parse_ip(l).map_err(|m| err(format!("services[{i}].laddrs[{j}]"), m))?;
+                if a.is_ipv4() != server_v4 {
+                    return Err(err(
+                        format!("services[{i}].laddrs[{j}]"),
+                        format!("{a} is {}, not {server_family}: {why}", family(a)),
+                    ));
+                }
                 if !laddrs.insert(a) {
                     return Err(err(format!("services[{i}].laddrs[{j}]"), format!("{a} is listed twice")));
+                }
+                // NAT64 connections live in the dataplane's IPv6 table and IPv4 ones in the IPv4
+                // table, each with its own local ports: an IPv4 local address serves one kind.
+                if a.is_ipv4() {
+                    let nat64 = vip.is_ipv6();
+                    let (was_nat64, first) = *lip_use.entry(a).or_insert((nat64, &s.vip));
+                    if was_nat64 != nat64 {
+                        let kind = |n: bool| if n { "NAT64" } else { "IPv4" };
+                        return Err(err(
+                            format!("services[{i}].laddrs[{j}]"),
+                            format!(
+                                "{a} is already a local address of {} service {first}; an IPv4 local address serves NAT64 services or IPv4 ones, not both (give this {} service another)",
+                                kind(was_nat64),
+                                kind(nat64)
+                            ),
+                        ));
+                    }
                 }
             }
             let mut reals = HashSet::new();

@@ -7,7 +7,7 @@
 //! certificate for the service's public name (or a self-signed one), not for the address the
 //! check connects to. The handshake's signatures are still verified against the certificate's
 //! key, so the TLS session itself is sound.
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -87,7 +87,7 @@ fn config() -> Result<Arc<ClientConfig>, String> {
 /// sends none (the session is keyed by the address).
 pub fn connect(
     tcp: TcpStream,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     sni: Option<&str>,
     deadline: Instant,
 ) -> Result<Stream, (&'static str, HttpError)> {
@@ -96,7 +96,7 @@ pub fn connect(
         Some(n) => {
             ServerName::try_from(n.to_owned()).map_err(|_| fail(format!("tls: bad server name {n:?}")))?
         }
-        None => ServerName::IpAddress(std::net::IpAddr::V4(ip).into()),
+        None => ServerName::IpAddress(ip.into()),
     };
     let conn = ClientConnection::new(config().map_err(fail)?, name)
         .map_err(|e| fail(format!("tls handshake: {e}")))?;

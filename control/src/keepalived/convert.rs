@@ -17,15 +17,15 @@
 //!
 //! rvs runs one check per service: the real servers of a virtual_server must share one checker.
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::checker::*;
 use super::parser::Stmt;
 use super::values::*;
 use crate::config::{
-    CheckConfig, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig, SorryServerConfig,
-    MAX_WEIGHT,
+    endpoint, CheckConfig, Forward, Proto, ProxyProtocol, RealConfig, Sched, ServiceConfig,
+    SorryServerConfig, MAX_WEIGHT,
 };
 
 /// keepalived's defaults (keepalived/check/check_data.c, check_api.c).
@@ -145,7 +145,7 @@ fn forward(s: &Stmt) -> R<Forward> {
 /// A real server: its address (port None: the virtual server's), weight, thresholds, check.
 struct Real<'a> {
     stmt: &'a Stmt,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: Option<u16>,
     weight: u32,
     u_threshold: u32,
@@ -159,8 +159,8 @@ struct Real<'a> {
 
 fn real_server<'a>(s: &'a Stmt, vs_timers: Timers, vs_vhost: Option<&str>) -> R<Real<'a>> {
     let (addr, port_) = match s.args.as_slice() {
-        [a] => (ipv4(s, a)?, None),
-        [a, p] => (ipv4(s, a)?, Some(port(s, p)?)),
+        [a] => (ip(s, a)?, None),
+        [a, p] => (ip(s, a)?, Some(port(s, p)?)),
         _ => return Err(s.err("real_server: expected real_server ADDRESS [PORT]")),
     };
     let mut r = Real {
@@ -212,11 +212,11 @@ fn real_server<'a>(s: &'a Stmt, vs_timers: Timers, vs_vhost: Option<&str>) -> R<
 }
 
 struct Groups {
-    vs: HashMap<String, Vec<(Ipv4Addr, u16)>>,
-    laddr: HashMap<String, Vec<Ipv4Addr>>,
+    vs: HashMap<String, Vec<(IpAddr, u16)>>,
+    laddr: HashMap<String, Vec<IpAddr>>,
 }
 
-fn vs_group(s: &Stmt) -> R<(String, Vec<(Ipv4Addr, u16)>)> {
+fn vs_group(s: &Stmt) -> R<(String, Vec<(IpAddr, u16)>)> {
     let name = one(s)?.to_owned();
     let mut out = Vec::new();
     for e in block(s)? {
@@ -235,7 +235,7 @@ fn vs_group(s: &Stmt) -> R<(String, Vec<(Ipv4Addr, u16)>)> {
     Ok((name, out))
 }
 
-fn laddr_group(s: &Stmt) -> R<(String, Vec<Ipv4Addr>)> {
+fn laddr_group(s: &Stmt) -> R<(String, Vec<IpAddr>)> {
     let name = one(s)?.to_owned();
     let mut out = Vec::new();
     for e in block(s)? {
@@ -252,14 +252,14 @@ fn laddr_group(s: &Stmt) -> R<(String, Vec<Ipv4Addr>)> {
 }
 
 fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Vec<ServiceConfig>> {
-    let vips: Vec<(Ipv4Addr, u16)> = match s.args.as_slice() {
+    let vips: Vec<(IpAddr, u16)> = match s.args.as_slice() {
         [g, name] if g == "group" => groups.vs.get(name).cloned().ok_or_else(|| {
             s.err(format!("virtual_server group {name}: no virtual_server_group \"{name}\""))
         })?,
         [f, _] if f == "fwmark" => {
             return Err(unsupported(s, "fwmark services (rvs matches address and port)"))
         }
-        [a, p] => vec![(ipv4(s, a)?, port(s, p)?)],
+        [a, p] => vec![(ip(s, a)?, port(s, p)?)],
         _ => {
             return Err(
                 s.err("virtual_server: expected virtual_server ADDRESS PORT or virtual_server group NAME")
@@ -280,7 +280,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
     let mut quorum: Option<(&Stmt, u32)> = None;
     let mut hysteresis: Option<(&Stmt, u32)> = None;
     // `sorry_server`: its statement, address and port (None: the virtual server's).
-    let mut sorry: Option<(&Stmt, Ipv4Addr, Option<u16>)> = None;
+    let mut sorry: Option<(&Stmt, IpAddr, Option<u16>)> = None;
     let mut sorry_inhibit = false;
     let mut sorry_method = None;
     let body = block(s)?;
@@ -336,8 +336,8 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             "sorry_server" => {
                 no_block(c)?;
                 let (a, p) = match c.args.as_slice() {
-                    [a] => (ipv4(c, a)?, None),
-                    [a, p] => (ipv4(c, a)?, Some(port(c, p)?)),
+                    [a] => (ip(c, a)?, None),
+                    [a, p] => (ip(c, a)?, Some(port(c, p)?)),
                     _ => return Err(c.err("sorry_server: expected sorry_server ADDRESS [PORT]")),
                 };
                 sorry = Some((c, a, p));
@@ -491,7 +491,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
         .into_iter()
         .map(|(vip, vport)| ServiceConfig {
             proto,
-            vip: format!("{vip}:{vport}"),
+            vip: endpoint(vip, vport),
             sched,
             persistence,
             toa: false,
@@ -501,7 +501,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             reals: reals
                 .iter()
                 .map(|r| RealConfig {
-                    addr: format!("{}:{}", r.addr, r.port.unwrap_or(vport)),
+                    addr: endpoint(r.addr, r.port.unwrap_or(vport)),
                     weight: r.weight,
                     forward: r.forward.unwrap_or(method),
                     u_threshold: r.u_threshold,
@@ -513,7 +513,7 @@ fn virtual_server(s: &Stmt, groups: &Groups, warnings: &mut Vec<String>) -> R<Ve
             quorum: quorum_,
             hysteresis: hysteresis_,
             sorry_server: sorry.map(|(_, a, p)| SorryServerConfig {
-                addr: format!("{a}:{}", p.unwrap_or(vport)),
+                addr: endpoint(a, p.unwrap_or(vport)),
                 forward: sorry_forward,
                 inhibit: sorry_inhibit,
             }),

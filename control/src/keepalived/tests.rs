@@ -371,7 +371,7 @@ fn unsupported_keywords_are_line_numbered_errors() {
         ("    delay_loop 2\n    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n            connect_timeout 3\n        }\n    }", "k.conf:5: TCP_CHECK: connect_timeout 3000 ms must be above 0 and at most delay_loop 2000 ms"),
         ("    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n        }\n    }\n    real_server 198.18.1.12 80 {\n    }", "k.conf:7: real_server: its checker differs from the one of the real_server at line 3"),
         ("    real_server 198.18.1.11 80 {\n        TCP_CHECK {\n        }\n    }\n    real_server 198.18.1.12 80 {\n        TCP_CHECK {\n            connect_port 81\n        }\n    }", "k.conf:7: real_server: its checker differs"),
-        ("    real_server 2001:db8::1 80", "k.conf:3: real_server \"2001:db8::1\": not an IPv4 address"),
+        ("    real_server 2001:db8::zz 80", "k.conf:3: real_server \"2001:db8::zz\": not an IPv4 or IPv6 address"),
     ];
     for (body, want) in cases {
         let e = vs_err(body);
@@ -773,4 +773,67 @@ virtual_server 198.18.0.102 80 {
     .unwrap_err()
     .to_string();
     assert_eq!(e, "k.conf:7: real_server port 80: DR cannot change the port (the virtual_server's is 81); give no port or 81");
+}
+
+/// IPv6 as keepalived (and DPVS's IPv6 and NAT64 tutorials) write it: bare addresses, IPv6
+/// ranges with a hexadecimal last group, IPv6 local address groups, IPv4 real servers under an
+/// IPv6 virtual server (NAT64).
+#[test]
+fn ipv6_virtual_servers_real_servers_and_local_addresses() {
+    let text = r#"
+local_address_group v6 {
+    2001:2:0:1::100 dpdk1
+    2001:2:0:1::1fe-1ff
+}
+local_address_group v4 {
+    198.18.1.100
+}
+virtual_server_group web6 {
+    2001:2::100-101 80
+}
+virtual_server group web6 {
+    lb_algo rr
+    lb_kind FNAT
+    laddr_group_name v6
+    real_server 2001:2:0:1::11 80 {
+        weight 2
+    }
+    real_server 2001:2:0:1::12 8080 {
+    }
+}
+virtual_server 2001:2::200 80 {
+    lb_algo rr
+    lb_kind FNAT
+    laddr_group_name v4
+    real_server 198.18.1.11 80 {
+    }
+}
+virtual_server 2001:2::300 80 {
+    lb_kind TUN
+    real_server 2001:2:0:1::13 {
+    }
+}
+"#;
+    let k = from_str(text, "k.conf").unwrap();
+    let vips: Vec<&str> = k.services.iter().map(|s| s.vip.as_str()).collect();
+    assert_eq!(vips, ["[2001:2::100]:80", "[2001:2::101]:80", "[2001:2::200]:80", "[2001:2::300]:80"]);
+    let six = &k.services[0];
+    assert_eq!(six.laddrs, ["2001:2:0:1::100", "2001:2:0:1::1fe", "2001:2:0:1::1ff"]);
+    assert_eq!(six.reals, vec![real("[2001:2:0:1::11]:80", 2, 0, 0), real("[2001:2:0:1::12]:8080", 1, 0, 0)]);
+    assert_eq!(k.services[1].reals, k.services[0].reals);
+    let nat64 = &k.services[2];
+    assert_eq!(
+        (nat64.laddrs.as_slice(), nat64.reals[0].addr.as_str()),
+        (&["198.18.1.100".to_string()][..], "198.18.1.11:80")
+    );
+    let tun = &k.services[3].reals[0];
+    assert_eq!((tun.addr.as_str(), tun.forward), ("[2001:2:0:1::13]:80", crate::config::Forward::Tunnel));
+    // A backwards IPv6 range names its line.
+    let e = from_str("local_address_group g {\n    2001:2::1ff-100\n}\n", "k.conf").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "k.conf:2: range \"2001:2::1ff-100\": the end must be a last group from 1ff to ffff (hexadecimal)"
+    );
+    let e = from_str("virtual_server 2001:2::zz 80 {\n}\n", "k.conf").unwrap_err().to_string();
+    assert_eq!(e, "k.conf:1: virtual_server \"2001:2::zz\": not an IPv4 or IPv6 address");
 }

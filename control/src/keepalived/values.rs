@@ -1,6 +1,6 @@
 //! Reading keepalived statements' values: numbers, durations, addresses, flags, and the errors
 //! that name the keyword and its line.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::convert::defaults;
@@ -57,25 +57,43 @@ pub(super) fn secs_ms(s: &Stmt) -> R<u32> {
     Ok(ms as u32)
 }
 
-pub(super) fn ipv4(s: &Stmt, v: &str) -> R<Ipv4Addr> {
-    Ipv4Addr::from_str(v)
-        .map_err(|_| s.err(format!("{} \"{v}\": not an IPv4 address (rvs serves IPv4)", s.key)))
+/// An IPv4 or IPv6 address, as keepalived's `inet_stosockaddr` reads it (bare, no brackets).
+pub(super) fn ip(s: &Stmt, v: &str) -> R<IpAddr> {
+    IpAddr::from_str(v).map_err(|_| s.err(format!("{} \"{v}\": not an IPv4 or IPv6 address", s.key)))
 }
 
 pub(super) fn port(s: &Stmt, v: &str) -> R<u16> {
     u16::from_str(v).ok().filter(|p| *p != 0).ok_or_else(|| s.err(format!("{}: bad port \"{v}\"", s.key)))
 }
 
-/// `A.B.C.D` or keepalived's range `A.B.C.D-E` (last byte D to E).
-pub(super) fn addr_range(s: &Stmt, v: &str) -> R<Vec<Ipv4Addr>> {
-    let Some((a, end)) = v.split_once('-') else { return Ok(vec![ipv4(s, v)?]) };
-    let a = ipv4(s, a)?;
-    let o = a.octets();
-    let end = u8::from_str(end)
-        .ok()
-        .filter(|e| *e >= o[3])
-        .ok_or_else(|| s.err(format!("range \"{v}\": the end must be a last byte from {} to 255", o[3])))?;
-    Ok((o[3]..=end).map(|d| Ipv4Addr::new(o[0], o[1], o[2], d)).collect())
+/// An address or keepalived's range (`inet_stor`): `A.B.C.D-E` (last byte D to E, decimal) or
+/// `X:..:Y-Z` (last 16-bit group Y to Z, hexadecimal).
+pub(super) fn addr_range(s: &Stmt, v: &str) -> R<Vec<IpAddr>> {
+    let Some((a, end)) = v.split_once('-') else { return Ok(vec![ip(s, v)?]) };
+    match ip(s, a)? {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            let end = u8::from_str(end).ok().filter(|e| *e >= o[3]).ok_or_else(|| {
+                s.err(format!("range \"{v}\": the end must be a last byte from {} to 255", o[3]))
+            })?;
+            Ok((o[3]..=end).map(|d| IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], d))).collect())
+        }
+        IpAddr::V6(a) => {
+            let mut g = a.segments();
+            let first = g[7];
+            let end = u16::from_str_radix(end, 16).ok().filter(|e| *e >= first).ok_or_else(|| {
+                s.err(format!(
+                    "range \"{v}\": the end must be a last group from {first:x} to ffff (hexadecimal)"
+                ))
+            })?;
+            Ok((first..=end)
+                .map(|d| {
+                    g[7] = d;
+                    IpAddr::V6(Ipv6Addr::from(g))
+                })
+                .collect())
+        }
+    }
 }
 
 pub(super) fn flag(s: &Stmt) -> R<bool> {

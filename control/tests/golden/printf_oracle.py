@@ -7,6 +7,7 @@ print_title, print_service_entry, print_largenum, list_conn, print_conn, list_ti
 %-formatting,
 which follows C printf. It shares no code with rvsadm. Run: python3 printf_oracle.py
 """
+import ipaddress
 import os
 
 # (proto, vip, sched, persistence, toa, synproxy, laddrs, [(addr, weight, fwd, uthr, lthr, act, inact)])
@@ -54,17 +55,21 @@ FWD_SWITCH = {"fullnat": "-b", "nat": "-m", "dr": "-g", "tun": "-i"}
 ZERO = (0,) * 10
 
 
-def ep(s):
+def ep(s):  # addrport_to_anyname's "%s%s%s:%u": "[" and "]" around an AF_INET6 address
     a, p = s.rsplit(":", 1)
-    return tuple(int(x) for x in a.split(".")), int(p)
+    return int(ipaddress.ip_address(a.strip("[]"))), int(p)
 
 
-def sorted_svcs():  # ipvs_cmp_services: protocol, address, port
-    return sorted(SERVICES, key=lambda s: ({"tcp": 6, "udp": 17}[s[0]], ep(s[1])))
+def af(s):  # AF_INET 2, AF_INET6 10
+    return 10 if s.startswith("[") else 2
+
+
+def sorted_svcs(services=None):  # ipvs_cmp_services: family, protocol, address, port
+    return sorted(services or SERVICES, key=lambda s: (af(s[1]), {"tcp": 6, "udp": 17}[s[0]], ep(s[1])))
 
 
 def sorted_reals(s):  # ipvs_cmp_dests: address, port
-    return sorted(s[7], key=lambda r: ep(r[0]))
+    return sorted(s[7], key=lambda r: (af(r[0]), ep(r[0])))
 
 
 def largenum(i, exact):  # print_largenum
@@ -96,10 +101,12 @@ def title(view):  # print_title
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
 
 
-def service_entry(s, view, exact):  # print_service_entry
+def service_entry(s, view, exact, stats=None):  # print_service_entry
     proto, vip, sched, pers, toa, syn, laddrs, reals = s
-    svc_name = ("%s  %s" % (proto.upper(), vip))[:33]
-    st, rst = STATS.get((proto, vip), (ZERO, {}))
+    svc_name = "%-4s %s" % (proto.upper(), vip)
+    if af(vip) != 10:
+        svc_name = svc_name[:33]
+    st, rst = (stats or STATS).get((proto, vip), (ZERO, {}))
     out = ""
     if view == "stats":
         out += "%-33s" % svc_name + "".join(largenum(x, exact) for x in st[0:5])
@@ -115,7 +122,7 @@ def service_entry(s, view, exact):  # print_service_entry
             out += " toa"               # rvs
     out += "\n"
     for (addr, w, fwd, ut, lt, act, inact) in sorted_reals(s):
-        dname = addr[:28]
+        dname = addr if af(addr) == 10 else addr[:28]
         c = rst.get(addr, ZERO)
         if view == "stats":
             out += "  -> %-28s" % dname + "".join(largenum(x, exact) for x in c[0:5]) + "\n"
@@ -129,11 +136,11 @@ def service_entry(s, view, exact):  # print_service_entry
     return out
 
 
-def list_all(view, exact=False):
+def list_all(view, exact=False, services=None, stats=None):
     out = "IP Virtual Server version %d.%d.%d (size=%d)\n" % (1, 2, 1, 4096)
     out += title(view)
-    for s in sorted_svcs():
-        out += service_entry(s, view, exact)
+    for s in sorted_svcs(services):
+        out += service_entry(s, view, exact, stats)
     return out
 
 
@@ -141,13 +148,13 @@ def list_service(vip, view):  # list_service: no banner
     return title(view) + "".join(service_entry(s, view, False) for s in SERVICES if s[1] == vip and s[0] == "tcp")
 
 
-def list_conn(show_lip):
+def list_conn(show_lip, conns=None):
     out = "IPVS connection entries\n"
     if show_lip:
         out += "pro expire %-11s %-18s %-18s %-18s %s\n" % ("state", "source", "virtual", "local", "destination")
     else:
         out += "pro expire %-11s %-18s %-18s %s\n" % ("state", "source", "virtual", "destination")
-    for (proto, c, v, l, d, state, ms) in CONNS:
+    for (proto, c, v, l, d, state, ms) in conns or CONNS:
         expires = ms // 1000
         expire_str = "%02d:%02d" % (expires // 60, expires % 60)
         if show_lip:
@@ -157,9 +164,9 @@ def list_conn(show_lip):
     return out
 
 
-def save():  # list_all(FMT_RULE)
+def save(services=None):  # list_all(FMT_RULE)
     out = ""
-    for s in sorted_svcs():
+    for s in sorted_svcs(services):
         proto, vip, sched, pers, toa, syn, laddrs, reals = s
         svc_name = "%s %s" % ("-t" if proto == "tcp" else "-u", vip)
         out += "-A %s -s %s" % (svc_name, sched)
@@ -313,7 +320,57 @@ def ports():
     return out
 
 
+# Dual stack (third fixture): an IPv4 service, IPv6 ones (FULLNAT, UDP, NAT64 to IPv4 real servers)
+# with names longer than the 33 and 28 columns, which ipvsadm cuts only for IPv4.
+V6_SERVICES = [
+    ("tcp", "[2001:2::101]:80", "rr", None, True, False, ["198.18.1.101"], [
+        ("198.18.1.12:80", 1, "fullnat", 0, 0, 4, 0),
+        ("198.18.1.11:80", 1, "fullnat", 0, 0, 5, 1),
+    ]),
+    ("udp", "[2001:2::100]:53", "rr", None, False, False, ["2001:2:0:1::100"], [
+        ("[2001:2:0:1::11]:53", 1, "fullnat", 0, 0, 0, 3),
+    ]),
+    ("tcp", "[2001:2:0:ffff:ffff:ffff:ffff:ff00]:65535", "wlc", 300, False, True,
+     ["2001:2:0:1::100", "2001:2:0:1::101"], [
+        ("[2001:2:0:1:ffff:ffff:ffff:ff13]:65535", 2, "fullnat", 0, 0, 1, 0),
+        ("[2001:2:0:1::12]:65535", 1, "dr", 0, 0, 0, 0),
+    ]),
+    ("tcp", "[2001:2::100]:80", "rr", None, True, False, ["2001:2:0:1::100"], [
+        ("[2001:2:0:1::13]:8080", 3, "fullnat", 100, 10, 7, 2),
+        ("[2001:2:0:1::11]:80", 1, "fullnat", 0, 0, 12, 3),
+        ("[2001:2:0:1::12]:80", 1, "tun", 0, 0, 11, 4),
+    ]),
+    ("tcp", "198.18.0.100:80", "rr", None, False, False, ["198.18.1.100"], [
+        ("198.18.1.11:80", 1, "fullnat", 0, 0, 1, 0),
+    ]),
+]
+V6_STATS = {
+    ("tcp", "[2001:2::100]:80"): ((300, 4500, 4200, 123456789, 104857600000, 5, 75, 70, 2057613, 1747626666), {
+        "[2001:2:0:1::11]:80": (100, 1500, 1400, 41152263, 34952533333, 2, 25, 23, 685871, 582542222),
+        "[2001:2:0:1::13]:8080": (100, 1500, 1400, 41152263, 34952533333, 2, 25, 23, 685871, 582542222),
+    }),
+    ("tcp", "[2001:2:0:ffff:ffff:ffff:ffff:ff00]:65535"): ((1, 2, 3, 4, 5, 0, 0, 0, 0, 0), {
+        "[2001:2:0:1:ffff:ffff:ffff:ff13]:65535": (1, 2, 3, 4, 5, 0, 0, 0, 0, 0),
+    }),
+}
+V6_CONNS = [
+    ("tcp", "[2001:2::c1]:51234", "[2001:2::100]:80", "[2001:2:0:1::100]:40001", "[2001:2:0:1::11]:80",
+     "ESTABLISHED", 899500),
+    ("tcp", "[2001:2:0:ffff:ffff:ffff:ffff:c2]:65535", "[2001:2::101]:80", "198.18.1.101:40002",
+     "198.18.1.12:80", "SYN_RECV", 30000),
+    ("udp", "[2001:2::c1]:5353", "[2001:2::100]:53", "[2001:2:0:1::100]:40003", "[2001:2:0:1::11]:53",
+     "UDP", 299999),
+    ("tcp", "203.0.113.7:51234", "198.18.0.100:80", "198.18.1.100:40004", "198.18.1.11:80", "TIME_WAIT", 120000),
+]
+
 FILES = {
+    "list_v6.txt": list_all("plain", services=V6_SERVICES, stats=V6_STATS),
+    "list_v6_stats.txt": list_all("stats", services=V6_SERVICES, stats=V6_STATS),
+    "list_v6_rate.txt": list_all("rate", services=V6_SERVICES, stats=V6_STATS),
+    "list_v6_thresholds.txt": list_all("thresholds", services=V6_SERVICES, stats=V6_STATS),
+    "conns_v6.txt": list_conn(False, V6_CONNS),
+    "conns_v6_lip.txt": list_conn(True, V6_CONNS),
+    "save_v6.txt": save(V6_SERVICES),
     "ports.txt": ports(),
     "list_keepalived.txt": ka_list(False),
     "list_persistent_conn.txt": ka_list(True),

@@ -64,6 +64,7 @@ fn setup(c: &Udp6Conf) -> Setup {
         addr6: Some(GW6[i]),
         prefix6_len: 64,
         mtu: 1500,
+        kernel: None,
     };
     Setup {
         ports: vec![port(0), port(1)],
@@ -96,6 +97,7 @@ fn setup(c: &Udp6Conf) -> Setup {
         }],
         conn: ConnSetup { max_per_worker: 4096, ..ConnSetup::default() },
         workers: 1,
+        exception: Default::default(),
     }
 }
 
@@ -216,4 +218,34 @@ fn a_corrupted_checksum_or_address_is_counted_not_passed() {
     };
     let (e, _) = run(conf(Family::Ipv6, 10), 3, Some(flip_src6));
     assert_eq!(e.counters().rx_ok, [0, 0]);
+}
+
+/// Reference mode (a plain forwarder in the gateway's place): each side's frames come back on the
+/// other side as sent (io) or with their MACs swapped (macswap), and all check out.
+#[test]
+fn reference_mode_takes_frames_forwarded_unchanged_or_macswapped() {
+    for family in [Family::Ipv6, Family::Nat64] {
+        let mut c = conf(family, 16);
+        c.mode = Mode::Reference;
+        let mut e = Udp6Flows::new(c).unwrap();
+        let mut pool = VecPool::default();
+        let mut tx = Tx::with_capacity(64);
+        for side in [Side::Client, Side::Server] {
+            assert_eq!(e.generate(side, 1, 16, &mut pool, &mut tx), 16);
+        }
+        let mut rx = Tx::with_capacity(1);
+        for (k, (from, to)) in [(0usize, Side::Server), (1, Side::Client)].into_iter().enumerate() {
+            for (j, mut f) in std::mem::take(&mut tx.side[from]).into_iter().enumerate() {
+                if (j + k) % 2 == 1 {
+                    let d = f.data_mut();
+                    let dst: [u8; 6] = d[0..6].try_into().unwrap();
+                    d.copy_within(6..12, 0);
+                    d[6..12].copy_from_slice(&dst);
+                }
+                e.receive(to, f, 2, &mut pool, &mut rx);
+            }
+        }
+        assert_eq!(e.counters().total_errors(), 0, "{family:?}: {:?}", e.counters().errors);
+        assert_eq!(e.counters().rx_ok, [16, 16], "{family:?}");
+    }
 }
