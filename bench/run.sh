@@ -3,7 +3,7 @@
 # place (macswap and io) as the reference measured in the same run, same transport, same cores.
 # Prints a summary table and writes bench/results/<date>-<host>.json with the machine described.
 #
-#   bench/run.sh [--quick] [--scenarios a,b,c,d,e,m,s] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
+#   bench/run.sh [--quick] [--scenarios a,b,c,d,e,m,v,s] [--runs N] [--duration S] [--big] [--idle-sleep-us N]
 #
 #   a  established UDP flows through FULLNAT, both directions, every rewrite checked: Mpps by
 #      frame size (64/128/512/1500 at 1k flows) and by flow count (1k/100k/1M at 64 bytes; 4M with
@@ -12,8 +12,8 @@
 #      over the measured interval; testpmd: --record-core-cycles) and their ratio; the Mpps ratio
 #      is printed only where the generator stayed under 90 % busy in every run of both, else the
 #      row says "generator-bound". The generator checks testpmd's frames as fully as rvsd's.
-#   v  scenario a over IPv6 (not in the default set until rvsd's config reads IPv6; see
-#      write_rvsd_v6_conf): IPv6 FULLNAT (IPv6 clients, VIP, local addresses and real servers) and
+#   v  scenario a over IPv6 (rvsd config: write_rvsd_v6_conf): IPv6 FULLNAT (IPv6 clients, VIP, local
+#      addresses and real servers) and
 #      NAT64 (IPv6 clients and VIP, IPv4 local addresses and real servers), 84-byte frames (the
 #      smallest that hold IPv6, UDP and the generator's payload header), 1k flows, median of
 #      --runs; cycles/packet and Mpps ratios to testpmd macswap carrying the same frames in the
@@ -53,7 +53,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 QUICK=0
-SCEN="a,b,c,d,e,m,s"
+SCEN="a,b,c,d,e,m,v,s"
 RUNS=3
 RUNS_SET=0
 DUR=
