@@ -559,7 +559,7 @@ mod tests {
     }
 
     /// The IPV6 item of an IPv6 rule: (spec, mask).
-    fn ipv6_item<'a>(r: &'a RteRule<Ipv6Addr>) -> (&'a sys::rte_flow_item_ipv6, &'a sys::rte_flow_item_ipv6) {
+    fn ipv6_item(r: &RteRule<Ipv6Addr>) -> (&sys::rte_flow_item_ipv6, &sys::rte_flow_item_ipv6) {
         let p = r.pattern();
         assert_eq!(p[1].type_, sys::RTE_FLOW_ITEM_TYPE_IPV6);
         // SAFETY: RteRule::new points an IPV6 item's spec/mask at rte_flow_item_ipv6 values inside
