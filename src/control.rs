@@ -74,7 +74,7 @@ pub struct Shared {
     steering: &'static str,
     /// With NIC flow rules: where the LIP set goes after each change, for the main thread to
     /// install and remove rules.
-    lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
+    lips: Option<crossbeam::channel::Sender<crate::steering::Lips>>,
     /// Per (service id, real id): the last sample and the rates derived from it.
     rates: Mutex<HashMap<(u32, u32), (DpCounters, Rates)>>,
     health: OnceLock<HealthChecker>,
@@ -117,7 +117,7 @@ impl Shared {
         stats: Vec<Arc<Stats>>,
         macs: Vec<[u8; 6]>,
         steering: &'static str,
-        lips: Option<crossbeam::channel::Sender<Vec<std::net::Ipv4Addr>>>,
+        lips: Option<crossbeam::channel::Sender<crate::steering::Lips>>,
         ports: Vec<PortEntry>,
     ) -> Shared {
         let workers_tx = workers.iter().map(|w| w.commands.clone()).collect();

@@ -198,14 +198,9 @@ fn run(cli: Cli) -> Result<(), String> {
         taps.push((i, port));
     }
     // Flow rules are tried on configured ports before they start, so no packet meets a trial rule.
-    let sample_lip = cfg
-        .services
-        .iter()
-        .flat_map(|s| s.laddrs.iter())
-        .chain(cfg.ports.iter().map(|p| &p.addr))
-        .find_map(|a| a.split('/').next().and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()))
-        .unwrap_or(std::net::Ipv4Addr::new(198, 18, 0, 1));
-    let steer_mode = steering::choose(cfg.workers.steering, &ports, nworkers, sample_lip)?;
+    let steer =
+        steering::choose(cfg.workers.steering, &ports, nworkers, steering::Samples::from_config(&cfg))?;
+    let steer_mode = steer.mode;
     for (i, port) in ports.iter_mut().enumerate() {
         port.start().map_err(|e| format!("ports[{i}] ({}): {e}", drivers[i]))?;
         tracing::info!(
@@ -249,7 +244,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let stats: Vec<Arc<Stats>> = (0..nworkers).map(|_| Arc::new(Stats::default())).collect();
     let mut links = Vec::new();
 
-    let mut flow_rules = steering::FlowRules::default();
+    let mut flow_rules = steering::FlowRules::new(steer.rules_v6);
     if steer_mode == SteerMode::FlowRules {
         flow_rules.update(&ports, steering::lips(&setup), nworkers);
     }

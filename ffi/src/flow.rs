@@ -2,9 +2,11 @@
 //! the dataplane's plan ([`rvs_dataplane::steer::FlowRuleSpec`]).
 //!
 //! Invariants:
-//! - A spec becomes exactly: attr {ingress, group 0, priority 0}; pattern ETH (any) / IPV4 (dst
-//!   address, full mask) / TCP or UDP (dst port spec + mask, other fields unmasked) / END; actions
-//!   QUEUE (the spec's queue) / END. Spec values are big-endian, as on the wire.
+//! - A spec becomes exactly: attr {ingress, group 0, priority 0}; pattern ETH (any) / IPV4 or IPV6
+//!   (dst address, full mask; the spec's family) / TCP or UDP (dst port spec + mask, other fields
+//!   unmasked) / END; actions QUEUE (the spec's queue) / END. Spec values are big-endian, as on the
+//!   wire. Both families share one rule type ([`RteRule<A>`], [`FlowHandle<A>`], IPv4 by default):
+//!   only the L3 item differs.
 //! - [`RteRule`] owns every structure its pointers refer to, in one heap block that never moves, so
 //!   the arrays handed to DPDK are valid for as long as the `RteRule` lives.
 //! - A [`FlowHandle`] is an installed rule. It keeps its port from being stopped or closed (like a
@@ -14,27 +16,44 @@
 //! - DPDK serialises rte_flow calls per port for PMDs that are not thread-safe, so these calls may
 //!   come from any thread (the control thread); none of them belongs on a worker's fast path.
 use std::ffi::{c_void, CStr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ptr::{self, addr_of};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rvs_dataplane::flow::Proto;
+use rvs_dataplane::flow::{Addr, Proto};
 use rvs_dataplane::steer::FlowRuleSpec;
 
 use crate::error::{rte_errno, strerror, Errno, Error, Result};
 use crate::port::{Port, Shared};
 use crate::sys;
 
-/// Pattern slots: ETH, IPV4, L4, END.
+/// Pattern slots: ETH, IPV4 or IPV6, L4, END.
 const PATTERN_LEN: usize = 4;
 /// Action slots: QUEUE, END.
 const ACTIONS_LEN: usize = 2;
 
+/// An address family flow rules can match: its rte_flow L3 item.
+pub trait RuleAddr: Addr + std::fmt::Display {
+    /// `RTE_FLOW_ITEM_TYPE_IPV4` or `RTE_FLOW_ITEM_TYPE_IPV6`.
+    const ITEM: sys::rte_flow_item_type;
+}
+
+impl RuleAddr for Ipv4Addr {
+    const ITEM: sys::rte_flow_item_type = sys::RTE_FLOW_ITEM_TYPE_IPV4;
+}
+
+impl RuleAddr for Ipv6Addr {
+    const ITEM: sys::rte_flow_item_type = sys::RTE_FLOW_ITEM_TYPE_IPV6;
+}
+
 /// The C structures of one rule. Self-referential through raw pointers: only ever lives boxed.
+/// Both L3 items are there (as both L4 ones); the pattern points at the spec's family's.
 struct RuleC {
     attr: sys::rte_flow_attr,
     /// [spec, mask]
     ipv4: [sys::rte_flow_item_ipv4; 2],
+    ipv6: [sys::rte_flow_item_ipv6; 2],
     tcp: [sys::rte_flow_item_tcp; 2],
     udp: [sys::rte_flow_item_udp; 2],
     queue: sys::rte_flow_action_queue,
@@ -43,25 +62,34 @@ struct RuleC {
 }
 
 /// A [`FlowRuleSpec`] as DPDK's attr / pattern / actions arrays.
-pub struct RteRule {
-    spec: FlowRuleSpec,
+pub struct RteRule<A: RuleAddr = Ipv4Addr> {
+    spec: FlowRuleSpec<A>,
     c: Box<RuleC>,
 }
 
-impl std::fmt::Debug for RteRule {
+impl<A: RuleAddr> std::fmt::Debug for RteRule<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RteRule").field("spec", &self.spec).finish_non_exhaustive()
     }
 }
 
-impl RteRule {
-    pub fn new(spec: &FlowRuleSpec) -> RteRule {
+impl<A: RuleAddr> RteRule<A> {
+    pub fn new(spec: &FlowRuleSpec<A>) -> RteRule<A> {
         let mut attr = sys::rte_flow_attr::default();
         attr.set_ingress(1);
 
+        // The LIP in network order (IPv4 is zero-extended by to_u128: its low 32 bits).
+        let lip = spec.lip.to_u128();
         let mut ipv4 = [sys::rte_flow_item_ipv4::default(); 2];
-        ipv4[0].hdr.dst_addr = u32::from_ne_bytes(spec.lip.octets());
-        ipv4[1].hdr.dst_addr = u32::MAX;
+        let mut ipv6 = [sys::rte_flow_item_ipv6::default(); 2];
+        if A::ITEM == sys::RTE_FLOW_ITEM_TYPE_IPV6 {
+            ipv6[0].hdr.dst_addr = lip.to_be_bytes();
+            ipv6[1].hdr.dst_addr = [0xff; 16];
+        } else {
+            // dst_addr is rte_be32_t: the wire bytes kept as they are.
+            ipv4[0].hdr.dst_addr = u32::from_ne_bytes((lip as u32).to_be_bytes());
+            ipv4[1].hdr.dst_addr = u32::MAX;
+        }
 
         let mut tcp = [sys::rte_flow_item_tcp::default(); 2];
         let mut udp = [sys::rte_flow_item_udp::default(); 2];
@@ -80,6 +108,7 @@ impl RteRule {
         let mut c = Box::new(RuleC {
             attr,
             ipv4,
+            ipv6,
             tcp,
             udp,
             queue: sys::rte_flow_action_queue { index: spec.queue },
@@ -97,10 +126,15 @@ impl RteRule {
             Proto::Tcp => (sys::RTE_FLOW_ITEM_TYPE_TCP, addr_of!(c.tcp[0]).cast(), addr_of!(c.tcp[1]).cast()),
             Proto::Udp => (sys::RTE_FLOW_ITEM_TYPE_UDP, addr_of!(c.udp[0]).cast(), addr_of!(c.udp[1]).cast()),
         };
+        let (l3_spec, l3_mask): (*const c_void, *const c_void) = if A::ITEM == sys::RTE_FLOW_ITEM_TYPE_IPV6 {
+            (addr_of!(c.ipv6[0]).cast(), addr_of!(c.ipv6[1]).cast())
+        } else {
+            (addr_of!(c.ipv4[0]).cast(), addr_of!(c.ipv4[1]).cast())
+        };
         c.pattern = [
             // No spec: any Ethernet frame (the LIP is what identifies our replies).
             item(sys::RTE_FLOW_ITEM_TYPE_ETH, ptr::null(), ptr::null()),
-            item(sys::RTE_FLOW_ITEM_TYPE_IPV4, addr_of!(c.ipv4[0]).cast(), addr_of!(c.ipv4[1]).cast()),
+            item(A::ITEM, l3_spec, l3_mask),
             item(l4_type, l4_spec, l4_mask),
             item(sys::RTE_FLOW_ITEM_TYPE_END, ptr::null(), ptr::null()),
         ];
@@ -111,7 +145,7 @@ impl RteRule {
         RteRule { spec: *spec, c }
     }
 
-    pub fn spec(&self) -> &FlowRuleSpec {
+    pub fn spec(&self) -> &FlowRuleSpec<A> {
         &self.spec
     }
 
@@ -119,7 +153,7 @@ impl RteRule {
         &self.c.attr
     }
 
-    /// ETH / IPV4 / TCP-or-UDP / END.
+    /// ETH / IPV4-or-IPV6 / TCP-or-UDP / END.
     pub fn pattern(&self) -> &[sys::rte_flow_item; PATTERN_LEN] {
         &self.c.pattern
     }
@@ -188,6 +222,7 @@ fn item_name(t: sys::rte_flow_item_type) -> &'static str {
         sys::RTE_FLOW_ITEM_TYPE_END => "end",
         sys::RTE_FLOW_ITEM_TYPE_ETH => "eth",
         sys::RTE_FLOW_ITEM_TYPE_IPV4 => "ipv4",
+        sys::RTE_FLOW_ITEM_TYPE_IPV6 => "ipv6",
         sys::RTE_FLOW_ITEM_TYPE_TCP => "tcp",
         sys::RTE_FLOW_ITEM_TYPE_UDP => "udp",
         _ => "?",
@@ -230,19 +265,19 @@ fn error_kind(t: sys::rte_flow_error_type) -> &'static str {
 /// An installed flow rule. Dropping it destroys the rule (errors ignored: use
 /// [`Port::flow_destroy`] to see them).
 #[derive(Debug)]
-pub struct FlowHandle {
+pub struct FlowHandle<A: RuleAddr = Ipv4Addr> {
     port: Arc<Shared>,
     flow: *mut sys::rte_flow,
-    spec: FlowRuleSpec,
+    spec: FlowRuleSpec<A>,
 }
 
 // SAFETY: the handle is an opaque token for a rule on a port; ethdev serialises rte_flow_destroy
 // per port (flow_ops mutex for PMDs that are not thread-safe), so destroying it from another thread
 // is sound. It is not Sync: nothing can be done through a shared reference.
-unsafe impl Send for FlowHandle {}
+unsafe impl<A: RuleAddr> Send for FlowHandle<A> {}
 
-impl FlowHandle {
-    pub fn spec(&self) -> &FlowRuleSpec {
+impl<A: RuleAddr> FlowHandle<A> {
+    pub fn spec(&self) -> &FlowRuleSpec<A> {
         &self.spec
     }
 
@@ -269,7 +304,7 @@ impl FlowHandle {
     }
 }
 
-impl Drop for FlowHandle {
+impl<A: RuleAddr> Drop for FlowHandle<A> {
     fn drop(&mut self) {
         // Nothing to report to from a destructor; the explicit path is Port::flow_destroy.
         let _ = self.destroy();
@@ -279,7 +314,7 @@ impl Drop for FlowHandle {
 impl Port {
     /// Asks the driver whether it would accept `spec` (`rte_flow_validate`); installs nothing.
     /// Call on a configured port (drivers check the queue index against the RX queues).
-    pub fn flow_validate(&self, spec: &FlowRuleSpec) -> Result<()> {
+    pub fn flow_validate<A: RuleAddr>(&self, spec: &FlowRuleSpec<A>) -> Result<()> {
         let rule = RteRule::new(spec);
         let mut err = sys::rte_flow_error::default();
         // SAFETY: attr/pattern/actions point into `rule`, alive for the call; err is a valid out pointer.
@@ -299,7 +334,7 @@ impl Port {
     }
 
     /// Installs `spec` (`rte_flow_create`).
-    pub fn flow_create(&self, spec: &FlowRuleSpec) -> Result<FlowHandle> {
+    pub fn flow_create<A: RuleAddr>(&self, spec: &FlowRuleSpec<A>) -> Result<FlowHandle<A>> {
         let rule = RteRule::new(spec);
         let mut err = sys::rte_flow_error::default();
         // SAFETY: as in flow_validate; DPDK copies what it keeps, so `rule` may go after the call.
@@ -324,7 +359,7 @@ impl Port {
 
     /// Removes an installed rule (`rte_flow_destroy`), reporting the driver's error. The handle is
     /// consumed either way; a rule the driver failed to remove is left to [`Port::flow_flush`].
-    pub fn flow_destroy(&self, mut handle: FlowHandle) -> Result<()> {
+    pub fn flow_destroy<A: RuleAddr>(&self, mut handle: FlowHandle<A>) -> Result<()> {
         if !Arc::ptr_eq(&handle.port, &self.shared) {
             return Err(Error::new(
                 "rte_flow_destroy",
@@ -386,7 +421,7 @@ impl Port {
 /// Call it on a configured port before it is started (no traffic can meet the trial rule), with a
 /// rule whose queue is not 0 (e.g. the first rule for queue 1) so that a driver checking the queue
 /// index against the configured RX queues is asked the real question.
-pub fn steering_supported(port: &Port, sample: &FlowRuleSpec) -> Result<()> {
+pub fn steering_supported<A: RuleAddr>(port: &Port, sample: &FlowRuleSpec<A>) -> Result<()> {
     port.flow_validate(sample)?;
     let trial = port.flow_create(sample)?;
     port.flow_destroy(trial)
@@ -394,8 +429,6 @@ pub fn steering_supported(port: &Port, sample: &FlowRuleSpec) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use rvs_dataplane::steer::rules_for;
 
     use super::*;
@@ -412,7 +445,8 @@ mod tests {
 
     /// The bytes of a packed header struct (no padding, so every byte is initialised).
     fn bytes<T: Copy>(t: &T) -> &[u8] {
-        // SAFETY: only called on DPDK's packed header structs below, which have no padding; the
+        // SAFETY: only called on DPDK's packed header structs below, which have no padding (the
+        // IPv6 item is its packed 40-byte header then a 4-byte bitfield word: 44 bytes); the
         // slice borrows `t` and covers exactly its size.
         unsafe { std::slice::from_raw_parts(ptr::from_ref(t).cast::<u8>(), std::mem::size_of::<T>()) }
     }
@@ -512,6 +546,117 @@ mod tests {
         };
         assert_eq!(&bytes(spec)[2..4], &[0x01, 0x02]);
         assert_eq!(&bytes(mask)[2..4], &[0x01, 0xff]);
+    }
+
+    fn spec6(proto: Proto) -> FlowRuleSpec<Ipv6Addr> {
+        FlowRuleSpec {
+            lip: "2001:2:0:1::a0b:c0d".parse().unwrap(),
+            proto,
+            port_mask: 0x0003,
+            port_value: 0x0002,
+            queue: 2,
+        }
+    }
+
+    /// The IPV6 item of an IPv6 rule: (spec, mask).
+    fn ipv6_item(r: &RteRule<Ipv6Addr>) -> (&sys::rte_flow_item_ipv6, &sys::rte_flow_item_ipv6) {
+        let p = r.pattern();
+        assert_eq!(p[1].type_, sys::RTE_FLOW_ITEM_TYPE_IPV6);
+        // SAFETY: RteRule::new points an IPV6 item's spec/mask at rte_flow_item_ipv6 values inside
+        // the box, which lives as long as `r`.
+        unsafe {
+            (&*p[1].spec.cast::<sys::rte_flow_item_ipv6>(), &*p[1].mask.cast::<sys::rte_flow_item_ipv6>())
+        }
+    }
+
+    const LIP6_BYTES: [u8; 16] = [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0x01, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c, 0x0d];
+
+    #[test]
+    fn ipv6_tcp_rule_bytes() {
+        let r = RteRule::new(&spec6(Proto::Tcp));
+        let p = r.pattern();
+        let types: Vec<_> = p.iter().map(|i| i.type_).collect();
+        assert_eq!(
+            types,
+            [
+                sys::RTE_FLOW_ITEM_TYPE_ETH,
+                sys::RTE_FLOW_ITEM_TYPE_IPV6,
+                sys::RTE_FLOW_ITEM_TYPE_TCP,
+                sys::RTE_FLOW_ITEM_TYPE_END
+            ]
+        );
+        assert!(p[0].spec.is_null() && p[0].mask.is_null(), "eth matches any frame");
+        assert!(p[3].spec.is_null() && p[3].mask.is_null());
+        assert!(p.iter().all(|i| i.last.is_null()), "no ranges");
+        let a = r.attr();
+        assert_eq!((a.ingress(), a.egress(), a.transfer(), a.group, a.priority), (1, 0, 0, 0, 0));
+
+        // rte_flow_item_ipv6: the 40-byte IPv6 header, then 4 bytes of extension-header flags
+        // (has_hop_ext, ...), all left 0 = not matched. dst address at bytes 24..40, network order.
+        let (ip_spec, ip_mask) = ipv6_item(&r);
+        assert_eq!(std::mem::size_of::<sys::rte_flow_item_ipv6>(), 44);
+        assert_eq!(bytes(ip_spec), with(44, 24, &LIP6_BYTES));
+        assert_eq!(bytes(ip_mask), with(44, 24, &[0xff; 16]));
+
+        // SAFETY: TCP spec/mask point at rte_flow_item_tcp values inside the box.
+        let (tcp_spec, tcp_mask) = unsafe {
+            (&*p[2].spec.cast::<sys::rte_flow_item_tcp>(), &*p[2].mask.cast::<sys::rte_flow_item_tcp>())
+        };
+        assert_eq!(bytes(tcp_spec), with(20, 2, &[0x00, 0x02]));
+        assert_eq!(bytes(tcp_mask), with(20, 2, &[0x00, 0x03]));
+
+        let acts = r.actions();
+        assert_eq!(
+            (acts[0].type_, acts[1].type_),
+            (sys::RTE_FLOW_ACTION_TYPE_QUEUE, sys::RTE_FLOW_ACTION_TYPE_END)
+        );
+        // SAFETY: the QUEUE action's conf points at the rte_flow_action_queue inside the box.
+        let q = unsafe { &*acts[0].conf.cast::<sys::rte_flow_action_queue>() };
+        assert_eq!(q.index, 2);
+    }
+
+    #[test]
+    fn ipv6_udp_rule_bytes_and_big_endian_ports() {
+        let s = FlowRuleSpec { port_mask: 0x1ff, port_value: 0x102, queue: 7, ..spec6(Proto::Udp) };
+        let r = RteRule::new(&s);
+        let p = r.pattern();
+        assert_eq!(p[2].type_, sys::RTE_FLOW_ITEM_TYPE_UDP);
+        let (ip_spec, ip_mask) = ipv6_item(&r);
+        assert_eq!(bytes(ip_spec), with(44, 24, &LIP6_BYTES));
+        assert_eq!(bytes(ip_mask), with(44, 24, &[0xff; 16]));
+        // SAFETY: UDP spec/mask point at rte_flow_item_udp values inside the box.
+        let (spec, mask) = unsafe {
+            (&*p[2].spec.cast::<sys::rte_flow_item_udp>(), &*p[2].mask.cast::<sys::rte_flow_item_udp>())
+        };
+        assert_eq!(bytes(spec), with(8, 2, &[0x01, 0x02]));
+        assert_eq!(bytes(mask), with(8, 2, &[0x01, 0xff]));
+        // SAFETY: as in ipv6_tcp_rule_bytes.
+        let q = unsafe { &*r.actions()[0].conf.cast::<sys::rte_flow_action_queue>() };
+        assert_eq!(q.index, 7);
+        // The IPv6 rule's error names its item and the IPv6 rule.
+        let err = sys::rte_flow_error {
+            type_: sys::RTE_FLOW_ERROR_TYPE_ITEM_SPEC,
+            cause: p[1].spec,
+            message: ptr::null(),
+        };
+        let t = r.error("rte_flow_validate", 1, -95, &err).to_string();
+        assert!(t.contains("rule `udp dst 2001:2:0:1::a0b:c0d port & 0x01ff == 0x0102 -> queue 7`"), "{t}");
+        assert!(t.contains("item spec at item 1 (ipv6) spec"), "{t}");
+    }
+
+    #[test]
+    fn ipv6_rules_from_the_plan_keep_their_pointers() {
+        let lip: Ipv6Addr = "2001:2::10".parse().unwrap();
+        let rules: Vec<RteRule<Ipv6Addr>> = rules_for(&[lip], 4).iter().map(RteRule::new).collect();
+        assert_eq!(rules.len(), 8);
+        let moved: Vec<RteRule<Ipv6Addr>> = rules.into_iter().rev().collect();
+        for r in &moved {
+            let (ip, _) = ipv6_item(r);
+            assert_eq!(ip.hdr.dst_addr, lip.octets());
+            // SAFETY: the pointers refer into r's box, which moving the Vec did not move.
+            let q = unsafe { &*r.actions()[0].conf.cast::<sys::rte_flow_action_queue>() };
+            assert_eq!(q.index, r.spec().queue);
+        }
     }
 
     #[test]

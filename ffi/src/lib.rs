@@ -22,7 +22,7 @@ pub mod ring;
 
 pub use eal::Eal;
 pub use error::{Errno, Error, Result};
-pub use flow::{steering_supported, FlowHandle, RteRule};
+pub use flow::{steering_supported, FlowHandle, RteRule, RuleAddr};
 pub use frame::PktPool;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
