@@ -138,7 +138,8 @@ pub fn execute<T: Transport + ?Sized>(
             let c: crate::capture::CaptureStatus = field(&v, "capture")?;
             write_out(out, &c.line())
         }
-        Action::Sync(req) => call_ok(t, req).map(|_| ()),
+        // ipvsadm exits 255 when the kernel refuses to start or stop a daemon, as for any change.
+        Action::Sync(req) => send(t, req),
         Action::ListDaemon => {
             let v = call_ok(t, &Request::SyncStatus)?;
             let daemons: Vec<crate::api::SyncDaemonInfo> = field(&v, "daemons")?;
