@@ -103,8 +103,15 @@ fn v6_services() -> Vec<ServiceSetup> {
         laddrs: vec![laddr],
         reals,
     };
+    let synproxied = |mut s: ServiceSetup| {
+        s.synproxy = true;
+        s
+    };
     vec![
         svc(Proto::Tcp, VIP6, 80, LIP6.into(), (0..3).map(|i| r(real6(i).into(), 80)).collect()),
+        // SYN-proxied: over IPv6 (port 443 of the IPv6 VIP) and NAT64 (port 443 of its VIP).
+        synproxied(svc(Proto::Tcp, VIP6, 443, LIP6.into(), (0..3).map(|i| r(real6(i).into(), 443)).collect())),
+        synproxied(svc(Proto::Tcp, VIP64, 443, LIP64.into(), (0..3).map(|i| r(real(i).into(), 443)).collect())),
         svc(Proto::Udp, VIP6, 53, LIP6.into(), vec![r(real6(0).into(), 5353)]),
         svc(Proto::Tcp, VIP64, 80, LIP64.into(), (0..3).map(|i| r(real(i).into(), 80)).collect()),
         svc(Proto::Udp, VIP64, 53, LIP64.into(), vec![r(real(0).into(), 5353)]),

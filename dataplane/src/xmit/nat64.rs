@@ -292,7 +292,7 @@ impl<P: FramePool> Worker<P> {
             if !df {
                 return self.discard(f, D::MtuExceeded);
             }
-            return self.frag_needed(f, mtu6 - siit::HEADER_DIFF, cx, out);
+            return self.frag_needed(f, mtu6.saturating_sub(siit::HEADER_DIFF), cx, out);
         }
         let nh = if c.proto() == Proto::Tcp { ipv6::NH_TCP } else { ipv6::NH_UDP };
         let l4 = ETH + hl;

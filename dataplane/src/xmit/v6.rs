@@ -119,7 +119,7 @@ impl<P: FramePool> Worker<P> {
         let len = f.len() - ETH + if tunnel { IP6 } else { 0 };
         if let Some(mtu) = self.mtu_toward6(to, len) {
             // Quoted as received, from the address it was sent to; a tunnel's room is smaller.
-            let room = if tunnel { mtu - IP6 as u16 } else { mtu };
+            let room = if tunnel { mtu.saturating_sub(IP6 as u16) } else { mtu };
             return self.packet_too_big(f, room.max(ipv6::MIN_MTU), cx, out);
         }
         let key = out_key(&c, dir);
